@@ -1,0 +1,35 @@
+#pragma once
+/* Small language helpers shared by every component. */
+
+#include <stddef.h>
+
+#define CC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define cc_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define _warn_unused_result_ __attribute__((warn_unused_result))
+
+#define cc_likely(x) __builtin_expect(!!(x), 1)
+#define cc_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define CC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* True when s is NULL or "". */
+static inline int cc_isempty(const char *s)
+{
+        return !s || !*s;
+}
+
+/* NULL-safe string equality. */
+static inline int cc_streq(const char *a, const char *b)
+{
+        if (!a || !b)
+                return a == b;
+        for (; *a && *a == *b; a++, b++)
+                ;
+        return *a == *b;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the unit tests (cmocka programs), replays every fuzz corpus, then the integration tests,
+# and closes with one line "N passed, N failed" (plus skipped). Exit status 1 on any failure.
+set -u
+build=build unit="" fuzz="" integration=""
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --build) build=$2; shift 2 ;;
+        --unit) unit=$2; shift 2 ;;
+        --fuzz) fuzz=$2; shift 2 ;;
+        --integration) integration=$2; shift 2 ;;
+        *) echo "run-tests: unknown option $1" >&2; exit 2 ;;
+        esac
+done
+passed=0 failed=0 skipped=0 failures=()
+logdir=$build/test-logs
+mkdir -p "$logdir"
+
+record() { # name rc
+        case "$2" in
+        0) passed=$((passed + 1)); echo "PASS  $1" ;;
+        77) skipped=$((skipped + 1)); echo "SKIP  $1 ($(tail -n 1 "$logdir/$(basename "$1").log"))" ;;
+        *) failed=$((failed + 1)); failures+=("$1"); echo "FAIL  $1 (log: $logdir/$(basename "$1").log)"
+           tail -n 30 "$logdir/$(basename "$1").log" | sed 's/^/      /' ;;
+        esac
+}
+
+for t in $unit; do
+        "$t" >"$logdir/$(basename "$t").log" 2>&1
+        record "$t" $?
+done
+for f in $fuzz; do
+        corpus=test/fuzz/corpus/$f
+        name=replay-$f
+        if [ ! -d "$corpus" ]; then
+                echo "no corpus for fuzz target $f ($corpus)" >"$logdir/$name.log"
+                record "$name" 1
+                continue
+        fi
+        "$build/test/fuzz/replay-$f" "$corpus" >"$logdir/$name.log" 2>&1
+        record "$name" $?
+done
+for t in $integration; do
+        name=$(basename "$t")
+        BUILD=$build timeout 1200 bash "$t" >"$logdir/$name.log" 2>&1
+        record "$t" $?
+done
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+        echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

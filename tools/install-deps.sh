@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12 packages. Idempotent; run as root.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: run as root (apt-get install)" >&2
+        exit 1
+fi
+pkgs=(
+        # toolchain and build
+        build-essential pkg-config clang llvm libclang-rt-14-dev clang-format
+        protobuf-c-compiler libprotobuf-c-dev
+        # libraries
+        libjson-c-dev libseccomp-dev libcap-dev libvirt-dev libnghttp2-dev libcurl4-openssl-dev
+        libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev
+        # unit tests
+        libcmocka-dev
+        # real peers for integration tests
+        containerd runc qemu-system-x86 qemu-utils ovmf docker-registry skopeo umoci
+        python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat
+)
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+        echo "install-deps: all ${#pkgs[@]} packages present"
+        exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
