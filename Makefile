@@ -29,7 +29,7 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Libraries every component may use; each is a Debian 12 -dev package installed by `make deps`.
-PKGS := libprotobuf-c json-c
+PKGS := libprotobuf-c json-c libnghttp2
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
