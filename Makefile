@@ -65,6 +65,7 @@ include protos/module.mk
 include lib/module.mk
 -include hypervisor/module.mk
 -include guest-agent/module.mk
+-include guest-agent/image/module.mk
 -include shim/module.mk
 -include snapshotter/module.mk
 include test/module.mk
