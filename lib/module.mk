@@ -7,4 +7,4 @@ LIBS += $(LIBCC)
 
 $(LIBCC): $(LIBCC_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^

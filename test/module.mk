@@ -6,9 +6,20 @@
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 UNIT_SRCS := $(wildcard test/unit/test-*.c)
 UNIT_TESTS += $(UNIT_SRCS:%.c=$(BUILD)/%)
-TEST_LINK = $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
-$(BUILD)/test/unit/test-%: $(BUILD)/test/unit/test-%.o $(LIBS)
+# test/lib/: helpers shared by unit tests, fuzz targets and benchmarks (never shipped).
+TESTLIB_SRCS := $(wildcard test/lib/*.c)
+TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
+LIBCCTEST := $(BUILD)/libcctest.a
+$(LIBCCTEST): $(TESTLIB_OBJS)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+$(TESTLIB_OBJS): CPPFLAGS += -Itest/lib
+
+TEST_LINK = $(LIBCCTEST) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+$(BUILD)/test/%.o: CPPFLAGS += -Itest/lib
+
+$(BUILD)/test/unit/test-%: $(BUILD)/test/unit/test-%.o $(LIBCCTEST) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(TEST_LINK) $(CMOCKA_LIBS)
 
@@ -20,11 +31,11 @@ FUZZ_TARGETS += $(patsubst test/fuzz/fuzz-%.c,%,$(wildcard test/fuzz/fuzz-*.c))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(BUILD)/test/fuzz/replay-%)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/test/fuzz/fuzz-%)
 
-$(BUILD)/test/fuzz/replay-%: $(BUILD)/test/fuzz/fuzz-%.o $(BUILD)/test/fuzz/replay-main.o $(LIBS)
+$(BUILD)/test/fuzz/replay-%: $(BUILD)/test/fuzz/fuzz-%.o $(BUILD)/test/fuzz/replay-main.o $(LIBCCTEST) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(TEST_LINK)
 
-$(BUILD)/test/fuzz/fuzz-%: $(BUILD)/test/fuzz/fuzz-%.o $(LIBS)
+$(BUILD)/test/fuzz/fuzz-%: $(BUILD)/test/fuzz/fuzz-%.o $(LIBCCTEST) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(TEST_LINK)
 
