@@ -21,6 +21,8 @@ static struct cc_error *error_new(int errnum, int grpc_code, char *msg)
 }
 
 static int error_store(struct cc_error **err, int errnum, int grpc_code, const char *fmt,
+                       va_list ap) _printf_(4, 0);
+static int error_store(struct cc_error **err, int errnum, int grpc_code, const char *fmt,
                        va_list ap)
 {
         if (errnum < 0)

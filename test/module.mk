@@ -54,3 +54,11 @@ test-unit: all
 
 test-integration: all
 	bash test/run-tests.sh --build $(BUILD) --integration "$(INTEGRATION_TESTS)"
+
+# test/tools/: small programs the integration tests and benchmarks drive.
+TEST_TOOLS := $(patsubst test/tools/%.c,$(BUILD)/test/tools/%,$(wildcard test/tools/*.c))
+$(BUILD)/test/tools/%: $(BUILD)/test/tools/%.o $(LIBCCTEST) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(TEST_LINK)
+all: $(TEST_TOOLS)
+INTEGRATION_TESTS += test/integration/ttrpc-interop.sh

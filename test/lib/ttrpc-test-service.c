@@ -103,6 +103,21 @@ static const struct cc_ttrpc_method methods[] = {
         {"Empty", TS, NULL, empty, CC_TTRPC_METHOD_INLINE},
 };
 
+/* The methods that never wait, for fuzzing (every input must finish quickly). */
+static const struct cc_ttrpc_method quick_methods[] = {
+        {"Echo", TS, TS, echo, CC_TTRPC_METHOD_INLINE},
+        {"Work", TS, TS, echo, 0},
+        {"Fail", TS, TS, fail, CC_TTRPC_METHOD_INLINE},
+        {"Meta", TS, TS, meta, CC_TTRPC_METHOD_INLINE},
+        {"Empty", TS, NULL, empty, CC_TTRPC_METHOD_INLINE},
+};
+
+const struct cc_ttrpc_service test_ttrpc_service_quick = {
+        .name = "cc.test.v1.Test",
+        .methods = quick_methods,
+        .n_methods = sizeof(quick_methods) / sizeof(quick_methods[0]),
+};
+
 const struct cc_ttrpc_service test_ttrpc_service = {
         .name = "cc.test.v1.Test",
         .methods = methods,

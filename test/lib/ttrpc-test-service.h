@@ -14,4 +14,6 @@
 #include "cc/ttrpc.h"
 
 extern const struct cc_ttrpc_service test_ttrpc_service;
+/* Echo, Work, Fail, Meta and Empty only: nothing that waits (for fuzzing). */
+extern const struct cc_ttrpc_service test_ttrpc_service_quick;
 void test_ttrpc_service_reset(void);
