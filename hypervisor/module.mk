@@ -1,0 +1,19 @@
+# hypervisor/: libhv.a (the VM interface hv.h, backends qemu/clh/libvirt/mock, TEE profiles)
+# and cc-runtime (the host check command).
+HV_SRCS := $(filter-out hypervisor/main.c,$(wildcard hypervisor/*.c hypervisor/*/*.c))
+HV_OBJS := $(HV_SRCS:%.c=$(BUILD)/%.o)
+LIBHV := $(BUILD)/libhv.a
+LIBS := $(LIBHV) $(LIBS)
+EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs libvirt)
+$(HV_OBJS): CFLAGS += $(shell $(PKG_CONFIG) --cflags libvirt)
+
+$(LIBHV): $(HV_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+BINS += $(BUILD)/cc-runtime
+$(BUILD)/cc-runtime: $(BUILD)/hypervisor/main.o $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+
+INTEGRATION_TESTS += test/integration/hv-qemu.sh

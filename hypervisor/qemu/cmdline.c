@@ -1,0 +1,236 @@
+/*
+ * The QEMU command line, rendered from a plan with no I/O so that golden tests can pin it.
+ * Facts: ../shared/reference/hypervisor-agent.md section 1 (what Kata emits and why; QEMU 7.2
+ * experiments) and 7.3 (the virtio-serial agent channel).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "hypervisor/qemu/qemu.h"
+
+/* QEMU option values separate options with ',': a literal comma is written twice. */
+static char *opt_escape(const char *s)
+{
+        size_t n = 0;
+        for (const char *p = s; *p; p++)
+                n += *p == ',' ? 2 : 1;
+        char *out = malloc(n + 1);
+        if (!out)
+                return NULL;
+        char *o = out;
+        for (const char *p = s; *p; p++) {
+                *o++ = *p;
+                if (*p == ',')
+                        *o++ = ',';
+        }
+        *o = 0;
+        return out;
+}
+
+#define ESC(var, s)                               \
+        _cleanup_free_ char *var = opt_escape(s); \
+        if (!var)                                 \
+                return cc_error_set(err, ENOMEM, "out of memory");
+
+/*
+ * TDX object in JSON syntax: quote-generation-socket is a SocketAddress struct, which the
+ * key=value syntax cannot express (reference 1.2). vsock cid/port are strings there.
+ */
+static int tdx_object(const struct hv_config *cfg, struct hv_argv *a, struct cc_error **err)
+{
+        json_object *o = json_object_new_object();
+        if (!o)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        json_object_object_add(o, "qom-type", json_object_new_string("tdx-guest"));
+        json_object_object_add(o, "id", json_object_new_string("tee0"));
+        uint64_t attrs = hv__tee_policy(&cfg->tee);
+        if (attrs)
+                json_object_object_add(o, "attributes", json_object_new_uint64(attrs));
+        if (!cc_isempty(cfg->tee.mrconfigid))
+                json_object_object_add(o, "mrconfigid",
+                                       json_object_new_string(cfg->tee.mrconfigid));
+        json_object *qgs = json_object_new_object();
+        if (!cc_isempty(cfg->tee.qgs_socket)) {
+                json_object_object_add(qgs, "type", json_object_new_string("unix"));
+                json_object_object_add(qgs, "path", json_object_new_string(cfg->tee.qgs_socket));
+        } else {
+                json_object_object_add(qgs, "type", json_object_new_string("vsock"));
+                json_object_object_add(qgs, "cid", json_object_new_string("2"));
+                json_object_object_add(qgs, "port", json_object_new_string("4050"));
+        }
+        json_object_object_add(o, "quote-generation-socket", qgs);
+        hv__argv_add(a, "-object");
+        hv__argv_add(a, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        return 0;
+}
+
+static int tee_args(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_error **err)
+{
+        const struct hv_config *cfg = plan->cfg;
+        const struct hv_tee_profile *p = hv__tee_profile(cfg->tee.kind);
+        switch (cfg->tee.kind) {
+        case HV_TEE_NONE:
+                return 0;
+        case HV_TEE_TDX:
+                return tdx_object(cfg, a, err);
+        case HV_TEE_SEV:
+        case HV_TEE_SEV_ES:
+                /* SEV-ES is the same object with policy bit 2 set (default 0x5). */
+                hv__argv_add(a, "-object");
+                hv__argv_addf(a,
+                              "sev-guest,id=tee0,cbitpos=%u,reduced-phys-bits=%u,policy=0x%" PRIx64
+                              ",kernel-hashes=on",
+                              plan->cbitpos, hv__tee_reduced_phys_bits(&cfg->tee),
+                              hv__tee_policy(&cfg->tee));
+                return 0;
+        case HV_TEE_SEV_SNP: {
+                _cleanup_free_ char *extra = NULL;
+                if (asprintf(&extra, "%s%s%s%s%s%s", cfg->tee.id_block ? ",id-block=" : "",
+                             cfg->tee.id_block ? cfg->tee.id_block : "",
+                             cfg->tee.id_auth ? ",id-auth=" : "",
+                             cfg->tee.id_auth ? cfg->tee.id_auth : "",
+                             cfg->tee.host_data ? ",host-data=" : "",
+                             cfg->tee.host_data ? cfg->tee.host_data : "") < 0)
+                        return cc_error_set(err, ENOMEM, "out of memory");
+                hv__argv_add(a, "-object");
+                hv__argv_addf(
+                        a,
+                        "sev-snp-guest,id=tee0,cbitpos=%u,reduced-phys-bits=%u,policy=0x%" PRIx64
+                        ",kernel-hashes=on%s",
+                        plan->cbitpos, hv__tee_reduced_phys_bits(&cfg->tee),
+                        hv__tee_policy(&cfg->tee), extra);
+                return 0;
+        }
+        default:
+                return cc_error_set(err, EINVAL, "unknown TEE profile %d", (int)cfg->tee.kind);
+        }
+        (void)p;
+}
+
+int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_error **err)
+{
+        const struct hv_config *cfg = plan->cfg;
+        const struct hv_tee_profile *tee = hv__tee_profile(cfg->tee.kind);
+        bool kvm = plan->accel == HV_ACCEL_KVM;
+        bool confidential = cfg->tee.kind != HV_TEE_NONE;
+        if (!tee)
+                return cc_error_set(err, EINVAL, "unknown TEE profile");
+        if (confidential && !kvm)
+                return cc_error_set(err, EINVAL, "%s needs KVM", tee->name);
+        ESC(kernel, cfg->kernel);
+        ESC(console, plan->console_log);
+        _cleanup_free_ char *pidfile = hv__path(cfg->run_dir, HV_QEMU_PIDFILE);
+        _cleanup_free_ char *agent_raw = hv__path(cfg->run_dir, HV_QEMU_AGENT_SOCK);
+        if (!pidfile || !agent_raw)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        ESC(agent, agent_raw);
+
+        hv__argv_add(a, cfg->vmm_path ? cfg->vmm_path : "qemu-system-x86_64");
+        hv__argv_add(a, "-name");
+        hv__argv_addf(a, "%s,debug-threads=on", cfg->name);
+        /* Confidential guests need a split irqchip (reference 1.1); the memory backend is
+         * explicit, as Kata does (1.6). */
+        hv__argv_add(a, "-machine");
+        hv__argv_addf(a, "q35,accel=%s%s,memory-backend=mem0%s", kvm ? "kvm" : "tcg",
+                      confidential ? ",kernel_irqchip=split" : "",
+                      confidential ? ",confidential-guest-support=tee0" : "");
+        /* TCG emulates "max"; under KVM the host model with the PMU off (Kata's default). */
+        hv__argv_add(a, "-cpu");
+        hv__argv_add(a, kvm ? "host,pmu=off" : "max");
+        /* No hotplug for TEEs: maxcpus equals cpus and no memory slots (1.1). */
+        hv__argv_add(a, "-smp");
+        hv__argv_addf(a, "%u", cfg->vcpus);
+        hv__argv_add(a, "-m");
+        hv__argv_addf(a, "%uM", cfg->memory_mib);
+        hv__argv_add(a, "-object");
+        hv__argv_addf(a, "memory-backend-ram,id=mem0,size=%uM", cfg->memory_mib);
+        hv__argv_add(a, "-no-user-config");
+        hv__argv_add(a, "-nodefaults");
+        hv__argv_add(a, "-nographic");
+        hv__argv_add(a, "-no-reboot");
+        /* QMP on a socket the library created and listens on already: no wait for QEMU to
+         * create it, no race (1.1). */
+        hv__argv_add(a, "-chardev");
+        hv__argv_addf(a, "socket,id=qmp,fd=%d,server=on,wait=off", plan->qmp_fd);
+        hv__argv_add(a, "-mon");
+        hv__argv_add(a, "chardev=qmp,mode=control");
+        hv__argv_add(a, "-pidfile");
+        hv__argv_add(a, pidfile);
+        /* The serial console (ttyS0, built into every kernel) goes to the console log. */
+        hv__argv_add(a, "-chardev");
+        hv__argv_addf(a, "file,id=console0,path=%s", console);
+        hv__argv_add(a, "-serial");
+        hv__argv_add(a, "chardev:console0");
+        int r = tee_args(plan, a, err);
+        if (r < 0)
+                return r;
+        if (cfg->firmware) {
+                ESC(fw, cfg->firmware);
+                if (tee->qemu_pflash) {
+                        /* SEV/SEV-ES: read-only pflash (1.4). */
+                        hv__argv_add(a, "-drive");
+                        hv__argv_addf(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", fw);
+                } else {
+                        /* none, SNP, TDX: -bios (TDVF cannot run from pflash, 1.2). */
+                        hv__argv_add(a, "-bios");
+                        hv__argv_add(a, cfg->firmware);
+                }
+        }
+        hv__argv_add(a, "-kernel");
+        hv__argv_add(a, cfg->kernel);
+        if (cfg->initrd) {
+                hv__argv_add(a, "-initrd");
+                hv__argv_add(a, cfg->initrd);
+        }
+        hv__argv_add(a, "-append");
+        hv__argv_addf(a, "%s%s%s", HV_QEMU_BASE_PARAMS, cc_isempty(cfg->kernel_params) ? "" : " ",
+                      cc_isempty(cfg->kernel_params) ? "" : cfg->kernel_params);
+        if (plan->channel == HV_CHANNEL_VSOCK) {
+                /* vhost-vsock with the fd that reserves the CID (1.7). */
+                hv__argv_add(a, "-device");
+                if (plan->vhost_fd >= 0)
+                        hv__argv_addf(a,
+                                      "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32 ",vhostfd=%d",
+                                      plan->cid, plan->vhost_fd);
+                else
+                        hv__argv_addf(a, "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32, plan->cid);
+        } else {
+                /* A named virtio-serial port on a unix socket chardev (7.3). */
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtio-serial-pci,id=serial0");
+                hv__argv_add(a, "-chardev");
+                hv__argv_addf(a, "socket,id=agent0,path=%s,server=on,wait=off", agent);
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=agent0,id=channel0,"
+                                "name=" HV_AGENT_SERIAL_NAME);
+        }
+        for (size_t i = 0; i < cfg->n_disks; i++) {
+                ESC(path, cfg->disks[i].path);
+                hv__argv_add(a, "-drive");
+                hv__argv_addf(a, "file=%s,if=none,id=disk%zu,format=raw%s", path, i,
+                              cfg->disks[i].readonly ? ",readonly=on" : "");
+                hv__argv_add(a, "-device");
+                hv__argv_addf(a, "virtio-blk-pci,drive=disk%zu,id=blk%zu", i, i);
+        }
+        for (size_t i = 0; i < cfg->n_nets; i++) {
+                hv__argv_add(a, "-netdev");
+                hv__argv_addf(a, "tap,id=net%zu,fd=%d", i, plan->tap_fd_base + (int)i);
+                hv__argv_add(a, "-device");
+                if (cfg->nets[i].mac)
+                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu,mac=%s", i, i,
+                                      cfg->nets[i].mac);
+                else
+                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu", i, i);
+        }
+        if (a->failed)
+                return cc_error_set(err, ENOMEM, "out of memory building the QEMU command line");
+        return 0;
+}

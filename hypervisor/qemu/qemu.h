@@ -1,0 +1,87 @@
+#pragma once
+/* QEMU backend internals: the pure argv builder and the QMP client. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hypervisor/hv-internal.h"
+
+/* Everything the argv depends on, decided before rendering (so rendering does no I/O). */
+struct hv_qemu_plan {
+        const struct hv_config *cfg; /* vcpus/memory defaults already applied */
+        const char *console_log;
+        enum hv_accel accel;     /* HV_ACCEL_KVM or HV_ACCEL_TCG */
+        enum hv_channel channel; /* HV_CHANNEL_VSOCK or HV_CHANNEL_SERIAL */
+        uint32_t cid;            /* vsock guest CID */
+        unsigned cbitpos;        /* AMD C-bit position */
+        int qmp_fd;              /* child fd number of the listening QMP socket */
+        int vhost_fd;            /* child fd number of /dev/vhost-vsock, or -1 */
+        int tap_fd_base;         /* child fd number of the first tap fd */
+};
+
+/* Files the QEMU backend keeps in the run directory. */
+#define HV_QEMU_QMP_SOCK   "qmp.sock"
+#define HV_QEMU_AGENT_SOCK "agent.sock"
+#define HV_QEMU_PIDFILE    "qemu.pid"
+#define HV_QEMU_LOG        "qemu.log"
+
+/* The kernel parameters the library puts before the configured ones. */
+#define HV_QEMU_BASE_PARAMS "console=ttyS0 reboot=k panic=1"
+
+/* Renders the QEMU command line for plan into *ret (argv[0] is the VMM binary). */
+int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *ret, struct cc_error **err);
+
+/* QMP (QEMU Machine Protocol) over a connected unix socket, one command at a time. */
+enum hv_qmp_kind {
+        HV_QMP_GREETING,
+        HV_QMP_RETURN,
+        HV_QMP_ERROR,
+        HV_QMP_EVENT,
+};
+
+struct hv_qmp_msg {
+        enum hv_qmp_kind kind;
+        json_object *root;     /* owned */
+        json_object *value;    /* RETURN: the "return" member; EVENT: "data" (may be NULL) */
+        const char *id;        /* RETURN/ERROR: the echoed "id", or NULL */
+        const char *event;     /* EVENT: its name */
+        const char *err_class; /* ERROR */
+        const char *err_desc;  /* ERROR */
+        unsigned version;      /* GREETING: major*10000+minor*100+micro */
+};
+
+/* Parses one QMP line (untrusted input: any bytes). -EBADMSG when it is not a QMP message. */
+int hv_qmp_parse(const char *line, size_t len, struct hv_qmp_msg *ret);
+void hv_qmp_msg_done(struct hv_qmp_msg *m);
+
+#define HV_QMP_MAX_LINE (1u << 20)
+
+struct hv_qmp {
+        int fd;       /* connected socket, -1 when closed */
+        int watch_fd; /* e.g. the VMM's pidfd: readable = give up with -ECHILD; -1 = none */
+        char *buf;
+        size_t len;
+        size_t cap;
+        unsigned version;
+        unsigned next_id;
+        bool shutdown_seen; /* a SHUTDOWN event arrived */
+        char shutdown_reason[64];
+};
+#define HV_QMP_INIT                      \
+        {                                \
+                .fd = -1, .watch_fd = -1 \
+        }
+
+/* Reads the greeting and negotiates capabilities (qmp_capabilities). Takes ownership of fd. */
+int hv_qmp_handshake(struct hv_qmp *q, int fd, int timeout_ms, struct cc_error **err);
+/*
+ * Runs `cmd` with `args` (borrowed, may be NULL) and waits for its reply, skipping (and
+ * recording) events. *ret (may be NULL) receives a new reference to the "return" value.
+ */
+int hv_qmp_execute(struct hv_qmp *q, const char *cmd, json_object *args, int timeout_ms,
+                   json_object **ret, struct cc_error **err);
+void hv_qmp_close(struct hv_qmp *q);
+
+/* The version of a QEMU binary from `<path> --version` (cached per path); 0 when unknown. */
+unsigned hv_qemu_binary_version(const char *path);

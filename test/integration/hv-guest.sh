@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Helper sourced by the hv-*.sh integration tests (not a test itself): provides
+#   hv_guest_kernel OUTDIR   -> sets HV_KERNEL (build/guest/vmlinuz when the real guest image
+#                               exists, else Debian's cloud kernel from tools/fetch-guest-kernel.sh)
+#   hv_test_initrd OUTFILE   -> a minimal busybox initramfs whose /init loads the virtio
+#                               modules, finds the virtio-serial port agent.channel.0 and
+#                               answers "ping" with "pong:ping" and "poweroff" with "bye" and
+#                               a power-off.
+# Debian's cloud kernel builds virtio_pci and virtio_console as modules, so they are copied
+# into the initramfs and loaded in dependency order (reference 1.9).
+
+hv_guest_kernel() {
+        local out=$1
+        if [ -f build/guest-kernel/vmlinuz ]; then
+                HV_KERNEL_DIR=build/guest-kernel
+        else
+                bash tools/fetch-guest-kernel.sh "$out/kernel" >&2 || return 1
+                HV_KERNEL_DIR=$out/kernel
+        fi
+        HV_KERNEL=$HV_KERNEL_DIR/vmlinuz
+}
+
+hv_test_initrd() {
+        local out=$1 root mods kver m
+        command -v cpio >/dev/null || { echo "cpio missing"; return 77; }
+        [ -x /bin/busybox ] || { echo "busybox-static missing"; return 77; }
+        root=$(mktemp -d "$(dirname "$out")/initrd.XXXXXX")
+        kver=$(cat "$HV_KERNEL_DIR/version")
+        mods=$HV_KERNEL_DIR/modules/$kver/kernel
+        mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+        cp /bin/busybox "$root/bin/"
+        for m in drivers/virtio/virtio_ring drivers/virtio/virtio \
+                drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev \
+                drivers/virtio/virtio_pci drivers/char/virtio_console; do
+                # Built-in modules have no .ko: nothing to load.
+                [ -f "$mods/$m.ko" ] && cp "$mods/$m.ko" "$root/lib/modules/"
+        done
+        cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console; do
+        [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
+done
+port=
+for p in /sys/class/virtio-ports/*; do
+        [ "$(cat $p/name 2>/dev/null)" = agent.channel.0 ] && port=/dev/${p##*/}
+done
+echo "TESTINIT: agent port $port"
+[ -n "$port" ] || poweroff -f
+while read -r line <"$port"; do
+        case "$line" in
+        poweroff) echo bye >"$port"; poweroff -f ;;
+        *) echo "pong:$line" >"$port" ;;
+        esac
+done
+INIT
+        chmod 755 "$root/init"
+        (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$out"
+        rm -rf "$root"
+}

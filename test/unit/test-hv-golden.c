@@ -1,0 +1,227 @@
+/*
+ * Golden tests: for each backend and TEE profile, the rendered QEMU argv (one argument a line),
+ * Cloud Hypervisor VmConfig JSON or libvirt domain XML is compared with a reviewed file in
+ * test/golden/hv/. Lines starting with '#' in a golden file are the review comments citing the
+ * reference facts; they are not compared.
+ *
+ * HV_GOLDEN_UPDATE=<dir> writes what was rendered to <dir>/<name> (without comments) for review.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* clang-format off: cmocka.h needs the headers above first */
+#include <cmocka.h>
+/* clang-format on */
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "hypervisor/qemu/qemu.h"
+
+#define RUN_DIR "/run/cc/vm/0123"
+
+static char *read_golden(const char *name)
+{
+        const char *dir = getenv("HV_GOLDEN_DIR");
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : "test/golden/hv", name);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f) {
+                fail_msg("cannot open golden file %s", path);
+                return NULL;
+        }
+        char *out = NULL;
+        size_t size = 0;
+        FILE *mem = open_memstream(&out, &size);
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0)
+                if (line[0] != '#')
+                        fputs(line, mem);
+        free(line);
+        fclose(mem);
+        return out;
+}
+
+static void compare(const char *name, const char *actual)
+{
+        const char *upd = getenv("HV_GOLDEN_UPDATE");
+        if (upd) {
+                char path[512];
+                snprintf(path, sizeof(path), "%s/%s", upd, name);
+                FILE *f = fopen(path, "we");
+                assert_non_null(f);
+                fputs(actual, f);
+                fclose(f);
+        }
+        _cleanup_free_ char *expected = read_golden(name);
+        if (strcmp(expected, actual) != 0) {
+                /* Show the first differing line. */
+                const char *e = expected, *a = actual;
+                unsigned line = 1;
+                while (*e && *e == *a) {
+                        if (*e == '\n')
+                                line++;
+                        e++;
+                        a++;
+                }
+                print_error("%s differs at line %u\nexpected: %.120s\nactual:   %.120s\n", name,
+                            line, e, a);
+                fail();
+        }
+}
+
+/* The configuration every golden file renders, varied per profile. */
+static struct hv_config base_config(enum hv_tee tee)
+{
+        struct hv_config c = {
+                .backend = "qemu",
+                .name = "sandbox-0123",
+                .run_dir = RUN_DIR,
+                .vcpus = 2,
+                .memory_mib = 2048,
+                .kernel = "/opt/confidential-containers/share/kata-containers/vmlinuz",
+                .initrd = "/opt/confidential-containers/share/kata-containers/initrd.img",
+                .kernel_params = "agent.log=debug",
+                .tee = {.kind = tee},
+        };
+        switch (tee) {
+        case HV_TEE_TDX:
+                c.firmware = "/opt/confidential-containers/share/ovmf/OVMF.inteltdx.fd";
+                /* 48 bytes: an initdata digest, zero-padded. */
+                c.tee.mrconfigid =
+                        "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8BI0VniavN7wEjRWeJ";
+                c.tee.qgs_socket = "/var/run/tdx-qgs/qgs.socket";
+                break;
+        case HV_TEE_SEV:
+        case HV_TEE_SEV_ES:
+                c.firmware = "/opt/confidential-containers/share/ovmf/AMDSEV.fd";
+                c.tee.cbitpos = 51;
+                break;
+        case HV_TEE_SEV_SNP:
+                c.firmware = "/opt/confidential-containers/share/ovmf/AMDSEV.fd";
+                c.tee.cbitpos = 51;
+                /* 32 bytes. */
+                c.tee.host_data = "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=";
+                break;
+        default:
+                break;
+        }
+        return c;
+}
+
+static char *join_argv(char **v)
+{
+        char *out = NULL;
+        size_t size = 0;
+        FILE *mem = open_memstream(&out, &size);
+        for (; *v; v++)
+                fprintf(mem, "%s\n", *v);
+        fclose(mem);
+        return out;
+}
+
+static void qemu_golden(const char *name, const struct hv_config *c, enum hv_accel accel,
+                        enum hv_channel channel)
+{
+        _cleanup_free_ char *console = NULL;
+        assert_true(asprintf(&console, "%s/console.log", c->run_dir) > 0);
+        struct hv_qemu_plan plan = {
+                .cfg = c,
+                .console_log = console,
+                .accel = accel,
+                .channel = channel,
+                .cid = 3,
+                .cbitpos = c->tee.cbitpos ? c->tee.cbitpos : 51,
+                .qmp_fd = 3,
+                .vhost_fd = channel == HV_CHANNEL_VSOCK ? 4 : -1,
+                .tap_fd_base = channel == HV_CHANNEL_VSOCK ? 5 : 4,
+        };
+        struct hv_argv a = {0};
+        _cleanup_error_ struct cc_error *err = NULL;
+        int r = hv_qemu_argv(&plan, &a, &err);
+        if (r < 0)
+                fail_msg("%s: %s", name, cc_error_message(err));
+        _cleanup_free_ char *text = join_argv(a.v);
+        hv__argv_done(&a);
+        compare(name, text);
+}
+
+static void test_qemu_none(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        qemu_golden("qemu-none.args", &c, HV_ACCEL_TCG, HV_CHANNEL_SERIAL);
+}
+
+static void test_qemu_none_devices(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        const struct hv_disk disks[] = {{.path = "/run/cc/vm/0123/scratch,1.img"},
+                                        {.path = "/dev/mapper/rootfs", .readonly = true}};
+        const struct hv_net nets[] = {{.tap_fd = 99, .mac = "52:54:00:12:34:56"}};
+        c.disks = disks;
+        c.n_disks = 2;
+        c.nets = nets;
+        c.n_nets = 1;
+        c.firmware = "/usr/share/ovmf/OVMF.fd";
+        qemu_golden("qemu-none-kvm-vsock.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+}
+
+static void test_qemu_tdx(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_TDX);
+        qemu_golden("qemu-tdx.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+}
+
+static void test_qemu_sev(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_SEV);
+        qemu_golden("qemu-sev.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+}
+
+static void test_qemu_sev_es(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_SEV_ES);
+        qemu_golden("qemu-sev-es.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+}
+
+static void test_qemu_sev_snp(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_SEV_SNP);
+        qemu_golden("qemu-sev-snp.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+}
+
+/* A TEE never renders under TCG. */
+static void test_qemu_tee_refuses_tcg(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_SEV);
+        struct hv_qemu_plan plan = {.cfg = &c,
+                                    .console_log = "/x",
+                                    .accel = HV_ACCEL_TCG,
+                                    .channel = HV_CHANNEL_SERIAL,
+                                    .qmp_fd = 3,
+                                    .vhost_fd = -1};
+        struct hv_argv a = {0};
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_qemu_argv(&plan, &a, &err), -EINVAL);
+        hv__argv_done(&a);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_qemu_none),
+                cmocka_unit_test(test_qemu_none_devices),
+                cmocka_unit_test(test_qemu_tdx),
+                cmocka_unit_test(test_qemu_sev),
+                cmocka_unit_test(test_qemu_sev_es),
+                cmocka_unit_test(test_qemu_sev_snp),
+                cmocka_unit_test(test_qemu_tee_refuses_tcg),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
