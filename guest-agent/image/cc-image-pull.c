@@ -1,0 +1,260 @@
+/*
+ * cc-image-pull: pulls and unpacks an image with libccimage on the host, for tests and
+ * benchmarks (in production the agent calls img_pull() inside the VM).
+ *
+ *   cc-image-pull [options] REF DIR
+ *
+ * DIR receives store/ (the layer store, unless --store), config.json (the image config as
+ * pulled), layers (layer directories, bottom to top, one per line) and, with --mount, an
+ * overlay rootfs at DIR/rootfs (upper DIR/upper, work DIR/work).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+#include "cc/log.h"
+
+#include "guest-agent/image/image.h"
+
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void progress(void *userdata, unsigned layer, unsigned n, const char *digest, uint64_t done,
+                     uint64_t total)
+{
+        pthread_mutex_lock(&progress_lock);
+        fprintf(stderr, "\r\033[Klayer %u/%u %.19s %6.1f/%.1f MiB", layer + 1, n, digest,
+                (double)done / 1048576.0, (double)total / 1048576.0);
+        if (done == total)
+                fputc('\n', stderr);
+        pthread_mutex_unlock(&progress_lock);
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: cc-image-pull [options] REF DIR\n"
+                   "  --insecure             plain HTTP to the registry\n"
+                   "  --key FILE             private key (PEM) for encrypted layers (repeatable)\n"
+                   "  --keys-json FILE       offline_fs KEK file {\"repo/type/tag\":\"base64\"}\n"
+                   "  --creds USER:PASS      registry credentials\n"
+                   "  --authfile FILE        containers-auth.json\n"
+                   "  --ca FILE              extra CA bundle\n"
+                   "  --platform OS/ARCH[/V] platform to pick from an index\n"
+                   "  --store DIR            layer store (default DIR/store)\n"
+                   "  --jobs N               layers in flight (default 3)\n"
+                   "  --retries N            retries per request (default 5)\n"
+                   "  --stall-timeout MS     abort a transfer idle this long (default 30000)\n"
+                   "  --max-manifest-bytes N --max-layer-bytes N --max-image-bytes N\n"
+                   "  --no-owners            do not chown to the tar's uid/gid\n"
+                   "  --mount                mount an overlay rootfs at DIR/rootfs\n"
+                   "  --debug                debug logging\n");
+}
+
+static int write_file(const char *dir, const char *name, const char *data, size_t len)
+{
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        _cleanup_fclose_ FILE *f = fopen(p, "we");
+        if (!f || fwrite(data, 1, len, f) != len)
+                return -errno;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        enum {
+                O_KEYS_JSON = 256,
+                O_CREDS,
+                O_AUTHFILE,
+                O_CA,
+                O_PLATFORM,
+                O_STORE,
+                O_JOBS,
+                O_RETRIES,
+                O_STALL,
+                O_MAX_MANIFEST,
+                O_MAX_LAYER,
+                O_MAX_IMAGE,
+                O_NO_OWNERS,
+                O_MOUNT,
+                O_DEBUG,
+        };
+        static const struct option longopts[] = {
+                {"insecure", no_argument, NULL, 'i'},
+                {"key", required_argument, NULL, 'k'},
+                {"keys-json", required_argument, NULL, O_KEYS_JSON},
+                {"creds", required_argument, NULL, O_CREDS},
+                {"authfile", required_argument, NULL, O_AUTHFILE},
+                {"ca", required_argument, NULL, O_CA},
+                {"platform", required_argument, NULL, O_PLATFORM},
+                {"store", required_argument, NULL, O_STORE},
+                {"jobs", required_argument, NULL, O_JOBS},
+                {"retries", required_argument, NULL, O_RETRIES},
+                {"stall-timeout", required_argument, NULL, O_STALL},
+                {"max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST},
+                {"max-layer-bytes", required_argument, NULL, O_MAX_LAYER},
+                {"max-image-bytes", required_argument, NULL, O_MAX_IMAGE},
+                {"no-owners", no_argument, NULL, O_NO_OWNERS},
+                {"mount", no_argument, NULL, O_MOUNT},
+                {"debug", no_argument, NULL, O_DEBUG},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        struct img_pull_opts o = {.flags = geteuid() == 0 ? IMG_PULL_KEEP_OWNERS : 0};
+        const char *keys[33] = {0};
+        size_t n_keys = 0;
+        const char *keys_json = NULL, *store = NULL;
+        bool do_mount = false;
+        _cleanup_free_ char *platform = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "ik:h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'i':
+                        o.flags |= IMG_PULL_ALL_INSECURE;
+                        break;
+                case 'k':
+                        if (n_keys + 1 >= CC_ARRAY_SIZE(keys)) {
+                                fprintf(stderr, "cc-image-pull: too many keys\n");
+                                return 2;
+                        }
+                        keys[n_keys++] = optarg;
+                        break;
+                case O_KEYS_JSON:
+                        keys_json = optarg;
+                        break;
+                case O_CREDS:
+                        o.creds = optarg;
+                        break;
+                case O_AUTHFILE:
+                        o.auth_file = optarg;
+                        break;
+                case O_CA:
+                        o.ca_file = optarg;
+                        break;
+                case O_PLATFORM: {
+                        free(platform);
+                        platform = strdup(optarg);
+                        if (!platform)
+                                return 1;
+                        o.os = strtok(platform, "/");
+                        o.arch = strtok(NULL, "/");
+                        o.variant = strtok(NULL, "/");
+                        break;
+                }
+                case O_STORE:
+                        store = optarg;
+                        break;
+                case O_JOBS:
+                        o.max_parallel_layers = (unsigned)atoi(optarg);
+                        break;
+                case O_RETRIES:
+                        o.retries = (unsigned)atoi(optarg);
+                        break;
+                case O_STALL:
+                        o.stall_timeout_ms = (unsigned)atoi(optarg);
+                        break;
+                case O_MAX_MANIFEST:
+                        o.max_manifest_bytes = strtoull(optarg, NULL, 0);
+                        break;
+                case O_MAX_LAYER:
+                        o.max_layer_bytes = strtoull(optarg, NULL, 0);
+                        break;
+                case O_MAX_IMAGE:
+                        o.max_image_bytes = strtoull(optarg, NULL, 0);
+                        break;
+                case O_NO_OWNERS:
+                        o.flags &= ~(unsigned)IMG_PULL_KEEP_OWNERS;
+                        break;
+                case O_MOUNT:
+                        do_mount = true;
+                        break;
+                case O_DEBUG:
+                        cc_log_set_level(CC_LOG_DEBUG);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (argc - optind != 2) {
+                usage(stderr);
+                return 2;
+        }
+        const char *ref = argv[optind];
+        char dir[PATH_MAX];
+        if (!realpath(argv[optind + 1], dir)) {
+                fprintf(stderr, "cc-image-pull: %s: %m\n", argv[optind + 1]);
+                return 1;
+        }
+        _cleanup_free_ char *def_store = NULL;
+        char store_abs[PATH_MAX];
+        if (!store) {
+                if (asprintf(&def_store, "%s/store", dir) < 0)
+                        return 1;
+                store = def_store;
+        } else if (realpath(store, store_abs)) {
+                store = store_abs;
+        }
+        o.store_dir = store;
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_(img_key_broker_freep) struct img_key_broker *kb = NULL;
+        if (n_keys || keys_json) {
+                if (img_key_broker_offline_fs(keys, keys_json, &kb, &err) < 0) {
+                        fprintf(stderr, "cc-image-pull: %s\n", cc_error_message(err));
+                        return 1;
+                }
+                o.keys = kb;
+        }
+        if (isatty(STDERR_FILENO))
+                o.progress = progress;
+
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        _cleanup_(img_pulled_freep) struct img_pulled *p = NULL;
+        if (img_pull(&o, ref, &p, &err) < 0) {
+                fprintf(stderr, "cc-image-pull: %s: %s\n", ref, cc_error_message(err));
+                return 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+        size_t cap = 1;
+        for (size_t i = 0; i < p->n_layers; i++)
+                cap += strlen(p->layer_dirs[i]) + 1;
+        _cleanup_free_ char *list = calloc(1, cap);
+        if (!list)
+                return 1;
+        for (size_t i = 0; i < p->n_layers; i++) {
+                strcat(list, p->layer_dirs[i]);
+                strcat(list, "\n");
+        }
+        if (write_file(dir, "config.json", p->config_json, p->config_json_len) < 0 ||
+            write_file(dir, "layers", list, strlen(list)) < 0) {
+                fprintf(stderr, "cc-image-pull: write into %s: %m\n", dir);
+                return 1;
+        }
+        if (do_mount) {
+                _cleanup_free_ char *up = NULL, *wk = NULL, *rf = NULL;
+                if (asprintf(&up, "%s/upper", dir) < 0 || asprintf(&wk, "%s/work", dir) < 0 ||
+                    asprintf(&rf, "%s/rootfs", dir) < 0)
+                        return 1;
+                if (img_rootfs_mount(p, up, wk, rf, o.flags, &err) < 0) {
+                        fprintf(stderr, "cc-image-pull: %s\n", cc_error_message(err));
+                        return 1;
+                }
+        }
+        printf("pulled %s manifest %s, %zu layers, %.1f MiB fetched in %.3f s\n", p->ref,
+               p->manifest_digest, p->n_layers, (double)p->bytes_fetched / 1048576.0, secs);
+        return 0;
+}

@@ -1,0 +1,410 @@
+/*
+ * img_pull(): reference -> manifest (index -> platform manifest) -> config -> layers, with
+ * a bounded pool of layer threads, and img_rootfs_mount() for the container rootfs.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "cc/cleanup.h"
+#include "cc/log.h"
+
+#include "guest-agent/image/image-internal.h"
+
+#define ACCEPT_MANIFESTS                                                  \
+        IMG_MT_OCI_INDEX ", " IMG_MT_OCI_MANIFEST ", " IMG_MT_DOCKER_LIST \
+                         ", " IMG_MT_DOCKER_MANIFEST
+
+#if defined(__x86_64__)
+#define BUILD_ARCH "amd64"
+#elif defined(__aarch64__)
+#define BUILD_ARCH "arm64"
+#elif defined(__s390x__)
+#define BUILD_ARCH "s390x"
+#elif defined(__powerpc64__)
+#define BUILD_ARCH "ppc64le"
+#else
+#define BUILD_ARCH "unknown"
+#endif
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_manifest *, img__manifest_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_registry *, img__registry_free)
+
+struct img_pulled *img_pulled_free(struct img_pulled *p)
+{
+        if (!p)
+                return NULL;
+        free(p->ref);
+        free(p->manifest_digest);
+        free(p->config_digest);
+        for (size_t i = 0; i < p->n_layers; i++) {
+                free(p->layer_dirs ? p->layer_dirs[i] : NULL);
+                free(p->layer_digests ? p->layer_digests[i] : NULL);
+        }
+        free(p->layer_dirs);
+        free(p->layer_digests);
+        img__config_done(&p->config);
+        free(p->config_json);
+        free(p);
+        return NULL;
+}
+
+/* user:password for `host` from a containers-auth.json file; 0 with *ret NULL if none. */
+static int auth_file_lookup(const char *path, const char *host, char **ret)
+{
+        *ret = NULL;
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : -errno;
+        char buf[65536];
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        struct json_object *o = img__json_parse(buf, n, NULL);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        if (!o)
+                return -EINVAL;
+        struct json_object *auths, *entry, *auth;
+        const char *keys[] = {host, !strcmp(host, "registry-1.docker.io") ? "docker.io" : NULL,
+                              !strcmp(host, "registry-1.docker.io") ? "https://index.docker.io/v1/"
+                                                                    : NULL};
+        int r = 0;
+        if (json_object_object_get_ex(o, "auths", &auths))
+                for (size_t i = 0; i < CC_ARRAY_SIZE(keys) && !*ret; i++) {
+                        if (!keys[i] || !json_object_object_get_ex(auths, keys[i], &entry) ||
+                            !json_object_object_get_ex(entry, "auth", &auth) ||
+                            !json_object_is_type(auth, json_type_string))
+                                continue;
+                        const char *s = json_object_get_string(auth);
+                        uint8_t *raw;
+                        size_t len;
+                        if (img__b64_decode(s, strlen(s), false, &raw, &len) < 0) {
+                                r = -EINVAL;
+                                break;
+                        }
+                        *ret = strndup((char *)raw, len);
+                        OPENSSL_cleanse(raw, len);
+                        free(raw);
+                        if (!*ret)
+                                r = -ENOMEM;
+                }
+        json_object_put(o);
+        return r;
+}
+
+static bool host_insecure(const struct img_pull_opts *o, const char *host)
+{
+        if (o->flags & IMG_PULL_ALL_INSECURE)
+                return true;
+        for (const char *const *p = o->insecure_registries; p && *p; p++)
+                if (!strcmp(*p, host))
+                        return true;
+        return false;
+}
+
+struct pool {
+        struct img_layer_job *jobs;
+        struct cc_error **errs;
+        int *rcs;
+        size_t n;
+        size_t next;
+        volatile int abort;
+};
+
+static void *worker(void *arg)
+{
+        struct pool *p = arg;
+        for (;;) {
+                size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+                if (i >= p->n || p->abort)
+                        break;
+                p->rcs[i] = img__layer_pull(&p->jobs[i], &p->errs[i]);
+                if (p->rcs[i] < 0)
+                        p->abort = 1;
+        }
+        return NULL;
+}
+
+static int fetch_manifest(struct img_registry *reg, const struct img_pull_opts *o, const char *ref,
+                          const char *want_digest, int64_t want_size, struct img_manifest **ret,
+                          char ret_digest[72], struct cc_error **err)
+{
+        _cleanup_free_ char *buf = NULL, *ct = NULL;
+        size_t len;
+        int r = img__registry_get(reg, "manifests", ref, ACCEPT_MANIFESTS, o->max_manifest_bytes,
+                                  &buf, &len, &ct, err);
+        if (r < 0)
+                return cc_error_wrap(err, r, "manifest %s", ref);
+        img__digest_buf(buf, len, ret_digest);
+        if (want_digest && strcmp(ret_digest, want_digest))
+                return cc_error_set(err, EBADMSG, "manifest %s: digest mismatch (got %s)",
+                                    want_digest, ret_digest);
+        if (want_size >= 0 && (size_t)want_size != len)
+                return cc_error_set(err, EBADMSG, "manifest %s: size %zu, index says %lld", ref,
+                                    len, (long long)want_size);
+        return img__manifest_parse(ct, buf, len, ret, err);
+}
+
+static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, const char *host,
+                     const char *creds, struct img_pulled **ret, struct cc_error **err)
+{
+        _cleanup_free_ char *user = NULL;
+        const char *pass = NULL;
+        if (creds) {
+                user = strdup(creds);
+                if (!user)
+                        return -ENOMEM;
+                char *c = strchr(user, ':');
+                if (c) {
+                        *c = 0;
+                        pass = c + 1;
+                }
+        }
+        struct img_registry_conf rc = {
+                .host = host,
+                .repo = ref->repo,
+                .insecure = host_insecure(o, host),
+                .ca_file = o->ca_file,
+                .user = user,
+                .password = pass,
+                .retries = o->retries,
+                .stall_timeout_ms = o->stall_timeout_ms,
+                .connect_timeout_ms = o->connect_timeout_ms,
+        };
+        _cleanup_(img__registry_freep) struct img_registry *reg = NULL;
+        int r = img__registry_new(&rc, &reg, err);
+        if (user)
+                OPENSSL_cleanse(user, strlen(user));
+        if (r < 0)
+                return r;
+
+        _cleanup_(img__manifest_freep) struct img_manifest *m = NULL;
+        char mdigest[72];
+        r = fetch_manifest(reg, o, ref->digest ? ref->digest : ref->tag, ref->digest, -1, &m,
+                           mdigest, err);
+        if (r < 0)
+                return r;
+        /* Indexes may nest (OCI allows it); follow at most a few levels. */
+        for (int depth = 0; m->is_index; depth++) {
+                const struct img_descriptor *d;
+                if (depth > 3)
+                        return cc_error_set(err, ELOOP, "index nesting too deep");
+                r = img__index_select(m, o->os ? o->os : "linux", o->arch ? o->arch : BUILD_ARCH,
+                                      o->variant, &d, err);
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *dg = strdup(d->digest);
+                int64_t size = d->size;
+                if (!dg)
+                        return -ENOMEM;
+                struct img_manifest *sub = NULL;
+                r = fetch_manifest(reg, o, dg, dg, size, &sub, mdigest, err);
+                if (r < 0)
+                        return r;
+                img__manifest_free(m);
+                m = sub;
+        }
+        cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
+
+        /* Config: small, fetched whole, verified before it is parsed. */
+        if ((uint64_t)m->config.size > o->max_config_bytes)
+                return cc_error_set(err, EFBIG, "config %s: %lld bytes exceeds the limit",
+                                    m->config.digest, (long long)m->config.size);
+        _cleanup_free_ char *cbuf = NULL;
+        size_t clen;
+        r = img__registry_get(reg, "blobs", m->config.digest, NULL, o->max_config_bytes, &cbuf,
+                              &clen, NULL, err);
+        if (r < 0)
+                return cc_error_wrap(err, r, "config");
+        char cdigest[72];
+        img__digest_buf(cbuf, clen, cdigest);
+        if (strcmp(cdigest, m->config.digest) || clen != (size_t)m->config.size)
+                return cc_error_set(err, EBADMSG, "config %s: digest or size mismatch",
+                                    m->config.digest);
+        _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        _cleanup_strv_ char **diff_ids = NULL;
+        r = img__config_parse(cbuf, clen, &p->config, &diff_ids, err);
+        if (r < 0)
+                return r;
+        if (p->config.os && strcmp(p->config.os, "linux"))
+                return cc_error_set(err, EOPNOTSUPP, "image is for os '%s', not linux",
+                                    p->config.os);
+        if (img__strv_len(diff_ids) != m->n_layers)
+                return cc_error_set(err, EBADMSG, "config lists %zu diff_ids for %zu layers",
+                                    img__strv_len(diff_ids), m->n_layers);
+
+        p->n_layers = m->n_layers;
+        p->layer_dirs = calloc(m->n_layers + 1, sizeof(char *));
+        p->layer_digests = calloc(m->n_layers + 1, sizeof(char *));
+        p->ref = img__ref_string(ref);
+        p->manifest_digest = strdup(mdigest);
+        p->config_digest = strdup(cdigest);
+        if (!p->layer_dirs || !p->layer_digests || !p->ref || !p->manifest_digest ||
+            !p->config_digest)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                if (asprintf(&p->layer_dirs[i], "%s/layers/sha256/%s", o->store_dir,
+                             m->layers[i].digest + 7) < 0 ||
+                    !(p->layer_digests[i] = strdup(m->layers[i].digest)))
+                        return -ENOMEM;
+        }
+
+        /* Layers: a pool of threads, each pulling whole layers; first failure cancels all. */
+        uint64_t bytes = 0, inodes = 0;
+        struct img_limits lim = {.max_bytes = o->max_image_bytes,
+                                 .max_inodes = o->max_inodes,
+                                 .min_free = o->min_free_bytes,
+                                 .bytes = &bytes,
+                                 .inodes = &inodes};
+        struct pool pool = {.n = m->n_layers};
+        pool.jobs = calloc(m->n_layers + 1, sizeof(*pool.jobs));
+        pool.errs = calloc(m->n_layers + 1, sizeof(*pool.errs));
+        pool.rcs = calloc(m->n_layers + 1, sizeof(int));
+        if (!pool.jobs || !pool.errs || !pool.rcs) {
+                free(pool.jobs);
+                free(pool.errs);
+                free(pool.rcs);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_layers; i++)
+                pool.jobs[i] = (struct img_layer_job){
+                        .reg = reg,
+                        .desc = &m->layers[i],
+                        .diff_id = diff_ids[i],
+                        .store_dir = o->store_dir,
+                        .opts = o,
+                        .limits = &lim,
+                        .index = (unsigned)i,
+                        .n_layers = (unsigned)m->n_layers,
+                        .abort = &pool.abort,
+                };
+        size_t nthreads = CC_MIN((size_t)o->max_parallel_layers, m->n_layers);
+        pthread_t th[64];
+        size_t started = 0;
+        for (; started < nthreads && started < CC_ARRAY_SIZE(th); started++)
+                if (pthread_create(&th[started], NULL, worker, &pool) != 0)
+                        break;
+        if (started == 0 && m->n_layers > 0)
+                worker(&pool);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(th[i], NULL);
+        r = 0;
+        /* Report the root cause: the first failure that was not a cancellation. */
+        for (int round = 0; round < 2 && r == 0; round++)
+                for (size_t i = 0; i < m->n_layers; i++) {
+                        if (pool.rcs[i] < 0 && (round == 1 || pool.rcs[i] != -ECANCELED)) {
+                                r = pool.rcs[i];
+                                cc_error_set(err, -r, "%s", cc_error_message(pool.errs[i]));
+                                break;
+                        }
+                }
+        for (size_t i = 0; i < m->n_layers; i++) {
+                p->bytes_fetched += pool.jobs[i].fetched;
+                cc_error_free(pool.errs[i]);
+        }
+        free(pool.jobs);
+        free(pool.errs);
+        free(pool.rcs);
+        if (r < 0)
+                return r;
+        p->config_json = TAKE_PTR(cbuf);
+        p->config_json_len = clen;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int img_pull(const struct img_pull_opts *opts, const char *refstr, struct img_pulled **ret,
+             struct cc_error **err)
+{
+        if (!opts || cc_isempty(opts->store_dir) || opts->store_dir[0] != '/')
+                return cc_error_set(err, EINVAL, "pull: store_dir must be an absolute path");
+        struct img_pull_opts o = *opts;
+        if (!o.max_parallel_layers)
+                o.max_parallel_layers = 3;
+        if (!o.retries)
+                o.retries = 5;
+        if (!o.stall_timeout_ms)
+                o.stall_timeout_ms = 30000;
+        if (!o.connect_timeout_ms)
+                o.connect_timeout_ms = 10000;
+        if (!o.max_manifest_bytes)
+                o.max_manifest_bytes = 4 << 20;
+        if (!o.max_config_bytes)
+                o.max_config_bytes = 8 << 20;
+        if (!o.max_layer_bytes)
+                o.max_layer_bytes = 16ULL << 30;
+        if (!o.max_inodes)
+                o.max_inodes = 1000000;
+        if (!o.min_free_bytes)
+                o.min_free_bytes = 16 << 20;
+
+        struct img_ref ref;
+        int r = img__ref_parse(refstr, &ref, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *layers = NULL, *staging = NULL, *creds = NULL;
+        if (asprintf(&layers, "%s/layers/sha256", o.store_dir) < 0 ||
+            asprintf(&staging, "%s/staging", o.store_dir) < 0) {
+                img__ref_done(&ref);
+                return -ENOMEM;
+        }
+        if ((r = img__mkdir_p(layers, 0700)) < 0 || (r = img__mkdir_p(staging, 0700)) < 0) {
+                img__ref_done(&ref);
+                return cc_error_set(err, -r, "layer store '%s'", o.store_dir);
+        }
+        if (!o.creds && o.auth_file) {
+                r = auth_file_lookup(o.auth_file, ref.registry, &creds);
+                if (r < 0) {
+                        img__ref_done(&ref);
+                        return cc_error_set(err, -r, "auth file '%s' unreadable", o.auth_file);
+                }
+        }
+        const char *cr = o.creds ? o.creds : creds;
+        r = -ENOENT;
+        if (o.mirror) {
+                r = pull_from(&o, &ref, o.mirror, cr, ret, err);
+                if (r < 0)
+                        cc_log_debug("mirror %s: %s; trying %s", o.mirror, cc_error_message(*err),
+                                     ref.registry);
+        }
+        if (r < 0)
+                r = pull_from(&o, &ref, ref.registry, cr, ret, err);
+        if (creds)
+                OPENSSL_cleanse(creds, strlen(creds));
+        img__ref_done(&ref);
+        return r;
+}
+
+int img_rootfs_mount(const struct img_pulled *p, const char *upper, const char *work,
+                     const char *target, unsigned flags, struct cc_error **err)
+{
+        if (!p || p->n_layers == 0)
+                return cc_error_set(err, EINVAL, "rootfs: image has no layers");
+        int r;
+        if ((r = img__mkdir_p(upper, 0755)) < 0 || (r = img__mkdir_p(work, 0700)) < 0 ||
+            (r = img__mkdir_p(target, 0755)) < 0)
+                return cc_error_set(err, -r, "rootfs: create upper/work/target");
+        char opts[4096];
+        size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");
+        for (size_t i = p->n_layers; i-- > 0;) {
+                if (strpbrk(p->layer_dirs[i], ",:"))
+                        return cc_error_set(err, EINVAL, "rootfs: layer path has ',' or ':'");
+                o += (size_t)snprintf(opts + o, o < sizeof(opts) ? sizeof(opts) - o : 0, "%s%s",
+                                      p->layer_dirs[i], i ? ":" : "");
+        }
+        o += (size_t)snprintf(opts + o, o < sizeof(opts) ? sizeof(opts) - o : 0,
+                              ",upperdir=%s,workdir=%s%s", upper, work,
+                              flags & IMG_PULL_USER_XATTR ? ",userxattr" : "");
+        if (o >= sizeof(opts))
+                return cc_error_set(err, E2BIG, "rootfs: overlay options exceed a page");
+        if (mount("overlay", target, "overlay", 0, opts) < 0)
+                return cc_error_set(err, errno, "rootfs: mount overlay on '%s'", target);
+        return 0;
+}
