@@ -188,7 +188,9 @@ static int open_dir(struct img_applier *a, const char *dir, bool create, int *re
                         return cc_error_set(err, ELOOP, "'%s': a parent is a symlink, refused",
                                             dir);
                 if (fd == -ENOTDIR)
-                        return cc_error_set(err, ENOTDIR, "'%s': a parent is not a directory", dir);
+                        return cc_error_set(
+                                err, ENOTDIR,
+                                "'%s': a parent is a symlink or not a directory, refused", dir);
                 return cc_error_set(err, -fd, "open '%s'", dir);
         }
         cache_drop(a);

@@ -124,43 +124,20 @@ if skopeo copy -q --insecure-policy --dest-tls-verify=false --dest-compress-form
         img_compare "$out" "$T/ref-v1/rootfs"
         echo "ok  zstd layers: rootfs matches"
 else
-        echo "note: skopeo could not push zstd layers here; zstd covered by the unit test only"
+        echo "note: skopeo 1.9 cannot push zstd layers here; zstd is pushed verbatim below"
 fi
 
-# ---- uncompressed layers: a hand-made OCI layout with a plain tar layer ----
-python3 - "$T/plain" <<'EOF' || fail "plain layout"
-import hashlib, io, json, os, sys, tarfile
-root = sys.argv[1]
-os.makedirs(root + "/blobs/sha256")
-def blob(data):
-    d = hashlib.sha256(data).hexdigest()
-    open("%s/blobs/sha256/%s" % (root, d), "wb").write(data)
-    return "sha256:" + d, len(data)
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-    for name, data in [("plain/a", b"A" * 1000), ("plain/b", b"")]:
-        ti = tarfile.TarInfo(name); ti.size = len(data); ti.mode = 0o644
-        t.addfile(ti, io.BytesIO(data))
-layer = buf.getvalue()
-ld, ls = blob(layer)
-cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                  "rootfs": {"type": "layers", "diff_ids": [ld]}}).encode()
-cd, cs = blob(cfg)
-man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}]}).encode()
-md, ms = blob(man)
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "v1"}}]},
-    open(root + "/index.json", "w"))
-open(root + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-EOF
-img_push "oci:$T/plain:v1" test/plain:v1
+# ---- uncompressed and zstd layers, pushed verbatim with the registry API ----
+img_tar "$T/plain.tar" 'add("plain", kind="d", mode=0o755); add("plain/a", b"A" * 1000); add("plain/b", b"")'
+img_tar "$T/z.tar" 'add("plain/.wh.b", b""); add("plain/z", b"zstd" * 1000)'
+img_mkimage "$T/plain" v1 none:"$T/plain.tar" zstd:"$T/z.tar"
+img_mkimage "$T/plain" ref none:"$T/plain.tar" gzip:"$T/z.tar"
+img_push_raw "$T/plain" v1 test/plain:v1
 out=$T/pull-plain && mkdir -p "$out"
-"$PULL" --insecure "$REG/test/plain:v1" "$out" >/dev/null || fail "pull uncompressed"
-umoci_rootfs "$T/plain" v1 "$T/ref-plain"
+"$PULL" --insecure "$REG/test/plain:v1" "$out" >/dev/null || fail "pull uncompressed + zstd"
+umoci_rootfs "$T/plain" ref "$T/ref-plain"
 img_compare "$out" "$T/ref-plain/rootfs"
-echo "ok  uncompressed tar layer: rootfs matches"
+echo "ok  uncompressed tar and zstd layers: rootfs matches"
 
 # ---- multi-arch index: amd64 and arm64 images under one tag ----
 mkdir -p "$T/arm"
