@@ -20,4 +20,5 @@ $(BUILD)/cc-image-pull: $(BUILD)/guest-agent/image/cc-image-pull.o $(LIBIMG) $(L
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
-INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.sh
+INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.sh \
+	test/integration/img-encrypted.sh
