@@ -1,0 +1,86 @@
+# Helpers for the cc-snapshotter integration tests (sourced after lib.sh).
+#   snap_start [CONFIG_BODY]     cc-snapshotter on $SNAP_SOCK with root $SNAP_ROOT
+#   snap_containerd [EXTRA_TOML] containerd with the proxy plugin cc-snapshotter
+#   snap_registry                docker-registry on 127.0.0.1:$REG_PORT ($REG)
+#   snap_busybox_image LAYOUT    a two-layer busybox OCI image at LAYOUT:latest
+#   snap_push LAYOUT REPO:TAG    copy it into the registry
+#   snap_cleanup                 EXIT trap: unmount what is left under $CC_TMP, then cc_cleanup
+SNAP_ROOT=$CC_TMP/snap
+SNAP_SOCK=$CC_TMP/snap.sock
+SNAP_BIN=$BUILD/cc-snapshotter
+
+snap_cleanup() {
+        local rc=$?
+        # Stop the daemons first (containerd holds the mounts), then unmount anything left
+        # below our temp dir, deepest first, so rm -rf never walks into a mount.
+        for ((i = ${#CC_PIDS[@]} - 1; i >= 0; i--)); do cc_stop_pid "${CC_PIDS[$i]}"; done
+        CC_PIDS=()
+        awk -v d="$CC_TMP" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+                while read -r m; do umount -l "$m" 2>/dev/null; done
+        (exit "$rc")
+        cc_cleanup
+}
+
+snap_start() {
+        local body=${1:-}
+        printf '%s\n' "$body" >"$CC_TMP/snap.toml"
+        cc_bg snap "$SNAP_BIN" --config "$CC_TMP/snap.toml" --root "$SNAP_ROOT" \
+                --address "$SNAP_SOCK" --log-level debug
+        cc_wait_for 10 test -S "$SNAP_SOCK" || cc_fail "cc-snapshotter did not start"
+}
+
+snap_containerd() {
+        cc_start_containerd "[proxy_plugins.cc-snapshotter]
+  type = \"snapshot\"
+  address = \"$SNAP_SOCK\"
+${1:-}"
+}
+
+snap_free_port() {
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+snap_registry() {
+        REG_PORT=$(snap_free_port)
+        REG=127.0.0.1:$REG_PORT
+        mkdir -p "$CC_TMP/registry"
+        cat >"$CC_TMP/registry/config.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $CC_TMP/registry/data
+http:
+  addr: $REG
+YML
+        cc_bg registry docker-registry serve "$CC_TMP/registry/config.yml"
+        cc_wait_for 20 python3 -c "import socket; socket.create_connection(('127.0.0.1', $REG_PORT))" ||
+                cc_fail "registry did not start"
+}
+
+# A busybox image in two layers (busybox + applets, then a file), so containers get a real
+# overlay with two lower directories.
+snap_busybox_image() {
+        local layout=$1 b=$CC_TMP/bundle
+        umoci init --layout "$layout"
+        umoci new --image "$layout:latest"
+        umoci unpack --image "$layout:latest" "$b" >/dev/null
+        mkdir -p "$b/rootfs/bin"
+        cp /bin/busybox "$b/rootfs/bin/busybox"
+        for a in sh echo cat ls; do ln -s busybox "$b/rootfs/bin/$a"; done
+        umoci repack --image "$layout:latest" "$b" >/dev/null
+        rm -rf "$b"
+        umoci unpack --image "$layout:latest" "$b" >/dev/null
+        echo "hello from layer 2" >"$b/rootfs/hello.txt"
+        umoci repack --image "$layout:latest" "$b" >/dev/null
+        rm -rf "$b"
+        umoci config --image "$layout:latest" --config.cmd /bin/sh >/dev/null
+}
+
+snap_push() {
+        skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$1" "docker://$REG/$2" \
+                >"$CC_TMP/skopeo.log" 2>&1 || { cat "$CC_TMP/skopeo.log"; cc_fail "push $2"; }
+}
