@@ -90,7 +90,8 @@ int snap_disk_usage(const char *path, int64_t *ret_size, int64_t *ret_inodes)
                 free(state.links);
                 return state.oom ? -ENOMEM : -errno;
         }
-        qsort(state.links, state.n_links, sizeof(*state.links), cmp_link);
+        if (state.n_links)
+                qsort(state.links, state.n_links, sizeof(*state.links), cmp_link);
         for (size_t i = 0; i < state.n_links; i++) {
                 if (i && cmp_link(&state.links[i], &state.links[i - 1]) == 0)
                         continue;
