@@ -260,8 +260,9 @@ static int replace_existing(struct img_applier *a, int dirfd, const char *name, 
                 *ret_keep_dir = true;
                 return 0;
         }
-        /* Removal may delete a directory the cache points into. */
-        cache_drop(a);
+        /* Removal may delete a directory the cache points into: forget the cached path, but
+         * keep its fd open, as the caller may be holding it (borrowed) right now. */
+        a->cached_path[0] = 0;
         return img__rm_rf_at(dirfd, name);
 }
 
@@ -524,6 +525,10 @@ int img__apply_entry(struct img_applier *a, struct archive *ar, struct archive_e
                 _cleanup_close_ int dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
                 int borrowed;
                 r = open_dir(a, tdir, false, &borrowed, err);
+                if (r == -ENOENT)
+                        return cc_error_set(err, ENOENT,
+                                            "hardlink '%s' -> '%s': target not in this layer", path,
+                                            hl);
                 if (r < 0 || dfd < 0)
                         return cc_error_wrap(err, r < 0 ? r : -errno, "hardlink '%s' -> '%s'", path,
                                              hl);
