@@ -84,3 +84,44 @@ snap_push() {
         skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$1" "docker://$REG/$2" \
                 >"$CC_TMP/skopeo.log" 2>&1 || { cat "$CC_TMP/skopeo.log"; cc_fail "push $2"; }
 }
+
+# snap_containerd_cri SNAPSHOTTER: a private containerd with CRI on, pulling through
+# SNAPSHOTTER with the snapshot annotations on, and the local registry over plain HTTP.
+# (lib.sh's starter always disables CRI.) Sets CTRD_SOCK, CTRD_ROOT.
+snap_containerd_cri() {
+        local snapshotter=$1 name=${2:-containerd}
+        CTRD_DIR=$CC_TMP/$name
+        CTRD_SOCK=$CTRD_DIR/containerd.sock
+        CTRD_ROOT=$CTRD_DIR/root
+        mkdir -p "$CTRD_DIR"
+        cat >"$CTRD_DIR/config.toml" <<TOML
+version = 2
+root = "$CTRD_ROOT"
+state = "$CTRD_DIR/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+[proxy_plugins.cc-snapshotter]
+  type = "snapshot"
+  address = "$SNAP_SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  stats_collect_period = 1
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$snapshotter"
+    disable_snapshot_annotations = false
+    discard_unpacked_layers = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$CTRD_DIR/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
+    endpoint = ["http://$REG"]
+TOML
+        cc_bg "$name" containerd --config "$CTRD_DIR/config.toml"
+        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
+        cc_wait_for 30 /usr/bin/python3 test/cri/cri.py --address "$CTRD_SOCK" version ||
+                cc_fail "CRI did not come up"
+}
+
+CRI="/usr/bin/python3 test/cri/cri.py"
