@@ -1,0 +1,72 @@
+#pragma once
+/*
+ * The agent: configuration, the ttrpc services (grpc.AgentService, grpc.Health, grpc.Image)
+ * over the container runtime, the transports, and PID 1 duties.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "cc/error.h"
+#include "cc/log.h"
+#include "cc/ttrpc.h"
+
+#include "guest-agent/policy.h"
+#include "guest-agent/runtime.h"
+
+#define AGENT_VERSION                "0.1.0"
+#define AGENT_DEFAULT_SERVER_ADDR    "vsock://-1:1024"
+#define AGENT_DEFAULT_CONTAINERS_DIR "/run/kata-containers/shared/containers"
+#define AGENT_DEFAULT_POLICY         "/etc/cc-agent/policy.json"
+#define AGENT_SERIAL_PORT_NAME       "agent.channel.0"
+/* Largest ReadStdout/ReadStderr answer, well below ttrpc's 4 MiB frame. */
+#define AGENT_MAX_READ               (1u << 20)
+
+struct agent_config {
+        char *server_addr;    /* vsock://CID:PORT | unix://PATH | serial://NAME-or-PATH */
+        char *policy_path;    /* JSON policy; absent file = allow all */
+        char *containers_dir; /* see agent_runtime_config */
+        char *cgroup_root;
+        char *log_level;
+        bool is_init; /* PID 1 in the guest */
+};
+
+struct agent {
+        struct agent_config cfg;
+        struct agent_runtime *rt;
+        struct agent_policy *policy;
+        struct cc_ttrpc_server *srv;
+        pthread_mutex_t lock;
+        bool sandbox_created;
+        char *sandbox_id;
+        /* Set by DestroySandbox; main() powers off (init) once the reply went out. */
+        bool destroy_requested;
+        pthread_cond_t cond;
+};
+
+/* Fills defaults, then applies the kernel command line (agent.server_addr=, agent.log=,
+ * agent.policy=, agent.containers_dir=) when `cmdline` is not NULL, then argv. */
+int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, char **argv,
+                       struct cc_error **err);
+void agent_config_done(struct agent_config *cfg);
+
+/* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
+int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);
+/* The image service (rpc-image.c); the PullImage handler is where libccimage plugs in. */
+int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
+/* Policy check + id validation shared by every handler. `container_id` may be NULL. */
+int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
+                    struct cc_error **err);
+
+/* Starts serving on cfg->server_addr (listener thread, or the serial-port thread). */
+int agent_transport_start(struct agent *a, struct cc_error **err);
+/* on_conn_closed callback for the ttrpc server. */
+void agent_transport_conn_closed(void *userdata, int reason);
+
+/* PID 1: mounts the API file systems and loads the image's kernel modules. */
+int agent_init_setup(void);
+/* PID 1: syncs and powers the VM off; never returns. */
+_noreturn_ void agent_init_poweroff(void);
+
+/* VmRSS of this process in KiB (from /proc/self/status), or -errno. */
+long agent_self_rss_kib(void);

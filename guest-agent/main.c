@@ -1,0 +1,150 @@
+/*
+ * cc-agent: the in-guest agent. As PID 1 it sets up the guest; in every case it serves the
+ * agent API until DestroySandbox (init powers the VM off) or SIGTERM/SIGINT (host tests).
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/log.h"
+
+#include "guest-agent/agent.h"
+
+static int destroy_efd = -1;
+
+static void on_conn_closed(void *userdata, int reason)
+{
+        agent_transport_conn_closed(userdata, reason);
+}
+
+static char *read_cmdline(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
+        char *buf = calloc(1, 4096);
+        if (f && buf && !fgets(buf, 4096, f))
+                buf[0] = '\0';
+        return buf;
+}
+
+static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error *e)
+{
+        cc_log_error("%s: %s", what, cc_error_message(e));
+        if (a->cfg.is_init)
+                agent_init_poweroff();
+        exit(EXIT_FAILURE);
+}
+
+/* Wakes main() when DestroySandbox was handled (runs on the destroy handler's thread). */
+static void *destroy_watch(void *arg)
+{
+        struct agent *a = arg;
+        for (;;) {
+                pthread_mutex_lock(&a->lock);
+                while (!a->destroy_requested)
+                        pthread_cond_wait(&a->cond, &a->lock);
+                a->destroy_requested = false;
+                pthread_mutex_unlock(&a->lock);
+                uint64_t one = 1;
+                (void)!write(destroy_efd, &one, sizeof(one));
+        }
+        return NULL;
+}
+
+int main(int argc, char **argv)
+{
+        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        _cleanup_error_ struct cc_error *err = NULL;
+        a.cfg.is_init = getpid() == 1;
+        if (a.cfg.is_init)
+                agent_init_setup();
+        _cleanup_free_ char *cmdline = a.cfg.is_init ? read_cmdline() : NULL;
+        int r = agent_config_parse(&a.cfg, cmdline, argc, argv, &err);
+        if (r < 0)
+                fatal(&a, "configuration", err);
+        enum cc_log_level level;
+        if (cc_log_level_from_string(a.cfg.log_level, &level) == 0)
+                cc_log_set_level(level);
+
+        /* SIGTERM/SIGINT end a host-side agent cleanly; blocked before any thread starts so
+         * only the signalfd sees them (children get a clean mask in runtime.c). */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = agent_policy_load(a.cfg.policy_path, &a.policy, &err);
+        if (r == -ENOENT) {
+                cc_log_info("no policy file at %s: every request is allowed", a.cfg.policy_path);
+                cc_error_free(TAKE_PTR(err));
+        } else if (r < 0) {
+                /* A policy that cannot be read must not turn into "allow everything". */
+                fatal(&a, "policy", err);
+        } else {
+                cc_log_info("policy loaded from %s (%u rules)", a.cfg.policy_path,
+                            agent_policy_n_rules(a.policy));
+        }
+        if ((r = agent_cgroup_init("/sys/fs/cgroup", AGENT_CGROUP_NONE)) < 0)
+                cc_log_warn("no usable cgroup v2 hierarchy: containers run without limits");
+        struct agent_runtime_config rc = {.containers_dir = a.cfg.containers_dir,
+                                          .cgroup_root = a.cfg.cgroup_root};
+        if ((r = agent_runtime_new(&rc, &a.rt)) < 0) {
+                cc_error_set(&err, -r, "runtime: %s", strerror(-r));
+                fatal(&a, "runtime", err);
+        }
+        struct cc_ttrpc_server_options so = {
+                .on_conn_closed = on_conn_closed, .userdata = &a, .max_workers = 64};
+        if ((r = cc_ttrpc_server_new(&so, &a.srv)) < 0 || (r = agent_rpc_register(&a, a.srv)) < 0) {
+                cc_error_set(&err, -r, "ttrpc server: %s", strerror(-r));
+                fatal(&a, "server", err);
+        }
+        destroy_efd = eventfd(0, EFD_CLOEXEC);
+        pthread_t t;
+        if (destroy_efd < 0 || pthread_create(&t, NULL, destroy_watch, &a) != 0) {
+                cc_error_set(&err, errno, "eventfd/thread: %m");
+                fatal(&a, "startup", err);
+        }
+        if ((r = agent_transport_start(&a, &err)) < 0)
+                fatal(&a, "transport", err);
+        cc_log_info("agent ready version=%s server_addr=%s init=%d rss_kib=%ld", AGENT_VERSION,
+                    a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib());
+
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        for (;;) {
+                struct pollfd p[2] = {{.fd = destroy_efd, .events = POLLIN},
+                                      {.fd = sfd, .events = POLLIN}};
+                if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0)
+                        continue;
+                if (p[0].revents & POLLIN) {
+                        uint64_t v;
+                        (void)!read(destroy_efd, &v, sizeof(v));
+                        if (a.cfg.is_init) {
+                                /* Give the DestroySandbox reply time to leave before the VM
+                                 * goes away. */
+                                usleep(200 * 1000);
+                                agent_init_poweroff();
+                        }
+                }
+                if (sfd >= 0 && (p[1].revents & POLLIN)) {
+                        struct signalfd_siginfo si;
+                        (void)!read(sfd, &si, sizeof(si));
+                        if (a.cfg.is_init)
+                                continue; /* init ignores stray signals */
+                        cc_log_info("signal %u: shutting down", si.ssi_signo);
+                        break;
+                }
+        }
+        cc_ttrpc_server_shutdown(a.srv);
+        agent_runtime_free(a.rt);
+        cc_ttrpc_server_free(a.srv);
+        agent_policy_free(a.policy);
+        agent_config_done(&a.cfg);
+        return 0;
+}

@@ -1,0 +1,45 @@
+#pragma once
+/*
+ * The agent policy: a JSON file baked into the (measured) guest image that decides which
+ * requests the untrusted host may make. With no policy file every request is allowed.
+ *
+ *   {
+ *     "default": "allow",                       // or "deny"; "allow" when absent
+ *     "rules": [
+ *       { "name": "no-exec", "requests": ["ExecProcess"], "action": "deny" },
+ *       { "name": "hide-output", "requests": ["ReadStdout", "ReadStderr"],
+ *         "containers": ["secret-*"], "action": "deny" },
+ *       { "name": "no-copy", "requests": ["CopyFile"], "action": "deny" }
+ *     ]
+ *   }
+ *
+ * Rules are tried in order and the first whose "requests" and "containers" both match decides.
+ * "requests" holds RPC names ("*" matches all); "containers" holds container-id patterns
+ * (shell-style '*' and '?'), and a rule without it matches every container, including requests
+ * that name none. A denial answers PermissionDenied and names the rule, so an operator can tell
+ * a policy refusal from a failure.
+ */
+
+#include <stdbool.h>
+
+#include "cc/error.h"
+
+struct agent_policy;
+
+/* Parses policy JSON text; unknown keys, bad actions and wrong types are errors (-EINVAL), so a
+ * typo cannot silently widen what is allowed. */
+int agent_policy_parse(const char *text, struct agent_policy **ret, struct cc_error **err);
+/* Loads a file; -ENOENT when it does not exist (the caller then allows everything). */
+int agent_policy_load(const char *path, struct agent_policy **ret, struct cc_error **err);
+void agent_policy_free(struct agent_policy *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent_policy *, agent_policy_free)
+
+/*
+ * Decides one request. `policy` NULL allows everything. `container_id` may be NULL for requests
+ * that name no container. Returns 0 when allowed, else a PermissionDenied error (-EPERM).
+ */
+int agent_policy_check(const struct agent_policy *policy, const char *request,
+                       const char *container_id, struct cc_error **err);
+
+/* Number of rules (for logs and tests). */
+unsigned agent_policy_n_rules(const struct agent_policy *policy);

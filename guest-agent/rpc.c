@@ -1,0 +1,642 @@
+/*
+ * grpc.AgentService and grpc.Health: decode (done by the ttrpc server with the method's
+ * descriptor), admit (policy + ids), call the runtime, fill the response.
+ *
+ * Every request comes from the untrusted host. Handlers never trust a field they have not
+ * validated, never exit the agent, and turn every failure into a status.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/log.h"
+
+#include "guest-agent/agent.h"
+#include "guest-agent/spec-oci.h"
+#include "guest-agent/validate.h"
+#include "kata/agent.pb-c.h"
+#include "kata/health.pb-c.h"
+
+#define HANDLER(name)                                                                             \
+        static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_, \
+                        ProtobufCMessage *resp_, struct cc_error **err)
+
+#define MAX_COPY_FILE_SIZE (1ull << 30)
+
+int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
+                    struct cc_error **err)
+{
+        int r;
+        if (container_id && (r = agent_validate_id(container_id, "container_id", err)) < 0)
+                return r;
+        r = agent_policy_check(a->policy, request, container_id, err);
+        if (r < 0)
+                cc_log_warn("request denied by policy request=%s container=%s", request,
+                            container_id ? container_id : "");
+        return r;
+}
+
+/* ---- Health ---------------------------------------------------------------------------- */
+
+HANDLER(health_check)
+{
+        Grpc__HealthCheckResponse *resp = (Grpc__HealthCheckResponse *)resp_;
+        resp->status = GRPC__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+        return 0;
+}
+
+HANDLER(health_version)
+{
+        Grpc__VersionCheckResponse *resp = (Grpc__VersionCheckResponse *)resp_;
+        resp->grpc_version = "ttrpc";
+        resp->agent_version = AGENT_VERSION;
+        return 0;
+}
+
+static const struct cc_ttrpc_method health_methods[] = {
+        {"Check", &grpc__check_request__descriptor, &grpc__health_check_response__descriptor,
+         health_check, CC_TTRPC_METHOD_INLINE},
+        {"Version", &grpc__check_request__descriptor, &grpc__version_check_response__descriptor,
+         health_version, CC_TTRPC_METHOD_INLINE},
+};
+
+static const struct cc_ttrpc_service health_service = {
+        .name = "grpc.Health",
+        .methods = health_methods,
+        .n_methods = CC_ARRAY_SIZE(health_methods),
+};
+
+/* ---- containers ------------------------------------------------------------------------ */
+
+HANDLER(create_container)
+{
+        struct agent *a = userdata;
+        const Grpc__CreateContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "CreateContainer", req->container_id, err);
+        if (r < 0)
+                return r;
+        if (req->n_devices > 0)
+                return cc_error_set(err, EOPNOTSUPP, "device passthrough is not supported");
+        if (req->n_storages > 0)
+                /* Storage drivers (block devices, image_guest_pull) come with the image-pull
+                 * work; refusing is safer than ignoring a mount the container expects. */
+                return cc_error_set(err, EOPNOTSUPP, "storages are not supported yet");
+        if (req->stdin_port || req->stdout_port || req->stderr_port)
+                return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
+        if (!cc_isempty(req->exec_id) && (r = agent_validate_id(req->exec_id, "exec_id", err)) < 0)
+                return r;
+        struct agent_spec *spec = NULL;
+        if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0)
+                return r;
+        return agent_container_create(a->rt, req->container_id, req->exec_id, spec, err);
+}
+
+HANDLER(start_container)
+{
+        struct agent *a = userdata;
+        const Grpc__StartContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "StartContainer", req->container_id, err);
+        return r < 0 ? r : agent_container_start(a->rt, req->container_id, err);
+}
+
+HANDLER(remove_container)
+{
+        struct agent *a = userdata;
+        const Grpc__RemoveContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "RemoveContainer", req->container_id, err);
+        return r < 0 ? r : agent_container_remove(a->rt, req->container_id, req->timeout, err);
+}
+
+HANDLER(exec_process)
+{
+        struct agent *a = userdata;
+        const Grpc__ExecProcessRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "ExecProcess", req->container_id, err);
+        if (r < 0)
+                return r;
+        if (req->stdin_port || req->stdout_port || req->stderr_port)
+                return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
+        struct agent_process proc;
+        if ((r = agent_process_from_oci(req->process, &proc, err)) < 0) {
+                agent_process_done(&proc);
+                return r;
+        }
+        return agent_container_exec(a->rt, req->container_id, req->exec_id, &proc, err);
+}
+
+HANDLER(signal_process)
+{
+        struct agent *a = userdata;
+        const Grpc__SignalProcessRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "SignalProcess", req->container_id, err);
+        if (r < 0)
+                return r;
+        if (req->signal == 0 || req->signal >= (uint32_t)NSIG)
+                return cc_error_set(err, EINVAL, "invalid signal %u", req->signal);
+        return agent_process_signal(a->rt, req->container_id, req->exec_id, (int)req->signal, err);
+}
+
+HANDLER(wait_process)
+{
+        struct agent *a = userdata;
+        const Grpc__WaitProcessRequest *req = (const void *)req_;
+        Grpc__WaitProcessResponse *resp = (void *)resp_;
+        int r = agent_rpc_admit(a, "WaitProcess", req->container_id, err);
+        if (r < 0)
+                return r;
+        int status = 0;
+        if ((r = agent_process_wait(a->rt, req->container_id, req->exec_id, &status, err)) < 0)
+                return r;
+        resp->status = status;
+        return 0;
+}
+
+static void resources_init(struct agent_resources *r)
+{
+        *r = (struct agent_resources){0};
+}
+
+HANDLER(update_container)
+{
+        struct agent *a = userdata;
+        const Grpc__UpdateContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "UpdateContainer", req->container_id, err);
+        if (r < 0)
+                return r;
+        struct agent_resources res;
+        resources_init(&res);
+        agent_resources_from_oci(req->resources, &res);
+        r = agent_container_update(a->rt, req->container_id, &res, err);
+        free(res.cpuset_cpus);
+        free(res.cpuset_mems);
+        return r;
+}
+
+#define NEW(call, type, init_fn)                                    \
+        ({                                                          \
+                type *_m = cc_ttrpc_call_alloc(call, sizeof(type)); \
+                if (_m)                                             \
+                        init_fn(_m);                                \
+                _m;                                                 \
+        })
+
+HANDLER(stats_container)
+{
+        struct agent *a = userdata;
+        const Grpc__StatsContainerRequest *req = (const void *)req_;
+        Grpc__StatsContainerResponse *resp = (void *)resp_;
+        int r = agent_rpc_admit(a, "StatsContainer", req->container_id, err);
+        if (r < 0)
+                return r;
+        struct agent_cgroup_stats st;
+        if ((r = agent_container_stats(a->rt, req->container_id, &st, err)) < 0)
+                return r;
+        Grpc__CgroupStats *cs = NEW(call, Grpc__CgroupStats, grpc__cgroup_stats__init);
+        Grpc__CpuStats *cpu = NEW(call, Grpc__CpuStats, grpc__cpu_stats__init);
+        Grpc__CpuUsage *cu = NEW(call, Grpc__CpuUsage, grpc__cpu_usage__init);
+        Grpc__ThrottlingData *td = NEW(call, Grpc__ThrottlingData, grpc__throttling_data__init);
+        Grpc__MemoryStats *ms = NEW(call, Grpc__MemoryStats, grpc__memory_stats__init);
+        Grpc__MemoryData *mu = NEW(call, Grpc__MemoryData, grpc__memory_data__init);
+        Grpc__MemoryData *sw = NEW(call, Grpc__MemoryData, grpc__memory_data__init);
+        Grpc__PidsStats *ps = NEW(call, Grpc__PidsStats, grpc__pids_stats__init);
+        if (!cs || !cpu || !cu || !td || !ms || !mu || !sw || !ps)
+                return -ENOMEM;
+        cu->total_usage = st.cpu_usage_ns;
+        cu->usage_in_kernelmode = st.cpu_system_ns;
+        cu->usage_in_usermode = st.cpu_user_ns;
+        td->periods = st.cpu_periods;
+        td->throttled_periods = st.cpu_throttled_periods;
+        td->throttled_time = st.cpu_throttled_ns;
+        cpu->cpu_usage = cu;
+        cpu->throttling_data = td;
+        mu->usage = st.mem_usage;
+        mu->max_usage = st.mem_max_usage;
+        mu->limit = st.mem_limit;
+        mu->failcnt = st.mem_failcnt;
+        sw->usage = st.mem_swap_usage;
+        ms->cache = st.mem_cache;
+        ms->usage = mu;
+        ms->swap_usage = sw;
+        ms->use_hierarchy = true;
+        /* The OOM-kill count travels in the generic stats map, as "oom_kill". */
+        Grpc__MemoryStats__StatsEntry *e =
+                NEW(call, Grpc__MemoryStats__StatsEntry, grpc__memory_stats__stats_entry__init);
+        Grpc__MemoryStats__StatsEntry *e2 =
+                NEW(call, Grpc__MemoryStats__StatsEntry, grpc__memory_stats__stats_entry__init);
+        Grpc__MemoryStats__StatsEntry **ev = cc_ttrpc_call_alloc(call, 2 * sizeof(*ev));
+        if (!e || !e2 || !ev)
+                return -ENOMEM;
+        e->key = "oom_kill";
+        e->value = st.oom_kills;
+        e2->key = "rss";
+        e2->value = st.mem_rss;
+        ev[0] = e;
+        ev[1] = e2;
+        ms->n_stats = 2;
+        ms->stats = ev;
+        ps->current = st.pids_current;
+        ps->limit = st.pids_limit == UINT64_MAX ? 0 : st.pids_limit;
+        cs->cpu_stats = cpu;
+        cs->memory_stats = ms;
+        cs->pids_stats = ps;
+        resp->cgroup_stats = cs;
+        return 0;
+}
+
+HANDLER(pause_container)
+{
+        struct agent *a = userdata;
+        const Grpc__PauseContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "PauseContainer", req->container_id, err);
+        return r < 0 ? r : agent_container_pause(a->rt, req->container_id, true, err);
+}
+
+HANDLER(resume_container)
+{
+        struct agent *a = userdata;
+        const Grpc__ResumeContainerRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "ResumeContainer", req->container_id, err);
+        return r < 0 ? r : agent_container_pause(a->rt, req->container_id, false, err);
+}
+
+/* ---- stdio ---------------------------------------------------------------------------- */
+
+HANDLER(write_stdin)
+{
+        struct agent *a = userdata;
+        const Grpc__WriteStreamRequest *req = (const void *)req_;
+        Grpc__WriteStreamResponse *resp = (void *)resp_;
+        int r = agent_rpc_admit(a, "WriteStdin", req->container_id, err);
+        if (r < 0)
+                return r;
+        ssize_t n = agent_process_write(a->rt, req->container_id, req->exec_id, req->data.data,
+                                        req->data.len, err);
+        if (n < 0)
+                return (int)n;
+        resp->len = (uint32_t)n;
+        return 0;
+}
+
+static int read_stream(struct agent *a, struct cc_ttrpc_call *call, const char *request,
+                       const Grpc__ReadStreamRequest *req, Grpc__ReadStreamResponse *resp,
+                       enum agent_stream which, struct cc_error **err)
+{
+        int r = agent_rpc_admit(a, request, req->container_id, err);
+        if (r < 0)
+                return r;
+        size_t len = req->len ? CC_MIN(req->len, AGENT_MAX_READ) : 32768;
+        uint8_t *buf = cc_ttrpc_call_alloc(call, len);
+        if (!buf)
+                return -ENOMEM;
+        ssize_t n =
+                agent_process_read(a->rt, req->container_id, req->exec_id, which, buf, len, err);
+        if (n < 0)
+                return (int)n;
+        resp->data.data = buf;
+        resp->data.len = (size_t)n;
+        return 0;
+}
+
+HANDLER(read_stdout)
+{
+        return read_stream(userdata, call, "ReadStdout", (const void *)req_, (void *)resp_,
+                           AGENT_STDOUT, err);
+}
+
+HANDLER(read_stderr)
+{
+        return read_stream(userdata, call, "ReadStderr", (const void *)req_, (void *)resp_,
+                           AGENT_STDERR, err);
+}
+
+HANDLER(close_stdin)
+{
+        struct agent *a = userdata;
+        const Grpc__CloseStdinRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "CloseStdin", req->container_id, err);
+        return r < 0 ? r : agent_process_close_stdin(a->rt, req->container_id, req->exec_id, err);
+}
+
+HANDLER(tty_win_resize)
+{
+        struct agent *a = userdata;
+        const Grpc__TtyWinResizeRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "TtyWinResize", req->container_id, err);
+        return r < 0 ? r
+                     : agent_process_resize(a->rt, req->container_id, req->exec_id, req->row,
+                                            req->column, err);
+}
+
+/* ---- sandbox and misc ------------------------------------------------------------------- */
+
+static int write_resolv_conf(char **dns, size_t n, struct cc_error **err)
+{
+        _cleanup_fclose_ FILE *f = fopen("/etc/resolv.conf", "we");
+        if (!f)
+                return cc_error_set(err, errno, "open /etc/resolv.conf: %m");
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s\n", dns[i]);
+        return fflush(f) == 0 ? 0 : cc_error_set(err, errno, "write /etc/resolv.conf: %m");
+}
+
+HANDLER(create_sandbox)
+{
+        struct agent *a = userdata;
+        const Grpc__CreateSandboxRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "CreateSandbox", NULL, err);
+        if (r < 0)
+                return r;
+        if (!cc_isempty(req->sandbox_id) &&
+            (r = agent_validate_id(req->sandbox_id, "sandbox_id", err)) < 0)
+                return r;
+        if (req->hostname && strlen(req->hostname) > 64)
+                return cc_error_set(err, EINVAL, "hostname is too long");
+        if (req->n_kernel_modules)
+                /* Which modules exist is decided by the measured image, not by the host. */
+                return cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
+                                         "loading host-chosen kernel modules is not allowed");
+        if (req->n_storages)
+                return cc_error_set(err, EOPNOTSUPP, "sandbox storages are not supported yet");
+        if (req->n_dns > 16)
+                return cc_error_set(err, EINVAL, "too many dns entries");
+        for (size_t i = 0; i < req->n_dns; i++)
+                if (strlen(req->dns[i]) > 256 || strpbrk(req->dns[i], "\n\r"))
+                        return cc_error_set(err, EINVAL, "invalid dns entry");
+        pthread_mutex_lock(&a->lock);
+        bool exists = a->sandbox_created;
+        a->sandbox_created = true;
+        pthread_mutex_unlock(&a->lock);
+        if (exists)
+                return cc_error_set(err, EEXIST, "the sandbox already exists");
+        /* The VM is the sandbox: its hostname and resolver are the guest's. On a development
+         * host (not init) we leave the host's alone. */
+        if (a->cfg.is_init) {
+                if (!cc_isempty(req->hostname) &&
+                    sethostname(req->hostname, strlen(req->hostname)) < 0)
+                        return cc_error_set(err, errno, "sethostname: %m");
+                if (req->n_dns && (r = write_resolv_conf(req->dns, req->n_dns, err)) < 0)
+                        return r;
+        }
+        pthread_mutex_lock(&a->lock);
+        free(a->sandbox_id);
+        a->sandbox_id = strdup(req->sandbox_id ? req->sandbox_id : "");
+        pthread_mutex_unlock(&a->lock);
+        cc_log_info("sandbox created id=%s", req->sandbox_id ? req->sandbox_id : "");
+        return 0;
+}
+
+HANDLER(destroy_sandbox)
+{
+        struct agent *a = userdata;
+        int r = agent_rpc_admit(a, "DestroySandbox", NULL, err);
+        if (r < 0)
+                return r;
+        /* Remove every container now, so that the reply means "nothing runs any more". */
+        agent_runtime_shutdown(a->rt);
+        pthread_mutex_lock(&a->lock);
+        a->sandbox_created = false;
+        a->destroy_requested = true;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        cc_log_info("sandbox destroyed");
+        return 0;
+}
+
+long agent_self_rss_kib(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        long v = -ENOENT;
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+                        break;
+        return v;
+}
+
+HANDLER(get_guest_details)
+{
+        struct agent *a = userdata;
+        const Grpc__GuestDetailsRequest *req = (const void *)req_;
+        Grpc__GuestDetailsResponse *resp = (void *)resp_;
+        int r = agent_rpc_admit(a, "GetGuestDetails", NULL, err);
+        if (r < 0)
+                return r;
+        if (req->mem_block_size) {
+                _cleanup_fclose_ FILE *f =
+                        fopen("/sys/devices/system/memory/block_size_bytes", "re");
+                unsigned long long v = 0;
+                if (f && fscanf(f, "%llx", &v) == 1)
+                        resp->mem_block_size_bytes = v;
+        }
+        Grpc__AgentDetails *d = NEW(call, Grpc__AgentDetails, grpc__agent_details__init);
+        char **features = cc_ttrpc_call_alloc(call, 2 * sizeof(char *));
+        if (!d || !features)
+                return -ENOMEM;
+        d->version = AGENT_VERSION;
+        d->init_daemon = a->cfg.is_init;
+        d->supports_seccomp = true;
+        /* Extra, non-Kata detail: the agent's own resident set, for the RSS benchmark. */
+        features[0] = cc_ttrpc_call_printf(call, "vmrss_kib=%ld", agent_self_rss_kib());
+        features[1] = a->policy ? "policy" : "no-policy";
+        d->n_extra_features = 2;
+        d->extra_features = features;
+        resp->agent_details = d;
+        resp->support_mem_hotplug_probe = false;
+        return 0;
+}
+
+HANDLER(set_guest_date_time)
+{
+        struct agent *a = userdata;
+        const Grpc__SetGuestDateTimeRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "SetGuestDateTime", NULL, err);
+        if (r < 0)
+                return r;
+        if (!a->cfg.is_init)
+                return cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
+                                         "not the guest's init: refusing to set the clock");
+        if (req->sec < 0 || req->usec < 0 || req->usec >= 1000000)
+                return cc_error_set(err, EINVAL, "invalid time");
+        struct timeval tv = {.tv_sec = req->sec, .tv_usec = req->usec};
+        if (settimeofday(&tv, NULL) < 0)
+                return cc_error_set(err, errno, "settimeofday: %m");
+        return 0;
+}
+
+/* Creates the missing directories of `rel` below dirfd (all but the last component). */
+static int mkparents_beneath(int dirfd, const char *rel, mode_t mode)
+{
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof(buf), "%s", rel);
+        for (char *p = buf; (p = strchr(p, '/')); p++) {
+                *p = '\0';
+                if (*buf) {
+                        int fd = agent__openat2(dirfd, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+                        if (fd == -ENOENT) {
+                                char *slash = strrchr(buf, '/');
+                                _cleanup_close_ int pfd =
+                                        slash ? (*slash = '\0',
+                                                 agent__openat2(dirfd, buf,
+                                                                O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                                                RESOLVE_BENEATH |
+                                                                        RESOLVE_NO_SYMLINKS))
+                                              : dup(dirfd);
+                                if (slash)
+                                        *slash = '/';
+                                if (pfd < 0)
+                                        return pfd;
+                                if (mkdirat(pfd, slash ? slash + 1 : buf, mode) < 0 &&
+                                    errno != EEXIST)
+                                        return -errno;
+                        } else if (fd < 0) {
+                                return fd;
+                        } else {
+                                close(fd);
+                        }
+                }
+                *p = '/';
+        }
+        return 0;
+}
+
+HANDLER(copy_file)
+{
+        struct agent *a = userdata;
+        const Grpc__CopyFileRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "CopyFile", NULL, err);
+        if (r < 0)
+                return r;
+        /* Only into the containers area (Kata's shared files: hostname, hosts, resolv.conf,
+         * secrets); never onto the agent's or the guest's own files. */
+        if ((r = agent_validate_abs_path(req->path, "path", err)) < 0)
+                return r;
+        const char *base = a->cfg.containers_dir;
+        if (!agent_path_is_under(req->path, base) || strlen(req->path) <= strlen(base) + 1)
+                return cc_error_set(err, EPERM, "CopyFile path '%s' is outside %s", req->path,
+                                    base);
+        if (req->file_size < 0 || (uint64_t)req->file_size > MAX_COPY_FILE_SIZE ||
+            req->offset < 0 || (uint64_t)req->offset + req->data.len > (uint64_t)req->file_size)
+                return cc_error_set(err, EINVAL, "CopyFile size or offset out of range");
+        const char *rel = req->path + strlen(base);
+        while (*rel == '/')
+                rel++;
+        _cleanup_close_ int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (basefd < 0)
+                return cc_error_set(err, errno, "open %s: %m", base);
+        mode_t dir_mode = req->dir_mode ? (req->dir_mode & 0777) : 0755;
+        if ((r = mkparents_beneath(basefd, rel, dir_mode)) < 0)
+                return cc_error_set(err, -r, "create parents of '%s': %s", req->path, strerror(-r));
+        if (S_ISLNK(req->file_mode))
+                return cc_error_set(err, EPERM, "CopyFile of symlinks is not allowed");
+        if (S_ISDIR(req->file_mode)) {
+                /* mkparents_beneath() creates every component before the last '/'. */
+                _cleanup_free_ char *dir = NULL;
+                if (asprintf(&dir, "%s/", rel) < 0)
+                        return -ENOMEM;
+                r = mkparents_beneath(basefd, dir, req->file_mode & 07777);
+                return r < 0 ? cc_error_set(err, -r, "mkdir '%s': %s", req->path, strerror(-r)) : 0;
+        }
+        struct open_how how = {.flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+                                        (req->offset == 0 ? O_TRUNC : 0),
+                               .mode = req->file_mode & 0777,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+        int fd = (int)syscall(SYS_openat2, basefd, rel, &how, sizeof(how));
+        if (fd < 0)
+                return cc_error_set(err, errno, "open '%s': %m", req->path);
+        _cleanup_close_ int file = fd;
+        size_t done = 0;
+        while (done < req->data.len) {
+                ssize_t n = pwrite(file, req->data.data + done, req->data.len - done,
+                                   req->offset + (off_t)done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return cc_error_set(err, errno, "write '%s': %m", req->path);
+                done += (size_t)n;
+        }
+        if (fchmod(file, req->file_mode & 07777) < 0)
+                return cc_error_set(err, errno, "chmod '%s': %m", req->path);
+        if ((req->uid >= 0 || req->gid >= 0) && fchown(file, (uid_t)req->uid, (gid_t)req->gid) < 0)
+                return cc_error_set(err, errno, "chown '%s': %m", req->path);
+        return 0;
+}
+
+HANDLER(get_oom_event)
+{
+        struct agent *a = userdata;
+        Grpc__OOMEvent *resp = (void *)resp_;
+        int r = agent_rpc_admit(a, "GetOOMEvent", NULL, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *id = NULL;
+        if ((r = agent_runtime_wait_oom(a->rt, &id, err)) < 0)
+                return r;
+        resp->container_id = cc_ttrpc_call_strdup(call, id);
+        return resp->container_id ? 0 : -ENOMEM;
+}
+
+#define M(name, req, resp, fn)                        \
+        {                                             \
+                name, &req##__descriptor, resp, fn, 0 \
+        }
+
+static const struct cc_ttrpc_method agent_methods[] = {
+        M("CreateContainer", grpc__create_container_request, NULL, create_container),
+        M("StartContainer", grpc__start_container_request, NULL, start_container),
+        M("RemoveContainer", grpc__remove_container_request, NULL, remove_container),
+        M("ExecProcess", grpc__exec_process_request, NULL, exec_process),
+        M("SignalProcess", grpc__signal_process_request, NULL, signal_process),
+        M("WaitProcess", grpc__wait_process_request, &grpc__wait_process_response__descriptor,
+          wait_process),
+        M("UpdateContainer", grpc__update_container_request, NULL, update_container),
+        M("StatsContainer", grpc__stats_container_request,
+          &grpc__stats_container_response__descriptor, stats_container),
+        M("PauseContainer", grpc__pause_container_request, NULL, pause_container),
+        M("ResumeContainer", grpc__resume_container_request, NULL, resume_container),
+        M("WriteStdin", grpc__write_stream_request, &grpc__write_stream_response__descriptor,
+          write_stdin),
+        M("ReadStdout", grpc__read_stream_request, &grpc__read_stream_response__descriptor,
+          read_stdout),
+        M("ReadStderr", grpc__read_stream_request, &grpc__read_stream_response__descriptor,
+          read_stderr),
+        M("CloseStdin", grpc__close_stdin_request, NULL, close_stdin),
+        M("TtyWinResize", grpc__tty_win_resize_request, NULL, tty_win_resize),
+        M("CreateSandbox", grpc__create_sandbox_request, NULL, create_sandbox),
+        M("DestroySandbox", grpc__destroy_sandbox_request, NULL, destroy_sandbox),
+        M("GetGuestDetails", grpc__guest_details_request, &grpc__guest_details_response__descriptor,
+          get_guest_details),
+        M("SetGuestDateTime", grpc__set_guest_date_time_request, NULL, set_guest_date_time),
+        M("CopyFile", grpc__copy_file_request, NULL, copy_file),
+        M("GetOOMEvent", grpc__get_oomevent_request, &grpc__oomevent__descriptor, get_oom_event),
+};
+
+static const struct cc_ttrpc_service agent_service = {
+        .name = "grpc.AgentService",
+        .methods = agent_methods,
+        .n_methods = CC_ARRAY_SIZE(agent_methods),
+};
+
+int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv)
+{
+        int r;
+        if ((r = cc_ttrpc_server_register(srv, &agent_service, a)) < 0 ||
+            (r = cc_ttrpc_server_register(srv, &health_service, a)) < 0)
+                return r;
+        return agent_rpc_register_image(a, srv);
+}
+
+/* For the fuzz targets: every method table entry (request decoders are what they fuzz). */
+const struct cc_ttrpc_service *agent_rpc_service(void)
+{
+        return &agent_service;
+}
