@@ -2,10 +2,12 @@
  * ttrpc client. Many threads may call at once on one connection; each call gets the next odd
  * stream id, writes its request whole, then waits for the response with that id.
  *
- * There is no reader thread: a waiting caller reads the socket itself when no other caller is
- * reading ("leader/follower"). Whatever it reads for another stream it hands to that caller and
- * wakes it; when its own response arrives it passes the reading role on. A single caller thus
- * pays no thread hand-off at all, and the connection costs no thread while idle.
+ * There is no reader or writer thread: a waiting caller reads the socket itself when no other
+ * caller is reading ("leader/follower"). Whatever it reads for another stream it hands to that
+ * caller and wakes it; when its own response arrives it passes the reading role on. Writes work
+ * the same way: requests are queued in stream-id order and whichever caller finds no writer
+ * active writes everything queued in one sendmsg. A single caller thus pays no thread hand-off
+ * at all, many callers share syscalls, and the connection costs no thread while idle.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cc/log.h"
@@ -26,6 +29,12 @@ struct pending {
         Ttrpc__Response *resp;
         pthread_cond_t cond;
         struct pending *next;
+        /* The request frame (owned by the caller) and its place in the write queue. */
+        const uint8_t *frame;
+        size_t flen;
+        bool written;        /* the frame left (or can no longer leave): caller may free it */
+        bool queued;         /* still in the write queue, not yet taken by a writer */
+        struct pending *wnext;
 };
 
 struct cc_ttrpc_client {
@@ -33,11 +42,12 @@ struct cc_ttrpc_client {
         bool is_socket;
         int wake_fd;            /* written by cc_ttrpc_client_free to stop a blocked reader */
         pthread_mutex_t lock;   /* everything below */
-        pthread_mutex_t wlock;  /* whole-frame writes */
         uint32_t next_id;
         bool reading;
+        bool writing;           /* a caller is writing the queued frames */
         int broken;             /* 0, or the -errno that broke the connection */
         struct pending *pending;
+        struct pending *wq_head, *wq_tail;
         struct frame_reader rd;
 };
 
@@ -53,19 +63,18 @@ int cc_ttrpc_client_new(int fd, struct cc_ttrpc_client **ret)
                 free(c);
                 return r;
         }
-        int r = frame_reader_init(&c->rd, cfd, c->wake_fd);
+        int type;
+        socklen_t tl = sizeof(type);
+        c->is_socket = getsockopt(cfd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0;
+        int r = frame_reader_init(&c->rd, cfd, c->is_socket, c->wake_fd);
         if (r < 0) {
                 close(c->wake_fd);
                 free(c);
                 return r;
         }
-        int type;
-        socklen_t tl = sizeof(type);
-        c->is_socket = getsockopt(cfd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0;
         c->fd = TAKE_FD(cfd);
         c->next_id = 1;
         pthread_mutex_init(&c->lock, NULL);
-        pthread_mutex_init(&c->wlock, NULL);
         *ret = c;
         return 0;
 }
@@ -77,6 +86,8 @@ void cc_ttrpc_client_free(struct cc_ttrpc_client *c)
         /* Callers must have returned; stop any reader still blocked, then release. */
         uint64_t one = 1;
         ssize_t w _unused_ = write(c->wake_fd, &one, sizeof(one));
+        if (c->is_socket)
+                shutdown(c->fd, SHUT_RDWR);
         pthread_mutex_lock(&c->lock);
         c->broken = c->broken ? c->broken : -ECONNRESET;
         for (struct pending *p = c->pending; p; p = p->next)
@@ -86,7 +97,6 @@ void cc_ttrpc_client_free(struct cc_ttrpc_client *c)
         close(c->wake_fd);
         frame_reader_done(&c->rd);
         pthread_mutex_destroy(&c->lock);
-        pthread_mutex_destroy(&c->wlock);
         free(c);
 }
 
@@ -142,8 +152,90 @@ static void read_one(struct cc_ttrpc_client *c, int64_t deadline_ns)
         ttrpc__response__free_unpacked(resp, NULL);
 }
 
+/* Writes every frame in iov (sendmsg with MSG_NOSIGNAL on sockets, writev otherwise). */
+static int writev_full(struct cc_ttrpc_client *c, struct iovec *iov, int n)
+{
+        while (n > 0) {
+                ssize_t w;
+                if (c->is_socket) {
+                        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+                        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                } else {
+                        w = writev(c->fd, iov, n);
+                }
+                if (w < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return -errno;
+                }
+                while (n > 0 && (size_t)w >= iov->iov_len) {
+                        w -= (ssize_t)iov->iov_len;
+                        iov++;
+                        n--;
+                }
+                if (n > 0) {
+                        iov->iov_base = (uint8_t *)iov->iov_base + w;
+                        iov->iov_len -= (size_t)w;
+                }
+        }
+        return 0;
+}
+
+/*
+ * Called with c->lock held and c->writing set: writes the queued frames in batches (one
+ * sendmsg for every frame queued meanwhile by other callers), in stream-id order.
+ */
+static void flush_writes(struct cc_ttrpc_client *c)
+{
+        while (c->wq_head && !c->broken) {
+                struct iovec iov[64];
+                struct pending *batch = c->wq_head, *p = batch;
+                int n = 0;
+                for (; p && n < 64; p = p->wnext, n++) {
+                        iov[n] = (struct iovec){(void *)p->frame, p->flen};
+                        p->queued = false;
+                }
+                c->wq_head = p;
+                if (!p)
+                        c->wq_tail = NULL;
+                pthread_mutex_unlock(&c->lock);
+                int r = writev_full(c, iov, n);
+                pthread_mutex_lock(&c->lock);
+                for (int i = 0; i < n; i++, batch = batch->wnext) {
+                        batch->written = true;
+                        pthread_cond_signal(&batch->cond);
+                }
+                if (r < 0)
+                        mark_broken(c, r == -EPIPE ? -ECONNRESET : r);
+        }
+        /* Frames still queued on a broken connection will never leave. */
+        for (struct pending *p = c->wq_head; p; p = p->wnext) {
+                p->queued = false;
+                p->written = true;
+        }
+        c->wq_head = c->wq_tail = NULL;
+        c->writing = false;
+}
+
 static void unlink_pending(struct cc_ttrpc_client *c, struct pending *me)
 {
+        /* The frame belongs to the caller: take it out of the queue, or wait until the writer
+         * that took it is done with it. */
+        if (me->queued) {
+                for (struct pending **pp = &c->wq_head, *prev = NULL; *pp;
+                     prev = *pp, pp = &(*pp)->wnext)
+                        if (*pp == me) {
+                                *pp = me->wnext;
+                                if (c->wq_tail == me)
+                                        c->wq_tail = prev;
+                                break;
+                        }
+                me->queued = false;
+                me->written = true;
+        }
+        while (!me->written)
+                pthread_cond_wait(&me->cond, &c->lock);
+
         for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next)
                 if (*pp == me) {
                         *pp = me->next;
@@ -205,33 +297,36 @@ static int call_frame(struct cc_ttrpc_client *c, const char *service, const char
                 return cc_error_set(err, -r, "ttrpc: %s/%s: %s", service, method, strerror(-r));
         }
 
-        pthread_mutex_lock(&c->wlock);
         pthread_mutex_lock(&c->lock);
         if (c->broken) {
                 r = c->broken;
                 pthread_mutex_unlock(&c->lock);
-                pthread_mutex_unlock(&c->wlock);
                 pthread_cond_destroy(&me.cond);
                 return cc_error_set(err, ECONNRESET, "ttrpc: %s/%s: connection closed (%s)",
                                     service, method, strerror(-r));
         }
+        /* Ids are given in queue order and the queue is written in order. */
         me.id = c->next_id;
         c->next_id += 2;
-        me.next = c->pending;
-        c->pending = &me;
-        pthread_mutex_unlock(&c->lock);
         frame[4] = (uint8_t)(me.id >> 24);
         frame[5] = (uint8_t)(me.id >> 16);
         frame[6] = (uint8_t)(me.id >> 8);
         frame[7] = (uint8_t)me.id;
-        r = write_full(c->fd, c->is_socket, frame, flen);
-        pthread_mutex_unlock(&c->wlock);
-        if (r == -EPIPE)
-                r = -ECONNRESET; /* the server closed: the same as EOF on read */
+        me.frame = frame;
+        me.flen = flen;
+        me.queued = true;
+        me.next = c->pending;
+        c->pending = &me;
+        if (c->wq_tail)
+                c->wq_tail->wnext = &me;
+        else
+                c->wq_head = &me;
+        c->wq_tail = &me;
+        if (!c->writing) {
+                c->writing = true;
+                flush_writes(c);
+        }
 
-        pthread_mutex_lock(&c->lock);
-        if (r < 0)
-                mark_broken(c, r);
         while (r == 0 && !me.done) {
                 if (c->broken) {
                         r = c->broken == -ECANCELED ? -ECONNRESET : c->broken;

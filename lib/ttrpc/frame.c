@@ -40,14 +40,24 @@ int64_t ttrpc_now_ns(void)
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int frame_reader_init(struct frame_reader *r, int fd, int wake_fd)
+int frame_reader_init(struct frame_reader *r, int fd, bool is_socket, int wake_fd)
 {
-        *r = (struct frame_reader){.fd = fd, .wake_fd = wake_fd};
+        *r = (struct frame_reader){.fd = fd, .wake_fd = wake_fd, .is_socket = is_socket};
         r->buf = malloc(READ_CHUNK);
         if (!r->buf)
                 return -ENOMEM;
         r->cap = READ_CHUNK;
         return 0;
+}
+
+bool frame_reader_has_frame(const struct frame_reader *r)
+{
+        size_t avail = r->end - r->start;
+        if (avail < CC_TTRPC_HEADER_SIZE)
+                return false;
+        struct cc_ttrpc_header h;
+        cc_ttrpc_header_decode(r->buf + r->start, &h);
+        return h.length > CC_TTRPC_MAX_DATA || avail - CC_TTRPC_HEADER_SIZE >= h.length;
 }
 
 void frame_reader_done(struct frame_reader *r)
@@ -111,8 +121,8 @@ static int fill(struct frame_reader *r, size_t need, int64_t deadline_ns)
         if (ret < 0)
                 return ret;
         while (r->end - r->start < need) {
-                /* Only block in poll when a deadline or a wake fd has to be honoured. */
-                if (deadline_ns > 0 || r->wake_fd >= 0) {
+                /* Only wait in poll when a deadline or a wake fd has to be honoured. */
+                if (deadline_ns > 0 || (r->wake_fd >= 0 && !r->is_socket)) {
                         ret = wait_readable(r, deadline_ns);
                         if (ret < 0)
                                 return ret;

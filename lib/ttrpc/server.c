@@ -44,6 +44,10 @@ struct conn {
         int refs;              /* reader + calls in flight; under srv->lock */
         uint32_t last_id;      /* reader thread only */
         int close_reason;      /* 0 on a clean EOF or shutdown, else -errno */
+        /* Answers of inline calls, collected by the reader thread and written in one go once
+         * no further request is buffered (many small frames, one write). */
+        uint8_t *out;
+        size_t out_len, out_cap;
         struct conn *prev, *next;
 };
 
@@ -59,6 +63,7 @@ struct cc_ttrpc_call {
         const struct cc_ttrpc_method *method;
         void *userdata;
         int64_t deadline_ns; /* CLOCK_MONOTONIC, 0 = none */
+        bool on_reader;      /* runs on the connection's reader thread (inline) */
         struct arena_node *arena;
         struct cc_ttrpc_call *next; /* work queue link */
 };
@@ -175,12 +180,8 @@ static void conn_unref(struct conn *c)
         if (!last)
                 return;
 
-        /* Close before telling anyone, so a virtio-serial port can be reopened right away. */
-        close(c->fd);
-        pthread_mutex_destroy(&c->wlock);
-        if (srv->opts.on_conn_closed)
-                srv->opts.on_conn_closed(srv->opts.userdata, c->close_reason);
-
+        /* Unlink first (shutdown walks the list and must never see a closed fd), then close
+         * before telling anyone, so a virtio-serial port can be reopened right away. */
         pthread_mutex_lock(&srv->lock);
         if (c->prev)
                 c->prev->next = c->next;
@@ -188,14 +189,25 @@ static void conn_unref(struct conn *c)
                 srv->conns = c->next;
         if (c->next)
                 c->next->prev = c->prev;
-        srv->n_conns--;
+        pthread_mutex_unlock(&srv->lock);
+
+        close(c->fd);
+        pthread_mutex_destroy(&c->wlock);
+        free(c->out);
+        if (srv->opts.on_conn_closed)
+                srv->opts.on_conn_closed(srv->opts.userdata, c->close_reason);
         free(c);
+
+        pthread_mutex_lock(&srv->lock);
+        srv->n_conns--;
         pthread_cond_broadcast(&srv->done_cond);
         pthread_mutex_unlock(&srv->lock);
 }
 
 static int conn_write(struct conn *c, const uint8_t *buf, size_t len)
 {
+        if (len == 0)
+                return 0;
         pthread_mutex_lock(&c->wlock);
         int r = write_full(c->fd, c->is_socket, buf, len);
         pthread_mutex_unlock(&c->wlock);
@@ -204,10 +216,41 @@ static int conn_write(struct conn *c, const uint8_t *buf, size_t len)
         return r;
 }
 
-static int send_status(struct conn *c, uint32_t stream_id, int code, const char *fmt, ...)
-        _printf_(4, 5);
+#define OUT_FLUSH_SIZE (64u * 1024u)
 
-static int send_status(struct conn *c, uint32_t stream_id, int code, const char *fmt, ...)
+/* Reader thread only: writes the collected answers of inline calls. */
+static int conn_flush(struct conn *c)
+{
+        int r = conn_write(c, c->out, c->out_len);
+        c->out_len = 0;
+        return r;
+}
+
+/* Sends a whole frame now, or (deferred, reader thread only) with the next flush. */
+static int conn_send(struct conn *c, bool deferred, const uint8_t *buf, size_t len)
+{
+        if (!deferred)
+                return conn_write(c, buf, len); /* a worker: never touches c->out */
+        if (len > OUT_FLUSH_SIZE)
+                return conn_flush(c) < 0 ? -EPIPE : conn_write(c, buf, len);
+        if (c->out_len + len > c->out_cap) {
+                size_t cap = CC_MAX(c->out_cap * 2, CC_MAX(c->out_len + len, (size_t)4096));
+                uint8_t *n = realloc(c->out, cap);
+                if (!n)
+                        return conn_flush(c) < 0 ? -EPIPE : conn_write(c, buf, len);
+                c->out = n;
+                c->out_cap = cap;
+        }
+        memcpy(c->out + c->out_len, buf, len);
+        c->out_len += len;
+        return c->out_len >= OUT_FLUSH_SIZE ? conn_flush(c) : 0;
+}
+
+static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code,
+                       const char *fmt, ...) _printf_(5, 6);
+
+static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code,
+                       const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -226,14 +269,15 @@ static int send_status(struct conn *c, uint32_t stream_id, int code, const char 
         int r = frame_build_message(stream_id, CC_TTRPC_RESPONSE, &resp.base, &frame, &len);
         if (r < 0)
                 return r;
-        return conn_write(c, frame, len);
+        return conn_send(c, deferred, frame, len);
 }
 
 /*
  * Success: a Response with no status and the payload as field 2, encoded straight into the
  * frame buffer (one allocation, no intermediate copy).
  */
-static int send_payload(struct conn *c, uint32_t stream_id, const ProtobufCMessage *msg)
+static int send_payload(struct conn *c, bool deferred, uint32_t stream_id,
+                        const ProtobufCMessage *msg)
 {
         size_t plen = msg ? protobuf_c_message_get_packed_size(msg) : 0;
         uint8_t lenbuf[10];
@@ -245,7 +289,7 @@ static int send_payload(struct conn *c, uint32_t stream_id, const ProtobufCMessa
         }
         size_t dlen = plen ? 1 + vlen + plen : 0;
         if (dlen > CC_TTRPC_MAX_DATA)
-                return send_status(c, stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
+                return send_status(c, deferred, stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
                                    "response of %zu bytes exceeds the maximum message size of %u",
                                    dlen, CC_TTRPC_MAX_DATA);
         _cleanup_free_ uint8_t *frame = malloc(CC_TTRPC_HEADER_SIZE + dlen);
@@ -259,7 +303,7 @@ static int send_payload(struct conn *c, uint32_t stream_id, const ProtobufCMessa
                 memcpy(frame + CC_TTRPC_HEADER_SIZE + 1, lenbuf, vlen);
                 protobuf_c_message_pack(msg, frame + CC_TTRPC_HEADER_SIZE + 1 + vlen);
         }
-        return conn_write(c, frame, CC_TTRPC_HEADER_SIZE + dlen);
+        return conn_send(c, deferred, frame, CC_TTRPC_HEADER_SIZE + dlen);
 }
 
 /* Decodes the request, runs the handler and sends its answer. */
@@ -269,14 +313,14 @@ static void answer_call(struct cc_ttrpc_call *call)
         const struct cc_ttrpc_method *m = call->method;
 
         if (call->deadline_ns && ttrpc_now_ns() >= call->deadline_ns) {
-                send_status(c, call->stream_id, CC_GRPC_DEADLINE_EXCEEDED,
+                send_status(c, call->on_reader, call->stream_id, CC_GRPC_DEADLINE_EXCEEDED,
                             "context deadline exceeded before %s ran", m->name);
                 return;
         }
         ProtobufCMessage *req = protobuf_c_message_unpack(m->request, NULL, call->req->payload.len,
                                                           call->req->payload.data);
         if (!req) {
-                send_status(c, call->stream_id, CC_GRPC_INTERNAL,
+                send_status(c, call->on_reader, call->stream_id, CC_GRPC_INTERNAL,
                             "ttrpc: error unmarshalling payload: not a valid %s",
                             m->request->name);
                 return;
@@ -286,7 +330,7 @@ static void answer_call(struct cc_ttrpc_call *call)
                 resp = cc_ttrpc_call_alloc(call, m->response->sizeof_message);
                 if (!resp) {
                         protobuf_c_message_free_unpacked(req, NULL);
-                        send_status(c, call->stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
+                        send_status(c, call->on_reader, call->stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
                                     "out of memory");
                         return;
                 }
@@ -298,10 +342,10 @@ static void answer_call(struct cc_ttrpc_call *call)
         protobuf_c_message_free_unpacked(req, NULL);
         if (r < 0) {
                 int code = err ? cc_error_grpc_code(err) : cc_errno_to_grpc(r);
-                send_status(c, call->stream_id, code, "%s",
+                send_status(c, call->on_reader, call->stream_id, code, "%s",
                             err ? cc_error_message(err) : strerror(-r));
         } else {
-                send_payload(c, call->stream_id, resp);
+                send_payload(c, call->on_reader, call->stream_id, resp);
         }
 }
 
@@ -406,12 +450,12 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
         struct cc_ttrpc_server *srv = c->srv;
 
         if (h->stream_id % 2 == 0) {
-                send_status(c, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
+                send_status(c, true, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
                             "StreamID must be odd for client initiated streams");
                 return 0;
         }
         if (h->stream_id <= c->last_id) {
-                send_status(c, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
+                send_status(c, true, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
                             "StreamID cannot be re-used and must increment");
                 return 0;
         }
@@ -419,7 +463,7 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
 
         Ttrpc__Request *req = ttrpc__request__unpack(NULL, h->length, data);
         if (!req) {
-                send_status(c, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
+                send_status(c, true, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
                             "unmarshal request error: not a ttrpc.Request");
                 cc_log_warn("ttrpc: closing connection: stream %u carries %u bytes that are not "
                             "a ttrpc.Request",
@@ -427,7 +471,7 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
                 return -EBADMSG;
         }
         if (h->flags != 0) {
-                send_status(c, h->stream_id, CC_GRPC_UNIMPLEMENTED,
+                send_status(c, true, h->stream_id, CC_GRPC_UNIMPLEMENTED,
                             "streaming requests are not supported (flags 0x%x)", h->flags);
                 ttrpc__request__free_unpacked(req, NULL);
                 return 0;
@@ -440,10 +484,10 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
                                                  &service_found);
         if (!m) {
                 if (service_found)
-                        send_status(c, h->stream_id, CC_GRPC_UNIMPLEMENTED, "method %s",
+                        send_status(c, true, h->stream_id, CC_GRPC_UNIMPLEMENTED, "method %s",
                                     req->method);
                 else
-                        send_status(c, h->stream_id, CC_GRPC_UNIMPLEMENTED, "service %s",
+                        send_status(c, true, h->stream_id, CC_GRPC_UNIMPLEMENTED, "service %s",
                                     req->service);
                 ttrpc__request__free_unpacked(req, NULL);
                 return 0;
@@ -452,7 +496,7 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
         struct cc_ttrpc_call *call = calloc(1, sizeof(*call));
         if (!call) {
                 ttrpc__request__free_unpacked(req, NULL);
-                send_status(c, h->stream_id, CC_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+                send_status(c, true, h->stream_id, CC_GRPC_RESOURCE_EXHAUSTED, "out of memory");
                 return 0;
         }
         call->conn = c;
@@ -467,8 +511,10 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
         c->refs++;
         pthread_mutex_unlock(&srv->lock);
 
-        if (m->flags & CC_TTRPC_METHOD_INLINE)
+        if (m->flags & CC_TTRPC_METHOD_INLINE) {
+                call->on_reader = true;
                 run_call(call);
+        }
         else
                 enqueue(srv, call);
         return 0;
@@ -478,16 +524,18 @@ static void *conn_main(void *arg)
 {
         struct conn *c = arg;
         struct frame_reader rd;
-        int r = frame_reader_init(&rd, c->fd, c->srv->wake_fd);
+        int r = frame_reader_init(&rd, c->fd, c->is_socket, c->srv->wake_fd);
         while (r == 0) {
                 struct cc_ttrpc_header h;
                 const uint8_t *data = NULL;
+                if (c->out_len && !frame_reader_has_frame(&rd))
+                        conn_flush(c);
                 r = frame_read(&rd, &h, &data, 0);
                 if (r == -EMSGSIZE) {
                         cc_log_warn("ttrpc: closing connection: frame of %u bytes on stream %u "
                                     "exceeds the maximum message size of %u",
                                     h.length, h.stream_id, CC_TTRPC_MAX_DATA);
-                        send_status(c, h.stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
+                        send_status(c, true, h.stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
                                     "message length %u exceed maximum message size of %u",
                                     h.length, CC_TTRPC_MAX_DATA);
                         break;
@@ -510,7 +558,7 @@ static void *conn_main(void *arg)
                         break;
                 case CC_TTRPC_DATA:
                         /* No method here streams, so no stream can be open for data. */
-                        send_status(c, h.stream_id, CC_GRPC_INVALID_ARGUMENT,
+                        send_status(c, true, h.stream_id, CC_GRPC_INVALID_ARGUMENT,
                                     "StreamID is no longer active");
                         break;
                 default:
@@ -521,6 +569,7 @@ static void *conn_main(void *arg)
                         break;
                 }
         }
+        conn_flush(c);
         c->close_reason = r;
         frame_reader_done(&rd);
         conn_unref(c);
@@ -692,9 +741,15 @@ void cc_ttrpc_server_shutdown(struct cc_ttrpc_server *s)
         if (already)
                 return;
 
-        /* Readers and the accept loop poll the eventfd: one write wakes them all for good. */
+        /* The accept loop and readers of non-sockets poll the eventfd: one write wakes them all
+         * for good. Readers of sockets block in read(2): shutdown(SHUT_RD) ends that read. */
         uint64_t one = 1;
         ssize_t w _unused_ = write(s->wake_fd, &one, sizeof(one));
+        pthread_mutex_lock(&s->lock);
+        for (struct conn *c = s->conns; c; c = c->next)
+                if (c->is_socket)
+                        shutdown(c->fd, SHUT_RD);
+        pthread_mutex_unlock(&s->lock);
         if (s->has_accept_thread) {
                 pthread_join(s->accept_thread, NULL);
                 s->has_accept_thread = false;

@@ -17,11 +17,17 @@
 struct frame_reader {
         int fd;
         int wake_fd; /* eventfd that interrupts a blocking wait, or -1 */
+        /* A socket blocks in read(2) directly when there is no deadline (one syscall instead of
+         * poll + read); its owner wakes it with shutdown(2). Other fds (a virtio-serial port)
+         * always wait in poll(2) so that wake_fd can interrupt them. */
+        bool is_socket;
         uint8_t *buf;
         size_t cap, start, end;
 };
 
-int frame_reader_init(struct frame_reader *r, int fd, int wake_fd);
+int frame_reader_init(struct frame_reader *r, int fd, bool is_socket, int wake_fd);
+/* True when a whole frame is already buffered (the next frame_read will not block). */
+bool frame_reader_has_frame(const struct frame_reader *r);
 void frame_reader_done(struct frame_reader *r);
 
 /*

@@ -354,8 +354,10 @@ static void *hammer_thread(void *arg)
                 int r = ts_call(h->f, m, v, i, 0, &out, &err);
                 if (r < 0 || out->seconds != v + 1 || out->nanos != i) {
                         if (h->failures++ == 0)
-                                print_error("call %d of thread %d: r=%d %s\n", i, h->base, r,
-                                            cc_error_message(err));
+                                print_error("call %d of thread %d: r=%d %s got %lld/%d\n", i,
+                                            h->base, r, cc_error_message(err),
+                                            out ? (long long)out->seconds : -1LL,
+                                            out ? out->nanos : -1);
                 }
                 cc_error_free(err);
                 if (out)

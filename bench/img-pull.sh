@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Image pull + unpack, side by side, from the same local registry (Debian's docker-registry on
+# loopback), same image: six gzip layers, each 20 MiB of random data plus 2,000 small files
+# (about 120 MiB compressed).
+#   cc-image-pull          libccimage: streamed, verified, unpacked to per-layer dirs
+#   ctr image pull         containerd 1.6 started by this script, pull + unpack (overlayfs)
+#   skopeo copy + umoci    copy to an OCI layout, then umoci unpack
+# Each is run RUNS times (default 3) after one warm-up; the median wall time, the ratios and
+# the peak RSS are printed, plus where cc-image-pull's layer time goes.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+BUILD=${BUILD:-build}
+RUNS=${RUNS:-3}
+. "$HERE/../test/integration/img-lib.sh"
+for tool in containerd ctr /usr/bin/time; do
+        command -v $tool >/dev/null || { echo "$tool not installed"; exit 77; }
+done
+img_setup
+
+echo "building the image (6 x (20 MiB random + 2,000 small files))..."
+python3 - "$T/oci" <<'EOF' || fail "image"
+import gzip, hashlib, io, json, os, sys, tarfile, zlib
+root = sys.argv[1]
+os.makedirs(root + "/blobs/sha256")
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    open("%s/blobs/sha256/%s" % (root, d), "wb").write(data)
+    return "sha256:" + d, len(data)
+diff_ids, layers = [], []
+for n in range(6):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        def add(name, data=None, kind=tarfile.REGTYPE, mode=0o644):
+            ti = tarfile.TarInfo(name); ti.type = kind; ti.mode = mode; ti.mtime = 1700000000
+            if data is not None: ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+        add("layer%d" % n, kind=tarfile.DIRTYPE, mode=0o755)
+        add("layer%d/big" % n, os.urandom(20 << 20))
+        for d in range(20):
+            add("layer%d/d%02d" % (n, d), kind=tarfile.DIRTYPE, mode=0o755)
+            for f in range(100):
+                add("layer%d/d%02d/f%03d" % (n, d, f), os.urandom(256) + b"x" * (f * 10))
+    tar = buf.getvalue()
+    diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    gz = c.compress(tar) + c.flush()
+    d, s = blob(gz)
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s})
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                  "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+cd, cs = blob(cfg)
+man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+    "layers": layers}).encode()
+md, ms = blob(man)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "v1"}}]},
+    open(root + "/index.json", "w"))
+open(root + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+print("compressed MiB: %.1f" % (sum(l["size"] for l in layers) / 1048576))
+EOF
+img_push_raw "$T/oci" v1 bench/img:v1
+rm -rf "$T/oci"
+IMG=$REG/bench/img:v1
+
+# run NAME CMD...: wall seconds into $WALL, max RSS (KiB) of the command into $RSS.
+run() {
+        local s e
+        s=$(date +%s%N)
+        /usr/bin/time -f %M -o "$T/rss" "$@" >"$T/run.log" 2>&1 || { cat "$T/run.log"; fail "$*"; }
+        e=$(date +%s%N)
+        WALL=$(python3 -c "print(($e - $s) / 1e9)")
+        RSS=$(tail -n1 "$T/rss")
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+
+# ---- cc-image-pull ----
+ours=() ours_rss=0
+for i in $(seq 0 "$RUNS"); do
+        rm -rf "$T/ours" && mkdir -p "$T/ours"
+        run "$PULL" --insecure "$IMG" "$T/ours"
+        cp "$T/run.log" "$T/ours.log"
+        [ "$i" -eq 0 ] && continue # warm-up
+        ours+=("$WALL")
+        [ "$RSS" -gt "$ours_rss" ] && ours_rss=$RSS
+done
+stages=$(grep '^layer time' "$T/ours.log")
+rm -rf "$T/ours"
+
+# ---- containerd 1.6: ctr image pull (pull + unpack into the overlayfs snapshotter) ----
+ctrd_start() {
+        rm -rf "$T/ctrd" && mkdir -p "$T/ctrd"
+        cat >"$T/ctrd/config.toml" <<EOF
+version = 2
+root = "$T/ctrd/root"
+state = "$T/ctrd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$T/ctrd/sock"
+[ttrpc]
+  address = "$T/ctrd/sock.ttrpc"
+EOF
+        containerd --config "$T/ctrd/config.toml" >"$T/ctrd/log" 2>&1 &
+        CTRD=$!
+        PIDS+=($CTRD)
+        for _ in $(seq 1 100); do
+                ctr -a "$T/ctrd/sock" version >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        cat "$T/ctrd/log"
+        fail "containerd did not start"
+}
+ctrd_stop() {
+        kill "$CTRD"
+        wait "$CTRD" 2>/dev/null
+        umount -R "$T/ctrd/root" 2>/dev/null
+        rm -rf "$T/ctrd"
+}
+theirs=() theirs_rss=0
+for i in $(seq 0 "$RUNS"); do
+        ctrd_start
+        run ctr -a "$T/ctrd/sock" -n bench image pull --plain-http "$IMG"
+        hwm=$(awk '/VmHWM/ {print $2}' "/proc/$CTRD/status")
+        ctrd_stop
+        [ "$i" -eq 0 ] && continue
+        theirs+=("$WALL")
+        [ "$hwm" -gt "$theirs_rss" ] && theirs_rss=$hwm
+done
+
+# ---- skopeo copy + umoci unpack ----
+sk=() sk_rss=0
+for i in $(seq 0 "$RUNS"); do
+        rm -rf "$T/sk" && mkdir -p "$T/sk"
+        s=$(date +%s%N)
+        run skopeo copy -q --insecure-policy --src-tls-verify=false "docker://$IMG" "oci:$T/sk/oci:v1"
+        r1=$RSS
+        run umoci unpack --image "$T/sk/oci:v1" "$T/sk/bundle"
+        e=$(date +%s%N)
+        rm -rf "$T/sk"
+        [ "$i" -eq 0 ] && continue
+        sk+=("$(python3 -c "print(($e - $s) / 1e9)")")
+        for r in $r1 $RSS; do [ "$r" -gt "$sk_rss" ] && sk_rss=$r; done
+done
+
+mo=$(median "${ours[@]}")
+mc=$(median "${theirs[@]}")
+ms=$(median "${sk[@]}")
+echo
+echo "image pull + unpack, 6 x 20 MiB layers + 12,000 files, median of $RUNS runs (s)"
+printf '  %-28s %8.3f s   peak RSS %6d KiB\n' "cc-image-pull" "$mo" "$ours_rss"
+printf '  %-28s %8.3f s   peak RSS %6d KiB (containerd VmHWM)\n' "ctr image pull (containerd)" "$mc" "$theirs_rss"
+printf '  %-28s %8.3f s   peak RSS %6d KiB\n' "skopeo copy + umoci unpack" "$ms" "$sk_rss"
+python3 -c "print('  ratio vs containerd: %.2fx   ratio vs skopeo+umoci: %.2fx' % ($mc / $mo, $ms / $mo))"
+echo "  cc-image-pull $stages"
+echo "  runs: ours ${ours[*]} | containerd ${theirs[*]} | skopeo+umoci ${sk[*]}"

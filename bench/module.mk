@@ -1,0 +1,12 @@
+# bench/: benchmarks, each compared side by side in one run with the peer its issue names.
+# `make bench` runs them all and prints ratios; results and commands go in bench/README.md.
+BENCH_TOOLS := $(BUILD)/bench/ttrpc-bench
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+all: $(BENCH_TOOLS)
+
+# Each bench/<name>.sh prints its own table; BENCHES picks a subset (e.g. BENCHES=ttrpc).
+BENCHES ?= $(patsubst bench/%.sh,%,$(wildcard bench/*.sh))
+bench: all
+	@for b in $(BENCHES); do echo "== bench $$b"; BUILD=$(BUILD) bash bench/$$b.sh || exit 1; done
