@@ -163,21 +163,29 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (check) {
+                /* Read-only check, safe next to a running daemon: no sweep, no socket. */
+                _cleanup_free_ char *db = NULL;
+                struct snap_store *st = NULL;
+                int r = asprintf(&db, "%s/metadata.db", cfg.root) < 0 ? -ENOMEM : 0;
+                if (r == 0)
+                        r = snap_store_open(db, &st, &err);
+                if (r == 0)
+                        r = snap_store_check(st, &err);
+                if (r < 0)
+                        fprintf(stderr, "%s\n", err ? cc_error_message(err) : strerror(-r));
+                else
+                        printf("ok\n");
+                snap_store_close(st);
+                snap_config_clear(&cfg);
+                return r < 0 ? 1 : 0;
+        }
+
         struct snap *s = NULL;
         if (snap_open(&cfg, &s, &err) < 0) {
                 cc_log_error("open state in %s: %s", cfg.root, cc_error_message(err));
                 snap_config_clear(&cfg);
                 return 1;
-        }
-        if (check) {
-                int r = snap_check(s, &err);
-                if (r < 0)
-                        fprintf(stderr, "%s\n", cc_error_message(err));
-                else
-                        printf("ok\n");
-                snap_close(s);
-                snap_config_clear(&cfg);
-                return r < 0 ? 1 : 0;
         }
 
         struct cc_grpc_server *srv = NULL;

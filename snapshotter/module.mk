@@ -20,4 +20,5 @@ $(BUILD)/nydus-overlayfs: $(BUILD)/snapshotter/helper/nydus-overlayfs.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $<
 
-INTEGRATION_TESTS += test/integration/snap-local.sh test/integration/snap-guest-pull.sh
+INTEGRATION_TESTS += test/integration/snap-local.sh test/integration/snap-guest-pull.sh \
+	test/integration/snap-crash.sh
