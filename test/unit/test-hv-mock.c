@@ -1,0 +1,148 @@
+/*
+ * The mock backend (the shim's test double) through the public interface: lifecycle, the exit
+ * fd, simulated crashes, armed failures, the call log; and the generic wrappers' argument
+ * checks, which every backend shares.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+/* clang-format off: cmocka.h needs the headers above first */
+#include <cmocka.h>
+/* clang-format on */
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "hypervisor/hv.h"
+#include "hypervisor/mock/mock.h"
+
+static struct hv_config mock_config(void)
+{
+        return (struct hv_config){
+                .backend = "mock",
+                .name = "pod-1",
+                .run_dir = "/run/test/pod-1",
+                .kernel = "/vmlinuz",
+        };
+}
+
+static void test_lifecycle(void **state)
+{
+        hv_mock_reset();
+        struct hv_config c = mock_config();
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        assert_string_equal(hv_vm_backend(vm), "mock");
+        assert_string_equal(hv_vm_console_log(vm), "/run/test/pod-1/console.log");
+        assert_int_equal(hv_vm_exit_fd(vm), -ESRCH);
+        struct hv_exit ex;
+        assert_int_equal(hv_vm_wait(vm, 0, &ex, &err), -ESRCH);
+        assert_int_equal(hv_vm_start(vm, 1000, &err), 0);
+        assert_int_equal(hv_vm_start(vm, 1000, &err), -EEXIST);
+        _cleanup_free_ char *addr = NULL;
+        assert_int_equal(hv_vm_agent_address(vm, &addr, &err), 0);
+        assert_string_equal(addr, "unix:/run/test/pod-1/agent.sock");
+        int efd = hv_vm_exit_fd(vm);
+        assert_true(efd >= 0);
+        struct pollfd pfd = {.fd = efd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 0), 0);
+        assert_int_equal(hv_vm_wait(vm, 0, &ex, &err), -ETIMEDOUT);
+        assert_int_equal(hv_vm_stop(vm, 100, &err), 0);
+        assert_int_equal(poll(&pfd, 1, 0), 1);
+        assert_int_equal(hv_vm_wait(vm, 0, &ex, &err), 0);
+        assert_int_equal(ex.code, 0);
+        _cleanup_free_ char *calls = hv_mock_calls();
+        assert_string_equal(calls, "start:pod-1 agent_address:pod-1 wait:pod-1 stop:pod-1 "
+                                   "wait:pod-1");
+}
+
+static void test_crash_and_failures(void **state)
+{
+        hv_mock_reset();
+        struct hv_config c = mock_config();
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        hv_mock_fail_next("start", EIO);
+        assert_int_equal(hv_vm_start(vm, 1000, &err), -EIO);
+        assert_non_null(strstr(cc_error_message(err), "start VM pod-1 (mock)"));
+        assert_int_equal(hv_vm_start(vm, 1000, &err), 0);
+        assert_int_equal(hv_mock_exit(vm, 0, SIGKILL), 0);
+        assert_int_equal(hv_mock_exit(vm, 0, SIGKILL), -ESRCH);
+        struct hv_exit ex;
+        assert_int_equal(hv_vm_wait(vm, -1, &ex, &err), 0);
+        assert_int_equal(ex.signal, SIGKILL);
+        assert_int_equal(ex.code, -1);
+        hv_mock_fail_next("agent_address", ENOTCONN);
+        char *addr = NULL;
+        assert_int_equal(hv_vm_agent_address(vm, &addr, &err), -ENOTCONN);
+        assert_null(addr);
+}
+
+static void test_validation(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct hv_vm *vm = NULL;
+        struct hv_config c = mock_config();
+        c.backend = "firecracker";
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "unknown hypervisor backend 'firecracker'"));
+        c = mock_config();
+        c.name = "bad name;rm";
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        c = mock_config();
+        c.run_dir = "relative";
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        c = mock_config();
+        c.vsock_cid = 2;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        c = mock_config();
+        c.kernel = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        assert_null(vm);
+        assert_null(hv_vm_free(NULL));
+        const char *const *names = hv_backend_names();
+        assert_string_equal(names[0], "qemu");
+        assert_string_equal(names[3], "mock");
+        assert_null(names[4]);
+}
+
+/* The configuration is copied: the caller's strings may go away after hv_vm_new. */
+static void test_config_copied(void **state)
+{
+        char name[] = "pod-2";
+        char dir[] = "/run/test/pod-2";
+        struct hv_config c = mock_config();
+        c.name = name;
+        c.run_dir = dir;
+        const struct hv_disk disks[] = {{.path = "/img"}};
+        c.disks = disks;
+        c.n_disks = 1;
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        memset(name, 'x', sizeof(name) - 1);
+        memset(dir, 'x', sizeof(dir) - 1);
+        assert_int_equal(hv_vm_start(vm, 1000, &err), 0);
+        _cleanup_free_ char *addr = NULL;
+        assert_int_equal(hv_vm_agent_address(vm, &addr, &err), 0);
+        assert_string_equal(addr, "unix:/run/test/pod-2/agent.sock");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_crash_and_failures),
+                cmocka_unit_test(test_validation),
+                cmocka_unit_test(test_config_copied),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
