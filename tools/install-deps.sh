@@ -15,7 +15,7 @@ pkgs=(
         # unit tests
         libcmocka-dev
         # real peers for integration tests
-        containerd runc qemu-system-x86 qemu-utils ovmf docker-registry skopeo umoci
+        containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
         python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat
 )
 missing=()
