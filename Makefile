@@ -42,6 +42,11 @@ CFLAGS += -std=gnu11 $(WARNINGS) -fno-strict-aliasing -fstack-protector-strong -
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 LDLIBS += -lpthread
 
+# Modules may silence a GCC-only warning (e.g. -Wno-format-truncation); clang must not fail on it.
+ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n1)),)
+CFLAGS += -Wno-unknown-warning-option
+endif
+
 ifeq ($(SANITIZE),1)
 CFLAGS += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
