@@ -1,8 +1,8 @@
 /*
  * Golden tests: for each backend and TEE profile, the rendered QEMU argv (one argument a line),
  * Cloud Hypervisor VmConfig JSON or libvirt domain XML is compared with a reviewed file in
- * test/golden/hv/. Lines starting with '#' in a golden file are the review comments citing the
- * reference facts; they are not compared.
+ * test/golden/hv/. Lines starting with '#' (or '<!--' in XML files) in a golden file are the
+ * review comments citing the reference facts; they are not compared.
  *
  * HV_GOLDEN_UPDATE=<dir> writes what was rendered to <dir>/<name> (without comments) for review.
  */
@@ -21,6 +21,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
+#include "hypervisor/libvirt/libvirt.h"
 #include "hypervisor/qemu/qemu.h"
 
 #define RUN_DIR "/run/cc/vm/0123"
@@ -41,7 +42,7 @@ static char *read_golden(const char *name)
         char *line = NULL;
         size_t cap = 0;
         while (getline(&line, &cap, f) > 0)
-                if (line[0] != '#')
+                if (line[0] != '#' && strncmp(line, "<!--", 4) != 0)
                         fputs(line, mem);
         free(line);
         fclose(mem);
@@ -212,6 +213,74 @@ static void test_qemu_tee_refuses_tcg(void **state)
         hv__argv_done(&a);
 }
 
+static void libvirt_golden(const char *name, enum hv_tee tee, unsigned long version)
+{
+        struct hv_config c = base_config(tee);
+        c.backend = "libvirt";
+        struct hv_libvirt_plan plan = {
+                .cfg = &c,
+                .console_log = RUN_DIR "/console.log",
+                .accel = tee == HV_TEE_NONE ? HV_ACCEL_TCG : HV_ACCEL_KVM,
+                .channel = tee == HV_TEE_NONE ? HV_CHANNEL_SERIAL : HV_CHANNEL_VSOCK,
+                .cbitpos = 51,
+                .libvirt_version = version,
+        };
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv_libvirt_domain_xml(&plan, &xml, &err) < 0)
+                fail_msg("%s: %s", name, cc_error_message(err));
+        compare(name, xml);
+}
+
+static void test_libvirt_none(void **state)
+{
+        libvirt_golden("libvirt-none.xml", HV_TEE_NONE, 9000000);
+}
+
+static void test_libvirt_sev(void **state)
+{
+        libvirt_golden("libvirt-sev.xml", HV_TEE_SEV, 9000000);
+}
+
+static void test_libvirt_sev_es(void **state)
+{
+        libvirt_golden("libvirt-sev-es.xml", HV_TEE_SEV_ES, 9000000);
+}
+
+static void test_libvirt_sev_snp(void **state)
+{
+        libvirt_golden("libvirt-sev-snp.xml", HV_TEE_SEV_SNP, 10005000);
+}
+
+static void test_libvirt_tdx(void **state)
+{
+        libvirt_golden("libvirt-tdx.xml", HV_TEE_TDX, 11006000);
+}
+
+/* libvirt 9.0 (Debian 12) has no sev-snp (10.5.0) or tdx (11.6.0) launchSecurity. */
+static void test_libvirt_version_refusals(void **state)
+{
+        enum hv_tee tees[] = {HV_TEE_SEV_SNP, HV_TEE_TDX};
+        const char *want[] = {"libvirt 9.0.0 does not support <launchSecurity type='sev-snp'> "
+                              "(sev-snp needs libvirt >= 10.5.0)",
+                              "libvirt 9.0.0 does not support <launchSecurity type='tdx'> (tdx "
+                              "needs libvirt >= 11.6.0)"};
+        for (int i = 0; i < 2; i++) {
+                struct hv_config c = base_config(tees[i]);
+                struct hv_libvirt_plan plan = {.cfg = &c,
+                                               .console_log = "/c",
+                                               .accel = HV_ACCEL_KVM,
+                                               .channel = HV_CHANNEL_VSOCK,
+                                               .cbitpos = 51,
+                                               .libvirt_version = 9000000};
+                char *xml = NULL;
+                _cleanup_error_ struct cc_error *err = NULL;
+                assert_int_equal(hv_libvirt_domain_xml(&plan, &xml, &err), -EOPNOTSUPP);
+                assert_null(xml);
+                assert_string_equal(cc_error_message(err), want[i]);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -222,6 +291,12 @@ int main(void)
                 cmocka_unit_test(test_qemu_sev_es),
                 cmocka_unit_test(test_qemu_sev_snp),
                 cmocka_unit_test(test_qemu_tee_refuses_tcg),
+                cmocka_unit_test(test_libvirt_none),
+                cmocka_unit_test(test_libvirt_sev),
+                cmocka_unit_test(test_libvirt_sev_es),
+                cmocka_unit_test(test_libvirt_sev_snp),
+                cmocka_unit_test(test_libvirt_tdx),
+                cmocka_unit_test(test_libvirt_version_refusals),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,211 @@
+/*
+ * Domain XML for a transient libvirt domain, rendered with no I/O so that golden tests can pin
+ * it. Facts: ../shared/reference/hypervisor-agent.md section 3 (launchSecurity per TEE and the
+ * libvirt version that added it, firmware, vsock and channel elements).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "hypervisor/libvirt/libvirt.h"
+#include "hypervisor/qemu/qemu.h"
+
+/* Writes s with the five XML special characters escaped. */
+static void xml_text(FILE *f, const char *s)
+{
+        for (; *s; s++) {
+                switch (*s) {
+                case '&':
+                        fputs("&amp;", f);
+                        break;
+                case '<':
+                        fputs("&lt;", f);
+                        break;
+                case '>':
+                        fputs("&gt;", f);
+                        break;
+                case '\'':
+                        fputs("&apos;", f);
+                        break;
+                case '"':
+                        fputs("&quot;", f);
+                        break;
+                default:
+                        fputc(*s, f);
+                }
+        }
+}
+
+static void element(FILE *f, const char *indent, const char *name, const char *text)
+{
+        fprintf(f, "%s<%s>", indent, name);
+        xml_text(f, text);
+        fprintf(f, "</%s>\n", name);
+}
+
+static void version_string(unsigned long v, char *buf, size_t size)
+{
+        snprintf(buf, size, "%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
+}
+
+static void launch_security(FILE *f, const struct hv_libvirt_plan *plan)
+{
+        const struct hv_tee_config *tee = &plan->cfg->tee;
+        unsigned rpb = hv__tee_reduced_phys_bits(tee);
+        uint64_t policy = hv__tee_policy(tee);
+        switch (tee->kind) {
+        case HV_TEE_SEV:
+        case HV_TEE_SEV_ES:
+                fputs("  <launchSecurity type='sev' kernelHashes='yes'>\n", f);
+                fprintf(f, "    <cbitpos>%u</cbitpos>\n", plan->cbitpos);
+                fprintf(f, "    <reducedPhysBits>%u</reducedPhysBits>\n", rpb);
+                fprintf(f, "    <policy>0x%04" PRIx64 "</policy>\n", policy);
+                fputs("  </launchSecurity>\n", f);
+                break;
+        case HV_TEE_SEV_SNP:
+                fputs("  <launchSecurity type='sev-snp' kernelHashes='yes'>\n", f);
+                fprintf(f, "    <cbitpos>%u</cbitpos>\n", plan->cbitpos);
+                fprintf(f, "    <reducedPhysBits>%u</reducedPhysBits>\n", rpb);
+                fprintf(f, "    <policy>0x%08" PRIx64 "</policy>\n", policy);
+                if (tee->id_block)
+                        element(f, "    ", "idBlock", tee->id_block);
+                if (tee->id_auth)
+                        element(f, "    ", "idAuth", tee->id_auth);
+                if (tee->host_data)
+                        element(f, "    ", "hostData", tee->host_data);
+                fputs("  </launchSecurity>\n", f);
+                break;
+        case HV_TEE_TDX:
+                fputs("  <launchSecurity type='tdx'>\n", f);
+                fprintf(f, "    <policy>0x%" PRIx64 "</policy>\n", policy);
+                if (tee->mrconfigid)
+                        element(f, "    ", "mrConfigId", tee->mrconfigid);
+                if (tee->qgs_socket) {
+                        fputs("    <quoteGenerationService path='", f);
+                        xml_text(f, tee->qgs_socket);
+                        fputs("'/>\n", f);
+                } else {
+                        fputs("    <quoteGenerationService/>\n", f);
+                }
+                fputs("  </launchSecurity>\n", f);
+                break;
+        default:
+                break;
+        }
+}
+
+int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct cc_error **err)
+{
+        const struct hv_config *cfg = plan->cfg;
+        const struct hv_tee_profile *tee = hv__tee_profile(cfg->tee.kind);
+        bool kvm = plan->accel == HV_ACCEL_KVM;
+        if (!tee)
+                return cc_error_set(err, EINVAL, "unknown TEE profile");
+        if (tee->kind != HV_TEE_NONE && !kvm)
+                return cc_error_set(err, EINVAL, "%s needs KVM", tee->name);
+        if (tee->libvirt_since && plan->libvirt_version < tee->libvirt_since) {
+                char have[32], need[32];
+                version_string(plan->libvirt_version, have, sizeof(have));
+                version_string(tee->libvirt_since, need, sizeof(need));
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "libvirt %s does not support <launchSecurity type='%s'> "
+                                    "(%s needs libvirt >= %s)",
+                                    have, tee->libvirt_type, tee->name, need);
+        }
+        if (cfg->n_nets)
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "libvirt backend: tap fds cannot be handed to libvirtd");
+
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+        if (!f)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        fprintf(f, "<domain type='%s'>\n", kvm ? "kvm" : "qemu");
+        element(f, "  ", "name", cfg->name);
+        fprintf(f, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib);
+        fprintf(f, "  <vcpu placement='static'>%u</vcpu>\n", cfg->vcpus);
+        fputs("  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n", f);
+        if (cfg->firmware) {
+                /* SEV, SEV-ES, SNP: stateless read-only pflash, no NVRAM, so the measured
+                 * firmware is exactly the file (3.2); TDX and none: a ROM loader, the -bios
+                 * equivalent (TDVF cannot run from pflash, 1.2). */
+                if (tee->kind == HV_TEE_SEV || tee->kind == HV_TEE_SEV_ES ||
+                    tee->kind == HV_TEE_SEV_SNP)
+                        fputs("    <loader readonly='yes' type='pflash' stateless='yes'>", f);
+                else
+                        fputs("    <loader type='rom'>", f);
+                xml_text(f, cfg->firmware);
+                fputs("</loader>\n", f);
+        }
+        element(f, "    ", "kernel", cfg->kernel);
+        if (cfg->initrd)
+                element(f, "    ", "initrd", cfg->initrd);
+        fputs("    <cmdline>", f);
+        xml_text(f, HV_QEMU_BASE_PARAMS);
+        if (!cc_isempty(cfg->kernel_params)) {
+                fputc(' ', f);
+                xml_text(f, cfg->kernel_params);
+        }
+        fputs("</cmdline>\n  </os>\n", f);
+        fputs("  <features>\n    <acpi/>\n  </features>\n", f);
+        fprintf(f, "  <cpu mode='%s'/>\n", kvm ? "host-passthrough" : "maximum");
+        fputs("  <clock offset='utc'/>\n", f);
+        /* Any guest stop ends the transient domain, as -no-reboot does for QEMU. */
+        fputs("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
+              "  <on_crash>destroy</on_crash>\n",
+              f);
+        if (tee->kind != HV_TEE_NONE)
+                /* SEV guidance: guest memory locked (3.2). */
+                fputs("  <memoryBacking>\n    <locked/>\n  </memoryBacking>\n", f);
+        fputs("  <devices>\n", f);
+        if (cfg->vmm_path)
+                element(f, "    ", "emulator", cfg->vmm_path);
+        for (size_t i = 0; i < cfg->n_disks; i++) {
+                fputs("    <disk type='file' device='disk'>\n"
+                      "      <driver name='qemu' type='raw'/>\n      <source file='",
+                      f);
+                xml_text(f, cfg->disks[i].path);
+                fprintf(f, "'/>\n      <target dev='vd%c' bus='virtio'/>\n", (char)('a' + i));
+                if (cfg->disks[i].readonly)
+                        fputs("      <readonly/>\n", f);
+                fputs("    </disk>\n", f);
+        }
+        fputs("    <serial type='file'>\n      <source path='", f);
+        xml_text(f, plan->console_log);
+        fputs("'/>\n      <target port='0'/>\n    </serial>\n", f);
+        if (plan->channel == HV_CHANNEL_VSOCK) {
+                /* 3.3: a fixed CID when configured, else libvirt picks a free one. */
+                if (cfg->vsock_cid)
+                        fprintf(f,
+                                "    <vsock model='virtio'>\n      <cid auto='no' "
+                                "address='%u'/>\n    </vsock>\n",
+                                cfg->vsock_cid);
+                else
+                        fputs("    <vsock model='virtio'>\n      <cid auto='yes'/>\n"
+                              "    </vsock>\n",
+                              f);
+        } else {
+                /* 3.3: a named virtio-serial channel on a unix socket libvirt binds. */
+                _cleanup_free_ char *sock = hv__path(cfg->run_dir, HV_QEMU_AGENT_SOCK);
+                fputs("    <channel type='unix'>\n      <source mode='bind' path='", f);
+                xml_text(f, sock ? sock : "");
+                fputs("'/>\n      <target type='virtio' name='" HV_AGENT_SERIAL_NAME "'/>\n"
+                      "    </channel>\n",
+                      f);
+        }
+        fputs("    <memballoon model='none'/>\n  </devices>\n", f);
+        launch_security(f, plan);
+        fputs("</domain>\n", f);
+        if (fclose(f) != 0 || !out) {
+                free(out);
+                return cc_error_set(err, ENOMEM, "out of memory");
+        }
+        *ret = out;
+        return 0;
+}
