@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import grpc
 from google.protobuf import descriptor_pb2, json_format, message_factory
@@ -45,6 +46,8 @@ def call(channel, msgs, service, method, req):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
+    p.add_argument("--timing", action="store_true",
+                   help="print the RPC's own wall time (rpc_ms N) on stderr")
     sub = p.add_subparsers(dest="cmd", required=True)
     pull = sub.add_parser("pull")
     pull.add_argument("image")
@@ -59,6 +62,9 @@ def main():
 
     msgs = load_messages()
     channel = grpc.insecure_channel("unix://" + a.address)
+    # Connect first, so --timing measures the call, not the dial.
+    grpc.channel_ready_future(channel).result(timeout=30)
+    t0 = time.monotonic()
     M = lambda n: msgs["runtime.v1." + n]()
     try:
         if a.cmd == "pull":
@@ -85,6 +91,8 @@ def main():
     except grpc.RpcError as e:
         print("error: %s: %s" % (e.code().name, e.details()), file=sys.stderr)
         return 1
+    if a.timing:
+        print("rpc_ms %d" % ((time.monotonic() - t0) * 1000), file=sys.stderr)
     print(json_format.MessageToJson(resp, preserving_proto_field_name=True))
     return 0
 
