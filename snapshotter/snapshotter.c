@@ -128,7 +128,9 @@ static bool chain_has_guest(const struct snap_info *chain, size_t n, const char 
 {
         bool any = false;
         for (size_t i = 0; i < n; i++) {
-                if (chain[i].flavor != SNAP_GUEST_LAYER)
+                /* A committed guest rootfs (ctr commit of a guest container) holds no image
+                 * data either: a chain through it is a guest chain. */
+                if (chain[i].flavor == SNAP_LOCAL)
                         continue;
                 if (!any && image_ref)
                         *image_ref = snap_labels_get(&chain[i].labels, SNAP_LABEL_IMAGE_REF);
@@ -172,7 +174,7 @@ static int build_mounts(struct snap *s, const struct snap_info *self, const stru
                 const char *image_ref = snap_labels_get(&self->labels, SNAP_LABEL_IMAGE_REF);
                 const struct snap_labels *md = NULL;
                 for (size_t i = 0; i < n && !md; i++) {
-                        if (chain[i].flavor == SNAP_GUEST_LAYER) {
+                        if (chain[i].flavor != SNAP_LOCAL) {
                                 md = &chain[i].labels;
                                 if (!image_ref)
                                         image_ref = snap_labels_get(md, SNAP_LABEL_IMAGE_REF);

@@ -243,6 +243,13 @@ static void test_guest_pull(void **state)
         assert_string_equal(m.v[0].type, "fuse.nydus-overlayfs");
         snap_mounts_clear(&m);
 
+        /* A committed guest rootfs keeps its children on the guest path. */
+        commit(f, "p", "x", "k8s.io/5/ctr", -ENOENT); /* other keyspace */
+        commit(f, "g", "k8s.io/6/committed", "k8s.io/5/ctr", 0);
+        prep(f, "g", "k8s.io/7/child", "k8s.io/6/committed", NULL, false, 0, -1, &m);
+        assert_string_equal(m.v[0].type, "fuse.nydus-overlayfs");
+        snap_mounts_clear(&m);
+
         /* The guest name refuses an unpack without CRI labels (annotations disabled). */
         struct snap_labels bare = labels(SNAP_LABEL_TARGET, "sha256:l9", NULL, NULL, NULL, NULL);
         prep(f, "g", "extract-9 sha256:l9", "", &bare, false, -EBUSY, CC_GRPC_FAILED_PRECONDITION,
