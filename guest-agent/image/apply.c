@@ -60,7 +60,30 @@ struct img_applier {
         struct dirtime *dirs;
         size_t n_dirs, cap_dirs;
         uint64_t since_statvfs;
+        /* Syscall savings for the common case (root unpacking root-owned files): skip
+         * fchown when the new file already has the entry's owner, and fchmod when the
+         * create mode already gave the entry's mode. */
+        uid_t euid;
+        gid_t egid;
+        bool owner_inherited; /* setgid root: new files may not get egid */
+        int umask;            /* -1 = unknown: always fchmod */
 };
+
+/* The process umask, read without changing it (umask(2) is process-wide and racy). */
+static int read_umask(void)
+{
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        int m = -1;
+        while (f && fgets(line, sizeof(line), f))
+                if (!strncmp(line, "Umask:", 6)) {
+                        m = (int)strtol(line + 6, NULL, 8);
+                        break;
+                }
+        if (f)
+                fclose(f);
+        return m;
+}
 
 int img__applier_new(int rootfd, unsigned flags, const struct img_limits *lim,
                      struct img_applier **ret)
@@ -73,6 +96,11 @@ int img__applier_new(int rootfd, unsigned flags, const struct img_limits *lim,
         a->lim = lim;
         a->cached_fd = -1;
         a->since_statvfs = STATVFS_EVERY; /* check once at the first entry */
+        a->euid = geteuid();
+        a->egid = getegid();
+        a->umask = read_umask();
+        struct stat st;
+        a->owner_inherited = fstat(rootfd, &st) < 0 || (st.st_mode & S_ISGID);
         *ret = a;
         return 0;
 }
@@ -296,6 +324,8 @@ static int set_owner(struct img_applier *a, int dirfd, const char *name, int fd,
                 return 0;
         uid_t u = (uid_t)archive_entry_uid(e);
         gid_t g = (gid_t)archive_entry_gid(e);
+        if (fd >= 0 && u == a->euid && g == a->egid && !a->owner_inherited)
+                return 0;
         int r = fd >= 0 ? fchown(fd, u, g) : fchownat(dirfd, name, u, g, AT_SYMLINK_NOFOLLOW);
         return r < 0 ? -errno : 0;
 }
@@ -314,13 +344,16 @@ static int write_file(struct img_applier *a, struct archive *ar, struct archive_
                       const char *name, const char *path, struct cc_error **err)
 {
         bool keep;
-        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        mode_t mode = entry_mode(a, e);
+        /* Created with its final permission bits: the staging root is 0700 until publish. */
+        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        mode & 0777);
         if (fd < 0 && errno == EEXIST) {
                 int r = replace_existing(a, dirfd, name, false, &keep);
                 if (r < 0)
                         return cc_error_set(err, -r, "replace '%s'", path);
                 fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            0600);
+                            mode & 0777);
         }
         if (fd < 0)
                 return cc_error_set(err, errno, "create '%s'", path);
@@ -363,7 +396,8 @@ static int write_file(struct img_applier *a, struct archive *ar, struct archive_
         int r = set_owner(a, dirfd, name, fd, e);
         if (r < 0)
                 return cc_error_set(err, -r, "chown '%s'", path);
-        if (fchmod(fd, entry_mode(a, e)) < 0)
+        bool exact = a->umask >= 0 && !(mode & ~(mode_t)0777) && !(mode & (mode_t)a->umask);
+        if (!exact && fchmod(fd, mode) < 0)
                 return cc_error_set(err, errno, "chmod '%s'", path);
         apply_xattrs(e, fd);
         struct timespec ts[2];

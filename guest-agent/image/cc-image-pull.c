@@ -48,7 +48,7 @@ static void usage(FILE *f)
                    "  --ca FILE              extra CA bundle\n"
                    "  --platform OS/ARCH[/V] platform to pick from an index\n"
                    "  --store DIR            layer store (default DIR/store)\n"
-                   "  --jobs N               layers in flight (default 3)\n"
+                   "  --jobs N               layers in flight (default min(3, CPUs), at least 2)\n"
                    "  --retries N            retries per request (default 5)\n"
                    "  --stall-timeout MS     abort a transfer idle this long (default 30000)\n"
                    "  --max-manifest-bytes N --max-layer-bytes N --max-image-bytes N\n"
@@ -256,5 +256,9 @@ int main(int argc, char **argv)
         }
         printf("pulled %s manifest %s, %zu layers, %.1f MiB fetched in %.3f s\n", p->ref,
                p->manifest_digest, p->n_layers, (double)p->bytes_fetched / 1048576.0, secs);
+        printf("layer time (s, summed over threads): network %.3f digest %.3f decrypt %.3f "
+               "inflate %.3f extract %.3f\n",
+               (double)p->ns.network / 1e9, (double)p->ns.digest / 1e9, (double)p->ns.decrypt / 1e9,
+               (double)p->ns.inflate / 1e9, (double)p->ns.extract / 1e9);
         return 0;
 }

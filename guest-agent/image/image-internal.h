@@ -27,8 +27,9 @@ int img__b64_decode(const char *in, size_t in_len, bool url, uint8_t **ret, size
 char *img__b64_encode(const uint8_t *in, size_t len);
 char **img__strv_copy_json(struct json_object *arr); /* NULL unless an array of strings */
 size_t img__strv_len(char **v);
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds / nanoseconds. */
 uint64_t img__now_ms(void);
+uint64_t img__now_ns(void);
 /* Removes a tree below dirfd/name without following symlinks. */
 int img__rm_rf_at(int dirfd, const char *name);
 int img__mkdir_p(const char *path, mode_t mode);
@@ -122,6 +123,7 @@ int img__blob_open(struct img_registry *r, const char *digest, int64_t size, str
 /* Next chunk (valid until the next call); *ret_len == 0 at verified EOF. */
 int img__blob_next(struct img_blob *b, const uint8_t **ret, size_t *ret_len, struct cc_error **err);
 uint64_t img__blob_offset(const struct img_blob *b);
+uint64_t img__blob_digest_ns(const struct img_blob *b); /* time spent hashing */
 struct img_blob *img__blob_free(struct img_blob *b);
 /* Parses a WWW-Authenticate challenge; exposed for the fuzzer. */
 int img__auth_parse(const char *h, char **scheme, char **realm, char **service, char **scope);
@@ -181,6 +183,7 @@ struct img_layer_job {
         unsigned index, n_layers;
         volatile int *abort; /* set by another layer's failure */
         uint64_t fetched;    /* out: bytes fetched */
+        uint64_t ns_network, ns_digest, ns_decrypt, ns_inflate, ns_total; /* out: timings */
 };
 /* Streams, verifies and publishes one layer; returns 0 when it is in the store. */
 int img__layer_pull(struct img_layer_job *job, struct cc_error **err);

@@ -60,7 +60,7 @@ struct img_pull_opts {
         const char *ca_file; /* extra CA bundle (PEM) for TLS registries */
         const char *mirror;  /* host[:port] tried before the reference's registry, or NULL */
 
-        unsigned max_parallel_layers; /* layers in flight; 0 = 3 */
+        unsigned max_parallel_layers; /* layers in flight; 0 = min(3, CPUs), at least 2 */
         unsigned retries;             /* per request after the first attempt; 0 = 5 */
         unsigned stall_timeout_ms;    /* abort a transfer after this long without a byte; 0=30s */
         unsigned connect_timeout_ms;  /* 0 = 10 s */
@@ -103,6 +103,12 @@ struct img_pulled {
         char *config_json; /* raw image config as received (verified) */
         size_t config_json_len;
         uint64_t bytes_fetched; /* blob bytes fetched by this pull (0 if every layer cached) */
+        /* Where layer time went, summed over the layer threads (they overlap): waiting for
+         * the network, sha256 (blob, plain and diff_id), decryption, decompression, and the
+         * rest (tar parsing and file system writes). */
+        struct {
+                uint64_t network, digest, decrypt, inflate, extract;
+        } ns;
 };
 
 /* Pulls `ref` per `opts`; *ret is set on success only (free with img_pulled_free()). */

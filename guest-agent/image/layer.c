@@ -59,6 +59,7 @@ struct pipe {
 
         const struct img_layer_job *job;
         uint64_t next_progress;
+        uint64_t ns_net, ns_decrypt, ns_inflate, ns_diff; /* stage timings */
 };
 
 static void pipe_done(struct pipe *p)
@@ -100,7 +101,9 @@ static int next_input(struct pipe *p)
         const uint8_t *chunk;
         size_t len;
         if (p->blob) {
+                uint64_t t0 = img__now_ns();
                 int r = img__blob_next(p->blob, &chunk, &len, &p->err);
+                p->ns_net += img__now_ns() - t0;
                 if (r < 0)
                         return r;
         } else {
@@ -118,8 +121,11 @@ static int next_input(struct pipe *p)
                 p->in_len = 0;
                 return 0;
         }
-        if (p->dec)
+        if (p->dec) {
+                uint64_t t0 = img__now_ns();
                 img__decrypt(p->dec, (uint8_t *)chunk, len);
+                p->ns_decrypt += img__now_ns() - t0;
+        }
         p->in = chunk;
         p->in_len = len;
         const struct img_layer_job *j = p->job;
@@ -148,6 +154,7 @@ static ssize_t produce(struct pipe *p, const void **ret)
                         continue;
                 }
                 size_t produced = 0;
+                uint64_t t0 = img__now_ns();
                 if (p->comp == IMG_COMP_NONE) {
                         if (p->in_eof)
                                 return 0;
@@ -200,6 +207,7 @@ static ssize_t produce(struct pipe *p, const void **ret)
                                 p->in_len = 0;
                         *ret = p->out;
                 }
+                p->ns_inflate += img__now_ns() - t0;
                 if (produced == 0)
                         continue;
                 p->tar_bytes += produced;
@@ -207,7 +215,9 @@ static ssize_t produce(struct pipe *p, const void **ret)
                         return cc_error_set(&p->err, EFBIG,
                                             "uncompressed layer exceeds the %llu-byte limit",
                                             (unsigned long long)p->max_tar);
+                t0 = img__now_ns();
                 EVP_DigestUpdate(p->diff_md, *ret, produced);
+                p->ns_diff += img__now_ns() - t0;
                 return (ssize_t)produced;
         }
 }
@@ -322,10 +332,10 @@ int img__layer_pull(struct img_layer_job *job, struct cc_error **err)
                                     (unsigned long long)sv.f_bavail * sv.f_frsize);
         if (!mkdtemp(staging))
                 return cc_error_set(err, errno, "layer %s: create staging dir", d->digest);
-        chmod(staging, 0755);
         _cleanup_close_ int rootfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
         struct pipe p = {.fd = -1, .abort = job->abort, .job = job};
+        uint64_t t_start = img__now_ns();
         int r = rootfd < 0 ? cc_error_set(err, errno, "open staging dir") : 0;
         if (r == 0) {
                 r = pipe_init(&p, d->compression, job->opts->max_layer_bytes);
@@ -347,14 +357,24 @@ int img__layer_pull(struct img_layer_job *job, struct cc_error **err)
                         r = cc_error_set(err, EBADMSG, "diff_id mismatch: config says %s, got %s",
                                          job->diff_id, got);
         }
-        if (p.blob)
+        if (p.blob) {
                 job->fetched = img__blob_offset(p.blob);
+                job->ns_digest = img__blob_digest_ns(p.blob);
+        }
+        job->ns_network = p.ns_net - job->ns_digest;
+        job->ns_digest += p.ns_diff;
+        job->ns_decrypt = p.ns_decrypt;
+        job->ns_inflate = p.ns_inflate;
+        job->ns_total = img__now_ns() - t_start;
         img__blob_free(p.blob);
         img__decryptor_free(p.dec);
         pipe_done(&p);
         if (r == 0 && job->opts->progress)
                 job->opts->progress(job->opts->progress_data, job->index, job->n_layers, d->digest,
                                     (uint64_t)d->size, (uint64_t)d->size);
+        /* Private (0700) while unpacking; the published layer root is 0755. */
+        if (r == 0 && chmod(staging, 0755) < 0)
+                r = cc_error_set(err, errno, "layer %s: chmod", d->digest);
         if (r == 0 && rename(staging, final) < 0) {
                 if (errno == EEXIST || errno == ENOTEMPTY)
                         cc_log_debug("layer %s: published concurrently", d->digest);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cc/cleanup.h"
 #include "cc/log.h"
@@ -306,7 +307,14 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                         }
                 }
         for (size_t i = 0; i < m->n_layers; i++) {
-                p->bytes_fetched += pool.jobs[i].fetched;
+                const struct img_layer_job *j = &pool.jobs[i];
+                p->bytes_fetched += j->fetched;
+                p->ns.network += j->ns_network;
+                p->ns.digest += j->ns_digest;
+                p->ns.decrypt += j->ns_decrypt;
+                p->ns.inflate += j->ns_inflate;
+                uint64_t known = j->ns_network + j->ns_digest + j->ns_decrypt + j->ns_inflate;
+                p->ns.extract += j->ns_total > known ? j->ns_total - known : 0;
                 cc_error_free(pool.errs[i]);
         }
         free(pool.jobs);
@@ -326,8 +334,13 @@ int img_pull(const struct img_pull_opts *opts, const char *refstr, struct img_pu
         if (!opts || cc_isempty(opts->store_dir) || opts->store_dir[0] != '/')
                 return cc_error_set(err, EINVAL, "pull: store_dir must be an absolute path");
         struct img_pull_opts o = *opts;
-        if (!o.max_parallel_layers)
-                o.max_parallel_layers = 3;
+        if (!o.max_parallel_layers) {
+                /* CDH's default of 3, but no more threads than CPUs (at least 2, so that one
+                 * layer's network wait overlaps another's unpacking): each layer thread is
+                 * CPU-bound once bytes arrive (sha256 twice, inflate, file system). */
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                o.max_parallel_layers = (unsigned)CC_MAX(2L, CC_MIN(3L, cpus));
+        }
         if (!o.retries)
                 o.retries = 5;
         if (!o.stall_timeout_ms)

@@ -596,6 +596,7 @@ struct img_blob {
         size_t errlen;
         unsigned attempt;
         bool auth_done;
+        uint64_t ns_digest;
 };
 
 static size_t blob_write_cb(char *data, size_t size, size_t n, void *userdata)
@@ -644,7 +645,9 @@ static size_t blob_write_cb(char *data, size_t size, size_t n, void *userdata)
                 b->overflow = true;
                 return 0;
         }
+        uint64_t t0 = img__now_ns();
         EVP_DigestUpdate(b->md, data, len);
+        b->ns_digest += img__now_ns() - t0;
         memcpy(b->buf, data, len);
         b->have = len;
         b->offset += len;
@@ -725,6 +728,11 @@ struct img_blob *img__blob_free(struct img_blob *b)
         free(b->url);
         free(b);
         return NULL;
+}
+
+uint64_t img__blob_digest_ns(const struct img_blob *b)
+{
+        return b->ns_digest;
 }
 
 uint64_t img__blob_offset(const struct img_blob *b)

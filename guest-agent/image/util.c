@@ -137,6 +137,13 @@ size_t img__strv_len(char **v)
         return n;
 }
 
+uint64_t img__now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t img__now_ms(void)
 {
         struct timespec ts;

@@ -15,10 +15,13 @@ PIDS=()
 MOUNTS=()
 
 img_cleanup() {
-        local m p
-        for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+        local m p i
         for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
         for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+        for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+                m=${MOUNTS[$i]}
+                mountpoint -q "$m" 2>/dev/null && { umount -R "$m" 2>/dev/null || umount -l "$m"; }
+        done
         [ -n "${T:-}" ] && rm -rf "$T"
 }
 
