@@ -181,6 +181,15 @@ int hv_vm_exit_fd(struct hv_vm *vm);
 /* The agent's address (caller frees): "unix:<path>", "vsock:<cid>:1024", "hvsock:<path>:1024". */
 int hv_vm_agent_address(struct hv_vm *vm, char **ret, struct cc_error **err);
 
+/*
+ * Connects to an agent address as returned by hv_vm_agent_address(): "unix:<path>" (a
+ * virtio-serial chardev socket), "vsock:<cid>:<port>" (AF_VSOCK) or "hvsock:<path>:<port>"
+ * (Cloud Hypervisor's hybrid vsock: a unix socket, then "CONNECT <port>\n" answered by
+ * "OK <n>\n"). Returns a connected fd (O_CLOEXEC, blocking) or -errno. One attempt: while the
+ * guest boots the caller retries.
+ */
+int hv_agent_dial(const char *address, int timeout_ms, struct cc_error **err);
+
 /* Stores up to `max` pids of the VM's host processes (the VMM first); returns how many. */
 int hv_vm_pids(struct hv_vm *vm, pid_t *ret, size_t max);
 

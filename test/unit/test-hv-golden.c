@@ -21,6 +21,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
+#include "hypervisor/clh/clh.h"
 #include "hypervisor/libvirt/libvirt.h"
 #include "hypervisor/qemu/qemu.h"
 
@@ -281,6 +282,36 @@ static void test_libvirt_version_refusals(void **state)
         }
 }
 
+static void clh_golden(const char *name, enum hv_tee tee)
+{
+        struct hv_config c = base_config(tee);
+        c.backend = "clh";
+        if (tee == HV_TEE_TDX)
+                c.firmware = "/opt/confidential-containers/share/td-shim/td-shim.bin";
+        struct hv_clh_plan plan = {.cfg = &c, .console_log = RUN_DIR "/console.log"};
+        json_object *o = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv_clh_vmconfig(&plan, &o, &err) < 0)
+                fail_msg("%s: %s", name, cc_error_message(err));
+        _cleanup_free_ char *text = NULL;
+        assert_true(asprintf(&text, "%s\n",
+                             json_object_to_json_string_ext(
+                                     o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                JSON_C_TO_STRING_NOSLASHESCAPE)) > 0);
+        json_object_put(o);
+        compare(name, text);
+}
+
+static void test_clh_none(void **state)
+{
+        clh_golden("clh-none.json", HV_TEE_NONE);
+}
+
+static void test_clh_tdx(void **state)
+{
+        clh_golden("clh-tdx.json", HV_TEE_TDX);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -291,6 +322,8 @@ int main(void)
                 cmocka_unit_test(test_qemu_sev_es),
                 cmocka_unit_test(test_qemu_sev_snp),
                 cmocka_unit_test(test_qemu_tee_refuses_tcg),
+                cmocka_unit_test(test_clh_none),
+                cmocka_unit_test(test_clh_tdx),
                 cmocka_unit_test(test_libvirt_none),
                 cmocka_unit_test(test_libvirt_sev),
                 cmocka_unit_test(test_libvirt_sev_es),

@@ -1,0 +1,114 @@
+/*
+ * Cloud Hypervisor VmConfig, rendered with no I/O so that golden tests can pin it. Fields and
+ * their meaning: ../shared/reference/hypervisor-agent.md section 2.2 (schema), 2.3 (TDX via
+ * platform.tdx + payload.firmware), 2.4 (hybrid vsock), 2.5 (what Kata sets).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "hypervisor/clh/clh.h"
+
+static void add_str(json_object *o, const char *key, const char *v)
+{
+        json_object_object_add(o, key, json_object_new_string(v));
+}
+
+int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc_error **err)
+{
+        const struct hv_config *cfg = plan->cfg;
+        bool tdx = cfg->tee.kind == HV_TEE_TDX;
+        if (cfg->tee.kind != HV_TEE_NONE && !tdx)
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "clh backend: TEE profile %s is not supported (Cloud "
+                                    "Hypervisor runs SEV-SNP only with IGVM firmware; only tdx "
+                                    "and none are rendered)",
+                                    hv_tee_to_string(cfg->tee.kind));
+        if (tdx && !cfg->firmware)
+                return cc_error_set(err, EINVAL, "clh backend: tdx needs TD-Shim or TDVF firmware");
+        if (cfg->channel == HV_CHANNEL_SERIAL)
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "clh backend: the agent channel is hybrid vsock; no "
+                                    "virtio-serial");
+        if (cfg->n_nets)
+                return cc_error_set(err, EOPNOTSUPP, "clh backend: tap fds are not supported yet");
+
+        _cleanup_free_ char *vsock_path = hv__path(cfg->run_dir, HV_CLH_VSOCK_SOCK);
+        _cleanup_free_ char *cmdline = NULL;
+        /* TDX guests of CH have no serial port: the console is virtio (hvc0) (2.3). */
+        if (asprintf(&cmdline, "console=%s reboot=k panic=1%s%s", tdx ? "hvc0" : "ttyS0",
+                     cc_isempty(cfg->kernel_params) ? "" : " ",
+                     cc_isempty(cfg->kernel_params) ? "" : cfg->kernel_params) < 0)
+                cmdline = NULL;
+        if (!vsock_path || !cmdline)
+                return cc_error_set(err, ENOMEM, "out of memory");
+
+        json_object *vm = json_object_new_object();
+        json_object *payload = json_object_new_object();
+        if (tdx)
+                add_str(payload, "firmware", cfg->firmware);
+        else if (cfg->firmware)
+                add_str(payload, "firmware", cfg->firmware);
+        add_str(payload, "kernel", cfg->kernel);
+        add_str(payload, "cmdline", cmdline);
+        if (cfg->initrd)
+                add_str(payload, "initramfs", cfg->initrd);
+        json_object_object_add(vm, "payload", payload);
+
+        /* No CPU or memory hotplug: max_vcpus = boot_vcpus, no hotplug_size (1.1, 2.5). */
+        json_object *cpus = json_object_new_object();
+        json_object_object_add(cpus, "boot_vcpus", json_object_new_int((int)cfg->vcpus));
+        json_object_object_add(cpus, "max_vcpus", json_object_new_int((int)cfg->vcpus));
+        json_object_object_add(vm, "cpus", cpus);
+        json_object *memory = json_object_new_object();
+        json_object_object_add(memory, "size",
+                               json_object_new_int64((int64_t)cfg->memory_mib << 20));
+        json_object_object_add(memory, "shared", json_object_new_boolean(false));
+        json_object_object_add(vm, "memory", memory);
+
+        if (tdx) {
+                json_object *platform = json_object_new_object();
+                json_object_object_add(platform, "tdx", json_object_new_boolean(true));
+                json_object_object_add(vm, "platform", platform);
+        }
+
+        for (size_t i = 0; i < cfg->n_disks; i++) {
+                json_object *disks = NULL;
+                if (!json_object_object_get_ex(vm, "disks", &disks)) {
+                        disks = json_object_new_array();
+                        json_object_object_add(vm, "disks", disks);
+                }
+                json_object *d = json_object_new_object();
+                add_str(d, "path", cfg->disks[i].path);
+                json_object_object_add(d, "readonly",
+                                       json_object_new_boolean(cfg->disks[i].readonly));
+                json_object_array_add(disks, d);
+        }
+
+        /* Console log: serial to a file (ttyS0), or the virtio console for TDX. */
+        json_object *serial = json_object_new_object();
+        json_object *console = json_object_new_object();
+        if (tdx) {
+                add_str(serial, "mode", "Off");
+                add_str(console, "mode", "File");
+                add_str(console, "file", plan->console_log);
+        } else {
+                add_str(serial, "mode", "File");
+                add_str(serial, "file", plan->console_log);
+                add_str(console, "mode", "Off");
+        }
+        json_object_object_add(vm, "serial", serial);
+        json_object_object_add(vm, "console", console);
+
+        /* Hybrid vsock: the host side is a unix socket in the run directory (2.4). */
+        json_object *vsock = json_object_new_object();
+        json_object_object_add(vsock, "cid", json_object_new_int(HV_CLH_GUEST_CID));
+        add_str(vsock, "socket", vsock_path);
+        json_object_object_add(vm, "vsock", vsock);
+        *ret = vm;
+        return 0;
+}
