@@ -69,9 +69,7 @@ PY
 snap_push "$CC_TMP/oci:v1" bench/six:v1
 IMG=$REG/bench/six:v1
 
-snap_start 'default_mode = "policy"
-[policy]
-default = "guest"'
+snap_start
 snap_containerd_cri cc-snapshotter ctrd-guest
 GUEST_SOCK=$CTRD_SOCK GUEST_ROOT=$CTRD_ROOT GUEST_PID=$PID_ctrd_guest
 snap_containerd_cri overlayfs ctrd-overlay

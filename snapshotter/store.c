@@ -104,7 +104,12 @@ int snap_store_open(const char *path, struct snap_store **ret, struct cc_error *
         }
         sqlite3_busy_timeout(st->db, 5000);
         int r;
-        if ((r = exec(st, "PRAGMA journal_mode=WAL", err)) < 0 ||
+        /* Small pages: each change touches a handful of b-tree pages, and every page goes
+         * to the WAL and later to the database, so 1 KiB pages write a quarter of what the
+         * 4 KiB default would (a guest pull writes only metadata). Effective on a new
+         * database only. */
+        if ((r = exec(st, "PRAGMA page_size=1024", err)) < 0 ||
+            (r = exec(st, "PRAGMA journal_mode=WAL", err)) < 0 ||
             (r = exec(st, "PRAGMA synchronous=FULL", err)) < 0 ||
             (r = exec(st, "PRAGMA foreign_keys=ON", err)) < 0 || (r = exec(st, schema, err)) < 0 ||
             (r = snap_store_check(st, err)) < 0) {

@@ -31,10 +31,7 @@ rm -rf "$b"
 snap_push "$CC_TMP/oci:latest" cc/app:1
 IMG=$REG/cc/app:1
 
-snap_start 'default_mode = "policy"
-[policy]
-default = "guest"
-local_images = ["*/pause:*"]'
+snap_start
 snap_containerd_cri cc-snapshotter
 C="ctr --address $CTRD_SOCK -n k8s.io"
 

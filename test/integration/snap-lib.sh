@@ -21,10 +21,15 @@ snap_cleanup() {
         cc_cleanup
 }
 
+# With no CONFIG_BODY no --config is passed: the built-in defaults are policy mode with
+# CRI pulls guest by default (and a build without the TOML reader refuses --config).
 snap_start() {
-        local body=${1:-}
-        printf '%s\n' "$body" >"$CC_TMP/snap.toml"
-        cc_bg snap "$SNAP_BIN" --config "$CC_TMP/snap.toml" --root "$SNAP_ROOT" \
+        local body=${1:-} cfg=()
+        if [ -n "$body" ]; then
+                printf '%s\n' "$body" >"$CC_TMP/snap.toml"
+                cfg=(--config "$CC_TMP/snap.toml")
+        fi
+        cc_bg snap "$SNAP_BIN" "${cfg[@]}" --root "$SNAP_ROOT" \
                 --address "$SNAP_SOCK" --log-level debug
         cc_wait_for 10 test -S "$SNAP_SOCK" || cc_fail "cc-snapshotter did not start"
 }
