@@ -20,6 +20,7 @@ done
 [ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
 
 # The shipped configuration parses (when the build has the TOML reader).
+mkdir -p "$CC_TMP/cfgcheck"
 out=$("$SNAP_BIN" --config configs/snapshotter/config.toml --root "$CC_TMP/cfgcheck" \
         --address "$CC_TMP/cfgcheck.sock" --check 2>&1)
 case "$out" in
