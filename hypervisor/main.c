@@ -1,6 +1,293 @@
-/* cc-runtime: host commands (placeholder). */
+/*
+ * cc-runtime: host commands around libhv.
+ *
+ *   cc-runtime check [--config FILE]... [--kernel PATH] [--initrd PATH] [--libvirt-uri URI]
+ *
+ * prints what this host offers (KVM, vhost-vsock, TEEs, VMM versions), then for each configured
+ * runtime handler whether this host can run it and, if not, exactly why (the same check the
+ * shim runs before starting a VM). A handler is a Kata-style configuration file
+ * (configuration-<vmm>[-<tee>].toml: [hypervisor.qemu], [hypervisor.clh] or
+ * [hypervisor.libvirt] with path, kernel, initrd, firmware, default_vcpus, default_memory); the
+ * TEE comes from the file name suffix (-tdx, -sev, -sev-es, -snp/-sev-snp; otherwise none).
+ * Without --config it reads every *.toml of $CC_CONFIG_DIR (default
+ * /opt/confidential-containers/share/defaults/kata-containers), and when there are none it
+ * checks a built-in handler list with the default install paths.
+ *
+ * Exit status: 0 when every handler can run here, 1 when one cannot, 2 on usage errors.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <libvirt/libvirt.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+#include "cc/toml.h"
+
+#include "hypervisor/hv-internal.h"
+#include "hypervisor/qemu/qemu.h"
+
+#define DEFAULT_CONFIG_DIR "/opt/confidential-containers/share/defaults/kata-containers"
+#define SHARE              "/opt/confidential-containers/share"
+
+struct handler {
+        char *name;
+        char *backend;
+        enum hv_tee tee;
+        char *vmm_path;
+        char *kernel;
+        char *initrd;
+        char *firmware;
+        char *error; /* the config itself is broken */
+};
+
+static const char *yes_no(bool b)
 {
-        return 0;
+        return b ? "yes" : "no";
+}
+
+static enum hv_tee tee_from_name(const char *name)
+{
+        static const struct {
+                const char *suffix;
+                enum hv_tee tee;
+        } map[] = {{"-sev-snp", HV_TEE_SEV_SNP},
+                   {"-snp", HV_TEE_SEV_SNP},
+                   {"-sev-es", HV_TEE_SEV_ES},
+                   {"-sev", HV_TEE_SEV},
+                   {"-tdx", HV_TEE_TDX}};
+        size_t n = strlen(name);
+        for (size_t i = 0; i < CC_ARRAY_SIZE(map); i++) {
+                size_t m = strlen(map[i].suffix);
+                if (n >= m && strcmp(name + n - m, map[i].suffix) == 0)
+                        return map[i].tee;
+        }
+        return HV_TEE_NONE;
+}
+
+static char *dup_or_null(const char *s)
+{
+        return s ? strdup(s) : NULL;
+}
+
+/* Reads one configuration file into a handler; a broken file becomes a handler with `error`. */
+static void load_config(const char *path, struct handler *h)
+{
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        _cleanup_free_ char *name = strdup(base);
+        char *dot = name ? strstr(name, ".toml") : NULL;
+        if (dot)
+                *dot = 0;
+        const char *n = name && strncmp(name, "configuration-", 14) == 0 ? name + 14 : name;
+        if (asprintf(&h->name, "kata-%s", n ? n : "?") < 0)
+                h->name = NULL;
+        h->tee = tee_from_name(n ? n : "");
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_toml_ struct cc_toml_table *doc = NULL;
+        if (cc_toml_parse_file(path, &doc, &err) < 0) {
+                h->error = strdup(cc_error_message(err));
+                return;
+        }
+        static const char *const backends[] = {"qemu", "clh", "libvirt"};
+        const struct cc_toml_table *hv = NULL;
+        for (size_t i = 0; i < CC_ARRAY_SIZE(backends) && !hv; i++) {
+                char key[64];
+                snprintf(key, sizeof(key), "hypervisor.%s", backends[i]);
+                if (cc_toml_get_table(doc, key, &hv, NULL) == 0)
+                        h->backend = strdup(backends[i]);
+        }
+        if (!hv) {
+                h->error = strdup("no [hypervisor.qemu], [hypervisor.clh] or "
+                                  "[hypervisor.libvirt] table");
+                return;
+        }
+        const char *s;
+        if (cc_toml_get_string(hv, "path", &s, NULL) == 0)
+                h->vmm_path = strdup(s);
+        if (cc_toml_get_string(hv, "kernel", &s, NULL) == 0)
+                h->kernel = strdup(s);
+        if (cc_toml_get_string(hv, "initrd", &s, NULL) == 0 && *s)
+                h->initrd = strdup(s);
+        if (cc_toml_get_string(hv, "firmware", &s, NULL) == 0 && *s)
+                h->firmware = strdup(s);
+}
+
+static void builtin_handlers(struct handler *hs, size_t *n)
+{
+        static const struct {
+                const char *name, *backend, *fw;
+                enum hv_tee tee;
+        } list[] = {
+                {"kata-qemu", "qemu", NULL, HV_TEE_NONE},
+                {"kata-qemu-tdx", "qemu", SHARE "/ovmf/OVMF.inteltdx.fd", HV_TEE_TDX},
+                {"kata-qemu-sev", "qemu", SHARE "/ovmf/AMDSEV.fd", HV_TEE_SEV},
+                {"kata-qemu-snp", "qemu", SHARE "/ovmf/AMDSEV.fd", HV_TEE_SEV_SNP},
+                {"kata-clh", "clh", NULL, HV_TEE_NONE},
+                {"kata-clh-tdx", "clh", SHARE "/td-shim/td-shim.bin", HV_TEE_TDX},
+                {"kata-libvirt", "libvirt", NULL, HV_TEE_NONE},
+        };
+        for (size_t i = 0; i < CC_ARRAY_SIZE(list); i++) {
+                struct handler *h = &hs[(*n)++];
+                *h = (struct handler){.name = strdup(list[i].name),
+                                      .backend = strdup(list[i].backend),
+                                      .tee = list[i].tee,
+                                      .kernel = strdup(SHARE "/kata-containers/vmlinuz"),
+                                      .initrd = strdup(SHARE "/kata-containers/initrd.img"),
+                                      .firmware = dup_or_null(list[i].fw)};
+        }
+}
+
+static void print_host(const char *libvirt_uri)
+{
+        struct hv_host h;
+        hv__host_probe(NULL, &h);
+        printf("host:\n");
+        printf("  kvm:          %s%s\n", yes_no(h.kvm),
+               !h.kvm && h.kvm_dev ? " (/dev/kvm exists, but no kvm_intel/kvm_amd module: not "
+                                     "hardware KVM)"
+                                   : "");
+        printf("  vhost-vsock:  %s\n", yes_no(h.vhost_vsock));
+        printf("  tdx:          %s\n", yes_no(h.tdx));
+        printf("  sev:          %s (sev-es %s, sev-snp %s)\n", yes_no(h.sev), yes_no(h.sev_es),
+               yes_no(h.sev_snp));
+        unsigned qv = hv_qemu_binary_version("qemu-system-x86_64");
+        if (qv)
+                printf("  qemu:         %u.%u.%u\n", qv / 10000, qv / 100 % 100, qv % 100);
+        else
+                printf("  qemu:         not found\n");
+        unsigned long lv = 0;
+        virGetVersion(&lv, NULL, NULL);
+        printf("  libvirt:      %lu.%lu.%lu (client library; daemon at %s checked per handler)\n",
+               lv / 1000000, lv / 1000 % 1000, lv % 1000, libvirt_uri);
+}
+
+static void usage(FILE *f)
+{
+        fputs("usage: cc-runtime check [--config FILE]... [--kernel PATH] [--initrd PATH] "
+              "[--libvirt-uri URI]\n",
+              f);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"kernel", required_argument, NULL, 'k'},
+                {"initrd", required_argument, NULL, 'i'},
+                {"libvirt-uri", required_argument, NULL, 'u'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *configs[64];
+        size_t n_configs = 0;
+        const char *kernel = NULL, *initrd = NULL, *uri = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "c:k:i:u:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        if (n_configs < CC_ARRAY_SIZE(configs))
+                                configs[n_configs++] = optarg;
+                        break;
+                case 'k':
+                        kernel = optarg;
+                        break;
+                case 'i':
+                        initrd = optarg;
+                        break;
+                case 'u':
+                        uri = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        struct handler hs[64] = {0};
+        size_t n = 0;
+        _cleanup_free_ char *dirpaths = NULL;
+        if (n_configs == 0) {
+                const char *dir =
+                        getenv("CC_CONFIG_DIR") ? getenv("CC_CONFIG_DIR") : DEFAULT_CONFIG_DIR;
+                struct dirent **ents = NULL;
+                int m = scandir(dir, &ents, NULL, alphasort);
+                for (int i = 0; i < m; i++) {
+                        size_t l = strlen(ents[i]->d_name);
+                        if (l > 5 && strcmp(ents[i]->d_name + l - 5, ".toml") == 0 && n < 64) {
+                                _cleanup_free_ char *p = hv__path(dir, ents[i]->d_name);
+                                if (p)
+                                        load_config(p, &hs[n++]);
+                        }
+                        free(ents[i]);
+                }
+                free(ents);
+                if (n == 0)
+                        builtin_handlers(hs, &n);
+        } else {
+                for (size_t i = 0; i < n_configs; i++)
+                        load_config(configs[i], &hs[n++]);
+        }
+        print_host(uri ? uri : "qemu:///system");
+        printf("handlers:\n");
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct handler *h = &hs[i];
+                printf("  %-20s %-8s %-8s ", h->name ? h->name : "?", h->backend ? h->backend : "?",
+                       hv_tee_to_string(h->tee));
+                if (h->error) {
+                        printf("no: configuration: %s\n", h->error);
+                        bad++;
+                        continue;
+                }
+                struct hv_config cfg = {
+                        .backend = h->backend,
+                        .name = "check",
+                        .run_dir = "/run",
+                        .vmm_path = h->vmm_path,
+                        .libvirt_uri = uri,
+                        .kernel = kernel ? kernel : h->kernel,
+                        .initrd = initrd ? initrd : h->initrd,
+                        .firmware = h->firmware,
+                        .tee = {.kind = h->tee},
+                };
+                _cleanup_error_ struct cc_error *err = NULL;
+                if (hv_check(&cfg, &err) == 0) {
+                        printf("yes\n");
+                } else {
+                        const char *m = cc_error_message(err);
+                        const char *prefix = "host cannot run this VM: ";
+                        if (strncmp(m, prefix, strlen(prefix)) == 0)
+                                m += strlen(prefix);
+                        printf("no: %s\n", m);
+                        bad++;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                free(hs[i].name);
+                free(hs[i].backend);
+                free(hs[i].vmm_path);
+                free(hs[i].kernel);
+                free(hs[i].initrd);
+                free(hs[i].firmware);
+                free(hs[i].error);
+        }
+        return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc >= 2 && strcmp(argv[1], "check") == 0)
+                return cmd_check(argc - 1, argv + 1);
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                usage(stdout);
+                return 0;
+        }
+        usage(stderr);
+        return 2;
 }
