@@ -125,6 +125,7 @@ struct call {
         size_t n_in, cap_in;
         bool rejected;   /* an error reply was queued before the request ended */
         bool dispatched; /* the handler has been started */
+        bool inline_run; /* the handler runs on the conn thread: sends must never wait */
         ProtobufCMessage *req;
         struct arena_block *arena; /* handler allocations; the handler's thread only */
 
@@ -278,8 +279,9 @@ int cc_grpc_call_send(struct cc_grpc_call *gc, const ProtobufCMessage *msg, stru
                 return cc_error_set(err, EMSGSIZE, "response message of %zu bytes exceeds %u", len,
                                     c->srv->opts.max_send_msg);
         pthread_mutex_lock(&c->lock);
-        /* Back-pressure: wait for the conn thread to drain what the peer has not read yet. */
-        while (!call->closed && call->n_out - call->off_out > SEND_HIGH_WATER)
+        /* Back-pressure: wait for the conn thread to drain what the peer has not read yet
+         * (not when we are the conn thread: an inline handler just queues). */
+        while (!call->inline_run && !call->closed && call->n_out - call->off_out > SEND_HIGH_WATER)
                 pthread_cond_wait(&c->space, &c->lock);
         int r;
         if (call->closed)
@@ -387,6 +389,7 @@ static int dispatch(struct call *call)
 {
         struct cc_grpc_server *s = call->conn->srv;
         if (call->method->flags & CC_GRPC_METHOD_INLINE) {
+                call->inline_run = true;
                 call_run(call);
                 return 0;
         }
@@ -837,14 +840,21 @@ static bool handlers_running(struct conn *c)
 static void conn_loop(struct conn *c)
 {
         uint8_t buf[16384];
+        int64_t close_deadline = INT64_MAX;
         for (;;) {
                 if (!c->goaway_sent) {
                         pthread_mutex_lock(&c->srv->lock);
                         bool closing = c->closing;
                         pthread_mutex_unlock(&c->srv->lock);
                         if (closing) {
-                                nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+                                /* Graceful: no new streams, but the open ones finish (a
+                                 * reply queued just before shutdown still goes out). */
+                                nghttp2_submit_goaway(
+                                        c->session, NGHTTP2_FLAG_NONE,
+                                        nghttp2_session_get_last_proc_stream_id(c->session),
+                                        NGHTTP2_NO_ERROR, NULL, 0);
                                 c->goaway_sent = true;
+                                close_deadline = now_ns() + 2000000000LL;
                         }
                 }
                 flush_calls(c);
@@ -853,6 +863,10 @@ static void conn_loop(struct conn *c)
                 bool want_read = nghttp2_session_want_read(c->session) && !c->eof;
                 bool want_write = nghttp2_session_want_write(c->session) || c->n_pending;
                 if (!want_read && !want_write)
+                        return;
+                /* Closing: done when every stream ended and everything is written, or when a
+                 * peer that never ends its streams has had two seconds. */
+                if (c->goaway_sent && ((!c->calls && !want_write) || now_ns() > close_deadline))
                         return;
                 /* The peer will send nothing more; what is left to answer can only come
                  * from handlers still running, so a half-closed client (tests, fuzzing)
@@ -865,7 +879,7 @@ static void conn_loop(struct conn *c)
                                  (short)((want_read ? POLLIN : 0) | (c->n_pending ? POLLOUT : 0))},
                         {.fd = c->wake_fd, .events = POLLIN},
                 };
-                int r = poll(pfd, 2, -1);
+                int r = poll(pfd, 2, c->goaway_sent ? 100 : -1);
                 if (r < 0 && errno != EINTR)
                         return;
                 if (pfd[1].revents & POLLIN) {
