@@ -185,6 +185,7 @@ expect_fail() {
                 fail "$desc: succeeded, expected an error"
         fi
         grep -Eq "$re" "$T/err" || { cat "$T/err"; fail "$desc: error does not match /$re/"; }
+        ! grep -q 'Sanitizer' "$T/err" || { cat "$T/err"; fail "$desc: sanitizer report"; }
         echo "ok  $desc: $(tail -n1 "$T/err")"
 }
 
