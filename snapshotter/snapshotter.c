@@ -283,6 +283,21 @@ static int make_dirs(struct snap *s, int64_t id, bool with_work, const struct sn
         return r;
 }
 
+/*
+ * True for the key of a layer unpack: containerd names them "extract-<unique> <chainID>"
+ * (snapshots.UnpackKeyFormat), which the metadata layer prefixes with "<namespace>/<seq>/".
+ * image.Unpack (ctr pull, CRI's fallback) prepares them without the snapshot.ref label, so
+ * the key is how we know a layer is about to be written into the mount we return.
+ */
+static bool is_unpack_key(const char *key)
+{
+        const char *p = strstr(key, "extract-");
+        if (!p || (p != key && p[-1] != '/'))
+                return false;
+        const char *sp = strchr(p, ' ');
+        return sp && strncmp(sp + 1, "sha256:", 7) == 0;
+}
+
 static bool is_true(const char *v)
 {
         return v && (strcmp(v, "guest") == 0);
@@ -390,6 +405,12 @@ int snap_prepare(struct snap *s, const char *ns, const char *key, const char *pa
                 }
         }
 
+        /* A layer unpack without the remote-snapshot label (image.Unpack) writes real data
+         * on top of the chain: on guest placeholders that is the hazard again. */
+        if (!target && !view && guest_chain && is_unpack_key(key)) {
+                r = hazard(err, key, guest_ref);
+                goto out;
+        }
         enum snap_flavor flavor = SNAP_LOCAL;
         if (mode != SNAP_MODE_LOCAL && !target) {
                 if (pod_mode && strcmp(pod_mode, "local") == 0 && guest_chain) {

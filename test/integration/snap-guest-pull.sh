@@ -106,6 +106,23 @@ fi
 umount "$CC_TMP/mnt"
 $C snapshots --snapshotter cc-snapshotter rm ctr-rootfs || cc_fail "rm rootfs"
 
+# The containerd 1.6 shared-base-layer hazard: an image that extends the guest-pulled one by a
+# layer, pulled for the host (ctr: no CRI labels, so local), would stack a real layer on
+# empty placeholders. It must fail with FailedPrecondition and say why, not unpack.
+b=$CC_TMP/bundle
+umoci unpack --image "$CC_TMP/oci:latest" "$b" >/dev/null
+echo local >"$b/rootfs/local.txt"
+umoci repack --image "$CC_TMP/oci:latest" "$b" >/dev/null
+rm -rf "$b"
+snap_push "$CC_TMP/oci:latest" cc/app:2
+if $C images pull --plain-http --snapshotter cc-snapshotter "$REG/cc/app:2" >"$CC_TMP/hazard.log" 2>&1; then
+        cat "$CC_TMP/hazard.log"
+        cc_fail "a local pull on guest placeholders succeeded"
+fi
+grep -q "guest-pulled" "$CC_TMP/hazard.log" || { cat "$CC_TMP/hazard.log"; cc_fail "hazard not explained"; }
+echo "local pull over guest layers refused: $(grep -o 'failed precondition' "$CC_TMP/hazard.log" | head -1)"
+$C images rm "$REG/cc/app:2" >/dev/null 2>&1
+
 # Removing the image: containerd's GC removes the placeholders from us.
 $CRI --address "$CTRD_SOCK" rmi "$IMG" >/dev/null || cc_fail "CRI RemoveImage"
 cc_wait_for 30 bash -c "[ -z \"\$(ls '$SNAP_ROOT/snapshots')\" ]" ||

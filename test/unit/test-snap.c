@@ -286,6 +286,9 @@ static void test_policy_and_hazard(void **state)
                        "registry.k8s.io/pause:3.7", SNAP_LABEL_LAYER_DIGEST, "sha256:t");
         prep(f, "p", "extract-4 sha256:top", "sha256:base", &local2, false, -EBUSY,
              CC_GRPC_FAILED_PRECONDITION, NULL);
+        /* ... also when image.Unpack prepares the layer without the snapshot.ref label. */
+        prep(f, "p", "default/7/extract-123 sha256:top", "sha256:base", NULL, false, -EBUSY,
+             CC_GRPC_FAILED_PRECONDITION, NULL);
         /* ... and a sandbox annotated local on a guest chain. */
         struct snap_labels sb_local = labels(SNAP_LABEL_MODE, "local", NULL, NULL, NULL, NULL);
         prep(f, "p", "k8s.io/9/sandbox", "sha256:base", &sb_local, false, -EBUSY,
