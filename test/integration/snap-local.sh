@@ -32,7 +32,10 @@ containerd --config configs/containerd/cc-snapshotter-1.6.toml config dump >/dev
         cc_fail "configs/containerd/cc-snapshotter-1.6.toml rejected by containerd"
 
 snap_start
-snap_containerd
+# A second proxy name on the same socket (as on containerd 1.7+, cc-guest + cc-local).
+snap_containerd "[proxy_plugins.cc-other]
+  type = \"snapshot\"
+  address = \"$SNAP_SOCK\""
 C="ctr --address $CTRD_SOCK -n snaptest"
 
 # One run of the command sequence on snapshotter $1 whose root is $2.
@@ -110,6 +113,18 @@ if ! diff -u "$CC_TMP/out-overlayfs" "$CC_TMP/out-cc"; then
 fi
 grep -q "top sees: layer2 b" "$CC_TMP/out-cc" || { cat "$CC_TMP/out-cc"; cc_fail "overlay content wrong"; }
 echo "ctr snapshots: $(grep -c '^\$ ' "$CC_TMP/out-cc") commands, identical output on both snapshotters"
+
+# Two names on one socket are separate keyspaces: containerd's GC for one name removes every
+# backend snapshot that name's List returns and its metadata does not reference, so a
+# shared keyspace would lose the other name's snapshots here.
+$C snapshots --snapshotter cc-snapshotter prepare iso-a >/dev/null || cc_fail "prepare iso-a"
+$C snapshots --snapshotter cc-other prepare iso-b >/dev/null || cc_fail "prepare iso-b"
+$C snapshots --snapshotter cc-other rm iso-b || cc_fail "rm iso-b"
+sleep 2 # the GC pass for cc-other (List, Remove, Cleanup) runs right after a removal
+$C snapshots --snapshotter cc-snapshotter mounts /tmp/x iso-a >/dev/null ||
+        cc_fail "GC of another snapshotter name removed our snapshot"
+$C snapshots --snapshotter cc-snapshotter rm iso-a || cc_fail "rm iso-a"
+echo "two proxy names on one socket: isolated keyspaces"
 
 # A container from a registry image, with runc (its own namespace).
 C="ctr --address $CTRD_SOCK -n snaprun"
