@@ -59,7 +59,7 @@ struct img_applier {
         int cached_fd;
         struct dirtime *dirs;
         size_t n_dirs, cap_dirs;
-        uint64_t since_statvfs;
+        uint64_t until_statvfs; /* bytes to write before the next free-space check */
         /* Syscall savings for the common case (root unpacking root-owned files): skip
          * fchown when the new file already has the entry's owner, and fchmod when the
          * create mode already gave the entry's mode. */
@@ -95,7 +95,7 @@ int img__applier_new(int rootfd, unsigned flags, const struct img_limits *lim,
         a->flags = flags;
         a->lim = lim;
         a->cached_fd = -1;
-        a->since_statvfs = STATVFS_EVERY; /* check once at the first entry */
+        a->until_statvfs = 0; /* check at the first entry */
         a->euid = geteuid();
         a->egid = getegid();
         a->umask = read_umask();
@@ -259,20 +259,29 @@ static int charge(struct img_applier *a, uint64_t bytes, uint64_t inodes, int fd
                         return cc_error_set(err, EFBIG, "image is larger than %llu bytes",
                                             (unsigned long long)l->max_bytes);
         }
-        a->since_statvfs += bytes;
-        if (a->since_statvfs >= STATVFS_EVERY) {
-                a->since_statvfs = 0;
-                struct statvfs sv;
-                if (fstatvfs(fd >= 0 ? fd : a->rootfd, &sv) == 0) {
-                        uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-                        if (avail < l->min_free + bytes)
-                                return cc_error_set(err, ENOSPC,
-                                                    "layer store nearly full (%llu bytes free)",
-                                                    (unsigned long long)avail);
-                        if (sv.f_files && sv.f_favail < 64)
-                                return cc_error_set(err, ENOSPC, "layer store out of inodes");
-                }
+        /*
+         * Free space: checked every 32 MiB, and more often as the store fills (a quarter of
+         * the headroom, as other layer threads write too), so that we stop with a clear error
+         * before the file system is full rather than at a failed write.
+         */
+        if (bytes < a->until_statvfs) {
+                a->until_statvfs -= bytes;
+                return 0;
         }
+        struct statvfs sv;
+        if (fstatvfs(fd >= 0 ? fd : a->rootfd, &sv) < 0) {
+                a->until_statvfs = STATVFS_EVERY;
+                return 0;
+        }
+        uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+        if (avail < l->min_free + bytes)
+                return cc_error_set(
+                        err, ENOSPC,
+                        "layer store nearly full: %llu bytes free, %llu kept in reserve",
+                        (unsigned long long)avail, (unsigned long long)l->min_free);
+        if (sv.f_files && sv.f_favail < 64)
+                return cc_error_set(err, ENOSPC, "layer store out of inodes");
+        a->until_statvfs = CC_MIN(STATVFS_EVERY, (avail - l->min_free - bytes) / 4);
         return 0;
 }
 

@@ -39,22 +39,24 @@ static void progress(void *userdata, unsigned layer, unsigned n, const char *dig
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: cc-image-pull [options] REF DIR\n"
-                   "  --insecure             plain HTTP to the registry\n"
-                   "  --key FILE             private key (PEM) for encrypted layers (repeatable)\n"
-                   "  --keys-json FILE       offline_fs KEK file {\"repo/type/tag\":\"base64\"}\n"
-                   "  --creds USER:PASS      registry credentials\n"
-                   "  --authfile FILE        containers-auth.json\n"
-                   "  --ca FILE              extra CA bundle\n"
-                   "  --platform OS/ARCH[/V] platform to pick from an index\n"
-                   "  --store DIR            layer store (default DIR/store)\n"
-                   "  --jobs N               layers in flight (default min(3, CPUs), at least 2)\n"
-                   "  --retries N            retries per request (default 5)\n"
-                   "  --stall-timeout MS     abort a transfer idle this long (default 30000)\n"
-                   "  --max-manifest-bytes N --max-layer-bytes N --max-image-bytes N\n"
-                   "  --no-owners            do not chown to the tar's uid/gid\n"
-                   "  --mount                mount an overlay rootfs at DIR/rootfs\n"
-                   "  --debug                debug logging\n");
+        fprintf(f,
+                "usage: cc-image-pull [options] REF DIR\n"
+                "  --insecure             plain HTTP to the registry\n"
+                "  --key FILE             private key (PEM) for encrypted layers (repeatable)\n"
+                "  --keys-json FILE       offline_fs KEK file {\"repo/type/tag\":\"base64\"}\n"
+                "  --creds USER:PASS      registry credentials\n"
+                "  --authfile FILE        containers-auth.json\n"
+                "  --ca FILE              extra CA bundle\n"
+                "  --platform OS/ARCH[/V] platform to pick from an index\n"
+                "  --store DIR            layer store (default DIR/store)\n"
+                "  --jobs N               layers in flight (default min(3, CPUs), at least 2)\n"
+                "  --retries N            retries per request (default 5)\n"
+                "  --stall-timeout MS     abort a transfer idle this long (default 30000)\n"
+                "  --mirror HOST[:PORT]   registry mirror tried first\n"
+                "  --max-manifest-bytes N --max-layer-bytes N --max-image-bytes N --max-inodes N\n"
+                "  --no-owners            do not chown to the tar's uid/gid\n"
+                "  --mount                mount an overlay rootfs at DIR/rootfs\n"
+                "  --debug                debug logging\n");
 }
 
 static int write_file(const char *dir, const char *name, const char *data, size_t len)
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
                 O_NO_OWNERS,
                 O_MOUNT,
                 O_DEBUG,
+                O_MIRROR,
+                O_MAX_INODES,
         };
         static const struct option longopts[] = {
                 {"insecure", no_argument, NULL, 'i'},
@@ -105,6 +109,8 @@ int main(int argc, char **argv)
                 {"no-owners", no_argument, NULL, O_NO_OWNERS},
                 {"mount", no_argument, NULL, O_MOUNT},
                 {"debug", no_argument, NULL, O_DEBUG},
+                {"mirror", required_argument, NULL, O_MIRROR},
+                {"max-inodes", required_argument, NULL, O_MAX_INODES},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -175,6 +181,12 @@ int main(int argc, char **argv)
                         break;
                 case O_MOUNT:
                         do_mount = true;
+                        break;
+                case O_MIRROR:
+                        o.mirror = optarg;
+                        break;
+                case O_MAX_INODES:
+                        o.max_inodes = strtoull(optarg, NULL, 0);
                         break;
                 case O_DEBUG:
                         cc_log_set_level(CC_LOG_DEBUG);

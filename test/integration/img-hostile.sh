@@ -64,6 +64,31 @@ img_mkimage "$T/oci" bomb gzip:"$T/bomb.tar"
 rm -f "$T/bomb.tar"
 hostile "decompression bomb" "uncompressed layer exceeds the 33554432-byte limit" bomb --max-layer-bytes 33554432
 
+# A store too small for the unpacked layer: a clear ENOSPC before the file system is full.
+mkdir -p "$T/small"
+mount -t tmpfs -o size=48m img-small "$T/small" || fail "mount tmpfs"
+MOUNTS+=("$T/small")
+python3 -c "
+import tarfile
+with tarfile.open('$T/fill.tar', 'w') as t:
+    ti = tarfile.TarInfo('zeros'); ti.size = 64 << 20
+    t.addfile(ti, open('/dev/zero', 'rb'))
+"
+img_mkimage "$T/oci" fill gzip:"$T/fill.tar"
+rm -f "$T/fill.tar"
+img_push "oci:$T/oci:fill" hostile/fill:v1
+mkdir -p "$T/pull-fill"
+expect_fail "store too small" "layer store nearly full" \
+        "$PULL" --insecure --store "$T/small" "$REG/hostile/fill:v1" "$T/pull-fill"
+assert_clean_store "$T/small"
+[ "$(df --output=avail -B1M "$T/small" | tail -1)" -gt 40 ] || fail "store not freed"
+umount "$T/small"
+
+# Too many entries for the image's inode budget.
+img_tar "$T/many.tar" 'for i in range(50): add("f%d" % i, b"x")'
+img_mkimage "$T/oci" many gzip:"$T/many.tar"
+hostile "inode limit" "more than 20 entries" many --max-inodes 20
+
 # A manifest larger than the client's limit.
 img_tar "$T/small.tar" 'add("f", b"x")'
 img_mkimage "$T/oci" bigmanifest --annotate 200000 gzip:"$T/small.tar"

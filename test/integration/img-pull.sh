@@ -186,6 +186,37 @@ dig=$(curl -s -o /dev/null -D - -H 'Accept: application/vnd.oci.image.index.v1+j
         fail "pull by digest"
 echo "ok  multi-arch index: platform selection, attestation entry skipped, pull by digest"
 
+# ---- TLS registry with a private CA (--ca), and the same without the CA ----
+mkdir -p "$T/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout "$T/tls/ca.key" \
+        -out "$T/tls/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$T/tls/server.key" \
+        -out "$T/tls/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$T/tls/ext"
+openssl x509 -req -in "$T/tls/server.csr" -CA "$T/tls/ca.pem" -CAkey "$T/tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$T/tls/ext" -out "$T/tls/server.pem" 2>/dev/null
+img_registry tls "  tls:
+    certificate: $T/tls/server.pem
+    key: $T/tls/server.key"
+TLSREG=127.0.0.1:$REG_PORT
+skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$layout:v1" "docker://$TLSREG/test/app:v1" ||
+        fail "push to the TLS registry"
+out=$T/pull-tls && mkdir -p "$out"
+expect_fail "TLS registry, CA unknown" "certificate" "$PULL" --retries 1 "$TLSREG/test/app:v1" "$out"
+"$PULL" --ca "$T/tls/ca.pem" "$TLSREG/test/app:v1" "$out" >/dev/null || fail "pull with --ca"
+img_compare "$out" "$T/ref-v1/rootfs"
+echo "ok  TLS registry with an extra CA: rootfs matches"
+
+# ---- mirrors: a mirror that has the image, and a dead one (falls back to the origin) ----
+out=$T/pull-mirror && mkdir -p "$out"
+"$PULL" --insecure --retries 1 --mirror "$REG" "127.0.0.1:1/test/app:v1" "$out" >/dev/null ||
+        fail "pull through a mirror"
+rm -rf "$out" && mkdir -p "$out"
+"$PULL" --insecure --retries 1 --mirror 127.0.0.1:1 "$REG/test/app:v1" "$out" >/dev/null ||
+        fail "fallback from a dead mirror"
+img_compare "$out" "$T/ref-v1/rootfs"
+echo "ok  mirror used, dead mirror skipped"
+
 # ---- errors that must be clear ----
 expect_fail "unknown tag" "MANIFEST_UNKNOWN" "$PULL" --insecure "$REG/test/app:nope" "$T/pull-oci"
 expect_fail "unknown repository" "HTTP 404" "$PULL" --insecure "$REG/test/nothing:v1" "$T/pull-oci"
