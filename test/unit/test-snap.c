@@ -12,6 +12,7 @@
 /* clang-format on */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,10 +508,57 @@ static void test_service(void **state)
         cc_grpc_server_free(srv);
 }
 
+/* The TOML configuration (when the build has the TOML reader; else --config says so). */
+static void test_config(void **state)
+{
+        char path[] = "/tmp/test-snap-cfg-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        const char *text = "root = \"/var/lib/x\"\n"
+                           "default_mode = \"local\"\n"
+                           "[policy]\n"
+                           "default = \"local\"\n"
+                           "guest_images = [\"reg.example/cc/*\"]\n"
+                           "local_images = [\"reg.example/cc/pause:*\"]\n"
+                           "[snapshotters.cc-guest]\n"
+                           "mode = \"guest\"\n";
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        struct snap_config c;
+        snap_config_init(&c);
+        _cleanup_error_ struct cc_error *err = NULL;
+        int r = snap_config_load(&c, path, &err);
+        if (r == -EOPNOTSUPP) {
+                snap_config_clear(&c);
+                unlink(path);
+                return; /* built without lib/toml.c */
+        }
+        assert_int_equal(r, 0);
+        assert_string_equal(c.root, "/var/lib/x");
+        assert_int_equal(snap_config_mode(&c, "cc-guest"), SNAP_MODE_GUEST);
+        assert_int_equal(snap_config_mode(&c, "other"), SNAP_MODE_LOCAL);
+        assert_true(snap_config_guest_image(&c, "reg.example/cc/app:1"));
+        assert_false(snap_config_guest_image(&c, "reg.example/cc/pause:3.6"));
+        assert_false(snap_config_guest_image(&c, "docker.io/library/busybox:latest"));
+        snap_config_clear(&c);
+
+        /* A typo is an error, never a silent default. */
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        const char *bad = "[policy]\ndefualt = \"guest\"\n";
+        assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+        close(fd);
+        snap_config_init(&c);
+        assert_int_equal(snap_config_load(&c, path, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "defualt"));
+        snap_config_clear(&c);
+        unlink(path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_filters),
+                cmocka_unit_test(test_config),
                 cmocka_unit_test_setup_teardown(test_overlay, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guest_pull, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policy_and_hazard, setup, teardown),
