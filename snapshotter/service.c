@@ -108,6 +108,21 @@ static PB(Info) * info_to_pb(struct cc_grpc_call *call, const struct snap_info *
         return pi;
 }
 
+/*
+ * The one log line of a failed request. NotFound and AlreadyExists are containerd's normal
+ * traffic (Stat probes, remote-snapshot adoption); anything else is worth an operator's eye.
+ */
+static int logged(int r, const char *method, const char *ns, const char *key, struct cc_error **err)
+{
+        if (r >= 0 || !err || !*err)
+                return r;
+        int code = cc_error_grpc_code(*err);
+        if (code != CC_GRPC_NOT_FOUND && code != CC_GRPC_ALREADY_EXISTS)
+                cc_log_warn("%s %s %s: %s: %s", method, ns, key, cc_grpc_code_name(code),
+                            cc_error_message(*err));
+        return r;
+}
+
 static int do_prepare(struct cc_grpc_call *call, struct snap *s, const char *ns, const char *key,
                       const char *parent, struct pb_entry **labels, size_t n_labels, bool view,
                       Containerd__Types__Mount ***mounts, size_t *n_mounts, struct cc_error **err)
@@ -130,9 +145,10 @@ static int h_prepare(struct cc_grpc_call *call, void *ud, const ProtobufCMessage
 {
         const PB(PrepareSnapshotRequest) *req = (const void *)req_;
         PB(PrepareSnapshotResponse) *resp = (void *)resp_;
-        return do_prepare(call, ud, req->snapshotter, req->key, req->parent,
-                          (struct pb_entry **)req->labels, req->n_labels, false, &resp->mounts,
-                          &resp->n_mounts, err);
+        int r = do_prepare(call, ud, req->snapshotter, req->key, req->parent,
+                           (struct pb_entry **)req->labels, req->n_labels, false, &resp->mounts,
+                           &resp->n_mounts, err);
+        return logged(r, "Prepare", req->snapshotter, req->key, err);
 }
 
 static int h_view(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *req_,
@@ -140,9 +156,10 @@ static int h_view(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *r
 {
         const PB(ViewSnapshotRequest) *req = (const void *)req_;
         PB(ViewSnapshotResponse) *resp = (void *)resp_;
-        return do_prepare(call, ud, req->snapshotter, req->key, req->parent,
-                          (struct pb_entry **)req->labels, req->n_labels, true, &resp->mounts,
-                          &resp->n_mounts, err);
+        int r = do_prepare(call, ud, req->snapshotter, req->key, req->parent,
+                           (struct pb_entry **)req->labels, req->n_labels, true, &resp->mounts,
+                           &resp->n_mounts, err);
+        return logged(r, "View", req->snapshotter, req->key, err);
 }
 
 static int h_mounts(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *req_,
@@ -167,14 +184,15 @@ static int h_commit(struct cc_grpc_call *call, void *ud, const ProtobufCMessage 
         if (r == 0)
                 r = snap_commit(ud, req->snapshotter, req->name, req->key, &l, err);
         snap_labels_clear(&l);
-        return r;
+        return logged(r, "Commit", req->snapshotter, req->key, err);
 }
 
 static int h_remove(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *req_,
                     ProtobufCMessage *resp, struct cc_error **err)
 {
         const PB(RemoveSnapshotRequest) *req = (const void *)req_;
-        return snap_remove(ud, req->snapshotter, req->key, err);
+        return logged(snap_remove(ud, req->snapshotter, req->key, err), "Remove", req->snapshotter,
+                      req->key, err);
 }
 
 static int h_stat(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *req_,
