@@ -1,6 +1,6 @@
 # bench/: benchmarks, each compared side by side in one run with the peer its issue names.
 # `make bench` runs them all and prints ratios; results and commands go in bench/README.md.
-BENCH_TOOLS := $(BUILD)/bench/ttrpc-bench
+BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
