@@ -364,6 +364,12 @@ int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runti
         rt->cgroup_root = strdup(cfg->cgroup_root ? cfg->cgroup_root : "cc-agent");
         if (!rt->containers_dir || !rt->cgroup_root)
                 goto fail;
+        /* The area may be on a fresh tmpfs (/run in the guest): create it with its parents. */
+        for (char *sl = strchr(rt->containers_dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+                *sl = '\0';
+                (void)mkdir(rt->containers_dir, 0755);
+                *sl = '/';
+        }
         (void)mkdir(rt->containers_dir, 0700);
         rt->containers_dirfd = open(rt->containers_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rt->containers_dirfd < 0) {

@@ -97,8 +97,24 @@ static void enable_controllers(void)
         }
 }
 
+/*
+ * The initramfs root ("rootfs") is the one mount without a parent, and pivot_root(2) refuses
+ * to move it (EINVAL), which containers need to leave the guest's tree entirely. Bind-mount it
+ * onto itself and move that over "/": the root is then a mount with a parent and pivot_root
+ * works, without copying the image (switch_root's approach).
+ */
+static void leave_rootfs(void)
+{
+        if (mkdir("/.root", 0700) < 0 && errno != EEXIST)
+                return;
+        if (mount("/", "/.root", NULL, MS_BIND | MS_REC, NULL) < 0 || chdir("/.root") < 0 ||
+            mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+                cc_log_errno(CC_LOG_WARN, errno, "init: cannot leave the initramfs root");
+}
+
 int agent_init_setup(void)
 {
+        leave_rootfs();
         mnt("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
         console_stdio();
         mnt("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);

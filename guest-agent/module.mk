@@ -24,3 +24,19 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
+
+# The guest image: Debian's kernel (fetched with apt-get download, never installed on the
+# host) + an initramfs with cc-agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
+# standard kernel (TDX and SEV guest drivers). Always built from the plain (non-sanitizer)
+# agent in build/.
+GUEST_KERNEL_PKG ?= linux-image-cloud-amd64
+GUEST_DIR := build/guest
+GUEST_POLICY ?=
+.PHONY: guest-image
+guest-image:
+	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= build/cc-agent
+	bash tools/fetch-guest-kernel.sh $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) $(GUEST_KERNEL_PKG)
+	bash guest-agent/build-guest-image.sh --agent build/cc-agent \
+		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
+		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
+INTEGRATION_TESTS += test/integration/agent-vm.sh

@@ -3,13 +3,20 @@
  * port (QEMU without vhost-vsock).
  *
  * A virtio-serial port is not a connection: the guest's device node stays while host-side
- * clients come and go. While no host side is attached, read() returns 0 and poll() reports
- * POLLHUP without POLLOUT; when a client attaches, POLLOUT appears. So the port is served as a
- * sequence of connections: open it, wait until a host side is attached, hand the fd to the
- * ttrpc server, and when the server sees EOF (the host side went away, perhaps mid-frame)
- * it closes the fd and we reopen. Closing discards what the old client left unread, and the
- * server's framing state belongs to the closed connection, so a new client starts on a clean
- * frame boundary.
+ * clients come and go, and nothing in the byte stream marks where one client ends and the
+ * next begins. While no host side is attached, poll() reports POLLHUP without POLLOUT and
+ * read() returns 0; but a disconnect quickly followed by a reconnect can be folded into one
+ * wakeup, and the guest then just sees the next client's bytes. So the agent does not hand the
+ * port to the ttrpc server directly. A relay thread sits between the port and a socketpair
+ * whose other end is one ttrpc server connection (a "session"), and it follows the ttrpc
+ * framing in both directions:
+ *  - a new session starts when the host side goes away (POLLHUP or EOF), and also when a
+ *    request with stream id 1 arrives after other frames: a ttrpc client always starts at 1
+ *    and never reuses an id, so that is a new client even if the guest never saw the gap;
+ *  - responses are forwarded as whole frames only, and a frame whose client went away before
+ *    it could be written is dropped rather than delivered to the next client.
+ * Closing the old socketpair end makes the server drop that connection's state (partial
+ * frames, stream ids, pending responses), so every client starts on a clean frame boundary.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,25 +33,16 @@
 
 #include "cc/cleanup.h"
 #include "cc/log.h"
+#include "cc/macro.h"
 
 #include "guest-agent/agent.h"
 
 static struct {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool serial;
-        bool conn_open;
         char *port;
-} tp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, NULL};
+} tp;
 
 void agent_transport_conn_closed(void *userdata, int reason)
 {
-        pthread_mutex_lock(&tp.lock);
-        if (tp.serial) {
-                tp.conn_open = false;
-                pthread_cond_broadcast(&tp.cond);
-        }
-        pthread_mutex_unlock(&tp.lock);
         cc_log_debug("connection closed reason=%d", reason);
 }
 
@@ -82,7 +80,8 @@ static int find_port(const char *name, char *out, size_t n)
         return -ENOENT;
 }
 
-/* Blocks until a host-side client is attached (POLLOUT), without spinning on POLLHUP. */
+/* Blocks until a host-side client is attached (POLLOUT), without spinning on POLLHUP: an
+ * edge-triggered epoll wakes only when the port's state changes. */
 static void wait_host(int fd)
 {
         int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -103,39 +102,229 @@ static void wait_host(int fd)
         cc_close(ep);
 }
 
-static void *serial_main(void *arg)
+/* Incremental ttrpc frame tracker for one direction of the relay. */
+struct framer {
+        uint8_t hdr[CC_TTRPC_HEADER_SIZE];
+        size_t hdr_have;
+        size_t body_left;
+        unsigned frames; /* complete headers seen in this session */
+};
+
+struct relay {
+        struct agent *a;
+        int port;  /* the virtio-serial port, non-blocking */
+        int local; /* our end of the session's socketpair, or -1 */
+        struct framer in;
+        /* host-bound frame being collected from the server, then written whole */
+        uint8_t *out;
+        size_t out_len, out_cap, out_sent;
+        bool out_ready;
+        struct framer outf;
+};
+
+static void session_end(struct relay *r, const char *why)
 {
-        struct agent *a = arg;
-        bool logged = false;
-        for (;;) {
-                pthread_mutex_lock(&tp.lock);
-                while (tp.conn_open)
-                        pthread_cond_wait(&tp.cond, &tp.lock);
-                pthread_mutex_unlock(&tp.lock);
-                char path[300];
-                int fd = -1;
-                if (find_port(tp.port, path, sizeof(path)) == 0)
-                        fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0) {
-                        if (!logged)
-                                cc_log_warn("waiting for virtio-serial port %s", tp.port);
-                        logged = true;
-                        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        if (r->local >= 0)
+                cc_log_debug("serial: session ends (%s)", why);
+        r->local = cc_close(r->local);
+        r->in = (struct framer){0};
+        r->outf = (struct framer){0};
+        r->out_len = r->out_sent = 0;
+        r->out_ready = false;
+}
+
+static int session_start(struct relay *r)
+{
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        int k = cc_ttrpc_server_add_conn(r->a->srv, sp[1]);
+        if (k < 0) {
+                close(sp[0]);
+                return k;
+        }
+        r->local = sp[0];
+        return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN) {
+                        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+                        (void)poll(&pf, 1, 1000);
                         continue;
                 }
-                wait_host(fd);
-                pthread_mutex_lock(&tp.lock);
-                tp.conn_open = true;
-                pthread_mutex_unlock(&tp.lock);
-                int r = cc_ttrpc_server_add_conn(a->srv, fd);
-                if (r < 0) {
-                        cc_log_errno(CC_LOG_ERROR, -r, "serving %s failed", path);
-                        pthread_mutex_lock(&tp.lock);
-                        tp.conn_open = false;
-                        pthread_mutex_unlock(&tp.lock);
-                        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-                } else {
+                if (w < 0)
+                        return -errno;
+                p += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+/* Host -> agent: forwards bytes into the session, starting a new session when a new client
+ * shows up (a request with stream id 1 after other frames). */
+static int relay_in(struct relay *r, const uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                struct framer *f = &r->in;
+                if (f->body_left == 0 && f->hdr_have < CC_TTRPC_HEADER_SIZE) {
+                        size_t k = CC_MIN(n, CC_TTRPC_HEADER_SIZE - f->hdr_have);
+                        memcpy(f->hdr + f->hdr_have, p, k);
+                        f->hdr_have += k;
+                        p += k;
+                        n -= k;
+                        if (f->hdr_have < CC_TTRPC_HEADER_SIZE)
+                                break;
+                        struct cc_ttrpc_header h;
+                        cc_ttrpc_header_decode(f->hdr, &h);
+                        if (h.stream_id == 1 && h.type == CC_TTRPC_REQUEST && f->frames > 0) {
+                                uint8_t saved[CC_TTRPC_HEADER_SIZE];
+                                memcpy(saved, f->hdr, sizeof(saved));
+                                session_end(r, "new client");
+                                int k2 = session_start(r);
+                                if (k2 < 0)
+                                        return k2;
+                                /* session_end() reset the framer: restore this header. */
+                                memcpy(f->hdr, saved, sizeof(saved));
+                                f->hdr_have = CC_TTRPC_HEADER_SIZE;
+                        }
+                        f->frames++;
+                        f->body_left = h.length;
+                        if (r->local >= 0 && write_all(r->local, f->hdr, sizeof(f->hdr)) < 0)
+                                return -EPIPE;
+                        if (f->body_left == 0)
+                                f->hdr_have = 0;
+                        continue;
+                }
+                size_t k = CC_MIN(n, f->body_left);
+                if (r->local >= 0 && write_all(r->local, p, k) < 0)
+                        return -EPIPE;
+                f->body_left -= k;
+                p += k;
+                n -= k;
+                if (f->body_left == 0)
+                        f->hdr_have = 0;
+        }
+        return 0;
+}
+
+/* Agent -> host: collects one whole frame from the session into r->out. */
+static int relay_collect(struct relay *r)
+{
+        uint8_t buf[65536];
+        ssize_t n = read(r->local, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                return -EPIPE;
+        if (n < 0)
+                return 0;
+        size_t need = r->out_len + (size_t)n;
+        if (need > r->out_cap) {
+                size_t cap = CC_MAX(need, r->out_cap * 2);
+                uint8_t *nb = realloc(r->out, cap);
+                if (!nb)
+                        return -ENOMEM;
+                r->out = nb;
+                r->out_cap = cap;
+        }
+        memcpy(r->out + r->out_len, buf, (size_t)n);
+        r->out_len += (size_t)n;
+        if (r->out_len >= CC_TTRPC_HEADER_SIZE) {
+                struct cc_ttrpc_header h;
+                cc_ttrpc_header_decode(r->out, &h);
+                if (r->out_len >= CC_TTRPC_HEADER_SIZE + (size_t)h.length)
+                        r->out_ready = true;
+        }
+        return 0;
+}
+
+/* Writes as much of the ready frame as the port takes; returns true when it is all sent. */
+static bool relay_flush(struct relay *r)
+{
+        struct cc_ttrpc_header h;
+        cc_ttrpc_header_decode(r->out, &h);
+        size_t frame = CC_TTRPC_HEADER_SIZE + (size_t)h.length;
+        while (r->out_sent < frame) {
+                ssize_t w = write(r->port, r->out + r->out_sent, frame - r->out_sent);
+                if (w < 0)
+                        return false;
+                r->out_sent += (size_t)w;
+        }
+        memmove(r->out, r->out + frame, r->out_len - frame);
+        r->out_len -= frame;
+        r->out_sent = 0;
+        r->out_ready = false;
+        if (r->out_len >= CC_TTRPC_HEADER_SIZE) {
+                cc_ttrpc_header_decode(r->out, &h);
+                r->out_ready = r->out_len >= CC_TTRPC_HEADER_SIZE + (size_t)h.length;
+        }
+        return true;
+}
+
+static void *serial_main(void *arg)
+{
+        struct relay r = {.a = arg, .port = -1, .local = -1};
+        bool logged = false;
+        char path[300];
+        for (;;) {
+                if (r.port < 0) {
+                        if (find_port(tp.port, path, sizeof(path)) == 0)
+                                r.port = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+                        if (r.port < 0) {
+                                if (!logged)
+                                        cc_log_warn("waiting for virtio-serial port %s", tp.port);
+                                logged = true;
+                                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+                                continue;
+                        }
                         cc_log_debug("serving %s", path);
+                }
+                if (r.local < 0) {
+                        wait_host(r.port);
+                        int k = session_start(&r);
+                        if (k < 0) {
+                                cc_log_errno(CC_LOG_ERROR, -k, "serial session");
+                                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+                                continue;
+                        }
+                }
+                struct pollfd p[2] = {
+                        {.fd = r.port, .events = POLLIN | (r.out_ready ? POLLOUT : 0)},
+                        {.fd = r.local, .events = r.out_ready ? 0 : POLLIN},
+                };
+                if (poll(p, 2, -1) < 0)
+                        continue;
+                bool gone = false;
+                if (p[0].revents & POLLIN) {
+                        uint8_t buf[65536];
+                        ssize_t n = read(r.port, buf, sizeof(buf));
+                        gone = n == 0;
+                        if (n > 0 && relay_in(&r, buf, (size_t)n) < 0) {
+                                session_end(&r, "server closed");
+                                continue;
+                        }
+                } else if (p[0].revents & (POLLHUP | POLLERR)) {
+                        gone = true;
+                }
+                if (gone) {
+                        /* The host side went away. Its notice travels on the control queue and
+                         * can arrive after the next client's first bytes, so it cannot end the
+                         * session by itself (the stream-id rule in relay_in() does that). A
+                         * frame cut short can never be completed, though: drop it. */
+                        if (r.in.hdr_have || r.in.body_left)
+                                session_end(&r, "host left mid-frame");
+                        wait_host(r.port);
+                        continue;
+                }
+                if (r.out_ready && (p[0].revents & POLLOUT))
+                        (void)relay_flush(&r);
+                if (p[1].revents & (POLLIN | POLLHUP)) {
+                        if (relay_collect(&r) < 0)
+                                session_end(&r, "server closed the connection");
                 }
         }
         return NULL;
@@ -173,7 +362,6 @@ int agent_transport_start(struct agent *a, struct cc_error **err)
                 if ((fd = cc_unix_listen(path, 16)) < 0)
                         return cc_error_set(err, -fd, "listen on %s: %s", path, strerror(-fd));
         } else if (strncmp(addr, "serial://", 9) == 0) {
-                tp.serial = true;
                 tp.port = strdup(addr[9] ? addr + 9 : AGENT_SERIAL_PORT_NAME);
                 if (!tp.port)
                         return -ENOMEM;
@@ -181,7 +369,6 @@ int agent_transport_start(struct agent *a, struct cc_error **err)
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
                 pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                pthread_attr_setstacksize(&attr, 64 * 1024);
                 r = -pthread_create(&t, &attr, serial_main, a);
                 pthread_attr_destroy(&attr);
                 return r < 0 ? cc_error_set(err, -r, "serial thread: %s", strerror(-r)) : 0;

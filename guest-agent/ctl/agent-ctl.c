@@ -39,7 +39,7 @@ struct opts {
         size_t n_env, n_caps, n_rlimits, n_seccomp, n_mounts, n_annotations;
         bool tty, readonly, no_pidns, sandbox, caps_set, no_new_privs;
         int64_t memory, pids;
-        unsigned signal, timeout, rows, cols, wait_s;
+        unsigned signal, timeout, rows, cols, wait_s, mode;
         char **args;
         size_t n_args;
 };
@@ -455,22 +455,33 @@ static int run(const char *cmd, struct opts *o)
                 return 0;
         }
         if (strcmp(cmd, "copy-file") == 0) {
-                _cleanup_fclose_ FILE *f = fopen(o->src, "re");
-                if (!f) {
-                        perror(o->src);
+                /* Sends --src in 1 MiB chunks (CopyFile carries an offset), or creates a
+                 * directory when --mode has the directory type bits. */
+                Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
+                req.path = (char *)o->dst;
+                req.file_mode = o->mode ? o->mode : (S_IFREG | 0644);
+                req.dir_mode = 0755;
+                req.uid = -1;
+                req.gid = -1;
+                if (S_ISDIR(req.file_mode)) {
+                        call(AGENT, "CopyFile", &req.base, NULL, NULL, 0, true);
+                        return 0;
+                }
+                _cleanup_fclose_ FILE *f = o->src ? fopen(o->src, "re") : NULL;
+                struct stat st;
+                if (!f || fstat(fileno(f), &st) < 0) {
+                        perror(o->src ? o->src : "--src");
                         return 1;
                 }
                 static uint8_t buf[1 << 20];
-                size_t n = fread(buf, 1, sizeof(buf), f);
-                Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-                req.path = (char *)o->dst;
-                req.file_size = (int64_t)n;
-                req.file_mode = S_IFREG | 0644;
-                req.uid = -1;
-                req.gid = -1;
-                req.data.data = buf;
-                req.data.len = n;
-                call(AGENT, "CopyFile", &req.base, NULL, NULL, 0, true);
+                req.file_size = st.st_size;
+                do {
+                        size_t n = fread(buf, 1, sizeof(buf), f);
+                        req.data.data = buf;
+                        req.data.len = n;
+                        call(AGENT, "CopyFile", &req.base, NULL, NULL, 0, true);
+                        req.offset += (int64_t)n;
+                } while (req.offset < st.st_size && !feof(f));
                 return 0;
         }
         if (!o->id) {
@@ -688,6 +699,9 @@ static int parse_opt(int c, struct opts *op)
         case 'O':
                 op->dst = optarg;
                 break;
+        case 'o':
+                op->mode = (unsigned)strtoul(optarg, NULL, 8);
+                break;
         default:
                 return -1;
         }
@@ -727,6 +741,7 @@ int main(int argc, char **argv)
                 {"stdin", required_argument, NULL, 'D'},
                 {"src", required_argument, NULL, 'F'},
                 {"dst", required_argument, NULL, 'O'},
+                {"mode", required_argument, NULL, 'o'},
                 {0},
         };
         if (argc < 2) {
