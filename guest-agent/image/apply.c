@@ -355,8 +355,8 @@ static int write_file(struct img_applier *a, struct archive *ar, struct archive_
         bool keep;
         mode_t mode = entry_mode(a, e);
         /* Created with its final permission bits: the staging root is 0700 until publish. */
-        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        mode & 0777);
+        _cleanup_close_ int fd = openat(
+                dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
         if (fd < 0 && errno == EEXIST) {
                 int r = replace_existing(a, dirfd, name, false, &keep);
                 if (r < 0)
@@ -366,7 +366,6 @@ static int write_file(struct img_applier *a, struct archive *ar, struct archive_
         }
         if (fd < 0)
                 return cc_error_set(err, errno, "create '%s'", path);
-        _cleanup_close_ int cfd = fd;
         const void *buf;
         size_t size;
         la_int64_t off;

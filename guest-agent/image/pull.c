@@ -382,9 +382,11 @@ int img_pull(const struct img_pull_opts *opts, const char *refstr, struct img_pu
         const char *cr = o.creds ? o.creds : creds;
         r = -ENOENT;
         if (o.mirror) {
-                r = pull_from(&o, &ref, o.mirror, cr, ret, err);
+                /* A failed mirror is not the caller's error: log it and try the origin. */
+                _cleanup_error_ struct cc_error *merr = NULL;
+                r = pull_from(&o, &ref, o.mirror, cr, ret, &merr);
                 if (r < 0)
-                        cc_log_debug("mirror %s: %s; trying %s", o.mirror, cc_error_message(*err),
+                        cc_log_debug("mirror %s: %s; trying %s", o.mirror, cc_error_message(merr),
                                      ref.registry);
         }
         if (r < 0)

@@ -466,7 +466,7 @@ static int authorize(struct img_registry *r, const char *challenge, struct cc_er
                                             c != CURLE_OK ? curl_easy_strerror(c)
                                             : code == 401 ? "credentials refused"
                                                           : "request failed");
-                struct json_object *o = img__json_parse(b.buf, b.len, err);
+                struct json_object *o = img__json_parse(bbuf, b.len, err);
                 if (!o)
                         return cc_error_wrap(err, EACCES, "token server response");
                 const char *tok = NULL;

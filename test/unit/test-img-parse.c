@@ -55,8 +55,7 @@ static void test_ref(void **state)
                              "x@sha256:abc",
                              "x/-y",
                              "x:.tag",
-                             "x@md5:"
-                             "11111111111111111111111111111111",
+                             "x@md5:11111111111111111111111111111111",
                              "a/b_"};
         for (size_t i = 0; i < CC_ARRAY_SIZE(bad); i++) {
                 struct img_ref r;
