@@ -16,7 +16,7 @@ pkgs=(
         libcmocka-dev
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
-        python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat fuse3
+        python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat openssl curl fuse3
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -113,6 +113,7 @@ EOF
 }
 
 img_setup() {
+        [ "$(id -u)" -eq 0 ] || { echo "needs root (overlay mounts, whiteout device nodes, chown)"; exit 77; }
         for tool in docker-registry skopeo umoci curl python3; do
                 command -v $tool >/dev/null || { echo "$tool not installed"; exit 77; }
         done
