@@ -21,16 +21,9 @@
 #include <string.h>
 
 #include "cc/cleanup.h"
+#include "cc/toml.h"
 
 #include "snapshotter/snap.h"
-
-/* The TOML reader lands separately (lib/toml.c); until it does, --config says so. */
-/* clang-format off */
-#if __has_include("cc/toml.h")
-#include "cc/toml.h"
-#define HAVE_TOML 1
-#endif
-/* clang-format on */
 
 #define DEFAULT_ROOT    "/var/lib/containerd/io.containerd.snapshotter.v1.cc-snapshotter"
 #define DEFAULT_ADDRESS "/run/cc-snapshotter/cc-snapshotter.sock"
@@ -109,7 +102,6 @@ bool snap_config_guest_image(const struct snap_config *c, const char *image_ref)
         return c->policy_default_guest;
 }
 
-#ifdef HAVE_TOML
 static int set_string(const struct cc_toml_table *t, const char *key, char **dst,
                       struct cc_error **err)
 {
@@ -254,9 +246,3 @@ int snap_config_load(struct snap_config *c, const char *path, struct cc_error **
         }
         return 0;
 }
-#else
-int snap_config_load(struct snap_config *c, const char *path, struct cc_error **err)
-{
-        return cc_error_set(err, EOPNOTSUPP, "%s: built without the TOML reader", path);
-}
-#endif

@@ -31,7 +31,13 @@ rm -rf "$b"
 snap_push "$CC_TMP/oci:latest" cc/app:1
 IMG=$REG/cc/app:1
 
-snap_start
+# The configuration path end to end: policy mode, CRI pulls guest unless local_images says.
+snap_start 'default_mode = "policy"
+[policy]
+default = "guest"
+local_images = ["*/pause:*"]
+[snapshotters.cc-local]
+mode = "local"'
 snap_containerd_cri cc-snapshotter
 C="ctr --address $CTRD_SOCK -n k8s.io"
 

@@ -22,7 +22,7 @@ snap_cleanup() {
 }
 
 # With no CONFIG_BODY no --config is passed: the built-in defaults are policy mode with
-# CRI pulls guest by default (and a build without the TOML reader refuses --config).
+# CRI pulls guest by default.
 snap_start() {
         local body=${1:-} cfg=()
         if [ -n "$body" ]; then
