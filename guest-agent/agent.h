@@ -52,6 +52,9 @@ void agent_config_done(struct agent_config *cfg);
 
 /* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
 int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);
+/* The grpc.AgentService / grpc.Health method tables (for the fuzz targets). */
+const struct cc_ttrpc_service *agent_rpc_service(void);
+const struct cc_ttrpc_service *agent_rpc_health_service(void);
 /* The image service (rpc-image.c); the PullImage handler is where libccimage plugs in. */
 int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */

@@ -635,8 +635,12 @@ int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv)
         return agent_rpc_register_image(a, srv);
 }
 
-/* For the fuzz targets: every method table entry (request decoders are what they fuzz). */
 const struct cc_ttrpc_service *agent_rpc_service(void)
 {
         return &agent_service;
+}
+
+const struct cc_ttrpc_service *agent_rpc_health_service(void)
+{
+        return &health_service;
 }
