@@ -39,9 +39,8 @@ struct agent {
         pthread_mutex_t lock;
         bool sandbox_created;
         char *sandbox_id;
-        /* Set by DestroySandbox; main() powers off (init) once the reply went out. */
-        bool destroy_requested;
-        pthread_cond_t cond;
+        /* Written by DestroySandbox; main() powers off (init) once the reply went out. */
+        int destroy_efd;
 };
 
 /* Fills defaults, then applies the kernel command line (agent.server_addr=, agent.log=,

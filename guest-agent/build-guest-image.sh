@@ -38,7 +38,8 @@ strip --strip-unneeded "$root/init"
 chmod 0755 "$root/init"
 
 # Its shared libraries and the dynamic loader, at the paths ldd reports.
-ldd "$agent" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
+# (A static agent has none: ldd then prints "not a dynamic executable".)
+{ ldd "$agent" 2>/dev/null || true; } | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
         real=$(readlink -f "$lib")
         mkdir -p "$root$(dirname "$lib")"
         cp "$real" "$root$lib"
@@ -95,4 +96,4 @@ cp "$kdir/vmlinuz" "$out/vmlinuz"
                 printf 'node %s %s\n' "$(stat -c %F "$f" | tr ' ' '-')" "${f#.}"
         done)
 } >"$out/manifest.txt"
-echo "guest image: $out/vmlinuz $out/initrd.img ($(stat -c %s "$out/initrd.img") bytes), manifest $out/manifest.txt"
+echo "guest image ($(file -b "$agent" | grep -q 'static' && echo static || echo dynamic) agent): $out/vmlinuz $out/initrd.img ($(stat -c %s "$out/initrd.img") bytes), manifest $out/manifest.txt"

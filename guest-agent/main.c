@@ -2,6 +2,7 @@
  * cc-agent: the in-guest agent. As PID 1 it sets up the guest; in every case it serves the
  * agent API until DestroySandbox (init powers the VM off) or SIGTERM/SIGINT (host tests).
  */
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,8 +16,6 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
-
-static int destroy_efd = -1;
 
 static void on_conn_closed(void *userdata, int reason)
 {
@@ -40,25 +39,11 @@ static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error 
         exit(EXIT_FAILURE);
 }
 
-/* Wakes main() when DestroySandbox was handled (runs on the destroy handler's thread). */
-static void *destroy_watch(void *arg)
-{
-        struct agent *a = arg;
-        for (;;) {
-                pthread_mutex_lock(&a->lock);
-                while (!a->destroy_requested)
-                        pthread_cond_wait(&a->cond, &a->lock);
-                a->destroy_requested = false;
-                pthread_mutex_unlock(&a->lock);
-                uint64_t one = 1;
-                (void)!write(destroy_efd, &one, sizeof(one));
-        }
-        return NULL;
-}
-
 int main(int argc, char **argv)
 {
-        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER, .destroy_efd = -1};
+        /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
+        mallopt(M_ARENA_MAX, 1);
         _cleanup_error_ struct cc_error *err = NULL;
         a.cfg.is_init = getpid() == 1;
         if (a.cfg.is_init)
@@ -105,10 +90,9 @@ int main(int argc, char **argv)
                 cc_error_set(&err, -r, "ttrpc server: %s", strerror(-r));
                 fatal(&a, "server", err);
         }
-        destroy_efd = eventfd(0, EFD_CLOEXEC);
-        pthread_t t;
-        if (destroy_efd < 0 || pthread_create(&t, NULL, destroy_watch, &a) != 0) {
-                cc_error_set(&err, errno, "eventfd/thread: %m");
+        a.destroy_efd = eventfd(0, EFD_CLOEXEC);
+        if (a.destroy_efd < 0) {
+                cc_error_set(&err, errno, "eventfd: %m");
                 fatal(&a, "startup", err);
         }
         if ((r = agent_transport_start(&a, &err)) < 0)
@@ -118,13 +102,13 @@ int main(int argc, char **argv)
 
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         for (;;) {
-                struct pollfd p[2] = {{.fd = destroy_efd, .events = POLLIN},
+                struct pollfd p[2] = {{.fd = a.destroy_efd, .events = POLLIN},
                                       {.fd = sfd, .events = POLLIN}};
                 if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0)
                         continue;
                 if (p[0].revents & POLLIN) {
                         uint64_t v;
-                        (void)!read(destroy_efd, &v, sizeof(v));
+                        (void)!read(a.destroy_efd, &v, sizeof(v));
                         if (a.cfg.is_init) {
                                 /* Give the DestroySandbox reply time to leave before the VM
                                  * goes away. */

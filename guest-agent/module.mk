@@ -25,18 +25,30 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
 
+# cc-agent-static: the same agent linked -static-pie, for the guest image. A static PID 1
+# needs no loader or shared libraries in the initramfs and maps far fewer pages (idle VmRSS
+# about 1.4 MiB against about 2.2 MiB dynamic; bench/agent-rss.sh).
+AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
+$(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o $(LIBAGENT) $(LIBCC)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
+		$(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
+
 # The guest image: Debian's kernel (fetched with apt-get download, never installed on the
 # host) + an initramfs with cc-agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
-# standard kernel (TDX and SEV guest drivers). Always built from the plain (non-sanitizer)
-# agent in build/.
+# standard kernel (TDX and SEV guest drivers); GUEST_AGENT_LINK=dynamic puts the dynamically
+# linked agent and its shared libraries in instead of the static one. Always built from the
+# plain (non-sanitizer) build in build/.
 GUEST_KERNEL_PKG ?= linux-image-cloud-amd64
+GUEST_AGENT_LINK ?= static
+GUEST_AGENT := build/$(if $(filter dynamic,$(GUEST_AGENT_LINK)),cc-agent,cc-agent-static)
 GUEST_DIR := build/guest
 GUEST_POLICY ?=
 .PHONY: guest-image
 guest-image:
-	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= build/cc-agent
+	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT)
 	bash tools/fetch-guest-kernel.sh $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) $(GUEST_KERNEL_PKG)
-	bash guest-agent/build-guest-image.sh --agent build/cc-agent \
+	bash guest-agent/build-guest-image.sh --agent $(GUEST_AGENT) \
 		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh

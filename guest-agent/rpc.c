@@ -404,9 +404,10 @@ HANDLER(destroy_sandbox)
         agent_runtime_shutdown(a->rt);
         pthread_mutex_lock(&a->lock);
         a->sandbox_created = false;
-        a->destroy_requested = true;
-        pthread_cond_broadcast(&a->cond);
         pthread_mutex_unlock(&a->lock);
+        uint64_t one = 1;
+        if (a->destroy_efd >= 0)
+                (void)!write(a->destroy_efd, &one, sizeof(one));
         cc_log_info("sandbox destroyed");
         return 0;
 }
