@@ -1,0 +1,340 @@
+/*
+ * The runtime configuration: a Kata configuration file (TOML) with Kata's section and key
+ * names, so that a Kata user's configuration-qemu*.toml works, plus a few keys of our own
+ * (documented in the files under configs/runtime/). Reference: hypervisor-agent.md section 4.
+ *
+ * Rules: a key we do not know at all is warned about with file:line (a typo must not pass
+ * silently, but a newer Kata file must still load); a Kata key we know and do not use is
+ * accepted quietly; a known key with the wrong type or a bad value is an error that names the
+ * file, line, key and reason.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/log.h"
+#include "cc/toml.h"
+
+#include "shim/shim.h"
+
+void shim_config_init(struct shim_config *c)
+{
+        *c = (struct shim_config){
+                .tee = HV_TEE_NONE,
+                .accel = HV_ACCEL_AUTO,
+                .channel = HV_CHANNEL_AUTO,
+                .vcpus = 1,
+                .memory_mib = 2048,
+                .dial_timeout_s = 60,
+                .host_rootfs_max_bytes = 256ull << 20,
+                .create_container_timeout_s = 60,
+        };
+}
+
+void shim_config_done(struct shim_config *c)
+{
+        free(c->path);
+        free(c->backend);
+        free(c->vmm_path);
+        free(c->kernel);
+        free(c->initrd);
+        free(c->firmware);
+        free(c->machine_type);
+        free(c->kernel_params);
+        *c = (struct shim_config){0};
+}
+
+/* Kata keys accepted and not used (yet); from Kata's configuration-qemu*.toml files. */
+static const char *const kata_hv_ignored[] = {
+        "image", "firmware_volume", "snp_id_block", "snp_id_auth", "snp_guest_policy",
+        "sev_guest_policy", "sev_cert_chain", "tdx_quote_generation_service_socket_port",
+        "kernel_verity_params", "cpu_features", "default_maxvcpus", "default_maxmemory",
+        "default_bridges", "shared_fs", "virtio_fs_daemon", "virtio_fs_cache",
+        "virtio_fs_cache_size", "virtio_fs_extra_args", "valid_virtio_fs_daemon_paths",
+        "disable_block_device_use", "block_device_driver", "block_device_aio",
+        "block_device_cache_set", "block_device_cache_direct", "block_device_cache_noflush",
+        "disable_image_nvdimm", "rootless", "disable_nesting_checks", "valid_hypervisor_paths",
+        "hypervisor_params", "memory_slots", "memory_offset", "enable_virtio_mem",
+        "disable_selinux", "disable_guest_selinux", "file_mem_backend", "valid_file_mem_backends",
+        "pflashes", "enable_annotations", "msize_9p", "disable_vhost_net", "entropy_source",
+        "valid_entropy_sources", "hotplug_vfio_on_root_bus", "hot_plug_vfio", "cold_plug_vfio",
+        "pcie_root_port", "pcie_switch_port", "enable_iommu", "enable_iommu_platform",
+        "guest_hook_path", "rx_rate_limiter_max_rate", "tx_rate_limiter_max_rate",
+        "guest_memory_dump_path", "guest_memory_dump_paging", "enable_guest_swap",
+        "use_legacy_serial", "seccompsandbox", "indep_iothreads", "reclaim_guest_freed_memory",
+        "guest_pre_attestation", "guest_pre_attestation_kbs_uri",
+        "guest_pre_attestation_kbs_mode", "guest_pre_attestation_keyset", "ctlpath",
+        "jailer_path", "valid_jailer_paths", "contextswitch", "vhost_user_store_path",
+        "valid_vhost_user_store_paths", "enable_vhost_user_store", "machine_accelerators",
+        "enable_hugepages", "mem_prealloc", "enable_mem_prealloc", "confidential_guest_mode",
+        "initrd_confidential", "kernel_confidential"};
+static const char *const kata_agent_ignored[] = {
+        "enable_tracing", "kernel_modules", "debug_console_enabled", "launch_process_timeout",
+        "container_pipe_size", "mem_agent_enable", "cdh_api_timeout"};
+static const char *const kata_runtime_ignored[] = {
+        "internetworking_model", "sandbox_cgroup_only", "static_sandbox_resource_mgmt",
+        "disable_guest_seccomp", "disable_guest_empty_dir", "emptydir_mode", "dan_conf",
+        "experimental_force_guest_pull", "kubelet_root_dir", "pod_resource_api_sock",
+        "enable_pprof", "vfio_mode", "experimental", "enable_debug", "enable_tracing",
+        "disable_new_netns", "sandbox_bind_mounts", "jaeger_endpoint", "jaeger_user",
+        "jaeger_password", "sealed_secret_enabled", "enable_vcpus_pinning",
+        "disable_selinux", "disable_guest_selinux", "guest_selinux_label",
+        "static_sandbox_workload_defaults", "name", "hypervisor_name", "agent_name"};
+
+static bool in_list(const char *k, const char *const *list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(k, list[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void warn_unknown(const struct cc_toml_table *t, const char *section,
+                         const char *const *used, size_t n_used, const char *const *ignored,
+                         size_t n_ignored)
+{
+        for (size_t i = 0; i < cc_toml_table_size(t); i++) {
+                const struct cc_toml_entry *e = cc_toml_table_entry(t, i);
+                if (in_list(e->key, used, n_used) || in_list(e->key, ignored, n_ignored))
+                        continue;
+                cc_log_warn("%s:%u: unknown key '%s' in [%s] ignored", cc_toml_table_file(t),
+                            e->line, e->key, section);
+        }
+}
+
+/* Copies an optional string key. */
+static int get_str(const struct cc_toml_table *t, const char *key, char **dst,
+                   struct cc_error **err)
+{
+        const char *v = NULL;
+        int r = cc_toml_get_string(t, key, &v, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        char *copy = strdup(v);
+        if (!copy)
+                return -ENOMEM;
+        free(*dst);
+        *dst = copy;
+        return 0;
+}
+
+static int get_bool(const struct cc_toml_table *t, const char *key, bool *dst,
+                    struct cc_error **err)
+{
+        int r = cc_toml_get_bool(t, key, dst, err);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int get_uint(const struct cc_toml_table *t, const char *key, int64_t min, int64_t max,
+                    unsigned *dst, struct cc_error **err)
+{
+        int64_t v;
+        int r = cc_toml_get_int64_range(t, key, min, max, &v, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        *dst = (unsigned)v;
+        return 0;
+}
+
+/* "file:line: key 'k': reason" for a key that exists; the key's own position. */
+static _printf_(4, 5) int bad_value(const struct cc_toml_table *t, const char *key,
+                                    struct cc_error **err, const char *fmt, ...)
+{
+        const struct cc_toml_entry *e = cc_toml_table_get(t, key);
+        char reason[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        return cc_error_set(err, EINVAL, "%s:%u: key '%s': %s", cc_toml_table_file(t),
+                            e ? e->line : 0, key, reason);
+}
+
+/* Confidential guest without an explicit TEE: the host's CPU vendor decides, as in Kata. */
+static enum hv_tee host_tee_guess(void)
+{
+        if (access("/sys/module/kvm_intel/parameters/tdx", F_OK) == 0)
+                return HV_TEE_TDX;
+        if (access("/sys/module/kvm_amd/parameters/sev", F_OK) == 0)
+                return HV_TEE_SEV;
+        _cleanup_fclose_ FILE *f = fopen("/proc/cpuinfo", "re");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line, "vendor_id", 9) == 0)
+                        return strstr(line, "AuthenticAMD") ? HV_TEE_SEV : HV_TEE_TDX;
+        return HV_TEE_TDX;
+}
+
+static int load_hypervisor(const struct cc_toml_table *hv, const char *name,
+                           struct shim_config *c, struct cc_error **err)
+{
+        static const char *const used[] = {
+                "path", "kernel", "initrd", "firmware", "machine_type", "confidential_guest",
+                "sev_snp_guest", "default_vcpus", "default_memory", "kernel_params",
+                "enable_debug", "backend", "accel", "agent_channel", "tee"};
+        int r;
+        warn_unknown(hv, name, used, CC_ARRAY_SIZE(used), kata_hv_ignored,
+                     CC_ARRAY_SIZE(kata_hv_ignored));
+        free(c->backend);
+        if (!(c->backend = strdup(strcmp(name, "hypervisor.clh") == 0 ? "clh" : "qemu")))
+                return -ENOMEM;
+        if ((r = get_str(hv, "path", &c->vmm_path, err)) < 0 ||
+            (r = get_str(hv, "kernel", &c->kernel, err)) < 0 ||
+            (r = get_str(hv, "initrd", &c->initrd, err)) < 0 ||
+            (r = get_str(hv, "firmware", &c->firmware, err)) < 0 ||
+            (r = get_str(hv, "machine_type", &c->machine_type, err)) < 0 ||
+            (r = get_str(hv, "kernel_params", &c->kernel_params, err)) < 0 ||
+            (r = get_str(hv, "backend", &c->backend, err)) < 0 ||
+            (r = get_uint(hv, "default_vcpus", 1, 256, &c->vcpus, err)) < 0 ||
+            (r = get_uint(hv, "default_memory", 64, 1 << 20, &c->memory_mib, err)) < 0 ||
+            (r = get_bool(hv, "enable_debug", &c->debug, err)) < 0)
+                return r;
+        bool confidential = false, snp = false;
+        if ((r = get_bool(hv, "confidential_guest", &confidential, err)) < 0 ||
+            (r = get_bool(hv, "sev_snp_guest", &snp, err)) < 0)
+                return r;
+        const char *s = NULL;
+        if ((r = cc_toml_get_string(hv, "tee", &s, err)) == 0) {
+                if (hv_tee_from_string(s, &c->tee) < 0)
+                        return bad_value(hv, "tee", err,
+                                         "unknown TEE '%s' (none, tdx, sev, sev-es, sev-snp)", s);
+                if (c->tee != HV_TEE_NONE && !confidential)
+                        return bad_value(hv, "tee", err,
+                                         "TEE '%s' needs confidential_guest = true", s);
+        } else if (r != -ENOENT) {
+                return r;
+        } else if (confidential) {
+                c->tee = snp ? HV_TEE_SEV_SNP : host_tee_guess();
+        }
+        if (snp && !confidential)
+                return bad_value(hv, "sev_snp_guest", err, "%s needs confidential_guest = true",
+                                 "sev_snp_guest");
+        if ((r = cc_toml_get_string(hv, "accel", &s, err)) == 0) {
+                if (hv_accel_from_string(s, &c->accel) < 0)
+                        return bad_value(hv, "accel", err, "unknown accelerator '%s' (auto, kvm, tcg)",
+                                         s);
+        } else if (r != -ENOENT) {
+                return r;
+        }
+        if ((r = cc_toml_get_string(hv, "agent_channel", &s, err)) == 0) {
+                if (hv_channel_from_string(s, &c->channel) < 0)
+                        return bad_value(hv, "agent_channel", err,
+                                         "unknown agent channel '%s' (auto, vsock, serial)", s);
+        } else if (r != -ENOENT) {
+                return r;
+        }
+        bool known = false;
+        for (const char *const *b = hv_backend_names(); *b; b++)
+                known = known || strcmp(*b, c->backend) == 0;
+        if (!known)
+                return bad_value(hv, cc_toml_table_get(hv, "backend") ? "backend" : "path", err,
+                                 "unknown hypervisor backend '%s'", c->backend);
+        if (c->machine_type && strcmp(c->machine_type, "q35") != 0 &&
+            strncmp(c->machine_type, "pc-q35", 6) != 0)
+                return bad_value(hv, "machine_type", err,
+                                 "machine type '%s' is not supported (q35)", c->machine_type);
+        return 0;
+}
+
+int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err)
+{
+        _cleanup_toml_ struct cc_toml_table *doc = NULL;
+        int r = cc_toml_parse_file(path, &doc, err);
+        if (r < 0)
+                return r;
+        free(c->path);
+        if (!(c->path = strdup(path)))
+                return -ENOMEM;
+        static const char *const top[] = {"hypervisor", "agent", "runtime", "image", "factory",
+                                          "netmon"};
+        warn_unknown(doc, "top level", top, CC_ARRAY_SIZE(top), NULL, 0);
+
+        const struct cc_toml_table *hvs = NULL;
+        if ((r = cc_toml_get_table(doc, "hypervisor", &hvs, err)) < 0 && r != -ENOENT)
+                return r;
+        size_t n_hv = hvs ? cc_toml_table_size(hvs) : 0;
+        if (n_hv == 0)
+                return cc_error_set(err, EINVAL, "%s: no [hypervisor.<name>] section", path);
+        if (n_hv > 1)
+                return cc_error_set(err, EINVAL,
+                                    "%s: more than one [hypervisor.<name>] section; keep one",
+                                    path);
+        const struct cc_toml_entry *he = cc_toml_table_entry(hvs, 0);
+        if (he->value.type != CC_TOML_TABLE)
+                return cc_error_set(err, EINVAL, "%s:%u: 'hypervisor.%s' must be a table", path,
+                                    he->line, he->key);
+        if (strcmp(he->key, "qemu") != 0 && strcmp(he->key, "clh") != 0)
+                return cc_error_set(err, EINVAL,
+                                    "%s:%u: hypervisor '%s' is not supported (qemu, clh)", path,
+                                    he->line, he->key);
+        char section[64];
+        snprintf(section, sizeof(section), "hypervisor.%s", he->key);
+        if ((r = load_hypervisor(he->value.table, section, c, err)) < 0)
+                return r;
+
+        const struct cc_toml_table *agents = NULL, *ak = NULL;
+        if ((r = cc_toml_get_table(doc, "agent", &agents, err)) < 0 && r != -ENOENT)
+                return r;
+        if (agents && (r = cc_toml_get_table(agents, "kata", &ak, err)) < 0 && r != -ENOENT)
+                return r;
+        if (ak) {
+                static const char *const used[] = {"enable_debug", "dial_timeout"};
+                warn_unknown(ak, "agent.kata", used, CC_ARRAY_SIZE(used), kata_agent_ignored,
+                             CC_ARRAY_SIZE(kata_agent_ignored));
+                bool dbg = false;
+                if ((r = get_bool(ak, "enable_debug", &dbg, err)) < 0 ||
+                    (r = get_uint(ak, "dial_timeout", 1, 3600, &c->dial_timeout_s, err)) < 0)
+                        return r;
+                c->debug = c->debug || dbg;
+        }
+
+        const struct cc_toml_table *rt = NULL;
+        if ((r = cc_toml_get_table(doc, "runtime", &rt, err)) < 0 && r != -ENOENT)
+                return r;
+        if (rt) {
+                static const char *const used[] = {"allow_host_rootfs", "host_rootfs_max_mib",
+                                                   "create_container_timeout"};
+                warn_unknown(rt, "runtime", used, CC_ARRAY_SIZE(used), kata_runtime_ignored,
+                             CC_ARRAY_SIZE(kata_runtime_ignored));
+                unsigned mib = (unsigned)(c->host_rootfs_max_bytes >> 20);
+                if ((r = get_bool(rt, "allow_host_rootfs", &c->allow_host_rootfs, err)) < 0 ||
+                    (r = get_uint(rt, "host_rootfs_max_mib", 1, 65536, &mib, err)) < 0 ||
+                    (r = get_uint(rt, "create_container_timeout", 1, 3600,
+                                  &c->create_container_timeout_s, err)) < 0)
+                        return r;
+                c->host_rootfs_max_bytes = (uint64_t)mib << 20;
+                if (c->allow_host_rootfs && c->tee != HV_TEE_NONE)
+                        return bad_value(rt, "allow_host_rootfs", err,
+                                         "sharing the host rootfs is refused for the %s profile: "
+                                         "a confidential guest must pull its images itself",
+                                         hv_tee_to_string(c->tee));
+        }
+        if (!c->kernel)
+                return cc_error_set(err, EINVAL, "%s: [%s] has no 'kernel'", path, section);
+        return 0;
+}
+
+/* The position of `key` in the file for messages of shim_config_check(). */
+int shim_config_check(const struct shim_config *c, struct cc_error **err)
+{
+        const char *file = c->path ? c->path : "built-in configuration";
+        struct {
+                const char *key, *path;
+        } files[] = {{"kernel", c->kernel}, {"initrd", c->initrd}, {"firmware", c->firmware}};
+        for (size_t i = 0; i < CC_ARRAY_SIZE(files); i++) {
+                if (cc_isempty(files[i].path) || strcmp(c->backend, "mock") == 0)
+                        continue;
+                if (access(files[i].path, R_OK) < 0)
+                        return cc_error_set(err, errno, "%s: key '%s': %s: %m", file,
+                                            files[i].key, files[i].path);
+        }
+        return 0;
+}

@@ -1,0 +1,202 @@
+#pragma once
+/*
+ * containerd-shim-kata-cc-v2: the shim v2 containerd starts for io.containerd.kata-cc.v2.
+ *
+ *   main.c      flags, `start`, `delete`, `-v`, `-info`, and the serve daemon's main loop
+ *   address.c   socket naming (containerd's SocketAddress), path cleaning, run-dir naming
+ *   config.c    Kata-style TOML configuration -> struct shim_config
+ *   spec.c      OCI config.json -> the agent's grpc.Spec; rootfs mount classification
+ *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
+ *   sandbox.c   the pod's VM (libhv) and the agent client
+ *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services
+ *   io.c        containerd's stdio FIFOs <-> the agent's ReadStdout/WriteStdin
+ *
+ * One daemon serves one pod (one VM); every task of the pod has its own connection.
+ */
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cc/error.h"
+#include "cc/ttrpc.h"
+#include "hypervisor/hv.h"
+#include "kata/oci.pb-c.h"
+
+#define SHIM_NAME          "containerd-shim-kata-cc-v2"
+#define SHIM_VERSION       "0.1.0"
+#define SHIM_SOCKET_DIR    "/run/containerd/s"
+#define SHIM_RUN_DIR       "/run/kata-cc-shim" /* VM run dirs; env CC_SHIM_RUN_DIR overrides */
+#define SHIM_DEFAULT_CONFIG "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
+/* Where the agent accepts container roots and CopyFile destinations (agent.h). */
+#define SHIM_GUEST_CONTAINERS_DIR "/run/kata-containers/shared/containers"
+
+#define ANNO_CONTAINER_TYPE "io.kubernetes.cri.container-type"
+#define ANNO_SANDBOX_ID     "io.kubernetes.cri.sandbox-id"
+#define ANNO_IMAGE_NAME     "io.kubernetes.cri.image-name"
+#define ANNO_CONFIG_PATH    "io.katacontainers.config_path"
+#define ANNO_SANDBOX_MEMORY "io.kubernetes.cri.sandbox-memory"
+#define ANNO_SANDBOX_QUOTA  "io.kubernetes.cri.sandbox-cpu-quota"
+#define ANNO_SANDBOX_PERIOD "io.kubernetes.cri.sandbox-cpu-period"
+
+/* ---- address.c ---------------------------------------------------------------------- */
+
+/* Go's path.Clean: collapses "//", removes "." and resolves ".." lexically. */
+char *shim_path_clean(const char *p);
+/* "unix:///run/containerd/s/<sha256 hex of clean(address/namespace/id)>". */
+int shim_socket_address(const char *address, const char *ns, const char *id, char **ret);
+/* The directory holding the pod's VM files: <run base>/<first 24 hex of sha256(ns/sbid)>. */
+int shim_vm_run_dir(const char *ns, const char *sandbox_id, char **ret);
+const char *shim_run_base(void);
+
+/* The role of a task, from its spec's annotations (kata's rules). */
+enum shim_role {
+        SHIM_ROLE_SINGLE,    /* no CRI annotations: a pod of its own, the container in it */
+        SHIM_ROLE_SANDBOX,   /* the pod's sandbox (pause) container: the VM itself */
+        SHIM_ROLE_CONTAINER, /* an app container of the pod whose sandbox id is given */
+};
+/* Role and the pod's sandbox id (borrowed from spec, or `id` itself). */
+enum shim_role shim_spec_role(struct json_object *spec, const char *id, const char **sandbox_id);
+const char *shim_spec_annotation(struct json_object *spec, const char *key);
+
+/* ---- config.c ----------------------------------------------------------------------- */
+
+struct shim_config {
+        char *path; /* the file read, or NULL for the built-in defaults */
+        char *backend;
+        char *vmm_path, *kernel, *initrd, *firmware, *machine_type, *kernel_params;
+        enum hv_tee tee;
+        enum hv_accel accel;
+        enum hv_channel channel;
+        unsigned vcpus, memory_mib;
+        bool debug;
+        unsigned dial_timeout_s;          /* [agent.kata] dial_timeout */
+        bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
+        uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
+        unsigned create_container_timeout_s;
+};
+
+void shim_config_init(struct shim_config *c);
+void shim_config_done(struct shim_config *c);
+/*
+ * Reads a Kata configuration file. Unknown keys are warned about (file:line); wrong types
+ * and bad values are errors naming file, line, key and reason.
+ */
+int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err);
+/* Checks the files and the host for this configuration (kernel, initrd, firmware, TEE). */
+int shim_config_check(const struct shim_config *c, struct cc_error **err);
+
+/* ---- spec.c ------------------------------------------------------------------------- */
+
+/* Translates an OCI process object (config.json's "process", or an exec's spec). */
+int shim_process_from_oci(struct json_object *p, Grpc__Process **ret, struct cc_error **err);
+/*
+ * Translates config.json into the agent's spec: host-only parts (hooks, devices, namespace
+ * paths, the network namespace, host bind mounts other than the small files collected in
+ * *ret_files) are dropped; root.path becomes `guest_root`.
+ */
+struct shim_file_copy {
+        char *host_path;  /* file to copy */
+        char *guest_path; /* where the agent stores it; the mount's new source */
+};
+int shim_spec_from_oci(struct json_object *spec, const char *cid, const char *guest_root,
+                       Grpc__Spec **ret, struct shim_file_copy **ret_files, size_t *ret_n_files,
+                       struct cc_error **err);
+void shim_file_copies_free(struct shim_file_copy *f, size_t n);
+/* LinuxResources JSON -> grpc.LinuxResources (memory, cpu, pids). */
+int shim_resources_from_oci(struct json_object *r, Grpc__LinuxResources **ret,
+                            struct cc_error **err);
+
+/* How a task's rootfs reaches the guest. */
+enum shim_rootfs_kind {
+        SHIM_ROOTFS_NONE,       /* no mounts (CC fork: the guest supplies it by image name) */
+        SHIM_ROOTFS_GUEST_PULL, /* a guest-pull mount: the agent pulls `image` */
+        SHIM_ROOTFS_HOST,       /* ordinary host mounts: shared only when the config allows */
+};
+struct shim_mount {
+        const char *type, *source;
+        char *const *options;
+        size_t n_options;
+};
+/* Classifies the rootfs mounts; for guest pull *ret_image is the image named by the volume
+ * (caller frees; may be NULL when the volume names none). */
+int shim_rootfs_classify(const struct shim_mount *m, size_t n, enum shim_rootfs_kind *ret,
+                         char **ret_image, struct cc_error **err);
+
+/* ---- events.c ----------------------------------------------------------------------- */
+
+struct shim_events;
+int shim_events_new(const char *ttrpc_address, const char *ns, struct shim_events **ret);
+/* Queues an event (the message is encoded now); order of calls = order of delivery. */
+void shim_events_publish(struct shim_events *e, const char *topic, const ProtobufCMessage *msg);
+/* Waits up to timeout_ms for the queue to drain, then stops the thread. NULL-safe. */
+void shim_events_free(struct shim_events *e, int timeout_ms);
+
+/* ---- sandbox.c ---------------------------------------------------------------------- */
+
+struct shim_sandbox {
+        char *id;
+        char *ns;
+        char *run_dir;
+        struct shim_config cfg;
+        struct hv_vm *vm;
+        pid_t vmm_pid;
+        struct cc_ttrpc_client *agent;
+        bool vm_dead; /* set once the VMM exited */
+};
+
+/* Boots the VM and waits for the agent (Health.Check SERVING), then CreateSandbox. */
+int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct cc_error **err);
+/* DestroySandbox (best effort), stop the VM, remove its run dir. */
+void shim_sandbox_stop(struct shim_sandbox *sb);
+void shim_sandbox_free(struct shim_sandbox *sb);
+/* A unary agent call; -ECONNRESET etc. when the VM is gone. timeout_ns 0 = none. */
+int shim_agent_call(struct shim_sandbox *sb, const char *service, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                    ProtobufCMessage **ret, int64_t timeout_ns, struct cc_error **err);
+/* Copies one host file (size-bounded) into the guest with CopyFile. */
+int shim_agent_copy_file(struct shim_sandbox *sb, const char *host_path, const char *guest_path,
+                         uint64_t *budget, struct cc_error **err);
+/* Copies a host directory tree into the guest (regular files, dirs, symlinks as files are
+ * refused by the agent so they are skipped with a warning). */
+int shim_agent_copy_tree(struct shim_sandbox *sb, const char *host_dir, const char *guest_dir,
+                         uint64_t *budget, struct cc_error **err);
+/* Kills what a dead shim left of a pod's VM (by the pidfile in its run dir); removes the dir. */
+int shim_sandbox_cleanup_dead(const char *run_dir);
+
+/* ---- io.c --------------------------------------------------------------------------- */
+
+struct shim_io;
+/* Opens nothing yet: relays start in shim_io_start(). Paths may be empty. */
+int shim_io_new(struct shim_sandbox *sb, const char *cid, const char *exec_id, bool terminal,
+                const char *in, const char *out, const char *errp, struct shim_io **ret,
+                struct cc_error **err);
+int shim_io_start(struct shim_io *io, struct cc_error **err);
+/* Waits until stdout and stderr reached EOF (all output delivered). */
+void shim_io_drain(struct shim_io *io);
+/* Stops the stdin relay and sends CloseStdin. */
+void shim_io_close_stdin(struct shim_io *io);
+/* Stops every relay (VM gone, delete) and frees. */
+void shim_io_free(struct shim_io *io);
+
+/* ---- task.c ------------------------------------------------------------------------- */
+
+struct shim;
+struct shim_options {
+        const char *ns, *address, *ttrpc_address, *id, *bundle, *publish_binary;
+        bool debug;
+};
+int shim_new(const struct shim_options *o, struct shim **ret);
+/* Registers the Task and Image services on srv. */
+int shim_register(struct shim *s, struct cc_ttrpc_server *srv);
+/* An fd that turns readable when the daemon should exit (Shutdown with no tasks left). */
+int shim_exit_fd(struct shim *s);
+/* SIGTERM: stop every VM and process, publish what is due. */
+void shim_teardown(struct shim *s);
+void shim_free(struct shim *s);
+
+/* Timestamp helpers. */
+void shim_now(struct timespec *ts);

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# containerd-shim-kata-cc-v2 under a real containerd 1.6 with ctr: every container runs in a
+# QEMU (TCG) VM booted from `make guest-image`, its rootfs (busybox-static, given to ctr with
+# --rootfs) copied into the guest with the agent's CopyFile, the configuration passed as the
+# runtime options' ConfigPath (ctr --runtime-config-path).
+#   1. ctr run: stdout reaches ctr, the exit code is returned; VM, socket and run files gone.
+#   2. a long-running task: exec, ps, metrics, pause/resume, kill, delete; nothing left.
+#   3. kill -9 of QEMU: the task exits 255 and Wait returns; kill -9 of the shim: containerd
+#      runs `delete`, the VM is gone.
+#   4. bad configurations (wrong type, missing kernel, a TEE the host lacks, host rootfs for a
+#      TEE): ctr's Create error names file, key and reason; nothing is left behind.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+# Shim daemons run in their own session and outlive containerd: stop ours (and any VM) by pid
+# before the shared cleanup; then say what had to be removed by force.
+shim_cleanup() {
+        local rc=$?
+        local p
+        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for id in c1 c2 c3 c4 badtype badkernel badtee badhostrootfs; do
+                [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
+        done
+        (exit "$rc")
+        cc_cleanup
+}
+NS=shimtest
+trap shim_cleanup EXIT
+SHIM=$BUILD/containerd-shim-kata-cc-v2
+[ -x "$SHIM" ] || cc_fail "$SHIM not built"
+command -v qemu-system-x86_64 >/dev/null || cc_skip "needs qemu-system-x86_64"
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] || cc_skip "needs busybox-static"
+if [ ! -f build/guest/vmlinuz ] || [ ! -f build/guest/initrd.img ]; then
+        if ! make -s guest-image >"$CC_TMP/image.log" 2>&1; then
+                grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" \
+                        "$CC_TMP/image.log" && cc_skip "cannot fetch the guest kernel"
+                cat "$CC_TMP/image.log"
+                cc_fail "make guest-image failed"
+        fi
+fi
+KERNEL=$(realpath build/guest/vmlinuz)
+INITRD=$(realpath build/guest/initrd.img)
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+
+# The shim is found on containerd's PATH; its VM run dirs go under our temp dir.
+mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
+ln -s "$(realpath "$SHIM")" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+export PATH=$CC_TMP/bin:$PATH
+export CC_SHIM_RUN_DIR=$CC_TMP/run
+unset KATA_CONF_FILE
+
+ROOTFS=$CC_TMP/rootfs
+mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,run}
+cp "$BUSYBOX" "$ROOTFS/bin/busybox"
+cp "$BUSYBOX" "$ROOTFS/bin/sh"
+echo "root:x:0:0:root:/:/bin/sh" >"$ROOTFS/etc/passwd"
+
+CFG=$CC_TMP/configuration-qemu.toml
+cat >"$CFG" <<TOML
+[hypervisor.qemu]
+path = "$(command -v qemu-system-x86_64)"
+kernel = "$KERNEL"
+initrd = "$INITRD"
+machine_type = "q35"
+confidential_guest = false
+default_vcpus = 1
+default_memory = 384
+kernel_params = "quiet"
+accel = "tcg"
+agent_channel = "serial"
+virtio_fs_daemon = "/usr/libexec/virtiofsd"   # a Kata key the shim accepts and ignores
+no_such_key = 1                               # unknown: warned about with file:line
+
+[agent.kata]
+dial_timeout = 120
+
+[runtime]
+allow_host_rootfs = true
+TOML
+
+cc_start_containerd
+printf '#!/bin/sh\nexec ctr --address "%s" --namespace "%s" "$@"\n' "$CTRD_SOCK" "$NS" >"$CC_TMP/bin/ctr_"
+chmod +x "$CC_TMP/bin/ctr_"
+RT=(--runtime io.containerd.kata-cc.v2 --runtime-config-path "$CFG")
+sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
+qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
+
+# Nothing of pod $1 left: no QEMU, no socket, no run dir content, no mount, no shim.
+check_clean() {
+        local id=$1 what=$2
+        cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" ||
+                fail "$what: QEMU still runs: $(qemus)"
+        [ ! -e "$(sock_of "$id")" ] || fail "$what: socket $(sock_of "$id") left"
+        [ -z "$(ls -A "$CC_SHIM_RUN_DIR")" ] || fail "$what: run files left: $(ls -A "$CC_SHIM_RUN_DIR")"
+        ! grep -q "$CC_TMP" /proc/mounts || fail "$what: mounts left: $(grep "$CC_TMP" /proc/mounts)"
+        cc_wait_for 10 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
+                fail "$what: shim daemon still runs"
+}
+
+# --- 1. run: stdout and exit code --------------------------------------------------------
+t0=$(date +%s.%N)
+out=$(timeout 180 ctr_ run "${RT[@]}" --rootfs "$ROOTFS" c1 /bin/sh -c 'echo hello from $(busybox cat /sys/class/dmi/id/sys_vendor); exit 3' 2>"$CC_TMP/c1.err")
+rc=$?
+echo "ctr run took $(echo "$(date +%s.%N) - $t0" | bc) s"
+[ "$out" = "hello from QEMU" ] && ok "container stdout reached ctr (from inside the VM)" ||
+        fail "stdout '$out' (stderr: $(cat "$CC_TMP/c1.err"))"
+[ $rc -eq 3 ] && ok "exit code 3 returned" || fail "exit code $rc"
+ctr_ task delete c1 >/dev/null 2>&1
+ctr_ container rm c1 || fail "container rm c1"
+check_clean c1 "after run"
+grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.toml:[0-9]*: unknown key 'no_such_key'" "$CC_TMP/containerd.log" &&
+        ok "unknown key warned about with file:line" || fail "no warning for the unknown key"
+
+# --- 2. long-running task: exec, ps, metrics, pause/resume, kill, delete --------------------
+ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c2 /bin/sh -c 'while true; do busybox sleep 1; done' ||
+        fail "run -d c2"
+cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'c2 .*RUNNING'" ||
+        fail "c2 not RUNNING: $(ctr_ task ls)"
+out=$(timeout 60 ctr_ task exec --exec-id e1 c2 /bin/busybox echo exec works)
+rc=$?
+[ "$out" = "exec works" ] && [ $rc -eq 0 ] && ok "task exec output" || fail "exec: '$out' rc=$rc"
+timeout 60 ctr_ task exec --exec-id e2 c2 /bin/sh -c 'exit 7'
+rc=$?
+[ $rc -eq 7 ] && ok "exec exit code" || fail "exec exit code $rc"
+out=$(echo piped-stdin | timeout 60 ctr_ task exec --exec-id e3 c2 /bin/busybox cat)
+[ "$out" = "piped-stdin" ] && ok "exec stdin relayed" || fail "exec stdin: '$out'"
+ps_out=$(ctr_ task ps c2) && echo "$ps_out" | grep -qE '^[0-9]+' && ok "task ps" || fail "task ps: $ps_out"
+m=$(ctr_ task metrics c2 2>&1) && echo "$m" | grep -qi "memory\|pids\|cpu" && ok "task metrics" ||
+        fail "task metrics: $m"
+ctr_ task pause c2 && ctr_ task ls | grep -q 'c2 .*PAUSED' && ok "pause" || fail "pause: $(ctr_ task ls)"
+ctr_ task resume c2 && ctr_ task ls | grep -q 'c2 .*RUNNING' && ok "resume" || fail "resume: $(ctr_ task ls)"
+ctr_ task kill -s SIGKILL c2 || fail "kill"
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c2 .*STOPPED'" &&
+        ok "kill stops the task" || fail "after kill: $(ctr_ task ls)"
+ctr_ task delete c2 >/dev/null || fail "task delete c2"
+ctr_ container rm c2 || fail "container rm c2"
+check_clean c2 "after delete"
+
+# --- 3. faults ---------------------------------------------------------------------------------
+ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c3 /bin/sh -c 'while true; do busybox sleep 1; done' ||
+        fail "run -d c3"
+cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'c3 .*RUNNING'" ||
+        fail "c3 not RUNNING"
+qpid=$(qemus | head -n1)
+timeout 60 ctr_ task exec --exec-id w c3 /bin/busybox sleep 600 &
+execpid=$!
+sleep 2
+kill -9 "$qpid"
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c3 .*STOPPED'" &&
+        ok "kill -9 of QEMU: the task stopped" || fail "after QEMU kill: $(ctr_ task ls)"
+wait "$execpid"
+rc=$?
+[ $rc -eq 255 ] && ok "the exec's Wait returned 255" || fail "exec after QEMU kill rc=$rc"
+ctr_ task delete c3 >/dev/null || fail "task delete c3"
+ctr_ container rm c3 || fail "container rm c3"
+check_clean c3 "after QEMU kill"
+
+ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c4 /bin/sh -c 'while true; do busybox sleep 1; done' ||
+        fail "run -d c4"
+cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'c4 .*RUNNING'" ||
+        fail "c4 not RUNNING"
+spid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS/c4/shim.pid")
+kill -9 "$spid"
+cc_wait_for 30 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" &&
+        ok "kill -9 of the shim: containerd ran delete, the VM is gone" || fail "VM left after shim kill"
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c4 .*STOPPED' || ! ctr_ task ls | grep -q c4" ||
+        fail "c4 after shim kill: $(ctr_ task ls)"
+ctr_ task delete c4 >/dev/null 2>&1
+ctr_ container rm c4 || fail "container rm c4"
+check_clean c4 "after shim kill"
+
+# --- 4. bad configurations: the Create error names file, key and reason -------------------------
+bad_case() {
+        local name=$1 expect=$2
+        local cfg=$CC_TMP/bad-$name.toml
+        cat >"$cfg"
+        out=$(timeout 120 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$cfg" \
+                --rootfs "$ROOTFS" "bad$name" /bin/sh -c true 2>&1)
+        if [ $? -ne 0 ] && echo "$out" | grep -q -- "$cfg" && echo "$out" | grep -qE -- "$expect"; then
+                ok "bad config '$name': $(echo "$out" | tail -n1 | cut -c1-220)"
+        else
+                fail "bad config '$name': $out"
+        fi
+        ctr_ container rm "bad$name" >/dev/null 2>&1
+        check_clean "bad$name" "bad config $name"
+}
+bad_case type "default_vcpus' must be an integer" <<TOML
+[hypervisor.qemu]
+kernel = "$KERNEL"
+initrd = "$INITRD"
+default_vcpus = "two"
+TOML
+bad_case kernel "key 'kernel': /nonexistent/vmlinuz: No such file" <<TOML
+[hypervisor.qemu]
+kernel = "/nonexistent/vmlinuz"
+initrd = "$INITRD"
+TOML
+bad_case tee "tdx|TDX|KVM|kvm" <<TOML
+[hypervisor.qemu]
+kernel = "$KERNEL"
+initrd = "$INITRD"
+firmware = "$KERNEL"
+confidential_guest = true
+tee = "tdx"
+TOML
+bad_case hostrootfs "allow_host_rootfs.*refused for the sev-snp profile" <<TOML
+[hypervisor.qemu]
+kernel = "$KERNEL"
+confidential_guest = true
+sev_snp_guest = true
+[runtime]
+allow_host_rootfs = true
+TOML
+
+[ -z "$(ls -A /run/containerd/s 2>/dev/null | while read -r s; do [ "/run/containerd/s/$s" = "$(sock_of c1)" ] && echo "$s"; done)" ] || fail "socket left"
+if [ "$fails" -ne 0 ]; then
+        echo "--- containerd log (shim lines)"
+        grep -E 'kata-cc|shim' "$CC_TMP/containerd.log" | tail -n 60
+        echo "$fails check(s) failed"
+        exit 1
+fi
+echo "shim-ctr: all checks passed"
