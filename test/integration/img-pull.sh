@@ -186,6 +186,16 @@ dig=$(curl -s -o /dev/null -D - -H 'Accept: application/vnd.oci.image.index.v1+j
         fail "pull by digest"
 echo "ok  multi-arch index: platform selection, attestation entry skipped, pull by digest"
 
+# The same index as a Docker manifest list (skopeo converts on push).
+img_push "oci:$layout:multi" test/multilist:latest --all --format v2s2
+curl -s -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+        "http://$REG/v2/test/multilist/manifests/latest" | grep -q 'manifest.list.v2+json' ||
+        fail "registry does not hold a Docker manifest list"
+out=$T/pull-list && mkdir -p "$out"
+"$PULL" --insecure --platform linux/arm64 "$REG/test/multilist" "$out" >/dev/null || fail "pull list"
+[ "$(cat "$(sed -n 1p "$out/layers")/which")" = arm64 ] || fail "manifest list gave the wrong platform"
+echo "ok  Docker manifest list: platform selection"
+
 # ---- TLS registry with a private CA (--ca), and the same without the CA ----
 mkdir -p "$T/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout "$T/tls/ca.key" \
