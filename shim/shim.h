@@ -194,6 +194,8 @@ int shim_new(const struct shim_options *o, struct shim **ret);
 int shim_register(struct shim *s, struct cc_ttrpc_server *srv);
 /* An fd that turns readable when the daemon should exit (Shutdown with no tasks left). */
 int shim_exit_fd(struct shim *s);
+/* The pod's sandbox (VM and agent client), NULL before the sandbox's Create; for tests. */
+struct shim_sandbox *shim_get_sandbox(struct shim *s);
 /* SIGTERM: stop every VM and process, publish what is due. */
 void shim_teardown(struct shim *s);
 void shim_free(struct shim *s);

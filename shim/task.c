@@ -1385,6 +1385,11 @@ int shim_register(struct shim *s, struct cc_ttrpc_server *srv)
         return r < 0 ? r : cc_ttrpc_server_register(srv, &image_service, s);
 }
 
+struct shim_sandbox *shim_get_sandbox(struct shim *s)
+{
+        return s->sb;
+}
+
 int shim_exit_fd(struct shim *s)
 {
         return s->exit_efd;

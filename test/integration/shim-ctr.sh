@@ -22,7 +22,7 @@ shim_cleanup() {
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
-        for id in c1 c2 c3 c4 badtype badkernel badtee badhostrootfs; do
+        for id in c1 c2 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
                 [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
         done
         (exit "$rc")
@@ -120,6 +120,7 @@ grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.to
         ok "unknown key warned about with file:line" || fail "no warning for the unknown key"
 
 # --- 2. long-running task: exec, ps, metrics, pause/resume, kill, delete --------------------
+cc_bg events ctr_ events
 ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c2 /bin/sh -c 'while true; do busybox sleep 1; done' ||
         fail "run -d c2"
 cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'c2 .*RUNNING'" ||
@@ -143,6 +144,49 @@ cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c2 .*STOPPED'" &&
 ctr_ task delete c2 >/dev/null || fail "task delete c2"
 ctr_ container rm c2 || fail "container rm c2"
 check_clean c2 "after delete"
+# The events containerd received for c2, in order (ctr events prints "time ns topic {...}").
+sleep 1
+topics=$(grep -E '"container_id":"c2"|"container_id": "c2"|c2' "$CC_TMP/events.log" | awk '{print $6}' | grep '^/tasks/' | tr '\n' ' ')
+want="/tasks/create /tasks/start /tasks/exec-added /tasks/exec-started /tasks/exit"
+case "$topics" in
+"$want"*) ok "events: ${topics:0:160}..." ;;
+*) fail "events for c2: '$topics'" ;;
+esac
+for t in /tasks/paused /tasks/resumed /tasks/delete; do
+        echo "$topics" | grep -q "$t" || fail "event $t missing"
+done
+last=$(echo "$topics" | awk '{print $NF}')
+[ "$last" = /tasks/delete ] && ok "delete is the last event" || fail "last event $last"
+
+# --- 2b. a pod: sandbox task + app container in one shim and one VM; containerd restart -------
+POD=(--annotation io.kubernetes.cri.sandbox-id=pod1)
+ctr_ run -d "${RT[@]}" "${POD[@]}" --annotation io.kubernetes.cri.container-type=sandbox \
+        --rootfs "$ROOTFS" pod1 /bin/sh || fail "run -d pod1 (sandbox)"
+ctr_ run -d "${RT[@]}" "${POD[@]}" --annotation io.kubernetes.cri.container-type=container \
+        --rootfs "$ROOTFS" app1 /bin/sh -c 'while true; do busybox sleep 1; done' || fail "run -d app1"
+[ "$(qemus | wc -l)" -eq 1 ] && ok "sandbox and container share one VM" || fail "VMs: $(qemus | wc -l)"
+[ "$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS/app1/address")" = "unix://$(sock_of pod1)" ] &&
+        ok "the container got the sandbox's shim address" || fail "app1 address"
+out=$(timeout 60 ctr_ task exec --exec-id p1 app1 /bin/busybox echo in-pod)
+[ "$out" = in-pod ] && ok "exec in the pod's container" || fail "pod exec: '$out'"
+# containerd restarts; the pod keeps running and containerd reconnects (Connect).
+cc_stop_pid "$PID_containerd"
+cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
+cc_wait_for 30 ctr --address "$CTRD_SOCK" version || fail "containerd did not restart"
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'app1 .*RUNNING'" && ok "after a containerd restart app1 still RUNNING" ||
+        fail "after restart: $(ctr_ task ls)"
+out=$(timeout 60 ctr_ task exec --exec-id p2 app1 /bin/busybox echo still-here)
+[ "$out" = still-here ] && ok "exec after the containerd restart" || fail "exec after restart: '$out'"
+ctr_ task kill -s SIGKILL app1
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'app1 .*STOPPED'" || fail "app1 not stopped"
+ctr_ task delete app1 >/dev/null || fail "delete app1"
+[ "$(qemus | wc -l)" -eq 1 ] && ok "Shutdown ignored while the sandbox remains" || fail "VM gone too early"
+ctr_ task kill -s SIGKILL pod1
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'pod1 .*STOPPED'" && ok "killing the sandbox stops the pod" ||
+        fail "pod1: $(ctr_ task ls)"
+ctr_ task delete pod1 >/dev/null || fail "delete pod1"
+ctr_ container rm app1 pod1 || fail "container rm pod"
+check_clean pod1 "after the pod"
 
 # --- 3. faults ---------------------------------------------------------------------------------
 ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c3 /bin/sh -c 'while true; do busybox sleep 1; done' ||

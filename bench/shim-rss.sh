@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Shim daemon memory: RSS and PSS (smaps_rollup) of containerd-shim-kata-cc-v2 serving one pod
+# (one QEMU TCG VM) with one running container, next to Debian's containerd-shim-runc-v2
+# serving one runc container, both under one private containerd 1.6 in the same run. Issue 5
+# target: at most 2 MiB RSS for our shim, about a seventh of the runc shim's (13.5 MB here).
+# The VM itself (QEMU) is not the shim's memory and is reported on its own line.
+set -uo pipefail
+BUILD=${BUILD:-build}
+. "$(dirname "$0")/../test/integration/lib.sh"
+SHIM=$BUILD/containerd-shim-kata-cc-v2
+command -v qemu-system-x86_64 >/dev/null || { echo "shim-rss: no qemu-system-x86_64"; exit 0; }
+command -v containerd-shim-runc-v2 >/dev/null || { echo "shim-rss: no containerd-shim-runc-v2"; exit 0; }
+[ -f build/guest/vmlinuz ] || make -s guest-image >/dev/null
+mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
+ln -s "$(realpath "$SHIM")" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+export PATH=$CC_TMP/bin:$PATH CC_SHIM_RUN_DIR=$CC_TMP/run
+NS=shimrss
+bench_cleanup() {
+        local rc=$?
+        ctr --address "$CTRD_SOCK" -n $NS task kill -s SIGKILL k1 >/dev/null 2>&1
+        ctr --address "$CTRD_SOCK" -n $NS task kill -s SIGKILL r1 >/dev/null 2>&1
+        sleep 2
+        ctr --address "$CTRD_SOCK" -n $NS task delete k1 r1 >/dev/null 2>&1
+        for p in $(pgrep -f -- "[c]ontainerd-shim-.*${CTRD_SOCK:-/nonexistent}" || true); do kill -9 "$p"; done
+        for p in $(pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true); do kill -9 "$p"; done
+        (exit "$rc")
+        cc_cleanup
+}
+trap bench_cleanup EXIT
+R=$CC_TMP/rootfs
+mkdir -p "$R"/{bin,proc,dev,sys,tmp,etc}
+cp "$(command -v busybox)" "$R/bin/busybox"
+cp "$(command -v busybox)" "$R/bin/sh"
+cat >"$CC_TMP/cfg.toml" <<TOML
+[hypervisor.qemu]
+kernel = "$(realpath build/guest/vmlinuz)"
+initrd = "$(realpath build/guest/initrd.img)"
+default_memory = 384
+accel = "tcg"
+agent_channel = "serial"
+[agent.kata]
+dial_timeout = 120
+[runtime]
+allow_host_rootfs = true
+TOML
+cc_start_containerd
+c() { ctr --address "$CTRD_SOCK" -n $NS "$@"; }
+c run -d --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/cfg.toml" --rootfs "$R" \
+        k1 /bin/sh -c 'while true; do busybox sleep 1; done'
+c run -d --rootfs "$R" r1 /bin/sh -c 'while true; do busybox sleep 1; done'
+cc_wait_for 120 bash -c "ctr --address $CTRD_SOCK -n $NS task ls | grep -q 'k1 .*RUNNING'"
+# A little traffic on both, as a pod sees: state, exec, stats.
+for id in k1 r1; do
+        c task exec --exec-id e-$id "$id" /bin/busybox true
+        c task metrics "$id" >/dev/null
+done
+sleep 2
+kpid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS/k1/shim.pid")
+rpid=$(pgrep -f -- "[c]ontainerd-shim-runc-v2 -namespace $NS -id r1" | head -n1)
+qpid=$(pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" | head -n1)
+kib() { awk -v k="$2:" '$1 == k {print $2}' "$1"; }
+kr=$(kib "/proc/$kpid/status" VmRSS) kp=$(kib "/proc/$kpid/smaps_rollup" Pss)
+rr=$(kib "/proc/$rpid/status" VmRSS) rp=$(kib "/proc/$rpid/smaps_rollup" Pss)
+qr=$(kib "/proc/$qpid/status" VmRSS)
+printf '\n%-58s %9s %9s\n' "shim daemon, one pod with one running container" "RSS KiB" "PSS KiB"
+printf '%-58s %9s %9s\n' "containerd-shim-kata-cc-v2 (C, this tree)" "$kr" "$kp"
+printf '%-58s %9s %9s\n' "containerd-shim-runc-v2 (Go, Debian 1.6.20)" "$rr" "$rp"
+printf '%-58s %9s\n' "ratio runc / kata-cc (RSS)" "$(echo "scale=1; $rr / $kr" | bc)"
+printf '%-58s %9s\n' "target for kata-cc" "2048"
+printf '%-58s %9s\n' "(the pod's QEMU TCG VM, 384 MiB guest, not the shim)" "$qr"

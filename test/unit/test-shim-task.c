@@ -1,0 +1,473 @@
+/*
+ * Unit tests: the shim's task service end to end in one process, with the `mock` hypervisor
+ * backend, a fake agent (a ttrpc server on the mock's <run dir>/agent.sock) and a fake
+ * containerd events service. containerd's side is a ttrpc client on a socketpair.
+ *
+ * Covered: a CRI-style pod (sandbox task + app container in one shim), guest pull from a
+ * nydus-style rootfs mount (PullImage with the image name, then CreateContainer with the guest
+ * rootfs), output drained before the exit is reported, events and their order, Shutdown ignored
+ * while tasks remain, the VM's death turning every task into exit 255, a host rootfs refused
+ * for a TEE profile with the guest-pull hint, Checkpoint answering Unimplemented, unknown ids
+ * answering NotFound.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* cmocka.h needs these first. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "cc/log.h"
+#include "cc/ttrpc.h"
+#include "containerd/services/events/ttrpc/v1/events.pb-c.h"
+#include "containerd/task/v2/shim.pb-c.h"
+#include "hypervisor/mock/mock.h"
+#include "kata/agent.pb-c.h"
+#include "kata/health.pb-c.h"
+#include "kata/image.pb-c.h"
+#include "runtimeoptions/v1/config.pb-c.h"
+#include "shim/shim.h"
+
+/* ---- fake agent ------------------------------------------------------------------------------ */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static char calls[4096];
+static char pulled[256], created_root[256];
+static int exit_status = -1; /* set by the test: the container's process exits */
+static int reads;
+static char topics[4096];
+
+static void record(const char *what)
+{
+        pthread_mutex_lock(&lock);
+        strncat(calls, what, sizeof(calls) - strlen(calls) - 2);
+        strcat(calls, " ");
+        pthread_mutex_unlock(&lock);
+}
+
+#define H(name)                                                                                    \
+        static int name(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *req_,        \
+                        ProtobufCMessage *resp_, struct cc_error **err)
+
+H(a_check)
+{
+        ((Grpc__HealthCheckResponse *)resp_)->status =
+                GRPC__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+        return 0;
+}
+
+#define PLAIN(fn, name)                                                                            \
+        H(fn)                                                                                      \
+        {                                                                                          \
+                record(name);                                                                      \
+                return 0;                                                                          \
+        }
+PLAIN(a_create_sandbox, "CreateSandbox")
+PLAIN(a_destroy_sandbox, "DestroySandbox")
+PLAIN(a_start, "StartContainer")
+PLAIN(a_remove, "RemoveContainer")
+PLAIN(a_signal, "SignalProcess")
+PLAIN(a_copy, "CopyFile")
+
+H(a_create)
+{
+        const Grpc__CreateContainerRequest *r = (const void *)req_;
+        pthread_mutex_lock(&lock);
+        snprintf(created_root, sizeof(created_root), "%s", r->oci->root->path);
+        pthread_mutex_unlock(&lock);
+        record("CreateContainer");
+        return 0;
+}
+
+H(a_pull)
+{
+        const Grpc__PullImageRequest *r = (const void *)req_;
+        pthread_mutex_lock(&lock);
+        snprintf(pulled, sizeof(pulled), "%s for %s", r->image, r->container_id);
+        pthread_mutex_unlock(&lock);
+        ((Grpc__PullImageResponse *)resp_)->image_ref = cc_ttrpc_call_strdup(call, r->image);
+        record("PullImage");
+        return 0;
+}
+
+H(a_wait)
+{
+        pthread_mutex_lock(&lock);
+        while (exit_status < 0)
+                pthread_cond_wait(&cond, &lock);
+        ((Grpc__WaitProcessResponse *)resp_)->status = exit_status;
+        pthread_mutex_unlock(&lock);
+        return 0;
+}
+
+/* First read: "hello\n"; then the stream ends only after the process exited and a delay, so
+ * a shim that reported the exit before draining would be caught. */
+H(a_read)
+{
+        pthread_mutex_lock(&lock);
+        int n = reads++;
+        while (n > 0 && exit_status < 0)
+                pthread_cond_wait(&cond, &lock);
+        pthread_mutex_unlock(&lock);
+        if (n == 0) {
+                Grpc__ReadStreamResponse *r = (void *)resp_;
+                r->data.data = (uint8_t *)cc_ttrpc_call_strdup(call, "hello\n");
+                r->data.len = 6;
+                return 0;
+        }
+        if (n == 1) {
+                usleep(200 * 1000);
+                Grpc__ReadStreamResponse *r = (void *)resp_;
+                r->data.data = (uint8_t *)cc_ttrpc_call_strdup(call, "bye\n");
+                r->data.len = 4;
+                return 0;
+        }
+        return cc_error_set(err, EIO, "EOF");
+}
+
+#define AM(n, rq, rs, fn, ud) {n, &rq##__descriptor, rs, fn, 0}
+static const struct cc_ttrpc_method agent_methods[] = {
+        AM("CreateSandbox", grpc__create_sandbox_request, NULL, a_create_sandbox, 0),
+        AM("DestroySandbox", grpc__destroy_sandbox_request, NULL, a_destroy_sandbox, 0),
+        AM("CreateContainer", grpc__create_container_request, NULL, a_create, 0),
+        AM("StartContainer", grpc__start_container_request, NULL, a_start, 0),
+        AM("RemoveContainer", grpc__remove_container_request, NULL, a_remove, 0),
+        AM("SignalProcess", grpc__signal_process_request, NULL, a_signal, 0),
+        AM("WaitProcess", grpc__wait_process_request, &grpc__wait_process_response__descriptor,
+           a_wait, 0),
+        AM("ReadStdout", grpc__read_stream_request, &grpc__read_stream_response__descriptor, a_read,
+           0),
+        AM("CopyFile", grpc__copy_file_request, NULL, a_copy, 0),
+};
+static const struct cc_ttrpc_method health_methods[] = {
+        AM("Check", grpc__check_request, &grpc__health_check_response__descriptor, a_check, 0),
+};
+static const struct cc_ttrpc_method image_methods[] = {
+        AM("PullImage", grpc__pull_image_request, &grpc__pull_image_response__descriptor, a_pull, 0),
+};
+static const struct cc_ttrpc_service agent_svc = {"grpc.AgentService", agent_methods,
+                                                  CC_ARRAY_SIZE(agent_methods)};
+static const struct cc_ttrpc_service health_svc = {"grpc.Health", health_methods, 1};
+static const struct cc_ttrpc_service image_svc = {"grpc.Image", image_methods, 1};
+
+/* Records the topic of every forwarded event. */
+H(e_forward)
+{
+        const Containerd__Services__Events__Ttrpc__V1__ForwardRequest *r = (const void *)req_;
+        assert_true(r->envelope->timestamp && r->envelope->timestamp->seconds > 0);
+        assert_string_equal(r->envelope->namespace_, "k8s.io");
+        pthread_mutex_lock(&lock);
+        strncat(topics, r->envelope->topic, sizeof(topics) - strlen(topics) - 2);
+        strcat(topics, " ");
+        pthread_cond_broadcast(&cond);
+        pthread_mutex_unlock(&lock);
+        return 0;
+}
+static const struct cc_ttrpc_method events_methods[] = {
+        AM("Forward", containerd__services__events__ttrpc__v1__forward_request, NULL, e_forward, 0),
+};
+static const struct cc_ttrpc_service events_svc = {"containerd.services.events.ttrpc.v1.Events",
+                                                   events_methods, 1};
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+static char tmp[64];
+static struct cc_ttrpc_server *agent_srv, *events_srv, *shim_srv;
+static struct cc_ttrpc_client *client;
+static struct shim *shim;
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static char *bundle(const char *id, const char *annotations)
+{
+        char *dir = NULL;
+        assert_true(asprintf(&dir, "%s/%s", tmp, id) > 0);
+        mkdir(dir, 0700);
+        char path[256], spec[2048];
+        snprintf(path, sizeof(path), "%s/config.json", dir);
+        snprintf(spec, sizeof(spec),
+                 "{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":[\"/bin/sh\"],\"cwd\":\"/\"},"
+                 "\"root\":{\"path\":\"rootfs\"},\"annotations\":{%s}}",
+                 annotations);
+        write_file(path, spec);
+        return dir;
+}
+
+static int call(const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, struct cc_error **err)
+{
+        struct cc_ttrpc_call_opts o = {.timeout_ns = 30000000000ll};
+        return cc_ttrpc_client_call(client, "containerd.task.v2.Task", method, req, rd, resp, &o,
+                                    err);
+}
+
+static Google__Protobuf__Any options_any;
+static uint8_t options_buf[512];
+
+static int create(const char *id, const char *bundle_dir, Containerd__Types__Mount **rootfs,
+                  size_t n_rootfs, const char *out, struct cc_error **err)
+{
+        Containerd__Task__V2__CreateTaskRequest req = CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
+        req.id = (char *)id;
+        req.bundle = (char *)bundle_dir;
+        req.rootfs = rootfs;
+        req.n_rootfs = n_rootfs;
+        req.stdout = (char *)(out ? out : "");
+        req.options = &options_any;
+        ProtobufCMessage *resp = NULL;
+        int r = call("Create", &req.base, &containerd__task__v2__create_task_response__descriptor,
+                     &resp, err);
+        if (resp)
+                protobuf_c_message_free_unpacked(resp, NULL);
+        return r;
+}
+
+static void set_config(const char *text)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "%s/configuration.toml", tmp);
+        write_file(path, text);
+        Runtimeoptions__V1__Options o = RUNTIMEOPTIONS__V1__OPTIONS__INIT;
+        o.config_path = path;
+        options_any = (Google__Protobuf__Any)GOOGLE__PROTOBUF__ANY__INIT;
+        options_any.type_url = "runtimeoptions.v1.Options";
+        options_any.value.data = options_buf;
+        options_any.value.len = runtimeoptions__v1__options__pack(&o, options_buf);
+}
+
+static int setup(void **state)
+{
+        cc_log_set_level(CC_LOG_FATAL);
+        snprintf(tmp, sizeof(tmp), "/tmp/test-shim-task.XXXXXX");
+        assert_non_null(mkdtemp(tmp));
+        char run[128], dir[160], path[256];
+        snprintf(run, sizeof(run), "%s/run", tmp);
+        setenv("CC_SHIM_RUN_DIR", run, 1);
+        mkdir(run, 0700);
+        /* The fake agent listens where the mock backend says the agent is. */
+        char *vmdir = NULL;
+        assert_int_equal(shim_vm_run_dir("k8s.io", "pod1", &vmdir), 0);
+        snprintf(dir, sizeof(dir), "%s", vmdir);
+        free(vmdir);
+        mkdir(dir, 0700);
+        snprintf(path, sizeof(path), "%s/agent.sock", dir);
+        struct cc_ttrpc_server_options so = {0};
+        assert_int_equal(cc_ttrpc_server_new(&so, &agent_srv), 0);
+        assert_int_equal(cc_ttrpc_server_register(agent_srv, &agent_svc, NULL), 0);
+        assert_int_equal(cc_ttrpc_server_register(agent_srv, &health_svc, NULL), 0);
+        assert_int_equal(cc_ttrpc_server_register(agent_srv, &image_svc, NULL), 0);
+        assert_int_equal(cc_ttrpc_server_listen(agent_srv, cc_unix_listen(path, 16)), 0);
+        /* containerd's events socket. */
+        snprintf(path, sizeof(path), "%s/events.sock", tmp);
+        assert_int_equal(cc_ttrpc_server_new(&so, &events_srv), 0);
+        assert_int_equal(cc_ttrpc_server_register(events_srv, &events_svc, NULL), 0);
+        assert_int_equal(cc_ttrpc_server_listen(events_srv, cc_unix_listen(path, 16)), 0);
+        /* The shim, and containerd's connection to it. */
+        struct shim_options o = {.ns = "k8s.io", .address = "/run/containerd/containerd.sock",
+                                 .ttrpc_address = path, .id = "pod1"};
+        assert_int_equal(shim_new(&o, &shim), 0);
+        assert_int_equal(cc_ttrpc_server_new(&so, &shim_srv), 0);
+        assert_int_equal(shim_register(shim, shim_srv), 0);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(cc_ttrpc_server_add_conn(shim_srv, sv[0]), 0);
+        assert_int_equal(cc_ttrpc_client_new(sv[1], &client), 0);
+        set_config("[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
+                   "[agent.kata]\ndial_timeout = 5\n");
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        cc_ttrpc_client_free(client);
+        cc_ttrpc_server_free(shim_srv);
+        shim_free(shim);
+        cc_ttrpc_server_free(agent_srv);
+        cc_ttrpc_server_free(events_srv);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+        assert_int_equal(system(cmd), 0);
+        return 0;
+}
+
+static void wait_topics(const char *want)
+{
+        pthread_mutex_lock(&lock);
+        for (int i = 0; i < 100 && !strstr(topics, want); i++) {
+                pthread_mutex_unlock(&lock);
+                usleep(50 * 1000);
+                pthread_mutex_lock(&lock);
+        }
+        if (!strstr(topics, want))
+                fail_msg("events '%s' lack '%s'", topics, want);
+        pthread_mutex_unlock(&lock);
+}
+
+/* ---- the pod ----------------------------------------------------------------------------------- */
+
+static int simple(const char *method, const ProtobufCMessageDescriptor *d, const char *id,
+                  struct cc_error **err)
+{
+        /* Start/Delete/Pause/Resume/Connect/Shutdown/Checkpoint requests start with id = 1. */
+        ProtobufCMessage *m = calloc(1, d->sizeof_message);
+        d->message_init(m);
+        *(char **)((char *)m + d->fields[0].offset) = (char *)id;
+        int r = call(method, m, NULL, NULL, err);
+        free(m);
+        return r;
+}
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+        buf[0] = '\0';
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return;
+        size_t n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+}
+
+static void test_pod(void **state)
+{
+        struct cc_error *err = NULL;
+        char *sb = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\"");
+        assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
+        char *mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "start:pod1"));
+        free(mc);
+        assert_non_null(strstr(calls, "CreateSandbox"));
+        assert_null(strstr(calls, "CreateContainer")); /* the pause process is the agent's */
+        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+
+        /* A second sandbox in the same shim is refused. */
+        char *sb2 = bundle("pod2", "\"io.kubernetes.cri.container-type\":\"sandbox\"");
+        assert_true(create("pod2", sb2, NULL, 0, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_FAILED_PRECONDITION);
+        cc_error_free(err);
+        err = NULL;
+
+        /* An app container whose rootfs is a nydus guest-pull mount. */
+        char *cb = bundle("app1", "\"io.kubernetes.cri.container-type\":\"container\","
+                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\","
+                                  "\"io.kubernetes.cri.image-name\":\"registry.local/app:1\"");
+        Containerd__Types__Mount m = CONTAINERD__TYPES__MOUNT__INIT;
+        char *opts[] = {"upperdir=/x", "io.katacontainers.volume=eyJ2b2x1bWVfdHlwZSI6ImltYWdlX2d1ZXN0X3B1bGwiLCJzb3VyY2UiOiJkb2NrZXIuaW8vbGlicmFyeS9idXN5Ym94OmxhdGVzdCIsImltYWdlX3B1bGwiOnsibWV0YWRhdGEiOnt9fX0="};
+        m.type = "fuse.nydus-overlayfs";
+        m.source = "overlay";
+        m.options = opts;
+        m.n_options = 2;
+        Containerd__Types__Mount *ms[] = {&m};
+        char out[128];
+        snprintf(out, sizeof(out), "%s/app1.out", tmp);
+        assert_int_equal(create("app1", cb, ms, 1, out, &err), 0);
+        /* The CRI image name wins over the volume's source (the join key with the pull). */
+        assert_string_equal(pulled, "registry.local/app:1 for app1");
+        assert_string_equal(created_root, "/run/kata-containers/shared/containers/app1/rootfs");
+        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "app1", &err), 0);
+
+        /* Checkpoint: Unimplemented; unknown ids: NotFound. */
+        assert_true(simple("Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor,
+                           "app1", &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_UNIMPLEMENTED);
+        cc_error_free(err);
+        err = NULL;
+        assert_true(simple("Start", &containerd__task__v2__start_request__descriptor, "nope", &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_NOT_FOUND);
+        cc_error_free(err);
+        err = NULL;
+
+        /* The process exits 3: Wait answers after the output was drained ("bye" comes 200 ms
+         * after the exit). */
+        pthread_mutex_lock(&lock);
+        exit_status = 3;
+        pthread_cond_broadcast(&cond);
+        pthread_mutex_unlock(&lock);
+        Containerd__Task__V2__WaitRequest wr = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
+        wr.id = "app1";
+        Containerd__Task__V2__WaitResponse *wresp = NULL;
+        assert_int_equal(call("Wait", &wr.base, &containerd__task__v2__wait_response__descriptor,
+                              (ProtobufCMessage **)&wresp, &err),
+                         0);
+        assert_int_equal(wresp->exit_status, 3);
+        assert_true(wresp->exited_at && wresp->exited_at->seconds > 0);
+        protobuf_c_message_free_unpacked(&wresp->base, NULL);
+        char text[64];
+        read_file(out, text, sizeof(text));
+        assert_string_equal(text, "hello\nbye\n");
+
+        /* Delete the container; Shutdown is ignored while the sandbox remains. */
+        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "app1", &err), 0);
+        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor, "app1", &err), 0);
+        struct pollfd pf = {.fd = shim_exit_fd(shim), .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, 100), 0);
+        wait_topics("/tasks/create /tasks/start /tasks/create /tasks/start /tasks/exit /tasks/delete");
+
+        /* The VM dies: the sandbox's Wait returns 255, then the pod can be deleted and the
+         * shim asks to exit on Shutdown. */
+        wr.id = "pod1";
+        assert_non_null(shim_get_sandbox(shim));
+        hv_mock_exit(shim_get_sandbox(shim)->vm, -1, 9);
+        assert_int_equal(call("Wait", &wr.base, &containerd__task__v2__wait_response__descriptor,
+                              (ProtobufCMessage **)&wresp, &err),
+                         0);
+        assert_int_equal(wresp->exit_status, 255);
+        protobuf_c_message_free_unpacked(&wresp->base, NULL);
+        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(poll(&pf, 1, 2000), 1);
+        free(sb);
+        free(sb2);
+        free(cb);
+}
+
+/* A host rootfs for a TEE profile is refused with the guest-pull hint; nothing is left. */
+static void test_tee_host_rootfs(void **state)
+{
+        struct cc_error *err = NULL;
+        set_config("[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
+                   "confidential_guest = true\nsev_snp_guest = true\n");
+        char *b = bundle("pod1", "");
+        char rootfs[160];
+        snprintf(rootfs, sizeof(rootfs), "%s/rootfs", b);
+        mkdir(rootfs, 0755);
+        write_file(strcat(rootfs, "/file"), "x");
+        assert_true(create("pod1", b, NULL, 0, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_FAILED_PRECONDITION);
+        assert_non_null(strstr(cc_error_message(err), "guest-pull snapshotter"));
+        assert_non_null(strstr(cc_error_message(err), "sev-snp"));
+        cc_error_free(err);
+        char *mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "stop:pod1")); /* the VM started for it is gone again */
+        free(mc);
+        free(b);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tee_host_rootfs, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
