@@ -152,6 +152,42 @@ for i in $(seq 0 "$RUNS"); do
         for r in $r1 $RSS; do [ "$r" -gt "$sk_rss" ] && sk_rss=$r; done
 done
 
+# Peak RSS does not grow with the image: one 512 MiB layer (zeros, gzip).
+python3 - "$T/big" <<'EOF' || fail "big image"
+import hashlib, json, os, sys, tarfile, zlib
+root = sys.argv[1]
+os.makedirs(root + "/blobs/sha256")
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    open("%s/blobs/sha256/%s" % (root, d), "wb").write(data)
+    return "sha256:" + d, len(data)
+class Zeros:
+    def read(self, n): return bytes(n)
+h, c, gz = hashlib.sha256(), zlib.compressobj(1, zlib.DEFLATED, 31), []
+class Sink:
+    def write(self, b): h.update(b); gz.append(c.compress(b)); return len(b)
+with tarfile.open(fileobj=Sink(), mode="w|") as t:
+    ti = tarfile.TarInfo("zeros"); ti.size = 512 << 20
+    t.addfile(ti, Zeros())
+gz.append(c.flush())
+d, s = blob(b"".join(gz))
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+                  "diff_ids": ["sha256:" + h.hexdigest()]}}).encode()
+cd, cs = blob(cfg)
+man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s}]}).encode()
+md, ms = blob(man)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "v1"}}]},
+    open(root + "/index.json", "w"))
+EOF
+img_push_raw "$T/big" v1 bench/big:v1
+rm -rf "$W/ours" && mkdir -p "$W/ours"
+run "$PULL" --insecure "$REG/bench/big:v1" "$W/ours"
+big_wall=$WALL big_rss=$RSS
+rm -rf "$W/ours" "$T/big"
+
 mo=$(median "${ours[@]}")
 mc=$(median "${theirs[@]}")
 ms=$(median "${sk[@]}")
@@ -162,4 +198,5 @@ printf '  %-28s %8.3f s   peak RSS %6d KiB (containerd VmHWM)\n' "ctr image pull
 printf '  %-28s %8.3f s   peak RSS %6d KiB\n' "skopeo copy + umoci unpack" "$ms" "$sk_rss"
 python3 -c "print('  ratio vs containerd: %.2fx   ratio vs skopeo+umoci: %.2fx' % ($mc / $mo, $ms / $mo))"
 echo "  cc-image-pull $stages"
+printf '  cc-image-pull, one 512 MiB layer: %.3f s, peak RSS %d KiB\n' "$big_wall" "$big_rss"
 echo "  runs: ours ${ours[*]} | containerd ${theirs[*]} | skopeo+umoci ${sk[*]}"

@@ -95,6 +95,18 @@ echo "ok  whiteouts stored as overlay char 0/0 and opaque xattr"
 grep -q ' 0.0 MiB fetched' "$T/pull2.log" || { cat "$T/pull2.log"; fail "re-pull fetched layers"; }
 echo "ok  layer store reused"
 
+# Two pulls of the same image into one store at once: both succeed, each layer is published
+# once, the loser of a publish race leaves nothing in staging.
+shared=$T/shared && mkdir -p "$shared/a" "$shared/b"
+"$PULL" --insecure --store "$shared/store" "$REG/test/app:v1" "$shared/a" >/dev/null &
+p1=$!
+"$PULL" --insecure --store "$shared/store" "$REG/test/app:v1" "$shared/b" >/dev/null || fail "concurrent pull b"
+wait $p1 || fail "concurrent pull a"
+[ "$(ls "$shared/store/layers/sha256" | wc -l)" -eq 3 ] || fail "expected 3 published layers"
+[ -z "$(ls -A "$shared/store/staging")" ] || fail "staging not empty after concurrent pulls"
+img_compare "$shared/a" "$T/ref-v1/rootfs" >/dev/null
+echo "ok  concurrent pulls into one store"
+
 # The agent's view: overlay rootfs with a writable upper.
 mnt=$T/pull-mount && mkdir -p "$mnt"
 "$PULL" --insecure --store "$out/store" --mount "$REG/test/app:v1" "$mnt" >/dev/null || fail "--mount"
