@@ -73,6 +73,7 @@ include lib/module.mk
 -include guest-agent/image/module.mk
 -include shim/module.mk
 -include snapshotter/module.mk
+-include configs/module.mk
 include test/module.mk
 -include bench/module.mk
 
