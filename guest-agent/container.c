@@ -66,6 +66,7 @@ struct container {
         uint64_t oom_seen;
         int oom_wd;
         bool removing;
+        unsigned busy; /* execs being started: removal waits for them (they use cg, spec) */
 };
 
 struct unclaimed {
@@ -1156,6 +1157,7 @@ int agent_container_exec(struct agent_runtime *rt, const char *id, const char *e
         struct stdio_fds stdio = {-1, -1, -1, -1, -1, -1, -1, 0, 0};
         int status[2] = {-1, -1}, pidp[2] = {-1, -1};
         struct proc *p = NULL;
+        struct container *busy = NULL;
         if ((r = agent_validate_id(id, "container id", err)) < 0 ||
             (r = agent_validate_id(exec_id, "exec id", err)) < 0)
                 goto out_free;
@@ -1190,9 +1192,9 @@ int agent_container_exec(struct agent_runtime *rt, const char *id, const char *e
                 .namespaces = c->spec->namespaces | AGENT_NS_MOUNT,
                 .stdio = &stdio,
         };
-        /* The container's structures stay while we hold a reference on its init and the
-         * container is marked busy only through the lock; an exec racing a remove fails
-         * cleanly in setns (the target pid is gone). */
+        /* Removal waits until busy drops back, so cg and spec stay valid until we forked. */
+        c->busy++;
+        busy = c;
         pthread_mutex_unlock(&rt->lock);
         p = proc_new(exec_id);
         if (!p) {
@@ -1249,6 +1251,12 @@ int agent_container_exec(struct agent_runtime *rt, const char *id, const char *e
         if (r >= 0)
                 cc_log_info("exec started id=%s exec_id=%s pid=%d", id, exec_id, (int)pid);
 out_free:
+        if (busy) {
+                pthread_mutex_lock(&rt->lock);
+                busy->busy--;
+                pthread_cond_broadcast(&rt->cond);
+                pthread_mutex_unlock(&rt->lock);
+        }
         if (p)
                 proc_unref(rt, p);
         stdio_close(&stdio);
@@ -1438,6 +1446,8 @@ int agent_container_remove(struct agent_runtime *rt, const char *id, unsigned ti
                 return r;
         }
         c->removing = true;
+        while (c->busy)
+                pthread_cond_wait(&rt->cond, &rt->lock);
         /* A container that never started: closing the start pipe makes its init exit. */
         c->start_fd = cc_close(c->start_fd);
         c->status_fd = cc_close(c->status_fd);
@@ -1535,7 +1545,7 @@ int agent_container_stats(struct agent_runtime *rt, const char *id, struct agent
         return r;
 }
 
-void agent_runtime_shutdown(struct agent_runtime *rt)
+void agent_runtime_remove_all(struct agent_runtime *rt)
 {
         for (;;) {
                 pthread_mutex_lock(&rt->lock);
@@ -1549,6 +1559,11 @@ void agent_runtime_shutdown(struct agent_runtime *rt)
                 (void)agent_container_remove(rt, id, 0, NULL);
                 free(id);
         }
+}
+
+void agent_runtime_shutdown(struct agent_runtime *rt)
+{
+        agent_runtime_remove_all(rt);
         pthread_mutex_lock(&rt->lock);
         rt->shutdown = true;
         pthread_cond_broadcast(&rt->cond);

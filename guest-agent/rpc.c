@@ -401,7 +401,7 @@ HANDLER(destroy_sandbox)
         if (r < 0)
                 return r;
         /* Remove every container now, so that the reply means "nothing runs any more". */
-        agent_runtime_shutdown(a->rt);
+        agent_runtime_remove_all(a->rt);
         pthread_mutex_lock(&a->lock);
         a->sandbox_created = false;
         pthread_mutex_unlock(&a->lock);

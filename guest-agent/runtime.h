@@ -90,6 +90,8 @@ int agent_process_resize(struct agent_runtime *rt, const char *id, const char *e
 /* Blocks until a container is OOM-killed (or the runtime shuts down: -ESHUTDOWN); *ret_id is
  * malloc'ed. */
 int agent_runtime_wait_oom(struct agent_runtime *rt, char **ret_id, struct cc_error **err);
+/* Removes every container (DestroySandbox); the runtime stays usable. */
+void agent_runtime_remove_all(struct agent_runtime *rt);
 /* Wakes agent_runtime_wait_oom callers with -ESHUTDOWN and kills every container. */
 void agent_runtime_shutdown(struct agent_runtime *rt);
 

@@ -183,6 +183,8 @@ expect_eq "agent still serving after errors" "$(ctl check)" "SERVING"
 
 # --- DestroySandbox removes everything; then the policy
 ctl destroy-sandbox && ok "DestroySandbox" || fail "DestroySandbox"
+expect_eq "containers still run after DestroySandbox (host mode)" \
+        "$(ctl run --id c1 $(R c1) -- echo again)" "again"
 stop_agent
 cat >"$tmp/policy.json" <<'JSON'
 {
