@@ -172,6 +172,9 @@ char *hv__file_last_line(const char *path);
 /* Runs `argv` and returns the first line of its stdout (caller frees), or NULL. */
 char *hv__run_first_line(char *const argv[]);
 
+/* True when `name` (with a '/': that file; else searched in $PATH) is an executable. */
+bool hv__find_program(const char *name);
+
 /* path joins and unlink that ignores ENOENT */
 char *hv__path(const char *dir, const char *name);
 void hv__unlink(const char *path);

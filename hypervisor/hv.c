@@ -138,11 +138,12 @@ static int dup_str(char **dst, const char *src)
 }
 
 /* The string members of struct hv_config, for copying and freeing. */
-#define CONFIG_STRINGS(X)                                                                        \
-        X(backend)                                                                               \
-        X(name)                                                                                  \
-        X(run_dir) X(vmm_path) X(libvirt_uri) X(kernel) X(initrd) X(kernel_params) X(firmware)   \
-                X(console_log) X(tee.host_data) X(tee.id_block) X(tee.id_auth) X(tee.mrconfigid) \
+#define CONFIG_STRINGS(X)                                                                          \
+        X(backend)                                                                                 \
+        X(name)                                                                                    \
+        X(run_dir)                                                                                 \
+        X(vmm_path) X(libvirt_uri) X(kernel) X(initrd) X(kernel_params) X(firmware) X(console_log) \
+                X(tee.host_data) X(tee.id_block) X(tee.id_auth) X(tee.mrconfigid)                  \
                         X(tee.qgs_socket)
 
 void hv__config_done(struct hv_config *cfg)

@@ -16,4 +16,5 @@ $(BUILD)/cc-runtime: $(BUILD)/hypervisor/main.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
-INTEGRATION_TESTS += test/integration/hv-qemu.sh test/integration/hv-check.sh
+INTEGRATION_TESTS += test/integration/hv-qemu.sh test/integration/hv-check.sh \
+	test/integration/hv-libvirt.sh

@@ -347,3 +347,19 @@ void hv__unlink(const char *path)
         if (path && unlink(path) < 0 && errno != ENOENT)
                 cc_log_debug("hv: unlink %s: %m", path);
 }
+
+bool hv__find_program(const char *name)
+{
+        if (strchr(name, '/'))
+                return access(name, X_OK) == 0;
+        const char *env = getenv("PATH");
+        _cleanup_free_ char *copy = strdup(env ? env : "/usr/local/bin:/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
+             d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = hv__path(d, name);
+                if (p && access(p, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}

@@ -35,21 +35,9 @@ static void clh_check(const struct hv_config *cfg, const struct hv_host *host, s
         const char *path = cfg->vmm_path ? cfg->vmm_path : "cloud-hypervisor";
         if (!host->kvm)
                 hv__reason_add(r, ENODEV, "Cloud Hypervisor needs hardware KVM (or MSHV)");
-        if (!strchr(path, '/')) {
-                /* Look it up in PATH without running it. */
-                const char *env = getenv("PATH");
-                bool found = false;
-                _cleanup_free_ char *copy = strdup(env ? env : "/usr/bin:/bin");
-                for (char *save = NULL, *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !found;
-                     d = strtok_r(NULL, ":", &save)) {
-                        _cleanup_free_ char *p = hv__path(d, path);
-                        found = p && access(p, X_OK) == 0;
-                }
-                if (!found)
-                        hv__reason_add(r, ENOENT, "%s not found in PATH", path);
-        } else if (access(path, X_OK) < 0) {
-                hv__reason_add(r, errno, "%s: %m", path);
-        }
+        if (!hv__find_program(path))
+                hv__reason_add(r, ENOENT, "%s not found%s", path,
+                               strchr(path, '/') ? "" : " in PATH");
         if (cfg->tee.kind != HV_TEE_NONE && cfg->tee.kind != HV_TEE_TDX)
                 hv__reason_add(r, EOPNOTSUPP, "clh backend renders only none and tdx, not %s",
                                hv_tee_to_string(cfg->tee.kind));

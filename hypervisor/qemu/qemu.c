@@ -77,6 +77,13 @@ static void qemu_check(const struct hv_config *cfg, const struct hv_host *host,
                        struct hv_reasons *r)
 {
         const char *path = cfg->vmm_path ? cfg->vmm_path : "qemu-system-x86_64";
+        /* Without a TEE any QEMU from the last years renders our argv: only look the binary
+         * up, which is cheap, instead of running `--version` on every start. */
+        if (cfg->tee.kind == HV_TEE_NONE) {
+                if (!hv__find_program(path))
+                        hv__reason_add(r, ENOENT, "QEMU binary %s not found", path);
+                return;
+        }
         unsigned version = hv_qemu_binary_version(path);
         if (!version) {
                 hv__reason_add(r, ENOENT, "QEMU binary %s does not run (%s --version failed)", path,

@@ -6,6 +6,10 @@
 #                               modules, finds the virtio-serial port agent.channel.0 and
 #                               answers "ping" with "pong:ping" and "poweroff" with "bye" and
 #                               a power-off.
+#   hv_libvirtd_start TMPDIR / hv_libvirtd_stop
+#                            -> virtlogd and libvirtd for qemu:///system, started only when
+#                               not already running (and then stopped by pid), with QEMU run
+#                               as root while they run (see below)
 # Debian's cloud kernel builds virtio_pci and virtio_console as modules, so they are copied
 # into the initramfs and loaded in dependency order (reference 1.9).
 
@@ -59,3 +63,42 @@ INIT
         (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$out"
         rm -rf "$root"
 }
+
+hv_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# QEMU as root while the daemons we start run. As libvirt-qemu, libvirt finds /dev/kvm
+# (root-only here, kvm_pvm) unusable while its QEMU probe said KVM works, so it discards and
+# re-probes its QEMU capabilities on every lookup: about 50 s per domain start.
+hv_libvirtd_start() {
+        local dir=$1 conf=/etc/libvirt/qemu.conf
+        HV_LIBVIRTD_STARTED=() HV_QEMU_CONF_SAVED=
+        if ! hv_alive /run/libvirtd.pid && ! grep -Eq '^\s*user\s*=' "$conf"; then
+                HV_QEMU_CONF_SAVED=$dir/qemu.conf.orig
+                cp "$conf" "$HV_QEMU_CONF_SAVED"
+                printf '\n# added by test/integration/hv-guest.sh while its libvirtd runs\nuser = "root"\ngroup = "root"\n' >>"$conf"
+        fi
+        if ! hv_alive /run/virtlogd.pid; then
+                /usr/sbin/virtlogd -d -p "$dir/virtlogd.pid"
+                for _ in $(seq 50); do [ -s "$dir/virtlogd.pid" ] && break; sleep 0.1; done
+                HV_LIBVIRTD_STARTED+=("$(cat "$dir/virtlogd.pid")")
+        fi
+        if ! hv_alive /run/libvirtd.pid; then
+                /usr/sbin/libvirtd -d -p "$dir/libvirtd.pid"
+                for _ in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+                HV_LIBVIRTD_STARTED+=("$(cat "$dir/libvirtd.pid")")
+        fi
+}
+
+hv_libvirtd_stop() {
+        local pid
+        for pid in "${HV_LIBVIRTD_STARTED[@]}"; do
+                kill "$pid" 2>/dev/null || true
+                for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        done
+        HV_LIBVIRTD_STARTED=()
+        if [ -n "${HV_QEMU_CONF_SAVED:-}" ]; then
+                cp "$HV_QEMU_CONF_SAVED" /etc/libvirt/qemu.conf
+                HV_QEMU_CONF_SAVED=
+        fi
+}
+HV_LIBVIRTD_STARTED=() HV_QEMU_CONF_SAVED=
