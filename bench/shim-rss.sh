@@ -58,6 +58,11 @@ sleep 2
 kpid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS/k1/shim.pid")
 rpid=$(pgrep -f -- "[c]ontainerd-shim-runc-v2 -namespace $NS -id r1" | head -n1)
 qpid=$(pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" | head -n1)
+if [ -n "${SHIM_RSS_DETAIL:-}" ]; then
+        echo "largest mappings of the kata-cc shim (Rss KiB):"
+        awk '/^[0-9a-f]+-[0-9a-f]+ / {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) if (rss[n] > 100) printf "%8d %s\n", rss[n], n}' \
+                "/proc/$kpid/smaps" | sort -rn | head -20
+fi
 kib() { awk -v k="$2:" '$1 == k {print $2}' "$1"; }
 kr=$(kib "/proc/$kpid/status" VmRSS) kp=$(kib "/proc/$kpid/smaps_rollup" Pss)
 rr=$(kib "/proc/$rpid/status" VmRSS) rp=$(kib "/proc/$rpid/smaps_rollup" Pss)

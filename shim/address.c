@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+/* The one-shot low-level SHA-256 interface: unlike EVP_Digest() it does not pull OpenSSL 3's
+ * provider machinery (every algorithm) into the statically linked daemon, several MiB of
+ * relocated tables. It is marked deprecated in OpenSSL 3 but stays supported. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include "cc/cleanup.h"
 #include "cc/json.h"
@@ -60,11 +64,11 @@ char *shim_path_clean(const char *p)
 
 static int sha256_hex(const char *s, char hex[65])
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        if (!EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) || n != 32)
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256_CTX ctx;
+        if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, s, strlen(s)) || !SHA256_Final(md, &ctx))
                 return -EIO;
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
                 snprintf(hex + 2 * i, 3, "%02x", md[i]);
         return 0;
 }

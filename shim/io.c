@@ -32,6 +32,7 @@ struct relay {
         struct shim_io *io;
         const char *method; /* ReadStdout | ReadStderr */
         char *path;
+        int fd; /* opened in shim_io_new(), -1 when discarded */
         pthread_t thread;
         bool started;
 };
@@ -42,6 +43,7 @@ struct shim_io {
         bool terminal;
         struct relay out, err;
         char *in_path;
+        int in_fd;
         pthread_t in_thread;
         bool in_started;
         int stop_efd;
@@ -95,10 +97,7 @@ static void *output_main(void *arg)
 {
         struct relay *rl = arg;
         struct shim_io *io = rl->io;
-        int fd = open_output(rl->path);
-        if (fd < 0)
-                cc_log_warn("%s %s: open %s: %m; output is discarded", io->cid, rl->method,
-                            rl->path);
+        int fd = TAKE_FD(rl->fd);
         for (;;) {
                 Grpc__ReadStreamRequest req = GRPC__READ_STREAM_REQUEST__INIT;
                 req.container_id = io->cid;
@@ -156,11 +155,7 @@ static void send_close_stdin(struct shim_io *io)
 static void *input_main(void *arg)
 {
         struct shim_io *io = arg;
-        int fd = open(io->in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-                cc_log_warn("%s stdin: open %s: %m", io->cid, io->in_path);
-                return NULL;
-        }
+        int fd = TAKE_FD(io->in_fd);
         _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
         for (;;) {
                 pthread_mutex_lock(&io->lock);
@@ -232,8 +227,9 @@ int shim_io_new(struct shim_sandbox *sb, const char *cid, const char *exec_id, b
         io->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         pthread_mutex_init(&io->lock, NULL);
         pthread_cond_init(&io->cond, NULL);
-        io->out = (struct relay){.io = io, .method = "ReadStdout"};
-        io->err = (struct relay){.io = io, .method = "ReadStderr"};
+        io->out = (struct relay){.io = io, .method = "ReadStdout", .fd = -1};
+        io->err = (struct relay){.io = io, .method = "ReadStderr", .fd = -1};
+        io->in_fd = -1;
         if (!cc_isempty(in))
                 io->in_path = strdup(strip_scheme(in));
         if (!cc_isempty(out))
@@ -241,6 +237,22 @@ int shim_io_new(struct shim_sandbox *sb, const char *cid, const char *exec_id, b
         /* With a terminal the agent's pty carries stdout and stderr together. */
         if (!cc_isempty(errp) && !terminal)
                 io->err.path = strdup(strip_scheme(errp));
+        /*
+         * The FIFOs are opened now, when containerd's Create or Exec arrives, as the runc shim
+         * does: containerd may write stdin and close it before Start, and a FIFO's data lives
+         * only while someone holds it open.
+         */
+        int r = 0;
+        if (io->in_path && (io->in_fd = open(io->in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+                r = cc_error_set(err, errno, "open stdin %s: %m", io->in_path);
+        if (r == 0 && io->out.path && (io->out.fd = open_output(io->out.path)) < 0)
+                r = cc_error_set(err, errno, "open stdout %s: %m", io->out.path);
+        if (r == 0 && io->err.path && (io->err.fd = open_output(io->err.path)) < 0)
+                r = cc_error_set(err, errno, "open stderr %s: %m", io->err.path);
+        if (r < 0) {
+                shim_io_free(io);
+                return r;
+        }
         *ret = io;
         return 0;
 }
@@ -310,6 +322,9 @@ void shim_io_free(struct shim_io *io)
         if (io->err.started)
                 pthread_join(io->err.thread, NULL);
         cc_close(io->stop_efd);
+        cc_close(io->in_fd);
+        cc_close(io->out.fd);
+        cc_close(io->err.fd);
         pthread_mutex_destroy(&io->lock);
         pthread_cond_destroy(&io->cond);
         free(io->cid);

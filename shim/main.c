@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -336,6 +337,9 @@ static int cmd_info(void)
 
 static int serve(const struct flags *f)
 {
+        /* One malloc arena: the daemon's threads mostly wait, and per-thread arenas would each
+         * keep their own partly used pages. */
+        mallopt(M_ARENA_MAX, 1);
         /* Log: containerd holds the read side of <bundle>/log; stderr goes there. */
         int logfd = open("log", O_WRONLY | O_CLOEXEC);
         if (logfd >= 0) {

@@ -624,6 +624,11 @@ static int do_create(struct shim *s, const Containerd__Task__V2__CreateTaskReque
                 task_free(t);
                 return -ENOMEM;
         }
+        if (t->in_guest && (r = shim_io_new(s->sb, t->id, NULL, req->terminal, req->stdin,
+                                            req->stdout, req->stderr, &t->init.io, err)) < 0) {
+                task_free(t);
+                return r;
+        }
         pthread_mutex_lock(&s->lock);
         t->next = s->tasks;
         s->tasks = t;
@@ -683,9 +688,7 @@ HANDLER(task_start)
         } else if (!p->exec_id) {
                 Grpc__StartContainerRequest sreq = GRPC__START_CONTAINER_REQUEST__INIT;
                 sreq.container_id = t->id;
-                if ((r = shim_io_new(s->sb, t->id, NULL, p->terminal, p->stdin_path,
-                                     p->stdout_path, p->stderr_path, &p->io, err)) < 0 ||
-                    (r = shim_agent_call(s->sb, AGENT_SERVICE, "StartContainer", &sreq.base, NULL,
+                if ((r = shim_agent_call(s->sb, AGENT_SERVICE, "StartContainer", &sreq.base, NULL,
                                          NULL, 30 * SEC, err)) < 0)
                         return r;
         } else {
@@ -693,9 +696,7 @@ HANDLER(task_start)
                 ereq.container_id = t->id;
                 ereq.exec_id = p->exec_id;
                 ereq.process = p->gproc;
-                if ((r = shim_io_new(s->sb, t->id, p->exec_id, p->terminal, p->stdin_path,
-                                     p->stdout_path, p->stderr_path, &p->io, err)) < 0 ||
-                    (r = shim_agent_call(s->sb, AGENT_SERVICE, "ExecProcess", &ereq.base, NULL,
+                if ((r = shim_agent_call(s->sb, AGENT_SERVICE, "ExecProcess", &ereq.base, NULL,
                                          NULL, 30 * SEC, err)) < 0)
                         return r;
         }
@@ -1026,6 +1027,16 @@ HANDLER(task_exec)
         p->gproc = gp;
         p->terminal = req->terminal;
         gp->terminal = req->terminal;
+        if (s->sb && (r = shim_io_new(s->sb, req->id, req->exec_id, req->terminal, req->stdin,
+                                      req->stdout, req->stderr, &p->io, err)) < 0) {
+                protobuf_c_message_free_unpacked(&gp->base, NULL);
+                free(p->exec_id);
+                free(p->stdin_path);
+                free(p->stdout_path);
+                free(p->stderr_path);
+                free(p);
+                return r;
+        }
         pthread_mutex_lock(&s->lock);
         struct task *t = task_find(s, req->id);
         struct proc *dup = NULL;
@@ -1050,6 +1061,7 @@ HANDLER(task_exec)
         }
         pthread_mutex_unlock(&s->lock);
         if (r < 0) {
+                shim_io_free(p->io);
                 protobuf_c_message_free_unpacked(&gp->base, NULL);
                 free(p->exec_id);
                 free(p->stdin_path);

@@ -32,6 +32,7 @@ NS=shimtest
 trap shim_cleanup EXIT
 SHIM=$BUILD/containerd-shim-kata-cc-v2
 [ -x "$SHIM" ] || cc_fail "$SHIM not built"
+SHIM=$(realpath "$SHIM")
 command -v qemu-system-x86_64 >/dev/null || cc_skip "needs qemu-system-x86_64"
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || cc_skip "needs busybox-static"
@@ -49,6 +50,15 @@ INITRD=$(realpath build/guest/initrd.img)
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
+
+# Command-like flags and `delete` without a daemon: -v, -info (prompt, no daemon), and a
+# delete whose stdout is exactly one DeleteResponse{exit_status = 137, exited_at = now}.
+"$SHIM" -v | grep -q "Version:" && ok "-v" || fail "-v"
+timeout 5 "$SHIM" -info </dev/null | od -An -c | grep -q "c   o   n   t   a   i   n   e   r   d" && ok "-info" || fail "-info"
+mkdir -p "$CC_TMP/delbundle"
+hex=$(cd "$CC_TMP/delbundle" && "$SHIM" -namespace x -address /nonexistent.sock -id gone \
+        -bundle "$CC_TMP/delbundle" delete 2>/dev/null | od -An -tx1 | tr -d ' \n')
+case "$hex" in 1089011a*) ok "delete prints a DeleteResponse (137, now): $hex" ;; *) fail "delete output '$hex'" ;; esac
 
 # The shim is found on containerd's PATH; its VM run dirs go under our temp dir.
 mkdir -p "$CC_TMP/bin" "$CC_TMP/run"

@@ -32,6 +32,7 @@
 #include "cc/log.h"
 #include "cc/ttrpc.h"
 #include "containerd/services/events/ttrpc/v1/events.pb-c.h"
+#include "containerd/task/v2/image.pb-c.h"
 #include "containerd/task/v2/shim.pb-c.h"
 #include "hypervisor/mock/mock.h"
 #include "kata/agent.pb-c.h"
@@ -359,6 +360,20 @@ static void test_pod(void **state)
         assert_non_null(strstr(calls, "CreateSandbox"));
         assert_null(strstr(calls, "CreateContainer")); /* the pause process is the agent's */
         assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+
+        /* The CC fork's image pull delegation: forwarded to the agent, image_ref unchanged. */
+        Containerd__Task__V2__PullImageRequest pr = CONTAINERD__TASK__V2__PULL_IMAGE_REQUEST__INIT;
+        pr.image = "registry.local/enc:1";
+        Containerd__Task__V2__PullImageResponse *presp = NULL;
+        struct cc_ttrpc_call_opts po = {.timeout_ns = 30000000000ll};
+        assert_int_equal(cc_ttrpc_client_call(client, "containerd.task.v2.Image", "PullImage",
+                                              &pr.base,
+                                              &containerd__task__v2__pull_image_response__descriptor,
+                                              (ProtobufCMessage **)&presp, &po, &err),
+                         0);
+        assert_string_equal(presp->image_ref, "registry.local/enc:1");
+        assert_string_equal(pulled, "registry.local/enc:1 for ");
+        protobuf_c_message_free_unpacked(&presp->base, NULL);
 
         /* A second sandbox in the same shim is refused. */
         char *sb2 = bundle("pod2", "\"io.kubernetes.cri.container-type\":\"sandbox\"");
