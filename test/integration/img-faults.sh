@@ -3,7 +3,8 @@
 # the real registry that adds token auth (anonymous and with credentials), Basic auth, blob
 # redirects to another port (which must not receive our Authorization header), a 429 with
 # Retry-After, a blob transfer that breaks half-way (resumed with Range) and one that stalls
-# (stall timeout, then Range).
+# (stall timeout, then Range). Then the real registry in token-auth mode (`auth: token`) with a
+# small token server signing RS256 JWTs: a pull without and with credentials.
 set -u
 . "$(dirname "$0")/img-lib.sh"
 img_setup
@@ -182,4 +183,67 @@ el=$(( ($(date +%s%N) - start) / 1000000 ))
 grep -Eq '^RANGE bytes=[1-9][0-9]*-' "$T/proxy.log" || { cat "$T/proxy.log"; fail "no Range resume after a stall"; }
 [ "$el" -lt 5500 ] || fail "stall timeout did not fire (${el} ms)"
 echo "ok  stall detected and resumed in ${el} ms"
+# ---- the real registry in token-auth mode, with a tiny token server signing RS256 JWTs ----
+# (distribution verifies issuer, audience, expiry and the x5c certificate against its bundle)
+command -v openssl >/dev/null || { echo "openssl not installed"; exit 77; }
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=token-signer \
+        -keyout "$T/tok.key" -out "$T/tok.pem" 2>/dev/null
+TOKPORT=$(free_port)
+cat >"$T/token.py" <<'PY'
+import base64, http.server, json, subprocess, sys, time, urllib.parse
+port, key, cert, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], stdout=subprocess.PIPE, check=True).stdout
+def b64u(b): return base64.urlsafe_b64encode(b).rstrip(b"=")
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        auth = self.headers.get("Authorization")
+        open(log, "a").write("TOKEN scope=%s auth=%s\n" % (q.get("scope"), auth is not None))
+        if auth != "Basic " + base64.b64encode(b"user:pass").decode():
+            self.send_response(401); self.send_header("Content-Length", "0"); self.end_headers(); return
+        access = []
+        for sc in q.get("scope", []):
+            t, name, actions = sc.split(":")
+            access.append({"type": t, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]})
+        now = int(time.time())
+        hdr = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+        claims = {"iss": "test-issuer", "sub": "user", "aud": q["service"][0], "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": str(now), "access": access}
+        signing = b64u(json.dumps(hdr).encode()) + b"." + b64u(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing,
+                             stdout=subprocess.PIPE, check=True).stdout
+        body = json.dumps({"token": (signing + b"." + b64u(sig)).decode(), "expires_in": 300}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+: >"$T/token.log"
+python3 "$T/token.py" "$TOKPORT" "$T/tok.key" "$T/tok.pem" "$T/token.log" 2>"$T/token.err" &
+PIDS+=($!)
+img_registry tokreg "auth:
+  token:
+    realm: http://127.0.0.1:$TOKPORT/token
+    service: test-registry
+    issuer: test-issuer
+    rootcertbundle: $T/tok.pem"
+TOKREG=127.0.0.1:$REG_PORT
+wait_port "$TOKPORT" /token
+# The token server grants pull only: seed the registry's storage from the open registry's.
+cp -a "$T/registry/data/." "$T/tokreg/data/"
+mkdir -p "$T/pull-tok"
+expect_fail "token-auth registry, no credentials" "credentials refused" \
+        "$PULL" --insecure "$TOKREG/faults/img:v1" "$T/pull-tok"
+pull_at() { # desc host [options]
+        local desc=$1 host=$2 out=$T/pull-$RANDOM
+        shift 2
+        mkdir -p "$out"
+        "$PULL" --insecure "$@" "$host/faults/img:v1" "$out" >"$T/log" 2>&1 ||
+                { cat "$T/log" "$T/token.log" "$T/tokreg/log"; fail "$desc"; }
+        img_compare "$out" "$T/ref/rootfs" >/dev/null
+        echo "ok  $desc"
+}
+pull_at "real registry with token auth, credentials" "$TOKREG" --creds user:pass
+grep -q "TOKEN scope=\['repository:faults/img:pull'\] auth=True" "$T/token.log" ||
+        { cat "$T/token.log"; fail "token request not as expected"; }
 echo "all registry fault checks passed"
