@@ -1,0 +1,4 @@
+# configs/: data (runtime configurations, containerd fragments, Kubernetes manifests) and the
+# installer tools/cc-deploy; nothing to build. Its integration test runs against scratch
+# containerd configs and a private containerd.
+INTEGRATION_TESTS += test/integration/deploy-installer.sh

@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# deploy-installer: tools/cc-deploy against scratch containerd configs under throw-away
+# --dest-root trees: a config that is absent, empty, version 1 (no `version` line, no final
+# newline), a hand-written realistic version 2 config with other runtimes and plugins, and the
+# output of `containerd config default`. For each: install; the merged file parses (tomllib),
+# has our entries, and keeps every other setting; a second install changes nothing (tree and
+# mtimes compared); a private containerd 1.6 started on a scratch copy (own root, state and
+# sockets) loads the runtime entries and the proxy snapshotter; uninstall restores the file
+# byte for byte (cmp) and leaves nothing else under the dest root. Then the refusals: an
+# existing runtime table, another CRI snapshotter, a version 3 config, broken TOML, a foreign
+# file where the shim link goes: each fails with its message and changes nothing.
+# Runs alone: BUILD=build bash test/integration/deploy-installer.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. test/integration/lib.sh
+
+PY=/usr/bin/python3
+DEPLOY=(bash tools/cc-deploy)
+DESTS=()
+
+# On any exit: uninstall what an interrupted run left (it stops the supervised snapshotter by
+# its pid file), then the shared cleanup.
+deploy_cleanup() {
+	local rc=$?
+	set +e
+	for d in "${DESTS[@]}"; do
+		[ -f "$d/var/lib/cc-deploy/manifest" ] &&
+			"${DEPLOY[@]}" uninstall --dest-root "$d" --purge >/dev/null 2>&1 || true
+	done
+	(exit "$rc")
+	cc_cleanup
+}
+trap deploy_cleanup EXIT
+
+[ "$(id -u)" = 0 ] || cc_skip "needs root (a private containerd)"
+command -v containerd >/dev/null && command -v ctr >/dev/null || cc_skip "containerd/ctr not installed"
+"$PY" -c 'import tomllib' 2>/dev/null || cc_skip "$PY has no tomllib (Python 3.11+)"
+for f in "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" \
+	"$BUILD/guest/vmlinuz" "$BUILD/guest/initrd.img"; do
+	[ -f "$f" ] || cc_skip "$f is not built (make; make guest-image)"
+done
+export BUILD
+HANDLERS=()
+for h in kata=qemu kata-qemu=qemu kata-clh=clh kata-qemu-tdx=qemu-tdx kata-clh-tdx=clh-tdx \
+	kata-qemu-sev=qemu-sev kata-qemu-snp=qemu-snp; do
+	[ -f "configs/runtime/configuration-${h#*=}.toml" ] && HANDLERS+=("$h")
+done
+echo "handlers with a runtime configuration: ${HANDLERS[*]}"
+
+# ---- scratch configs -----------------------------------------------------------------------------
+mkcase() { # NAME: a dest root with its config.toml written from stdin ("absent": none)
+	local d=$CC_TMP/$1/root
+	mkdir -p "$d"
+	DESTS+=("$d")
+	if [ "$1" != absent ]; then
+		mkdir -p "$d/etc/containerd"
+		cat >"$d/etc/containerd/config.toml"
+	fi
+}
+mkcase absent </dev/null
+mkcase empty </dev/null
+printf '# version 1: plugins are named by short id\nroot = "/var/lib/containerd"\noom_score = -999\n\n[plugins.cri]\n  sandbox_image = "registry.k8s.io/pause:3.6"\n  restrict_oom_score_adj = true\n[plugins.cri.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.cri.containerd.runtimes.runc.options]\n  SystemdCgroup = false' |
+	mkcase v1
+mkcase v2 <<'TOML'
+# /etc/containerd/config.toml of a node that already runs runc and gVisor pods.
+version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+oom_score = 0
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+  max_recv_message_size = 16777216
+
+[debug]
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.9"
+    restrict_oom_score_adj = true
+    enable_unprivileged_ports = true
+
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      snapshotter = "overlayfs"   # the stock one
+      disable_snapshot_annotations = true
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = true
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
+        runtime_type = "io.containerd.runsc.v1"
+
+    [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+      endpoint = ["https://mirror.example.com", "https://registry-1.docker.io"]
+
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/opt/containerd"
+
+[proxy_plugins]
+  [proxy_plugins.stargz]
+    type = "snapshot"
+    address = "/run/containerd-stargz-grpc/containerd-stargz-grpc.sock"
+TOML
+containerd config default | mkcase default
+
+# ---- checks --------------------------------------------------------------------------------------
+# check_merged ORIG|"" MERGED VERSION CRI_ID: our entries are there, everything else is the same.
+check_merged() {
+	"$PY" - "$@" "${HANDLERS[@]}" <<'PY'
+import sys, tomllib, copy
+orig_path, merged_path, ver, cri = sys.argv[1:5]
+handlers = [h.split("=") for h in sys.argv[5:]]
+orig = tomllib.load(open(orig_path, "rb")) if orig_path else {}
+m = tomllib.load(open(merged_path, "rb"))
+def fail(msg):
+    sys.exit("FAIL: %s: %s" % (merged_path, msg))
+ctrd = m["plugins"][cri]["containerd"]
+sock = "/run/cc-snapshotter/cc-snapshotter.sock"
+names = ["cc-snapshotter"] if ver == "1.6" else ["cc-guest", "cc-local"]
+for n in names:
+    if m["proxy_plugins"].get(n) != {"type": "snapshot", "address": sock}:
+        fail("proxy_plugins.%s is %r" % (n, m["proxy_plugins"].get(n)))
+want = {"snapshotter": "cc-snapshotter" if ver == "1.6" else "cc-local",
+        "disable_snapshot_annotations": False, "discard_unpacked_layers": False}
+for k, v in want.items():
+    if ctrd.get(k) != v:
+        fail("CRI containerd.%s = %r, want %r" % (k, ctrd.get(k), v))
+for h, variant in handlers:
+    r = ctrd["runtimes"].get(h) or fail("no runtime %s" % h)
+    exp = {"runtime_type": "io.containerd.kata-cc.v2", "privileged_without_host_devices": True,
+           "pod_annotations": ["io.katacontainers.*"],
+           "options": {"ConfigPath": "/opt/confidential-containers/share/defaults/kata-containers/configuration-%s.toml" % variant}}
+    if ver != "1.6":
+        exp["snapshotter"] = "cc-guest"
+    if r != exp:
+        fail("runtime %s is %r" % (h, r))
+# Unrelated settings kept: remove ours from the merged file and the keys we set from the
+# original; the rest must be equal.
+for n in names:
+    del m["proxy_plugins"][n]
+for h, _ in handlers:
+    del ctrd["runtimes"][h]
+# cc-deploy declares runc when the file had no runtimes.runc (containerd's built-in default).
+if "runc" not in orig.get("plugins", {}).get(cri, {}).get("containerd", {}).get("runtimes", {}):
+    if ctrd["runtimes"].pop("runc", None) != {"runtime_type": "io.containerd.runc.v2"}:
+        fail("runc entry missing or different")
+o = copy.deepcopy(orig)
+oc = o.get("plugins", {}).get(cri, {}).get("containerd", {})
+for k in want:
+    ctrd.pop(k, None)
+    oc.pop(k, None)
+def prune(d):
+    for k in list(d):
+        if isinstance(d[k], dict):
+            prune(d[k])
+            if not d[k]:
+                del d[k]
+    return d
+if not orig:
+    m.pop("version", None)
+if prune(m) != prune(o):
+    fail("settings other than cc-deploy's differ:\n%r\n%r" % (m, o))
+PY
+}
+
+# tree DIR: every path with size, mode, mtime and link target, except the running
+# snapshotter's database and log (they change by themselves).
+tree() {
+	find "$1" \( -path '*/io.containerd.snapshotter.v1.cc-snapshotter/*' -o -name cc-snapshotter.log \) -prune \
+		-o -printf '%p %s %m %T@ %l\n' | sort
+}
+
+# scratch COPY: the merged config with containerd's root, state, sockets and the snapshotter
+# address moved under $2 (a private containerd never touches the system's paths).
+scratch() {
+	"$PY" - "$1" "$2" "$3" "$4" <<'PY'
+import re, sys, tomllib
+src, dst, priv, snapsock = sys.argv[1:5]
+lines = open(src).read().splitlines(keepends=True)
+if lines and not lines[-1].endswith("\n"):
+    lines[-1] += "\n"
+def is_header(l):
+    return re.match(r"\s*\[", l) is not None
+def set_key(table, key, val):
+    hdr = re.compile(r"\s*\[\s*%s\s*\]\s*(#.*)?$" % re.escape(table))
+    for i, l in enumerate(lines):
+        if hdr.match(l):
+            j = i + 1
+            while j < len(lines) and not is_header(lines[j]):
+                if re.match(r"\s*%s\s*=" % key, lines[j]):
+                    lines[j] = "#" + lines[j]
+                j += 1
+            lines.insert(i + 1, "%s = %s\n" % (key, val))
+            return
+    lines.extend(["[%s]\n" % table, "%s = %s\n" % (key, val)])
+first = next((i for i, l in enumerate(lines) if is_header(l)), len(lines))
+for i in range(first):
+    if re.match(r"(root|state)\s*=", lines[i]):
+        lines[i] = "#" + lines[i]
+lines[0:0] = ['root = "%s/root"\n' % priv, 'state = "%s/state"\n' % priv]
+for t in ("grpc", "ttrpc", "debug"):
+    set_key(t, "address", '"%s/%s.sock"' % (priv, t))
+text = "".join(lines).replace("/run/cc-snapshotter/cc-snapshotter.sock", snapsock)
+text = text.replace('"/opt/containerd"', '"%s/opt"' % priv)
+d = tomllib.loads(text)
+assert d["root"].startswith(priv) and d["state"].startswith(priv), "scratch paths"
+for t in ("grpc", "ttrpc", "debug"):
+    assert d[t]["address"].startswith(priv), t
+open(dst, "w").write(text)
+PY
+}
+
+# containerd_check NAME CONFIG CRI: a private containerd on a scratch copy loads everything.
+containerd_check() {
+	local name=$1 dest=$CC_TMP/$1/root priv=$CC_TMP/$1/ctrd pid
+	mkdir -p "$priv"
+	scratch "$dest/etc/containerd/config.toml" "$priv/config.toml" "$priv" \
+		"$dest/run/cc-snapshotter/cc-snapshotter.sock"
+	containerd --config "$priv/config.toml" >"$CC_TMP/$name-containerd.log" 2>&1 &
+	pid=$!
+	CC_PIDS+=("$pid")
+	cc_wait_for 30 ctr --address "$priv/grpc.sock" version ||
+		cc_fail "$name: containerd did not start on the merged config"
+	ctr --address "$priv/grpc.sock" plugins ls >"$priv/plugins"
+	grep -Eq '^io\.containerd\.snapshotter\.v1[[:space:]]+cc-snapshotter[[:space:]].*ok' "$priv/plugins" ||
+		cc_fail "$name: proxy snapshotter cc-snapshotter not loaded: $(grep snapshotter "$priv/plugins")"
+	grep -Eq '^io\.containerd\.grpc\.v1[[:space:]]+cri[[:space:]].*ok' "$priv/plugins" ||
+		cc_fail "$name: CRI plugin not ok: $(grep cri "$priv/plugins")"
+	# CRI logs the configuration it runs with: every handler, its type and ConfigPath.
+	cc_wait_for 10 grep -q 'Start cri plugin with config' "$CC_TMP/$name-containerd.log" ||
+		cc_fail "$name: no CRI config in the containerd log"
+	local cfgline h
+	cfgline=$(grep -m1 'Start cri plugin with config' "$CC_TMP/$name-containerd.log")
+	grep -q 'Snapshotter:cc-snapshotter' <<<"$cfgline" || cc_fail "$name: CRI snapshotter is not cc-snapshotter"
+	grep -q 'DisableSnapshotAnnotations:false' <<<"$cfgline" || cc_fail "$name: CRI snapshot annotations disabled"
+	for h in "${HANDLERS[@]}"; do
+		grep -q " ${h%%=*}:{Type:io.containerd.kata-cc.v2 " <<<"$cfgline" ||
+			grep -q "\[${h%%=*}:{Type:io.containerd.kata-cc.v2 " <<<"$cfgline" ||
+			cc_fail "$name: CRI has no runtime ${h%%=*} of type io.containerd.kata-cc.v2"
+	done
+	grep -q "PrivilegedWithoutHostDevices:true" <<<"$cfgline" || cc_fail "$name: privileged_without_host_devices lost"
+	# The runtime options as CRI will send them (ConfigPath) and the pod annotations filter.
+	containerd --config "$priv/config.toml" config dump >"$priv/dump.toml" 2>/dev/null
+	for h in "${HANDLERS[@]}"; do
+		grep -qF "ConfigPath = \"/opt/confidential-containers/share/defaults/kata-containers/configuration-${h#*=}.toml\"" "$priv/dump.toml" ||
+			cc_fail "$name: config dump lacks ConfigPath of ${h%%=*}"
+	done
+	cc_stop_pid "$pid"
+	echo "  $name: containerd 1.6 loaded cri + proxy snapshotter cc-snapshotter and ${#HANDLERS[@]} runtime entries"
+}
+
+# ---- install, install again, containerd, uninstall -----------------------------------------------
+for name in absent empty v1 v2 default; do
+	dest=$CC_TMP/$name/root
+	cfg=$dest/etc/containerd/config.toml
+	orig=""
+	if [ -f "$cfg" ]; then cp -p "$cfg" "$CC_TMP/$name/orig.toml"; orig=$CC_TMP/$name/orig.toml; fi
+	tree "$dest" >"$CC_TMP/$name/tree0"
+	"${DEPLOY[@]}" install --dest-root "$dest" >"$CC_TMP/$name-install1.log" 2>&1 ||
+		{ cat "$CC_TMP/$name-install1.log"; cc_fail "$name: install failed"; }
+	"$PY" -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$cfg" ||
+		cc_fail "$name: merged config does not parse"
+	cri=io.containerd.grpc.v1.cri
+	[ "$name" = v1 ] && cri=cri
+	check_merged "$orig" "$cfg" 1.6 "$cri"
+	[ -S "$dest/run/cc-snapshotter/cc-snapshotter.sock" ] || cc_fail "$name: snapshotter socket missing"
+	pid=$(cat "$dest/var/lib/cc-deploy/cc-snapshotter.pid")
+	kill -0 "$pid" || cc_fail "$name: supervisor $pid not running"
+	for l in usr/local/bin/containerd-shim-kata-cc-v2 usr/local/bin/nydus-overlayfs; do
+		[ -L "$dest/$l" ] || cc_fail "$name: $l is not a symlink"
+	done
+	[ "$(readlink "$dest/usr/local/bin/containerd-shim-kata-cc-v2")" = /opt/confidential-containers/bin/containerd-shim-kata-cc-v2 ] ||
+		cc_fail "$name: shim link points at $(readlink "$dest/usr/local/bin/containerd-shim-kata-cc-v2")"
+	cmp -s "$BUILD/containerd-shim-kata-cc-v2" "$dest/opt/confidential-containers/bin/containerd-shim-kata-cc-v2" ||
+		cc_fail "$name: installed shim differs from the build"
+	for h in "${HANDLERS[@]}"; do
+		[ -f "$dest/opt/confidential-containers/share/defaults/kata-containers/configuration-${h#*=}.toml" ] ||
+			cc_fail "$name: configuration-${h#*=}.toml not installed"
+	done
+	cp "$cfg" "$CC_TMP/$name/merged1.toml"
+	tree "$dest" >"$CC_TMP/$name/tree1"
+
+	"${DEPLOY[@]}" install --dest-root "$dest" >"$CC_TMP/$name-install2.log" 2>&1 ||
+		{ cat "$CC_TMP/$name-install2.log"; cc_fail "$name: second install failed"; }
+	grep -q 'nothing changed: already installed' "$CC_TMP/$name-install2.log" ||
+		{ cat "$CC_TMP/$name-install2.log"; cc_fail "$name: second install reported changes"; }
+	tree "$dest" >"$CC_TMP/$name/tree2"
+	diff "$CC_TMP/$name/tree1" "$CC_TMP/$name/tree2" || cc_fail "$name: second install changed the tree"
+	[ "$(cat "$dest/var/lib/cc-deploy/cc-snapshotter.pid")" = "$pid" ] || cc_fail "$name: snapshotter restarted"
+
+	containerd_check "$name"
+
+	"${DEPLOY[@]}" uninstall --dest-root "$dest" --purge >"$CC_TMP/$name-uninstall.log" 2>&1 ||
+		{ cat "$CC_TMP/$name-uninstall.log"; cc_fail "$name: uninstall failed"; }
+	# Gone, or a zombie that PID 1 has not reaped yet.
+	cc_wait_for 5 bash -c "! kill -0 $pid 2>/dev/null || grep -q '^State:[[:space:]]*Z' /proc/$pid/status" ||
+		cc_fail "$name: supervisor $pid still runs after uninstall"
+	if [ -n "$orig" ]; then
+		cmp "$orig" "$cfg" || cc_fail "$name: config not restored byte for byte"
+		[ "$(stat -c %a "$orig")" = "$(stat -c %a "$cfg")" ] || cc_fail "$name: config mode changed"
+	else
+		[ ! -e "$cfg" ] || cc_fail "$name: config left behind"
+	fi
+	tree "$dest" | sed 's/ [0-9.]* \([^ ]*\)$/ \1/' >"$CC_TMP/$name/tree3"
+	sed 's/ [0-9.]* \([^ ]*\)$/ \1/' "$CC_TMP/$name/tree0" | diff - "$CC_TMP/$name/tree3" ||
+		cc_fail "$name: uninstall left files behind"
+	echo "PASS $name: install, idempotent reinstall, containerd load, byte-for-byte uninstall"
+done
