@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -89,7 +91,8 @@ struct agent_runtime {
         size_t n_containers;
         struct unclaimed unclaimed[UNCLAIMED_MAX];
         size_t n_unclaimed, unclaimed_next;
-        bool have_children;
+        int sigchld_fd; /* signalfd for SIGCHLD */
+        int stop_fd;    /* eventfd: stops the reaper and OOM threads */
         bool shutdown;
         pthread_t reaper;
         bool reaper_started;
@@ -231,52 +234,58 @@ static void check_oom_locked(struct agent_runtime *rt, struct container *c)
         push_oom_locked(rt, c->id);
 }
 
+/* Records one reaped child (with rt->lock held). */
+static void reaped_locked(struct agent_runtime *rt, pid_t pid, int st)
+{
+        struct container *c = NULL;
+        struct proc *p = find_proc_by_pid(rt, pid, &c);
+        if (p) {
+                p->exited = true;
+                p->status = exit_code(st);
+                cc_log_debug("process exited id=%s exec_id=%s pid=%d status=%d", c->id, p->exec_id,
+                             pid, p->status);
+                if (p == c->init && c->state != STATE_CREATED)
+                        c->state = STATE_STOPPED;
+                check_oom_locked(rt, c);
+        } else {
+                /* Not (yet) registered: an intermediate child, an orphan, or a process whose
+                 * creator has not recorded its pid. Keep the status a while. */
+                rt->unclaimed[rt->unclaimed_next] =
+                        (struct unclaimed){.pid = pid, .status = exit_code(st)};
+                rt->unclaimed_next = (rt->unclaimed_next + 1) % UNCLAIMED_MAX;
+                if (rt->n_unclaimed < UNCLAIMED_MAX)
+                        rt->n_unclaimed++;
+        }
+        pthread_cond_broadcast(&rt->cond);
+}
+
+/*
+ * The reaper: SIGCHLD is blocked in every thread (agent_runtime_new) and read from a
+ * signalfd; each wakeup reaps every zombie with WNOHANG, so coalesced signals lose nothing.
+ * Orphans re-parented to us (we are init, or a child subreaper) are reaped the same way.
+ */
 static void *reaper_main(void *arg)
 {
         struct agent_runtime *rt = arg;
         for (;;) {
-                int st;
-                pid_t pid = waitpid(-1, &st, __WALL);
-                pthread_mutex_lock(&rt->lock);
-                if (pid < 0) {
-                        if (errno == ECHILD) {
-                                /* Nothing to wait for: sleep until a child is made (or 1 s, in
-                                 * case an orphan was re-parented to us meanwhile). */
-                                if (!rt->have_children && !rt->shutdown) {
-                                        struct timespec ts;
-                                        clock_gettime(CLOCK_REALTIME, &ts);
-                                        ts.tv_sec += 1;
-                                        pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
-                                }
-                                rt->have_children = false;
-                        }
-                        bool stop = rt->shutdown;
-                        pthread_mutex_unlock(&rt->lock);
-                        if (stop)
-                                return NULL;
+                struct pollfd p[2] = {{.fd = rt->sigchld_fd, .events = POLLIN},
+                                      {.fd = rt->stop_fd, .events = POLLIN}};
+                if (poll(p, 2, -1) < 0)
                         continue;
+                if (p[1].revents & POLLIN)
+                        return NULL;
+                struct signalfd_siginfo si;
+                while (read(rt->sigchld_fd, &si, sizeof(si)) == sizeof(si))
+                        ;
+                for (;;) {
+                        int st;
+                        pid_t pid = waitpid(-1, &st, WNOHANG | __WALL);
+                        if (pid <= 0)
+                                break;
+                        pthread_mutex_lock(&rt->lock);
+                        reaped_locked(rt, pid, st);
+                        pthread_mutex_unlock(&rt->lock);
                 }
-                struct container *c = NULL;
-                struct proc *p = find_proc_by_pid(rt, pid, &c);
-                if (p) {
-                        p->exited = true;
-                        p->status = exit_code(st);
-                        cc_log_debug("process exited id=%s exec_id=%s pid=%d status=%d", c->id,
-                                     p->exec_id, pid, p->status);
-                        if (p == c->init && c->state != STATE_CREATED)
-                                c->state = STATE_STOPPED;
-                        check_oom_locked(rt, c);
-                } else {
-                        /* Not (yet) registered: an intermediate child, an orphan, or a process
-                         * whose creator has not recorded its pid. Keep the status a while. */
-                        rt->unclaimed[rt->unclaimed_next] =
-                                (struct unclaimed){.pid = pid, .status = exit_code(st)};
-                        rt->unclaimed_next = (rt->unclaimed_next + 1) % UNCLAIMED_MAX;
-                        if (rt->n_unclaimed < UNCLAIMED_MAX)
-                                rt->n_unclaimed++;
-                }
-                pthread_cond_broadcast(&rt->cond);
-                pthread_mutex_unlock(&rt->lock);
         }
 }
 
@@ -290,16 +299,7 @@ static void register_pid_locked(struct agent_runtime *rt, struct proc *p, pid_t 
                         p->status = rt->unclaimed[i].status;
                         rt->unclaimed[i].pid = 0;
                 }
-        rt->have_children = true;
         pthread_cond_broadcast(&rt->cond);
-}
-
-static void note_child(struct agent_runtime *rt)
-{
-        pthread_mutex_lock(&rt->lock);
-        rt->have_children = true;
-        pthread_cond_broadcast(&rt->cond);
-        pthread_mutex_unlock(&rt->lock);
 }
 
 /* v2: memory.events changes on every OOM kill; inotify tells us without polling. */
@@ -308,12 +308,17 @@ static void *oom_main(void *arg)
         struct agent_runtime *rt = arg;
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
         for (;;) {
+                struct pollfd p[2] = {{.fd = rt->inotify_fd, .events = POLLIN},
+                                      {.fd = rt->stop_fd, .events = POLLIN}};
+                if (poll(p, 2, -1) < 0)
+                        continue;
+                if (p[1].revents & POLLIN)
+                        return NULL;
                 ssize_t n = read(rt->inotify_fd, buf, sizeof(buf));
-                if (n < 0 && errno == EINTR)
+                if (n <= 0)
                         continue;
                 pthread_mutex_lock(&rt->lock);
-                bool stop = rt->shutdown || n <= 0;
-                for (ssize_t off = 0; !stop && off < n;) {
+                for (ssize_t off = 0; off < n;) {
                         struct inotify_event *ev = (struct inotify_event *)(buf + off);
                         for (size_t i = 0; i < rt->n_containers; i++)
                                 if (rt->containers[i]->oom_wd == ev->wd)
@@ -321,8 +326,6 @@ static void *oom_main(void *arg)
                         off += (ssize_t)sizeof(*ev) + ev->len;
                 }
                 pthread_mutex_unlock(&rt->lock);
-                if (stop)
-                        return NULL;
         }
 }
 
@@ -354,6 +357,8 @@ int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runti
                 return -ENOMEM;
         rt->containers_dirfd = -1;
         rt->inotify_fd = -1;
+        rt->sigchld_fd = -1;
+        rt->stop_fd = -1;
         pthread_mutex_init(&rt->lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -381,7 +386,19 @@ int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runti
          * come to us, not to a distant init, so that we can reap them. */
         if (getpid() != 1)
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        rt->inotify_fd = inotify_init1(IN_CLOEXEC);
+        /* SIGCHLD goes to the reaper's signalfd only: block it here, before the agent starts
+         * other threads (they inherit the mask; children get a clean one). */
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        pthread_sigmask(SIG_BLOCK, &chld, NULL);
+        rt->sigchld_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+        rt->stop_fd = eventfd(0, EFD_CLOEXEC);
+        if (rt->sigchld_fd < 0 || rt->stop_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        rt->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if ((r = -pthread_create(&rt->reaper, NULL, reaper_main, rt)) < 0)
                 goto fail;
         rt->reaper_started = true;
@@ -975,7 +992,6 @@ int agent_container_create(struct agent_runtime *rt, const char *id, const char 
                 close(pidp[0]);
                 init_child(&a);
         }
-        note_child(rt);
         start[0] = cc_close(start[0]);
         status[1] = cc_close(status[1]);
         pidp[1] = cc_close(pidp[1]);
@@ -1219,7 +1235,6 @@ int agent_container_exec(struct agent_runtime *rt, const char *id, const char *e
                 close(pidp[0]);
                 exec_child(&a);
         }
-        note_child(rt);
         status[1] = cc_close(status[1]);
         pidp[1] = cc_close(pidp[1]);
         pid_t pid;
@@ -1575,17 +1590,15 @@ void agent_runtime_free(struct agent_runtime *rt)
         if (!rt)
                 return;
         agent_runtime_shutdown(rt);
-        if (rt->reaper_started) {
-                /* The reaper may block in waitpid() on an unrelated child; cancel it (it holds
-                 * no lock there, and we take none after joining). */
-                pthread_cancel(rt->reaper);
+        uint64_t one = 1;
+        if (rt->stop_fd >= 0)
+                (void)!write(rt->stop_fd, &one, sizeof(one));
+        if (rt->reaper_started)
                 pthread_join(rt->reaper, NULL);
-        }
-        if (rt->oom_started) {
-                /* Closing an fd does not wake a blocked read: cancel the thread instead. */
-                pthread_cancel(rt->oom_thread);
+        if (rt->oom_started)
                 pthread_join(rt->oom_thread, NULL);
-        }
+        cc_close(rt->sigchld_fd);
+        cc_close(rt->stop_fd);
         cc_close(rt->inotify_fd);
         cc_close(rt->containers_dirfd);
         agent_cgroup_remove_root(rt->cgroup_root);
