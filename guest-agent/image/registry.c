@@ -57,6 +57,7 @@ struct resp {
         char *www_auth;
         char *retry_after;
         char *content_range;
+        char *docker_digest;
 };
 
 static void resp_done(struct resp *h)
@@ -65,6 +66,7 @@ static void resp_done(struct resp *h)
         free(h->www_auth);
         free(h->retry_after);
         free(h->content_range);
+        free(h->docker_digest);
         *h = (struct resp){0};
 }
 
@@ -84,6 +86,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
                 {"www-authenticate", offsetof(struct resp, www_auth)},
                 {"retry-after", offsetof(struct resp, retry_after)},
                 {"content-range", offsetof(struct resp, content_range)},
+                {"docker-content-digest", offsetof(struct resp, docker_digest)},
         };
         const char *colon = memchr(line, ':', len);
         if (!colon)
@@ -522,6 +525,20 @@ int img__registry_get(struct img_registry *r, const char *kind, const char *ref,
                 curl_easy_cleanup(h);
                 curl_slist_free_all(hl);
                 if (c == CURLE_OK && code == 200) {
+                        /* A registry-announced digest must match what it sent (spec: MUST
+                         * verify if used); only sha256, the one we can compute. Checked
+                         * before anything is handed out. */
+                        char got[72];
+                        img__digest_buf(b.buf ? b.buf : "", b.len, got);
+                        if (resp.docker_digest && !strncmp(resp.docker_digest, "sha256:", 7) &&
+                            strcmp(got, resp.docker_digest)) {
+                                int e = cc_error_set(err, EBADMSG,
+                                                     "GET %s: Docker-Content-Digest %s, body is %s",
+                                                     url, resp.docker_digest, got);
+                                free(b.buf);
+                                resp_done(&resp);
+                                return e;
+                        }
                         *ret_buf = b.buf ? b.buf : strdup("");
                         *ret_len = b.len;
                         if (ret_content_type) {

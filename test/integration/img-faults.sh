@@ -39,7 +39,9 @@ class H(http.server.BaseHTTPRequestHandler):
         body = r.read()
         self.send_response(r.status if hasattr(r, "status") else r.code)
         for k in ("Content-Type", "Docker-Content-Digest", "Content-Range", "Accept-Ranges"):
-            if r.headers.get(k): self.send_header(k, r.headers[k])
+            v = r.headers.get(k)
+            if v and k == "Docker-Content-Digest" and "baddigest" in modes: v = "sha256:" + "0" * 64
+            if v: self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if cut is None:
@@ -161,6 +163,10 @@ pull "blobs redirected to another host:port" --creds user:pass
 grep -q '^OBJ' "$T/proxy.log" || fail "no request reached the redirect target"
 grep -q '^OBJ auth=True' "$T/proxy.log" && fail "Authorization header leaked to the redirect target"
 echo "ok  no Authorization header sent across the redirect"
+
+proxy baddigest
+expect_fail "Docker-Content-Digest differs from the body" "Docker-Content-Digest sha256:0{64}, body is" \
+        "$PULL" --insecure "127.0.0.1:$FRONT/faults/img:v1" "$T/pull-x"
 
 proxy 429
 start=$(date +%s%N)
