@@ -52,3 +52,4 @@ guest-image:
 		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh
+INTEGRATION_TESTS += test/integration/agent-serial.sh

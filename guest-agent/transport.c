@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -280,6 +281,13 @@ static void *serial_main(void *arg)
                                 logged = true;
                                 nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
                                 continue;
+                        }
+                        /* A tty standing in for the port (tests on a host use a pty) must
+                         * pass bytes through untouched. */
+                        struct termios tio;
+                        if (isatty(r.port) && tcgetattr(r.port, &tio) == 0) {
+                                cfmakeraw(&tio);
+                                (void)tcsetattr(r.port, TCSANOW, &tio);
                         }
                         cc_log_debug("serving %s", path);
                 }
