@@ -321,3 +321,95 @@ for name in absent empty v1 v2 default; do
 		cc_fail "$name: uninstall left files behind"
 	echo "PASS $name: install, idempotent reinstall, containerd load, byte-for-byte uninstall"
 done
+
+# ---- the fragments in configs/containerd/ are what cc-deploy writes --------------------------------
+# An absent config gets exactly runtimes-1.6.toml + cc-snapshotter-1.6.toml (for the handlers that
+# have a runtime configuration; plus runc, containerd's default, which any runtimes table replaces).
+frag=$CC_TMP/frag/root
+mkdir -p "$frag"; DESTS+=("$frag")
+for ver in 1.6 1.7; do
+	"${DEPLOY[@]}" install --dest-root "$frag" --containerd-version "$ver" >"$CC_TMP/frag-$ver.log" 2>&1 ||
+		{ cat "$CC_TMP/frag-$ver.log"; cc_fail "fragments $ver: install failed"; }
+	"$PY" - "$frag/etc/containerd/config.toml" configs/containerd/runtimes-$ver.toml \
+		configs/containerd/cc-snapshotter-$ver.toml "${HANDLERS[@]}" <<'PY'
+import sys, tomllib
+merged, runtimes, snap = (tomllib.load(open(p, "rb")) for p in sys.argv[1:4])
+handlers = {h.split("=")[0] for h in sys.argv[4:]}
+def deep(a, b):  # b merged into a
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            deep(a[k], v)
+        else:
+            a[k] = v
+    return a
+want = deep(deep({}, snap), runtimes)
+rts = want["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+for h in list(rts):
+    if h not in handlers:
+        del rts[h]
+rts["runc"] = {"runtime_type": "io.containerd.runc.v2"}
+if merged != want:
+    sys.exit("FAIL: cc-deploy's %s config differs from configs/containerd/*-%s.toml:\n%r\n%r"
+             % (sys.argv[2][-8:-5], sys.argv[2][-8:-5], merged, want))
+PY
+	"${DEPLOY[@]}" uninstall --dest-root "$frag" --purge >/dev/null 2>&1 || cc_fail "fragments $ver: uninstall failed"
+done
+[ -z "$(ls -A "$frag")" ] || cc_fail "fragments: uninstall left $(ls -A "$frag")"
+echo "PASS fragments: cc-deploy writes configs/containerd/{runtimes,cc-snapshotter}-{1.6,1.7}.toml"
+
+# ---- the 1.7 layout on a realistic config, and a config edited after install ---------------------
+dest=$CC_TMP/v2/root
+cfg=$dest/etc/containerd/config.toml
+"${DEPLOY[@]}" install --dest-root "$dest" --containerd-version 1.7 >"$CC_TMP/v2-17.log" 2>&1 ||
+	{ cat "$CC_TMP/v2-17.log"; cc_fail "v2 (1.7 layout): install failed"; }
+check_merged "$CC_TMP/v2/orig.toml" "$cfg" 1.7 io.containerd.grpc.v1.cri
+printf '\n# added by the operator after install\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]\n  runtime_type = "io.containerd.runc.v2"\n' >>"$cfg"
+"${DEPLOY[@]}" uninstall --dest-root "$dest" --purge >"$CC_TMP/v2-17u.log" 2>&1 ||
+	{ cat "$CC_TMP/v2-17u.log"; cc_fail "v2 (1.7 layout): uninstall failed"; }
+grep -q 'was edited after install' "$CC_TMP/v2-17u.log" || cc_fail "edited config: no message"
+{ cat "$CC_TMP/v2/orig.toml"; printf '\n# added by the operator after install\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]\n  runtime_type = "io.containerd.runc.v2"\n'; } |
+	cmp - "$cfg" || cc_fail "edited config: cc-deploy's lines not removed exactly"
+cmp "$CC_TMP/v2/orig.toml" "$cfg.cc-deploy.bak" || cc_fail "edited config: backup is not the original"
+rm -f "$cfg.cc-deploy.bak" "$cfg.cc-deploy.edited"
+cp -p "$CC_TMP/v2/orig.toml" "$cfg"
+echo "PASS v2 with the 1.7 layout; a config edited after install keeps the edit and loses only cc-deploy's lines"
+
+# ---- refusals: a clear message, and nothing changes ----------------------------------------------
+refuse() { # NAME EXPECTED-MESSAGE [SETUP-CMD]: config from stdin
+	local name=$1 msg=$2 d=$CC_TMP/refuse-$1/root
+	mkdir -p "$d/etc/containerd"; DESTS+=("$d")
+	cat >"$d/etc/containerd/config.toml"
+	[ $# -lt 3 ] || (cd "$d" && eval "$3")
+	local before after
+	before=$(tree "$d"; cat "$d/etc/containerd/config.toml")
+	if "${DEPLOY[@]}" install --dest-root "$d" >"$CC_TMP/refuse-$name.log" 2>&1; then
+		cc_fail "refuse $name: install succeeded"
+	fi
+	grep -qF -- "$msg" "$CC_TMP/refuse-$name.log" ||
+		{ cat "$CC_TMP/refuse-$name.log"; cc_fail "refuse $name: message lacks '$msg'"; }
+	after=$(tree "$d"; cat "$d/etc/containerd/config.toml")
+	[ "$before" = "$after" ] || cc_fail "refuse $name: something changed under $d"
+	echo "PASS refuses $name: $(grep -m1 -F -- "$msg" "$CC_TMP/refuse-$name.log")"
+}
+refuse runtime 'config.toml:3: [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata] is already defined' <<'TOML'
+version = 2
+# a Kata installed by someone else
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+  runtime_type = "io.containerd.kata.v2"
+TOML
+refuse snapshotter 'another snapshotter is configured for CRI' <<'TOML'
+version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "stargz"
+TOML
+refuse version3 'version = 3 is not supported' <<'TOML'
+version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd]
+  default_runtime_name = "runc"
+TOML
+refuse broken 'config.toml: not valid TOML' <<'TOML'
+version = 2
+[plugins."io.containerd.grpc.v1.cri"
+TOML
+refuse foreign-shim 'usr/local/bin/containerd-shim-kata-cc-v2 already exists and was not installed by cc-deploy' \
+	'mkdir -p usr/local/bin && echo "#!/bin/sh" >usr/local/bin/containerd-shim-kata-cc-v2' </dev/null
