@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,9 +195,19 @@ struct img_registry *img__registry_free(struct img_registry *r)
         return NULL;
 }
 
+/*
+ * Sockets with SOCK_CLOEXEC: the agent forks container processes while pulls run in other
+ * threads, and libcurl's own socket() call does not set close-on-exec.
+ */
+static curl_socket_t open_socket_cb(void *data, curlsocktype purpose, struct curl_sockaddr *a)
+{
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static void easy_common(struct img_registry *r, CURL *h, const char *url, struct resp *resp,
                         struct stall *st)
 {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
