@@ -28,7 +28,8 @@ struct agent_config {
         char *containers_dir; /* see agent_runtime_config */
         char *cgroup_root;
         char *log_level;
-        bool is_init; /* PID 1 in the guest */
+        char *log_port; /* virtio-serial port name that also receives the logs, or NULL */
+        bool is_init;   /* PID 1 in the guest */
 };
 
 struct agent {
@@ -62,6 +63,10 @@ int agent_rpc_admit(struct agent *a, const char *request, const char *container_
 
 /* Starts serving on cfg->server_addr (listener thread, or the serial-port thread). */
 int agent_transport_start(struct agent *a, struct cc_error **err);
+/* Finds a virtio-serial port by name ("agent.channel.0") or takes a path; -ENOENT. */
+int agent_find_serial_port(const char *name, char *out, size_t n);
+/* Sends the logs to the console and to the named virtio-serial port as well. */
+int agent_logport_start(const char *name);
 /* on_conn_closed callback for the ttrpc server. */
 void agent_transport_conn_closed(void *userdata, int reason);
 

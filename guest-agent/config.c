@@ -18,6 +18,7 @@ void agent_config_done(struct agent_config *cfg)
         free(cfg->containers_dir);
         free(cfg->cgroup_root);
         free(cfg->log_level);
+        free(cfg->log_port);
         *cfg = (struct agent_config){0};
 }
 
@@ -43,6 +44,7 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                 {"agent.policy=", offsetof(struct agent_config, policy_path)},
                 {"agent.containers_dir=", offsetof(struct agent_config, containers_dir)},
                 {"agent.cgroup_root=", offsetof(struct agent_config, cgroup_root)},
+                {"agent.log_port=", offsetof(struct agent_config, log_port)},
         };
         _cleanup_free_ char *copy = strdup(cmdline);
         if (!copy)
@@ -77,12 +79,13 @@ int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, 
                 {"containers-dir", required_argument, NULL, 'c'},
                 {"cgroup-root", required_argument, NULL, 'g'},
                 {"log-level", required_argument, NULL, 'l'},
+                {"log-port", required_argument, NULL, 'L'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
         optind = 1;
         int c;
-        while (argv && (c = getopt_long(argc, argv, "a:p:c:g:l:h", opts, NULL)) != -1) {
+        while (argv && (c = getopt_long(argc, argv, "a:p:c:g:l:L:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'a':
                         r = set(&cfg->server_addr, optarg);
@@ -99,12 +102,15 @@ int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, 
                 case 'l':
                         r = set(&cfg->log_level, optarg);
                         break;
+                case 'L':
+                        r = set(&cfg->log_port, optarg);
+                        break;
                 case 'h':
                         return cc_error_set(err, EINVAL,
                                             "usage: cc-agent [--server-addr vsock://-1:1024|"
                                             "unix://PATH|serial://agent.channel.0] [--policy "
                                             "FILE] [--containers-dir DIR] [--cgroup-root NAME] "
-                                            "[--log-level LEVEL]");
+                                            "[--log-level LEVEL] [--log-port NAME]");
                 default:
                         return cc_error_set(err, EINVAL, "unknown option (see --help)");
                 }

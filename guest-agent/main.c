@@ -55,6 +55,8 @@ int main(int argc, char **argv)
         enum cc_log_level level;
         if (cc_log_level_from_string(a.cfg.log_level, &level) == 0)
                 cc_log_set_level(level);
+        if (a.cfg.log_port && (r = agent_logport_start(a.cfg.log_port)) < 0)
+                cc_log_errno(CC_LOG_WARN, -r, "log port %s", a.cfg.log_port);
 
         /* SIGTERM/SIGINT end a host-side agent cleanly; blocked before any thread starts so
          * only the signalfd sees them (children get a clean mask in runtime.c). */

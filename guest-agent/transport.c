@@ -54,7 +54,7 @@ static void closedirp(DIR **d)
 }
 
 /* /dev/virtio-ports/<name> is a udev symlink; an init without udev finds the port by name. */
-static int find_port(const char *name, char *out, size_t n)
+int agent_find_serial_port(const char *name, char *out, size_t n)
 {
         if (name[0] == '/') {
                 snprintf(out, n, "%s", name);
@@ -273,7 +273,7 @@ static void *serial_main(void *arg)
         char path[300];
         for (;;) {
                 if (r.port < 0) {
-                        if (find_port(tp.port, path, sizeof(path)) == 0)
+                        if (agent_find_serial_port(tp.port, path, sizeof(path)) == 0)
                                 r.port = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
                         if (r.port < 0) {
                                 if (!logged)

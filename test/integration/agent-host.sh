@@ -148,6 +148,21 @@ expect_match "readonly path /proc/sys" \
         "$(ctl run --id c1 $(R c1) -- sh -c '(echo 1 > /proc/sys/kernel/ns_last_pid) 2>&1; echo rc=$?')" \
         "Read-only file system"
 
+# --- env, cwd, read-only rootfs, pids limit, UpdateContainer
+expect_eq "env and cwd" "$(ctl run --id c1 $(R c1) --env FOO=bar --cwd /tmp -- sh -c 'echo $FOO $(pwd)')" \
+        "bar /tmp"
+expect_match "read-only rootfs" "$(ctl run --id c1 $(R c1) --readonly -- sh -c '(echo x > /x) 2>&1')" \
+        "Read-only file system"
+expect_match "pids limit" \
+        "$(ctl run --id c1 $(R c1) --pids 4 -- sh -c 'for i in 1 2 3 4 5 6; do sleep 1 & done 2>&1; wait' 2>&1)" \
+        "can't fork|Resource temporarily unavailable"
+ctl create --id c2 $(R c2) -- sleep 30
+ctl start --id c2
+ctl update --id c2 --memory 50331648 --pids 20
+st=$(ctl stats --id c2)
+expect_match "UpdateContainer applied (stats)" "$(echo $st)" "memory_limit=50331648 .*pids_limit=20"
+ctl remove --id c2
+
 # --- memory limit: OOM kill reported by exit code and GetOOMEvent
 ctl oom-event --timeout 30 >"$tmp/oom.out" &
 oom_pid=$!

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cc-agent in a VM: `make guest-image`, boot it under QEMU TCG with the agent channel on a
 # virtio-serial port backed by a unix socket, then with the C test client: Health.Check
-# SERVING, copy a busybox-static rootfs in with CopyFile, run a container that prints to
+# SERVING, logs on a second port (agent.log.0), copy a busybox-static rootfs in with CopyFile, run a container that prints to
 # stdout (and one that is OOM-killed under cgroup v2), reconnect many times (every client
 # call is a new host connection on the same port), and DestroySandbox powers the VM off.
 set -u
@@ -43,11 +43,13 @@ ok "make guest-image ($(stat -c %s build/guest/initrd.img) bytes initrd)"
 start=$(date +%s.%N)
 "$QEMU" -machine q35,accel=tcg -cpu max -m 512 -smp 1 -nodefaults -nographic -no-reboot \
         -kernel build/guest/vmlinuz -initrd build/guest/initrd.img \
-        -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.log=debug" \
+        -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.log=debug agent.log_port=agent.log.0" \
         -serial "file:$tmp/console.log" \
         -device virtio-serial-pci \
         -chardev "socket,id=agent,path=$tmp/agent.sock,server=on,wait=off" \
-        -device virtserialport,chardev=agent,name=agent.channel.0 &
+        -device virtserialport,chardev=agent,name=agent.channel.0 \
+        -chardev "file,id=log,path=$tmp/agent-log.txt" \
+        -device virtserialport,chardev=log,name=agent.log.0 &
 qemu_pid=$!
 for _ in $(seq 100); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
 ctl() { "$CTL" --addr "unix://$tmp/agent.sock" "$@"; }
@@ -92,6 +94,8 @@ rss=$(echo "$details" | sed -n 's/.*vmrss_kib=\([0-9]*\).*/\1/p')
 echo "agent VmRSS in the guest after the tests: ${rss} KiB"
 grep -o 'rss_kib=[0-9]*' "$tmp/console.log" | head -1 | sed 's/^/agent VmRSS at ready: /'
 
+grep -q 'msg="container created id=vm1"' "$tmp/agent-log.txt" 2>/dev/null &&
+        ok "agent logs on the log port (agent.log.0)" || fail "no logs on the log port"
 ctl destroy-sandbox && ok "DestroySandbox" || fail "DestroySandbox"
 for _ in $(seq 300); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$qemu_pid" 2>/dev/null; then
