@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/mman.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ struct ent {
         char type;        /* f d l h c */
         const char *data; /* content, or link target */
         int mode;
+        int uid, gid;
 };
 
 /* Writes a ustar/pax tar of ents to a memfd and returns it rewound. */
@@ -48,7 +50,12 @@ static int make_tar(const struct ent *e, size_t n)
                 archive_entry_set_mode(ae, (e[i].mode ? e[i].mode : 0644) |
                                                    (e[i].type == 'd'   ? AE_IFDIR
                                                     : e[i].type == 'l' ? AE_IFLNK
+                                                    : e[i].type == 'c' ? AE_IFCHR
                                                                        : AE_IFREG));
+                if (e[i].type == 'c')
+                        archive_entry_set_rdev(ae, makedev(1, 3));
+                archive_entry_set_uid(ae, e[i].uid);
+                archive_entry_set_gid(ae, e[i].gid);
                 if (e[i].type == 'l')
                         archive_entry_set_symlink(ae, e[i].data);
                 if (e[i].type == 'h')
@@ -91,6 +98,14 @@ static int teardown(void **state)
         close(p);
         *slash = '/';
         return 0;
+}
+
+static int unpack_flags(const struct ent *e, size_t n, unsigned flags, struct cc_error **err)
+{
+        int fd = make_tar(e, n);
+        int r = img__unpack_fd(fd, rootfd, flags, err);
+        close(fd);
+        return r;
 }
 
 static int unpack(const struct ent *e, size_t n, struct cc_error **err)
@@ -232,6 +247,44 @@ static void test_truncated(void **state)
         close(fd);
 }
 
+/* Device nodes, setuid bits and ownership follow the IMG_PULL_* flags. */
+static void test_policy_flags(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        const struct ent e[] = {
+                {"dev/null", 'c', NULL, 0666, 0, 0},
+                {"bin/su", 'f', "su", 04755, 0, 0},
+                {"home/u/file", 'f', "x", 0644, 1234, 5678},
+        };
+        struct stat st;
+        /* Defaults: no devices, setuid kept, owner not applied. */
+        assert_int_equal(unpack_flags(e, CC_ARRAY_SIZE(e), 0, &err), 0);
+        assert_false(exists("dev/null"));
+        assert_int_equal(fstatat(rootfd, "bin/su", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 04755);
+        assert_int_equal(fstatat(rootfd, "home/u/file", &st, 0), 0);
+        assert_int_equal(st.st_uid, geteuid());
+
+        if (geteuid() != 0) {
+                skip(); /* devices and chown need root */
+                return;
+        }
+        assert_int_equal(
+                unpack_flags(e, CC_ARRAY_SIZE(e),
+                             IMG_PULL_ALLOW_DEVICES | IMG_PULL_NO_SETID | IMG_PULL_KEEP_OWNERS,
+                             &err),
+                0);
+        assert_int_equal(fstatat(rootfd, "dev/null", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISCHR(st.st_mode));
+        assert_int_equal(st.st_rdev, makedev(1, 3));
+        assert_int_equal(st.st_mode & 07777, 0666);
+        assert_int_equal(fstatat(rootfd, "bin/su", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        assert_int_equal(fstatat(rootfd, "home/u/file", &st, 0), 0);
+        assert_int_equal(st.st_uid, 1234);
+        assert_int_equal(st.st_gid, 5678);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -240,6 +293,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_escapes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_policy_flags, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
