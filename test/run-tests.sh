@@ -25,8 +25,9 @@ record() { # name rc
         esac
 }
 
+# Bounds, so that a hang fails the run with a log instead of stalling CI.
 for t in $unit; do
-        "$t" >"$logdir/$(basename "$t").log" 2>&1
+        timeout -k 10 600 "$t" >"$logdir/$(basename "$t").log" 2>&1
         record "$t" $?
 done
 for f in $fuzz; do
@@ -37,12 +38,12 @@ for f in $fuzz; do
                 record "$name" 1
                 continue
         fi
-        "$build/test/fuzz/replay-$f" "$corpus" >"$logdir/$name.log" 2>&1
+        timeout -k 10 600 "$build/test/fuzz/replay-$f" "$corpus" >"$logdir/$name.log" 2>&1
         record "$name" $?
 done
 for t in $integration; do
         name=$(basename "$t")
-        BUILD=$build timeout 1200 bash "$t" >"$logdir/$name.log" 2>&1
+        BUILD=$build timeout -k 10 1200 bash "$t" >"$logdir/$name.log" 2>&1
         record "$t" $?
 done
 

@@ -34,6 +34,7 @@ struct pending {
         size_t flen;
         bool written;        /* the frame left (or can no longer leave): caller may free it */
         bool queued;         /* still in the write queue, not yet taken by a writer */
+        bool waiting;        /* blocked on cond: a candidate to take over reading */
         struct pending *wnext;
 };
 
@@ -241,10 +242,12 @@ static void unlink_pending(struct cc_ttrpc_client *c, struct pending *me)
                         *pp = me->next;
                         break;
                 }
-        /* Hand the reading role to a caller still waiting. */
+        /* Hand the reading role to a caller blocked on its condition variable. Callers that are
+         * not blocked (one may be busy writing) look at c->reading themselves before they
+         * block, so waking one blocked caller is enough and no wake-up is lost. */
         if (!c->reading)
                 for (struct pending *p = c->pending; p; p = p->next)
-                        if (!p->done) {
+                        if (!p->done && p->waiting) {
                                 pthread_cond_signal(&p->cond);
                                 break;
                         }
@@ -341,6 +344,7 @@ static int call_frame(struct cc_ttrpc_client *c, const char *service, const char
                         read_one(c, deadline);
                         continue;
                 }
+                me.waiting = true;
                 if (deadline) {
                         struct timespec ts = {.tv_sec = deadline / 1000000000,
                                               .tv_nsec = deadline % 1000000000};
@@ -348,6 +352,7 @@ static int call_frame(struct cc_ttrpc_client *c, const char *service, const char
                 } else {
                         pthread_cond_wait(&me.cond, &c->lock);
                 }
+                me.waiting = false;
         }
         unlink_pending(c, &me);
         pthread_mutex_unlock(&c->lock);

@@ -85,6 +85,28 @@ static int meta(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *re
         return 0;
 }
 
+/* Answers with the request's unknown fields copied back: a response as large as the request. */
+static int mirror(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *req,
+                  ProtobufCMessage *resp, struct cc_error **err)
+{
+        unsigned n = req->n_unknown_fields;
+        if (n == 0)
+                return echo(call, ud, req, resp, err);
+        ProtobufCMessageUnknownField *f = cc_ttrpc_call_alloc(call, n * sizeof(*f));
+        if (!f)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        for (unsigned i = 0; i < n; i++) {
+                f[i] = req->unknown_fields[i];
+                f[i].data = cc_ttrpc_call_alloc(call, f[i].len ? f[i].len : 1);
+                if (!f[i].data)
+                        return cc_error_set(err, ENOMEM, "out of memory");
+                memcpy(f[i].data, req->unknown_fields[i].data, f[i].len);
+        }
+        resp->n_unknown_fields = n;
+        resp->unknown_fields = f;
+        return 0;
+}
+
 static int empty(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *req,
                  ProtobufCMessage *resp, struct cc_error **err)
 {
@@ -101,6 +123,7 @@ static const struct cc_ttrpc_method methods[] = {
         {"Release", TS, TS, release, CC_TTRPC_METHOD_INLINE},
         {"Meta", TS, TS, meta, CC_TTRPC_METHOD_INLINE},
         {"Empty", TS, NULL, empty, CC_TTRPC_METHOD_INLINE},
+        {"Mirror", TS, TS, mirror, 0},
 };
 
 /* The methods that never wait, for fuzzing (every input must finish quickly). */

@@ -10,6 +10,7 @@
  *   Release (inline) wakes every Block
  *   Meta    (inline) answers seconds = length of metadata "containerd-namespace-ttrpc"
  *   Empty   (inline) answers google.protobuf.Empty (no response descriptor)
+ *   Mirror  (worker) answers with the request's unknown fields: as large as the request
  */
 #include "cc/ttrpc.h"
 

@@ -384,6 +384,56 @@ static void test_concurrent_streams(void **state)
         assert_int_equal(failures, 0);
 }
 
+struct big {
+        struct fixture *f;
+        int failures;
+};
+
+static void *big_thread(void *arg)
+{
+        struct big *b = arg;
+        /* 256 KiB as unknown field 15 of a Timestamp: 0x7a, 3-byte length, data. */
+        size_t inner = 256 * 1024, len = 4 + inner;
+        uint8_t *p = malloc(len);
+        p[0] = 0x7a;
+        p[1] = (uint8_t)(0x80 | (inner & 0x7f));
+        p[2] = (uint8_t)(0x80 | ((inner >> 7) & 0x7f));
+        p[3] = (uint8_t)(inner >> 14);
+        for (int i = 0; i < 10; i++) {
+                memset(p + 4, 'a' + i, inner);
+                uint8_t *resp = NULL;
+                size_t rlen = 0;
+                struct cc_error *err = NULL;
+                int r = cc_ttrpc_client_call_raw(b->f->cli, SVC, "Mirror", p, len, &resp, &rlen,
+                                                 NULL, &err);
+                if (r < 0 || rlen != len || memcmp(resp, p, len) != 0)
+                        b->failures++;
+                free(resp);
+                cc_error_free(err);
+        }
+        free(p);
+        return NULL;
+}
+
+/* Large requests and answers in both directions at once fill both socket buffers: the client
+ * must keep reading while a caller is stuck writing, or both sides block for good. */
+static void test_backpressure_both_ways(void **state)
+{
+        struct fixture *f = *state;
+        struct big b[16];
+        pthread_t t[16];
+        for (int i = 0; i < 16; i++) {
+                b[i] = (struct big){f, 0};
+                assert_int_equal(pthread_create(&t[i], NULL, big_thread, &b[i]), 0);
+        }
+        int failures = 0;
+        for (int i = 0; i < 16; i++) {
+                pthread_join(t[i], NULL);
+                failures += b[i].failures;
+        }
+        assert_int_equal(failures, 0);
+}
+
 static void test_deadline(void **state)
 {
         struct fixture *f = *state;
@@ -589,6 +639,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_blocking_call_does_not_block_others, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_streams, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backpressure_both_ways, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stream_id_rules, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_oversized_frame_closes_only_its_connection,
