@@ -39,11 +39,19 @@ for f in "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nyd
 	"$BUILD/guest/vmlinuz" "$BUILD/guest/initrd.img"; do
 	[ -f "$f" ] || cc_skip "$f is not built (make; make guest-image)"
 done
-export BUILD
+# A private copy of the inputs: other work in the same tree may rebuild build/guest or edit
+# configs/ while this runs, and "a second install changes nothing" needs fixed inputs.
+SRC=$CC_TMP/src
+mkdir -p "$SRC/build/guest" "$SRC/tools"
+cp -r configs "$SRC/"
+cp tools/cc-deploy "$SRC/tools/"
+cp "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" "$SRC/build/"
+cp "$BUILD/guest/vmlinuz" "$BUILD/guest/initrd.img" "$SRC/build/guest/"
+DEPLOY=(env -u BUILD bash "$SRC/tools/cc-deploy")
 HANDLERS=()
 for h in kata=qemu kata-qemu=qemu kata-clh=clh kata-qemu-tdx=qemu-tdx kata-clh-tdx=clh-tdx \
 	kata-qemu-sev=qemu-sev kata-qemu-snp=qemu-snp; do
-	[ -f "configs/runtime/configuration-${h#*=}.toml" ] && HANDLERS+=("$h")
+	[ -f "$SRC/configs/runtime/configuration-${h#*=}.toml" ] && HANDLERS+=("$h")
 done
 echo "handlers with a runtime configuration: ${HANDLERS[*]}"
 
@@ -286,7 +294,7 @@ for name in absent empty v1 v2 default; do
 	done
 	[ "$(readlink "$dest/usr/local/bin/containerd-shim-kata-cc-v2")" = /opt/confidential-containers/bin/containerd-shim-kata-cc-v2 ] ||
 		cc_fail "$name: shim link points at $(readlink "$dest/usr/local/bin/containerd-shim-kata-cc-v2")"
-	cmp -s "$BUILD/containerd-shim-kata-cc-v2" "$dest/opt/confidential-containers/bin/containerd-shim-kata-cc-v2" ||
+	cmp -s "$SRC/build/containerd-shim-kata-cc-v2" "$dest/opt/confidential-containers/bin/containerd-shim-kata-cc-v2" ||
 		cc_fail "$name: installed shim differs from the build"
 	for h in "${HANDLERS[@]}"; do
 		[ -f "$dest/opt/confidential-containers/share/defaults/kata-containers/configuration-${h#*=}.toml" ] ||
@@ -330,8 +338,8 @@ mkdir -p "$frag"; DESTS+=("$frag")
 for ver in 1.6 1.7; do
 	"${DEPLOY[@]}" install --dest-root "$frag" --containerd-version "$ver" >"$CC_TMP/frag-$ver.log" 2>&1 ||
 		{ cat "$CC_TMP/frag-$ver.log"; cc_fail "fragments $ver: install failed"; }
-	"$PY" - "$frag/etc/containerd/config.toml" configs/containerd/runtimes-$ver.toml \
-		configs/containerd/cc-snapshotter-$ver.toml "${HANDLERS[@]}" <<'PY'
+	"$PY" - "$frag/etc/containerd/config.toml" "$SRC/configs/containerd/runtimes-$ver.toml" \
+		"$SRC/configs/containerd/cc-snapshotter-$ver.toml" "${HANDLERS[@]}" <<'PY'
 import sys, tomllib
 merged, runtimes, snap = (tomllib.load(open(p, "rb")) for p in sys.argv[1:4])
 handlers = {h.split("=")[0] for h in sys.argv[4:]}
@@ -413,3 +421,39 @@ version = 2
 TOML
 refuse foreign-shim 'usr/local/bin/containerd-shim-kata-cc-v2 already exists and was not installed by cc-deploy' \
 	'mkdir -p usr/local/bin && echo "#!/bin/sh" >usr/local/bin/containerd-shim-kata-cc-v2' </dev/null
+
+# ---- the Kubernetes manifests agree with the installer -------------------------------------------
+if "$PY" -c 'import yaml' 2>/dev/null; then
+	"$PY" - <<'PY'
+import re, yaml
+def docs(p):
+    return [d for d in yaml.safe_load_all(open(p)) if d]
+deploy = open("tools/cc-deploy").read()
+handlers = re.search(r"HANDLERS=\(([^)]*)\)", deploy).group(1).split()
+names = [h.split("=")[0] for h in handlers]
+rcs = {d["metadata"]["name"]: d for d in docs("configs/k8s/runtimeclasses.yaml")}
+assert sorted(rcs) == sorted(names), ("RuntimeClasses vs cc-deploy handlers", sorted(rcs), names)
+for n, d in rcs.items():
+    assert d["apiVersion"] == "node.k8s.io/v1" and d["kind"] == "RuntimeClass", n
+    assert d["handler"] == n, (n, d["handler"])
+    assert set(d["overhead"]["podFixed"]) == {"memory", "cpu"}, n
+    assert d["scheduling"]["nodeSelector"] == {"katacontainers.io/kata-runtime": "true"}, n
+ds = [d for d in docs("configs/k8s/installer-daemonset.yaml") if d["kind"] == "DaemonSet"][0]
+spec = ds["spec"]["template"]["spec"]
+assert spec["nodeSelector"] == {"confidentialcontainers.org/preinstall": "true"}
+script = spec["containers"][0]["args"][0]
+assert "cc-deploy install" in script and "katacontainers.io/kata-runtime=true" in script
+mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+for p in ("/etc/containerd", "/opt/confidential-containers", "/usr/local/bin", "/var/lib/cc-deploy",
+          "/etc/cc-snapshotter", "/etc/systemd/system", "/run/cc-snapshotter"):
+    assert "/host" + p in mounts, p
+for p in ("configs/k8s/examples/nginx.yaml", "configs/k8s/examples/encrypted-image.yaml"):
+    for d in docs(p):
+        rc = d["spec"]["runtimeClassName"]
+        assert rc in rcs, (p, rc)
+        assert d["metadata"]["annotations"]["io.containerd.cri.runtime-handler"] == rc, p
+print("PASS manifests: %d RuntimeClasses (handler = name) match cc-deploy's handlers; DaemonSet and examples consistent" % len(rcs))
+PY
+else
+	echo "manifests not checked: $PY has no yaml module (python3-yaml)"
+fi
