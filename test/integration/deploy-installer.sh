@@ -67,8 +67,8 @@ mkcase() { # NAME: a dest root with its config.toml written from stdin ("absent"
 }
 mkcase absent </dev/null
 mkcase empty </dev/null
-printf '# version 1: plugins are named by short id\nroot = "/var/lib/containerd"\noom_score = -999\n\n[plugins.cri]\n  sandbox_image = "registry.k8s.io/pause:3.6"\n  restrict_oom_score_adj = true\n[plugins.cri.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.cri.containerd.runtimes.runc.options]\n  SystemdCgroup = false' |
-	mkcase v1
+mkcase v1 < <(printf '# version 1: plugins are named by short id\nroot = "/var/lib/containerd"\noom_score = -999\n\n[plugins.cri]\n  sandbox_image = "registry.k8s.io/pause:3.6"\n  restrict_oom_score_adj = true\n[plugins.cri.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.cri.containerd.runtimes.runc.options]\n  SystemdCgroup = false')
+
 mkcase v2 <<'TOML'
 # /etc/containerd/config.toml of a node that already runs runc and gVisor pods.
 version = 2
@@ -124,7 +124,7 @@ disabled_plugins = [
     type = "snapshot"
     address = "/run/containerd-stargz-grpc/containerd-stargz-grpc.sock"
 TOML
-containerd config default | mkcase default
+mkcase default < <(containerd config default)
 
 # ---- checks --------------------------------------------------------------------------------------
 # check_merged ORIG|"" MERGED VERSION CRI_ID: our entries are there, everything else is the same.
