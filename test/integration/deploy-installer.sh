@@ -31,6 +31,7 @@ deploy_cleanup() {
 	cc_cleanup
 }
 trap deploy_cleanup EXIT
+trap "exit 143" TERM INT  # so a timeout still runs the cleanup
 
 [ "$(id -u)" = 0 ] || cc_skip "needs root (a private containerd)"
 command -v containerd >/dev/null && command -v ctr >/dev/null || cc_skip "containerd/ctr not installed"
@@ -457,3 +458,32 @@ PY
 else
 	echo "manifests not checked: $PY has no yaml module (python3-yaml)"
 fi
+
+# ---- another prefix, and the systemd path (systemctl replaced by a recorder) -----------------------
+sd=$CC_TMP/systemd/root
+mkdir -p "$sd" "$CC_TMP/systemd/bin"; DESTS+=("$sd")
+cat >"$CC_TMP/systemd/bin/systemctl" <<EOF
+#!/bin/sh
+echo "\$*" >>"$CC_TMP/systemd/calls"
+EOF
+chmod +x "$CC_TMP/systemd/bin/systemctl"
+CC_DEPLOY_SYSTEMD=1 CC_DEPLOY_SYSTEMCTL=$CC_TMP/systemd/bin/systemctl \
+	"${DEPLOY[@]}" install --dest-root "$sd" --prefix /opt/cc-test >"$CC_TMP/systemd-install.log" 2>&1 ||
+	{ cat "$CC_TMP/systemd-install.log"; cc_fail "systemd: install failed"; }
+unit=$sd/etc/systemd/system/cc-snapshotter.service
+grep -q '^ExecStart=/opt/cc-test/bin/cc-snapshotter --config /etc/cc-snapshotter/config.toml' "$unit" ||
+	cc_fail "systemd: unit ExecStart not rewritten to the prefix: $(grep ExecStart "$unit")"
+grep -q 'kernel = "/opt/cc-test/share/kata-containers/vmlinuz"' \
+	"$sd/opt/cc-test/share/defaults/kata-containers/configuration-qemu.toml" || cc_fail "prefix: configuration paths not rewritten"
+grep -q 'ConfigPath = "/opt/cc-test/share/defaults/kata-containers/configuration-qemu.toml"' \
+	"$sd/etc/containerd/config.toml" || cc_fail "prefix: ConfigPath not under the prefix"
+[ "$(readlink "$sd/usr/local/bin/containerd-shim-kata-cc-v2")" = /opt/cc-test/bin/containerd-shim-kata-cc-v2 ] ||
+	cc_fail "prefix: shim link"
+[ ! -e "$sd/var/lib/cc-deploy/cc-snapshotter.pid" ] || cc_fail "systemd: a supervised process was started too"
+CC_DEPLOY_SYSTEMD=1 CC_DEPLOY_SYSTEMCTL=$CC_TMP/systemd/bin/systemctl \
+	"${DEPLOY[@]}" uninstall --dest-root "$sd" --prefix /opt/cc-test >"$CC_TMP/systemd-uninstall.log" 2>&1 ||
+	{ cat "$CC_TMP/systemd-uninstall.log"; cc_fail "systemd: uninstall failed"; }
+printf 'daemon-reload\nenable --now cc-snapshotter.service\ndisable --now cc-snapshotter.service\ndaemon-reload\n' |
+	cmp - "$CC_TMP/systemd/calls" || cc_fail "systemd: systemctl calls were: $(cat "$CC_TMP/systemd/calls")"
+[ -z "$(ls -A "$sd")" ] || cc_fail "systemd: uninstall left $(find "$sd" | head)"
+echo "PASS --prefix /opt/cc-test and the systemd unit path (daemon-reload, enable --now, disable --now)"
