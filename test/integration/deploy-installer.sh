@@ -381,7 +381,18 @@ grep -q 'was edited after install' "$CC_TMP/v2-17u.log" || cc_fail "edited confi
 cmp "$CC_TMP/v2/orig.toml" "$cfg.cc-deploy.bak" || cc_fail "edited config: backup is not the original"
 rm -f "$cfg.cc-deploy.bak" "$cfg.cc-deploy.edited"
 cp -p "$CC_TMP/v2/orig.toml" "$cfg"
-echo "PASS v2 with the 1.7 layout; a config edited after install keeps the edit and loses only cc-deploy's lines"
+# Edited between two installs: the second install takes the edit into the backup, so uninstall
+# gives back the file with the edit (the state just before that install), byte for byte.
+"${DEPLOY[@]}" install --dest-root "$dest" >/dev/null 2>&1 || cc_fail "reinstall after edit: first install failed"
+printf '# an operator edit between installs\n' >>"$cfg"
+"${DEPLOY[@]}" install --dest-root "$dest" >"$CC_TMP/v2-reinst.log" 2>&1 ||
+	{ cat "$CC_TMP/v2-reinst.log"; cc_fail "reinstall after edit failed"; }
+"${DEPLOY[@]}" uninstall --dest-root "$dest" --purge >/dev/null 2>&1 || cc_fail "reinstall after edit: uninstall failed"
+{ cat "$CC_TMP/v2/orig.toml"; printf '# an operator edit between installs\n'; } | cmp - "$cfg" ||
+	cc_fail "reinstall after edit: uninstall did not give back the edited file"
+[ "$(ls "$dest/etc/containerd")" = config.toml ] || cc_fail "reinstall after edit: left $(ls "$dest/etc/containerd")"
+cp -p "$CC_TMP/v2/orig.toml" "$cfg"
+echo "PASS v2 with the 1.7 layout; a config edited after install keeps the edit and loses only cc-deploy's lines; an edit between two installs survives uninstall"
 
 # ---- refusals: a clear message, and nothing changes ----------------------------------------------
 refuse() { # NAME EXPECTED-MESSAGE [SETUP-CMD]: config from stdin
