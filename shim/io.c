@@ -51,6 +51,8 @@ struct shim_io {
         pthread_cond_t cond;
         unsigned pending; /* output relays still running */
         bool stdin_closed, stopping;
+        bool close_requested; /* CloseIO: deliver what is buffered, then CloseStdin */
+        bool started;         /* shim_io_start() ran: the process exists in the guest */
 };
 
 static const char *strip_scheme(const char *p)
@@ -152,6 +154,40 @@ static void send_close_stdin(struct shim_io *io)
  * nothing until a writer has come: POLLIN for data, POLLHUP once every writer has closed,
  * which is containerd closing stdin and becomes CloseStdin.
  */
+/* Forwards one chunk; false when the agent refused it (stdin is then closed for good). */
+static bool forward_stdin(struct shim_io *io, const uint8_t *buf, size_t n)
+{
+        size_t done = 0;
+        while (done < n) {
+                Grpc__WriteStreamRequest req = GRPC__WRITE_STREAM_REQUEST__INIT;
+                req.container_id = io->cid;
+                req.exec_id = io->exec_id;
+                req.data.data = (uint8_t *)buf + done;
+                req.data.len = n - done;
+                Grpc__WriteStreamResponse *resp = NULL;
+                _cleanup_error_ struct cc_error *e = NULL;
+                if (shim_agent_call(io->sb, AGENT_SERVICE, "WriteStdin", &req.base,
+                                    &grpc__write_stream_response__descriptor,
+                                    (ProtobufCMessage **)&resp, 0, &e) < 0) {
+                        cc_log_debug("%s WriteStdin: %s", io->cid, cc_error_message(e));
+                        pthread_mutex_lock(&io->lock);
+                        io->stdin_closed = true;
+                        pthread_mutex_unlock(&io->lock);
+                        return false;
+                }
+                done += resp->len ? resp->len : req.data.len;
+                protobuf_c_message_free_unpacked(&resp->base, NULL);
+        }
+        return true;
+}
+
+/*
+ * stdin: the FIFO was opened non-blocking in shim_io_new(), so the open never waited for
+ * containerd's writer. poll() on such an fd reports nothing until a writer has come: POLLIN
+ * for data, POLLHUP once every writer has closed, which is containerd closing stdin and becomes
+ * CloseStdin. CloseIO (ctr sends it when its own stdin ends, possibly before the data was
+ * read here) delivers whatever the FIFO still holds first.
+ */
 static void *input_main(void *arg)
 {
         struct shim_io *io = arg;
@@ -160,18 +196,31 @@ static void *input_main(void *arg)
         for (;;) {
                 pthread_mutex_lock(&io->lock);
                 bool stop = io->stopping || io->stdin_closed;
+                bool closing = io->close_requested;
                 pthread_mutex_unlock(&io->lock);
                 if (stop || !buf)
                         break;
                 struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
                                       {.fd = io->stop_efd, .events = POLLIN}};
-                if (poll(p, 2, -1) < 0) {
+                if (!closing && poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
-                if (p[1].revents)
+                if (closing || p[1].revents) {
+                        pthread_mutex_lock(&io->lock);
+                        closing = io->close_requested && !io->stopping;
+                        pthread_mutex_unlock(&io->lock);
+                        if (!closing)
+                                break;
+                        /* Drain what is buffered (non-blocking reads), then close. */
+                        ssize_t n;
+                        while ((n = read(fd, buf, READ_CHUNK)) > 0 || (n < 0 && errno == EINTR))
+                                if (n > 0 && !forward_stdin(io, buf, (size_t)n))
+                                        break;
+                        send_close_stdin(io);
                         break;
+                }
                 ssize_t n = read(fd, buf, READ_CHUNK);
                 if (n < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
@@ -179,29 +228,10 @@ static void *input_main(void *arg)
                         send_close_stdin(io);
                         break;
                 }
-                size_t done = 0;
-                while (done < (size_t)n) {
-                        Grpc__WriteStreamRequest req = GRPC__WRITE_STREAM_REQUEST__INIT;
-                        req.container_id = io->cid;
-                        req.exec_id = io->exec_id;
-                        req.data.data = buf + done;
-                        req.data.len = (size_t)n - done;
-                        Grpc__WriteStreamResponse *resp = NULL;
-                        _cleanup_error_ struct cc_error *e = NULL;
-                        if (shim_agent_call(io->sb, AGENT_SERVICE, "WriteStdin", &req.base,
-                                            &grpc__write_stream_response__descriptor,
-                                            (ProtobufCMessage **)&resp, 0, &e) < 0) {
-                                cc_log_debug("%s WriteStdin: %s", io->cid, cc_error_message(e));
-                                pthread_mutex_lock(&io->lock);
-                                io->stdin_closed = true;
-                                pthread_mutex_unlock(&io->lock);
-                                break;
-                        }
-                        done += resp->len ? resp->len : req.data.len;
-                        protobuf_c_message_free_unpacked(&resp->base, NULL);
-                }
+                if (!forward_stdin(io, buf, (size_t)n))
+                        break;
         }
-        close(fd);
+        cc_close(fd);
         return NULL;
 }
 
@@ -274,6 +304,12 @@ int shim_io_start(struct shim_io *io, struct cc_error **err)
                 }
                 rls[i]->started = true;
         }
+        pthread_mutex_lock(&io->lock);
+        io->started = true;
+        bool closed_early = io->close_requested && !io->in_path;
+        pthread_mutex_unlock(&io->lock);
+        if (closed_early)
+                send_close_stdin(io);
         if (io->in_path) {
                 if (pthread_create(&io->in_thread, NULL, input_main, io) != 0)
                         return cc_error_set(err, EAGAIN, "cannot start the stdin relay");
@@ -306,8 +342,17 @@ void shim_io_close_stdin(struct shim_io *io)
 {
         if (!io)
                 return;
-        stop_input(io);
-        send_close_stdin(io);
+        pthread_mutex_lock(&io->lock);
+        io->close_requested = true;
+        bool relay = io->in_path != NULL;
+        bool started = io->started;
+        pthread_mutex_unlock(&io->lock);
+        uint64_t one = 1;
+        if (write(io->stop_efd, &one, sizeof(one)) < 0)
+                cc_log_debug("stdin close: %m");
+        /* With a relay, it closes once the FIFO is drained (now, or as soon as it starts). */
+        if (!relay && started)
+                send_close_stdin(io);
 }
 
 void shim_io_free(struct shim_io *io)

@@ -35,6 +35,22 @@
 #define AGENT_SERVICE   "grpc.AgentService"
 #define COPY_CHUNK      (1u << 20)
 
+static __thread int64_t external_ns;
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t shim_external_ns_take(void)
+{
+        int64_t v = external_ns;
+        external_ns = 0;
+        return v;
+}
+
 static int64_t now_ms(void)
 {
         struct timespec ts;
@@ -74,7 +90,9 @@ int shim_agent_call(struct shim_sandbox *sb, const char *service, const char *me
                 return cc_error_set_code(err, CC_GRPC_UNAVAILABLE,
                                          "the pod's VM is not running (agent unreachable)");
         struct cc_ttrpc_call_opts o = {.timeout_ns = timeout_ns};
+        int64_t t0 = now_ns();
         int r = cc_ttrpc_client_call(sb->agent, service, method, req, resp_desc, ret, &o, err);
+        external_ns += now_ns() - t0;
         if (r < 0)
                 cc_error_wrap(err, -r, "agent %s", method);
         return r;
@@ -204,7 +222,7 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         };
         if ((r = hv_vm_new(&hc, &sb->vm, err)) < 0)
                 return cc_error_wrap(err, -r, "%s", cfgname);
-        int64_t t0 = now_ms();
+        int64_t t0 = now_ms(), boot0 = now_ns();
         if ((r = hv_vm_start(sb->vm, 120000, err)) < 0) {
                 /* libhv's host check names what is missing (kernel, firmware, TEE support). */
                 return cc_error_wrap(err, -r, "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
@@ -216,7 +234,9 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         _cleanup_free_ char *addr = NULL;
         if ((r = hv_vm_agent_address(sb->vm, &addr, err)) < 0)
                 return r;
-        if ((r = wait_agent(sb, addr, err)) < 0)
+        r = wait_agent(sb, addr, err);
+        external_ns += now_ns() - boot0;
+        if (r < 0)
                 return r;
         cc_log_info("sandbox %s: VM %s pid %d, agent ready after %lld ms", sb->id, c->backend,
                     (int)sb->vmm_pid, (long long)(now_ms() - t0));

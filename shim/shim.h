@@ -164,6 +164,9 @@ int shim_agent_copy_file(struct shim_sandbox *sb, const char *host_path, const c
  * refused by the agent so they are skipped with a warning). */
 int shim_agent_copy_tree(struct shim_sandbox *sb, const char *host_dir, const char *guest_dir,
                          uint64_t *budget, struct cc_error **err);
+/* Nanoseconds this thread spent waiting for the agent or the VMM since the last call (the
+ * part of a Create that is not the shim's own work); resets the counter. */
+int64_t shim_external_ns_take(void);
 /* Kills what a dead shim left of a pod's VM (by the pidfile in its run dir); removes the dir. */
 int shim_sandbox_cleanup_dead(const char *run_dir);
 

@@ -22,7 +22,7 @@ shim_cleanup() {
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
-        for id in c1 c2 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
+        for id in c1 t1 c2 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
                 [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
         done
         (exit "$rc")
@@ -128,6 +128,15 @@ ctr_ container rm c1 || fail "container rm c1"
 check_clean c1 "after run"
 grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.toml:[0-9]*: unknown key 'no_such_key'" "$CC_TMP/containerd.log" &&
         ok "unknown key warned about with file:line" || fail "no warning for the unknown key"
+
+# --- 1b. a terminal: ctr run -t (ctr needs a console: script(1) gives it one); ResizePty ------
+out=$(script -qec "timeout 120 ctr_ run -t ${RT[*]} --rootfs $ROOTFS t1 /bin/sh -c 'busybox tty; exit 5'" /dev/null 2>&1 | tr -d '\r')
+rc=$?
+echo "$out" | grep -q "/dev/pts/[0-9]" && ok "terminal: the process has a pty ($(echo "$out" | grep -o '/dev/pts/[0-9]*'))" ||
+        fail "terminal: '$out'"
+ctr_ task delete t1 >/dev/null 2>&1
+ctr_ container rm t1 || fail "container rm t1"
+check_clean t1 "after the terminal run"
 
 # --- 2. long-running task: exec, ps, metrics, pause/resume, kill, delete --------------------
 cc_bg events ctr_ events
