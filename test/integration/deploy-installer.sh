@@ -431,6 +431,11 @@ refuse broken 'config.toml: not valid TOML' <<'TOML'
 version = 2
 [plugins."io.containerd.grpc.v1.cri"
 TOML
+refuse dotted 'cannot merge by text edits' <<'TOML'
+version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  containerd.snapshotter = "overlayfs"
+TOML
 refuse foreign-shim 'usr/local/bin/containerd-shim-kata-cc-v2 already exists and was not installed by cc-deploy' \
 	'mkdir -p usr/local/bin && echo "#!/bin/sh" >usr/local/bin/containerd-shim-kata-cc-v2' </dev/null
 
