@@ -72,6 +72,8 @@ include lib/module.mk
 -include guest-agent/module.mk
 -include guest-agent/image/module.mk
 -include shim/module.mk
+-include shim/network/module.mk
+-include guest-agent/network/module.mk
 -include snapshotter/module.mk
 -include configs/module.mk
 include test/module.mk
