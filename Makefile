@@ -68,12 +68,13 @@ GENERATED_HDRS := # headers made at build time; every object waits for them
 
 include protos/module.mk
 include lib/module.mk
+# Order matters: each module prepends its library to LIBS, so a library's users come after it.
 -include hypervisor/module.mk
--include guest-agent/module.mk
--include guest-agent/image/module.mk
--include shim/module.mk
--include shim/network/module.mk
 -include guest-agent/network/module.mk
+-include guest-agent/image/module.mk
+-include guest-agent/module.mk
+-include shim/network/module.mk
+-include shim/module.mk
 -include snapshotter/module.mk
 -include configs/module.mk
 include test/module.mk
