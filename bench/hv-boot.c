@@ -3,7 +3,10 @@
  * answers on it, for
  *   lib-qemu   our QEMU backend (hv_vm_new + hv_vm_start, then connect)
  *   hand-qemu  QEMU started by hand with the same argv (rendered by the same code), the agent
- *              socket polled every millisecond
+ *              socket polled every millisecond, QMP driven by hand
+ * Three times per run: "socket" (agent socket connectable), "ready" (QEMU's main loop runs:
+ * a QMP command answered by hand, hv_vm_start() returned for the library) and "agent" (the
+ * guest answered on the channel).
  *   lib-libvirt / hand-libvirt   the same through libvirtd (virDomainCreateXML by hand), when
  *              a libvirt URI is given
  * Rounds alternate the modes so that machine load hits them alike; medians are printed.
@@ -28,6 +31,7 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/log.h"
 
 #include "hypervisor/hv-internal.h"
 #include "hypervisor/libvirt/libvirt.h"
@@ -109,6 +113,7 @@ static int run_lib(const struct hv_config *c, struct sample *s)
         _cleanup_error_ struct cc_error *err = NULL;
         struct hv_vm *vm = NULL;
         double t0 = now();
+        cc_log_debug("bench: lib start");
         if (hv_vm_new(c, &vm, &err) < 0 || hv_vm_start(vm, 60000, &err) < 0) {
                 fprintf(stderr, "hv-boot: %s\n", cc_error_message(err));
                 hv_vm_free(vm);
@@ -122,6 +127,14 @@ static int run_lib(const struct hv_config *c, struct sample *s)
         s->sock = now() - t0;
         int r = fd >= 0 ? ping(fd, 60000) : -1;
         s->agent = now() - t0;
+        if (r < 0) {
+                _cleanup_free_ char *last = hv__file_last_line(hv_vm_console_log(vm));
+                struct hv_exit ex = {0};
+                int w = hv_vm_wait(vm, 0, &ex, NULL);
+                fprintf(stderr, "hv-boot: no answer (%s); VM %s (code %d signal %d); console: %s\n",
+                        strerror(-r), w == 0 ? "exited" : "running", ex.code, ex.signal,
+                        last ? last : "");
+        }
         if (fd >= 0)
                 close(fd);
         hv_vm_stop(vm, 0, NULL);
@@ -136,22 +149,39 @@ static int run_lib(const struct hv_config *c, struct sample *s)
 static int wait_agent(const char *sock, int qmp_fd, double t0, struct sample *s)
 {
         int fd = -1;
-        s->ready = qmp_fd >= 0 ? 0 : -1;
-        while (fd < 0 || s->ready == 0) {
+        /* QMP by hand: greeting, then qmp_capabilities; "ready" when that is answered, the
+         * point where QEMU's main loop runs (the library's start returns at the same point). */
+        int qmp_state = qmp_fd >= 0 ? 0 : 2;
+        char buf[4096];
+        size_t len = 0;
+        while (fd < 0 || qmp_state < 2) {
                 if (now() - t0 > 60000)
                         return -1;
                 if (fd < 0 && (fd = try_connect(sock)) >= 0)
                         s->sock = now() - t0;
-                if (s->ready == 0) {
+                if (qmp_state < 2) {
                         struct pollfd pfd = {.fd = qmp_fd, .events = POLLIN};
-                        if (poll(&pfd, 1, 1) > 0)
-                                s->ready = now() - t0;
+                        if (poll(&pfd, 1, 1) > 0) {
+                                ssize_t n = read(qmp_fd, buf + len, sizeof(buf) - 1 - len);
+                                if (n <= 0)
+                                        return -1;
+                                len += (size_t)n;
+                                buf[len] = 0;
+                                if (qmp_state == 0 && strchr(buf, '\n')) {
+                                        const char *cmd = "{\"execute\":\"qmp_capabilities\"}\n";
+                                        if (write(qmp_fd, cmd, strlen(cmd)) < 0)
+                                                return -1;
+                                        len = 0;
+                                        qmp_state = 1;
+                                } else if (qmp_state == 1 && strstr(buf, "\"return\"")) {
+                                        s->ready = now() - t0;
+                                        qmp_state = 2;
+                                }
+                        }
                 } else if (fd < 0) {
                         usleep(1000);
                 }
         }
-        if (s->ready < 0)
-                s->ready = s->sock;
         int r = ping(fd, 60000);
         s->agent = now() - t0;
         close(fd);
@@ -218,9 +248,8 @@ static int run_hand_libvirt(const struct hv_config *c, virConnectPtr conn, struc
                 fprintf(stderr, "hv-boot: libvirt: %s\n", virGetLastErrorMessage());
                 return -1;
         }
-        double ready = now() - t0; /* virDomainCreateXML returns with QEMU initialised */
+        s->ready = now() - t0; /* virDomainCreateXML returns with QEMU initialised */
         int r = wait_agent(sock, -1, t0, s);
-        s->ready = ready;
         virDomainDestroy(dom);
         virDomainFree(dom);
         unlink(sock);
@@ -253,6 +282,8 @@ int main(int argc, char **argv)
         const char *uri = argc > 5 ? argv[5] : NULL;
         if (rounds < 1 || rounds > 100)
                 return 2;
+        if (getenv("HV_BENCH_DEBUG"))
+                cc_log_set_level(CC_LOG_DEBUG);
         virConnectPtr conn = NULL;
         if (uri) {
                 virSetErrorFunc(NULL, quiet);

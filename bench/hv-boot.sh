@@ -21,4 +21,4 @@ if [ "${HV_BENCH_LIBVIRT:-0}" = 1 ]; then
         hv_libvirtd_start "$tmp"
         uri=(qemu:///system)
 fi
-"$BUILD/bench/hv-boot" "$HV_KERNEL" "$tmp/initrd.img" "$tmp/vm" "${HV_BENCH_ROUNDS:-7}" "${uri[@]}"
+"$BUILD/bench/hv-boot" "$(realpath "$HV_KERNEL")" "$tmp/initrd.img" "$tmp/vm" "${HV_BENCH_ROUNDS:-7}" "${uri[@]}"

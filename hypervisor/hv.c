@@ -138,13 +138,14 @@ static int dup_str(char **dst, const char *src)
 }
 
 /* The string members of struct hv_config, for copying and freeing. */
-#define CONFIG_STRINGS(X)                                                                          \
-        X(backend)                                                                                 \
-        X(name)                                                                                    \
-        X(run_dir)                                                                                 \
-        X(vmm_path) X(libvirt_uri) X(kernel) X(initrd) X(kernel_params) X(firmware) X(console_log) \
-                X(tee.host_data) X(tee.id_block) X(tee.id_auth) X(tee.mrconfigid)                  \
-                        X(tee.qgs_socket)
+#define CONFIG_STRINGS(X)                                                                \
+        X(backend)                                                                       \
+        X(name)                                                                          \
+        X(run_dir)                                                                       \
+        X(vmm_path)                                                                      \
+        X(libvirt_uri)                                                                   \
+        X(kernel) X(initrd) X(kernel_params) X(firmware) X(console_log) X(tee.host_data) \
+                X(tee.id_block) X(tee.id_auth) X(tee.mrconfigid) X(tee.qgs_socket)
 
 void hv__config_done(struct hv_config *cfg)
 {
@@ -220,6 +221,35 @@ static bool valid_name(const char *s)
         return true;
 }
 
+static int make_absolute(const char **path)
+{
+        if (!*path || (*path)[0] == '/')
+                return 0;
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof(cwd)))
+                return -errno;
+        char *abs = NULL;
+        if (asprintf(&abs, "%s/%s", cwd, *path) < 0)
+                return -ENOMEM;
+        free((char *)*path);
+        *path = abs;
+        return 0;
+}
+
+static int absolutize(struct hv_config *cfg)
+{
+        int r = make_absolute(&cfg->kernel);
+        if (r == 0)
+                r = make_absolute(&cfg->initrd);
+        if (r == 0)
+                r = make_absolute(&cfg->firmware);
+        if (r == 0)
+                r = make_absolute(&cfg->console_log);
+        for (size_t i = 0; r == 0 && i < cfg->n_disks; i++)
+                r = make_absolute((const char **)&((struct hv_disk *)cfg->disks)[i].path);
+        return r;
+}
+
 static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                     struct cc_error **err)
 {
@@ -280,14 +310,17 @@ int hv_vm_new(const struct hv_config *cfg, struct hv_vm **ret, struct cc_error *
                 return r;
         vm->ops = ops;
         r = hv__config_copy(&vm->cfg, cfg);
+        /* File paths go to other processes (libvirtd) with another working directory. */
+        if (r == 0)
+                r = absolutize(&vm->cfg);
         if (r == 0 && !vm->cfg.vcpus)
                 vm->cfg.vcpus = 1;
         if (r == 0 && !vm->cfg.memory_mib)
                 vm->cfg.memory_mib = 2048;
         if (r == 0) {
                 vm->console_owned = !cfg->console_log;
-                vm->console_log = cfg->console_log ? strdup(cfg->console_log)
-                                                   : hv__path(cfg->run_dir, "console.log");
+                vm->console_log = vm->cfg.console_log ? strdup(vm->cfg.console_log)
+                                                      : hv__path(cfg->run_dir, "console.log");
                 if (!vm->console_log)
                         r = -ENOMEM;
         }

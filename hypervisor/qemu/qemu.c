@@ -182,6 +182,7 @@ static int qemu_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
         struct qemu_vm *q = to_qemu(vm);
         const struct hv_config *cfg = &vm->cfg;
         int64_t deadline = hv__deadline(timeout_ms);
+        cc_log_debug("hv: %s: starting QEMU", cfg->name);
         struct hv_host host;
         hv__host_probe(NULL, &host);
         int accel = hv__accel_resolve(cfg, &host, err);
@@ -264,9 +265,8 @@ static int qemu_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
         r = hv_qmp_handshake(&q->qmp, qmp_fd, hv__remaining(deadline), err);
         if (r < 0)
                 return start_failed(q, r, err);
-        if (q->qmp.version)
-                cc_log_debug("hv: %s: QEMU %u.%u.%u", cfg->name, q->qmp.version / 10000,
-                             q->qmp.version / 100 % 100, q->qmp.version % 100);
+        cc_log_debug("hv: %s: QMP ready, QEMU %u.%u.%u", cfg->name, q->qmp.version / 10000,
+                     q->qmp.version / 100 % 100, q->qmp.version % 100);
         /* The monitor answers only after machine init: every device (and the agent socket)
          * exists now. query-status confirms the guest runs. */
         json_object *status = NULL;
@@ -286,6 +286,7 @@ static int qemu_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
                                     cc_error_set(err, EIO, "QEMU status is '%s', not running",
                                                  state ? state : "?"),
                                     err);
+        cc_log_debug("hv: %s: running", cfg->name);
         return 0;
 }
 

@@ -46,9 +46,14 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console; do
         [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
 done
+# The port appears asynchronously after virtio_console loads: look for it for up to 10 s.
 port=
-for p in /sys/class/virtio-ports/*; do
-        [ "$(cat $p/name 2>/dev/null)" = agent.channel.0 ] && port=/dev/${p##*/}
+for _ in $(seq 100); do
+        for p in /sys/class/virtio-ports/*; do
+                [ "$(cat $p/name 2>/dev/null)" = agent.channel.0 ] && port=/dev/${p##*/}
+        done
+        [ -n "$port" ] && [ -e "$port" ] && break
+        sleep 0.1
 done
 echo "TESTINIT: agent port $port"
 [ -n "$port" ] || poweroff -f
