@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -285,6 +286,13 @@ static int cmd_delete(const struct flags *f)
                 (void)read_spec(bundle, &spec);
         const char *sbid = NULL;
         enum shim_role role = shim_spec_role(spec, f->id, &sbid);
+        if (bundle) {
+                /* A rootfs the daemon had mounted to copy it into the guest, if it died then. */
+                char rootfs[PATH_MAX];
+                snprintf(rootfs, sizeof(rootfs), "%s/rootfs", bundle);
+                if (umount2(rootfs, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+                        fprintf(stderr, "umount %s: %m\n", rootfs);
+        }
         if (role != SHIM_ROLE_CONTAINER && bundle) {
                 char p[PATH_MAX];
                 /* The daemon, if it still lives but lost containerd (hung). */

@@ -90,6 +90,8 @@ struct shim {
         pthread_t watcher;
         bool watcher_started;
         int watcher_stop_efd;
+        pthread_t oom;
+        bool oom_started;
 };
 
 void shim_now(struct timespec *ts)
@@ -271,6 +273,43 @@ static void watcher_stop(struct shim *s)
                 cc_log_debug("watcher stop: %m");
         pthread_join(s->watcher, NULL);
         s->watcher_started = false;
+}
+
+/* /tasks/oom: the agent answers GetOOMEvent when the guest kernel OOM-kills in a container's
+ * cgroup; the call blocks until then, and fails once the VM is gone, which ends the thread. */
+static void *oom_main(void *arg)
+{
+        struct shim *s = arg;
+        for (;;) {
+                Grpc__GetOOMEventRequest req = GRPC__GET_OOMEVENT_REQUEST__INIT;
+                Grpc__OOMEvent *ev = NULL;
+                _cleanup_error_ struct cc_error *e = NULL;
+                if (shim_agent_call(s->sb, AGENT_SERVICE, "GetOOMEvent", &req.base,
+                                    &grpc__oomevent__descriptor, (ProtobufCMessage **)&ev, 0,
+                                    &e) < 0) {
+                        cc_log_debug("GetOOMEvent: %s", cc_error_message(e));
+                        break;
+                }
+                pthread_mutex_lock(&s->lock);
+                if (task_find(s, ev->container_id)) {
+                        Containerd__Events__TaskOOM oe = CONTAINERD__EVENTS__TASK_OOM__INIT;
+                        oe.container_id = ev->container_id;
+                        shim_events_publish(s->ev, "/tasks/oom", &oe.base);
+                }
+                pthread_mutex_unlock(&s->lock);
+                cc_log_info("container %s: out of memory in the guest", ev->container_id);
+                protobuf_c_message_free_unpacked(&ev->base, NULL);
+        }
+        return NULL;
+}
+
+/* Called once the VM is stopped: the OOM thread's call has failed or will fail now. */
+static void oom_join(struct shim *s)
+{
+        if (!s->oom_started)
+                return;
+        pthread_join(s->oom, NULL);
+        s->oom_started = false;
 }
 
 /* Stops the VM (vm_lock serialises libhv) and marks every process exited. */
@@ -608,10 +647,14 @@ static int do_create(struct shim *s, const Containerd__Task__V2__CreateTaskReque
                 s->sb = sb;
                 if (pthread_create(&s->watcher, NULL, watcher_main, s) == 0)
                         s->watcher_started = true;
+                if (pthread_create(&s->oom, NULL, oom_main, s) == 0)
+                        s->oom_started = true;
         }
         if (role != SHIM_ROLE_SANDBOX && (r = create_guest_container(s, req, spec, err)) < 0) {
                 if (new_vm) {
+                        sandbox_stop(s);
                         watcher_stop(s);
+                        oom_join(s);
                         shim_sandbox_free(s->sb);
                         s->sb = NULL;
                 }
@@ -831,6 +874,7 @@ HANDLER(task_delete)
                          * blocked agent call (monitors, relays) returns. */
                         sandbox_stop(s);
                         watcher_stop(s);
+                        oom_join(s);
                 }
                 for (struct proc *e = t->execs; e; e = e->next) {
                         if (e->monitor_started)
@@ -1432,6 +1476,7 @@ void shim_teardown(struct shim *s)
         /* SIGTERM: the pod ends now. Exits are published for what was running. */
         sandbox_stop(s);
         watcher_stop(s);
+        oom_join(s);
 }
 
 void shim_free(struct shim *s)
@@ -1440,6 +1485,7 @@ void shim_free(struct shim *s)
                 return;
         sandbox_stop(s);
         watcher_stop(s);
+        oom_join(s);
         while (s->tasks) {
                 struct task *t = s->tasks;
                 s->tasks = t->next;

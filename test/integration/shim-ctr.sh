@@ -22,7 +22,7 @@ shim_cleanup() {
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
-        for id in c1 t1 c2 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
+        for id in c1 t1 c2 c5 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
                 [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
         done
         (exit "$rc")
@@ -62,7 +62,8 @@ case "$hex" in 1089011a*) ok "delete prints a DeleteResponse (137, now): $hex" ;
 
 # The shim is found on containerd's PATH; its VM run dirs go under our temp dir.
 mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
-ln -s "$(realpath "$SHIM")" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+# A copy, not a link: a rebuild of build/ during the test must not swap the binary under us.
+cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
 export PATH=$CC_TMP/bin:$PATH
 export CC_SHIM_RUN_DIR=$CC_TMP/run
 unset KATA_CONF_FILE
@@ -176,6 +177,17 @@ for t in /tasks/paused /tasks/resumed /tasks/delete; do
 done
 last=$(echo "$topics" | awk '{print $NF}')
 [ "$last" = /tasks/delete ] && ok "delete is the last event" || fail "last event $last"
+
+# An OOM kill in the guest: exit 137 and a /tasks/oom event (from the agent's GetOOMEvent).
+timeout 180 ctr_ run "${RT[@]}" --memory-limit 33554432 --rootfs "$ROOTFS" c5 /bin/sh -c \
+        'x=$(busybox head -c 100000000 /dev/zero | busybox tr "\0" a); echo survived'
+rc=$?
+[ $rc -eq 137 ] && ok "OOM-killed container exits 137" || fail "OOM rc=$rc"
+cc_wait_for 10 grep -q '/tasks/oom {"container_id":"c5"}' "$CC_TMP/events.log" && ok "/tasks/oom published" ||
+        fail "no /tasks/oom: $(grep c5 "$CC_TMP/events.log" | awk '{print $6}' | tr '\n' ' ')"
+ctr_ task delete c5 >/dev/null 2>&1
+ctr_ container rm c5 || fail "container rm c5"
+check_clean c5 "after the OOM"
 
 # --- 2b. a pod: sandbox task + app container in one shim and one VM; containerd restart -------
 POD=(--annotation io.kubernetes.cri.sandbox-id=pod1)
