@@ -156,7 +156,7 @@ void hv__host_probe(const char *root, struct hv_host *ret)
         if (!*root) {
                 /* AMD memory encryption leaf: EBX[5:0] is the C-bit position. */
                 unsigned a, b, c, d;
-                if (__get_cpuid_max(0x80000000, NULL) >= 0x8000001f &&
+                if ((unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x8000001fu &&
                     __get_cpuid(0x8000001f, &a, &b, &c, &d) && (a & 0x2))
                         ret->cbitpos = b & 0x3f;
         }
