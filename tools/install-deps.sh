@@ -11,7 +11,7 @@ pkgs=(
         protobuf-c-compiler libprotobuf-c-dev
         # libraries
         libjson-c-dev libseccomp-dev libcap-dev libvirt-dev libnghttp2-dev libcurl4-openssl-dev
-        libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev zlib1g-dev
+        libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev libisal-dev
         # unit tests
         libcmocka-dev
         # real peers for integration tests

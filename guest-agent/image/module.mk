@@ -2,7 +2,7 @@
 # brokers) used by the agent's PullImage, and the host command cc-image-pull built from it.
 IMG_SRCS := $(filter-out guest-agent/image/cc-image-pull.c,$(wildcard guest-agent/image/*.c))
 IMG_OBJS := $(IMG_SRCS:%.c=$(BUILD)/%.o)
-IMG_PKGS := libcurl libarchive libcrypto zlib libzstd
+IMG_PKGS := libcurl libarchive libcrypto libisal libzstd
 LIBIMG := $(BUILD)/libccimage.a
 LIBS := $(LIBIMG) $(LIBS)
 EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs $(IMG_PKGS))
