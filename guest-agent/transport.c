@@ -37,6 +37,7 @@
 #include "cc/macro.h"
 
 #include "guest-agent/agent.h"
+#include "guest-agent/relay-internal.h"
 
 static struct {
         char *port;
@@ -103,49 +104,34 @@ static void wait_host(int fd)
         cc_close(ep);
 }
 
-/* Incremental ttrpc frame tracker for one direction of the relay. */
-struct framer {
-        uint8_t hdr[CC_TTRPC_HEADER_SIZE];
-        size_t hdr_have;
-        size_t body_left;
-        unsigned frames; /* complete headers seen in this session */
-};
-
-struct relay {
-        struct agent *a;
-        int port;  /* the virtio-serial port, non-blocking */
-        int local; /* our end of the session's socketpair, or -1 */
-        struct framer in;
-        /* host-bound frame being collected from the server, then written whole */
-        uint8_t *out;
-        size_t out_len, out_cap, out_sent;
-        bool out_ready;
-        struct framer outf;
-};
-
-static void session_end(struct relay *r, const char *why)
+void agent__relay_session_end(struct agent_relay *r, const char *why)
 {
         if (r->local >= 0)
                 cc_log_debug("serial: session ends (%s)", why);
         r->local = cc_close(r->local);
-        r->in = (struct framer){0};
-        r->outf = (struct framer){0};
+        r->in = (struct agent_framer){0};
         r->out_len = r->out_sent = 0;
         r->out_ready = false;
 }
 
-static int session_start(struct relay *r)
+int agent__relay_session_start(struct agent_relay *r)
 {
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                 return -errno;
-        int k = cc_ttrpc_server_add_conn(r->a->srv, sp[1]);
+        int k = r->add_conn(r->ctx, sp[1]);
         if (k < 0) {
                 close(sp[0]);
                 return k;
         }
         r->local = sp[0];
         return 0;
+}
+
+static int add_conn(void *ctx, int fd)
+{
+        struct agent *a = ctx;
+        return cc_ttrpc_server_add_conn(a->srv, fd);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -167,12 +153,10 @@ static int write_all(int fd, const uint8_t *p, size_t n)
         return 0;
 }
 
-/* Host -> agent: forwards bytes into the session, starting a new session when a new client
- * shows up (a request with stream id 1 after other frames). */
-static int relay_in(struct relay *r, const uint8_t *p, size_t n)
+int agent__relay_in(struct agent_relay *r, const uint8_t *p, size_t n)
 {
         while (n > 0) {
-                struct framer *f = &r->in;
+                struct agent_framer *f = &r->in;
                 if (f->body_left == 0 && f->hdr_have < CC_TTRPC_HEADER_SIZE) {
                         size_t k = CC_MIN(n, CC_TTRPC_HEADER_SIZE - f->hdr_have);
                         memcpy(f->hdr + f->hdr_have, p, k);
@@ -186,11 +170,12 @@ static int relay_in(struct relay *r, const uint8_t *p, size_t n)
                         if (h.stream_id == 1 && h.type == CC_TTRPC_REQUEST && f->frames > 0) {
                                 uint8_t saved[CC_TTRPC_HEADER_SIZE];
                                 memcpy(saved, f->hdr, sizeof(saved));
-                                session_end(r, "new client");
-                                int k2 = session_start(r);
+                                agent__relay_session_end(r, "new client");
+                                int k2 = agent__relay_session_start(r);
                                 if (k2 < 0)
                                         return k2;
-                                /* session_end() reset the framer: restore this header. */
+                                /* agent__relay_session_end() reset the framer: restore this header.
+                                 */
                                 memcpy(f->hdr, saved, sizeof(saved));
                                 f->hdr_have = CC_TTRPC_HEADER_SIZE;
                         }
@@ -215,7 +200,7 @@ static int relay_in(struct relay *r, const uint8_t *p, size_t n)
 }
 
 /* Agent -> host: collects one whole frame from the session into r->out. */
-static int relay_collect(struct relay *r)
+static int relay_collect(struct agent_relay *r)
 {
         uint8_t buf[65536];
         ssize_t n = read(r->local, buf, sizeof(buf));
@@ -244,7 +229,7 @@ static int relay_collect(struct relay *r)
 }
 
 /* Writes as much of the ready frame as the port takes; returns true when it is all sent. */
-static bool relay_flush(struct relay *r)
+static bool relay_flush(struct agent_relay *r)
 {
         struct cc_ttrpc_header h;
         cc_ttrpc_header_decode(r->out, &h);
@@ -268,7 +253,7 @@ static bool relay_flush(struct relay *r)
 
 static void *serial_main(void *arg)
 {
-        struct relay r = {.a = arg, .port = -1, .local = -1};
+        struct agent_relay r = {.add_conn = add_conn, .ctx = arg, .port = -1, .local = -1};
         bool logged = false;
         char path[300];
         for (;;) {
@@ -293,7 +278,7 @@ static void *serial_main(void *arg)
                 }
                 if (r.local < 0) {
                         wait_host(r.port);
-                        int k = session_start(&r);
+                        int k = agent__relay_session_start(&r);
                         if (k < 0) {
                                 cc_log_errno(CC_LOG_ERROR, -k, "serial session");
                                 nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
@@ -311,8 +296,8 @@ static void *serial_main(void *arg)
                         uint8_t buf[65536];
                         ssize_t n = read(r.port, buf, sizeof(buf));
                         gone = n == 0;
-                        if (n > 0 && relay_in(&r, buf, (size_t)n) < 0) {
-                                session_end(&r, "server closed");
+                        if (n > 0 && agent__relay_in(&r, buf, (size_t)n) < 0) {
+                                agent__relay_session_end(&r, "server closed");
                                 continue;
                         }
                 } else if (p[0].revents & (POLLHUP | POLLERR)) {
@@ -324,7 +309,7 @@ static void *serial_main(void *arg)
                          * session by itself (the stream-id rule in relay_in() does that). A
                          * frame cut short can never be completed, though: drop it. */
                         if (r.in.hdr_have || r.in.body_left)
-                                session_end(&r, "host left mid-frame");
+                                agent__relay_session_end(&r, "host left mid-frame");
                         wait_host(r.port);
                         continue;
                 }
@@ -332,7 +317,7 @@ static void *serial_main(void *arg)
                         (void)relay_flush(&r);
                 if (p[1].revents & (POLLIN | POLLHUP)) {
                         if (relay_collect(&r) < 0)
-                                session_end(&r, "server closed the connection");
+                                agent__relay_session_end(&r, "server closed the connection");
                 }
         }
         return NULL;
