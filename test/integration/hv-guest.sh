@@ -88,7 +88,7 @@ hv_libvirtd_start() {
                 HV_LIBVIRTD_STARTED+=("$(cat "$dir/virtlogd.pid")")
         fi
         if ! hv_alive /run/libvirtd.pid; then
-                /usr/sbin/libvirtd -d -p "$dir/libvirtd.pid"
+                LIBVIRT_LOG_OUTPUTS="3:file:$dir/libvirtd.log" /usr/sbin/libvirtd -d -p "$dir/libvirtd.pid"
                 for _ in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
                 HV_LIBVIRTD_STARTED+=("$(cat "$dir/libvirtd.pid")")
         fi

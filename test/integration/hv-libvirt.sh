@@ -34,8 +34,14 @@ hv_test_initrd "$tmp/initrd.img"
 chmod 644 "$tmp/vmlinuz" "$tmp/initrd.img"
 mkdir -m 755 "$tmp/vms"
 
+rc=0
 HV_BOOT_BACKEND=libvirt HV_BOOT_URI=qemu:///system HV_BOOT_KERNEL=$tmp/vmlinuz \
-        HV_BOOT_INITRD=$tmp/initrd.img HV_BOOT_DIR=$tmp/vms "$BUILD/test/unit/test-hv-qemu-boot"
+        HV_BOOT_INITRD=$tmp/initrd.img HV_BOOT_DIR=$tmp/vms "$BUILD/test/unit/test-hv-qemu-boot" || rc=$?
+if [ "$rc" -ne 0 ]; then
+        echo "libvirtd log (the daemon we started, if any):"
+        tail -20 "$tmp/libvirtd.log" 2>/dev/null || true
+        exit "$rc"
+fi
 left=$(find "$tmp/vms" -mindepth 1 | wc -l)
 [ "$left" -eq 0 ] || { echo "left behind in run dirs:"; find "$tmp/vms"; exit 1; }
 if command -v virsh >/dev/null && virsh -c qemu:///system list --name | grep -q hv-boot-test; then
