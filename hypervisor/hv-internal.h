@@ -174,6 +174,8 @@ char *hv__run_first_line(char *const argv[]);
 
 /* True when `name` (with a '/': that file; else searched in $PATH) is an executable. */
 bool hv__find_program(const char *name);
+/* The path of that executable (caller frees), or NULL. */
+char *hv__resolve_program(const char *name);
 
 /* path joins and unlink that ignores ENOENT */
 char *hv__path(const char *dir, const char *name);

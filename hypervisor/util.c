@@ -115,6 +115,11 @@ int hv__proc_spawn(struct hv_proc *p, char *const argv[], const int *fds, size_t
         }
         if (n_fds > 64)
                 return cc_error_set(err, E2BIG, "too many fds for the VMM");
+        /* Resolve the program before fork: the child of a multi-threaded caller may only make
+         * async-signal-safe calls, and a PATH search is not guaranteed to be one. */
+        _cleanup_free_ char *prog = hv__resolve_program(argv[0]);
+        if (!prog)
+                return cc_error_set(err, ENOENT, "%s: not found (PATH)", argv[0]);
         /* High copies of the fds so that dup2 to 3+i never overwrites a source. */
         int high[64];
         size_t made = 0;
@@ -143,7 +148,7 @@ int hv__proc_spawn(struct hv_proc *p, char *const argv[], const int *fds, size_t
                 for (size_t i = 0; i < n_fds; i++)
                         if (dup2(high[i], 3 + (int)i) < 0)
                                 _exit(127);
-                execvp(argv[0], argv);
+                execv(prog, argv);
                 static const char msg[] = "hv: exec of the VMM failed\n";
                 ssize_t w = write(2, msg, sizeof(msg) - 1);
                 (void)w;
@@ -348,18 +353,25 @@ void hv__unlink(const char *path)
                 cc_log_debug("hv: unlink %s: %m", path);
 }
 
-bool hv__find_program(const char *name)
+char *hv__resolve_program(const char *name)
 {
         if (strchr(name, '/'))
-                return access(name, X_OK) == 0;
+                return access(name, X_OK) == 0 ? strdup(name) : NULL;
         const char *env = getenv("PATH");
         _cleanup_free_ char *copy = strdup(env ? env : "/usr/local/bin:/usr/bin:/bin");
         char *save = NULL;
         for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
              d = strtok_r(NULL, ":", &save)) {
-                _cleanup_free_ char *p = hv__path(d, name);
+                char *p = hv__path(d, name);
                 if (p && access(p, X_OK) == 0)
-                        return true;
+                        return p;
+                free(p);
         }
-        return false;
+        return NULL;
+}
+
+bool hv__find_program(const char *name)
+{
+        _cleanup_free_ char *p = hv__resolve_program(name);
+        return p != NULL;
 }
