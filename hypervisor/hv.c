@@ -138,14 +138,15 @@ static int dup_str(char **dst, const char *src)
 }
 
 /* The string members of struct hv_config, for copying and freeing. */
-#define CONFIG_STRINGS(X)                                                                \
-        X(backend)                                                                       \
-        X(name)                                                                          \
-        X(run_dir)                                                                       \
-        X(vmm_path)                                                                      \
-        X(libvirt_uri)                                                                   \
-        X(kernel) X(initrd) X(kernel_params) X(firmware) X(console_log) X(tee.host_data) \
-                X(tee.id_block) X(tee.id_auth) X(tee.mrconfigid) X(tee.qgs_socket)
+#define CONFIG_STRINGS(X)                                                                      \
+        X(backend)                                                                             \
+        X(name)                                                                                \
+        X(run_dir)                                                                             \
+        X(vmm_path)                                                                            \
+        X(libvirt_uri)                                                                         \
+        X(kernel)                                                                              \
+        X(initrd) X(kernel_params) X(firmware) X(console_log) X(tee.host_data) X(tee.id_block) \
+                X(tee.id_auth) X(tee.mrconfigid) X(tee.qgs_socket)
 
 void hv__config_done(struct hv_config *cfg)
 {
@@ -250,6 +251,36 @@ static int absolutize(struct hv_config *cfg)
         return r;
 }
 
+/* Base64 text only: these values end up inside QEMU option strings, where a ',' would
+ * smuggle in options of its own (they may come from pod annotations such as initdata). */
+static bool valid_base64(const char *s)
+{
+        if (!s)
+                return true;
+        if (!*s || strlen(s) > 4096)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+                      (*s >= '0' && *s <= '9') || *s == '+' || *s == '/' || *s == '='))
+                        return false;
+        return true;
+}
+
+static bool valid_mac(const char *s)
+{
+        if (!s)
+                return true;
+        if (strlen(s) != 17)
+                return false;
+        for (int i = 0; i < 17; i++) {
+                bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                           (s[i] >= 'A' && s[i] <= 'F');
+                if (i % 3 == 2 ? s[i] != ':' : !hex)
+                        return false;
+        }
+        return true;
+}
+
 static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                     struct cc_error **err)
 {
@@ -277,6 +308,16 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
         if (cfg->vsock_cid != 0 && cfg->vsock_cid < 3)
                 return cc_error_set(err, EINVAL, "vsock CID %u is reserved (use >= 3)",
                                     cfg->vsock_cid);
+        const struct hv_tee_config *t = &cfg->tee;
+        if (!valid_base64(t->host_data) || !valid_base64(t->id_block) ||
+            !valid_base64(t->id_auth) || !valid_base64(t->mrconfigid))
+                return cc_error_set(err, EINVAL,
+                                    "TEE host-data, id-block, id-auth and mrconfigid must be "
+                                    "base64");
+        for (size_t i = 0; i < cfg->n_nets; i++)
+                if (!valid_mac(cfg->nets[i].mac))
+                        return cc_error_set(err, EINVAL, "invalid MAC address '%s'",
+                                            cfg->nets[i].mac);
         *ret_ops = ops;
         return 0;
 }

@@ -103,6 +103,22 @@ static void test_validation(void **state)
         c = mock_config();
         c.vsock_cid = 2;
         assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        /* Values that go into QEMU option strings cannot carry options of their own. */
+        c = mock_config();
+        c.tee.kind = HV_TEE_SEV_SNP;
+        c.tee.host_data = "AAAA,id-auth=x";
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "must be base64"));
+        c.tee.host_data = "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=";
+        const struct hv_net bad_mac[] = {{.tap_fd = 0, .mac = "52:54:00:12:34:56,romfile=/x"}};
+        c.nets = bad_mac;
+        c.n_nets = 1;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        const struct hv_net good_mac[] = {{.tap_fd = 0, .mac = "52:54:00:12:34:56"}};
+        c.nets = good_mac;
+        struct hv_vm *ok = NULL;
+        assert_int_equal(hv_vm_new(&c, &ok, &err), 0);
+        hv_vm_free(ok);
         c = mock_config();
         c.kernel = NULL;
         assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
@@ -112,6 +128,19 @@ static void test_validation(void **state)
         assert_string_equal(names[0], "qemu");
         assert_string_equal(names[3], "mock");
         assert_null(names[4]);
+}
+
+static void test_agent_dial_addresses(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_agent_dial(NULL, 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("tcp:1.2.3.4:1", 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("vsock:x:1024", 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("vsock:3:1024junk", 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("hvsock:/tmp/x", 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("hvsock:/tmp/x:port", 100, &err), -EINVAL);
+        assert_int_equal(hv_agent_dial("unix:/nonexistent/agent.sock", 100, &err), -ENOENT);
+        assert_int_equal(hv_agent_dial("hvsock:/nonexistent/clh.vsock:1024", 100, &err), -ENOENT);
 }
 
 /* The configuration is copied: the caller's strings may go away after hv_vm_new. */
@@ -143,6 +172,7 @@ int main(void)
                 cmocka_unit_test(test_crash_and_failures),
                 cmocka_unit_test(test_validation),
                 cmocka_unit_test(test_config_copied),
+                cmocka_unit_test(test_agent_dial_addresses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
