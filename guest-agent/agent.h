@@ -77,3 +77,5 @@ _noreturn_ void agent_init_poweroff(void);
 
 /* VmRSS of this process in KiB (from /proc/self/status), or -errno. */
 long agent_self_rss_kib(void);
+/* Resident set from /proc/self/smaps_rollup (exact: walks the page tables), or -errno. */
+long agent_self_rss_exact_kib(void);

@@ -99,8 +99,9 @@ int main(int argc, char **argv)
         }
         if ((r = agent_transport_start(&a, &err)) < 0)
                 fatal(&a, "transport", err);
-        cc_log_info("agent ready version=%s server_addr=%s init=%d rss_kib=%ld", AGENT_VERSION,
-                    a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib());
+        cc_log_info("agent ready version=%s server_addr=%s init=%d vmrss_kib=%ld rss_kib=%ld",
+                    AGENT_VERSION, a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib(),
+                    agent_self_rss_exact_kib());
 
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         for (;;) {

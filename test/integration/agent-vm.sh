@@ -90,9 +90,9 @@ for i in $(seq 10); do ctl check >/dev/null || fail "reconnect $i"; done
 ok "10 host reconnects on the serial port"
 details=$(ctl details)
 echo "guest details: $details"
-rss=$(echo "$details" | sed -n 's/.*vmrss_kib=\([0-9]*\).*/\1/p')
-echo "agent VmRSS in the guest after the tests: ${rss} KiB"
-grep -o 'rss_kib=[0-9]*' "$tmp/console.log" | head -1 | sed 's/^/agent VmRSS at ready: /'
+rss=$(echo "$details" | sed -n 's/.*smaps_rss_kib=\([0-9]*\).*/\1/p')
+echo "agent resident set in the guest after the tests: ${rss} KiB (smaps_rollup)"
+grep -o ' rss_kib=[0-9]*' "$tmp/console.log" | head -1 | sed 's/^ /agent resident set at ready: /'
 
 grep -q 'msg="container created id=vm1"' "$tmp/agent-log.txt" 2>/dev/null &&
         ok "agent logs on the log port (agent.log.0)" || fail "no logs on the log port"
