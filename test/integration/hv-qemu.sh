@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots real QEMU VMs through libhv under TCG (build/test/unit/test-hv-qemu-boot: boot and
 # reach the agent channel, stop, guest power-off, kill -9 of QEMU, missing kernel, QEMU exiting
-# during start, start timeout), then checks that no QEMU the tests started is left and that
+# during start, start timeout; and the project guest image answering Health.Check when it is
+# built), then checks that no QEMU the tests started is left and that
 # every run directory is empty.
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -31,7 +32,13 @@ hv_test_initrd "$tmp/initrd.img" || rc=$?
 mkdir -p "$tmp/vms"
 
 echo "== boots through libhv"
-HV_BOOT_KERNEL=$HV_KERNEL HV_BOOT_INITRD=$tmp/initrd.img HV_BOOT_DIR=$tmp/vms \
+# The project's guest image (make guest-image), when built: cc-agent answers over ttrpc.
+guest=
+if [ -f build/guest/vmlinuz ] && [ -f build/guest/initrd.img ]; then
+        guest=$PWD/build/guest
+        echo "guest image: $guest"
+fi
+HV_BOOT_GUEST_DIR=$guest HV_BOOT_KERNEL=$HV_KERNEL HV_BOOT_INITRD=$tmp/initrd.img HV_BOOT_DIR=$tmp/vms \
         "$BUILD/test/unit/test-hv-qemu-boot"
 left=$(find "$tmp/vms" -mindepth 1 | wc -l)
 [ "$left" -eq 0 ] || { echo "left behind in run dirs:"; find "$tmp/vms"; exit 1; }

@@ -5,6 +5,10 @@
  * test/integration/hv-qemu.sh, which sets HV_BOOT_KERNEL, HV_BOOT_INITRD and HV_BOOT_DIR.
  * Without them (plain `make test-unit`) every test is skipped.
  *
+ * With HV_BOOT_GUEST_DIR (the project's guest image, build/guest: vmlinuz + initrd.img with
+ * cc-agent as /init) one more test boots it and calls the agent's grpc.Health/Check over ttrpc
+ * on the virtio-serial channel.
+ *
  * Each test checks the end state too: no QEMU left and nothing left in the run directory.
  */
 #include <dirent.h>
@@ -29,8 +33,10 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/ttrpc.h"
 
 #include "hypervisor/hv.h"
+#include "kata/health.pb-c.h"
 
 static const char *kernel, *initrd, *base_dir;
 /* HV_BOOT_BACKEND=libvirt (with HV_BOOT_URI) runs the same tests through libvirtd. */
@@ -323,6 +329,64 @@ static void test_start_timeout(void **state)
         assert_int_equal(r, -ETIMEDOUT);
 }
 
+/* The project's guest image: cc-agent answers Health.Check SERVING over the serial channel. */
+static void test_guest_image_health(void **state)
+{
+        REQUIRE_GUEST();
+        const char *gdir = getenv("HV_BOOT_GUEST_DIR");
+        if (!gdir || !*gdir || lv)
+                skip();
+        struct fixture *f = *state;
+        char k[512], i[512];
+        snprintf(k, sizeof(k), "%s/vmlinuz", gdir);
+        snprintf(i, sizeof(i), "%s/initrd.img", gdir);
+        f->cfg.kernel = k;
+        f->cfg.initrd = i;
+        f->cfg.memory_mib = 512;
+        f->cfg.kernel_params = "quiet agent.server_addr=serial://" HV_AGENT_SERIAL_NAME;
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&f->cfg, &vm, &err), 0);
+        int64_t t0 = now_ms();
+        if (hv_vm_start(vm, 30000, &err) < 0)
+                fail_msg("start: %s", cc_error_message(err));
+        _cleanup_free_ char *addr = NULL;
+        assert_int_equal(hv_vm_agent_address(vm, &addr, &err), 0);
+        bool serving = false;
+        while (!serving && now_ms() - t0 < 90000) {
+                struct hv_exit ex;
+                if (hv_vm_wait(vm, 0, &ex, NULL) == 0)
+                        fail_msg("the guest exited (code %d signal %d) before its agent answered",
+                                 ex.code, ex.signal);
+                int fd = hv_agent_dial(addr, 1000, NULL);
+                if (fd < 0) {
+                        usleep(100000);
+                        continue;
+                }
+                struct cc_ttrpc_client *c = NULL;
+                assert_int_equal(cc_ttrpc_client_new(fd, &c), 0);
+                Grpc__CheckRequest req = GRPC__CHECK_REQUEST__INIT;
+                Grpc__HealthCheckResponse *resp = NULL;
+                struct cc_ttrpc_call_opts o = {.timeout_ns = 2000000000ll};
+                _cleanup_error_ struct cc_error *e = NULL;
+                int r = cc_ttrpc_client_call(c, "grpc.Health", "Check", &req.base,
+                                             &grpc__health_check_response__descriptor,
+                                             (ProtobufCMessage **)&resp, &o, &e);
+                serving = r == 0 &&
+                          resp->status == GRPC__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+                if (resp)
+                        protobuf_c_message_free_unpacked(&resp->base, NULL);
+                cc_ttrpc_client_free(c);
+                if (!serving)
+                        usleep(200000);
+        }
+        if (!serving)
+                fail_msg("cc-agent did not answer Health.Check in 90 s");
+        printf("# cc-agent answered Health.Check SERVING %lld ms after start\n",
+               (long long)(now_ms() - t0));
+        assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
+}
+
 int main(void)
 {
         kernel = getenv("HV_BOOT_KERNEL");
@@ -339,6 +403,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_missing_kernel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_qemu_exits_early, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_start_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_guest_image_health, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
