@@ -329,11 +329,27 @@ static void *oom_main(void *arg)
         }
 }
 
-int agent_runtime_wait_oom(struct agent_runtime *rt, char **ret_id, struct cc_error **err)
+int agent_runtime_wait_oom(struct agent_runtime *rt, int64_t timeout_ns, char **ret_id,
+                           struct cc_error **err)
 {
+        /* Honour the caller's deadline: an event must not be consumed by a call whose client
+         * has already given up (it would never see it). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        bool bounded = timeout_ns > 0 && timeout_ns < INT64_MAX / 2;
+        if (bounded) {
+                ts.tv_sec += timeout_ns / 1000000000LL;
+                ts.tv_nsec += timeout_ns % 1000000000LL;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+        }
         pthread_mutex_lock(&rt->lock);
-        while (!rt->oom_head && !rt->shutdown)
-                pthread_cond_wait(&rt->cond, &rt->lock);
+        int w = 0;
+        while (!rt->oom_head && !rt->shutdown && w == 0)
+                w = bounded ? pthread_cond_timedwait(&rt->cond, &rt->lock, &ts)
+                            : pthread_cond_wait(&rt->cond, &rt->lock);
         struct oom_event *ev = rt->oom_head;
         if (ev) {
                 rt->oom_head = ev->next;
@@ -342,7 +358,8 @@ int agent_runtime_wait_oom(struct agent_runtime *rt, char **ret_id, struct cc_er
         }
         pthread_mutex_unlock(&rt->lock);
         if (!ev)
-                return cc_error_set(err, ESHUTDOWN, "agent is shutting down");
+                return w ? cc_error_set(err, ETIMEDOUT, "no OOM event before the deadline")
+                         : cc_error_set(err, ESHUTDOWN, "agent is shutting down");
         *ret_id = ev->id;
         free(ev);
         return 0;

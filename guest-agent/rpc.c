@@ -594,7 +594,11 @@ HANDLER(get_oom_event)
         if (r < 0)
                 return r;
         _cleanup_free_ char *id = NULL;
-        if ((r = agent_runtime_wait_oom(a->rt, &id, err)) < 0)
+        /* Leave a little of the caller's deadline for the answer to travel back. */
+        int64_t left = cc_ttrpc_call_remaining_ns(call);
+        if (left != INT64_MAX)
+                left = left > 200000000LL ? left - 100000000LL : 1;
+        if ((r = agent_runtime_wait_oom(a->rt, left, &id, err)) < 0)
                 return r;
         resp->container_id = cc_ttrpc_call_strdup(call, id);
         return resp->container_id ? 0 : -ENOMEM;

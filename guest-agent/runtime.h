@@ -87,9 +87,10 @@ int agent_process_close_stdin(struct agent_runtime *rt, const char *id, const ch
 int agent_process_resize(struct agent_runtime *rt, const char *id, const char *exec_id,
                          unsigned rows, unsigned cols, struct cc_error **err);
 
-/* Blocks until a container is OOM-killed (or the runtime shuts down: -ESHUTDOWN); *ret_id is
- * malloc'ed. */
-int agent_runtime_wait_oom(struct agent_runtime *rt, char **ret_id, struct cc_error **err);
+/* Blocks until a container is OOM-killed, the timeout passes (-ETIMEDOUT; <= 0 or huge: no
+ * timeout) or the runtime shuts down (-ESHUTDOWN); *ret_id is malloc'ed. */
+int agent_runtime_wait_oom(struct agent_runtime *rt, int64_t timeout_ns, char **ret_id,
+                           struct cc_error **err);
 /* Removes every container (DestroySandbox); the runtime stays usable. */
 void agent_runtime_remove_all(struct agent_runtime *rt);
 /* Wakes agent_runtime_wait_oom callers with -ESHUTDOWN and kills every container. */

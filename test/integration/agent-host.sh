@@ -164,6 +164,8 @@ expect_match "UpdateContainer applied (stats)" "$(echo $st)" "memory_limit=50331
 ctl remove --id c2
 
 # --- memory limit: OOM kill reported by exit code and GetOOMEvent
+expect_match "GetOOMEvent honours the caller's deadline" "$(ctl oom-event --timeout 1 2>&1)" \
+        "DeadlineExceeded"
 ctl oom-event --timeout 30 >"$tmp/oom.out" &
 oom_pid=$!
 ctl run --id c3 $(R c3) --memory 33554432 -- sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'

@@ -78,7 +78,7 @@ rc=$?
 out=$(ctl run --id vm1 --rootfs "$B" -- /bin/sh -c 'cat /proc/self/cgroup; exit 4')
 [ $? -eq 4 ] && [ "$out" = "0::/cc-agent/vm1" ] && ok "cgroup v2 placement and exit code" ||
         fail "cgroup v2: '$out'"
-ctl oom-event --timeout 60 >"$tmp/oom.out" &
+ctl oom-event --timeout 300 >"$tmp/oom.out" &
 oom=$!
 ctl run --id vm1 --rootfs "$B" --memory 33554432 -- /bin/sh -c \
         'x=$(busybox head -c 100000000 /dev/zero | busybox tr "\0" a); echo survived'
