@@ -164,7 +164,9 @@ int hv_vm_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err);
 /*
  * Stops the VM: asks the guest to power off (ACPI power button) and waits up to grace_ms,
  * then stops the VMM by force; reaps it and removes its sockets and pidfile. Returns 0 also
- * when the VM had already exited. The exit stays available to hv_vm_wait().
+ * when the VM had already exited. The exit stays available to hv_vm_wait(). A guest with no
+ * power-button handler (an agent as init without acpid) ignores the request and the whole
+ * grace passes: after the agent's DestroySandbox, pass 0.
  */
 int hv_vm_stop(struct hv_vm *vm, int grace_ms, struct cc_error **err);
 
