@@ -1,0 +1,624 @@
+/*
+ * Pod network setup and teardown (tcfilter model); see shim-net.h for the design.
+ *
+ * All netlink and tun work runs in a short-lived thread that has joined the pod's network
+ * namespace with setns(): a namespace change is per thread, so the caller's thread and every
+ * other thread of the shim stay in the host namespace whatever happens, and the joined
+ * namespace ends with the thread.
+ */
+#include "shim/network/shim-net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <linux/nsfs.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+#include "cc/log.h"
+
+#include "shim/network/shim-net-internal.h"
+
+/* --- reading the namespace --- */
+
+struct read_ctx {
+        struct shim_net *net;
+        int err; /* positive errno of a failed callback */
+};
+
+static struct shim_net_if *find_if(struct shim_net *net, int ifindex)
+{
+        for (size_t i = 0; i < net->n_ifs; i++)
+                if (net->ifs[i].ifindex == ifindex)
+                        return &net->ifs[i];
+        return NULL;
+}
+
+/* Grows *arr (of *n elements of size sz) by one zeroed element; NULL on ENOMEM. */
+static void *grow(void *arr_p, size_t *n, size_t sz)
+{
+        void **arr = arr_p;
+        void *p = realloc(*arr, (*n + 1) * sz);
+        if (!p)
+                return NULL;
+        *arr = p;
+        void *el = (char *)p + *n * sz;
+        memset(el, 0, sz);
+        (*n)++;
+        return el;
+}
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+        const struct nlattr **tb = data;
+        /* The tables below are sized for IFLA_MAX, the largest of the families we read. */
+        if (mnl_attr_get_type(a) <= IFLA_MAX)
+                tb[mnl_attr_get_type(a)] = a;
+        return MNL_CB_OK;
+}
+
+static void linkinfo_kind(const struct nlattr *linkinfo, char *kind, size_t size)
+{
+        const struct nlattr *a;
+        mnl_attr_for_each_nested(a, linkinfo)
+        {
+                if (mnl_attr_get_type(a) == IFLA_INFO_KIND)
+                        snprintf(kind, size, "%s", mnl_attr_get_str(a));
+        }
+}
+
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct read_ctx *ctx = data;
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *tb[IFLA_MAX + 1] = {0};
+        mnl_attr_parse(nlh, sizeof(*ifi), attr_cb, tb);
+
+        /* Only Ethernet links are mirrored: loopback has no peer outside, and a tun/tap is our
+         * own (or another VMM's) device, never a CNI interface. */
+        char kind[16] = "";
+        if (tb[IFLA_LINKINFO])
+                linkinfo_kind(tb[IFLA_LINKINFO], kind, sizeof(kind));
+        if (ifi->ifi_type != ARPHRD_ETHER || strcmp(kind, "tun") == 0 || !tb[IFLA_IFNAME] ||
+            !tb[IFLA_ADDRESS] || mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) != ETH_ALEN)
+                return MNL_CB_OK;
+
+        struct shim_net_if *nif = grow(&ctx->net->ifs, &ctx->net->n_ifs, sizeof(*nif));
+        if (!nif) {
+                ctx->err = ENOMEM;
+                errno = ENOMEM;
+                return MNL_CB_ERROR;
+        }
+        nif->tap_fd = -1;
+        nif->ifindex = ifi->ifi_index;
+        nif->raw_flags = ifi->ifi_flags;
+        snprintf(nif->name, sizeof(nif->name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
+        snprintf(nif->kind, sizeof(nif->kind), "%s", kind);
+        shim_net_format_mac(mnl_attr_get_payload(tb[IFLA_ADDRESS]), nif->mac);
+        nif->mtu = tb[IFLA_MTU] ? mnl_attr_get_u32(tb[IFLA_MTU]) : 1500;
+        return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct read_ctx *ctx = data;
+        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *tb[IFLA_MAX + 1] = {0};
+        mnl_attr_parse(nlh, sizeof(*ifa), attr_cb, tb);
+
+        struct shim_net_if *nif = find_if(ctx->net, (int)ifa->ifa_index);
+        /* IPv4 point-to-point links carry the peer in IFA_ADDRESS; IFA_LOCAL is ours. */
+        const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+        if (!nif || !a || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
+                return MNL_CB_OK;
+        /* The guest makes its own IPv6 link-local address from the same MAC. */
+        if (ifa->ifa_family == AF_INET6 && ifa->ifa_scope == RT_SCOPE_LINK)
+                return MNL_CB_OK;
+
+        struct shim_net_addr *ad = grow(&nif->addrs, &nif->n_addrs, sizeof(*ad));
+        if (!ad) {
+                ctx->err = ENOMEM;
+                errno = ENOMEM;
+                return MNL_CB_ERROR;
+        }
+        ad->family = ifa->ifa_family;
+        ad->prefix_len = ifa->ifa_prefixlen;
+        inet_ntop(ifa->ifa_family, mnl_attr_get_payload(a), ad->addr, sizeof(ad->addr));
+        return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct read_ctx *ctx = data;
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *tb[IFLA_MAX + 1] = {0};
+        mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
+
+        unsigned table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+        if (table != RT_TABLE_MAIN || rtm->rtm_type != RTN_UNICAST || !tb[RTA_OIF])
+                return MNL_CB_OK;
+        struct shim_net_if *nif = find_if(ctx->net, (int)mnl_attr_get_u32(tb[RTA_OIF]));
+        if (!nif)
+                return MNL_CB_OK;
+        /* fe80::/64 exists on every IPv6 link; the guest kernel adds its own. */
+        if (rtm->rtm_family == AF_INET6 && tb[RTA_DST] &&
+            IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)mnl_attr_get_payload(tb[RTA_DST])))
+                return MNL_CB_OK;
+
+        struct shim_net_route *rt = grow(&ctx->net->routes, &ctx->net->n_routes, sizeof(*rt));
+        if (!rt) {
+                ctx->err = ENOMEM;
+                errno = ENOMEM;
+                return MNL_CB_ERROR;
+        }
+        rt->family = rtm->rtm_family;
+        rt->scope = rtm->rtm_scope;
+        rt->dest_len = rtm->rtm_dst_len;
+        snprintf(rt->device, sizeof(rt->device), "%s", nif->name);
+        if (tb[RTA_DST])
+                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_DST]), rt->dest,
+                          sizeof(rt->dest));
+        if (tb[RTA_GATEWAY])
+                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_GATEWAY]), rt->gateway,
+                          sizeof(rt->gateway));
+        if (tb[RTA_PREFSRC])
+                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_PREFSRC]), rt->source,
+                          sizeof(rt->source));
+        return MNL_CB_OK;
+}
+
+static int neigh_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct read_ctx *ctx = data;
+        const struct ndmsg *nd = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *tb[IFLA_MAX + 1] = {0};
+        mnl_attr_parse(nlh, sizeof(*nd), attr_cb, tb);
+
+        /* Only static entries are configuration; the rest is the pod namespace's own cache. */
+        struct shim_net_if *nif = find_if(ctx->net, nd->ndm_ifindex);
+        if (!nif || !(nd->ndm_state & NUD_PERMANENT) || !tb[NDA_DST] || !tb[NDA_LLADDR] ||
+            mnl_attr_get_payload_len(tb[NDA_LLADDR]) != ETH_ALEN ||
+            (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6))
+                return MNL_CB_OK;
+
+        struct shim_net_neigh *ne = grow(&ctx->net->neighs, &ctx->net->n_neighs, sizeof(*ne));
+        if (!ne) {
+                ctx->err = ENOMEM;
+                errno = ENOMEM;
+                return MNL_CB_ERROR;
+        }
+        ne->family = nd->ndm_family;
+        ne->state = nd->ndm_state;
+        ne->flags = nd->ndm_flags;
+        snprintf(ne->device, sizeof(ne->device), "%s", nif->name);
+        inet_ntop(nd->ndm_family, mnl_attr_get_payload(tb[NDA_DST]), ne->addr, sizeof(ne->addr));
+        shim_net_format_mac(mnl_attr_get_payload(tb[NDA_LLADDR]), ne->lladdr);
+        return MNL_CB_OK;
+}
+
+/* One dump request of `type` for `family`, the payload header being `hdrlen` zero bytes. */
+static int dump(struct shim_net_nl *nl, uint16_t type, int family, size_t hdrlen, mnl_cb_t cb,
+                struct read_ctx *ctx, const char *what, struct cc_error **err)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, type, NLM_F_DUMP);
+        /* rtgenmsg-compatible: every rtnetlink header starts with its family byte. */
+        unsigned char *hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen);
+        hdr[0] = (unsigned char)family;
+        int r = shim_net__nl_talk(nl, nlh, cb, ctx);
+        if (r < 0)
+                return cc_error_set(err, ctx->err ? ctx->err : -r, "listing %s: %s", what,
+                                    strerror(ctx->err ? ctx->err : -r));
+        return 0;
+}
+
+static int read_namespace(struct shim_net_nl *nl, struct shim_net *net, struct cc_error **err)
+{
+        struct read_ctx ctx = {.net = net};
+        int r = dump(nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), link_cb, &ctx, "links",
+                     err);
+        if (r >= 0)
+                r = dump(nl, RTM_GETADDR, AF_UNSPEC, sizeof(struct ifaddrmsg), addr_cb, &ctx,
+                         "addresses", err);
+        if (r >= 0)
+                r = dump(nl, RTM_GETROUTE, AF_INET, sizeof(struct rtmsg), route_cb, &ctx,
+                         "IPv4 routes", err);
+        if (r >= 0)
+                r = dump(nl, RTM_GETROUTE, AF_INET6, sizeof(struct rtmsg), route_cb, &ctx,
+                         "IPv6 routes", err);
+        if (r >= 0)
+                r = dump(nl, RTM_GETNEIGH, AF_UNSPEC, sizeof(struct ndmsg), neigh_cb, &ctx,
+                         "neighbours", err);
+        return r;
+}
+
+/* --- links and tc --- */
+
+static int link_set(struct shim_net_nl *nl, int ifindex, unsigned mtu, bool up)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
+        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        ifi->ifi_change = IFF_UP;
+        ifi->ifi_flags = up ? IFF_UP : 0;
+        if (mtu)
+                mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+}
+
+static int link_del(struct shim_net_nl *nl, int ifindex)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_DELLINK, NLM_F_ACK);
+        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* Adds (add = true, exclusive) or deletes the ingress qdisc (handle ffff:) of ifindex. */
+static int ingress_qdisc(struct shim_net_nl *nl, int ifindex, bool add)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, add ? RTM_NEWQDISC : RTM_DELQDISC,
+                                                NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0));
+        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        tcm->tcm_family = AF_UNSPEC;
+        tcm->tcm_ifindex = ifindex;
+        tcm->tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0);
+        tcm->tcm_parent = TC_H_INGRESS;
+        mnl_attr_put_strz(nlh, TCA_KIND, "ingress");
+        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+}
+
+/*
+ * Adds to the ingress of `ifindex` a u32 filter matching every frame (one key with mask 0)
+ * whose single action, mirred, redirects the frame to the egress of `target` and steals it from
+ * the local stack: what `tc filter add dev X ingress prio P protocol all u32 match u8 0 0
+ * action mirred egress redirect dev Y` sends.
+ */
+static int redirect_filter_add(struct shim_net_nl *nl, int ifindex, int target)
+{
+        struct nlmsghdr *nlh =
+                shim_net__nl_msg(nl, RTM_NEWTFILTER, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        tcm->tcm_family = AF_UNSPEC;
+        tcm->tcm_ifindex = ifindex;
+        tcm->tcm_parent = TC_H_MAKE(TC_H_INGRESS, 0);
+        tcm->tcm_info = TC_H_MAKE((uint32_t)SHIM_NET_TC_PRIO << 16, htons(ETH_P_ALL));
+        mnl_attr_put_strz(nlh, TCA_KIND, "u32");
+
+        struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+        /* A selector with one key of value 0 and mask 0 at offset 0: matches everything. */
+        uint32_t selbuf[(sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)) / 4] = {0};
+        struct tc_u32_sel *sel = (struct tc_u32_sel *)selbuf;
+        sel->flags = TC_U32_TERMINAL;
+        sel->nkeys = 1;
+        mnl_attr_put(nlh, TCA_U32_SEL, sizeof(selbuf), selbuf);
+
+        struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
+        struct nlattr *act = mnl_attr_nest_start(nlh, 1); /* action order 1 */
+        mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
+        struct nlattr *aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+        struct tc_mirred mirred = {
+                .action = TC_ACT_STOLEN,
+                .eaction = TCA_EGRESS_REDIR,
+                .ifindex = (uint32_t)target,
+        };
+        mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(mirred), &mirred);
+        mnl_attr_nest_end(nlh, aopts);
+        mnl_attr_nest_end(nlh, act);
+        mnl_attr_nest_end(nlh, acts);
+        mnl_attr_nest_end(nlh, opts);
+        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* Deletes our filters (every filter at our priority) from the ingress of ifindex. */
+static int redirect_filter_del(struct shim_net_nl *nl, int ifindex)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_DELTFILTER, NLM_F_ACK);
+        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        tcm->tcm_family = AF_UNSPEC;
+        tcm->tcm_ifindex = ifindex;
+        tcm->tcm_parent = TC_H_MAKE(TC_H_INGRESS, 0);
+        tcm->tcm_info = TC_H_MAKE((uint32_t)SHIM_NET_TC_PRIO << 16, htons(ETH_P_ALL));
+        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* What setup created for one interface, so teardown removes exactly that. */
+enum {
+        MADE_TAP = 1 << 0,
+        MADE_VETH_QDISC = 1 << 1,
+        MADE_TAP_QDISC = 1 << 2,
+        MADE_VETH_FILTER = 1 << 3,
+        MADE_TAP_FILTER = 1 << 4,
+};
+
+static int open_tap(const char *name, unsigned flags, int *ret_fd, struct cc_error **err)
+{
+        _cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return cc_error_set(err, errno, "open /dev/net/tun: %s", strerror(errno));
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+        if (flags & SHIM_NET_VNET_HDR)
+                ifr.ifr_flags |= IFF_VNET_HDR;
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+                return cc_error_set(err, errno, "creating tap %s: %s", name, strerror(errno));
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Removes what `made` says was created for nif; returns the first error (-errno). */
+static int undo_if(struct shim_net_nl *nl, struct shim_net_if *nif, unsigned *made,
+                   struct cc_error **err)
+{
+        int first = 0;
+        /* Gone already (the CNI plugin deleted the veth first) counts as removed. */
+#define STEP(bit, call, what)                                                                \
+        do {                                                                                 \
+                if (*made & (bit)) {                                                         \
+                        int r_ = (call);                                                     \
+                        if (r_ < 0 && r_ != -ENODEV && r_ != -ENOENT && first == 0)          \
+                                first = cc_error_set(err, -r_, "%s %s: %s", what, nif->name, \
+                                                     strerror(-r_));                         \
+                        *made &= ~(unsigned)(bit);                                           \
+                }                                                                            \
+        } while (0)
+        STEP(MADE_VETH_FILTER, redirect_filter_del(nl, nif->ifindex), "removing the filter of");
+        STEP(MADE_TAP_FILTER, redirect_filter_del(nl, nif->tap_ifindex),
+             "removing the tap filter of");
+        STEP(MADE_VETH_QDISC, ingress_qdisc(nl, nif->ifindex, false),
+             "removing the ingress qdisc of");
+        STEP(MADE_TAP_QDISC, ingress_qdisc(nl, nif->tap_ifindex, false),
+             "removing the tap ingress qdisc of");
+        STEP(MADE_TAP, link_del(nl, nif->tap_ifindex), "removing the tap of");
+#undef STEP
+        return first;
+}
+
+static int setup_if(struct shim_net_nl *nl, struct shim_net_if *nif, size_t i, unsigned flags,
+                    unsigned *made, struct cc_error **err)
+{
+        snprintf(nif->tap_name, sizeof(nif->tap_name), "tap%u_cc", (unsigned short)i);
+        int r = open_tap(nif->tap_name, flags, &nif->tap_fd, err);
+        if (r < 0)
+                return r;
+        *made |= MADE_TAP;
+        nif->tap_ifindex = (int)if_nametoindex(nif->tap_name);
+        if (nif->tap_ifindex == 0)
+                return cc_error_set(err, errno, "tap %s has no index: %s", nif->tap_name,
+                                    strerror(errno));
+        r = link_set(nl, nif->tap_ifindex, nif->mtu, true);
+        if (r < 0)
+                return cc_error_set(err, -r, "bringing up %s (mtu %u): %s", nif->tap_name, nif->mtu,
+                                    strerror(-r));
+        /* An ingress qdisc someone else put on the veth (a bandwidth plugin) is shared, and
+         * left in place at teardown; only our own filter goes. */
+        r = ingress_qdisc(nl, nif->ifindex, true);
+        if (r < 0 && r != -EEXIST)
+                return cc_error_set(err, -r, "ingress qdisc on %s: %s", nif->name, strerror(-r));
+        if (r >= 0)
+                *made |= MADE_VETH_QDISC;
+        r = ingress_qdisc(nl, nif->tap_ifindex, true);
+        if (r < 0)
+                return cc_error_set(err, -r, "ingress qdisc on %s: %s", nif->tap_name,
+                                    strerror(-r));
+        *made |= MADE_TAP_QDISC;
+        r = redirect_filter_add(nl, nif->tap_ifindex, nif->ifindex);
+        if (r < 0)
+                return cc_error_set(err, -r, "redirect filter %s -> %s: %s", nif->tap_name,
+                                    nif->name, strerror(-r));
+        *made |= MADE_TAP_FILTER;
+        r = redirect_filter_add(nl, nif->ifindex, nif->tap_ifindex);
+        if (r < 0)
+                return cc_error_set(err, -r, "redirect filter %s -> %s: %s", nif->name,
+                                    nif->tap_name, strerror(-r));
+        *made |= MADE_VETH_FILTER;
+        /* The veth must be up for frames to flow; CNI normally did it already. */
+        r = link_set(nl, nif->ifindex, 0, true);
+        if (r < 0)
+                return cc_error_set(err, -r, "bringing up %s: %s", nif->name, strerror(-r));
+        return 0;
+}
+
+/* --- running in the namespace --- */
+
+enum op { OP_SETUP, OP_TEARDOWN };
+
+struct ns_job {
+        enum op op;
+        struct shim_net *net;
+        unsigned flags;
+        struct cc_error *err;
+        int r;
+};
+
+static int job_setup(struct ns_job *job)
+{
+        struct shim_net *net = job->net;
+        _cleanup_nl_ struct shim_net_nl *nl = NULL;
+        int r = shim_net__nl_open(&nl, &job->err);
+        if (r < 0)
+                return r;
+        r = read_namespace(nl, net, &job->err);
+        if (r < 0)
+                return r;
+        if (net->n_ifs > SHIM_NET_MAX_IFS)
+                return cc_error_set(&job->err, E2BIG, "%zu interfaces in %s, at most %d",
+                                    net->n_ifs, net->netns_path, SHIM_NET_MAX_IFS);
+        net->made = calloc(net->n_ifs ? net->n_ifs : 1, sizeof(*net->made));
+        if (!net->made)
+                return cc_error_set(&job->err, ENOMEM, "out of memory");
+        net->active = true;
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                r = setup_if(nl, &net->ifs[i], i, job->flags, &net->made[i], &job->err);
+                if (r < 0) {
+                        /* Undo in this namespace now; the caller gets the setup error. */
+                        for (size_t j = 0; j <= i; j++)
+                                undo_if(nl, &net->ifs[j], &net->made[j], NULL);
+                        net->active = false;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static int job_teardown(struct ns_job *job)
+{
+        struct shim_net *net = job->net;
+        _cleanup_nl_ struct shim_net_nl *nl = NULL;
+        int r = shim_net__nl_open(&nl, &job->err);
+        if (r < 0)
+                return r;
+        int first = 0;
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                r = undo_if(nl, &net->ifs[i], &net->made[i], first ? NULL : &job->err);
+                if (r < 0 && first == 0)
+                        first = r;
+        }
+        net->active = false;
+        return first;
+}
+
+static void *ns_thread(void *arg)
+{
+        struct ns_job *job = arg;
+        if (setns(job->net->netns_fd, CLONE_NEWNET) < 0) {
+                job->r = cc_error_set(&job->err, errno, "entering network namespace %s: %s",
+                                      job->net->netns_path, strerror(errno));
+                return NULL;
+        }
+        job->r = job->op == OP_SETUP ? job_setup(job) : job_teardown(job);
+        return NULL;
+}
+
+/* Runs job in a new thread inside the pod namespace and waits for it. */
+static int run_in_netns(struct ns_job *job, struct cc_error **err)
+{
+        pthread_t t;
+        int r = pthread_create(&t, NULL, ns_thread, job);
+        if (r != 0)
+                return cc_error_set(err, r, "starting the netns thread: %s", strerror(r));
+        pthread_join(t, NULL);
+        if (job->r < 0) {
+                if (err) {
+                        cc_error_free(*err);
+                        *err = job->err;
+                } else {
+                        cc_error_free(job->err);
+                }
+                return job->r;
+        }
+        cc_error_free(job->err);
+        return 0;
+}
+
+/* True when fd is the same namespace as the one at path (nsfs inode and device). */
+static bool same_ns(const struct stat *st, const char *path)
+{
+        struct stat other;
+        return stat(path, &other) == 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+}
+
+int shim_net_setup(const char *netns_path, unsigned flags, struct shim_net **ret,
+                   struct cc_error **err)
+{
+        _cleanup_shim_net_ struct shim_net *net = calloc(1, sizeof(*net));
+        if (!net)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        net->netns_fd = -1;
+
+        if (cc_isempty(netns_path)) {
+                if (flags & SHIM_NET_CONFIDENTIAL)
+                        return cc_error_set(err, EPERM,
+                                            "host networking is not supported for confidential "
+                                            "pods: the spec has no network namespace path, and a "
+                                            "VM cannot share the host's network namespace");
+                *ret = TAKE_PTR(net);
+                return 0;
+        }
+        net->netns_path = strdup(netns_path);
+        if (!net->netns_path)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        net->netns_fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+        if (net->netns_fd < 0)
+                return cc_error_set(err, errno, "network namespace %s: %s", netns_path,
+                                    strerror(errno));
+        int type = ioctl(net->netns_fd, NS_GET_NSTYPE);
+        if (type >= 0 && type != CLONE_NEWNET)
+                return cc_error_set(err, EINVAL, "%s is not a network namespace", netns_path);
+        struct stat st;
+        if (fstat(net->netns_fd, &st) < 0)
+                return cc_error_set(err, errno, "stat %s: %s", netns_path, strerror(errno));
+        /* The host's namespace (PID 1's), or the shim's own: mirroring those NICs into a VM
+         * would hand the host's traffic to the guest. */
+        if (same_ns(&st, "/proc/1/ns/net") || same_ns(&st, "/proc/self/ns/net")) {
+                if (flags & SHIM_NET_CONFIDENTIAL)
+                        return cc_error_set(err, EPERM,
+                                            "host networking is not supported for confidential "
+                                            "pods: %s is the host's network namespace",
+                                            netns_path);
+                cc_log_debug("network namespace %s is the host's; no pod network", netns_path);
+                *ret = TAKE_PTR(net);
+                return 0;
+        }
+
+        struct ns_job job = {.op = OP_SETUP, .net = net, .flags = flags};
+        int r = run_in_netns(&job, err);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(net);
+        return 0;
+}
+
+int shim_net_teardown(struct shim_net *net, struct cc_error **err)
+{
+        if (!net || !net->active)
+                return 0;
+        /* Close our tap fds first: the VMM holds its own duplicates, and the taps go with the
+         * RTM_DELLINK below whoever holds them. */
+        for (size_t i = 0; i < net->n_ifs; i++)
+                net->ifs[i].tap_fd = cc_close(net->ifs[i].tap_fd);
+        struct ns_job job = {.op = OP_TEARDOWN, .net = net};
+        return run_in_netns(&job, err);
+}
+
+int shim_net_take_tap_fd(struct shim_net *net, size_t i)
+{
+        if (!net || i >= net->n_ifs)
+                return -1;
+        return TAKE_FD(net->ifs[i].tap_fd);
+}
+
+struct shim_net *shim_net_free(struct shim_net *net)
+{
+        if (!net)
+                return NULL;
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                cc_close(net->ifs[i].tap_fd);
+                free(net->ifs[i].addrs);
+        }
+        free(net->ifs);
+        free(net->routes);
+        free(net->neighs);
+        free(net->made);
+        cc_close(net->netns_fd);
+        free(net->netns_path);
+        free(net);
+        return NULL;
+}

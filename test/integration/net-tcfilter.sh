@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Pod networking, tcfilter model (shim/network): a "node" and a "pod" namespace joined by a veth
+# pair, the pod end with an address and a default route, as a CNI bridge plugin leaves it. The
+# test tool runs shim_net_setup() on the pod namespace, answers ARP and ICMP echo on the tap fd
+# as the guest would, while the node pings the pod's address; then it tears down, and the pod
+# namespace must look exactly as before. All traffic stays in the two namespaces created here.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+TOOL=$BUILD/test/tools/net-tcfilter
+POD=cc-nt-$$-pod
+NODE=cc-nt-$$-node
+net_cleanup() {
+        local rc=$?
+        ip netns del "$POD" 2>/dev/null || true
+        ip netns del "$NODE" 2>/dev/null || true
+        return $rc
+}
+trap 'net_cleanup; cc_cleanup' EXIT
+[ "$(id -u)" -eq 0 ] || cc_skip "needs root (network namespaces)"
+command -v ip >/dev/null && command -v tc >/dev/null || cc_skip "iproute2 is not installed"
+[ -c /dev/net/tun ] || cc_skip "no /dev/net/tun"
+[ -x "$TOOL" ] || cc_fail "$TOOL not built"
+
+ip netns add "$POD"
+ip netns add "$NODE"
+ip -n "$NODE" link add name ccn$$ type veth peer name eth0 netns "$POD"
+ip -n "$NODE" addr add 10.88.77.1/24 dev ccn$$
+ip -n "$NODE" link set ccn$$ up
+ip -n "$POD" link set lo up
+ip -n "$POD" link set eth0 mtu 1400
+ip -n "$POD" addr add 10.88.77.2/24 dev eth0
+ip -n "$POD" link set eth0 up
+ip -n "$POD" route add default via 10.88.77.1
+# A static neighbour, as some CNI plugins add; it must reach the agent description.
+pod_eth0_up() { ip -n "$POD" -br link show eth0 | grep -q " UP "; }
+cc_wait_for 10 pod_eth0_up || cc_fail "the pod's eth0 did not come up"
+ip -n "$POD" neigh add 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0 nud permanent
+
+state() {
+        ip -n "$POD" -br link
+        ip -n "$POD" -br addr
+        ip -n "$POD" route
+        tc -n "$POD" qdisc show
+        for dev in $(ip -n "$POD" -br link | awk '{print $1}' | cut -d@ -f1); do
+                echo "filters of $dev:"
+                tc -n "$POD" filter show dev "$dev" ingress
+        done
+}
+before=$(state)
+echo "--- pod namespace before"
+echo "$before"
+
+echo "--- net-tcfilter"
+"$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
+out=$(cat "$CC_TMP/tool.out")
+grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
+        cc_fail "no clear refusal of host networking"
+grep -q "interface eth0 mac .* mtu 1400 kind veth tap tap0_cc" <<<"$out" || cc_fail "eth0 not read"
+grep -q "address 10.88.77.2/24" <<<"$out" || cc_fail "address not read"
+grep -q "agent Interface: name=eth0 hwAddr=.* mtu=1400 type=veth ip=10.88.77.2/24" <<<"$out" ||
+        cc_fail "no Interface message"
+grep -q "agent Route: dest='' gateway='10.88.77.1' device=eth0" <<<"$out" ||
+        cc_fail "no default route in the Routes message"
+grep -q "agent Route: dest='10.88.77.0/24' gateway='' device=eth0" <<<"$out" ||
+        cc_fail "no device route in the Routes message"
+grep -q "agent ARPNeighbor: 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0" <<<"$out" ||
+        cc_fail "no static neighbour"
+grep -q "mirred (Egress Redirect to device tap0_cc)" <<<"$out" || cc_fail "no veth -> tap filter"
+grep -q "net-tcfilter: OK" <<<"$out" || cc_fail "net-tcfilter failed"
+
+after=$(state)
+echo "--- pod namespace after teardown"
+echo "$after"
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") || true; cc_fail "teardown left changes"; }
+echo "PASS: node <-> tap through tc mirred both ways; teardown restored the pod namespace"

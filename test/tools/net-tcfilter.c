@@ -1,0 +1,349 @@
+/*
+ * net-tcfilter POD_NS NODE_NS: drives shim_net (test/integration/net-tcfilter.sh).
+ *
+ * POD_NS and NODE_NS are names under /run/netns created by the test (a veth joins them, the pod
+ * end has an IPv4 address and a default route). The tool:
+ *  1. checks the refusals of host networking for confidential pods;
+ *  2. runs shim_net_setup() on the pod namespace and prints what it read, the agent messages
+ *     the converters make, and `tc -n POD filter show` of the veth;
+ *  3. plays the guest on the tap fd, with the veth's MAC and the pod's first IPv4 address: it
+ *     answers ARP requests and ICMP echo requests it reads there;
+ *  4. meanwhile a child in the node namespace sends 3 ICMP echo requests to the pod's address
+ *     over a raw socket and expects exactly 3 replies (a duplicate would mean the pod's own
+ *     kernel answered too, i.e. the frames did not go through the tap);
+ *  5. tears down. Exit 0 when every step held.
+ * All traffic stays between the two namespaces.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/error.h"
+
+#include "kata/agent.pb-c.h"
+#include "kata/types.pb-c.h"
+#include "shim/network/shim-net.h"
+
+#define N_PINGS 3
+
+static int fail(const char *what, int r, struct cc_error *err)
+{
+        fprintf(stderr, "FAIL: %s: %d %s\n", what, r, cc_error_message(err));
+        return 1;
+}
+
+static uint16_t csum(const void *data, size_t len)
+{
+        const uint8_t *p = data;
+        uint32_t sum = 0;
+        for (size_t i = 0; i + 1 < len; i += 2)
+                sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+        if (len & 1)
+                sum += (uint32_t)(p[len - 1] << 8);
+        while (sum >> 16)
+                sum = (sum & 0xffff) + (sum >> 16);
+        return htons((uint16_t)~sum);
+}
+
+/* The node: N_PINGS echo requests to `dst` from NODE_NS; exit status 0 = all answered once. */
+static int node_pinger(const char *node_ns, struct in_addr dst)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "/run/netns/%s", node_ns);
+        _cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+                perror("node: setns");
+                return 10;
+        }
+        _cleanup_close_ int s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+        if (s < 0) {
+                perror("node: raw socket");
+                return 10;
+        }
+        struct timeval tv = {.tv_sec = 3};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        uint16_t id = (uint16_t)getpid();
+        int replies[N_PINGS + 1] = {0};
+        for (int seq = 1; seq <= N_PINGS; seq++) {
+                struct {
+                        struct icmphdr h;
+                        char payload[16];
+                } req = {.h = {.type = ICMP_ECHO}};
+                req.h.un.echo.id = htons(id);
+                req.h.un.echo.sequence = htons((uint16_t)seq);
+                memcpy(req.payload, "cc-net-tcfilter", 16);
+                req.h.checksum = csum(&req, sizeof(req));
+                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = dst};
+                if (sendto(s, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                        perror("node: sendto");
+                        return 11;
+                }
+                /* Read until this sequence's reply, counting every reply (duplicates too). */
+                for (;;) {
+                        char buf[1500];
+                        ssize_t n = recv(s, buf, sizeof(buf), 0);
+                        if (n < 0) {
+                                fprintf(stderr, "node: no reply to seq %d\n", seq);
+                                return 12;
+                        }
+                        const struct iphdr *ip = (const void *)buf;
+                        if ((size_t)n < sizeof(*ip) + sizeof(struct icmphdr))
+                                continue;
+                        const struct icmphdr *ic = (const void *)(buf + ip->ihl * 4);
+                        if (ic->type != ICMP_ECHOREPLY || ntohs(ic->un.echo.id) != id)
+                                continue;
+                        unsigned rs = ntohs(ic->un.echo.sequence);
+                        if (rs >= 1 && rs <= N_PINGS)
+                                replies[rs]++;
+                        if (rs == (unsigned)seq)
+                                break;
+                }
+        }
+        /* Late duplicates. */
+        tv = (struct timeval){.tv_usec = 500000};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char buf[1500];
+        ssize_t n;
+        while ((n = recv(s, buf, sizeof(buf), 0)) > 0) {
+                const struct iphdr *ip = (const void *)buf;
+                const struct icmphdr *ic = (const void *)(buf + ip->ihl * 4);
+                unsigned rs = ntohs(ic->un.echo.sequence);
+                if (ic->type == ICMP_ECHOREPLY && ntohs(ic->un.echo.id) == id && rs >= 1 &&
+                    rs <= N_PINGS)
+                        replies[rs]++;
+        }
+        int bad = 0;
+        for (int i = 1; i <= N_PINGS; i++) {
+                printf("node: seq %d: %d repl%s\n", i, replies[i], replies[i] == 1 ? "y" : "ies");
+                bad += replies[i] != 1;
+        }
+        return bad ? 13 : 0;
+}
+
+struct guest {
+        uint8_t mac[6];
+        struct in_addr ip;
+        int arp_replies, echo_replies, frames;
+};
+
+/* Answers an ARP request for our address; returns the reply length or 0. */
+static size_t arp_answer(struct guest *g, const uint8_t *f, size_t n, uint8_t *out)
+{
+        if (n < 42 || f[12] != 0x08 || f[13] != 0x06)
+                return 0;
+        const uint8_t *a = f + 14; /* htype(2) ptype(2) hlen plen oper(2) sha spa tha tpa */
+        if (a[6] != 0 || a[7] != ARPOP_REQUEST || memcmp(a + 24, &g->ip, 4) != 0)
+                return 0;
+        memcpy(out, f + 6, 6); /* to the asker */
+        memcpy(out + 6, g->mac, 6);
+        out[12] = 0x08, out[13] = 0x06;
+        uint8_t *r = out + 14;
+        memcpy(r, a, 6); /* htype, ptype, hlen, plen */
+        r[6] = 0, r[7] = ARPOP_REPLY;
+        memcpy(r + 8, g->mac, 6);  /* sha */
+        memcpy(r + 14, &g->ip, 4); /* spa */
+        memcpy(r + 18, a + 8, 10); /* tha, tpa = the asker's sha, spa */
+        return 42;
+}
+
+/* Answers an ICMP echo request to our address; returns the reply length or 0. */
+static size_t echo_answer(struct guest *g, const uint8_t *f, size_t n, uint8_t *out)
+{
+        if (n < 14 + sizeof(struct iphdr) + sizeof(struct icmphdr) || f[12] != 0x08 || f[13] != 0)
+                return 0;
+        const struct iphdr *ip = (const void *)(f + 14);
+        size_t ihl = ip->ihl * 4u, tot = ntohs(ip->tot_len);
+        if (ip->protocol != IPPROTO_ICMP || ip->daddr != g->ip.s_addr || tot > n - 14 ||
+            tot < ihl + sizeof(struct icmphdr))
+                return 0;
+        const struct icmphdr *ic = (const void *)(f + 14 + ihl);
+        if (ic->type != ICMP_ECHO)
+                return 0;
+        memcpy(out, f, 14 + tot);
+        memcpy(out, f + 6, 6);
+        memcpy(out + 6, g->mac, 6);
+        struct iphdr *rip = (void *)(out + 14);
+        rip->saddr = ip->daddr;
+        rip->daddr = ip->saddr;
+        rip->check = 0;
+        rip->check = csum(rip, ihl);
+        struct icmphdr *ric = (void *)(out + 14 + ihl);
+        ric->type = ICMP_ECHOREPLY;
+        ric->checksum = 0;
+        ric->checksum = csum(ric, tot - ihl);
+        return 14 + tot;
+}
+
+static int parse_mac(const char *s, uint8_t *mac)
+{
+        return sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
+                      &mac[4], &mac[5]) == 6
+                       ? 0
+                       : -EINVAL;
+}
+
+static int check_refusals(void)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct shim_net *net = NULL;
+        int r = shim_net_setup(NULL, SHIM_NET_CONFIDENTIAL, &net, &err);
+        printf("refusal (no netns path): %d %s\n", r, cc_error_message(err));
+        if (r != -EPERM)
+                return 1;
+        r = shim_net_setup("/proc/self/ns/net", SHIM_NET_CONFIDENTIAL, &net, &err);
+        printf("refusal (host netns): %d %s\n", r, cc_error_message(err));
+        if (r != -EPERM)
+                return 1;
+        r = shim_net_setup(NULL, 0, &net, &err);
+        if (r < 0 || net->n_ifs != 0)
+                return 1;
+        shim_net_free(net);
+        return 0;
+}
+
+static void print_agent_messages(struct shim_net *net)
+{
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                Types__Interface *m = NULL;
+                if (shim_net_interface_to_proto(&net->ifs[i], &m, NULL) < 0)
+                        continue;
+                printf("agent Interface: name=%s hwAddr=%s mtu=%lu type=%s", m->name, m->hwaddr,
+                       (unsigned long)m->mtu, m->type);
+                for (size_t j = 0; j < m->n_ipaddresses; j++)
+                        printf(" ip=%s/%s", m->ipaddresses[j]->address, m->ipaddresses[j]->mask);
+                printf("\n");
+                protobuf_c_message_free_unpacked(&m->base, NULL);
+        }
+        Grpc__Routes *rs = NULL;
+        if (shim_net_routes_to_proto(net, &rs, NULL) == 0) {
+                for (size_t j = 0; j < rs->n_routes; j++)
+                        printf("agent Route: dest='%s' gateway='%s' device=%s scope=%u\n",
+                               rs->routes[j]->dest, rs->routes[j]->gateway, rs->routes[j]->device,
+                               rs->routes[j]->scope);
+                protobuf_c_message_free_unpacked(&rs->base, NULL);
+        }
+        Grpc__ARPNeighbors *ns = NULL;
+        if (shim_net_neighbors_to_proto(net, &ns, NULL) == 0) {
+                for (size_t j = 0; j < ns->n_arpneighbors; j++)
+                        printf("agent ARPNeighbor: %s lladdr %s dev %s\n",
+                               ns->arpneighbors[j]->toipaddress->address,
+                               ns->arpneighbors[j]->lladdr, ns->arpneighbors[j]->device);
+                protobuf_c_message_free_unpacked(&ns->base, NULL);
+        }
+}
+
+/* Plays the guest on tap_fd until the pinger child exits (or 20 s pass). */
+static int serve_guest(struct guest *g, int tap_fd, pid_t child)
+{
+        time_t deadline = time(NULL) + 20;
+        while (time(NULL) < deadline) {
+                int status;
+                if (waitpid(child, &status, WNOHANG) == child)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+                struct pollfd p = {.fd = tap_fd, .events = POLLIN};
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                uint8_t f[2048], out[2048];
+                ssize_t n = read(tap_fd, f, sizeof(f));
+                if (n <= 0)
+                        continue;
+                g->frames++;
+                size_t len;
+                if ((len = arp_answer(g, f, (size_t)n, out)) > 0) {
+                        if (write(tap_fd, out, len) == (ssize_t)len)
+                                g->arp_replies++;
+                } else if ((len = echo_answer(g, f, (size_t)n, out)) > 0) {
+                        if (write(tap_fd, out, len) == (ssize_t)len)
+                                g->echo_replies++;
+                }
+        }
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        return 101;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc != 3) {
+                fprintf(stderr, "usage: %s POD_NS NODE_NS\n", argv[0]);
+                return 2;
+        }
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (check_refusals() != 0) {
+                fprintf(stderr, "FAIL: host networking was not refused\n");
+                return 1;
+        }
+
+        char pod_path[256];
+        snprintf(pod_path, sizeof(pod_path), "/run/netns/%s", argv[1]);
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct shim_net *net = NULL;
+        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        if (r < 0)
+                return fail("shim_net_setup", r, err);
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                const struct shim_net_if *nif = &net->ifs[i];
+                printf("interface %s mac %s mtu %u kind %s tap %s fd %d\n", nif->name, nif->mac,
+                       nif->mtu, nif->kind, nif->tap_name, nif->tap_fd);
+                for (size_t j = 0; j < nif->n_addrs; j++)
+                        printf("  address %s/%u\n", nif->addrs[j].addr, nif->addrs[j].prefix_len);
+        }
+        print_agent_messages(net);
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "tc -n %s filter show ingress dev %s; tc -n %s qdisc show",
+                 argv[1], net->n_ifs ? net->ifs[0].name : "lo", argv[1]);
+        fflush(stdout);
+        if (system(cmd) != 0)
+                fprintf(stderr, "tc show failed\n");
+
+        int rc = 0;
+        struct guest g = {0};
+        const struct shim_net_addr *a4 = NULL;
+        for (size_t j = 0; net->n_ifs && j < net->ifs[0].n_addrs; j++)
+                if (net->ifs[0].addrs[j].family == AF_INET && !a4)
+                        a4 = &net->ifs[0].addrs[j];
+        if (net->n_ifs != 1 || !a4 || parse_mac(net->ifs[0].mac, g.mac) < 0 ||
+            inet_pton(AF_INET, a4->addr, &g.ip) != 1) {
+                fprintf(stderr, "FAIL: expected one interface with an IPv4 address\n");
+                rc = 1;
+        } else {
+                fflush(stdout);
+                pid_t child = fork();
+                if (child == 0)
+                        _exit(node_pinger(argv[2], g.ip));
+                int pr = serve_guest(&g, net->ifs[0].tap_fd, child);
+                printf("guest: %d frames read on the tap, %d ARP replies, %d echo replies "
+                       "written; node pinger exit %d\n",
+                       g.frames, g.arp_replies, g.echo_replies, pr);
+                if (pr != 0 || g.echo_replies != N_PINGS || g.arp_replies < 1)
+                        rc = 1;
+        }
+
+        r = shim_net_teardown(net, &err);
+        if (r < 0)
+                rc = fail("shim_net_teardown", r, err);
+        /* A second teardown has nothing left to do. */
+        if (shim_net_teardown(net, &err) < 0)
+                rc = 1;
+        shim_net_free(net);
+        printf("%s\n", rc == 0 ? "net-tcfilter: OK" : "net-tcfilter: FAILED");
+        return rc;
+}
