@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,21 +139,26 @@ static int dup_str(char **dst, const char *src)
 }
 
 /* The string members of struct hv_config, for copying and freeing. */
-#define CONFIG_STRINGS(X)                                                                      \
-        X(backend)                                                                             \
-        X(name)                                                                                \
-        X(run_dir)                                                                             \
-        X(vmm_path)                                                                            \
-        X(libvirt_uri)                                                                         \
-        X(kernel)                                                                              \
-        X(initrd) X(kernel_params) X(firmware) X(console_log) X(tee.host_data) X(tee.id_block) \
-                X(tee.id_auth) X(tee.mrconfigid) X(tee.qgs_socket)
+static const size_t config_strings[] = {
+        offsetof(struct hv_config, backend),        offsetof(struct hv_config, name),
+        offsetof(struct hv_config, run_dir),        offsetof(struct hv_config, vmm_path),
+        offsetof(struct hv_config, libvirt_uri),    offsetof(struct hv_config, kernel),
+        offsetof(struct hv_config, initrd),         offsetof(struct hv_config, kernel_params),
+        offsetof(struct hv_config, firmware),       offsetof(struct hv_config, console_log),
+        offsetof(struct hv_config, tee.host_data),  offsetof(struct hv_config, tee.id_block),
+        offsetof(struct hv_config, tee.id_auth),    offsetof(struct hv_config, tee.mrconfigid),
+        offsetof(struct hv_config, tee.qgs_socket),
+};
+
+static char **config_string(struct hv_config *cfg, size_t i)
+{
+        return (char **)((char *)cfg + config_strings[i]);
+}
 
 void hv__config_done(struct hv_config *cfg)
 {
-#define FREE_ONE(m) free((char *)cfg->m);
-        CONFIG_STRINGS(FREE_ONE)
-#undef FREE_ONE
+        for (size_t i = 0; i < CC_ARRAY_SIZE(config_strings); i++)
+                free(*config_string(cfg, i));
         for (size_t i = 0; i < cfg->n_disks; i++)
                 free((char *)cfg->disks[i].path);
         free((void *)cfg->disks);
@@ -168,18 +174,14 @@ int hv__config_copy(struct hv_config *dst, const struct hv_config *src)
 {
         *dst = *src;
         /* Clear owned members first so that a failure half-way frees only copies. */
-#define CLEAR_ONE(m) dst->m = NULL;
-        CONFIG_STRINGS(CLEAR_ONE)
-#undef CLEAR_ONE
+        for (size_t i = 0; i < CC_ARRAY_SIZE(config_strings); i++)
+                *config_string(dst, i) = NULL;
         dst->disks = NULL;
         dst->nets = NULL;
         dst->n_disks = dst->n_nets = 0;
         int r = 0;
-#define COPY_ONE(m) \
-        if (r == 0) \
-                r = dup_str((char **)&dst->m, src->m);
-        CONFIG_STRINGS(COPY_ONE)
-#undef COPY_ONE
+        for (size_t i = 0; r == 0 && i < CC_ARRAY_SIZE(config_strings); i++)
+                r = dup_str(config_string(dst, i), *config_string((struct hv_config *)src, i));
         if (r == 0 && src->n_disks) {
                 struct hv_disk *d = calloc(src->n_disks, sizeof(*d));
                 if (!d)
