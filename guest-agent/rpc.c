@@ -299,6 +299,10 @@ static int read_stream(struct agent *a, struct cc_ttrpc_call *call, const char *
                 return -ENOMEM;
         ssize_t n =
                 agent_process_read(a->rt, req->container_id, req->exec_id, which, buf, len, err);
+        /* End of stream is OutOfRange ("reading past end-of-file" in gRPC's terms), so that a
+         * shim can tell it from a failure; Kata's shim ends the copy on any error. */
+        if (n == -ENODATA)
+                return cc_error_set_code(err, CC_GRPC_OUT_OF_RANGE, "end of stream");
         if (n < 0)
                 return (int)n;
         resp->data.data = buf;
