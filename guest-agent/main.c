@@ -128,6 +128,9 @@ int main(int argc, char **argv)
                         break;
                 }
         }
+        /* Containers first: that ends the handlers blocked on them (WaitProcess, ReadStdout,
+         * GetOOMEvent), which the server's shutdown waits for. */
+        agent_runtime_shutdown(a.rt);
         cc_ttrpc_server_shutdown(a.srv);
         agent_runtime_free(a.rt);
         cc_ttrpc_server_free(a.srv);

@@ -63,6 +63,8 @@ start_agent() { # [policy file]
 
 stop_agent() {
         kill "$agent_pid"
+        for _ in $(seq 100); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$agent_pid" 2>/dev/null && echo "FAIL: agent ignored SIGTERM" && fails=$((fails + 1))
         wait "$agent_pid" 2>/dev/null
         agent_pid=""
         rm -f "$tmp/agent.sock"
@@ -227,7 +229,17 @@ expect_match "policy denies CopyFile" "$(ctl copy-file --src "$tmp/src" --dst "$
         "PermissionDenied: CopyFile denied by agent policy rule 'no-copy'"
 expect_eq "allowed requests still work" "$(ctl run --id c1 $(R c1) -- echo fine)" "fine"
 ctl remove --id sec
+# SIGTERM with calls blocked on a running container still ends the agent promptly.
+ctl create --id c2 $(R c2) -- sleep 60
+ctl start --id c2
+ctl wait --id c2 >/dev/null 2>&1 &
+ctl read-stdout --id c2 >/dev/null 2>&1 &
+ctl oom-event --timeout 60 >/dev/null 2>&1 &
+sleep 0.3
+t0=$(date +%s)
 stop_agent
+expect_eq "SIGTERM with blocked calls: agent exits within 5 s" "$(( $(date +%s) - t0 < 5 ))" "1"
+wait
 
 # --- nothing left behind
 sleep 0.2
