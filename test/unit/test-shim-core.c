@@ -4,6 +4,9 @@
  * config.json -> grpc.Spec translation, and the Kata-style configuration reader.
  */
 #include <errno.h>
+#include <glob.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,12 +310,53 @@ static void test_config(void **state)
         free(p);
 }
 
+/* Every shipped runtime configuration loads, with no unknown-key warning, and the TEE ones
+ * refuse a host rootfs. */
+static void test_shipped_configs(void **state)
+{
+        glob_t g;
+        if (glob("configs/runtime/configuration-*.toml", 0, NULL, &g) != 0)
+                skip();
+        char logpath[] = "/tmp/test-shim-log.XXXXXX";
+        int logfd = mkstemp(logpath);
+        assert_true(logfd >= 0);
+        cc_log_set_fd(logfd);
+        cc_log_set_level(CC_LOG_WARN);
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+                struct shim_config c;
+                struct cc_error *err = NULL;
+                shim_config_init(&c);
+                if (shim_config_load(g.gl_pathv[i], &c, &err) < 0)
+                        fail_msg("%s: %s", g.gl_pathv[i], cc_error_message(err));
+                bool tee = strstr(g.gl_pathv[i], "tdx") || strstr(g.gl_pathv[i], "sev") ||
+                           strstr(g.gl_pathv[i], "snp");
+                assert_int_equal(c.tee != HV_TEE_NONE, tee);
+                assert_int_equal(c.allow_host_rootfs, !tee);
+                if (tee)
+                        assert_non_null(c.firmware);
+                shim_config_done(&c);
+        }
+        cc_log_set_fd(2);
+        struct stat st;
+        assert_int_equal(fstat(logfd, &st), 0);
+        if (st.st_size > 0) {
+                char buf[512] = "";
+                assert_true(pread(logfd, buf, sizeof(buf) - 1, 0) > 0);
+                fail_msg("warnings: %s", buf);
+        }
+        close(logfd);
+        unlink(logpath);
+        assert_true(g.gl_pathc >= 6);
+        globfree(&g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_path_clean),      cmocka_unit_test(test_socket_address),
                 cmocka_unit_test(test_roles),           cmocka_unit_test(test_rootfs_classify),
                 cmocka_unit_test(test_spec_translation), cmocka_unit_test(test_config),
+                cmocka_unit_test(test_shipped_configs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
