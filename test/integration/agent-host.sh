@@ -58,7 +58,11 @@ start_agent() { # [policy file]
                 --cgroup-root "$cgname" --policy "$policy" --log-level debug \
                 >>"$tmp/agent.log" 2>&1 &
         agent_pid=$!
-        for _ in $(seq 50); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
+        # The socket file appears at bind(), a moment before listen(): wait for an answer.
+        for _ in $(seq 100); do
+                "$CTL" --addr "unix://$tmp/agent.sock" check >/dev/null 2>&1 && break
+                sleep 0.1
+        done
 }
 
 stop_agent() {
