@@ -62,7 +62,12 @@ def check(what, cond):
     print(("ok: " if cond else "FAIL: ") + what)
     fails += 0 if cond else 1
 try:
-    time.sleep(0.5)
+    # Write only once the agent has the pty open in raw mode (before that the line
+    # discipline would cook the bytes).
+    for _ in range(200):
+        if "serving " + slave_path in open(f"{tmp}/agent.log").read():
+            break
+        time.sleep(0.05)
     # SERVING is field 1 varint 1 in HealthCheckResponse, inside Response.payload (field 2).
     serving = field(2, b"\x08\x01")
     os.write(master, request(1, "grpc.Health", "Check"))
