@@ -768,7 +768,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "no --addr (or CC_AGENT_ADDR)\n");
                 return 2;
         }
+        /* With --wait, also wait for the socket to accept (it may exist before listen()). */
         int fd = connect_addr(o.addr);
+        for (time_t end = time(NULL) + o.wait_s; fd < 0 && time(NULL) < end;) {
+                nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+                fd = connect_addr(o.addr);
+        }
         if (fd < 0) {
                 fprintf(stderr, "error: connect %s: %s\n", o.addr, strerror(-fd));
                 return 1;
