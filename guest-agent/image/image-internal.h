@@ -187,5 +187,7 @@ struct img_layer_job {
 };
 /* Streams, verifies and publishes one layer; returns 0 when it is in the store. */
 int img__layer_pull(struct img_layer_job *job, struct cc_error **err);
-/* Unpacks a tar stream (already decompressed) from a fd into rootfd; for tests/fuzzing. */
-int img__unpack_fd(int fd, int rootfd, unsigned flags, struct cc_error **err);
+/* Unpacks a (compressed) tar stream from a fd into rootfd, with the layer pipeline's decoders
+ * and test-sized limits; for tests and fuzzing. */
+int img__unpack_fd(int fd, int rootfd, enum img_compression comp, unsigned flags,
+                   struct cc_error **err);

@@ -312,14 +312,15 @@ out:
         return r;
 }
 
-int img__unpack_fd(int fd, int rootfd, unsigned flags, struct cc_error **err)
+int img__unpack_fd(int fd, int rootfd, enum img_compression comp, unsigned flags,
+                   struct cc_error **err)
 {
         struct pipe p = {.blob = NULL, .fd = fd};
         struct img_pull_opts o = {.flags = flags};
         uint64_t bytes = 0, inodes = 0;
         struct img_limits lim = {
                 .max_bytes = 64ULL << 20, .max_inodes = 100000, .bytes = &bytes, .inodes = &inodes};
-        int r = pipe_init(&p, IMG_COMP_NONE, 256ULL << 20);
+        int r = pipe_init(&p, comp, 64ULL << 20);
         if (r == 0 && !(p.fdbuf = malloc(OUT_SIZE)))
                 r = -ENOMEM;
         if (r == 0)

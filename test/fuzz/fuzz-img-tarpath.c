@@ -1,6 +1,7 @@
 /*
- * Fuzz target: tar path handling. The input is cleaned as a tar path, then unpacked as a tar
- * into a fresh directory below a private root; afterwards nothing may exist in the root's
+ * Fuzz target: tar path handling and the layer decoders. The input is cleaned as a tar path,
+ * then unpacked as a tar (gzip or zstd compressed when it starts with their magic) into a fresh
+ * directory below a private root; afterwards nothing may exist in the root's
  * parent besides that root (an escape aborts). Inputs are capped at 64 KiB and file data at
  * the applier's test limits.
  */
@@ -88,7 +89,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         lseek(fd, 0, SEEK_SET);
         struct cc_error *err = NULL;
-        img__unpack_fd(fd, rootfd, 0, &err);
+        /* The decoders see hostile input too: gzip (ISA-L) and zstd streams by their magic. */
+        enum img_compression comp = IMG_COMP_NONE;
+        if (size >= 2 && data[0] == 0x1f && data[1] == 0x8b)
+                comp = IMG_COMP_GZIP;
+        else if (size >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f &&
+                 data[3] == 0xfd)
+                comp = IMG_COMP_ZSTD;
+        img__unpack_fd(fd, rootfd, comp, 0, &err);
         cc_error_free(err);
         close(fd);
         close(rootfd);

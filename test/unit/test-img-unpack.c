@@ -103,7 +103,7 @@ static int teardown(void **state)
 static int unpack_flags(const struct ent *e, size_t n, unsigned flags, struct cc_error **err)
 {
         int fd = make_tar(e, n);
-        int r = img__unpack_fd(fd, rootfd, flags, err);
+        int r = img__unpack_fd(fd, rootfd, IMG_COMP_NONE, flags, err);
         close(fd);
         return r;
 }
@@ -111,7 +111,7 @@ static int unpack_flags(const struct ent *e, size_t n, unsigned flags, struct cc
 static int unpack(const struct ent *e, size_t n, struct cc_error **err)
 {
         int fd = make_tar(e, n);
-        int r = img__unpack_fd(fd, rootfd, 0, err);
+        int r = img__unpack_fd(fd, rootfd, IMG_COMP_NONE, 0, err);
         close(fd);
         return r;
 }
@@ -243,7 +243,7 @@ static void test_truncated(void **state)
         int fd = make_tar(e, 1);
         assert_int_equal(ftruncate(fd, 512 + 20), 0);
         _cleanup_error_ struct cc_error *err = NULL;
-        assert_true(img__unpack_fd(fd, rootfd, 0, &err) < 0);
+        assert_true(img__unpack_fd(fd, rootfd, IMG_COMP_NONE, 0, &err) < 0);
         close(fd);
 }
 
