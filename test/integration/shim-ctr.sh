@@ -141,13 +141,18 @@ check_clean t1 "after the terminal run"
 
 # --- 2. long-running task: exec, ps, metrics, pause/resume, kill, delete --------------------
 cc_bg events ctr_ events
-ctr_ run -d "${RT[@]}" --rootfs "$ROOTFS" c2 /bin/sh -c 'while true; do busybox sleep 1; done' ||
+echo "10.9.8.7 shim-test-host" >"$CC_TMP/hosts"
+ctr_ run -d "${RT[@]}" --mount "type=bind,src=$CC_TMP/hosts,dst=/etc/hosts,options=rbind:ro" \
+        --rootfs "$ROOTFS" c2 /bin/sh -c 'while true; do busybox sleep 1; done' ||
         fail "run -d c2"
 cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'c2 .*RUNNING'" ||
         fail "c2 not RUNNING: $(ctr_ task ls)"
 out=$(timeout 60 ctr_ task exec --exec-id e1 c2 /bin/busybox echo exec works)
 rc=$?
 [ "$out" = "exec works" ] && [ $rc -eq 0 ] && ok "task exec output" || fail "exec: '$out' rc=$rc"
+out=$(timeout 60 ctr_ task exec --exec-id e0 c2 /bin/busybox cat /etc/hosts)
+[ "$out" = "10.9.8.7 shim-test-host" ] && ok "bind-mounted /etc/hosts copied into the guest" ||
+        fail "/etc/hosts in the container: '$out'"
 timeout 60 ctr_ task exec --exec-id e2 c2 /bin/sh -c 'exit 7'
 rc=$?
 [ $rc -eq 7 ] && ok "exec exit code" || fail "exec exit code $rc"

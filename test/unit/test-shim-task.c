@@ -82,6 +82,19 @@ PLAIN(a_start, "StartContainer")
 PLAIN(a_remove, "RemoveContainer")
 PLAIN(a_signal, "SignalProcess")
 PLAIN(a_copy, "CopyFile")
+PLAIN(a_resize, "TtyWinResize")
+PLAIN(a_close_stdin, "CloseStdin")
+
+/* UpdateContainer: the resources arrive translated from the OCI JSON. */
+H(a_update)
+{
+        const Grpc__UpdateContainerRequest *r = (const void *)req_;
+        char buf[64];
+        snprintf(buf, sizeof(buf), "UpdateContainer:%lld",
+                 r->resources && r->resources->memory ? (long long)r->resources->memory->limit : -1);
+        record(buf);
+        return 0;
+}
 
 H(a_create)
 {
@@ -152,6 +165,9 @@ static const struct cc_ttrpc_method agent_methods[] = {
         AM("ReadStdout", grpc__read_stream_request, &grpc__read_stream_response__descriptor, a_read,
            0),
         AM("CopyFile", grpc__copy_file_request, NULL, a_copy, 0),
+        AM("TtyWinResize", grpc__tty_win_resize_request, NULL, a_resize, 0),
+        AM("CloseStdin", grpc__close_stdin_request, NULL, a_close_stdin, 0),
+        AM("UpdateContainer", grpc__update_container_request, NULL, a_update, 0),
 };
 static const struct cc_ttrpc_method health_methods[] = {
         AM("Check", grpc__check_request, &grpc__health_check_response__descriptor, a_check, 0),
@@ -400,6 +416,39 @@ static void test_pod(void **state)
         assert_string_equal(pulled, "registry.local/app:1 for app1");
         assert_string_equal(created_root, "/run/kata-containers/shared/containers/app1/rootfs");
         assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "app1", &err), 0);
+
+        /* Update (OCI LinuxResources JSON), ResizePty, CloseIO (no stdin relay: direct). */
+        static const char res[] = "{\"memory\":{\"limit\":1048576}}";
+        Google__Protobuf__Any ra = GOOGLE__PROTOBUF__ANY__INIT;
+        ra.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+        ra.value.data = (uint8_t *)res;
+        ra.value.len = strlen(res);
+        Containerd__Task__V2__UpdateTaskRequest ur = CONTAINERD__TASK__V2__UPDATE_TASK_REQUEST__INIT;
+        ur.id = "app1";
+        ur.resources = &ra;
+        assert_int_equal(call("Update", &ur.base, NULL, NULL, &err), 0);
+        assert_non_null(strstr(calls, "UpdateContainer:1048576"));
+        Containerd__Task__V2__ResizePtyRequest rp = CONTAINERD__TASK__V2__RESIZE_PTY_REQUEST__INIT;
+        rp.id = "app1";
+        rp.width = 80;
+        rp.height = 24;
+        assert_int_equal(call("ResizePty", &rp.base, NULL, NULL, &err), 0);
+        assert_non_null(strstr(calls, "TtyWinResize"));
+        Containerd__Task__V2__CloseIORequest cr = CONTAINERD__TASK__V2__CLOSE_IOREQUEST__INIT;
+        cr.id = "app1";
+        cr.stdin = true;
+        assert_int_equal(call("CloseIO", &cr.base, NULL, NULL, &err), 0);
+        assert_non_null(strstr(calls, "CloseStdin"));
+        /* State of a running container. */
+        Containerd__Task__V2__StateRequest sr = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
+        sr.id = "app1";
+        Containerd__Task__V2__StateResponse *st = NULL;
+        assert_int_equal(call("State", &sr.base, &containerd__task__v2__state_response__descriptor,
+                              (ProtobufCMessage **)&st, &err),
+                         0);
+        assert_int_equal(st->status, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+        assert_string_equal(st->stdout, out);
+        protobuf_c_message_free_unpacked(&st->base, NULL);
 
         /* Checkpoint: Unimplemented; unknown ids: NotFound. */
         assert_true(simple("Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor,
