@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* cmocka.h needs these first. */
@@ -274,6 +275,10 @@ static void set_config(const char *text)
 static int setup(void **state)
 {
         cc_log_set_level(CC_LOG_FATAL);
+        calls[0] = topics[0] = pulled[0] = created_root[0] = '\0';
+        exit_status = -1;
+        reads = 0;
+        hv_mock_reset();
         snprintf(tmp, sizeof(tmp), "/tmp/test-shim-task.XXXXXX");
         assert_non_null(mkdtemp(tmp));
         char run[128], dir[160], path[256];
@@ -527,11 +532,68 @@ static void test_tee_host_rootfs(void **state)
         free(b);
 }
 
+/* The agent channel breaks while the VM runs: the pod fails as a whole (VM stopped, every task
+ * exits 255) instead of leaving tasks nobody can reach. Also: the pod annotation
+ * io.katacontainers.config_path wins over the runtime options' ConfigPath. */
+static void test_agent_lost(void **state)
+{
+        struct cc_error *err = NULL;
+        char good[128];
+        snprintf(good, sizeof(good), "%s/good.toml", tmp);
+        write_file(good, "[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
+                         "[agent.kata]\ndial_timeout = 5\n");
+        set_config("this is not toml");
+        char annos[512];
+        snprintf(annos, sizeof(annos),
+                 "\"io.kubernetes.cri.image-name\":\"registry.local/app:2\","
+                 "\"io.katacontainers.config_path\":\"%s\"",
+                 good);
+        char *b = bundle("pod1", annos);
+        assert_int_equal(create("pod1", b, NULL, 0, NULL, &err), 0);
+        assert_string_equal(pulled, "registry.local/app:2 for pod1");
+        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+        usleep(100 * 1000); /* the monitor is in WaitProcess */
+        /* Break the shim's end of the agent connection (the fd whose peer is agent.sock). */
+        char *vmdir = NULL;
+        assert_int_equal(shim_vm_run_dir("k8s.io", "pod1", &vmdir), 0);
+        char sock[256];
+        snprintf(sock, sizeof(sock), "%s/agent.sock", vmdir);
+        free(vmdir);
+        int broken = 0;
+        for (int fd = 3; fd < 1024; fd++) {
+                struct sockaddr_un sa;
+                socklen_t l = sizeof(sa);
+                if (getpeername(fd, (struct sockaddr *)&sa, &l) == 0 && sa.sun_family == AF_UNIX &&
+                    strcmp(sa.sun_path, sock) == 0 && shutdown(fd, SHUT_RDWR) == 0)
+                        broken++;
+        }
+        assert_true(broken >= 1);
+        Containerd__Task__V2__WaitRequest wr = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
+        wr.id = "pod1";
+        Containerd__Task__V2__WaitResponse *wresp = NULL;
+        assert_int_equal(call("Wait", &wr.base, &containerd__task__v2__wait_response__descriptor,
+                              (ProtobufCMessage **)&wresp, &err),
+                         0);
+        assert_int_equal(wresp->exit_status, 255);
+        protobuf_c_message_free_unpacked(&wresp->base, NULL);
+        char *mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "stop:pod1"));
+        free(mc);
+        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err), 0);
+        /* Let the fake agent's parked handlers go, so its server can stop. */
+        pthread_mutex_lock(&lock);
+        exit_status = 0;
+        pthread_cond_broadcast(&cond);
+        pthread_mutex_unlock(&lock);
+        free(b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tee_host_rootfs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
