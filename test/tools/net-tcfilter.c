@@ -98,7 +98,7 @@ static int node_pinger(const char *node_ns, struct in_addr dst)
                 }
                 /* Read until this sequence's reply, counting every reply (duplicates too). */
                 for (;;) {
-                        char buf[1500];
+                        _Alignas(4) char buf[1500];
                         ssize_t n = recv(s, buf, sizeof(buf), 0);
                         if (n < 0) {
                                 fprintf(stderr, "node: no reply to seq %d\n", seq);
@@ -120,9 +120,11 @@ static int node_pinger(const char *node_ns, struct in_addr dst)
         /* Late duplicates. */
         tv = (struct timeval){.tv_usec = 500000};
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        char buf[1500];
+        _Alignas(4) char buf[1500];
         ssize_t n;
         while ((n = recv(s, buf, sizeof(buf), 0)) > 0) {
+                if ((size_t)n < sizeof(struct iphdr) + sizeof(struct icmphdr))
+                        continue;
                 const struct iphdr *ip = (const void *)buf;
                 const struct icmphdr *ic = (const void *)(buf + ip->ihl * 4);
                 unsigned rs = ntohs(ic->un.echo.sequence);
@@ -164,31 +166,34 @@ static size_t arp_answer(struct guest *g, const uint8_t *f, size_t n, uint8_t *o
         return 42;
 }
 
-/* Answers an ICMP echo request to our address; returns the reply length or 0. */
+/*
+ * Answers an ICMP echo request to our address; returns the reply length or 0. The IP header sits
+ * at offset 14 of the frame, not 4-aligned, so fields are copied out and written back bytewise.
+ */
 static size_t echo_answer(struct guest *g, const uint8_t *f, size_t n, uint8_t *out)
 {
-        if (n < 14 + sizeof(struct iphdr) + sizeof(struct icmphdr) || f[12] != 0x08 || f[13] != 0)
+        struct iphdr ip;
+        if (n < 14 + sizeof(ip) + sizeof(struct icmphdr) || f[12] != 0x08 || f[13] != 0)
                 return 0;
-        const struct iphdr *ip = (const void *)(f + 14);
-        size_t ihl = ip->ihl * 4u, tot = ntohs(ip->tot_len);
-        if (ip->protocol != IPPROTO_ICMP || ip->daddr != g->ip.s_addr || tot > n - 14 ||
-            tot < ihl + sizeof(struct icmphdr))
-                return 0;
-        const struct icmphdr *ic = (const void *)(f + 14 + ihl);
-        if (ic->type != ICMP_ECHO)
+        memcpy(&ip, f + 14, sizeof(ip));
+        size_t ihl = ip.ihl * 4u, tot = ntohs(ip.tot_len);
+        if (ip.protocol != IPPROTO_ICMP || ip.daddr != g->ip.s_addr || tot > n - 14 ||
+            ihl < sizeof(ip) || tot < ihl + sizeof(struct icmphdr) || f[14 + ihl] != ICMP_ECHO)
                 return 0;
         memcpy(out, f, 14 + tot);
         memcpy(out, f + 6, 6);
         memcpy(out + 6, g->mac, 6);
-        struct iphdr *rip = (void *)(out + 14);
-        rip->saddr = ip->daddr;
-        rip->daddr = ip->saddr;
-        rip->check = 0;
-        rip->check = csum(rip, ihl);
-        struct icmphdr *ric = (void *)(out + 14 + ihl);
-        ric->type = ICMP_ECHOREPLY;
-        ric->checksum = 0;
-        ric->checksum = csum(ric, tot - ihl);
+        uint8_t *rip = out + 14;
+        memcpy(rip + 12, &ip.daddr, 4); /* source: us */
+        memcpy(rip + 16, &ip.saddr, 4); /* destination: the asker */
+        rip[10] = rip[11] = 0;
+        uint16_t c = csum(rip, ihl);
+        memcpy(rip + 10, &c, 2);
+        uint8_t *ric = rip + ihl;
+        ric[0] = ICMP_ECHOREPLY;
+        ric[2] = ric[3] = 0;
+        c = csum(ric, tot - ihl);
+        memcpy(ric + 2, &c, 2);
         return 14 + tot;
 }
 
