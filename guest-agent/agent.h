@@ -57,6 +57,8 @@ const struct cc_ttrpc_service *agent_rpc_service(void);
 const struct cc_ttrpc_service *agent_rpc_health_service(void);
 /* The image service (rpc-image.c); the PullImage handler is where libccimage plugs in. */
 int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
+/* Unmounts and removes the rootfs PullImage made for a container (no-op when there is none). */
+void agent_image_release(struct agent *a, const char *container_id);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err);

@@ -113,7 +113,13 @@ HANDLER(remove_container)
         struct agent *a = userdata;
         const Grpc__RemoveContainerRequest *req = (const void *)req_;
         int r = agent_rpc_admit(a, "RemoveContainer", req->container_id, err);
-        return r < 0 ? r : agent_container_remove(a->rt, req->container_id, req->timeout, err);
+        if (r < 0)
+                return r;
+        r = agent_container_remove(a->rt, req->container_id, req->timeout, err);
+        /* The pulled rootfs goes with the container, also when it never ran. */
+        if (r == 0 || r == -ENOENT)
+                agent_image_release(a, req->container_id);
+        return r;
 }
 
 HANDLER(exec_process)

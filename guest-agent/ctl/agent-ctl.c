@@ -28,6 +28,7 @@
 
 #include "kata/agent.pb-c.h"
 #include "kata/health.pb-c.h"
+#include "kata/image.pb-c.h"
 
 #define AGENT    "grpc.AgentService"
 #define MAX_LIST 64
@@ -438,6 +439,22 @@ static int run(const char *cmd, struct opts *o)
                 req.hostname = (char *)(o->hostname ? o->hostname : "");
                 req.sandbox_id = (char *)(o->id ? o->id : "");
                 call(AGENT, "CreateSandbox", &req.base, NULL, NULL, 0, true);
+                return 0;
+        }
+        if (strcmp(cmd, "pull-image") == 0) {
+                /* pull-image --id C [--user USER:PASS] -- IMAGE: grpc.Image/PullImage. */
+                if (!o->id || o->n_args != 1) {
+                        fprintf(stderr, "usage: pull-image --id CONTAINER -- IMAGE\n");
+                        return 2;
+                }
+                Grpc__PullImageRequest req = GRPC__PULL_IMAGE_REQUEST__INIT;
+                req.image = o->args[0];
+                req.container_id = (char *)o->id;
+                req.source_creds = (char *)(o->user ? o->user : "");
+                Grpc__PullImageResponse *resp = NULL;
+                call("grpc.Image", "PullImage", &req.base, &grpc__pull_image_response__descriptor,
+                     (ProtobufCMessage **)&resp, 0, true);
+                printf("%s\n", resp->image_ref);
                 return 0;
         }
         if (strcmp(cmd, "destroy-sandbox") == 0) {

@@ -22,3 +22,4 @@ $(BUILD)/cc-image-pull: $(BUILD)/guest-agent/image/cc-image-pull.o $(LIBIMG) $(L
 
 INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.sh \
 	test/integration/img-encrypted.sh test/integration/img-faults.sh
+INTEGRATION_TESTS += test/integration/agent-pull.sh

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# grpc.Image/PullImage in cc-agent, on the host: the agent (a process on a unix socket) pulls an
+# image from the real distribution registry on loopback into its layer store, mounts the
+# container's rootfs (overlay of the layers + a writable upper) where CreateContainer expects
+# it, runs a container from it, shares layers between containers, refuses bad requests, and
+# RemoveContainer leaves no mount and no directory behind.
+set -u
+. "$(dirname "$0")/img-lib.sh"
+AGENT=$(realpath "$BUILD/cc-agent")
+CTL=$(realpath "$BUILD/cc-agent-ctl")
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] || { echo "needs busybox-static"; exit 77; }
+img_setup
+cg=cc-agent-pull-$$
+containers=$T/containers
+agent_pid=""
+cleanup_agent() {
+        [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+        for m in $(grep -o " $T/[^ ]*" /proc/self/mountinfo | sort -r); do umount -l "$m"; done
+        rmdir /sys/fs/cgroup/$cg/* /sys/fs/cgroup/$cg 2>/dev/null
+        img_cleanup
+}
+trap cleanup_agent EXIT
+ctl() { ASAN_OPTIONS=detect_leaks=0 "$CTL" --addr "unix://$T/agent.sock" "$@"; }
+
+# A two-layer image: busybox, then a file.
+layout=$T/layout
+umoci init --layout "$layout"
+umoci new --image "$layout:1"
+umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
+mkdir -p "$T/bundle/rootfs/bin" "$T/bundle/rootfs/etc" "$T/bundle/rootfs/proc" "$T/bundle/rootfs/dev"
+cp "$BUSYBOX" "$T/bundle/rootfs/bin/busybox"
+for a in sh echo cat ls; do ln -s busybox "$T/bundle/rootfs/bin/$a"; done
+umoci repack --image "$layout:1" "$T/bundle" >/dev/null
+rm -rf "$T/bundle"
+umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
+echo "pulled in the guest" >"$T/bundle/rootfs/etc/demo"
+umoci repack --image "$layout:1" "$T/bundle" >/dev/null
+rm -rf "$T/bundle"
+img_push "oci:$layout:1" demo:1
+IMAGE=$REG/demo:1
+
+cat >"$T/image.json" <<JSON
+{"store_dir": "$T/store", "insecure_registries": ["$REG"]}
+JSON
+mkdir -p "$containers"
+CC_AGENT_IMAGE_CONFIG=$T/image.json "$AGENT" --server-addr "unix://$T/agent.sock" \
+        --containers-dir "$containers" --cgroup-root "$cg" --policy "$T/no-policy.json" \
+        --log-level debug >"$T/agent.log" 2>&1 &
+agent_pid=$!
+PIDS+=("$agent_pid")
+ctl check --wait 10 >/dev/null || fail "agent did not answer"
+
+ref=$(ctl pull-image --id c1 -- "$IMAGE") || fail "PullImage: $ref"
+[ "$ref" = "$IMAGE" ] || fail "PullImage answered '$ref'"
+mountpoint -q "$containers/c1/rootfs" || fail "no rootfs mounted for c1"
+out=$(ctl run --id c1 --rootfs "$containers/c1/rootfs" -- sh -c 'cat /etc/demo; echo x > /new') ||
+        fail "container from the pulled image: $out"
+[ "$out" = "pulled in the guest" ] || fail "container printed '$out'"
+echo "ok: a container runs from the image pulled by the agent"
+
+# A second container of the pod shares the layers; its writes are its own.
+ctl pull-image --id c2 -- "$IMAGE" >/dev/null || fail "second PullImage"
+[ "$(ls "$T/store/layers/sha256" | wc -l)" -eq 2 ] || fail "layers not shared: $(ls "$T/store/layers/sha256")"
+[ ! -e "$containers/c2/rootfs/new" ] || fail "c1's write is visible in c2"
+echo "ok: layers shared, uppers separate"
+
+# Bad requests: clear errors, nothing made.
+out=$(ctl pull-image --id c2 -- "$IMAGE" 2>&1) && fail "a second rootfs for c2 was accepted"
+echo "$out" | grep -q "already has a rootfs" || fail "duplicate pull: $out"
+out=$(ctl pull-image --id ../x -- "$IMAGE" 2>&1) && fail "container id ../x accepted"
+echo "ok: bad id refused: $out"
+out=$(ctl pull-image --id c3 -- "$REG/demo:missing" 2>&1) && fail "missing tag pulled"
+echo "$out" | grep -q "pull image $REG/demo:missing" || fail "missing tag: $out"
+[ ! -e "$containers/c3" ] || fail "a failed pull left $containers/c3"
+echo "ok: failed pull leaves nothing: $out"
+
+# `run` removed c1 when it exited, and with it the rootfs; RemoveContainer releases the rootfs
+# of a container that never ran (c2) too.
+mountpoint -q "$containers/c1/rootfs" 2>/dev/null && fail "c1 rootfs still mounted"
+ctl remove --id c2 2>/dev/null
+[ ! -e "$containers/c1" ] && [ ! -e "$containers/c2" ] || fail "container dirs left: $(ls "$containers")"
+grep -q " $T/" /proc/self/mountinfo && fail "mounts left: $(grep " $T/" /proc/self/mountinfo)"
+echo "PASS: PullImage in the agent"
