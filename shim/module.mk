@@ -31,8 +31,9 @@ $(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(BUILD)/shim/static/h
 		$(LIBHV) $(LIBCC) $(SHIM_STATIC_LIBS) $(LDLIBS) 2>&1 | \
 		{ grep -v -e "statically linked applications requires at runtime" -e "in function" || true; }
 else
-$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBS)
+$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBSHIM) $(LIBHV) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBSHIM) $(LIBHV) $(LIBCC) \
+		$(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 endif
 INTEGRATION_TESTS += test/integration/shim-ctr.sh
