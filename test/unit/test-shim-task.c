@@ -32,6 +32,7 @@
 
 #include "cc/log.h"
 #include "cc/ttrpc.h"
+#include "containerd/events/task.pb-c.h"
 #include "containerd/services/events/ttrpc/v1/events.pb-c.h"
 #include "containerd/task/v2/image.pb-c.h"
 #include "containerd/task/v2/shim.pb-c.h"
@@ -588,12 +589,40 @@ static void test_agent_lost(void **state)
         free(b);
 }
 
+/* The publisher retries a Forward that failed (containerd restarting) and keeps the order. */
+static void test_events_retry(void **state)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "%s/late-events.sock", tmp);
+        struct shim_events *ev = NULL;
+        assert_int_equal(shim_events_new(path, "k8s.io", &ev), 0);
+        Containerd__Events__TaskOOM a = CONTAINERD__EVENTS__TASK_OOM__INIT;
+        a.container_id = "c1";
+        shim_events_publish(ev, "/tasks/oom", &a.base);
+        Containerd__Events__TaskPaused b = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+        b.container_id = "c1";
+        shim_events_publish(ev, "/tasks/paused", &b.base);
+        usleep(300 * 1000); /* the first attempt fails: nobody listens yet */
+        pthread_mutex_lock(&lock);
+        topics[0] = '\0';
+        pthread_mutex_unlock(&lock);
+        struct cc_ttrpc_server_options so = {0};
+        struct cc_ttrpc_server *late = NULL;
+        assert_int_equal(cc_ttrpc_server_new(&so, &late), 0);
+        assert_int_equal(cc_ttrpc_server_register(late, &events_svc, NULL), 0);
+        assert_int_equal(cc_ttrpc_server_listen(late, cc_unix_listen(path, 4)), 0);
+        wait_topics("/tasks/oom /tasks/paused");
+        shim_events_free(ev, 3000);
+        cc_ttrpc_server_free(late);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tee_host_rootfs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
