@@ -16,6 +16,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
+#include "hypervisor/hv.h"
 #include "kata/agent.pb-c.h"
 #include "kata/types.pb-c.h"
 #include "shim/network/shim-net.h"
@@ -24,6 +25,56 @@ void shim_net_format_mac(const unsigned char *mac, char *out)
 {
         snprintf(out, SHIM_NET_MAC_MAX, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
                  mac[3], mac[4], mac[5]);
+}
+
+static const char *const model_names[_SHIM_NET_MODEL_MAX] = {
+        [SHIM_NET_MODEL_TCFILTER] = "tcfilter",
+        [SHIM_NET_MODEL_NONE] = "none",
+        [SHIM_NET_MODEL_USER] = "user",
+};
+
+int shim_net_model_from_string(const char *s, enum shim_net_model *ret, struct cc_error **err)
+{
+        if (!s || !*s) {
+                *ret = SHIM_NET_MODEL_TCFILTER;
+                return 0;
+        }
+        for (int i = 0; i < _SHIM_NET_MODEL_MAX; i++)
+                if (strcmp(s, model_names[i]) == 0) {
+                        *ret = (enum shim_net_model)i;
+                        return 0;
+                }
+        return cc_error_set(err, EINVAL, "network_model '%s' is not one of tcfilter, none, user",
+                            s);
+}
+
+const char *shim_net_model_to_string(enum shim_net_model m)
+{
+        return (unsigned)m < _SHIM_NET_MODEL_MAX ? model_names[m] : "unknown";
+}
+
+int shim_net_hv_nets(const struct shim_net *net, struct hv_net **ret, size_t *ret_n,
+                     struct cc_error **err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        if (!net || net->n_ifs == 0)
+                return 0;
+        struct hv_net *nets = calloc(net->n_ifs, sizeof(*nets));
+        if (!nets)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                if (net->ifs[i].tap_fd < 0) {
+                        free(nets);
+                        return cc_error_set(err, EBADF, "the tap of %s is closed or taken",
+                                            net->ifs[i].name);
+                }
+                nets[i].tap_fd = net->ifs[i].tap_fd;
+                nets[i].mac = net->ifs[i].mac;
+        }
+        *ret = nets;
+        *ret_n = net->n_ifs;
+        return 0;
 }
 
 int shim_net_spec_netns(struct json_object *spec, const char **ret, struct cc_error **err)

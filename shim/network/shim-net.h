@@ -28,10 +28,28 @@
 #include <stddef.h>
 
 struct cc_error;
+struct hv_net;
 struct json_object;
 struct Types__Interface;
 struct Grpc__Routes;
 struct Grpc__ARPNeighbors;
+
+/*
+ * The `network_model` configuration key: tcfilter (the default: the pod namespace's interfaces,
+ * mirrored into the VM), none (no NIC, for pods that need no network) and user (QEMU user
+ * networking, for development without CNI; the guest reaches the host's loopback at 10.0.2.2).
+ * Only tcfilter uses this library; the others are for the shim and the hypervisor config.
+ */
+enum shim_net_model {
+        SHIM_NET_MODEL_TCFILTER,
+        SHIM_NET_MODEL_NONE,
+        SHIM_NET_MODEL_USER,
+        _SHIM_NET_MODEL_MAX,
+};
+
+/* NULL or "" is tcfilter; an unknown name is -EINVAL with the accepted names in *err. */
+int shim_net_model_from_string(const char *s, enum shim_net_model *ret, struct cc_error **err);
+const char *shim_net_model_to_string(enum shim_net_model m);
 
 /* Flags of shim_net_setup(). */
 enum {
@@ -130,6 +148,14 @@ static inline void shim_net_freep(struct shim_net **p)
 
 /* Hands the tap fd of interface i to the caller (who closes it); -1 if taken already. */
 int shim_net_take_tap_fd(struct shim_net *net, size_t i);
+
+/*
+ * The VMM's view: one struct hv_net per interface, in order, borrowing the tap fd (the hv
+ * library duplicates it for the VMM) and the MAC from net, so net must outlive the VM's
+ * creation. *ret is malloc'ed (free it); *ret_n may be 0.
+ */
+int shim_net_hv_nets(const struct shim_net *net, struct hv_net **ret, size_t *ret_n,
+                     struct cc_error **err);
 
 /*
  * Converters to the agent API's messages. Every string and array is malloc'ed, so the result

@@ -46,30 +46,54 @@ state() {
                 tc -n "$POD" filter show dev "$dev" ingress
         done
 }
-before=$(state)
-echo "--- pod namespace before"
-echo "$before"
+run_pass() {
+        local before after out
+        # The node must resolve the pod again, so the guest sees (and answers) ARP.
+        ip -n "$NODE" neigh flush all
+        before=$(state)
+        echo "--- pod namespace before"
+        echo "$before"
 
-echo "--- net-tcfilter"
-"$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
-out=$(cat "$CC_TMP/tool.out")
-grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
-        cc_fail "no clear refusal of host networking"
-grep -q "interface eth0 mac .* mtu 1400 kind veth tap tap0_cc" <<<"$out" || cc_fail "eth0 not read"
-grep -q "address 10.88.77.2/24" <<<"$out" || cc_fail "address not read"
-grep -q "agent Interface: name=eth0 hwAddr=.* mtu=1400 type=veth ip=10.88.77.2/24" <<<"$out" ||
-        cc_fail "no Interface message"
-grep -q "agent Route: dest='' gateway='10.88.77.1' device=eth0" <<<"$out" ||
-        cc_fail "no default route in the Routes message"
-grep -q "agent Route: dest='10.88.77.0/24' gateway='' device=eth0" <<<"$out" ||
-        cc_fail "no device route in the Routes message"
-grep -q "agent ARPNeighbor: 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0" <<<"$out" ||
-        cc_fail "no static neighbour"
-grep -q "mirred (Egress Redirect to device tap0_cc)" <<<"$out" || cc_fail "no veth -> tap filter"
-grep -q "net-tcfilter: OK" <<<"$out" || cc_fail "net-tcfilter failed"
+        echo "--- net-tcfilter"
+        "$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
+        out=$(cat "$CC_TMP/tool.out")
+        grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
+                cc_fail "no clear refusal of host networking"
+        grep -q "interface eth0 mac .* mtu 1400 kind veth tap tap0_cc" <<<"$out" || cc_fail "eth0 not read"
+        grep -q "address 10.88.77.2/24" <<<"$out" || cc_fail "address not read"
+        grep -q "agent Interface: name=eth0 hwAddr=.* mtu=1400 type=veth ip=10.88.77.2/24" <<<"$out" ||
+                cc_fail "no Interface message"
+        grep -q "agent Route: dest='' gateway='10.88.77.1' device=eth0" <<<"$out" ||
+                cc_fail "no default route in the Routes message"
+        grep -q "agent Route: dest='10.88.77.0/24' gateway='' device=eth0" <<<"$out" ||
+                cc_fail "no device route in the Routes message"
+        grep -q "agent ARPNeighbor: 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0" <<<"$out" ||
+                cc_fail "no static neighbour"
+        grep -q "mirred (Egress Redirect to device tap0_cc)" <<<"$out" || cc_fail "no veth -> tap filter"
+        grep -q "net-tcfilter: OK" <<<"$out" || cc_fail "net-tcfilter failed"
 
-after=$(state)
-echo "--- pod namespace after teardown"
-echo "$after"
-[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") || true; cc_fail "teardown left changes"; }
+        after=$(state)
+        echo "--- pod namespace after teardown"
+        echo "$after"
+        [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") || true; cc_fail "teardown left changes"; }
+}
+
+echo "=== pass 1: one veth, nothing else in the pod namespace"
+run_pass
+
+# Pass 2: a second interface, and an ingress qdisc with a filter of someone else's on eth0 (a
+# bandwidth or policy plugin's). Setup shares the qdisc; teardown leaves both in place.
+echo "=== pass 2: two interfaces, a foreign ingress qdisc and filter on eth0"
+ip -n "$NODE" link add name ccm$$ type veth peer name eth1 netns "$POD"
+ip -n "$NODE" link set ccm$$ up
+ip -n "$POD" addr add 10.88.78.2/24 dev eth1
+ip -n "$POD" link set eth1 up
+pod_eth1_up() { ip -n "$POD" -br link show eth1 | grep -q " UP "; }
+cc_wait_for 10 pod_eth1_up || cc_fail "the pod's eth1 did not come up"
+tc -n "$POD" qdisc add dev eth0 ingress
+tc -n "$POD" filter add dev eth0 parent ffff: prio 1 protocol ip u32 match ip dst 192.0.2.1/32 flowid 1:1
+run_pass
+grep -q "interface eth1 mac .* tap tap1_cc" "$CC_TMP/tool.out" || cc_fail "eth1 not mirrored"
+grep -q "VMM NIC 1: " "$CC_TMP/tool.out" || cc_fail "no second NIC for the VMM"
+tc -n "$POD" filter show dev eth0 ingress | grep -q "pref 1 u32" || cc_fail "foreign filter removed"
 echo "PASS: node <-> tap through tc mirred both ways; teardown restored the pod namespace"

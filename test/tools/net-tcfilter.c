@@ -38,6 +38,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
+#include "hypervisor/hv.h"
 #include "kata/agent.pb-c.h"
 #include "kata/types.pb-c.h"
 #include "shim/network/shim-net.h"
@@ -321,20 +322,24 @@ int main(int argc, char **argv)
 
         int rc = 0;
         struct guest g = {0};
+        /* The guest answers on the tap of eth0 (the CNI interface; others may exist). */
+        const struct shim_net_if *eth0 = NULL;
         const struct shim_net_addr *a4 = NULL;
-        for (size_t j = 0; net->n_ifs && j < net->ifs[0].n_addrs; j++)
-                if (net->ifs[0].addrs[j].family == AF_INET && !a4)
-                        a4 = &net->ifs[0].addrs[j];
-        if (net->n_ifs != 1 || !a4 || parse_mac(net->ifs[0].mac, g.mac) < 0 ||
-            inet_pton(AF_INET, a4->addr, &g.ip) != 1) {
-                fprintf(stderr, "FAIL: expected one interface with an IPv4 address\n");
+        for (size_t i = 0; i < net->n_ifs; i++)
+                if (strcmp(net->ifs[i].name, "eth0") == 0)
+                        eth0 = &net->ifs[i];
+        for (size_t j = 0; eth0 && j < eth0->n_addrs; j++)
+                if (eth0->addrs[j].family == AF_INET && !a4)
+                        a4 = &eth0->addrs[j];
+        if (!a4 || parse_mac(eth0->mac, g.mac) < 0 || inet_pton(AF_INET, a4->addr, &g.ip) != 1) {
+                fprintf(stderr, "FAIL: expected eth0 with an IPv4 address\n");
                 rc = 1;
         } else {
                 fflush(stdout);
                 pid_t child = fork();
                 if (child == 0)
                         _exit(node_pinger(argv[2], g.ip));
-                int pr = serve_guest(&g, net->ifs[0].tap_fd, child);
+                int pr = serve_guest(&g, eth0->tap_fd, child);
                 printf("guest: %d frames read on the tap, %d ARP replies, %d echo replies "
                        "written; node pinger exit %d\n",
                        g.frames, g.arp_replies, g.echo_replies, pr);
@@ -342,12 +347,34 @@ int main(int argc, char **argv)
                         rc = 1;
         }
 
+        /* What the VMM would hold: a duplicate of each tap fd. Teardown must remove the taps
+         * even while those are open. */
+        struct hv_net *nets = NULL;
+        size_t n_nets = 0;
+        r = shim_net_hv_nets(net, &nets, &n_nets, &err);
+        if (r < 0 || n_nets != net->n_ifs)
+                rc = fail("shim_net_hv_nets", r, err);
+        int vmm_fds[64];
+        for (size_t i = 0; i < n_nets && i < 64; i++) {
+                vmm_fds[i] = fcntl(nets[i].tap_fd, F_DUPFD_CLOEXEC, 3);
+                printf("VMM NIC %zu: tap fd %d mac %s\n", i, vmm_fds[i], nets[i].mac);
+        }
+        free(nets);
+
         r = shim_net_teardown(net, &err);
         if (r < 0)
                 rc = fail("shim_net_teardown", r, err);
         /* A second teardown has nothing left to do. */
         if (shim_net_teardown(net, &err) < 0)
                 rc = 1;
+        snprintf(cmd, sizeof(cmd), "ip -n %s -br link | grep _cc", argv[1]);
+        fflush(stdout);
+        if (system(cmd) == 0) {
+                fprintf(stderr, "FAIL: a tap survived teardown while the VMM held its fd\n");
+                rc = 1;
+        }
+        for (size_t i = 0; i < n_nets && i < 64; i++)
+                close(vmm_fds[i]);
         shim_net_free(net);
         printf("%s\n", rc == 0 ? "net-tcfilter: OK" : "net-tcfilter: FAILED");
         return rc;

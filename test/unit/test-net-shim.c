@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cc/error.h"
 
+#include "hypervisor/hv.h"
 #include "kata/agent.pb-c.h"
 #include "kata/types.pb-c.h"
 #include "shim/network/shim-net.h"
@@ -213,12 +215,55 @@ static void test_refusals(void **state)
         assert_int_equal(shim_net_take_tap_fd(NULL, 0), -1);
 }
 
+static void test_model(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        enum shim_net_model m = SHIM_NET_MODEL_USER;
+        assert_int_equal(shim_net_model_from_string(NULL, &m, &err), 0);
+        assert_int_equal(m, SHIM_NET_MODEL_TCFILTER);
+        assert_int_equal(shim_net_model_from_string("none", &m, &err), 0);
+        assert_int_equal(m, SHIM_NET_MODEL_NONE);
+        assert_int_equal(shim_net_model_from_string("user", &m, &err), 0);
+        assert_int_equal(m, SHIM_NET_MODEL_USER);
+        assert_int_equal(shim_net_model_from_string("tcfilter", &m, &err), 0);
+        assert_int_equal(m, SHIM_NET_MODEL_TCFILTER);
+        assert_int_equal(shim_net_model_from_string("macvtap", &m, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "tcfilter, none, user"));
+        assert_string_equal(shim_net_model_to_string(SHIM_NET_MODEL_USER), "user");
+        assert_string_equal(shim_net_model_to_string(_SHIM_NET_MODEL_MAX), "unknown");
+}
+
+static void test_hv_nets(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_shim_net_ struct shim_net *net = sample_net();
+        struct hv_net *nets = NULL;
+        size_t n = 9;
+        /* A tap already taken (or closed) cannot go to the VMM. */
+        assert_int_equal(shim_net_hv_nets(net, &nets, &n, &err), -EBADF);
+        net->ifs[0].tap_fd = dup(2);
+        assert_int_equal(shim_net_hv_nets(net, &nets, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(nets[0].tap_fd, net->ifs[0].tap_fd);
+        assert_string_equal(nets[0].mac, "0a:58:0a:58:00:05");
+        free(nets);
+        int fd = shim_net_take_tap_fd(net, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(net->ifs[0].tap_fd, -1);
+        close(fd);
+        struct shim_net empty = {.netns_fd = -1};
+        assert_int_equal(shim_net_hv_nets(&empty, &nets, &n, &err), 0);
+        assert_int_equal(n, 0);
+        assert_null(nets);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_interface_proto), cmocka_unit_test(test_routes_proto),
                 cmocka_unit_test(test_neighbors_proto), cmocka_unit_test(test_format_mac),
                 cmocka_unit_test(test_spec_netns),      cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_model),           cmocka_unit_test(test_hv_nets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
