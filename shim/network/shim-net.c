@@ -354,11 +354,15 @@ static int open_tap(const char *name, unsigned flags, int *ret_fd, struct cc_err
                 return cc_error_set(err, errno, "open /dev/net/tun: %s", strerror(errno));
         struct ifreq ifr = {0};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-        ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+        /* IFF_TUN_EXCL: never attach to a tap that exists already (someone else's, or a
+         * persistent one left behind); the caller tries the next name instead. */
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
         if (flags & SHIM_NET_VNET_HDR)
                 ifr.ifr_flags |= IFF_VNET_HDR;
         if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-                return cc_error_set(err, errno, "creating tap %s: %s", name, strerror(errno));
+                return errno == EBUSY ? -EBUSY
+                                      : cc_error_set(err, errno, "creating tap %s: %s", name,
+                                                     strerror(errno));
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -394,8 +398,14 @@ static int undo_if(struct shim_net_nl *nl, struct shim_net_if *nif, unsigned *ma
 static int setup_if(struct shim_net_nl *nl, struct shim_net_if *nif, size_t i, unsigned flags,
                     unsigned *made, struct cc_error **err)
 {
-        snprintf(nif->tap_name, sizeof(nif->tap_name), "tap%u_cc", (unsigned short)i);
-        int r = open_tap(nif->tap_name, flags, &nif->tap_fd, err);
+        /* tap<i>_cc, or the next free number when a device of that name exists. */
+        int r = -EBUSY;
+        for (unsigned n = (unsigned)i; r == -EBUSY && n < 4 * SHIM_NET_MAX_IFS; n++) {
+                snprintf(nif->tap_name, sizeof(nif->tap_name), "tap%u_cc", (unsigned short)n);
+                r = open_tap(nif->tap_name, flags, &nif->tap_fd, err);
+        }
+        if (r == -EBUSY)
+                return cc_error_set(err, EBUSY, "no free tap name for %s", nif->name);
         if (r < 0)
                 return r;
         *made |= MADE_TAP;

@@ -29,6 +29,7 @@ ip -n "$NODE" link set ccn$$ up
 ip -n "$POD" link set lo up
 ip -n "$POD" link set eth0 mtu 1400
 ip -n "$POD" addr add 10.88.77.2/24 dev eth0
+ip -n "$POD" addr add fd00:88::2/64 dev eth0 nodad
 ip -n "$POD" link set eth0 up
 ip -n "$POD" route add default via 10.88.77.1
 # A static neighbour, as some CNI plugins add; it must reach the agent description.
@@ -61,6 +62,10 @@ run_pass() {
                 cc_fail "no clear refusal of host networking"
         grep -q "interface eth0 mac .* mtu 1400 kind veth tap tap0_cc" <<<"$out" || cc_fail "eth0 not read"
         grep -q "address 10.88.77.2/24" <<<"$out" || cc_fail "address not read"
+        grep -q "address fd00:88::2/64" <<<"$out" || cc_fail "IPv6 address not read"
+        grep -q "address fe80:" <<<"$out" && cc_fail "IPv6 link-local address passed on"
+        grep -q "agent Route: dest='fd00:88::/64' gateway='' device=eth0" <<<"$out" ||
+                cc_fail "no IPv6 device route in the Routes message"
         grep -q "agent Interface: name=eth0 hwAddr=.* mtu=1400 type=veth ip=10.88.77.2/24" <<<"$out" ||
                 cc_fail "no Interface message"
         grep -q "agent Route: dest='' gateway='10.88.77.1' device=eth0" <<<"$out" ||
@@ -81,9 +86,9 @@ run_pass() {
 echo "=== pass 1: one veth, nothing else in the pod namespace"
 run_pass
 
-# Pass 2: a second interface, and an ingress qdisc with a filter of someone else's on eth0 (a
+# Pass 2: a second interface, a tap of someone else's named like ours, and an ingress qdisc with a filter of someone else's on eth0 (a
 # bandwidth or policy plugin's). Setup shares the qdisc; teardown leaves both in place.
-echo "=== pass 2: two interfaces, a foreign ingress qdisc and filter on eth0"
+echo "=== pass 2: two interfaces, a foreign tap, a foreign ingress qdisc and filter on eth0"
 ip -n "$NODE" link add name ccm$$ type veth peer name eth1 netns "$POD"
 ip -n "$NODE" link set ccm$$ up
 ip -n "$POD" addr add 10.88.78.2/24 dev eth1
@@ -91,9 +96,11 @@ ip -n "$POD" link set eth1 up
 pod_eth1_up() { ip -n "$POD" -br link show eth1 | grep -q " UP "; }
 cc_wait_for 10 pod_eth1_up || cc_fail "the pod's eth1 did not come up"
 tc -n "$POD" qdisc add dev eth0 ingress
+# Someone else's persistent tap holding the name eth1's tap would get: it must be left alone.
+ip -n "$POD" tuntap add tap1_cc mode tap
 tc -n "$POD" filter add dev eth0 parent ffff: prio 1 protocol ip u32 match ip dst 192.0.2.1/32 flowid 1:1
 run_pass
-grep -q "interface eth1 mac .* tap tap1_cc" "$CC_TMP/tool.out" || cc_fail "eth1 not mirrored"
+grep -q "interface eth1 mac .* tap tap2_cc" "$CC_TMP/tool.out" || cc_fail "eth1 not mirrored"
 grep -q "VMM NIC 1: " "$CC_TMP/tool.out" || cc_fail "no second NIC for the VMM"
 tc -n "$POD" filter show dev eth0 ingress | grep -q "pref 1 u32" || cc_fail "foreign filter removed"
 echo "PASS: node <-> tap through tc mirred both ways; teardown restored the pod namespace"

@@ -367,11 +367,14 @@ int main(int argc, char **argv)
         /* A second teardown has nothing left to do. */
         if (shim_net_teardown(net, &err) < 0)
                 rc = 1;
-        snprintf(cmd, sizeof(cmd), "ip -n %s -br link | grep _cc", argv[1]);
-        fflush(stdout);
-        if (system(cmd) == 0) {
-                fprintf(stderr, "FAIL: a tap survived teardown while the VMM held its fd\n");
-                rc = 1;
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                snprintf(cmd, sizeof(cmd), "ip -n %s link show %s >/dev/null 2>&1", argv[1],
+                         net->ifs[i].tap_name);
+                if (system(cmd) == 0) {
+                        fprintf(stderr, "FAIL: %s survived teardown while the VMM held its fd\n",
+                                net->ifs[i].tap_name);
+                        rc = 1;
+                }
         }
         for (size_t i = 0; i < n_nets && i < 64; i++)
                 close(vmm_fds[i]);
