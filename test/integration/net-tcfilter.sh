@@ -20,6 +20,8 @@ trap 'net_cleanup; cc_cleanup' EXIT
 command -v ip >/dev/null && command -v tc >/dev/null || cc_skip "iproute2 is not installed"
 [ -c /dev/net/tun ] || cc_skip "no /dev/net/tun"
 [ -x "$TOOL" ] || cc_fail "$TOOL not built"
+# With QEMU installed, the tap fd is also handed to a paused QEMU (-netdev tap,fd=).
+QEMU=$(command -v qemu-system-x86_64 || true)
 
 ip netns add "$POD"
 ip netns add "$NODE"
@@ -56,7 +58,7 @@ run_pass() {
         echo "$before"
 
         echo "--- net-tcfilter"
-        "$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
+        NET_TCFILTER_QEMU=$QEMU "$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
         out=$(cat "$CC_TMP/tool.out")
         grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
                 cc_fail "no clear refusal of host networking"
@@ -75,6 +77,11 @@ run_pass() {
         grep -q "agent ARPNeighbor: 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0" <<<"$out" ||
                 cc_fail "no static neighbour"
         grep -q "mirred (Egress Redirect to device tap0_cc)" <<<"$out" || cc_fail "no veth -> tap filter"
+        if [ -n "$QEMU" ]; then
+                grep -q "n0: index=0,type=tap,fd=3" <<<"$out" || cc_fail "QEMU did not take the tap fd"
+                grep -q "macaddr=$(grep -o 'interface eth0 mac [0-9a-f:]*' <<<"$out" | awk '{print $4}')" <<<"$out" ||
+                        cc_fail "the guest NIC does not have the veth's MAC"
+        fi
         grep -q "net-tcfilter: OK" <<<"$out" || cc_fail "net-tcfilter failed"
 
         after=$(state)

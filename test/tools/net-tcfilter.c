@@ -206,6 +206,39 @@ static int parse_mac(const char *s, uint8_t *mac)
                        : -EINVAL;
 }
 
+/*
+ * Hands tap_fd to QEMU as `-netdev tap,fd=3` with a virtio-net device of the guest MAC, the way
+ * the hypervisor library does, and asks its monitor for the network: QEMU must accept the fd
+ * (it probes the tap's flags and vnet header support). QEMU stays paused (-S): no guest runs.
+ */
+static int qemu_check(const char *qemu, int tap_fd, const char *mac)
+{
+        int in[2];
+        if (pipe2(in, O_CLOEXEC) < 0)
+                return -errno;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (dup2(in[0], 0) < 0 || dup2(tap_fd, 3) < 0)
+                        _exit(127);
+                char dev[128];
+                snprintf(dev, sizeof(dev), "virtio-net-pci,netdev=n0,mac=%s", mac);
+                execlp(qemu, qemu, "-machine", "q35,accel=tcg", "-S", "-display", "none",
+                       "-nodefaults", "-netdev", "tap,id=n0,fd=3", "-device", dev, "-monitor",
+                       "stdio", (char *)NULL);
+                _exit(127);
+        }
+        close(in[0]);
+        static const char cmds[] = "info network\nquit\n";
+        if (write(in[1], cmds, sizeof(cmds) - 1) < 0)
+                perror("qemu monitor");
+        close(in[1]);
+        int status;
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 static int check_refusals(void)
 {
         _cleanup_error_ struct cc_error *err = NULL;
@@ -344,6 +377,14 @@ int main(int argc, char **argv)
                        "written; node pinger exit %d\n",
                        g.frames, g.arp_replies, g.echo_replies, pr);
                 if (pr != 0 || g.echo_replies != N_PINGS || g.arp_replies < 1)
+                        rc = 1;
+        }
+
+        const char *qemu = getenv("NET_TCFILTER_QEMU");
+        if (qemu && *qemu && eth0) {
+                r = qemu_check(qemu, eth0->tap_fd, eth0->mac);
+                printf("qemu with the tap fd: %s\n", r == 0 ? "ok" : "failed");
+                if (r < 0)
                         rc = 1;
         }
 
