@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/if_tun.h>
 #include <linux/nsfs.h>
 #include <linux/pkt_cls.h>
@@ -261,6 +262,26 @@ static int link_set(struct shim_net_nl *nl, int ifindex, unsigned mtu, bool up)
         return shim_net__nl_talk(nl, nlh, NULL, NULL);
 }
 
+/*
+ * Stops the pod namespace's kernel from giving the tap an IPv6 link-local address: without it
+ * the tap sends no router solicitations or neighbour discovery of its own, so the guest sees
+ * only the pod's traffic on its NIC. Ignored where the kernel has no IPv6.
+ */
+static int tap_no_ipv6_addrgen(struct shim_net_nl *nl, int ifindex)
+{
+        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
+        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        struct nlattr *spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+        struct nlattr *in6 = mnl_attr_nest_start(nlh, AF_INET6);
+        mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+        mnl_attr_nest_end(nlh, in6);
+        mnl_attr_nest_end(nlh, spec);
+        int r = shim_net__nl_talk(nl, nlh, NULL, NULL);
+        return r == -EAFNOSUPPORT || r == -EOPNOTSUPP ? 0 : r;
+}
+
 static int link_del(struct shim_net_nl *nl, int ifindex)
 {
         struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_DELLINK, NLM_F_ACK);
@@ -413,6 +434,10 @@ static int setup_if(struct shim_net_nl *nl, struct shim_net_if *nif, size_t i, u
         if (nif->tap_ifindex == 0)
                 return cc_error_set(err, errno, "tap %s has no index: %s", nif->tap_name,
                                     strerror(errno));
+        r = tap_no_ipv6_addrgen(nl, nif->tap_ifindex);
+        if (r < 0)
+                return cc_error_set(err, -r, "IPv6 address generation off on %s: %s", nif->tap_name,
+                                    strerror(-r));
         r = link_set(nl, nif->tap_ifindex, nif->mtu, true);
         if (r < 0)
                 return cc_error_set(err, -r, "bringing up %s (mtu %u): %s", nif->tap_name, nif->mtu,
