@@ -25,12 +25,14 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
 
-# cc-agent-static: the agent linked -static-pie (no loader or shared libraries in the
-# initramfs, far fewer mapped pages). Only possible while the agent links nothing without a
-# static archive: the image-pull library's libcurl/libisal have none on Debian 12, so the
-# guest image now uses the dynamic agent (GUEST_AGENT_LINK=static selects this one).
+# cc-agent-static: the agent core linked -static-pie, without in-guest image pull
+# (guest-agent/variants/rpc-image-none.c stands in for rpc-image.c): no loader or shared
+# libraries in the initramfs and few mapped pages. The image-pull library cannot be linked
+# statically on Debian 12 (libcurl's and libisal's dependencies have no static archives).
+# GUEST_AGENT_LINK=static builds the guest image with it.
 AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
-$(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o $(LIBAGENT) $(LIBCC)
+$(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
+		$(BUILD)/guest-agent/variants/rpc-image-none.o $(LIBAGENT) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
 		$(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
@@ -38,7 +40,8 @@ $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o $(LIBAGENT) $(LIBCC)
 # The guest image: Debian's kernel (fetched with apt-get download, never installed on the
 # host) + an initramfs with cc-agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
 # standard kernel (TDX and SEV guest drivers). The initramfs holds the dynamically linked agent
-# and the shared libraries it needs. Always built from the plain (non-sanitizer) build.
+# (with image pull) and the shared libraries it needs; GUEST_AGENT_LINK=static puts in
+# cc-agent-static instead (no image pull). Always built from the plain (non-sanitizer) build.
 GUEST_KERNEL_PKG ?= linux-image-cloud-amd64
 GUEST_AGENT_LINK ?= dynamic
 GUEST_AGENT := build/$(if $(filter dynamic,$(GUEST_AGENT_LINK)),cc-agent,cc-agent-static)
@@ -53,3 +56,4 @@ guest-image:
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
+all: $(BUILD)/cc-agent-static
