@@ -12,6 +12,8 @@
  *     over a raw socket and expects exactly 3 replies (a duplicate would mean the pod's own
  *     kernel answered too, i.e. the frames did not go through the tap);
  *  5. tears down. Exit 0 when every step held.
+ * With --bench COUNT it measures instead: setup and teardown latency, and the round-trip time
+ * node -> pod with the pod's kernel answering, then through tc and the tap (bench/net-tcfilter.sh).
  * All traffic stays between the two namespaces.
  */
 #include <arpa/inet.h>
@@ -319,13 +321,155 @@ static int serve_guest(struct guest *g, int tap_fd, pid_t child)
         return 101;
 }
 
+/* --- benchmark mode (bench/net-tcfilter.sh) --- */
+
+static double now_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* From the node: `count` echo requests one after the other; prints the round-trip times. */
+static int rtt_pinger(const char *node_ns, struct in_addr dst, int count, const char *label)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "/run/netns/%s", node_ns);
+        _cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
+                return 10;
+        _cleanup_close_ int s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+        if (s < 0)
+                return 10;
+        struct timeval tv = {.tv_sec = 2};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        uint16_t id = (uint16_t)getpid();
+        double *rtt = calloc((size_t)count, sizeof(*rtt));
+        if (!rtt)
+                return 10;
+        for (int seq = 1; seq <= count; seq++) {
+                struct {
+                        struct icmphdr h;
+                        char payload[56];
+                } req = {.h = {.type = ICMP_ECHO}};
+                req.h.un.echo.id = htons(id);
+                req.h.un.echo.sequence = htons((uint16_t)seq);
+                req.h.checksum = csum(&req, sizeof(req));
+                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = dst};
+                double t0 = now_us();
+                if (sendto(s, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        return 11;
+                for (;;) {
+                        _Alignas(4) char buf[1500];
+                        ssize_t n = recv(s, buf, sizeof(buf), 0);
+                        if (n < 0) {
+                                free(rtt);
+                                return 12;
+                        }
+                        if ((size_t)n < sizeof(struct iphdr) + sizeof(struct icmphdr))
+                                continue;
+                        const struct iphdr *ip = (const void *)buf;
+                        const struct icmphdr *ic = (const void *)(buf + ip->ihl * 4);
+                        if (ic->type == ICMP_ECHOREPLY && ntohs(ic->un.echo.id) == id &&
+                            ntohs(ic->un.echo.sequence) == (uint16_t)seq)
+                                break;
+                }
+                rtt[seq - 1] = now_us() - t0;
+        }
+        qsort(rtt, (size_t)count, sizeof(*rtt), cmp_double);
+        printf("%-28s n=%d median=%.1f us p90=%.1f us\n", label, count, rtt[count / 2],
+               rtt[count * 9 / 10]);
+        free(rtt);
+        return 0;
+}
+
+static int bench(int count, const char *pod, const char *node)
+{
+        char pod_path[256];
+        snprintf(pod_path, sizeof(pod_path), "/run/netns/%s", pod);
+        _cleanup_error_ struct cc_error *err = NULL;
+
+        /* Setup and teardown latency (each adds to pod start or stop). */
+        enum { ROUNDS = 15 };
+        double up[ROUNDS], down[ROUNDS];
+        for (int i = 0; i < ROUNDS; i++) {
+                struct shim_net *net = NULL;
+                double t0 = now_us();
+                int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+                double t1 = now_us();
+                if (r < 0)
+                        return fail("setup", r, err);
+                r = shim_net_teardown(net, &err);
+                double t2 = now_us();
+                shim_net_free(net);
+                if (r < 0)
+                        return fail("teardown", r, err);
+                up[i] = (t1 - t0) / 1e3;
+                down[i] = (t2 - t1) / 1e3;
+        }
+        qsort(up, ROUNDS, sizeof(double), cmp_double);
+        qsort(down, ROUNDS, sizeof(double), cmp_double);
+        printf("shim_net_setup               n=%d median=%.2f ms max=%.2f ms\n", ROUNDS,
+               up[ROUNDS / 2], up[ROUNDS - 1]);
+        printf("shim_net_teardown            n=%d median=%.2f ms max=%.2f ms\n", ROUNDS,
+               down[ROUNDS / 2], down[ROUNDS - 1]);
+
+        struct shim_net *net = NULL;
+        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        if (r < 0)
+                return fail("setup", r, err);
+        struct guest g = {0};
+        if (net->n_ifs < 1 || net->ifs[0].n_addrs < 1 || parse_mac(net->ifs[0].mac, g.mac) < 0 ||
+            inet_pton(AF_INET, net->ifs[0].addrs[0].addr, &g.ip) != 1) {
+                shim_net_teardown(net, NULL);
+                shim_net_free(net);
+                fprintf(stderr, "bench: the pod needs eth0 with an IPv4 address\n");
+                return 1;
+        }
+        r = shim_net_teardown(net, &err);
+
+        /* Baseline: the pod namespace's own kernel answers (no taps, no filters). */
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0)
+                _exit(rtt_pinger(node, g.ip, count, "node -> pod kernel (veth)"));
+        int status;
+        waitpid(child, &status, 0);
+        int rc = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+
+        /* Through tc mirred and the tap, answered by this process as the guest. */
+        net = NULL;
+        r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        if (r < 0)
+                return fail("setup", r, err);
+        fflush(stdout);
+        child = fork();
+        if (child == 0)
+                _exit(rtt_pinger(node, g.ip, count, "node -> tap -> user space"));
+        if (serve_guest(&g, net->ifs[0].tap_fd, child) != 0)
+                rc = 1;
+        if (shim_net_teardown(net, &err) < 0)
+                rc = 1;
+        shim_net_free(net);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (argc == 5 && strcmp(argv[1], "--bench") == 0)
+                return bench(atoi(argv[2]), argv[3], argv[4]);
         if (argc != 3) {
-                fprintf(stderr, "usage: %s POD_NS NODE_NS\n", argv[0]);
+                fprintf(stderr, "usage: %s POD_NS NODE_NS | --bench COUNT POD_NS NODE_NS\n",
+                        argv[0]);
                 return 2;
         }
-        setvbuf(stdout, NULL, _IOLBF, 0);
         if (check_refusals() != 0) {
                 fprintf(stderr, "FAIL: host networking was not refused\n");
                 return 1;
