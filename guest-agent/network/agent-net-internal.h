@@ -10,7 +10,11 @@ struct agent_net_nl {
         int fd;
         uint32_t seq;
         uint32_t portid;
+        char ext_msg[160]; /* the kernel's extended-ack text for the last refused request */
 };
+
+/* The kernel's own words for error r of the last request, else strerror(-r). */
+const char *agent_net__nl_strerror(const struct agent_net_nl *nl, int r);
 
 /* One request being built: the header and its attributes in a fixed buffer. */
 struct agent_net_msg {

@@ -175,7 +175,7 @@ static int dump(struct agent_net_nl *nl, uint16_t type, int family, size_t hdrle
         hdr[0] = (unsigned char)family; /* every rtnetlink family header starts with it */
         int r = agent_net__talk(nl, &msg, cb, s);
         if (r < 0)
-                return cc_error_set(err, -r, "listing %s: %s", what, strerror(-r));
+                return cc_error_set(err, -r, "listing %s: %s", what, agent_net__nl_strerror(nl, r));
         return 0;
 }
 
@@ -433,13 +433,14 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
                         r = link_change(&nl, index, req->name, 0, -1);
                 if (r < 0)
                         return cc_error_set(err, -r, "renaming %s to %s: %s", l->name, req->name,
-                                            strerror(-r));
+                                            agent_net__nl_strerror(&nl, r));
         }
         if (req->mtu && req->mtu != l->mtu) {
                 r = link_change(&nl, index, NULL, (unsigned)req->mtu, -1);
                 if (r < 0)
                         return cc_error_set(err, -r, "MTU %llu on %s: %s",
-                                            (unsigned long long)req->mtu, req->name, strerror(-r));
+                                            (unsigned long long)req->mtu, req->name,
+                                            agent_net__nl_strerror(&nl, r));
         }
         /* The interface ends with exactly the requested addresses (its IPv6 link-local address
          * aside, which the kernel derives from the MAC). */
@@ -453,18 +454,19 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
                 r = addr_change(&nl, index, &a->ip, false);
                 if (r < 0 && r != -EADDRNOTAVAIL)
                         return cc_error_set(err, -r, "removing an old address of %s: %s", req->name,
-                                            strerror(-r));
+                                            agent_net__nl_strerror(&nl, r));
         }
         for (size_t j = 0; j < req->n_ipaddresses; j++) {
                 r = addr_change(&nl, index, &want[j], true);
                 if (r < 0)
                         return cc_error_set(err, -r, "adding %s/%u to %s: %s",
                                             req->ipaddresses[j]->address, want[j].prefix_len,
-                                            req->name, strerror(-r));
+                                            req->name, agent_net__nl_strerror(&nl, r));
         }
         r = link_change(&nl, index, NULL, 0, 1);
         if (r < 0)
-                return cc_error_set(err, -r, "bringing up %s: %s", req->name, strerror(-r));
+                return cc_error_set(err, -r, "bringing up %s: %s", req->name,
+                                    agent_net__nl_strerror(&nl, r));
 
         if (!ret)
                 return 0;
@@ -506,6 +508,29 @@ static int route_add(struct agent_net_nl *nl, const Types__Route *rt, int oif)
         }
         if (oif > 0)
                 agent_net__put_u32(&msg, RTA_OIF, (uint32_t)oif);
+        return agent_net__talk(nl, &msg, NULL, NULL);
+}
+
+/* Puts back a route read from the kernel, with its own protocol and scope. */
+static int route_restore(struct agent_net_nl *nl, const struct route *r)
+{
+        struct agent_net_msg msg;
+        struct rtmsg *rtm =
+                agent_net__msg_init(&msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rtm));
+        size_t alen = r->dst.family == AF_INET ? 4 : 16;
+        rtm->rtm_family = (unsigned char)r->dst.family;
+        rtm->rtm_dst_len = (unsigned char)r->dst.prefix_len;
+        rtm->rtm_table = RT_TABLE_MAIN;
+        rtm->rtm_protocol = (unsigned char)r->protocol;
+        rtm->rtm_type = RTN_UNICAST;
+        rtm->rtm_scope = (unsigned char)r->scope;
+        if (r->dst.prefix_len > 0)
+                agent_net__put(&msg, RTA_DST, r->dst.addr, alen);
+        if (r->has_gw)
+                agent_net__put(&msg, RTA_GATEWAY, r->gw, alen);
+        if (r->has_src)
+                agent_net__put(&msg, RTA_PREFSRC, r->src, alen);
+        agent_net__put_u32(&msg, RTA_OIF, (uint32_t)r->oif);
         return agent_net__talk(nl, &msg, NULL, NULL);
 }
 
@@ -561,28 +586,45 @@ int agent_net_update_routes(const Grpc__Routes *req, Grpc__Routes **ret, struct 
         }
         /* The routes of the named interfaces become exactly the requested ones; those the
          * kernel made for the interfaces' own addresses stay (a request may repeat them). */
-        for (size_t i = 0; i < s.n_routes; i++) {
+        _cleanup_free_ bool *removed = calloc(s.n_routes ? s.n_routes : 1, sizeof(*removed));
+        if (!removed)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < s.n_routes && r >= 0; i++) {
                 const struct link *l = link_by_index(&s, s.routes[i].oif);
                 if (!l || !named[l - s.links] || s.routes[i].protocol == RTPROT_KERNEL)
                         continue;
                 r = route_del(&nl, &s.routes[i]);
-                if (r < 0 && r != -ESRCH)
-                        return cc_error_set(err, -r, "removing an old route of %s: %s", l->name,
-                                            strerror(-r));
+                if (r == -ESRCH)
+                        r = 0;
+                else if (r < 0)
+                        cc_error_set(err, -r, "removing an old route of %s: %s", l->name,
+                                     agent_net__nl_strerror(&nl, r));
+                else
+                        removed[i] = true;
         }
         /* Routes without a gateway first: a gateway must be reachable when its route goes in. */
-        for (int pass = 0; pass < 2; pass++) {
-                for (size_t i = 0; i < n; i++) {
+        for (int pass = 0; pass < 2 && r >= 0; pass++) {
+                for (size_t i = 0; i < n && r >= 0; i++) {
                         const Types__Route *rt = req->routes[i];
                         bool has_gw = rt->gateway && *rt->gateway;
                         if (has_gw != (pass == 1))
                                 continue;
                         r = route_add(&nl, rt, oif[i]);
                         if (r < 0)
-                                return cc_error_set(
-                                        err, -r, "adding route '%s' via '%s' dev %s: %s", rt->dest,
-                                        rt->gateway, rt->device, strerror(-r));
+                                cc_error_set(err, -r, "adding route '%s' via '%s' dev %s: %s",
+                                             rt->dest, rt->gateway, rt->device,
+                                             agent_net__nl_strerror(&nl, r));
                 }
+        }
+        if (r < 0) {
+                /* A refused request must not leave the guest without its old routes (its
+                 * default route, say): put back what was removed, device routes first. Best
+                 * effort; the request's error is what the host gets. */
+                for (int pass = 0; pass < 2; pass++)
+                        for (size_t i = 0; i < s.n_routes; i++)
+                                if (removed[i] && s.routes[i].has_gw == (pass == 1))
+                                        (void)route_restore(&nl, &s.routes[i]);
+                return r;
         }
         return ret ? agent_net_list_routes(ret, err) : 0;
 }
@@ -629,7 +671,8 @@ int agent_net_add_neighbors(const Grpc__ARPNeighbors *req, struct cc_error **err
                 r = agent_net__talk(&nl, &msg, NULL, NULL);
                 if (r < 0)
                         return cc_error_set(err, -r, "adding neighbour %s on %s: %s",
-                                            ne->toipaddress->address, ne->device, strerror(-r));
+                                            ne->toipaddress->address, ne->device,
+                                            agent_net__nl_strerror(&nl, r));
         }
         return 0;
 }

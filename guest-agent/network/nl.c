@@ -4,6 +4,7 @@
  * matters is the acknowledgement (or the end of a dump) with our sequence number.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +87,33 @@ void agent_net__parse(const struct nlmsghdr *nlh, size_t hdrlen, const struct rt
                         tb[rta->rta_type] = rta;
 }
 
+const char *agent_net__nl_strerror(const struct agent_net_nl *nl, int r)
+{
+        return nl->ext_msg[0] ? nl->ext_msg : strerror(-r);
+}
+
+/* Copies NLMSGERR_ATTR_MSG of an extended ack (NLM_F_ACK_TLVS) into nl->ext_msg. */
+static void read_ext_ack(struct agent_net_nl *nl, const struct nlmsghdr *h)
+{
+        const struct nlmsgerr *e = NLMSG_DATA(h);
+        if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
+                return;
+        size_t off = sizeof(*e);
+        if (!(h->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len >= NLMSG_HDRLEN)
+                off += e->msg.nlmsg_len - NLMSG_HDRLEN;
+        off = NLMSG_ALIGN(off);
+        size_t payload = h->nlmsg_len - NLMSG_HDRLEN;
+        if (off >= payload)
+                return;
+        const struct rtattr *a = (const struct rtattr *)((const char *)e + off);
+        unsigned len = (unsigned)(payload - off);
+        for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+                if (a->rta_type == NLMSGERR_ATTR_MSG && RTA_PAYLOAD(a) > 0)
+                        snprintf(nl->ext_msg, sizeof(nl->ext_msg), "%.*s",
+                                 (int)strnlen(RTA_DATA(a), RTA_PAYLOAD(a)),
+                                 (const char *)RTA_DATA(a));
+}
+
 int agent_net__talk(struct agent_net_nl *nl, struct agent_net_msg *msg, agent_net_cb cb, void *data)
 {
         if (msg->overflow)
@@ -94,6 +122,7 @@ int agent_net__talk(struct agent_net_nl *nl, struct agent_net_msg *msg, agent_ne
         if (!dump)
                 msg->nlh.nlmsg_flags |= NLM_F_ACK;
         msg->nlh.nlmsg_seq = ++nl->seq;
+        nl->ext_msg[0] = 0;
         struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
         if (sendto(nl->fd, msg->buf, msg->nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
@@ -117,6 +146,8 @@ int agent_net__talk(struct agent_net_nl *nl, struct agent_net_msg *msg, agent_ne
                                 const struct nlmsgerr *e = NLMSG_DATA(h);
                                 if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
                                         return -EBADMSG;
+                                if (e->error < 0)
+                                        read_ext_ack(nl, h);
                                 return e->error;
                         }
                         if (cb && first_err == 0)

@@ -165,6 +165,15 @@ int main(int argc, char **argv)
                         protobuf_c_message_free_unpacked(&now->base, NULL);
         }
 
+        /* A gateway that is not on any link: the kernel refuses, and says why. */
+        Types__Route bad_gw, *bad_rts[] = {route(&bad_gw, "10.200.0.0/16", "10.50.0.1", "eth0", 0,
+                                                 TYPES__IPFAMILY__v4)};
+        Grpc__Routes bad_routes = GRPC__ROUTES__INIT;
+        bad_routes.routes = bad_rts;
+        bad_routes.n_routes = 1;
+        expect("route via an unreachable gateway", agent_net_update_routes(&bad_routes, NULL, &err),
+               -ENETUNREACH, &err);
+
         Types__IPAddress nip = TYPES__IPADDRESS__INIT;
         nip.family = TYPES__IPFAMILY__v4;
         nip.address = "10.99.0.1";
