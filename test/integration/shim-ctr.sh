@@ -209,6 +209,7 @@ out=$(timeout 60 ctr_ task exec --exec-id p1 app1 /bin/busybox echo in-pod)
 cc_stop_pid "$PID_containerd"
 cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
 cc_wait_for 30 ctr --address "$CTRD_SOCK" version || fail "containerd did not restart"
+cc_bg events2 ctr_ events
 cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'app1 .*RUNNING'" && ok "after a containerd restart app1 still RUNNING" ||
         fail "after restart: $(ctr_ task ls)"
 out=$(timeout 60 ctr_ task exec --exec-id p2 app1 /bin/busybox echo still-here)
@@ -251,6 +252,9 @@ spid=$(cat "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS/c4/shim.pid")
 kill -9 "$spid"
 cc_wait_for 30 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" &&
         ok "kill -9 of the shim: containerd ran delete, the VM is gone" || fail "VM left after shim kill"
+cc_wait_for 15 grep -q '/tasks/exit {"container_id":"c4"' "$CC_TMP/events2.log" &&
+        ok "an exit event for c4 was published after the shim's death" ||
+        fail "no /tasks/exit for c4: $(grep c4 "$CC_TMP/events2.log" | awk '{print $6}' | tr '\n' ' ')"
 cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c4 .*STOPPED' || ! ctr_ task ls | grep -q c4" ||
         fail "c4 after shim kill: $(ctr_ task ls)"
 ctr_ task delete c4 >/dev/null 2>&1
