@@ -56,4 +56,7 @@ guest-image:
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
+# Sanitizer and fuzz builds cannot link -static-pie.
+ifeq ($(SANITIZE)$(FUZZ),)
 all: $(BUILD)/cc-agent-static
+endif

@@ -175,6 +175,9 @@ static int mount_one(int rootfd, const struct agent_mount *m, int srcfd,
                 }
         } else {
                 const char *type = cc_streq(m->type, "cgroup") ? "cgroup2" : m->type;
+                /* No device nodes outside devpts: see agent__rootfs_setup(). */
+                if (!cc_streq(type, "devpts"))
+                        flags |= MS_NODEV;
                 if (mount(type, target, type, flags, m->data) < 0) {
                         /* sysfs cannot always be mounted (e.g. in a foreign network namespace);
                          * runc falls back to a bind of /sys, as we do. */
@@ -213,7 +216,7 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
                 if (dfd < 0)
                         return fail(e, -dfd, "create /dev");
                 fdpath(target, dfd);
-                if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_STRICTATIME,
+                if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME,
                           "mode=755,size=65536k") < 0)
                         return fail(e, errno, "mount tmpfs on /dev");
         }
@@ -227,6 +230,9 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
                 if (fd < 0)
                         return fail(e, -fd, "create %s", path);
                 snprintf(src, sizeof(src), "/dev/%s", devs[i]);
+                struct stat st;
+                if (lstat(src, &st) < 0 || !S_ISCHR(st.st_mode))
+                        return fail(e, ENODEV, "%s is not a character device", src);
                 fdpath(dst, fd);
                 if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
                         return fail(e, errno, "bind %s", path);
@@ -296,6 +302,16 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
         /* pivot_root needs the new root to be a mount point. */
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return fail(e, errno, "bind rootfs %s", path);
+        /*
+         * Device isolation without a device cgroup: the rootfs and every file system the spec
+         * mounts (devpts excepted) are nodev, so a node made with mknod (CAP_MKNOD is in
+         * common default capability sets) cannot be opened, e.g. to read the guest's disks
+         * or another container's decrypted storage. The standard devices in /dev are bind
+         * mounts of the guest's own nodes, which keep their source mount's flags and work.
+         */
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL) < 0 &&
+            mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_NODEV, NULL) < 0)
+                return fail(e, errno, "make rootfs nodev");
         if (chdir(path) < 0)
                 return fail(e, errno, "chdir rootfs");
         _cleanup_close_ int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);

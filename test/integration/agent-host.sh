@@ -46,7 +46,7 @@ mkrootfs() {
         local r=$containers/$1/rootfs
         mkdir -p "$r"/{bin,proc,sys,dev,tmp,etc,root}
         cp "$BUSYBOX" "$r/bin/busybox"
-        for a in sh echo cat ls id sleep head tail tr grep mkdir tty stty hostname true wc kill; do
+        for a in sh echo cat ls id sleep head tail tr grep mkdir tty stty hostname true wc kill mknod; do
                 ln -s busybox "$r/bin/$a"
         done
         echo "root:x:0:0:root:/root:/bin/sh" >"$r/etc/passwd"
@@ -153,6 +153,18 @@ expect_eq "masked path /proc/keys (/dev/null)" "$(ctl run --id c1 $(R c1) -- sh 
 expect_match "readonly path /proc/sys" \
         "$(ctl run --id c1 $(R c1) -- sh -c '(echo 1 > /proc/sys/kernel/ns_last_pid) 2>&1; echo rc=$?')" \
         "Read-only file system"
+
+# --- device isolation: nodes made with mknod cannot be opened; the standard devices work
+out=$(ctl run --id c1 $(R c1) --cap CAP_MKNOD --cap CAP_DAC_OVERRIDE -- sh -c \
+        'mknod /tmp/disk b 8 0 && mknod /dev/disk2 b 8 0 && mknod /dev/shm/mem c 1 1 &&
+         for d in /tmp/disk /dev/disk2 /dev/shm/mem; do (head -c1 $d >/dev/null) 2>&1; done;
+         head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-ok')
+expect_eq "mknod'ed nodes unusable, standard devices fine" "$out" \
+        "head: /tmp/disk: Permission denied
+head: /dev/disk2: Permission denied
+head: /dev/shm/mem: Permission denied
+3
+null-ok"
 
 # --- env, cwd, read-only rootfs, pids limit, UpdateContainer
 expect_eq "env and cwd" "$(ctl run --id c1 $(R c1) --env FOO=bar --cwd /tmp -- sh -c 'echo $FOO $(pwd)')" \
