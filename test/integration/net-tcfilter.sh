@@ -17,7 +17,7 @@ net_cleanup() {
 }
 trap 'net_cleanup; cc_cleanup' EXIT
 [ "$(id -u)" -eq 0 ] || cc_skip "needs root (network namespaces)"
-command -v ip >/dev/null && command -v tc >/dev/null || cc_skip "iproute2 is not installed"
+{ command -v ip && command -v tc; } >/dev/null || cc_skip "iproute2 is not installed"
 [ -c /dev/net/tun ] || cc_skip "no /dev/net/tun"
 [ -x "$TOOL" ] || cc_fail "$TOOL not built"
 # With QEMU installed, the tap fd is also handed to a paused QEMU (-netdev tap,fd=).

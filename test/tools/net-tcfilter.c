@@ -215,13 +215,18 @@ static int parse_mac(const char *s, uint8_t *mac)
  */
 static int qemu_check(const char *qemu, int tap_fd, const char *mac)
 {
-        int in[2];
+        int in[2], out[2];
         if (pipe2(in, O_CLOEXEC) < 0)
                 return -errno;
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                close(in[0]);
+                close(in[1]);
+                return -errno;
+        }
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-                if (dup2(in[0], 0) < 0 || dup2(tap_fd, 3) < 0)
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(tap_fd, 3) < 0)
                         _exit(127);
                 char dev[128];
                 snprintf(dev, sizeof(dev), "virtio-net-pci,netdev=n0,mac=%s", mac);
@@ -231,10 +236,21 @@ static int qemu_check(const char *qemu, int tap_fd, const char *mac)
                 _exit(127);
         }
         close(in[0]);
+        close(out[1]);
         static const char cmds[] = "info network\nquit\n";
         if (write(in[1], cmds, sizeof(cmds) - 1) < 0)
                 perror("qemu monitor");
         close(in[1]);
+        /* The monitor echoes its input with terminal escapes; keep the answer's lines only. */
+        FILE *f = fdopen(out[0], "r");
+        char line[512];
+        while (f && fgets(line, sizeof(line), f))
+                if (strstr(line, "index="))
+                        printf("qemu: %s", line + strspn(line, " "));
+        if (f)
+                fclose(f);
+        else
+                close(out[0]);
         int status;
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;
