@@ -58,7 +58,8 @@ run_pass() {
         echo "$before"
 
         echo "--- net-tcfilter"
-        NET_TCFILTER_QEMU=$QEMU "$TOOL" "$POD" "$NODE" | tee "$CC_TMP/tool.out"
+        NET_TCFILTER_QEMU=$QEMU NET_TCFILTER_VNET_HDR=${VNET_HDR:-0} "$TOOL" "$POD" "$NODE" |
+                tee "$CC_TMP/tool.out"
         out=$(cat "$CC_TMP/tool.out")
         grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
                 cc_fail "no clear refusal of host networking"
@@ -106,7 +107,10 @@ tc -n "$POD" qdisc add dev eth0 ingress
 # Someone else's persistent tap holding the name eth1's tap would get: it must be left alone.
 ip -n "$POD" tuntap add tap1_cc mode tap
 tc -n "$POD" filter add dev eth0 parent ffff: prio 1 protocol ip u32 match ip dst 192.0.2.1/32 flowid 1:1
-run_pass
+# This pass opens the taps with IFF_VNET_HDR (the guest side then reads and writes a virtio-net
+# header before each frame), as the shim does for QEMU.
+VNET_HDR=1 run_pass
+grep -q "taps with a vnet header: yes" "$CC_TMP/tool.out" || cc_fail "pass 2 without vnet header"
 grep -q "interface eth1 mac .* tap tap2_cc" "$CC_TMP/tool.out" || cc_fail "eth1 not mirrored"
 grep -q "VMM NIC 1: " "$CC_TMP/tool.out" || cc_fail "no second NIC for the VMM"
 tc -n "$POD" filter show dev eth0 ingress | grep -q "pref 1 u32" || cc_fail "foreign filter removed"

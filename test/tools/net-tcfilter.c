@@ -146,6 +146,7 @@ static int node_pinger(const char *node_ns, struct in_addr dst)
 struct guest {
         uint8_t mac[6];
         struct in_addr ip;
+        size_t hdr_len; /* 10 with IFF_VNET_HDR: struct virtio_net_hdr before each frame */
         int arp_replies, echo_replies, frames;
 };
 
@@ -318,17 +319,24 @@ static int serve_guest(struct guest *g, int tap_fd, pid_t child)
                 struct pollfd p = {.fd = tap_fd, .events = POLLIN};
                 if (poll(&p, 1, 100) <= 0)
                         continue;
-                uint8_t f[2048], out[2048];
-                ssize_t n = read(tap_fd, f, sizeof(f));
-                if (n <= 0)
+                /* With a vnet header, frames come after it; the replies get an all-zero one
+                 * (no checksum offload, no GSO), as a guest's virtio-net driver would send. */
+                uint8_t buf[2048], reply[2048] = {0};
+                ssize_t n = read(tap_fd, buf, sizeof(buf));
+                if (n <= (ssize_t)g->hdr_len)
                         continue;
+                const uint8_t *f = buf + g->hdr_len;
+                uint8_t *out = reply + g->hdr_len;
+                size_t flen = (size_t)n - g->hdr_len;
                 g->frames++;
                 size_t len;
-                if ((len = arp_answer(g, f, (size_t)n, out)) > 0) {
-                        if (write(tap_fd, out, len) == (ssize_t)len)
+                if ((len = arp_answer(g, f, flen, out)) > 0) {
+                        len += g->hdr_len;
+                        if (write(tap_fd, reply, len) == (ssize_t)len)
                                 g->arp_replies++;
-                } else if ((len = echo_answer(g, f, (size_t)n, out)) > 0) {
-                        if (write(tap_fd, out, len) == (ssize_t)len)
+                } else if ((len = echo_answer(g, f, flen, out)) > 0) {
+                        len += g->hdr_len;
+                        if (write(tap_fd, reply, len) == (ssize_t)len)
                                 g->echo_replies++;
                 }
         }
@@ -495,9 +503,14 @@ int main(int argc, char **argv)
         snprintf(pod_path, sizeof(pod_path), "/run/netns/%s", argv[1]);
         _cleanup_error_ struct cc_error *err = NULL;
         struct shim_net *net = NULL;
-        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        /* NET_TCFILTER_VNET_HDR=1: taps with IFF_VNET_HDR, as QEMU's virtio-net uses them. */
+        const char *vh = getenv("NET_TCFILTER_VNET_HDR");
+        bool vnet_hdr = vh && strcmp(vh, "1") == 0;
+        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL | (vnet_hdr ? SHIM_NET_VNET_HDR : 0),
+                               &net, &err);
         if (r < 0)
                 return fail("shim_net_setup", r, err);
+        printf("taps with a vnet header: %s\n", vnet_hdr ? "yes" : "no");
         for (size_t i = 0; i < net->n_ifs; i++) {
                 const struct shim_net_if *nif = &net->ifs[i];
                 printf("interface %s mac %s mtu %u kind %s tap %s fd %d\n", nif->name, nif->mac,
@@ -514,7 +527,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tc show failed\n");
 
         int rc = 0;
-        struct guest g = {0};
+        struct guest g = {.hdr_len = vnet_hdr ? 10 : 0};
         /* The guest answers on the tap of eth0 (the CNI interface; others may exist). */
         const struct shim_net_if *eth0 = NULL;
         const struct shim_net_addr *a4 = NULL;
