@@ -29,7 +29,7 @@ ip -n "$NODE" link set ccb$$ up
 ip -n "$POD" addr add 10.88.79.2/24 dev eth0
 ip -n "$POD" link set eth0 up
 ip -n "$POD" route add default via 10.88.79.1
-for _ in $(seq 50); do ip -n "$POD" -br link show eth0 | grep -q " UP " && break; sleep 0.1; done
+for _ in $(seq 50); do [[ $(ip -n "$POD" -br link show eth0) == *" UP "* ]] && break; sleep 0.1; done
 out=$("$TOOL" --bench "$COUNT" "$POD" "$NODE")
 echo "$out"
 median() { grep "$1" <<<"$out" | grep -o 'median=[0-9.]*' | cut -d= -f2; }

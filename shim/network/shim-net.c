@@ -377,9 +377,11 @@ static int open_tap(const char *name, unsigned flags, int *ret_fd, struct cc_err
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
         /* IFF_TUN_EXCL: never attach to a tap that exists already (someone else's, or a
          * persistent one left behind); the caller tries the next name instead. */
-        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
+        unsigned tun_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
         if (flags & SHIM_NET_VNET_HDR)
-                ifr.ifr_flags |= IFF_VNET_HDR;
+                tun_flags |= IFF_VNET_HDR;
+        /* ifr_flags is a short; IFF_TUN_EXCL (0x8000) is its sign bit. */
+        ifr.ifr_flags = (short)(uint16_t)tun_flags;
         if (ioctl(fd, TUNSETIFF, &ifr) < 0)
                 return errno == EBUSY ? -EBUSY
                                       : cc_error_set(err, errno, "creating tap %s: %s", name,

@@ -35,7 +35,7 @@ ip -n "$POD" addr add fd00:88::2/64 dev eth0 nodad
 ip -n "$POD" link set eth0 up
 ip -n "$POD" route add default via 10.88.77.1
 # A static neighbour, as some CNI plugins add; it must reach the agent description.
-pod_eth0_up() { ip -n "$POD" -br link show eth0 | grep -q " UP "; }
+pod_eth0_up() { [[ $(ip -n "$POD" -br link show eth0) == *" UP "* ]]; }
 cc_wait_for 10 pod_eth0_up || cc_fail "the pod's eth0 did not come up"
 ip -n "$POD" neigh add 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0 nud permanent
 
@@ -101,7 +101,7 @@ ip -n "$NODE" link add name ccm$$ type veth peer name eth1 netns "$POD"
 ip -n "$NODE" link set ccm$$ up
 ip -n "$POD" addr add 10.88.78.2/24 dev eth1
 ip -n "$POD" link set eth1 up
-pod_eth1_up() { ip -n "$POD" -br link show eth1 | grep -q " UP "; }
+pod_eth1_up() { [[ $(ip -n "$POD" -br link show eth1) == *" UP "* ]]; }
 cc_wait_for 10 pod_eth1_up || cc_fail "the pod's eth1 did not come up"
 tc -n "$POD" qdisc add dev eth0 ingress
 # Someone else's persistent tap holding the name eth1's tap would get: it must be left alone.
@@ -113,5 +113,7 @@ VNET_HDR=1 run_pass
 grep -q "taps with a vnet header: yes" "$CC_TMP/tool.out" || cc_fail "pass 2 without vnet header"
 grep -q "interface eth1 mac .* tap tap2_cc" "$CC_TMP/tool.out" || cc_fail "eth1 not mirrored"
 grep -q "VMM NIC 1: " "$CC_TMP/tool.out" || cc_fail "no second NIC for the VMM"
-tc -n "$POD" filter show dev eth0 ingress | grep -q "pref 1 u32" || cc_fail "foreign filter removed"
+# (Output captured first: with pipefail, grep -q closing the pipe early would fail tc.)
+foreign=$(tc -n "$POD" filter show dev eth0 ingress)
+grep -q "pref 1 u32" <<<"$foreign" || cc_fail "foreign filter removed"
 echo "PASS: node <-> tap through tc mirred both ways; teardown restored the pod namespace"
