@@ -25,11 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cc/fileio.h"
 #include "cc/json.h"
 #include "cc/macro.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/image/image-internal.h"
 #include "guest-agent/image/image.h"
 #include "guest-agent/validate.h"
 #include "kata/image.pb-c.h"
@@ -81,8 +81,13 @@ static int load_settings(struct agent *a, struct image_settings *s, struct cc_er
                 path = IMAGE_CONFIG_DEFAULT;
         _cleanup_json_ struct json_object *o = NULL;
         int r = cc_json_parse_file(path, IMAGE_CONFIG_MAX, 8, &o, err);
-        if (r < 0 && r != -ENOENT)
+        if (r == -ENOENT && err) {
+                /* No file: the defaults. */
+                cc_error_free(*err);
+                *err = NULL;
+        } else if (r < 0) {
                 return cc_error_wrap(err, -r, "image configuration %s", path);
+        }
         if (o) {
                 if ((r = get_opt_string(o, "store_dir", &s->store_dir, err)) < 0 ||
                     (r = get_opt_string(o, "mirror", &s->mirror, err)) < 0 ||
@@ -202,7 +207,7 @@ void agent_image_release(struct agent *a, const char *container_id)
                 openat(base, container_id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (cdir < 0 || faccessat(cdir, "upper", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 return;
-        int r = img__rm_rf_at(base, container_id);
+        int r = cc_rm_rf_at(base, container_id);
         if (r < 0)
                 cc_log_warn("remove %s/%s: %s", a->cfg.containers_dir, container_id, strerror(-r));
 }

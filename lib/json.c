@@ -2,6 +2,7 @@
  * JSON helpers on json-c (see cc/json.h): bounded parsing with readable errors, and typed
  * getters by member name or JSON Pointer whose errors name the key and the expected type.
  */
+#include "cc/fileio.h"
 #include "cc/json.h"
 
 #include <errno.h>
@@ -68,41 +69,11 @@ int cc_json_parse_file(const char *path, size_t max_size, int max_depth, struct 
 {
         if (max_size == 0)
                 max_size = CC_JSON_MAX_SIZE;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return cc_error_set(err, errno, "open %s: %s", path, strerror(errno));
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return cc_error_set(err, errno, "stat %s: %s", path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return cc_error_set(err, EINVAL, "%s: not a regular file", path);
-        if ((uint64_t)st.st_size > max_size)
-                return cc_error_set(err, EFBIG, "%s: larger than %zu bytes", path, max_size);
-        /* One byte more than allowed, to notice a file that grew since fstat(). */
-        size_t cap = (size_t)st.st_size + 1, len = 0;
-        _cleanup_free_ char *buf = malloc(cap);
-        if (!buf)
-                return cc_error_set(err, ENOMEM, "%s: out of memory", path);
-        for (;;) {
-                if (len == cap) {
-                        if (cap > max_size)
-                                return cc_error_set(err, EFBIG, "%s: larger than %zu bytes", path,
-                                                    max_size);
-                        char *q = realloc(buf, cap * 2);
-                        if (!q)
-                                return cc_error_set(err, ENOMEM, "%s: out of memory", path);
-                        buf = q;
-                        cap *= 2;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return cc_error_set(err, errno, "read %s: %s", path, strerror(errno));
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = cc_read_file(path, max_size, &buf, &len, err);
+        if (r < 0)
+                return r;
         return cc_json_parse(path, buf, len, max_depth, ret, err);
 }
 

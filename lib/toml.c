@@ -14,6 +14,7 @@
  * and tables index their keys with a hash once they grow, so a file with a million keys costs
  * linear time, not quadratic.
  */
+#include "cc/fileio.h"
 #include "cc/toml.h"
 
 #include <errno.h>
@@ -1319,41 +1320,11 @@ int cc_toml_parse_string(const char *name, const char *text, size_t len, struct 
 
 int cc_toml_parse_file(const char *path, struct cc_toml_table **ret, struct cc_error **err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return cc_error_set(err, errno, "open %s: %s", path, strerror(errno));
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return cc_error_set(err, errno, "stat %s: %s", path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return cc_error_set(err, EINVAL, "%s: not a regular file", path);
-        if (st.st_size > CC_TOML_MAX_SIZE)
-                return cc_error_set(err, EFBIG, "%s: larger than %u bytes", path, CC_TOML_MAX_SIZE);
-        /* Read up to one byte more than allowed, in case the file grew since fstat(). */
-        size_t cap = (size_t)st.st_size + 1, len = 0;
-        _cleanup_free_ char *buf = malloc(cap);
-        if (!buf)
-                return cc_error_set(err, ENOMEM, "%s: out of memory", path);
-        for (;;) {
-                if (len == cap) {
-                        if (cap > CC_TOML_MAX_SIZE)
-                                return cc_error_set(err, EFBIG, "%s: larger than %u bytes", path,
-                                                    CC_TOML_MAX_SIZE);
-                        char *q = realloc(buf, cap * 2);
-                        if (!q)
-                                return cc_error_set(err, ENOMEM, "%s: out of memory", path);
-                        buf = q;
-                        cap *= 2;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return cc_error_set(err, errno, "read %s: %s", path, strerror(errno));
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = cc_read_file(path, CC_TOML_MAX_SIZE, &buf, &len, err);
+        if (r < 0)
+                return r;
         return cc_toml_parse_string(path, buf, len, ret, err);
 }
 

@@ -56,7 +56,7 @@ static int listen_unix(const char *path, struct cc_error **err)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
                 *slash = '\0';
-                int r = snap_mkdir_p(dir, 0711);
+                int r = cc_mkdir_p(dir, 0711);
                 if (r < 0)
                         return cc_error_set(err, -r, "create %s", dir);
         }

@@ -27,6 +27,7 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/fileio.h"
 
 /* Label names containerd and its CRI plugin pass (reference/snapshotter.md 3.3). */
 #define SNAP_LABEL_TARGET       "containerd.io/snapshot.ref"
@@ -175,7 +176,6 @@ int snap_store_check(struct snap_store *st, struct cc_error **err);
 int snap_rm_rf(const char *path);
 /* Bytes (st_blocks * 512, hard links once) and inodes under path, like containerd's du. */
 int snap_disk_usage(const char *path, int64_t *ret_size, int64_t *ret_inodes);
-int snap_mkdir_p(const char *path, mode_t mode);
 
 /* ---- config.c ------------------------------------------------------------------------------- */
 

@@ -45,7 +45,7 @@ int snap_open(const struct snap_config *cfg, struct snap **ret, struct cc_error 
         s->root = strdup(cfg->root);
         if (!s->root || asprintf(&s->snapdir, "%s/snapshots", cfg->root) < 0)
                 return cc_error_set(err, ENOMEM, "out of memory");
-        int r = snap_mkdir_p(s->root, 0700);
+        int r = cc_mkdir_p(s->root, 0700);
         if (r < 0)
                 return cc_error_set(err, -r, "create root %s", s->root);
         if (mkdir(s->snapdir, 0700) < 0 && errno != EEXIST)

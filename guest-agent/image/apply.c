@@ -300,7 +300,7 @@ static int replace_existing(struct img_applier *a, int dirfd, const char *name, 
         /* Removal may delete a directory the cache points into: forget the cached path, but
          * keep its fd open, as the caller may be holding it (borrowed) right now. */
         a->cached_path[0] = 0;
-        return img__rm_rf_at(dirfd, name);
+        return cc_rm_rf_at(dirfd, name);
 }
 
 static void apply_xattrs(struct archive_entry *e, int fd)

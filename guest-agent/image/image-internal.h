@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "cc/error.h"
+#include "cc/fileio.h"
 
 #include "guest-agent/image/image.h"
 
@@ -30,9 +31,6 @@ size_t img__strv_len(char **v);
 /* Monotonic milliseconds / nanoseconds. */
 uint64_t img__now_ms(void);
 uint64_t img__now_ns(void);
-/* Removes a tree below dirfd/name without following symlinks. */
-int img__rm_rf_at(int dirfd, const char *name);
-int img__mkdir_p(const char *path, mode_t mode);
 
 /* ---- ref.c ---- */
 

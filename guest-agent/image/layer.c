@@ -405,7 +405,7 @@ int img__layer_pull(struct img_layer_job *job, struct cc_error **err)
                 /* Failed or lost a publish race: nothing of this attempt may stay. */
                 _cleanup_close_ int sfd = open(staging_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (sfd >= 0)
-                        img__rm_rf_at(sfd, strrchr(staging, '/') + 1);
+                        cc_rm_rf_at(sfd, strrchr(staging, '/') + 1);
         }
         if (r < 0)
                 return cc_error_wrap(err, r, "layer %u/%u %s", job->index + 1, job->n_layers,

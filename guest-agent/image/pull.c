@@ -368,7 +368,7 @@ int img_pull(const struct img_pull_opts *opts, const char *refstr, struct img_pu
                 img__ref_done(&ref);
                 return -ENOMEM;
         }
-        if ((r = img__mkdir_p(layers, 0700)) < 0 || (r = img__mkdir_p(staging, 0700)) < 0) {
+        if ((r = cc_mkdir_p(layers, 0700)) < 0 || (r = cc_mkdir_p(staging, 0700)) < 0) {
                 img__ref_done(&ref);
                 return cc_error_set(err, -r, "layer store '%s'", o.store_dir);
         }
@@ -403,8 +403,8 @@ int img_rootfs_mount(const struct img_pulled *p, const char *upper, const char *
         if (!p || p->n_layers == 0)
                 return cc_error_set(err, EINVAL, "rootfs: image has no layers");
         int r;
-        if ((r = img__mkdir_p(upper, 0755)) < 0 || (r = img__mkdir_p(work, 0700)) < 0 ||
-            (r = img__mkdir_p(target, 0755)) < 0)
+        if ((r = cc_mkdir_p(upper, 0755)) < 0 || (r = cc_mkdir_p(work, 0700)) < 0 ||
+            (r = cc_mkdir_p(target, 0755)) < 0)
                 return cc_error_set(err, -r, "rootfs: create upper/work/target");
         char opts[4096];
         size_t o = (size_t)snprintf(opts, sizeof(opts), "lowerdir=");

@@ -29,7 +29,7 @@ static void cleanup(void)
         char *slash = strrchr(base, '/');
         int parent = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (parent >= 0 && slash)
-                img__rm_rf_at(parent, slash + 1);
+                cc_rm_rf_at(parent, slash + 1);
         if (parent >= 0)
                 close(parent);
 }
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cc_error_free(err);
         close(fd);
         close(rootfd);
-        img__rm_rf_at(basefd, "root");
+        cc_rm_rf_at(basefd, "root");
         check_no_escape();
         return 0;
 }

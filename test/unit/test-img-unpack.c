@@ -94,7 +94,7 @@ static int teardown(void **state)
         char *slash = strrchr(root, '/');
         *slash = 0;
         int p = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        img__rm_rf_at(p, slash + 1);
+        cc_rm_rf_at(p, slash + 1);
         close(p);
         *slash = '/';
         return 0;

@@ -370,7 +370,7 @@ static void test_sweep(void **state)
         /* What a crash leaves: a renamed dir whose row rolled back, and a temporary. */
         char p[256];
         snprintf(p, sizeof(p), "%s/root/snapshots/77/fs", f->dir);
-        assert_int_equal(snap_mkdir_p(p, 0700), 0);
+        assert_int_equal(cc_mkdir_p(p, 0700), 0);
         snprintf(p, sizeof(p), "%s/root/snapshots/new-abc", f->dir);
         assert_int_equal(mkdir(p, 0700), 0);
         snap_close(f->s);
