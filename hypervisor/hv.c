@@ -147,7 +147,7 @@ static const size_t config_strings[] = {
         offsetof(struct hv_config, firmware),       offsetof(struct hv_config, console_log),
         offsetof(struct hv_config, tee.host_data),  offsetof(struct hv_config, tee.id_block),
         offsetof(struct hv_config, tee.id_auth),    offsetof(struct hv_config, tee.mrconfigid),
-        offsetof(struct hv_config, tee.qgs_socket),
+        offsetof(struct hv_config, tee.qgs_socket), offsetof(struct hv_config, user_net_mac),
 };
 
 static char **config_string(struct hv_config *cfg, size_t i)
@@ -320,6 +320,15 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                 if (!valid_mac(cfg->nets[i].mac))
                         return cc_error_set(err, EINVAL, "invalid MAC address '%s'",
                                             cfg->nets[i].mac);
+        if (!cfg->user_net && cfg->user_net_mac)
+                return cc_error_set(err, EINVAL, "user_net_mac set without user_net");
+        if (cfg->user_net && cfg->tee.kind != HV_TEE_NONE)
+                return cc_error_set(err, EINVAL,
+                                    "the user-mode network (network_model = user) is for "
+                                    "development only and is refused for TEE profile %s",
+                                    hv_tee_to_string(cfg->tee.kind));
+        if (!valid_mac(cfg->user_net_mac))
+                return cc_error_set(err, EINVAL, "invalid MAC address '%s'", cfg->user_net_mac);
         *ret_ops = ops;
         return 0;
 }

@@ -123,6 +123,15 @@ struct hv_config {
         size_t n_disks;
         const struct hv_net *nets;
         size_t n_nets;
+        /*
+         * Development only (network_model = user): one virtio-net NIC on QEMU's user-mode
+         * network (slirp), whose guest reaches the host's loopback as 10.0.2.2. QEMU backend
+         * only; refused for every TEE profile (a confidential guest's traffic must go through
+         * the pod's own interfaces, not a NAT inside the VMM). user_net_mac: "52:54:00:..." or
+         * NULL (QEMU picks one).
+         */
+        bool user_net;
+        const char *user_net_mac;
 };
 
 /* How the VMM ended: `code` >= 0 is its exit status, else `signal` is the signal that killed it. */

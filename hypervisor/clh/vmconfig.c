@@ -36,6 +36,9 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
                                     "virtio-serial");
         if (cfg->n_nets)
                 return cc_error_set(err, EOPNOTSUPP, "clh backend: tap fds are not supported yet");
+        if (cfg->user_net)
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "clh backend: no user-mode network (QEMU only)");
 
         _cleanup_free_ char *vsock_path = hv__path(cfg->run_dir, HV_CLH_VSOCK_SOCK);
         _cleanup_free_ char *cmdline = NULL;

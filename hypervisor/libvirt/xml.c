@@ -120,6 +120,9 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
         if (cfg->n_nets)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "libvirt backend: tap fds cannot be handed to libvirtd");
+        if (cfg->user_net)
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "libvirt backend: no user-mode network (QEMU only)");
 
         char *out = NULL;
         size_t size = 0;

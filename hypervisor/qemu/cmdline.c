@@ -230,6 +230,23 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
                 else
                         hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu", i, i);
         }
+        if (cfg->user_net) {
+                /* Development only: QEMU's user-mode network (slirp), the guest's 10.0.2.2 being
+                 * the host's loopback. Checked here as well as in hv_vm_new() because this
+                 * renderer is also called directly: never for a confidential guest. */
+                if (confidential)
+                        return cc_error_set(err, EINVAL,
+                                            "the user-mode network is refused for TEE profile %s",
+                                            tee->name);
+                hv__argv_add(a, "-netdev");
+                hv__argv_add(a, "user,id=usernet0");
+                hv__argv_add(a, "-device");
+                if (cfg->user_net_mac)
+                        hv__argv_addf(a, "virtio-net-pci,netdev=usernet0,id=usernic0,mac=%s",
+                                      cfg->user_net_mac);
+                else
+                        hv__argv_add(a, "virtio-net-pci,netdev=usernet0,id=usernic0");
+        }
         if (a->failed)
                 return cc_error_set(err, ENOMEM, "out of memory building the QEMU command line");
         return 0;

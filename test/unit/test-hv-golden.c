@@ -20,8 +20,10 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/macro.h"
 
 #include "hypervisor/clh/clh.h"
+#include "hypervisor/hv.h"
 #include "hypervisor/libvirt/libvirt.h"
 #include "hypervisor/qemu/qemu.h"
 
@@ -174,6 +176,52 @@ static void test_qemu_none_devices(void **state)
         qemu_golden("qemu-none-kvm-vsock.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
 }
 
+/* Development NIC on QEMU's user-mode network (network_model = user), TCG, serial channel. */
+static void test_qemu_none_user_net(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        c.user_net = true;
+        c.user_net_mac = "52:54:00:12:34:57";
+        qemu_golden("qemu-none-user.args", &c, HV_ACCEL_TCG, HV_CHANNEL_SERIAL);
+}
+
+/* The user-mode network is never rendered for, or accepted with, a TEE profile. */
+static void test_qemu_user_net_refused_for_tee(void **state)
+{
+        enum hv_tee tees[] = {HV_TEE_TDX, HV_TEE_SEV, HV_TEE_SEV_ES, HV_TEE_SEV_SNP};
+        for (size_t i = 0; i < CC_ARRAY_SIZE(tees); i++) {
+                struct hv_config c = base_config(tees[i]);
+                c.user_net = true;
+                struct hv_qemu_plan plan = {.cfg = &c,
+                                            .console_log = "/x",
+                                            .accel = HV_ACCEL_KVM,
+                                            .channel = HV_CHANNEL_VSOCK,
+                                            .cbitpos = 51,
+                                            .qmp_fd = 3,
+                                            .vhost_fd = 4};
+                struct hv_argv a = {0};
+                _cleanup_error_ struct cc_error *err = NULL;
+                assert_int_equal(hv_qemu_argv(&plan, &a, &err), -EINVAL);
+                assert_non_null(strstr(cc_error_message(err), "user-mode network"));
+                hv__argv_done(&a);
+
+                struct hv_vm *vm = NULL;
+                _cleanup_error_ struct cc_error *err2 = NULL;
+                assert_int_equal(hv_vm_new(&c, &vm, &err2), -EINVAL);
+                assert_null(vm);
+                assert_non_null(strstr(cc_error_message(err2), "development only"));
+        }
+        /* A MAC without the NIC, and a malformed MAC, are refused too. */
+        struct hv_config c = base_config(HV_TEE_NONE);
+        struct hv_vm *vm = NULL;
+        c.user_net_mac = "52:54:00:12:34:57";
+        assert_int_equal(hv_vm_new(&c, &vm, NULL), -EINVAL);
+        c.user_net = true;
+        c.user_net_mac = "52:54:00:12:34:57,x=y";
+        assert_int_equal(hv_vm_new(&c, &vm, NULL), -EINVAL);
+        assert_null(vm);
+}
+
 static void test_qemu_tdx(void **state)
 {
         struct hv_config c = base_config(HV_TEE_TDX);
@@ -317,6 +365,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_qemu_none),
                 cmocka_unit_test(test_qemu_none_devices),
+                cmocka_unit_test(test_qemu_none_user_net),
+                cmocka_unit_test(test_qemu_user_net_refused_for_tee),
                 cmocka_unit_test(test_qemu_tdx),
                 cmocka_unit_test(test_qemu_sev),
                 cmocka_unit_test(test_qemu_sev_es),
