@@ -216,7 +216,7 @@ static int cmd_start(const struct flags *f)
                  * group do not reach it), stdio on /dev/null so containerd's CombinedOutput
                  * sees EOF, the listening socket as fd 3. */
                 setsid();
-                int null = open("/dev/null", O_RDWR);
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 if (null >= 0) {
                         dup2(null, 0);
                         dup2(null, 1);
