@@ -29,7 +29,10 @@ struct agent_config {
         char *cgroup_root;
         char *log_level;
         char *log_port; /* virtio-serial port name that also receives the logs, or NULL */
-        bool is_init;   /* PID 1 in the guest */
+        /* agent.image_insecure=HOST:PORT[,...] (kernel command line only): registries PullImage
+         * reaches over plain HTTP, added to the image settings file's (rpc-image.c). NULL. */
+        char *image_insecure;
+        bool is_init; /* PID 1 in the guest */
 };
 
 struct agent {
@@ -59,6 +62,20 @@ const struct cc_ttrpc_service *agent_rpc_health_service(void);
 int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
 /* Unmounts and removes the rootfs PullImage made for a container (no-op when there is none). */
 void agent_image_release(struct agent *a, const char *container_id);
+/* The network handlers of grpc.AgentService (rpc-net.c, on guest-agent/network/). */
+int agent_rpc_update_interface(struct cc_ttrpc_call *call, void *userdata,
+                               const ProtobufCMessage *req, ProtobufCMessage *resp,
+                               struct cc_error **err);
+int agent_rpc_update_routes(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req,
+                            ProtobufCMessage *resp, struct cc_error **err);
+int agent_rpc_list_interfaces(struct cc_ttrpc_call *call, void *userdata,
+                              const ProtobufCMessage *req, ProtobufCMessage *resp,
+                              struct cc_error **err);
+int agent_rpc_list_routes(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req,
+                          ProtobufCMessage *resp, struct cc_error **err);
+int agent_rpc_add_arp_neighbors(struct cc_ttrpc_call *call, void *userdata,
+                                const ProtobufCMessage *req, ProtobufCMessage *resp,
+                                struct cc_error **err);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err);

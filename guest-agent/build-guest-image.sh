@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the guest initramfs: cc-agent as /init, the shared libraries it needs, the kernel
-# modules it loads (virtio PCI + console, vsock, overlay; in dependency order in
+# modules it loads (virtio PCI + console, virtio-net, vsock, overlay; in dependency order in
 # /etc/cc-agent/modules), and a manifest with the SHA-256 of everything (what a verifier
 # measures). Reproducible: files are copied in sorted order with a fixed mtime, owner 0:0,
 # cpio --reproducible, gzip -n; the same inputs give the same initrd bytes.
@@ -25,7 +25,9 @@ done
 kver=$(cat "$kdir/version")
 epoch=${SOURCE_DATE_EPOCH:-0}
 # The modules the agent loads; modprobe --show-depends adds what they need, in order.
-modules=(virtio_pci virtio_console vmw_vsock_virtio_transport overlay)
+# virtio_net: the pod's NICs (tap + virtio-net-pci, or QEMU's user-mode NIC in development),
+# configured by the host through UpdateInterface/UpdateRoutes; it brings net_failover/failover.
+modules=(virtio_pci virtio_console virtio_net vmw_vsock_virtio_transport overlay)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

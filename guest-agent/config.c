@@ -1,6 +1,6 @@
 /*
  * Agent configuration: defaults, kernel command line (agent.* keys, as Kata's agent reads
- * them) and command-line flags, in that order of precedence (flags win).
+ * them, plus agent.image_insecure) and command-line flags, in that order of precedence (flags win).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@ void agent_config_done(struct agent_config *cfg)
         free(cfg->cgroup_root);
         free(cfg->log_level);
         free(cfg->log_port);
+        free(cfg->image_insecure);
         *cfg = (struct agent_config){0};
 }
 
@@ -45,6 +46,12 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                 {"agent.containers_dir=", offsetof(struct agent_config, containers_dir)},
                 {"agent.cgroup_root=", offsetof(struct agent_config, cgroup_root)},
                 {"agent.log_port=", offsetof(struct agent_config, log_port)},
+                /* Development images: registries reached over plain HTTP (e.g. the host's
+                 * registry as 10.0.2.2:PORT under QEMU user networking). The kernel command
+                 * line is measured together with the kernel in TEE launches (SEV kernel-hashes,
+                 * TDX RTMR), so a host that changes it changes the measurement the verifier
+                 * checks: the choice does not pass to an unmeasured host. */
+                {"agent.image_insecure=", offsetof(struct agent_config, image_insecure)},
         };
         _cleanup_free_ char *copy = strdup(cmdline);
         if (!copy)

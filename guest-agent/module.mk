@@ -24,6 +24,7 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
+INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 
 # cc-agent-static: the agent core linked -static-pie, without in-guest image pull
 # (guest-agent/variants/rpc-image-none.c stands in for rpc-image.c): no loader or shared
@@ -32,10 +33,10 @@ INTEGRATION_TESTS += test/integration/agent-host.sh
 # GUEST_AGENT_LINK=static builds the guest image with it.
 AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
 $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
-		$(BUILD)/guest-agent/variants/rpc-image-none.o $(LIBAGENT) $(LIBCC)
+		$(BUILD)/guest-agent/variants/rpc-image-none.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
-		$(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
+		$(LIBAGENTNET) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
 
 # The guest image: Debian's kernel (fetched with apt-get download, never installed on the
 # host) + an initramfs with cc-agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
@@ -56,6 +57,7 @@ guest-image:
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
+INTEGRATION_TESTS += test/integration/agent-vm-pull.sh
 # Sanitizer and fuzz builds cannot link -static-pie.
 ifeq ($(SANITIZE)$(FUZZ),)
 all: $(BUILD)/cc-agent-static

@@ -14,6 +14,14 @@
  *    "auth_file": "/etc/cc-agent/auth.json", "ca_file": "/etc/cc-agent/ca.pem",
  *    "key_files": ["/etc/cc-agent/keys/key.pem"]}
  * Every key is optional; no file means the defaults (TLS to every registry, no keys).
+ *
+ * Development images may also name plain-HTTP registries on the kernel command line,
+ * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/config.c), added to the file's
+ * insecure_registries: the guest image stays the same and only the boot line differs (the
+ * host's registry is 10.0.2.2:PORT under QEMU user networking). This does not hand the choice
+ * to an unmeasured host: in TEE launches the kernel command line is measured with the kernel
+ * (SEV/SNP kernel-hashes, TDX RTMR[2]), so a different line gives a different measurement and
+ * attestation fails. Only the request fields stay untrusted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +75,50 @@ static int get_opt_string(struct json_object *o, const char *key, char **ret, st
         return (*ret = strdup(v)) ? 0 : -ENOMEM;
 }
 
+/* A registry host[:port] as it appears in an image reference: letters, digits, '.', '-', ':',
+ * '[' and ']' (IPv6), 1..255 bytes. */
+static bool valid_registry(const char *s, size_t n)
+{
+        if (n == 0 || n > 255)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr(".-:[]", s[i])))
+                        return false;
+        return true;
+}
+
+/* Adds the comma-separated registries of agent.image_insecure= to s->insecure (no duplicates). */
+static int merge_cmdline_insecure(struct image_settings *s, const char *list, struct cc_error **err)
+{
+        size_t n = 0;
+        while (s->insecure && s->insecure[n])
+                n++;
+        for (const char *p = list; *p;) {
+                size_t len = strcspn(p, ",");
+                if (!valid_registry(p, len))
+                        return cc_error_set(err, EINVAL,
+                                            "agent.image_insecure: invalid registry '%.*s'",
+                                            (int)(len > 64 ? 64 : len), p);
+                bool dup = false;
+                for (size_t i = 0; i < n && !dup; i++)
+                        dup = strlen(s->insecure[i]) == len && memcmp(s->insecure[i], p, len) == 0;
+                if (!dup) {
+                        char **v = realloc(s->insecure, (n + 2) * sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                        s->insecure = v;
+                        if (!(v[n] = strndup(p, len)))
+                                return -ENOMEM;
+                        v[++n] = NULL;
+                }
+                p += len;
+                if (*p == ',')
+                        p++;
+        }
+        return 0;
+}
+
 static int get_opt_strv(struct json_object *o, const char *key, char ***ret, struct cc_error **err)
 {
         int r = cc_json_get_strv(o, key, ret, err);
@@ -97,6 +149,9 @@ static int load_settings(struct agent *a, struct image_settings *s, struct cc_er
                     (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0)
                         return cc_error_wrap(err, -r, "image configuration %s", path);
         }
+        if (!cc_isempty(a->cfg.image_insecure) &&
+            (r = merge_cmdline_insecure(s, a->cfg.image_insecure, err)) < 0)
+                return r;
         if (!s->store_dir) {
                 _cleanup_free_ char *copy = strdup(a->cfg.containers_dir);
                 if (!copy || asprintf(&s->store_dir, "%s/image", dirname(copy)) < 0)

@@ -25,6 +25,7 @@
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 #include "kata/health.pb-c.h"
+#include "kata/types.pb-c.h"
 
 #define HANDLER(name)                                                                             \
         static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_, \
@@ -647,6 +648,16 @@ static const struct cc_ttrpc_method agent_methods[] = {
         M("SetGuestDateTime", grpc__set_guest_date_time_request, NULL, set_guest_date_time),
         M("CopyFile", grpc__copy_file_request, NULL, copy_file),
         M("GetOOMEvent", grpc__get_oomevent_request, &grpc__oomevent__descriptor, get_oom_event),
+        /* Network (rpc-net.c). */
+        M("UpdateInterface", grpc__update_interface_request, &types__interface__descriptor,
+          agent_rpc_update_interface),
+        M("UpdateRoutes", grpc__update_routes_request, &grpc__routes__descriptor,
+          agent_rpc_update_routes),
+        M("ListInterfaces", grpc__list_interfaces_request, &grpc__interfaces__descriptor,
+          agent_rpc_list_interfaces),
+        M("ListRoutes", grpc__list_routes_request, &grpc__routes__descriptor,
+          agent_rpc_list_routes),
+        M("AddARPNeighbors", grpc__add_arpneighbors_request, NULL, agent_rpc_add_arp_neighbors),
 };
 
 static const struct cc_ttrpc_service agent_service = {

@@ -39,6 +39,15 @@ static void test_cmdline_and_flags(void **state)
         assert_string_equal(c.log_port, "agent.log.0");
         assert_string_equal(c.containers_dir, "/run/x");
         agent_config_done(&c);
+        /* agent.image_insecure= (development images: plain-HTTP registries for PullImage). */
+        assert_null(c.image_insecure);
+        assert_int_equal(agent_config_parse(&c,
+                                            "quiet agent.image_insecure=10.0.2.2:5000,"
+                                            "reg.example:443 panic=-1",
+                                            0, NULL, &err),
+                         0);
+        assert_string_equal(c.image_insecure, "10.0.2.2:5000,reg.example:443");
+        agent_config_done(&c);
         /* Flags win over the command line. */
         char *argv2[] = {"cc-agent", "--server-addr", "unix:///tmp/a.sock", NULL};
         assert_int_equal(agent_config_parse(&c, cmdline, 3, argv2, &err), 0);
