@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,7 +37,9 @@
 #include "cc/ttrpc.h"
 
 #include "hypervisor/hv.h"
+#include "kata/agent.pb-c.h"
 #include "kata/health.pb-c.h"
+#include "kata/types.pb-c.h"
 
 static const char *kernel, *initrd, *base_dir;
 /* HV_BOOT_BACKEND=libvirt (with HV_BOOT_URI) runs the same tests through libvirtd. */
@@ -329,7 +332,28 @@ static void test_start_timeout(void **state)
         assert_int_equal(r, -ETIMEDOUT);
 }
 
-/* The project's guest image: cc-agent answers Health.Check SERVING over the serial channel. */
+/* Whether the agent behind c lists a NIC with this MAC (grpc.AgentService/ListInterfaces). */
+static bool agent_has_nic(struct cc_ttrpc_client *c, const char *mac)
+{
+        Grpc__ListInterfacesRequest req = GRPC__LIST_INTERFACES_REQUEST__INIT;
+        Grpc__Interfaces *resp = NULL;
+        struct cc_ttrpc_call_opts o = {.timeout_ns = 5000000000ll};
+        _cleanup_error_ struct cc_error *e = NULL;
+        if (cc_ttrpc_client_call(c, "grpc.AgentService", "ListInterfaces", &req.base,
+                                 &grpc__interfaces__descriptor, (ProtobufCMessage **)&resp, &o,
+                                 &e) < 0)
+                fail_msg("ListInterfaces: %s", cc_error_message(e));
+        bool found = false;
+        for (size_t i = 0; i < resp->n_interfaces; i++)
+                found |= strcasecmp(resp->interfaces[i]->hwaddr, mac) == 0;
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        return found;
+}
+
+/*
+ * The project's guest image: cc-agent answers Health.Check SERVING over the serial channel,
+ * and the development NIC (hv_config.user_net, with virtio_net in the image) is in the guest.
+ */
 static void test_guest_image_health(void **state)
 {
         REQUIRE_GUEST();
@@ -344,6 +368,9 @@ static void test_guest_image_health(void **state)
         f->cfg.initrd = i;
         f->cfg.memory_mib = 512;
         f->cfg.kernel_params = "quiet agent.server_addr=serial://" HV_AGENT_SERIAL_NAME;
+        f->cfg.user_net = true;
+        f->cfg.user_net_mac = "52:54:00:c0:ff:ee";
+        bool nic = false;
         _cleanup_error_ struct cc_error *err = NULL;
         _cleanup_hv_vm_ struct hv_vm *vm = NULL;
         assert_int_equal(hv_vm_new(&f->cfg, &vm, &err), 0);
@@ -376,12 +403,18 @@ static void test_guest_image_health(void **state)
                           resp->status == GRPC__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
                 if (resp)
                         protobuf_c_message_free_unpacked(&resp->base, NULL);
+                /* Same connection: the serial channel serves one host connection at a time. */
+                if (serving)
+                        nic = agent_has_nic(c, f->cfg.user_net_mac);
                 cc_ttrpc_client_free(c);
                 if (!serving)
                         usleep(200000);
         }
         if (!serving)
                 fail_msg("cc-agent did not answer Health.Check in 90 s");
+        if (!nic)
+                fail_msg("the guest has no NIC with the user-mode NIC's MAC %s",
+                         f->cfg.user_net_mac);
         printf("# cc-agent answered Health.Check SERVING %lld ms after start\n",
                (long long)(now_ms() - t0));
         assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
