@@ -60,6 +60,13 @@ const struct cc_ttrpc_service *agent_rpc_service(void);
 const struct cc_ttrpc_service *agent_rpc_health_service(void);
 /* The image service (rpc-image.c); the PullImage handler is where libccimage plugs in. */
 int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
+/* Pulls `image` in the guest and mounts it as <containers_dir>/<container_id>/rootfs. */
+int agent_image_pull(struct agent *a, const char *image, const char *container_id,
+                     const char *creds, struct cc_error **err);
+/* CreateContainer's storages: one "image_guest_pull" Storage (Kata >= 3.3) pulls the image. */
+struct Grpc__Storage;
+int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
+                         size_t n, struct cc_error **err);
 /* Unmounts and removes the rootfs PullImage made for a container (no-op when there is none). */
 void agent_image_release(struct agent *a, const char *container_id);
 /* The network handlers of grpc.AgentService (rpc-net.c, on guest-agent/network/). */

@@ -40,6 +40,7 @@
 #include "guest-agent/agent.h"
 #include "guest-agent/image/image.h"
 #include "guest-agent/validate.h"
+#include "kata/agent.pb-c.h"
 #include "kata/image.pb-c.h"
 
 #define IMAGE_CONFIG_DEFAULT "/etc/cc-agent/image.json"
@@ -182,6 +183,85 @@ static int make_dir(const char *path, mode_t mode, struct cc_error **err)
         return 0;
 }
 
+int agent_image_pull(struct agent *a, const char *image, const char *container_id,
+                     const char *creds, struct cc_error **err)
+{
+        struct image_settings s = {0};
+        int r = load_settings(a, &s, err);
+        _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
+        if (r == 0 && s.key_files)
+                r = img_key_broker_offline_fs((const char *const *)s.key_files, NULL, &keys, err);
+        if (r < 0) {
+                settings_done(&s);
+                return r;
+        }
+        struct img_pull_opts o = {
+                .store_dir = s.store_dir,
+                .creds = cc_isempty(creds) ? NULL : creds,
+                .auth_file = s.auth_file,
+                .insecure_registries = (const char *const *)s.insecure,
+                .ca_file = s.ca_file,
+                .mirror = s.mirror,
+                .flags = IMG_PULL_KEEP_OWNERS,
+                .keys = keys,
+        };
+        _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
+        _cleanup_free_ char *dir = container_path(a, container_id, NULL);
+        _cleanup_free_ char *upper = container_path(a, container_id, "upper");
+        _cleanup_free_ char *work = container_path(a, container_id, "work");
+        _cleanup_free_ char *rootfs = container_path(a, container_id, "rootfs");
+        if (!dir || !upper || !work || !rootfs)
+                r = -ENOMEM;
+        else if (access(rootfs, F_OK) == 0)
+                r = cc_error_set(err, EEXIST, "container %s already has a rootfs", container_id);
+        else if ((r = make_dir(s.store_dir, 0700, err)) == 0)
+                r = img_pull(&o, image, &img, err);
+        settings_done(&s);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "pull image %s", image);
+
+        if ((r = make_dir(dir, 0700, err)) < 0 || (r = make_dir(upper, 0755, err)) < 0 ||
+            (r = make_dir(work, 0700, err)) < 0 || (r = make_dir(rootfs, 0755, err)) < 0 ||
+            (r = img_rootfs_mount(img, upper, work, rootfs, IMG_PULL_KEEP_OWNERS, err)) < 0) {
+                agent_image_release(a, container_id);
+                return cc_error_wrap(err, -r, "rootfs of %s", container_id);
+        }
+        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched", image,
+                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched);
+        return 0;
+}
+
+/*
+ * Kata >= 3.3's guest pull: CreateContainer carries one Storage with driver
+ * "image_guest_pull", source = the image reference ("pause" for the sandbox, whose process is
+ * the agent's own), and a driver option "image_guest_pull=<json metadata>" (unused here). The
+ * rootfs is made where every rootfs of ours lives; a mount point elsewhere is refused, since the
+ * host does not choose guest paths.
+ */
+int agent_image_storages(struct agent *a, const char *container_id, Grpc__Storage **storages,
+                         size_t n, struct cc_error **err)
+{
+        if (n != 1 || !storages[0] || !cc_streq(storages[0]->driver, "image_guest_pull"))
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "storage driver '%s' is not supported (only one "
+                                    "image_guest_pull storage is)",
+                                    n && storages[0] ? storages[0]->driver : "");
+        const Grpc__Storage *st = storages[0];
+        if (cc_isempty(st->source) || strlen(st->source) > 4096)
+                return cc_error_set(err, EINVAL, "image_guest_pull storage has no image reference");
+        _cleanup_free_ char *rootfs = container_path(a, container_id, "rootfs");
+        if (!rootfs)
+                return -ENOMEM;
+        if (!cc_isempty(st->mount_point) && strcmp(st->mount_point, rootfs) != 0)
+                return cc_error_set(err, EPERM,
+                                    "image_guest_pull mount point %s refused: the rootfs of %s "
+                                    "is made at %s",
+                                    st->mount_point, container_id, rootfs);
+        if (strcmp(st->source, "pause") == 0)
+                return 0;
+        return agent_image_pull(a, st->source, container_id, NULL, err);
+}
+
 static int pull_image(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_,
                       ProtobufCMessage *resp_, struct cc_error **err)
 {
@@ -199,50 +279,8 @@ static int pull_image(struct cc_ttrpc_call *call, void *userdata, const Protobuf
                 return cc_error_set(err, EINVAL, "PullImage needs a container_id");
         if ((r = agent_validate_id(req->container_id, "container id", err)) < 0)
                 return r;
-
-        struct image_settings s = {0};
-        r = load_settings(a, &s, err);
-        _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
-        if (r == 0 && s.key_files)
-                r = img_key_broker_offline_fs((const char *const *)s.key_files, NULL, &keys, err);
-        if (r < 0) {
-                settings_done(&s);
+        if ((r = agent_image_pull(a, req->image, req->container_id, req->source_creds, err)) < 0)
                 return r;
-        }
-        struct img_pull_opts o = {
-                .store_dir = s.store_dir,
-                .creds = cc_isempty(req->source_creds) ? NULL : req->source_creds,
-                .auth_file = s.auth_file,
-                .insecure_registries = (const char *const *)s.insecure,
-                .ca_file = s.ca_file,
-                .mirror = s.mirror,
-                .flags = IMG_PULL_KEEP_OWNERS,
-                .keys = keys,
-        };
-        _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
-        _cleanup_free_ char *dir = container_path(a, req->container_id, NULL);
-        _cleanup_free_ char *upper = container_path(a, req->container_id, "upper");
-        _cleanup_free_ char *work = container_path(a, req->container_id, "work");
-        _cleanup_free_ char *rootfs = container_path(a, req->container_id, "rootfs");
-        if (!dir || !upper || !work || !rootfs)
-                r = -ENOMEM;
-        else if (access(rootfs, F_OK) == 0)
-                r = cc_error_set(err, EEXIST, "container %s already has a rootfs",
-                                 req->container_id);
-        else if ((r = make_dir(s.store_dir, 0700, err)) == 0)
-                r = img_pull(&o, req->image, &img, err);
-        settings_done(&s);
-        if (r < 0)
-                return cc_error_wrap(err, -r, "pull image %s", req->image);
-
-        if ((r = make_dir(dir, 0700, err)) < 0 || (r = make_dir(upper, 0755, err)) < 0 ||
-            (r = make_dir(work, 0700, err)) < 0 || (r = make_dir(rootfs, 0755, err)) < 0 ||
-            (r = img_rootfs_mount(img, upper, work, rootfs, IMG_PULL_KEEP_OWNERS, err)) < 0) {
-                agent_image_release(a, req->container_id);
-                return cc_error_wrap(err, -r, "rootfs of %s", req->container_id);
-        }
-        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched", req->image,
-                    req->container_id, img->n_layers, (unsigned long long)img->bytes_fetched);
         resp->image_ref = cc_ttrpc_call_strdup(call, req->image);
         return resp->image_ref ? 0 : -ENOMEM;
 }

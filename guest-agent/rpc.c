@@ -87,18 +87,24 @@ HANDLER(create_container)
                 return r;
         if (req->n_devices > 0)
                 return cc_error_set(err, EOPNOTSUPP, "device passthrough is not supported");
-        if (req->n_storages > 0)
-                /* Storage drivers (block devices, image_guest_pull) come with the image-pull
-                 * work; refusing is safer than ignoring a mount the container expects. */
-                return cc_error_set(err, EOPNOTSUPP, "storages are not supported yet");
         if (req->stdin_port || req->stdout_port || req->stderr_port)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
         if (!cc_isempty(req->exec_id) && (r = agent_validate_id(req->exec_id, "exec_id", err)) < 0)
                 return r;
-        struct agent_spec *spec = NULL;
-        if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0)
+        /* Storages: only the guest-pull one; refusing any other is safer than ignoring a mount
+         * the container expects. */
+        if (req->n_storages > 0 &&
+            (r = agent_image_storages(a, req->container_id, req->storages,
+                                      req->n_storages, err)) < 0)
                 return r;
-        return agent_container_create(a->rt, req->container_id, req->exec_id, spec, err);
+        struct agent_spec *spec = NULL;
+        if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
+            (r = agent_container_create(a->rt, req->container_id, req->exec_id, spec, err)) < 0) {
+                if (req->n_storages > 0)
+                        agent_image_release(a, req->container_id);
+                return r;
+        }
+        return 0;
 }
 
 HANDLER(start_container)

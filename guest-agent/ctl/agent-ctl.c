@@ -37,6 +37,7 @@
 
 struct opts {
         const char *addr, *id, *exec_id, *rootfs, *cwd, *hostname, *user, *data, *src, *dst;
+        const char *guest_pull; /* --guest-pull IMAGE: an image_guest_pull Storage */
         const char *envs[MAX_LIST], *caps[MAX_LIST], *rlimits[MAX_LIST], *seccomp_errno[MAX_LIST],
                 *mounts[MAX_LIST], *annotations[MAX_LIST];
         size_t n_env, n_caps, n_rlimits, n_seccomp, n_mounts, n_annotations;
@@ -283,6 +284,15 @@ static void do_create(const struct opts *o)
         req.container_id = (char *)o->id;
         req.exec_id = (char *)(o->exec_id ? o->exec_id : "");
         req.oci = spec_new(o);
+        Grpc__Storage st = GRPC__STORAGE__INIT;
+        Grpc__Storage *sts[] = {&st};
+        if (o->guest_pull) {
+                st.driver = "image_guest_pull";
+                st.source = (char *)o->guest_pull;
+                st.fstype = "overlay";
+                req.n_storages = 1;
+                req.storages = sts;
+        }
         call(AGENT, "CreateContainer", &req.base, NULL, NULL, 0, true);
 }
 
@@ -888,6 +898,9 @@ static int parse_opt(int c, struct opts *op)
         case 'o':
                 op->mode = (unsigned)strtoul(optarg, NULL, 8);
                 break;
+        case 'G':
+                op->guest_pull = optarg;
+                break;
         default:
                 return -1;
         }
@@ -928,6 +941,7 @@ int main(int argc, char **argv)
                 {"src", required_argument, NULL, 'F'},
                 {"dst", required_argument, NULL, 'O'},
                 {"mode", required_argument, NULL, 'o'},
+                {"guest-pull", required_argument, NULL, 'G'},
                 {0},
         };
         if (argc < 2) {

@@ -8,6 +8,7 @@
 #include "cc/macro.h"
 
 #include "guest-agent/agent.h"
+#include "kata/agent.pb-c.h"
 #include "kata/image.pb-c.h"
 
 static int pull_image(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_,
@@ -20,6 +21,24 @@ static int pull_image(struct cc_ttrpc_call *call, void *userdata, const Protobuf
         if (r < 0)
                 return r;
         return cc_error_set(err, EOPNOTSUPP, "PullImage: this agent is built without image pull");
+}
+
+int agent_image_pull(struct agent *a, const char *image, const char *container_id,
+                     const char *creds, struct cc_error **err)
+{
+        return cc_error_set(err, EOPNOTSUPP, "pulling %s: this agent is built without image pull",
+                            image);
+}
+
+int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
+                         size_t n, struct cc_error **err)
+{
+        /* The sandbox's "pause" needs no image; anything else would need the pull library. */
+        if (n == 1 && storages[0] && cc_streq(storages[0]->driver, "image_guest_pull") &&
+            cc_streq(storages[0]->source, "pause"))
+                return 0;
+        return cc_error_set(err, EOPNOTSUPP, "storages need the image-pull library, which this "
+                                             "agent is built without");
 }
 
 static const struct cc_ttrpc_method image_methods[] = {

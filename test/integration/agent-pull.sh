@@ -75,6 +75,20 @@ echo "$out" | grep -q "pull image $REG/demo:missing" || fail "missing tag: $out"
 [ ! -e "$containers/c3" ] || fail "a failed pull left $containers/c3"
 echo "ok: failed pull leaves nothing: $out"
 
+# Kata >= 3.3's form: CreateContainer with an image_guest_pull Storage pulls the image itself.
+ctl create --id c4 --guest-pull "$IMAGE" --rootfs "$containers/c4/rootfs" -- cat /etc/demo ||
+        fail "CreateContainer with an image_guest_pull storage"
+ctl start --id c4
+[ "$(ctl wait --id c4)" = "0" ] || fail "c4 exit status"
+out=$(ctl read-stdout --id c4)
+[ "$out" = "pulled in the guest" ] || fail "c4 printed '$out'"
+ctl remove --id c4 || fail "remove c4"
+[ ! -e "$containers/c4" ] || fail "c4's rootfs left after remove"
+out=$(ctl create --id c5 --guest-pull "$REG/demo:missing" --rootfs "$containers/c5/rootfs" -- true 2>&1) &&
+        fail "a storage with a missing image was accepted"
+[ ! -e "$containers/c5" ] || fail "a failed storage pull left $containers/c5"
+echo "ok: image_guest_pull storage: $out"
+
 # `run` removed c1 when it exited, and with it the rootfs; RemoveContainer releases the rootfs
 # of a container that never ran (c2) too.
 mountpoint -q "$containers/c1/rootfs" 2>/dev/null && fail "c1 rootfs still mounted"
