@@ -23,22 +23,8 @@ cleanup_agent() {
 trap cleanup_agent EXIT
 ctl() { ASAN_OPTIONS=detect_leaks=0 "$CTL" --addr "unix://$T/agent.sock" "$@"; }
 
-# A two-layer image: busybox, then a file.
-layout=$T/layout
-umoci init --layout "$layout"
-umoci new --image "$layout:1"
-umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
-mkdir -p "$T/bundle/rootfs/bin" "$T/bundle/rootfs/etc" "$T/bundle/rootfs/proc" "$T/bundle/rootfs/dev"
-cp "$BUSYBOX" "$T/bundle/rootfs/bin/busybox"
-for a in sh echo cat ls; do ln -s busybox "$T/bundle/rootfs/bin/$a"; done
-umoci repack --image "$layout:1" "$T/bundle" >/dev/null
-rm -rf "$T/bundle"
-umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
-echo "pulled in the guest" >"$T/bundle/rootfs/etc/demo"
-umoci repack --image "$layout:1" "$T/bundle" >/dev/null
-rm -rf "$T/bundle"
-img_push "oci:$layout:1" demo:1
-IMAGE=$REG/demo:1
+# A two-layer image: busybox, then a file the container prints.
+img_demo_image "pulled in the guest"
 
 cat >"$T/image.json" <<JSON
 {"store_dir": "$T/store", "insecure_registries": ["$REG"]}

@@ -48,20 +48,7 @@ fi
 grep -q '/virtio_net.ko$' build/guest/manifest.txt || fail "the guest image has no virtio_net module"
 
 # A two-layer image: busybox, then a file the container prints.
-layout=$T/layout
-umoci init --layout "$layout"
-umoci new --image "$layout:1"
-umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
-mkdir -p "$T/bundle/rootfs/bin" "$T/bundle/rootfs/etc" "$T/bundle/rootfs/proc" "$T/bundle/rootfs/dev"
-cp "$BUSYBOX" "$T/bundle/rootfs/bin/busybox"
-for a in sh echo cat ls; do ln -s busybox "$T/bundle/rootfs/bin/$a"; done
-umoci repack --image "$layout:1" "$T/bundle" >/dev/null
-rm -rf "$T/bundle"
-umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
-echo "pulled from 10.0.2.2 inside the VM" >"$T/bundle/rootfs/etc/demo"
-umoci repack --image "$layout:1" "$T/bundle" >/dev/null
-rm -rf "$T/bundle"
-img_push "oci:$layout:1" demo:1
+img_demo_image "pulled from 10.0.2.2 inside the VM"
 GUEST_REG=10.0.2.2:$PORT
 ok "registry on $REG (the guest's $GUEST_REG) holds demo:1"
 

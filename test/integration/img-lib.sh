@@ -301,3 +301,24 @@ urllib.request.urlopen(urllib.request.Request("http://%s/v2/%s/manifests/%s" % (
                        method="PUT", headers={"Content-Type": m["mediaType"]}))
 EOF
 }
+
+# img_demo_image TEXT: pushes demo:1, two layers (busybox-static with sh/echo/cat/ls, then
+# /etc/demo holding TEXT), built with umoci. Sets IMAGE=$REG/demo:1.
+img_demo_image() {
+        local text=$1 layout=$T/demo-layout bb
+        bb=$(command -v busybox) || fail "needs busybox-static"
+        umoci init --layout "$layout"
+        umoci new --image "$layout:1"
+        umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
+        mkdir -p "$T/bundle/rootfs/bin" "$T/bundle/rootfs/etc" "$T/bundle/rootfs/proc" "$T/bundle/rootfs/dev"
+        cp "$bb" "$T/bundle/rootfs/bin/busybox"
+        for a in sh echo cat ls; do ln -s busybox "$T/bundle/rootfs/bin/$a"; done
+        umoci repack --image "$layout:1" "$T/bundle" >/dev/null
+        rm -rf "$T/bundle"
+        umoci unpack --image "$layout:1" "$T/bundle" >/dev/null
+        echo "$text" >"$T/bundle/rootfs/etc/demo"
+        umoci repack --image "$layout:1" "$T/bundle" >/dev/null
+        rm -rf "$T/bundle"
+        img_push "oci:$layout:1" demo:1
+        IMAGE=$REG/demo:1
+}
