@@ -2,3 +2,4 @@
 # installer tools/cc-deploy; nothing to build. Its integration test runs against scratch
 # containerd configs and a private containerd.
 INTEGRATION_TESTS += test/integration/deploy-installer.sh
+INTEGRATION_TESTS += test/integration/e2e-cri.sh

@@ -7,7 +7,17 @@ carries the calls. Nothing generated is committed.
 
     cri.py --address /run/containerd/containerd.sock pull IMAGE [--annotation K=V ...]
     cri.py ... images | status IMAGE | rmi IMAGE | version
-Prints the response as JSON; exits 1 with the gRPC status on error.
+    cri.py ... runp [--runtime HANDLER] POD.json          -> RunPodSandbox (prints the pod id)
+    cri.py ... create POD_ID CONTAINER.json POD.json      -> CreateContainer (prints the id)
+    cri.py ... start ID | stop [--timeout S] ID | rm ID   -> Start/Stop/RemoveContainer
+    cri.py ... stopp POD_ID | rmp POD_ID | inspectp POD_ID | pods | ps [--pod POD_ID]
+    cri.py ... inspect ID                                 -> ContainerStatus
+    cri.py ... exec-sync [--timeout S] ID CMD...          -> ExecSync; prints stdout/stderr,
+                                                              exits with the command's code
+    cri.py ... logs-path ID                               -> ContainerStatus.log_path
+The JSON configs are PodSandboxConfig / ContainerConfig in proto3 JSON (field names as in
+protos/cri/api.proto, e.g. "linux_"; json_format accepts both names and lowerCamel).
+Prints the response as JSON (inspect/inspectp with zero values); exits 1 with the gRPC status on error.
 """
 import argparse
 import json
@@ -58,6 +68,27 @@ def main():
     rm = sub.add_parser("rmi")
     rm.add_argument("image")
     sub.add_parser("version")
+    runp = sub.add_parser("runp")
+    runp.add_argument("--runtime", default="")
+    runp.add_argument("config")
+    cr = sub.add_parser("create")
+    cr.add_argument("pod")
+    cr.add_argument("config")
+    cr.add_argument("pod_config")
+    for name in ("start", "rm", "inspect", "logs-path"):
+        sub.add_parser(name).add_argument("id")
+    sp = sub.add_parser("stop")
+    sp.add_argument("--timeout", type=int, default=10)
+    sp.add_argument("id")
+    for name in ("stopp", "rmp", "inspectp"):
+        sub.add_parser(name).add_argument("pod")
+    sub.add_parser("pods")
+    ps = sub.add_parser("ps")
+    ps.add_argument("--pod", default="")
+    ex = sub.add_parser("exec-sync")
+    ex.add_argument("--timeout", type=int, default=60)
+    ex.add_argument("id")
+    ex.add_argument("argv", nargs=argparse.REMAINDER)
     a = p.parse_args()
 
     msgs = load_messages()
@@ -86,6 +117,55 @@ def main():
             req = M("RemoveImageRequest")
             req.image.image = a.image
             resp = call(channel, msgs, "ImageService", "RemoveImage", req)
+        elif a.cmd == "runp":
+            req = M("RunPodSandboxRequest")
+            json_format.Parse(open(a.config).read(), req.config)
+            req.runtime_handler = a.runtime
+            resp = call(channel, msgs, "RuntimeService", "RunPodSandbox", req)
+        elif a.cmd == "create":
+            req = M("CreateContainerRequest")
+            req.pod_sandbox_id = a.pod
+            json_format.Parse(open(a.config).read(), req.config)
+            json_format.Parse(open(a.pod_config).read(), req.sandbox_config)
+            resp = call(channel, msgs, "RuntimeService", "CreateContainer", req)
+        elif a.cmd in ("start", "rm", "inspect", "logs-path"):
+            method = {"start": "StartContainer", "rm": "RemoveContainer",
+                      "inspect": "ContainerStatus", "logs-path": "ContainerStatus"}[a.cmd]
+            req = M(method + "Request")
+            req.container_id = a.id
+            resp = call(channel, msgs, "RuntimeService", method, req)
+            if a.cmd == "logs-path":
+                print(resp.status.log_path)
+                return 0
+        elif a.cmd == "stop":
+            req = M("StopContainerRequest")
+            req.container_id = a.id
+            req.timeout = a.timeout
+            resp = call(channel, msgs, "RuntimeService", "StopContainer", req)
+        elif a.cmd in ("stopp", "rmp", "inspectp"):
+            method = {"stopp": "StopPodSandbox", "rmp": "RemovePodSandbox",
+                      "inspectp": "PodSandboxStatus"}[a.cmd]
+            req = M(method + "Request")
+            req.pod_sandbox_id = a.pod
+            resp = call(channel, msgs, "RuntimeService", method, req)
+        elif a.cmd == "pods":
+            resp = call(channel, msgs, "RuntimeService", "ListPodSandbox",
+                        M("ListPodSandboxRequest"))
+        elif a.cmd == "ps":
+            req = M("ListContainersRequest")
+            if a.pod:
+                req.filter.pod_sandbox_id = a.pod
+            resp = call(channel, msgs, "RuntimeService", "ListContainers", req)
+        elif a.cmd == "exec-sync":
+            req = M("ExecSyncRequest")
+            req.container_id = a.id
+            req.cmd.extend(a.argv[1:] if a.argv[:1] == ["--"] else a.argv)
+            req.timeout = a.timeout
+            resp = call(channel, msgs, "RuntimeService", "ExecSync", req)
+            sys.stdout.buffer.write(resp.stdout)
+            sys.stdout.flush()
+            sys.stderr.buffer.write(resp.stderr)
+            return resp.exit_code
         else:
             resp = call(channel, msgs, "RuntimeService", "Version", M("VersionRequest"))
     except grpc.RpcError as e:
@@ -93,7 +173,9 @@ def main():
         return 1
     if a.timing:
         print("rpc_ms %d" % ((time.monotonic() - t0) * 1000), file=sys.stderr)
-    print(json_format.MessageToJson(resp, preserving_proto_field_name=True))
+    # Status answers show zero values too (SANDBOX_READY and exit code 0 are proto3 defaults).
+    print(json_format.MessageToJson(resp, preserving_proto_field_name=True,
+                                    including_default_value_fields=a.cmd in ("inspect", "inspectp")))
     return 0
 
 
