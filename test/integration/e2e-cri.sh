@@ -35,6 +35,9 @@ e2e_cleanup() {
         for id in ${POD_ID:-}; do
                 rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
         done
+        # A run cut short before RemovePodSandbox leaves the pod's CNI netns (and its veth):
+        # remove the ones that appeared during this test, then our bridge.
+        for p in ${POD_NETNS:-}; do ip netns del "$p" 2>/dev/null; done
         ip link del "$BR" 2>/dev/null
         (exit "$rc")
         snap_cleanup
@@ -156,6 +159,7 @@ JSON
 t=$(date +%s.%N)
 POD_ID=$(cri runp --runtime kata "$CC_TMP/pod.json" 2>"$CC_TMP/runp.err" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["pod_sandbox_id"])')
+POD_NETNS=$(comm -13 <(echo "$netns_before") <(ls /run/netns 2>/dev/null | sort))
 [ -n "$POD_ID" ] || cc_fail "RunPodSandbox: $(cat "$CC_TMP/runp.err")"
 ok "RunPodSandbox $POD_ID ($(echo "$(date +%s.%N) - $t" | bc | cut -c1-5) s)"
 [ "$(qemus | wc -l)" -eq 1 ] && ok "one QEMU VM runs for the pod" || fail "VMs: $(qemus | wc -l)"
