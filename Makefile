@@ -114,7 +114,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
 
-demo:
+demo: all
 	@bash tools/demo.sh
 
 clean:
