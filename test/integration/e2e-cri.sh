@@ -184,7 +184,10 @@ C1=$(cri create "$POD_ID" "$CC_TMP/c1.json" "$CC_TMP/pod.json" 2>"$CC_TMP/create
 [ -n "$C1" ] && ok "CreateContainer $C1" || fail "CreateContainer: $(cat "$CC_TMP/create.err")"
 cri start "$C1" >/dev/null 2>"$CC_TMP/start.err" && ok "StartContainer" || fail "StartContainer: $(cat "$CC_TMP/start.err")"
 [ "$(qemus | wc -l)" -eq 1 ] && ok "the container runs in the pod's VM (still one QEMU)" || fail "VMs: $(qemus | wc -l)"
-cri inspect "$C1" | grep -q '"CONTAINER_RUNNING"' && ok "ContainerStatus RUNNING" ||
+# Captured first: `cri ... | grep -q` under pipefail fails when grep exits before cri.py has
+# written everything (EPIPE).
+c1_status=$(cri inspect "$C1")
+grep -q '"CONTAINER_RUNNING"' <<<"$c1_status" && ok "ContainerStatus RUNNING" ||
         fail "c1 status: $(cri inspect "$C1" | head -c 400)"
 LOG=$(cri logs-path "$C1")
 [ "$LOG" = "$CC_TMP/logs/c1.log" ] && ok "log path $LOG" || fail "log path '$LOG'"
