@@ -25,18 +25,6 @@
 
 #include "guest-agent/runtime.h"
 
-static int fail(struct agent_child_error *e, int errnum, const char *fmt, ...) _printf_(3, 4);
-static int fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-        va_end(ap);
-        if (errnum && n >= 0 && (size_t)n < sizeof(e->msg))
-                snprintf(e->msg + n, sizeof(e->msg) - (size_t)n, ": %s", strerror(errnum));
-        return -(errnum ? errnum : EINVAL);
-}
-
 int agent__openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {
         struct open_how how = {.flags = (unsigned long long)flags, .resolve = resolve};
@@ -134,12 +122,12 @@ static int mount_one(int rootfd, const struct agent_mount *m, int srcfd,
         for (size_t i = 0; i < CC_ARRAY_SIZE(allowed_types); i++)
                 known = known || cc_streq(m->type, allowed_types[i]);
         if (!m->bind && !known)
-                return fail(e, EPERM, "mount type '%s' at %s is not allowed", m->type,
-                            m->destination);
+                return agent__child_fail(e, EPERM, "mount type '%s' at %s is not allowed", m->type,
+                                         m->destination);
         bool file = m->bind && srcfd >= 0 && !is_dir_fd(srcfd);
         _cleanup_close_ int dfd = mkpath_in_root(rootfd, m->destination, file);
         if (dfd < 0)
-                return fail(e, -dfd, "mount target %s", m->destination);
+                return agent__child_fail(e, -dfd, "mount target %s", m->destination);
         char target[32], source[32];
         fdpath(target, dfd);
         unsigned long flags = m->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
@@ -151,27 +139,28 @@ static int mount_one(int rootfd, const struct agent_mount *m, int srcfd,
                 fdpath(source, srcfd);
                 ssize_t n = readlink(source, spath, sizeof(spath) - 1);
                 if (n < 0)
-                        return fail(e, errno, "bind source of %s", m->destination);
+                        return agent__child_fail(e, errno, "bind source of %s", m->destination);
                 spath[n] = '\0';
                 _cleanup_close_ int nsrc =
                         agent__openat2(AT_FDCWD, spath, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS);
                 struct stat a, b;
                 if (nsrc < 0 || fstat(nsrc, &a) < 0 || fstat(srcfd, &b) < 0 ||
                     a.st_dev != b.st_dev || a.st_ino != b.st_ino)
-                        return fail(e, EPERM, "bind source of %s changed", m->destination);
+                        return agent__child_fail(e, EPERM, "bind source of %s changed",
+                                                 m->destination);
                 fdpath(source, nsrc);
                 if (mount(source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
-                        return fail(e, errno, "bind mount %s", m->destination);
+                        return agent__child_fail(e, errno, "bind mount %s", m->destination);
                 /* Bind mounts ignore the other flags until a remount applies them. The target
                  * fd still names the covered directory: reopen through the new mount. */
                 if (flags) {
                         _cleanup_close_ int nfd =
                                 agent__openat2(rootfd, m->destination, O_PATH | O_CLOEXEC, IN_ROOT);
                         if (nfd < 0)
-                                return fail(e, -nfd, "reopen %s", m->destination);
+                                return agent__child_fail(e, -nfd, "reopen %s", m->destination);
                         fdpath(target, nfd);
                         if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
-                                return fail(e, errno, "remount %s", m->destination);
+                                return agent__child_fail(e, errno, "remount %s", m->destination);
                 }
         } else {
                 const char *type = cc_streq(m->type, "cgroup") ? "cgroup2" : m->type;
@@ -183,7 +172,8 @@ static int mount_one(int rootfd, const struct agent_mount *m, int srcfd,
                          * runc falls back to a bind of /sys, as we do. */
                         if (!cc_streq(type, "sysfs") ||
                             mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
-                                return fail(e, errno, "mount %s on %s", type, m->destination);
+                                return agent__child_fail(e, errno, "mount %s on %s", type,
+                                                         m->destination);
                 }
         }
         if (m->propagation) {
@@ -214,28 +204,28 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
                 _cleanup_close_ int dfd = mkpath_in_root(rootfd, "/dev", false);
                 char target[32];
                 if (dfd < 0)
-                        return fail(e, -dfd, "create /dev");
+                        return agent__child_fail(e, -dfd, "create /dev");
                 fdpath(target, dfd);
                 if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME,
                           "mode=755,size=65536k") < 0)
-                        return fail(e, errno, "mount tmpfs on /dev");
+                        return agent__child_fail(e, errno, "mount tmpfs on /dev");
         }
         _cleanup_close_ int devfd = agent__openat2(rootfd, "/dev", O_PATH | O_CLOEXEC, IN_ROOT);
         if (devfd < 0)
-                return fail(e, -devfd, "open /dev");
+                return agent__child_fail(e, -devfd, "open /dev");
         for (size_t i = 0; i < CC_ARRAY_SIZE(devs); i++) {
                 char src[32], dst[32], path[32];
                 snprintf(path, sizeof(path), "/dev/%s", devs[i]);
                 _cleanup_close_ int fd = mkpath_in_root(rootfd, path, true);
                 if (fd < 0)
-                        return fail(e, -fd, "create %s", path);
+                        return agent__child_fail(e, -fd, "create %s", path);
                 snprintf(src, sizeof(src), "/dev/%s", devs[i]);
                 struct stat st;
                 if (lstat(src, &st) < 0 || !S_ISCHR(st.st_mode))
-                        return fail(e, ENODEV, "%s is not a character device", src);
+                        return agent__child_fail(e, ENODEV, "%s is not a character device", src);
                 fdpath(dst, fd);
                 if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-                        return fail(e, errno, "bind %s", path);
+                        return agent__child_fail(e, errno, "bind %s", path);
         }
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"},
@@ -244,12 +234,12 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
         };
         for (size_t i = 0; i < CC_ARRAY_SIZE(links); i++)
                 if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST)
-                        return fail(e, errno, "symlink /dev/%s", links[i][1]);
+                        return agent__child_fail(e, errno, "symlink /dev/%s", links[i][1]);
         if (has_mount(s, "/dev/pts")) {
                 /* ptmx of the container's own devpts instance. */
                 (void)unlinkat(devfd, "ptmx", 0);
                 if (symlinkat("pts/ptmx", devfd, "ptmx") < 0)
-                        return fail(e, errno, "symlink /dev/ptmx");
+                        return agent__child_fail(e, errno, "symlink /dev/ptmx");
         }
         return 0;
 }
@@ -260,30 +250,30 @@ static int mask_path(const char *path, struct agent_child_error *e)
 {
         _cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? 0 : fail(e, errno, "masked path %s", path);
+                return errno == ENOENT ? 0 : agent__child_fail(e, errno, "masked path %s", path);
         char target[32];
         fdpath(target, fd);
         int r = is_dir_fd(fd) ? mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k")
                               : mount("/dev/null", target, NULL, MS_BIND, NULL);
-        return r < 0 ? fail(e, errno, "mask %s", path) : 0;
+        return r < 0 ? agent__child_fail(e, errno, "mask %s", path) : 0;
 }
 
 static int readonly_path(const char *path, struct agent_child_error *e)
 {
         _cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? 0 : fail(e, errno, "readonly path %s", path);
+                return errno == ENOENT ? 0 : agent__child_fail(e, errno, "readonly path %s", path);
         char target[32];
         fdpath(target, fd);
         if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-                return fail(e, errno, "bind %s", path);
+                return agent__child_fail(e, errno, "bind %s", path);
         _cleanup_close_ int nfd = open(path, O_PATH | O_CLOEXEC);
         if (nfd < 0)
-                return fail(e, errno, "reopen %s", path);
+                return agent__child_fail(e, errno, "reopen %s", path);
         fdpath(target, nfd);
         if (mount(NULL, target, NULL,
                   MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                return fail(e, errno, "remount %s read-only", path);
+                return agent__child_fail(e, errno, "remount %s read-only", path);
         return 0;
 }
 
@@ -293,15 +283,15 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
         char path[4096], link[32];
         /* Nothing we mount may propagate back to the guest's namespace. */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                return fail(e, errno, "make / private");
+                return agent__child_fail(e, errno, "make / private");
         fdpath(link, rootfd_in);
         ssize_t n = readlink(link, path, sizeof(path) - 1);
         if (n < 0)
-                return fail(e, errno, "readlink rootfs");
+                return agent__child_fail(e, errno, "readlink rootfs");
         path[n] = '\0';
         /* pivot_root needs the new root to be a mount point. */
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
-                return fail(e, errno, "bind rootfs %s", path);
+                return agent__child_fail(e, errno, "bind rootfs %s", path);
         /*
          * Device isolation without a device cgroup: the rootfs and every file system the spec
          * mounts (devpts excepted) are nodev, so a node made with mknod (CAP_MKNOD is in
@@ -311,12 +301,12 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
          */
         if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL) < 0 &&
             mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_NODEV, NULL) < 0)
-                return fail(e, errno, "make rootfs nodev");
+                return agent__child_fail(e, errno, "make rootfs nodev");
         if (chdir(path) < 0)
-                return fail(e, errno, "chdir rootfs");
+                return agent__child_fail(e, errno, "chdir rootfs");
         _cleanup_close_ int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
-                return fail(e, errno, "open rootfs");
+                return agent__child_fail(e, errno, "open rootfs");
         int r;
         for (size_t i = 0; i < s->n_mounts; i++)
                 if ((r = mount_one(rootfd, &s->mounts[i], bind_fds[i], e)) < 0)
@@ -324,15 +314,15 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
         if ((r = setup_dev(rootfd, s, e)) < 0)
                 return r;
         if (fchdir(rootfd) < 0)
-                return fail(e, errno, "fchdir rootfs");
+                return agent__child_fail(e, errno, "fchdir rootfs");
         /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
          * only the rootfs, without needing a directory for the old root inside it. */
         if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return fail(e, errno, "pivot_root");
+                return agent__child_fail(e, errno, "pivot_root");
         if (umount2(".", MNT_DETACH) < 0)
-                return fail(e, errno, "detach old root");
+                return agent__child_fail(e, errno, "detach old root");
         if (chdir("/") < 0)
-                return fail(e, errno, "chdir /");
+                return agent__child_fail(e, errno, "chdir /");
         for (char **p = s->masked_paths; p && *p; p++)
                 if ((r = mask_path(*p, e)) < 0)
                         return r;
@@ -340,6 +330,6 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
                 if ((r = readonly_path(*p, e)) < 0)
                         return r;
         if (s->root_readonly && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
-                return fail(e, errno, "remount / read-only");
+                return agent__child_fail(e, errno, "remount / read-only");
         return 0;
 }

@@ -18,8 +18,8 @@
 
 #include "guest-agent/runtime.h"
 
-static int fail(struct agent_child_error *e, int errnum, const char *fmt, ...) _printf_(3, 4);
-static int fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
+/* Writes "message: strerror(errnum)" into e; returns -errnum (-EINVAL when errnum is 0). */
+int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -103,7 +103,8 @@ static int drop_bounding(const struct agent_process *p, struct agent_child_error
         for (int c = 0; c <= last_cap(); c++)
                 if (!(p->caps[AGENT_CAP_BOUNDING] & (1ULL << c)) && cap_drop_bound(c) < 0 &&
                     errno != EINVAL)
-                        return fail(e, errno, "drop capability %d from the bounding set", c);
+                        return agent__child_fail(e, errno,
+                                                 "drop capability %d from the bounding set", c);
         return 0;
 }
 
@@ -112,7 +113,7 @@ static int set_caps(const struct agent_process *p, struct agent_child_error *e)
         int last = last_cap();
         cap_t caps = cap_init();
         if (!caps)
-                return fail(e, ENOMEM, "cap_init");
+                return agent__child_fail(e, ENOMEM, "cap_init");
         static const struct {
                 enum agent_cap_set set;
                 cap_flag_t flag;
@@ -129,11 +130,11 @@ static int set_caps(const struct agent_process *p, struct agent_child_error *e)
         int saved = errno;
         cap_free(caps);
         if (r < 0)
-                return fail(e, saved, "set capabilities");
+                return agent__child_fail(e, saved, "set capabilities");
         (void)cap_reset_ambient();
         for (int c = 0; c <= last; c++)
                 if ((p->caps[AGENT_CAP_AMBIENT] & (1ULL << c)) && cap_set_ambient(c, CAP_SET) < 0)
-                        return fail(e, errno, "raise ambient capability %d", c);
+                        return agent__child_fail(e, errno, "raise ambient capability %d", c);
         return 0;
 }
 
@@ -143,7 +144,7 @@ int agent__process_setup(const struct agent_process *p, void *seccomp_ctx,
         for (size_t i = 0; i < p->n_rlimits; i++) {
                 struct rlimit rl = {.rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard};
                 if (setrlimit(p->rlimits[i].resource, &rl) < 0)
-                        return fail(e, errno, "setrlimit %d", p->rlimits[i].resource);
+                        return agent__child_fail(e, errno, "setrlimit %d", p->rlimits[i].resource);
         }
         if (p->has_oom_score_adj) {
                 int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
@@ -153,34 +154,34 @@ int agent__process_setup(const struct agent_process *p, void *seccomp_ctx,
                         int k = errno;
                         if (fd >= 0)
                                 close(fd);
-                        return fail(e, k, "set oom_score_adj");
+                        return agent__child_fail(e, k, "set oom_score_adj");
                 }
                 close(fd);
         }
         /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now, before the
          * capabilities go. With it, load last so the filter sees only the exec. */
         if (seccomp_ctx && !p->no_new_privileges && seccomp_load(seccomp_ctx) < 0)
-                return fail(e, errno, "load seccomp filter");
+                return agent__child_fail(e, errno, "load seccomp filter");
         int r;
         /* The bounding set first: dropping from it needs CAP_SETPCAP, gone after setuid(). */
         if (p->has_caps && (r = drop_bounding(p, e)) < 0)
                 return r;
         /* Keep the permitted set across setuid(); set_caps() then trims it as the spec says. */
         if (p->has_caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-                return fail(e, errno, "PR_SET_KEEPCAPS");
+                return agent__child_fail(e, errno, "PR_SET_KEEPCAPS");
         if (setgroups(p->n_additional_gids, p->additional_gids) < 0)
-                return fail(e, errno, "setgroups");
+                return agent__child_fail(e, errno, "setgroups");
         if (setresgid(p->gid, p->gid, p->gid) < 0)
-                return fail(e, errno, "setgid %u", p->gid);
+                return agent__child_fail(e, errno, "setgid %u", p->gid);
         if (setresuid(p->uid, p->uid, p->uid) < 0)
-                return fail(e, errno, "setuid %u", p->uid);
+                return agent__child_fail(e, errno, "setuid %u", p->uid);
         if (p->has_caps && (r = set_caps(p, e)) < 0)
                 return r;
         if (chdir(p->cwd ? p->cwd : "/") < 0)
-                return fail(e, errno, "chdir %s", p->cwd ? p->cwd : "/");
+                return agent__child_fail(e, errno, "chdir %s", p->cwd ? p->cwd : "/");
         if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return fail(e, errno, "PR_SET_NO_NEW_PRIVS");
+                return agent__child_fail(e, errno, "PR_SET_NO_NEW_PRIVS");
         if (seccomp_ctx && p->no_new_privileges && seccomp_load(seccomp_ctx) < 0)
-                return fail(e, errno, "load seccomp filter");
+                return agent__child_fail(e, errno, "load seccomp filter");
         return 0;
 }

@@ -101,6 +101,10 @@ void agent_runtime_shutdown(struct agent_runtime *rt);
 struct agent_child_error {
         char msg[512];
 };
+/* Fills e with "message: strerror(errnum)" (no allocation: child side); returns -errnum, or
+ * -EINVAL when errnum is 0. */
+int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
+        _printf_(3, 4);
 int agent__rootfs_setup(const struct agent_spec *spec, int rootfd, const int *bind_fds,
                         struct agent_child_error *e);
 /* openat2(2) (no glibc wrapper in Debian 12); returns the fd or -errno. */
