@@ -405,16 +405,6 @@ static int buf_put(struct buf *b, const char *s, size_t n)
         return 0;
 }
 
-static int hexval(int c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 static size_t utf8_encode(uint32_t cp, char out[4])
 {
@@ -473,7 +463,7 @@ static int parse_escape(struct parser *p, struct buf *b)
                 int digits = c == 'u' ? 4 : 8;
                 uint32_t cp = 0;
                 for (int k = 0; k < digits; k++) {
-                        int h = hexval(peek_at(p, 2 + (size_t)k));
+                        int h = cc_hexval(peek_at(p, 2 + (size_t)k));
                         if (h < 0)
                                 return fail(p, at, "invalid escape: \\%c needs %d hex digits", c,
                                             digits);
@@ -793,7 +783,7 @@ static bool is_bare_value_char(int c)
 static bool is_digit(int c, int base)
 {
         if (base == 16)
-                return hexval(c) >= 0;
+                return cc_hexval(c) >= 0;
         return c >= '0' && c < '0' + base;
 }
 
@@ -829,7 +819,7 @@ static int parse_digits(struct parser *p, struct pos at, const char *s, size_t n
                 }
                 if (!is_digit(s[i], base))
                         return fail(p, at, "invalid character '%c' in integer", s[i]);
-                uint64_t d = (uint64_t)hexval(s[i]);
+                uint64_t d = (uint64_t)cc_hexval(s[i]);
                 if (u > (limit - d) / (uint64_t)base)
                         return fail(p, at, "integer out of range");
                 u = u * (uint64_t)base + d;

@@ -33,3 +33,15 @@ static inline int cc_streq(const char *a, const char *b)
                 ;
         return *a == *b;
 }
+
+/* Value of one hexadecimal digit, or -1. */
+static inline int cc_hexval(int c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
