@@ -21,6 +21,8 @@ record() { # name rc
         0) passed=$((passed + 1)); echo "PASS  $1" ;;
         77) skipped=$((skipped + 1)); echo "SKIP  $1 ($(tail -n 1 "$logdir/$(basename "$1").log"))" ;;
         *) failed=$((failed + 1)); failures+=("$1"); echo "FAIL  $1 (log: $logdir/$(basename "$1").log)"
+           # The failed checks first (a long log's tail alone may not show them), then the tail.
+           grep -m 20 -E '^(FAIL|not ok|\[  FAILED  \])' "$logdir/$(basename "$1").log" | sed 's/^/    ! /'
            tail -n 30 "$logdir/$(basename "$1").log" | sed 's/^/      /' ;;
         esac
 }
