@@ -53,8 +53,11 @@ ok() { echo "ok: $*"; }
 
 # Command-like flags and `delete` without a daemon: -v, -info (prompt, no daemon), and a
 # delete whose stdout is exactly one DeleteResponse{exit_status = 137, exited_at = now}.
-"$SHIM" -v | grep -q "Version:" && ok "-v" || fail "-v"
-timeout 5 "$SHIM" -info </dev/null | od -An -c | grep -q "c   o   n   t   a   i   n   e   r   d" && ok "-info" || fail "-info"
+out=$("$SHIM" -v)
+grep -q "Version:" <<<"$out" && ok "-v" || fail "-v"
+# Output captured first: `od | grep -q` under pipefail fails when grep exits before od's last write.
+out=$(timeout 5 "$SHIM" -info </dev/null | od -An -c)
+grep -q "c   o   n   t   a   i   n   e   r   d" <<<"$out" && ok "-info" || fail "-info"
 mkdir -p "$CC_TMP/delbundle"
 hex=$(cd "$CC_TMP/delbundle" && "$SHIM" -namespace x -address /nonexistent.sock -id gone \
         -bundle "$CC_TMP/delbundle" delete 2>/dev/null | od -An -tx1 | tr -d ' \n')
@@ -109,11 +112,13 @@ check_clean() {
         local id=$1 what=$2
         cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" ||
                 fail "$what: QEMU still runs: $(qemus)"
+        # The shim removes its socket and run files on its way out, after the VM is gone: wait
+        # for it to have exited, then look at what it left (no race with its last steps).
+        cc_wait_for 30 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
+                fail "$what: shim daemon still runs"
         [ ! -e "$(sock_of "$id")" ] || fail "$what: socket $(sock_of "$id") left"
         [ -z "$(ls -A "$CC_SHIM_RUN_DIR")" ] || fail "$what: run files left: $(ls -A "$CC_SHIM_RUN_DIR")"
         ! grep -q "$CC_TMP" /proc/mounts || fail "$what: mounts left: $(grep "$CC_TMP" /proc/mounts)"
-        cc_wait_for 10 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
-                fail "$what: shim daemon still runs"
 }
 
 # --- 1. run: stdout and exit code --------------------------------------------------------
@@ -161,8 +166,8 @@ out=$(echo piped-stdin | timeout 60 ctr_ task exec --exec-id e3 c2 /bin/busybox 
 ps_out=$(ctr_ task ps c2) && echo "$ps_out" | grep -qE '^[0-9]+' && ok "task ps" || fail "task ps: $ps_out"
 m=$(ctr_ task metrics c2 2>&1) && echo "$m" | grep -qi "memory\|pids\|cpu" && ok "task metrics" ||
         fail "task metrics: $m"
-ctr_ task pause c2 && ctr_ task ls | grep -q 'c2 .*PAUSED' && ok "pause" || fail "pause: $(ctr_ task ls)"
-ctr_ task resume c2 && ctr_ task ls | grep -q 'c2 .*RUNNING' && ok "resume" || fail "resume: $(ctr_ task ls)"
+ctr_ task pause c2 && grep -q 'c2 .*PAUSED' <<<"$(ctr_ task ls)" && ok "pause" || fail "pause: $(ctr_ task ls)"
+ctr_ task resume c2 && grep -q 'c2 .*RUNNING' <<<"$(ctr_ task ls)" && ok "resume" || fail "resume: $(ctr_ task ls)"
 ctr_ task kill -s SIGKILL c2 || fail "kill"
 cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'c2 .*STOPPED'" &&
         ok "kill stops the task" || fail "after kill: $(ctr_ task ls)"
