@@ -3,3 +3,4 @@
 # containerd configs and a private containerd.
 INTEGRATION_TESTS += test/integration/deploy-installer.sh
 INTEGRATION_TESTS += test/integration/e2e-cri.sh
+INTEGRATION_TESTS += test/integration/e2e-pods.sh

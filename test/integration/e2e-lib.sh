@@ -1,0 +1,244 @@
+# Helpers for the CRI end-to-end tests and the pod benchmark (sourced after lib.sh and
+# snap-lib.sh). A private containerd 1.6 with CRI, handler `kata` (our shim, a copy on PATH,
+# ConfigPath = a test copy of configs/runtime/configuration-qemu.toml pointing at build/guest)
+# and handler `runc` (Debian's io.containerd.runc.v2), CNI bridge + host-local + loopback in our
+# own conf_dir, VM run dirs under $CC_TMP/run.
+#   e2e_require                  skip unless every peer is installed; builds the guest image
+#   e2e_setup                    shim copy on PATH, run dir, runtime config $E2E_CFG, bridge name
+#   e2e_bridge_precreate         the CNI bridge with its gateway address up before any pod
+#                                (so a registry can listen there: $E2E_GW)
+#   e2e_cni                      the conflist
+#   e2e_containerd [SNAPSHOTTER] containerd with CRI on $CTRD_SOCK
+#   e2e_runp NAME [HANDLER]      RunPodSandbox; sets E2E_POD (id), records its netns
+#   e2e_create POD NAME IMAGE CMD [EXTRA_JSON]  CreateContainer; prints the container id
+#   e2e_cleanup                  EXIT trap: shims, VMs, sockets, netns, bridge, then snap_cleanup
+# cri / qemus / shims / pod_state: small wrappers used by the scripts.
+NS=k8s.io
+E2E_PODS=()
+E2E_NETNS=()
+
+e2e_cleanup() {
+        local rc=$?
+        local p id
+        # Shim daemons run in their own session and outlive containerd: ours (found by our
+        # private containerd socket in their argv) and any VM under our run dir, by pid.
+        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        # runc pods: their shims are containerd-shim-runc-v2 with our socket in argv.
+        for p in $(pgrep -f -- "[c]ontainerd-shim-runc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for id in "${E2E_PODS[@]}"; do
+                rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
+        done
+        # A run cut short before RemovePodSandbox leaves the pods' CNI netns (and veths):
+        # remove the ones that appeared during this test, then our bridge.
+        for p in "${E2E_NETNS[@]}"; do ip netns del "$p" 2>/dev/null; done
+        [ -n "${E2E_BR:-}" ] && ip link del "$E2E_BR" 2>/dev/null
+        (exit "$rc")
+        snap_cleanup
+}
+
+e2e_require() {
+        SHIM=$BUILD/containerd-shim-kata-cc-v2
+        [ -x "$SHIM" ] || cc_fail "$SHIM not built"
+        for t in containerd ctr qemu-system-x86_64 docker-registry skopeo umoci protoc-c busybox ip; do
+                command -v "$t" >/dev/null || cc_skip "needs $t"
+        done
+        /usr/bin/python3 -c 'import grpc' 2>/dev/null || cc_skip "python3-grpcio not installed"
+        for p in bridge host-local loopback; do
+                [ -x "/usr/lib/cni/$p" ] || cc_skip "needs containernetworking-plugins (/usr/lib/cni/$p)"
+        done
+        if [ ! -f build/guest/vmlinuz ] || [ ! -f build/guest/initrd.img ]; then
+                if ! make -s guest-image >"$CC_TMP/image.log" 2>&1; then
+                        grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" \
+                                "$CC_TMP/image.log" && cc_skip "cannot fetch the guest kernel"
+                        cat "$CC_TMP/image.log"
+                        cc_fail "make guest-image failed"
+                fi
+        fi
+}
+
+# e2e_setup [INITRD]: the runtime configuration is the shipped one, pointed at build/guest (or
+# INITRD), TCG, the serial channel, 384 MiB.
+e2e_setup() {
+        local initrd=${1:-build/guest/initrd.img}
+        mkdir -p "$CC_TMP/bin" "$CC_TMP/run" "$CC_TMP/logs"
+        # A copy: a rebuild during the test must not swap the binary under containerd.
+        cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+        export PATH=$CC_TMP/bin:$PATH
+        export CC_SHIM_RUN_DIR=$CC_TMP/run
+        unset KATA_CONF_FILE
+        E2E_CFG=$CC_TMP/configuration-qemu.toml
+        sed -e "s|^kernel = .*|kernel = \"$(realpath build/guest/vmlinuz)\"|" \
+                -e "s|^initrd = .*|initrd = \"$(realpath "$initrd")\"|" \
+                -e "s|^path = .*|path = \"$(command -v qemu-system-x86_64)\"|" \
+                -e 's|^accel = .*|accel = "tcg"|' \
+                -e 's|^agent_channel = .*|agent_channel = "serial"|' \
+                -e 's|^default_memory = [0-9]*|default_memory = 384|' \
+                configs/runtime/configuration-qemu.toml >"$E2E_CFG"
+        E2E_BR=cce2e$$
+        E2E_BR=${E2E_BR:0:15}
+        E2E_NET=10.$((($$ >> 8) % 50 + 200)).$(($$ % 250 + 2))
+        E2E_SUBNET=$E2E_NET.0/24
+        E2E_GW=$E2E_NET.1
+        E2E_NETNS_BEFORE=$(ls /run/netns 2>/dev/null | sort)
+}
+
+# e2e_cfg_set KEY VALUE: replaces `KEY = ...` in the runtime configuration copy.
+e2e_cfg_set() {
+        sed -i "s|^$1 = .*|$1 = $2|" "$E2E_CFG"
+        grep -q "^$1 = $2\$" "$E2E_CFG" || cc_fail "could not set $1 in $E2E_CFG"
+}
+
+e2e_bridge_precreate() {
+        ip link add "$E2E_BR" type bridge || cc_fail "cannot create bridge $E2E_BR"
+        ip addr add "$E2E_GW/24" dev "$E2E_BR" || cc_fail "cannot address $E2E_BR"
+        ip link set "$E2E_BR" up
+}
+
+e2e_cni() {
+        E2E_CNI_DIR=$CC_TMP/cni
+        mkdir -p "$E2E_CNI_DIR"
+        cat >"$E2E_CNI_DIR/10-e2e.conflist" <<JSON
+{
+  "cniVersion": "0.4.0",
+  "name": "cc-e2e",
+  "plugins": [
+    {"type": "bridge", "bridge": "$E2E_BR", "isGateway": true, "ipMasq": false,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$E2E_SUBNET", "gateway": "$E2E_GW"}]],
+              "dataDir": "$CC_TMP/cni-ipam"}},
+    {"type": "loopback"}
+  ]
+}
+JSON
+}
+
+# e2e_containerd [SNAPSHOTTER]: with a snapshotter other than overlayfs, the cc-snapshotter
+# proxy plugin (snap_start first) and CRI's snapshot annotations on.
+e2e_containerd() {
+        local snapshotter=${1:-overlayfs} proxy=""
+        [ "$snapshotter" = overlayfs ] || proxy="[proxy_plugins.cc-snapshotter]
+  type = \"snapshot\"
+  address = \"$SNAP_SOCK\""
+        CTRD_DIR=$CC_TMP/containerd
+        CTRD_SOCK=$CTRD_DIR/containerd.sock
+        CTRD_ROOT=$CTRD_DIR/root
+        mkdir -p "$CTRD_DIR"
+        cat >"$CTRD_DIR/config.toml" <<TOML
+version = 2
+root = "$CTRD_ROOT"
+state = "$CTRD_DIR/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+$proxy
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "$REG/pause:1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    snapshotter = "$snapshotter"
+    disable_snapshot_annotations = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+      runtime_type = "io.containerd.kata-cc.v2"
+      privileged_without_host_devices = true
+      pod_annotations = ["io.katacontainers.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata.options]
+        ConfigPath = "$E2E_CFG"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$E2E_CNI_DIR"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
+    endpoint = ["http://$REG"]
+TOML
+        cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
+        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
+        cc_wait_for 30 $CRI --address "$CTRD_SOCK" version || cc_fail "CRI did not come up"
+}
+
+cri() { $CRI --address "$CTRD_SOCK" "$@"; }
+sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
+qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
+shims() { pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*$CTRD_SOCK" || true; }
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
+pod_state() { cri inspectp "$1" | jget '["status"]["state"]'; }
+ctr_state() { cri inspect "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["state"], s["exit_code"])'; }
+
+# e2e_podjson NAME: writes $CC_TMP/NAME.json, a PodSandboxConfig.
+e2e_podjson() {
+        cat >"$CC_TMP/$1.json" <<JSON
+{"metadata": {"name": "$1", "uid": "$1-uid-$$", "namespace": "default", "attempt": 1},
+ "hostname": "$1", "log_directory": "$CC_TMP/logs/$1", "linux_": {}}
+JSON
+        mkdir -p "$CC_TMP/logs/$1"
+}
+
+# e2e_runp NAME [HANDLER]: RunPodSandbox for $CC_TMP/NAME.json; E2E_POD = its id ("" on error,
+# the error in $CC_TMP/NAME.runp.err).
+e2e_runp() {
+        local name=$1 handler=${2:-kata} before
+        e2e_podjson "$name"
+        before=$(ls /run/netns 2>/dev/null | sort)
+        E2E_POD=$(cri runp --runtime "$handler" "$CC_TMP/$name.json" 2>"$CC_TMP/$name.runp.err" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["pod_sandbox_id"])' 2>/dev/null)
+        [ -n "$E2E_POD" ] && E2E_PODS+=("$E2E_POD")
+        local n
+        for n in $(comm -13 <(echo "$before") <(ls /run/netns 2>/dev/null | sort)); do E2E_NETNS+=("$n"); done
+}
+
+# e2e_create POD_ID POD_NAME CNAME IMAGE CMD_JSON: prints the container id ("" on error, the
+# error in $CC_TMP/CNAME.create.err).
+e2e_create() {
+        local pod=$1 podname=$2 name=$3 image=$4 cmd=$5
+        cat >"$CC_TMP/$name.ctr.json" <<JSON
+{"metadata": {"name": "$name"}, "image": {"image": "$image"},
+ "command": $cmd, "log_path": "$name.log", "linux_": {}}
+JSON
+        cri create "$pod" "$CC_TMP/$name.ctr.json" "$CC_TMP/$podname.json" 2>"$CC_TMP/$name.create.err" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["container_id"])' 2>/dev/null
+}
+
+# e2e_leftovers: prints what a pod left behind (VM, shim, run file, mount, netns, bundle, pod).
+e2e_leftovers() {
+        local left=""
+        cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" ||
+                left+="QEMU: $(qemus); "
+        cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 .*$CTRD_SOCK')\" ]" ||
+                left+="shim: $(shims); "
+        local id
+        for id in "${E2E_PODS[@]}"; do
+                [ -e "$(sock_of "$id")" ] && left+="socket $(sock_of "$id"); "
+        done
+        [ -n "$(ls -A "$CC_SHIM_RUN_DIR")" ] && left+="run files: $(ls -A "$CC_SHIM_RUN_DIR"); "
+        grep -q "$CC_TMP/run\|$CTRD_DIR/state" /proc/mounts && left+="mounts: $(grep "$CC_TMP" /proc/mounts); "
+        [ "$(ls /run/netns 2>/dev/null | sort)" = "$E2E_NETNS_BEFORE" ] || left+="netns: $(ls /run/netns); "
+        [ -n "$(ls -A "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS" 2>/dev/null)" ] &&
+                left+="bundles: $(ls -A "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS"); "
+        [ "$(cri pods | python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("items", [])))')" = 0 ] ||
+                left+="CRI pods: $(cri pods); "
+        echo "$left"
+}
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+
+e2e_finish() {
+        local name=$1
+        if [ "$fails" -ne 0 ]; then
+                echo "--- containerd log (shim and CRI errors)"
+                grep -E 'kata-cc|shim|level=error' "$CC_TMP/containerd.log" | tail -n 60
+                echo "$fails check(s) failed"
+                exit 1
+        fi
+        echo "$name: all checks passed ($(($(date +%s) - T0)) s)"
+}
