@@ -8,7 +8,8 @@
 #   e2e_bridge_precreate         the CNI bridge with its gateway address up before any pod
 #                                (so a registry can listen there: $E2E_GW)
 #   e2e_cni                      the conflist
-#   e2e_containerd [SNAPSHOTTER] containerd with CRI on $CTRD_SOCK
+#   e2e_containerd [SNAPSHOTTER] containerd with CRI on $CTRD_SOCK (more runtime entries in
+#                                $E2E_EXTRA_RUNTIMES)
 #   e2e_runp NAME [HANDLER]      RunPodSandbox; sets E2E_POD (id), records its netns
 #   e2e_create POD NAME IMAGE CMD [EXTRA_JSON]  CreateContainer; prints the container id
 #   e2e_cleanup                  EXIT trap: shims, VMs, sockets, netns, bridge, then snap_cleanup
@@ -153,7 +154,7 @@ $proxy
       privileged_without_host_devices = true
       pod_annotations = ["io.katacontainers.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata.options]
-        ConfigPath = "$E2E_CFG"
+        ConfigPath = "$E2E_CFG"${E2E_EXTRA_RUNTIMES:-}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$E2E_CNI_DIR"
@@ -219,7 +220,7 @@ e2e_leftovers() {
                 [ -e "$(sock_of "$id")" ] && left+="socket $(sock_of "$id"); "
         done
         [ -n "$(ls -A "$CC_SHIM_RUN_DIR")" ] && left+="run files: $(ls -A "$CC_SHIM_RUN_DIR"); "
-        grep -q "$CC_TMP/run\|$CTRD_DIR/state" /proc/mounts && left+="mounts: $(grep "$CC_TMP" /proc/mounts); "
+        grep -q "$CC_TMP" /proc/mounts && left+="mounts: $(grep "$CC_TMP" /proc/mounts); "
         [ "$(ls /run/netns 2>/dev/null | sort)" = "$E2E_NETNS_BEFORE" ] || left+="netns: $(ls /run/netns); "
         [ -n "$(ls -A "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS" 2>/dev/null)" ] &&
                 left+="bundles: $(ls -A "$CTRD_DIR/state/io.containerd.runtime.v2.task/$NS"); "
