@@ -17,8 +17,8 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/netlink.h"
 
-#include "guest-agent/network/agent-net-internal.h"
 #include "guest-agent/network/agent-net.h"
 #include "kata/agent.pb-c.h"
 #include "kata/types.pb-c.h"
@@ -82,7 +82,9 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
         struct state *s = data;
         const struct ifinfomsg *ifi = NLMSG_DATA(nlh);
         const struct rtattr *tb[IFLA_MAX + 1];
-        agent_net__parse(nlh, sizeof(*ifi), tb, IFLA_MAX);
+        int e = cc_nl_parse(nlh, sizeof(*ifi), tb, IFLA_MAX);
+        if (e < 0)
+                return e;
         if (!tb[IFLA_IFNAME])
                 return 0;
         struct link *l = grow(&s->links, &s->n_links, sizeof(*l));
@@ -91,8 +93,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
         l->index = ifi->ifi_index;
         l->flags = ifi->ifi_flags;
         l->type = ifi->ifi_type;
-        snprintf(l->name, sizeof(l->name), "%.*s", (int)RTA_PAYLOAD(tb[IFLA_IFNAME]),
-                 (const char *)RTA_DATA(tb[IFLA_IFNAME]));
+        cc_nl_get_str(tb[IFLA_IFNAME], l->name, sizeof(l->name));
         if (tb[IFLA_ADDRESS] && RTA_PAYLOAD(tb[IFLA_ADDRESS]) == 6) {
                 memcpy(l->mac, RTA_DATA(tb[IFLA_ADDRESS]), 6);
                 l->has_mac = true;
@@ -100,12 +101,12 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
         if (tb[IFLA_MTU] && RTA_PAYLOAD(tb[IFLA_MTU]) == 4)
                 memcpy(&l->mtu, RTA_DATA(tb[IFLA_MTU]), 4);
         if (tb[IFLA_LINKINFO]) {
-                const struct rtattr *a = RTA_DATA(tb[IFLA_LINKINFO]);
-                unsigned len = RTA_PAYLOAD(tb[IFLA_LINKINFO]);
-                for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
-                        if (a->rta_type == IFLA_INFO_KIND)
-                                snprintf(l->kind, sizeof(l->kind), "%.*s", (int)RTA_PAYLOAD(a),
-                                         (const char *)RTA_DATA(a));
+                const struct rtattr *li[IFLA_INFO_MAX + 1];
+                e = cc_nl_parse_nested(tb[IFLA_LINKINFO], li, IFLA_INFO_MAX);
+                if (e < 0)
+                        return e;
+                if (li[IFLA_INFO_KIND])
+                        cc_nl_get_str(li[IFLA_INFO_KIND], l->kind, sizeof(l->kind));
         }
         return 0;
 }
@@ -115,7 +116,9 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         struct state *s = data;
         const struct ifaddrmsg *ifa = NLMSG_DATA(nlh);
         const struct rtattr *tb[IFA_MAX + 1];
-        agent_net__parse(nlh, sizeof(*ifa), tb, IFA_MAX);
+        int e = cc_nl_parse(nlh, sizeof(*ifa), tb, IFA_MAX);
+        if (e < 0)
+                return e;
         const struct rtattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
         size_t alen = ifa->ifa_family == AF_INET ? 4 : 16;
         if (!a || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6) ||
@@ -137,7 +140,9 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         struct state *s = data;
         const struct rtmsg *rtm = NLMSG_DATA(nlh);
         const struct rtattr *tb[RTA_MAX + 1];
-        agent_net__parse(nlh, sizeof(*rtm), tb, RTA_MAX);
+        int e = cc_nl_parse(nlh, sizeof(*rtm), tb, RTA_MAX);
+        if (e < 0)
+                return e;
         uint32_t table = rtm->rtm_table;
         if (tb[RTA_TABLE] && RTA_PAYLOAD(tb[RTA_TABLE]) == 4)
                 memcpy(&table, RTA_DATA(tb[RTA_TABLE]), 4);
@@ -167,19 +172,31 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
-static int dump(struct agent_net_nl *nl, uint16_t type, int family, size_t hdrlen, agent_net_cb cb,
+static int dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_nl_cb cb,
                 struct state *s, const char *what, struct cc_error **err)
 {
-        struct agent_net_msg msg;
-        unsigned char *hdr = agent_net__msg_init(&msg, type, NLM_F_DUMP, hdrlen);
-        hdr[0] = (unsigned char)family; /* every rtnetlink family header starts with it */
-        int r = agent_net__talk(nl, &msg, cb, s);
+        int r;
+        for (int tries = 0;; tries++) {
+                uint32_t buf[64];
+                struct cc_nl_msg msg;
+                unsigned char *hdr =
+                        cc_nl_msg_init(&msg, buf, sizeof(buf), type, NLM_F_DUMP, hdrlen);
+                hdr[0] = (unsigned char)family; /* every rtnetlink family header starts with it */
+                size_t n_links = s->n_links, n_addrs = s->n_addrs, n_routes = s->n_routes;
+                r = cc_nl_talk(nl, &msg, cb, s);
+                if (r != -EINTR || tries == 2)
+                        break;
+                /* The tables changed during the dump (NLM_F_DUMP_INTR): read them again. */
+                s->n_links = n_links;
+                s->n_addrs = n_addrs;
+                s->n_routes = n_routes;
+        }
         if (r < 0)
-                return cc_error_set(err, -r, "listing %s: %s", what, agent_net__nl_strerror(nl, r));
+                return cc_error_set(err, -r, "listing %s: %s", what, cc_nl_strerror(nl, r));
         return 0;
 }
 
-static int read_state(struct agent_net_nl *nl, struct state *s, bool addrs, bool routes,
+static int read_state(struct cc_nl *nl, struct state *s, bool addrs, bool routes,
                       struct cc_error **err)
 {
         int r = dump(nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), link_cb, s, "links",
@@ -326,10 +343,12 @@ static int routes_to_proto(const struct state *s, Grpc__Routes **ret)
 
 /* --- changes --- */
 
-static int link_change(struct agent_net_nl *nl, int index, const char *name, unsigned mtu, int up)
+static int link_change(struct cc_nl *nl, int index, const char *name, unsigned mtu, int up)
 {
-        struct agent_net_msg msg;
-        struct ifinfomsg *ifi = agent_net__msg_init(&msg, RTM_NEWLINK, 0, sizeof(*ifi));
+        uint32_t buf[1024];
+        struct cc_nl_msg msg;
+        struct ifinfomsg *ifi =
+                cc_nl_msg_init(&msg, buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(*ifi));
         ifi->ifi_family = AF_UNSPEC;
         ifi->ifi_index = index;
         if (up >= 0) {
@@ -337,18 +356,19 @@ static int link_change(struct agent_net_nl *nl, int index, const char *name, uns
                 ifi->ifi_flags = up ? IFF_UP : 0;
         }
         if (name)
-                agent_net__put_str(&msg, IFLA_IFNAME, name);
+                cc_nl_put_strz(&msg, IFLA_IFNAME, name);
         if (mtu)
-                agent_net__put_u32(&msg, IFLA_MTU, mtu);
-        return agent_net__talk(nl, &msg, NULL, NULL);
+                cc_nl_put_u32(&msg, IFLA_MTU, mtu);
+        return cc_nl_talk(nl, &msg, NULL, NULL);
 }
 
-static int addr_change(struct agent_net_nl *nl, int index, const struct agent_net_ip *ip, bool add)
+static int addr_change(struct cc_nl *nl, int index, const struct agent_net_ip *ip, bool add)
 {
-        struct agent_net_msg msg;
+        uint32_t buf[1024];
+        struct cc_nl_msg msg;
         struct ifaddrmsg *ifa =
-                agent_net__msg_init(&msg, add ? RTM_NEWADDR : RTM_DELADDR,
-                                    add ? NLM_F_CREATE | NLM_F_REPLACE : 0, sizeof(*ifa));
+                cc_nl_msg_init(&msg, buf, sizeof(buf), add ? RTM_NEWADDR : RTM_DELADDR,
+                               add ? NLM_F_CREATE | NLM_F_REPLACE : 0, sizeof(*ifa));
         size_t alen = ip->family == AF_INET ? 4 : 16;
         ifa->ifa_family = (unsigned char)ip->family;
         ifa->ifa_prefixlen = (unsigned char)ip->prefix_len;
@@ -357,9 +377,9 @@ static int addr_change(struct agent_net_nl *nl, int index, const struct agent_ne
          * keep it tentative (unusable as a source) for a second after boot. */
         if (ip->family == AF_INET6)
                 ifa->ifa_flags = IFA_F_NODAD;
-        agent_net__put(&msg, IFA_LOCAL, ip->addr, alen);
-        agent_net__put(&msg, IFA_ADDRESS, ip->addr, alen);
-        return agent_net__talk(nl, &msg, NULL, NULL);
+        cc_nl_put(&msg, IFA_LOCAL, ip->addr, alen);
+        cc_nl_put(&msg, IFA_ADDRESS, ip->addr, alen);
+        return cc_nl_talk(nl, &msg, NULL, NULL);
 }
 
 static bool same_ip(const struct agent_net_ip *a, const struct agent_net_ip *b)
@@ -373,19 +393,13 @@ static bool is_v6_linklocal(const struct agent_net_ip *ip)
         return ip->family == AF_INET6 && ip->addr[0] == 0xfe && (ip->addr[1] & 0xc0) == 0x80;
 }
 
-static int open_nl(struct agent_net_nl *nl, struct cc_error **err)
+static int open_nl(struct cc_nl *nl, struct cc_error **err)
 {
-        int r = agent_net__nl_open(nl);
+        int r = cc_nl_open(nl);
         if (r < 0)
                 return cc_error_set(err, -r, "netlink socket: %s", strerror(-r));
         return 0;
 }
-
-static void nl_closep(struct agent_net_nl *nl)
-{
-        agent_net__nl_close(nl);
-}
-#define _cleanup_nl_ __attribute__((cleanup(nl_closep)))
 
 static void state_donep(struct state *s)
 {
@@ -405,7 +419,7 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
         for (size_t i = 0; i < req->n_ipaddresses; i++)
                 agent_net_parse_ipaddress(req->ipaddresses[i], &want[i], NULL);
 
-        _cleanup_nl_ struct agent_net_nl nl = {.fd = -1};
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         if ((r = open_nl(&nl, err)) < 0)
                 return r;
         _cleanup_state_ struct state s = {0};
@@ -433,14 +447,14 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
                         r = link_change(&nl, index, req->name, 0, -1);
                 if (r < 0)
                         return cc_error_set(err, -r, "renaming %s to %s: %s", l->name, req->name,
-                                            agent_net__nl_strerror(&nl, r));
+                                            cc_nl_strerror(&nl, r));
         }
         if (req->mtu && req->mtu != l->mtu) {
                 r = link_change(&nl, index, NULL, (unsigned)req->mtu, -1);
                 if (r < 0)
                         return cc_error_set(err, -r, "MTU %llu on %s: %s",
                                             (unsigned long long)req->mtu, req->name,
-                                            agent_net__nl_strerror(&nl, r));
+                                            cc_nl_strerror(&nl, r));
         }
         /* The interface ends with exactly the requested addresses (its IPv6 link-local address
          * aside, which the kernel derives from the MAC). */
@@ -454,19 +468,19 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
                 r = addr_change(&nl, index, &a->ip, false);
                 if (r < 0 && r != -EADDRNOTAVAIL)
                         return cc_error_set(err, -r, "removing an old address of %s: %s", req->name,
-                                            agent_net__nl_strerror(&nl, r));
+                                            cc_nl_strerror(&nl, r));
         }
         for (size_t j = 0; j < req->n_ipaddresses; j++) {
                 r = addr_change(&nl, index, &want[j], true);
                 if (r < 0)
                         return cc_error_set(err, -r, "adding %s/%u to %s: %s",
                                             req->ipaddresses[j]->address, want[j].prefix_len,
-                                            req->name, agent_net__nl_strerror(&nl, r));
+                                            req->name, cc_nl_strerror(&nl, r));
         }
         r = link_change(&nl, index, NULL, 0, 1);
         if (r < 0)
                 return cc_error_set(err, -r, "bringing up %s: %s", req->name,
-                                    agent_net__nl_strerror(&nl, r));
+                                    cc_nl_strerror(&nl, r));
 
         if (!ret)
                 return 0;
@@ -482,13 +496,14 @@ int agent_net_update_interface(const Types__Interface *req, Types__Interface **r
         return 0;
 }
 
-static int route_add(struct agent_net_nl *nl, const Types__Route *rt, int oif)
+static int route_add(struct cc_nl *nl, const Types__Route *rt, int oif)
 {
         struct agent_net_ip dst, gw, src;
         agent_net_parse_dest(rt->dest, (int)rt->family, &dst, NULL);
-        struct agent_net_msg msg;
-        struct rtmsg *rtm =
-                agent_net__msg_init(&msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rtm));
+        uint32_t buf[1024];
+        struct cc_nl_msg msg;
+        struct rtmsg *rtm = cc_nl_msg_init(&msg, buf, sizeof(buf), RTM_NEWROUTE,
+                                           NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rtm));
         size_t alen = dst.family == AF_INET ? 4 : 16;
         rtm->rtm_family = (unsigned char)dst.family;
         rtm->rtm_dst_len = (unsigned char)dst.prefix_len;
@@ -497,26 +512,27 @@ static int route_add(struct agent_net_nl *nl, const Types__Route *rt, int oif)
         rtm->rtm_type = RTN_UNICAST;
         rtm->rtm_scope = (unsigned char)rt->scope;
         if (dst.prefix_len > 0)
-                agent_net__put(&msg, RTA_DST, dst.addr, alen);
+                cc_nl_put(&msg, RTA_DST, dst.addr, alen);
         if (rt->gateway && *rt->gateway) {
                 inet_pton(dst.family, rt->gateway, gw.addr);
-                agent_net__put(&msg, RTA_GATEWAY, gw.addr, alen);
+                cc_nl_put(&msg, RTA_GATEWAY, gw.addr, alen);
         }
         if (rt->source && *rt->source) {
                 inet_pton(dst.family, rt->source, src.addr);
-                agent_net__put(&msg, RTA_PREFSRC, src.addr, alen);
+                cc_nl_put(&msg, RTA_PREFSRC, src.addr, alen);
         }
         if (oif > 0)
-                agent_net__put_u32(&msg, RTA_OIF, (uint32_t)oif);
-        return agent_net__talk(nl, &msg, NULL, NULL);
+                cc_nl_put_u32(&msg, RTA_OIF, (uint32_t)oif);
+        return cc_nl_talk(nl, &msg, NULL, NULL);
 }
 
 /* Puts back a route read from the kernel, with its own protocol and scope. */
-static int route_restore(struct agent_net_nl *nl, const struct route *r)
+static int route_restore(struct cc_nl *nl, const struct route *r)
 {
-        struct agent_net_msg msg;
-        struct rtmsg *rtm =
-                agent_net__msg_init(&msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rtm));
+        uint32_t buf[1024];
+        struct cc_nl_msg msg;
+        struct rtmsg *rtm = cc_nl_msg_init(&msg, buf, sizeof(buf), RTM_NEWROUTE,
+                                           NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rtm));
         size_t alen = r->dst.family == AF_INET ? 4 : 16;
         rtm->rtm_family = (unsigned char)r->dst.family;
         rtm->rtm_dst_len = (unsigned char)r->dst.prefix_len;
@@ -525,30 +541,31 @@ static int route_restore(struct agent_net_nl *nl, const struct route *r)
         rtm->rtm_type = RTN_UNICAST;
         rtm->rtm_scope = (unsigned char)r->scope;
         if (r->dst.prefix_len > 0)
-                agent_net__put(&msg, RTA_DST, r->dst.addr, alen);
+                cc_nl_put(&msg, RTA_DST, r->dst.addr, alen);
         if (r->has_gw)
-                agent_net__put(&msg, RTA_GATEWAY, r->gw, alen);
+                cc_nl_put(&msg, RTA_GATEWAY, r->gw, alen);
         if (r->has_src)
-                agent_net__put(&msg, RTA_PREFSRC, r->src, alen);
-        agent_net__put_u32(&msg, RTA_OIF, (uint32_t)r->oif);
-        return agent_net__talk(nl, &msg, NULL, NULL);
+                cc_nl_put(&msg, RTA_PREFSRC, r->src, alen);
+        cc_nl_put_u32(&msg, RTA_OIF, (uint32_t)r->oif);
+        return cc_nl_talk(nl, &msg, NULL, NULL);
 }
 
-static int route_del(struct agent_net_nl *nl, const struct route *r)
+static int route_del(struct cc_nl *nl, const struct route *r)
 {
-        struct agent_net_msg msg;
-        struct rtmsg *rtm = agent_net__msg_init(&msg, RTM_DELROUTE, 0, sizeof(*rtm));
+        uint32_t buf[1024];
+        struct cc_nl_msg msg;
+        struct rtmsg *rtm = cc_nl_msg_init(&msg, buf, sizeof(buf), RTM_DELROUTE, 0, sizeof(*rtm));
         size_t alen = r->dst.family == AF_INET ? 4 : 16;
         rtm->rtm_family = (unsigned char)r->dst.family;
         rtm->rtm_dst_len = (unsigned char)r->dst.prefix_len;
         rtm->rtm_table = RT_TABLE_MAIN;
         rtm->rtm_scope = RT_SCOPE_NOWHERE; /* any */
         if (r->dst.prefix_len > 0)
-                agent_net__put(&msg, RTA_DST, r->dst.addr, alen);
+                cc_nl_put(&msg, RTA_DST, r->dst.addr, alen);
         if (r->has_gw)
-                agent_net__put(&msg, RTA_GATEWAY, r->gw, alen);
-        agent_net__put_u32(&msg, RTA_OIF, (uint32_t)r->oif);
-        return agent_net__talk(nl, &msg, NULL, NULL);
+                cc_nl_put(&msg, RTA_GATEWAY, r->gw, alen);
+        cc_nl_put_u32(&msg, RTA_OIF, (uint32_t)r->oif);
+        return cc_nl_talk(nl, &msg, NULL, NULL);
 }
 
 int agent_net_update_routes(const Grpc__Routes *req, Grpc__Routes **ret, struct cc_error **err)
@@ -562,7 +579,7 @@ int agent_net_update_routes(const Grpc__Routes *req, Grpc__Routes **ret, struct 
                 if (r < 0)
                         return cc_error_wrap(err, EINVAL, "route %zu", i);
         }
-        _cleanup_nl_ struct agent_net_nl nl = {.fd = -1};
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         int r = open_nl(&nl, err);
         if (r < 0)
                 return r;
@@ -598,7 +615,7 @@ int agent_net_update_routes(const Grpc__Routes *req, Grpc__Routes **ret, struct 
                         r = 0;
                 else if (r < 0)
                         cc_error_set(err, -r, "removing an old route of %s: %s", l->name,
-                                     agent_net__nl_strerror(&nl, r));
+                                     cc_nl_strerror(&nl, r));
                 else
                         removed[i] = true;
         }
@@ -613,7 +630,7 @@ int agent_net_update_routes(const Grpc__Routes *req, Grpc__Routes **ret, struct 
                         if (r < 0)
                                 cc_error_set(err, -r, "adding route '%s' via '%s' dev %s: %s",
                                              rt->dest, rt->gateway, rt->device,
-                                             agent_net__nl_strerror(&nl, r));
+                                             cc_nl_strerror(&nl, r));
                 }
         }
         if (r < 0) {
@@ -642,7 +659,7 @@ int agent_net_add_neighbors(const Grpc__ARPNeighbors *req, struct cc_error **err
         }
         if (n == 0)
                 return 0;
-        _cleanup_nl_ struct agent_net_nl nl = {.fd = -1};
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         int r = open_nl(&nl, err);
         if (r < 0)
                 return r;
@@ -659,27 +676,28 @@ int agent_net_add_neighbors(const Grpc__ARPNeighbors *req, struct cc_error **err
                 unsigned char mac[6];
                 agent_net_parse_ipaddress(ne->toipaddress, &ip, NULL);
                 agent_net_parse_mac(ne->lladdr, mac, NULL);
-                struct agent_net_msg msg;
-                struct ndmsg *nd = agent_net__msg_init(&msg, RTM_NEWNEIGH,
-                                                       NLM_F_CREATE | NLM_F_REPLACE, sizeof(*nd));
+                uint32_t buf[1024];
+                struct cc_nl_msg msg;
+                struct ndmsg *nd = cc_nl_msg_init(&msg, buf, sizeof(buf), RTM_NEWNEIGH,
+                                                  NLM_F_CREATE | NLM_F_REPLACE, sizeof(*nd));
                 nd->ndm_family = (unsigned char)ip.family;
                 nd->ndm_ifindex = l->index;
                 nd->ndm_state = (uint16_t)(ne->state ? ne->state : NUD_PERMANENT);
                 nd->ndm_flags = (uint8_t)ne->flags;
-                agent_net__put(&msg, NDA_DST, ip.addr, ip.family == AF_INET ? 4 : 16);
-                agent_net__put(&msg, NDA_LLADDR, mac, 6);
-                r = agent_net__talk(&nl, &msg, NULL, NULL);
+                cc_nl_put(&msg, NDA_DST, ip.addr, ip.family == AF_INET ? 4 : 16);
+                cc_nl_put(&msg, NDA_LLADDR, mac, 6);
+                r = cc_nl_talk(&nl, &msg, NULL, NULL);
                 if (r < 0)
                         return cc_error_set(err, -r, "adding neighbour %s on %s: %s",
                                             ne->toipaddress->address, ne->device,
-                                            agent_net__nl_strerror(&nl, r));
+                                            cc_nl_strerror(&nl, r));
         }
         return 0;
 }
 
 int agent_net_list_interfaces(Grpc__Interfaces **ret, struct cc_error **err)
 {
-        _cleanup_nl_ struct agent_net_nl nl = {.fd = -1};
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         int r = open_nl(&nl, err);
         if (r < 0)
                 return r;
@@ -709,7 +727,7 @@ int agent_net_list_interfaces(Grpc__Interfaces **ret, struct cc_error **err)
 
 int agent_net_list_routes(Grpc__Routes **ret, struct cc_error **err)
 {
-        _cleanup_nl_ struct agent_net_nl nl = {.fd = -1};
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         int r = open_nl(&nl, err);
         if (r < 0)
                 return r;
