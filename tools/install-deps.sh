@@ -19,8 +19,6 @@ pkgs=(
         python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat openssl curl fuse3
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
-        # netlink for pod networking (shim/network)
-        libmnl-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

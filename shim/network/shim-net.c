@@ -32,6 +32,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 #include "cc/log.h"
+#include "cc/netlink.h"
 
 #include "shim/network/shim-net-internal.h"
 
@@ -39,7 +40,6 @@
 
 struct read_ctx {
         struct shim_net *net;
-        int err; /* positive errno of a failed callback */
 };
 
 static struct shim_net_if *find_if(struct shim_net *net, int ifindex)
@@ -64,170 +64,173 @@ static void *grow(void *arr_p, size_t *n, size_t sz)
         return el;
 }
 
-static int attr_cb(const struct nlattr *a, void *data)
+/* The address in attribute a (4 bytes for IPv4, 16 for IPv6) as text; false if malformed. */
+static bool addr_ntop(int family, const struct rtattr *a, char *buf, size_t size)
 {
-        const struct nlattr **tb = data;
-        /* The tables below are sized for IFLA_MAX, the largest of the families we read. */
-        if (mnl_attr_get_type(a) <= IFLA_MAX)
-                tb[mnl_attr_get_type(a)] = a;
-        return MNL_CB_OK;
-}
-
-static void linkinfo_kind(const struct nlattr *linkinfo, char *kind, size_t size)
-{
-        const struct nlattr *a;
-        mnl_attr_for_each_nested(a, linkinfo)
-        {
-                if (mnl_attr_get_type(a) == IFLA_INFO_KIND)
-                        snprintf(kind, size, "%s", mnl_attr_get_str(a));
-        }
+        size_t alen = family == AF_INET ? 4 : 16;
+        return a && cc_nl_len(a) == alen && inet_ntop(family, cc_nl_data(a), buf, (socklen_t)size);
 }
 
 static int link_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct read_ctx *ctx = data;
-        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-        const struct nlattr *tb[IFLA_MAX + 1] = {0};
-        mnl_attr_parse(nlh, sizeof(*ifi), attr_cb, tb);
+        const struct ifinfomsg *ifi = NLMSG_DATA(nlh);
+        const struct rtattr *tb[IFLA_MAX + 1];
+        int r = cc_nl_parse(nlh, sizeof(*ifi), tb, IFLA_MAX);
+        if (r < 0)
+                return r;
 
         /* Only Ethernet links are mirrored: loopback has no peer outside, and a tun/tap is our
          * own (or another VMM's) device, never a CNI interface. */
         char kind[16] = "";
-        if (tb[IFLA_LINKINFO])
-                linkinfo_kind(tb[IFLA_LINKINFO], kind, sizeof(kind));
+        if (tb[IFLA_LINKINFO]) {
+                const struct rtattr *li[IFLA_INFO_MAX + 1];
+                r = cc_nl_parse_nested(tb[IFLA_LINKINFO], li, IFLA_INFO_MAX);
+                if (r < 0)
+                        return r;
+                if (li[IFLA_INFO_KIND])
+                        cc_nl_get_str(li[IFLA_INFO_KIND], kind, sizeof(kind));
+        }
         if (ifi->ifi_type != ARPHRD_ETHER || strcmp(kind, "tun") == 0 || !tb[IFLA_IFNAME] ||
-            !tb[IFLA_ADDRESS] || mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) != ETH_ALEN)
-                return MNL_CB_OK;
+            !tb[IFLA_ADDRESS] || cc_nl_len(tb[IFLA_ADDRESS]) != ETH_ALEN)
+                return 0;
 
         struct shim_net_if *nif = grow(&ctx->net->ifs, &ctx->net->n_ifs, sizeof(*nif));
-        if (!nif) {
-                ctx->err = ENOMEM;
-                errno = ENOMEM;
-                return MNL_CB_ERROR;
-        }
+        if (!nif)
+                return -ENOMEM;
         nif->tap_fd = -1;
         nif->ifindex = ifi->ifi_index;
         nif->raw_flags = ifi->ifi_flags;
-        snprintf(nif->name, sizeof(nif->name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
+        cc_nl_get_str(tb[IFLA_IFNAME], nif->name, sizeof(nif->name));
         snprintf(nif->kind, sizeof(nif->kind), "%s", kind);
-        shim_net_format_mac(mnl_attr_get_payload(tb[IFLA_ADDRESS]), nif->mac);
-        nif->mtu = tb[IFLA_MTU] ? mnl_attr_get_u32(tb[IFLA_MTU]) : 1500;
-        return MNL_CB_OK;
+        shim_net_format_mac(cc_nl_data(tb[IFLA_ADDRESS]), nif->mac);
+        nif->mtu = 1500;
+        if (tb[IFLA_MTU])
+                (void)cc_nl_get_u32(tb[IFLA_MTU], &nif->mtu);
+        return 0;
 }
 
 static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct read_ctx *ctx = data;
-        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-        const struct nlattr *tb[IFLA_MAX + 1] = {0};
-        mnl_attr_parse(nlh, sizeof(*ifa), attr_cb, tb);
+        const struct ifaddrmsg *ifa = NLMSG_DATA(nlh);
+        const struct rtattr *tb[IFA_MAX + 1];
+        int r = cc_nl_parse(nlh, sizeof(*ifa), tb, IFA_MAX);
+        if (r < 0)
+                return r;
 
         struct shim_net_if *nif = find_if(ctx->net, (int)ifa->ifa_index);
         /* IPv4 point-to-point links carry the peer in IFA_ADDRESS; IFA_LOCAL is ours. */
-        const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+        const struct rtattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
         if (!nif || !a || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
-                return MNL_CB_OK;
+                return 0;
         /* The guest makes its own IPv6 link-local address from the same MAC. */
         if (ifa->ifa_family == AF_INET6 && ifa->ifa_scope == RT_SCOPE_LINK)
-                return MNL_CB_OK;
+                return 0;
+        char text[INET6_ADDRSTRLEN];
+        if (!addr_ntop(ifa->ifa_family, a, text, sizeof(text)))
+                return -EBADMSG;
 
         struct shim_net_addr *ad = grow(&nif->addrs, &nif->n_addrs, sizeof(*ad));
-        if (!ad) {
-                ctx->err = ENOMEM;
-                errno = ENOMEM;
-                return MNL_CB_ERROR;
-        }
+        if (!ad)
+                return -ENOMEM;
         ad->family = ifa->ifa_family;
         ad->prefix_len = ifa->ifa_prefixlen;
-        inet_ntop(ifa->ifa_family, mnl_attr_get_payload(a), ad->addr, sizeof(ad->addr));
-        return MNL_CB_OK;
+        snprintf(ad->addr, sizeof(ad->addr), "%s", text);
+        return 0;
 }
 
 static int route_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct read_ctx *ctx = data;
-        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-        const struct nlattr *tb[IFLA_MAX + 1] = {0};
-        mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
+        const struct rtmsg *rtm = NLMSG_DATA(nlh);
+        const struct rtattr *tb[RTA_MAX + 1];
+        int r = cc_nl_parse(nlh, sizeof(*rtm), tb, RTA_MAX);
+        if (r < 0)
+                return r;
 
-        unsigned table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
-        if (table != RT_TABLE_MAIN || rtm->rtm_type != RTN_UNICAST || !tb[RTA_OIF])
-                return MNL_CB_OK;
-        struct shim_net_if *nif = find_if(ctx->net, (int)mnl_attr_get_u32(tb[RTA_OIF]));
+        uint32_t table = rtm->rtm_table, oif = 0;
+        if (tb[RTA_TABLE] && cc_nl_get_u32(tb[RTA_TABLE], &table) < 0)
+                return -EBADMSG;
+        if (table != RT_TABLE_MAIN || rtm->rtm_type != RTN_UNICAST || !tb[RTA_OIF] ||
+            (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6))
+                return 0;
+        if (cc_nl_get_u32(tb[RTA_OIF], &oif) < 0)
+                return -EBADMSG;
+        struct shim_net_if *nif = find_if(ctx->net, (int)oif);
         if (!nif)
-                return MNL_CB_OK;
+                return 0;
+        struct shim_net_route rt = {
+                .family = rtm->rtm_family,
+                .scope = rtm->rtm_scope,
+                .dest_len = rtm->rtm_dst_len,
+        };
+        if ((tb[RTA_DST] && !addr_ntop(rtm->rtm_family, tb[RTA_DST], rt.dest, sizeof(rt.dest))) ||
+            (tb[RTA_GATEWAY] &&
+             !addr_ntop(rtm->rtm_family, tb[RTA_GATEWAY], rt.gateway, sizeof(rt.gateway))) ||
+            (tb[RTA_PREFSRC] &&
+             !addr_ntop(rtm->rtm_family, tb[RTA_PREFSRC], rt.source, sizeof(rt.source))))
+                return -EBADMSG;
         /* fe80::/64 exists on every IPv6 link; the guest kernel adds its own. */
         if (rtm->rtm_family == AF_INET6 && tb[RTA_DST] &&
-            IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)mnl_attr_get_payload(tb[RTA_DST])))
-                return MNL_CB_OK;
+            IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)cc_nl_data(tb[RTA_DST])))
+                return 0;
+        snprintf(rt.device, sizeof(rt.device), "%s", nif->name);
 
-        struct shim_net_route *rt = grow(&ctx->net->routes, &ctx->net->n_routes, sizeof(*rt));
-        if (!rt) {
-                ctx->err = ENOMEM;
-                errno = ENOMEM;
-                return MNL_CB_ERROR;
-        }
-        rt->family = rtm->rtm_family;
-        rt->scope = rtm->rtm_scope;
-        rt->dest_len = rtm->rtm_dst_len;
-        snprintf(rt->device, sizeof(rt->device), "%s", nif->name);
-        if (tb[RTA_DST])
-                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_DST]), rt->dest,
-                          sizeof(rt->dest));
-        if (tb[RTA_GATEWAY])
-                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_GATEWAY]), rt->gateway,
-                          sizeof(rt->gateway));
-        if (tb[RTA_PREFSRC])
-                inet_ntop(rtm->rtm_family, mnl_attr_get_payload(tb[RTA_PREFSRC]), rt->source,
-                          sizeof(rt->source));
-        return MNL_CB_OK;
+        struct shim_net_route *el = grow(&ctx->net->routes, &ctx->net->n_routes, sizeof(*el));
+        if (!el)
+                return -ENOMEM;
+        *el = rt;
+        return 0;
 }
 
 static int neigh_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct read_ctx *ctx = data;
-        const struct ndmsg *nd = mnl_nlmsg_get_payload(nlh);
-        const struct nlattr *tb[IFLA_MAX + 1] = {0};
-        mnl_attr_parse(nlh, sizeof(*nd), attr_cb, tb);
+        const struct ndmsg *nd = NLMSG_DATA(nlh);
+        const struct rtattr *tb[NDA_MAX + 1];
+        int r = cc_nl_parse(nlh, sizeof(*nd), tb, NDA_MAX);
+        if (r < 0)
+                return r;
 
         /* Only static entries are configuration; the rest is the pod namespace's own cache. */
         struct shim_net_if *nif = find_if(ctx->net, nd->ndm_ifindex);
         if (!nif || !(nd->ndm_state & NUD_PERMANENT) || !tb[NDA_DST] || !tb[NDA_LLADDR] ||
-            mnl_attr_get_payload_len(tb[NDA_LLADDR]) != ETH_ALEN ||
+            cc_nl_len(tb[NDA_LLADDR]) != ETH_ALEN ||
             (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6))
-                return MNL_CB_OK;
+                return 0;
+        char text[INET6_ADDRSTRLEN];
+        if (!addr_ntop(nd->ndm_family, tb[NDA_DST], text, sizeof(text)))
+                return -EBADMSG;
 
         struct shim_net_neigh *ne = grow(&ctx->net->neighs, &ctx->net->n_neighs, sizeof(*ne));
-        if (!ne) {
-                ctx->err = ENOMEM;
-                errno = ENOMEM;
-                return MNL_CB_ERROR;
-        }
+        if (!ne)
+                return -ENOMEM;
         ne->family = nd->ndm_family;
         ne->state = nd->ndm_state;
         ne->flags = nd->ndm_flags;
         snprintf(ne->device, sizeof(ne->device), "%s", nif->name);
-        inet_ntop(nd->ndm_family, mnl_attr_get_payload(tb[NDA_DST]), ne->addr, sizeof(ne->addr));
-        shim_net_format_mac(mnl_attr_get_payload(tb[NDA_LLADDR]), ne->lladdr);
-        return MNL_CB_OK;
-}
-
-/* One dump request of `type` for `family`, the payload header being `hdrlen` zero bytes. */
-static int dump(struct shim_net_nl *nl, uint16_t type, int family, size_t hdrlen, mnl_cb_t cb,
-                struct read_ctx *ctx, const char *what, struct cc_error **err)
-{
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, type, NLM_F_DUMP);
-        /* rtgenmsg-compatible: every rtnetlink header starts with its family byte. */
-        unsigned char *hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen);
-        hdr[0] = (unsigned char)family;
-        int r = shim_net__nl_talk(nl, nlh, cb, ctx);
-        if (r < 0)
-                return cc_error_set(err, ctx->err ? ctx->err : -r, "listing %s: %s", what,
-                                    strerror(ctx->err ? ctx->err : -r));
+        snprintf(ne->addr, sizeof(ne->addr), "%s", text);
+        shim_net_format_mac(cc_nl_data(tb[NDA_LLADDR]), ne->lladdr);
         return 0;
 }
 
-static int read_namespace(struct shim_net_nl *nl, struct shim_net *net, struct cc_error **err)
+/* One dump request of `type` for `family`, the payload header being `hdrlen` zero bytes. */
+static int dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_nl_cb cb,
+                struct read_ctx *ctx, const char *what, struct cc_error **err)
+{
+        uint32_t buf[64];
+        struct cc_nl_msg m;
+        /* rtgenmsg-compatible: every rtnetlink header starts with its family byte. */
+        unsigned char *hdr = cc_nl_msg_init(&m, buf, sizeof(buf), type, NLM_F_DUMP, hdrlen);
+        hdr[0] = (unsigned char)family;
+        int r = cc_nl_talk(nl, &m, cb, ctx);
+        if (r < 0)
+                return cc_error_set(err, -r, "listing %s: %s", what, cc_nl_strerror(nl, r));
+        return 0;
+}
+
+static int read_namespace(struct cc_nl *nl, struct shim_net *net, struct cc_error **err)
 {
         struct read_ctx ctx = {.net = net};
         int r = dump(nl, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), link_cb, &ctx, "links",
@@ -249,17 +252,18 @@ static int read_namespace(struct shim_net_nl *nl, struct shim_net *net, struct c
 
 /* --- links and tc --- */
 
-static int link_set(struct shim_net_nl *nl, int ifindex, unsigned mtu, bool up)
+static int link_set(struct cc_nl *nl, int ifindex, unsigned mtu, bool up)
 {
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
-        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct ifinfomsg *ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(*ifi));
         ifi->ifi_family = AF_UNSPEC;
         ifi->ifi_index = ifindex;
         ifi->ifi_change = IFF_UP;
         ifi->ifi_flags = up ? IFF_UP : 0;
         if (mtu)
-                mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
-        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+                cc_nl_put_u32(&m, IFLA_MTU, mtu);
+        return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
 /*
@@ -267,42 +271,45 @@ static int link_set(struct shim_net_nl *nl, int ifindex, unsigned mtu, bool up)
  * the tap sends no router solicitations or neighbour discovery of its own, so the guest sees
  * only the pod's traffic on its NIC. Ignored where the kernel has no IPv6.
  */
-static int tap_no_ipv6_addrgen(struct shim_net_nl *nl, int ifindex)
+static int tap_no_ipv6_addrgen(struct cc_nl *nl, int ifindex)
 {
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_NEWLINK, NLM_F_ACK);
-        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct ifinfomsg *ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(*ifi));
         ifi->ifi_family = AF_UNSPEC;
         ifi->ifi_index = ifindex;
-        struct nlattr *spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
-        struct nlattr *in6 = mnl_attr_nest_start(nlh, AF_INET6);
-        mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
-        mnl_attr_nest_end(nlh, in6);
-        mnl_attr_nest_end(nlh, spec);
-        int r = shim_net__nl_talk(nl, nlh, NULL, NULL);
+        struct rtattr *spec = cc_nl_nest_start(&m, IFLA_AF_SPEC);
+        struct rtattr *in6 = cc_nl_nest_start(&m, AF_INET6);
+        cc_nl_put_u8(&m, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+        cc_nl_nest_end(&m, in6);
+        cc_nl_nest_end(&m, spec);
+        int r = cc_nl_talk(nl, &m, NULL, NULL);
         return r == -EAFNOSUPPORT || r == -EOPNOTSUPP ? 0 : r;
 }
 
-static int link_del(struct shim_net_nl *nl, int ifindex)
+static int link_del(struct cc_nl *nl, int ifindex)
 {
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_DELLINK, NLM_F_ACK);
-        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct ifinfomsg *ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_DELLINK, 0, sizeof(*ifi));
         ifi->ifi_family = AF_UNSPEC;
         ifi->ifi_index = ifindex;
-        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+        return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
 /* Adds (add = true, exclusive) or deletes the ingress qdisc (handle ffff:) of ifindex. */
-static int ingress_qdisc(struct shim_net_nl *nl, int ifindex, bool add)
+static int ingress_qdisc(struct cc_nl *nl, int ifindex, bool add)
 {
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, add ? RTM_NEWQDISC : RTM_DELQDISC,
-                                                NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0));
-        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct tcmsg *tcm = cc_nl_msg_init(&m, buf, sizeof(buf), add ? RTM_NEWQDISC : RTM_DELQDISC,
+                                           add ? NLM_F_CREATE | NLM_F_EXCL : 0, sizeof(*tcm));
         tcm->tcm_family = AF_UNSPEC;
         tcm->tcm_ifindex = ifindex;
         tcm->tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0);
         tcm->tcm_parent = TC_H_INGRESS;
-        mnl_attr_put_strz(nlh, TCA_KIND, "ingress");
-        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+        cc_nl_put_strz(&m, TCA_KIND, "ingress");
+        return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
 /*
@@ -311,52 +318,54 @@ static int ingress_qdisc(struct shim_net_nl *nl, int ifindex, bool add)
  * the local stack: what `tc filter add dev X ingress prio P protocol all u32 match u8 0 0
  * action mirred egress redirect dev Y` sends.
  */
-static int redirect_filter_add(struct shim_net_nl *nl, int ifindex, int target)
+static int redirect_filter_add(struct cc_nl *nl, int ifindex, int target)
 {
-        struct nlmsghdr *nlh =
-                shim_net__nl_msg(nl, RTM_NEWTFILTER, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct tcmsg *tcm = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWTFILTER,
+                                           NLM_F_CREATE | NLM_F_EXCL, sizeof(*tcm));
         tcm->tcm_family = AF_UNSPEC;
         tcm->tcm_ifindex = ifindex;
         tcm->tcm_parent = TC_H_MAKE(TC_H_INGRESS, 0);
         tcm->tcm_info = TC_H_MAKE((uint32_t)SHIM_NET_TC_PRIO << 16, htons(ETH_P_ALL));
-        mnl_attr_put_strz(nlh, TCA_KIND, "u32");
+        cc_nl_put_strz(&m, TCA_KIND, "u32");
 
-        struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+        struct rtattr *opts = cc_nl_nest_start(&m, TCA_OPTIONS);
         /* A selector with one key of value 0 and mask 0 at offset 0: matches everything. */
         uint32_t selbuf[(sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)) / 4] = {0};
         struct tc_u32_sel *sel = (struct tc_u32_sel *)selbuf;
         sel->flags = TC_U32_TERMINAL;
         sel->nkeys = 1;
-        mnl_attr_put(nlh, TCA_U32_SEL, sizeof(selbuf), selbuf);
+        cc_nl_put(&m, TCA_U32_SEL, selbuf, sizeof(selbuf));
 
-        struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
-        struct nlattr *act = mnl_attr_nest_start(nlh, 1); /* action order 1 */
-        mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
-        struct nlattr *aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+        struct rtattr *acts = cc_nl_nest_start(&m, TCA_U32_ACT);
+        struct rtattr *act = cc_nl_nest_start(&m, 1); /* action order 1 */
+        cc_nl_put_strz(&m, TCA_ACT_KIND, "mirred");
+        struct rtattr *aopts = cc_nl_nest_start(&m, TCA_ACT_OPTIONS);
         struct tc_mirred mirred = {
                 .action = TC_ACT_STOLEN,
                 .eaction = TCA_EGRESS_REDIR,
                 .ifindex = (uint32_t)target,
         };
-        mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(mirred), &mirred);
-        mnl_attr_nest_end(nlh, aopts);
-        mnl_attr_nest_end(nlh, act);
-        mnl_attr_nest_end(nlh, acts);
-        mnl_attr_nest_end(nlh, opts);
-        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+        cc_nl_put(&m, TCA_MIRRED_PARMS, &mirred, sizeof(mirred));
+        cc_nl_nest_end(&m, aopts);
+        cc_nl_nest_end(&m, act);
+        cc_nl_nest_end(&m, acts);
+        cc_nl_nest_end(&m, opts);
+        return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
 /* Deletes our filters (every filter at our priority) from the ingress of ifindex. */
-static int redirect_filter_del(struct shim_net_nl *nl, int ifindex)
+static int redirect_filter_del(struct cc_nl *nl, int ifindex)
 {
-        struct nlmsghdr *nlh = shim_net__nl_msg(nl, RTM_DELTFILTER, NLM_F_ACK);
-        struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct tcmsg *tcm = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_DELTFILTER, 0, sizeof(*tcm));
         tcm->tcm_family = AF_UNSPEC;
         tcm->tcm_ifindex = ifindex;
         tcm->tcm_parent = TC_H_MAKE(TC_H_INGRESS, 0);
         tcm->tcm_info = TC_H_MAKE((uint32_t)SHIM_NET_TC_PRIO << 16, htons(ETH_P_ALL));
-        return shim_net__nl_talk(nl, nlh, NULL, NULL);
+        return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
 /* What setup created for one interface, so teardown removes exactly that. */
@@ -391,8 +400,7 @@ static int open_tap(const char *name, unsigned flags, int *ret_fd, struct cc_err
 }
 
 /* Removes what `made` says was created for nif; returns the first error (-errno). */
-static int undo_if(struct shim_net_nl *nl, struct shim_net_if *nif, unsigned *made,
-                   struct cc_error **err)
+static int undo_if(struct cc_nl *nl, struct shim_net_if *nif, unsigned *made, struct cc_error **err)
 {
         int first = 0;
         /* Gone already (the CNI plugin deleted the veth first) counts as removed. */
@@ -402,7 +410,7 @@ static int undo_if(struct shim_net_nl *nl, struct shim_net_if *nif, unsigned *ma
                         int r_ = (call);                                                     \
                         if (r_ < 0 && r_ != -ENODEV && r_ != -ENOENT && first == 0)          \
                                 first = cc_error_set(err, -r_, "%s %s: %s", what, nif->name, \
-                                                     strerror(-r_));                         \
+                                                     cc_nl_strerror(nl, r_));                \
                         *made &= ~(unsigned)(bit);                                           \
                 }                                                                            \
         } while (0)
@@ -418,7 +426,7 @@ static int undo_if(struct shim_net_nl *nl, struct shim_net_if *nif, unsigned *ma
         return first;
 }
 
-static int setup_if(struct shim_net_nl *nl, struct shim_net_if *nif, size_t i, unsigned flags,
+static int setup_if(struct cc_nl *nl, struct shim_net_if *nif, size_t i, unsigned flags,
                     unsigned *made, struct cc_error **err)
 {
         /* tap<i>_cc, or the next free number when a device of that name exists. */
@@ -439,37 +447,39 @@ static int setup_if(struct shim_net_nl *nl, struct shim_net_if *nif, size_t i, u
         r = tap_no_ipv6_addrgen(nl, nif->tap_ifindex);
         if (r < 0)
                 return cc_error_set(err, -r, "IPv6 address generation off on %s: %s", nif->tap_name,
-                                    strerror(-r));
+                                    cc_nl_strerror(nl, r));
         r = link_set(nl, nif->tap_ifindex, nif->mtu, true);
         if (r < 0)
                 return cc_error_set(err, -r, "bringing up %s (mtu %u): %s", nif->tap_name, nif->mtu,
-                                    strerror(-r));
+                                    cc_nl_strerror(nl, r));
         /* An ingress qdisc someone else put on the veth (a bandwidth plugin) is shared, and
          * left in place at teardown; only our own filter goes. */
         r = ingress_qdisc(nl, nif->ifindex, true);
         if (r < 0 && r != -EEXIST)
-                return cc_error_set(err, -r, "ingress qdisc on %s: %s", nif->name, strerror(-r));
+                return cc_error_set(err, -r, "ingress qdisc on %s: %s", nif->name,
+                                    cc_nl_strerror(nl, r));
         if (r >= 0)
                 *made |= MADE_VETH_QDISC;
         r = ingress_qdisc(nl, nif->tap_ifindex, true);
         if (r < 0)
                 return cc_error_set(err, -r, "ingress qdisc on %s: %s", nif->tap_name,
-                                    strerror(-r));
+                                    cc_nl_strerror(nl, r));
         *made |= MADE_TAP_QDISC;
         r = redirect_filter_add(nl, nif->tap_ifindex, nif->ifindex);
         if (r < 0)
                 return cc_error_set(err, -r, "redirect filter %s -> %s: %s", nif->tap_name,
-                                    nif->name, strerror(-r));
+                                    nif->name, cc_nl_strerror(nl, r));
         *made |= MADE_TAP_FILTER;
         r = redirect_filter_add(nl, nif->ifindex, nif->tap_ifindex);
         if (r < 0)
                 return cc_error_set(err, -r, "redirect filter %s -> %s: %s", nif->name,
-                                    nif->tap_name, strerror(-r));
+                                    nif->tap_name, cc_nl_strerror(nl, r));
         *made |= MADE_VETH_FILTER;
         /* The veth must be up for frames to flow; CNI normally did it already. */
         r = link_set(nl, nif->ifindex, 0, true);
         if (r < 0)
-                return cc_error_set(err, -r, "bringing up %s: %s", nif->name, strerror(-r));
+                return cc_error_set(err, -r, "bringing up %s: %s", nif->name,
+                                    cc_nl_strerror(nl, r));
         return 0;
 }
 
@@ -485,14 +495,23 @@ struct ns_job {
         int r;
 };
 
+/* A netlink socket in the calling thread's (the pod's) namespace. */
+static int open_nl(struct cc_nl *nl, struct cc_error **err)
+{
+        int r = cc_nl_open(nl);
+        if (r < 0)
+                return cc_error_set(err, -r, "netlink: socket: %s", strerror(-r));
+        return 0;
+}
+
 static int job_setup(struct ns_job *job)
 {
         struct shim_net *net = job->net;
-        _cleanup_nl_ struct shim_net_nl *nl = NULL;
-        int r = shim_net__nl_open(&nl, &job->err);
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
+        int r = open_nl(&nl, &job->err);
         if (r < 0)
                 return r;
-        r = read_namespace(nl, net, &job->err);
+        r = read_namespace(&nl, net, &job->err);
         if (r < 0)
                 return r;
         if (net->n_ifs > SHIM_NET_MAX_IFS)
@@ -503,11 +522,11 @@ static int job_setup(struct ns_job *job)
                 return cc_error_set(&job->err, ENOMEM, "out of memory");
         net->active = true;
         for (size_t i = 0; i < net->n_ifs; i++) {
-                r = setup_if(nl, &net->ifs[i], i, job->flags, &net->made[i], &job->err);
+                r = setup_if(&nl, &net->ifs[i], i, job->flags, &net->made[i], &job->err);
                 if (r < 0) {
                         /* Undo in this namespace now; the caller gets the setup error. */
                         for (size_t j = 0; j <= i; j++)
-                                undo_if(nl, &net->ifs[j], &net->made[j], NULL);
+                                undo_if(&nl, &net->ifs[j], &net->made[j], NULL);
                         net->active = false;
                         return r;
                 }
@@ -518,13 +537,13 @@ static int job_setup(struct ns_job *job)
 static int job_teardown(struct ns_job *job)
 {
         struct shim_net *net = job->net;
-        _cleanup_nl_ struct shim_net_nl *nl = NULL;
-        int r = shim_net__nl_open(&nl, &job->err);
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
+        int r = open_nl(&nl, &job->err);
         if (r < 0)
                 return r;
         int first = 0;
         for (size_t i = 0; i < net->n_ifs; i++) {
-                r = undo_if(nl, &net->ifs[i], &net->made[i], first ? NULL : &job->err);
+                r = undo_if(&nl, &net->ifs[i], &net->made[i], first ? NULL : &job->err);
                 if (r < 0 && first == 0)
                         first = r;
         }

@@ -12,11 +12,11 @@
  * to the VMM (struct hv_net), the guest NIC gets the veth's MAC, and the description goes to the
  * agent (UpdateInterface, UpdateRoutes, AddARPNeighbors) through the converters below.
  *
- * Netlink goes through libmnl rather than libnl-route-3: libmnl is a thin layer over the wire
- * format (message and attribute builders, a socket and a callback parser, about 1,000 lines),
- * so the tc messages (u32 selector, mirred parameters) are written from the kernel's UAPI
- * headers directly; libnl-route-3 adds its own object cache and allocation model, needs
- * libnl-3 too, and its tc action API differs between releases. The u32 classifier is used, not
+ * Netlink goes through libcc's raw rtnetlink client (cc/netlink.h, shared with the guest
+ * agent), not libmnl or libnl-route-3: Debian ships neither as a static library for the
+ * -static-pie shim, and the tc messages (u32 selector, mirred parameters) are written from the
+ * kernel's UAPI headers directly anyway; libnl-route-3 would also add its own object cache and
+ * allocation model, and its tc action API differs between releases. The u32 classifier is used, not
  * matchall, because kernels built without CONFIG_NET_CLS_MATCHALL (like the development
  * machines') still have u32.
  *

@@ -539,6 +539,17 @@ static void test_kernel(void **state)
         r = cc_nl_talk(&nl, &m, NULL, NULL);
         assert_true(r == -ENODEV || r == -EPERM);
         assert_non_null(cc_nl_strerror(&nl, r));
+        /* An attribute the kernel's policy refuses (a name longer than IFNAMSIZ): nothing is
+         * changed, and as root the kernel explains itself in an extended ack. */
+        ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(*ifi));
+        ifi->ifi_index = (int)if_nametoindex("lo");
+        cc_nl_put_strz(&m, IFLA_IFNAME, "a-name-far-longer-than-ifnamsiz");
+        r = cc_nl_talk(&nl, &m, NULL, NULL);
+        assert_true(r == -EINVAL || r == -ERANGE || r == -EPERM); /* ERANGE since Linux 5.x */
+        if (r != -EPERM) {
+                print_message("kernel: %s\n", cc_nl_strerror(&nl, r));
+                assert_string_not_equal(cc_nl_strerror(&nl, r), strerror(-r));
+        }
         /* A GET of one link by index: the answer is a data message and an ack. */
         ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_GETLINK, 0, sizeof(*ifi));
         ifi->ifi_index = (int)if_nametoindex("lo");
