@@ -76,7 +76,7 @@ static const char *const kata_agent_ignored[] = {
         "enable_tracing", "kernel_modules", "debug_console_enabled", "launch_process_timeout",
         "container_pipe_size", "mem_agent_enable", "cdh_api_timeout"};
 static const char *const kata_runtime_ignored[] = {
-        "internetworking_model", "sandbox_cgroup_only", "static_sandbox_resource_mgmt",
+        "sandbox_cgroup_only", "static_sandbox_resource_mgmt",
         "disable_guest_seccomp", "disable_guest_empty_dir", "emptydir_mode", "dan_conf",
         "experimental_force_guest_pull", "kubelet_root_dir", "pod_resource_api_sock",
         "enable_pprof", "vfio_mode", "experimental", "enable_debug", "enable_tracing",
@@ -244,6 +244,56 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name,
         return 0;
 }
 
+/* One of the two network model keys into *ret; *found says whether the key is there. */
+static int get_network_model(const struct cc_toml_table *rt, const char *key,
+                             enum shim_net_model *ret, bool *found, struct cc_error **err)
+{
+        const char *s = NULL;
+        int r = cc_toml_get_string(rt, key, &s, err);
+        *found = r == 0;
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (shim_net_model_from_string(s, ret, NULL) < 0)
+                return bad_value(rt, key, err, "unknown network model '%s' (tcfilter, none, user)",
+                                 s);
+        return 0;
+}
+
+/*
+ * [runtime] network_model, or Kata's own key internetworking_model with the same values (both
+ * may be set if they agree). user is QEMU's slirp: development only, so QEMU only and never for
+ * a TEE profile (a confidential guest's traffic goes through the pod's own interfaces).
+ */
+static int load_network_model(const struct cc_toml_table *rt, struct shim_config *c,
+                              struct cc_error **err)
+{
+        enum shim_net_model ours = SHIM_NET_MODEL_TCFILTER, kata = SHIM_NET_MODEL_TCFILTER;
+        bool has_ours = false, has_kata = false;
+        int r;
+        if ((r = get_network_model(rt, "network_model", &ours, &has_ours, err)) < 0 ||
+            (r = get_network_model(rt, "internetworking_model", &kata, &has_kata, err)) < 0)
+                return r;
+        if (has_ours && has_kata && ours != kata)
+                return bad_value(rt, "internetworking_model", err,
+                                 "'%s' disagrees with network_model = '%s'; set one of them",
+                                 shim_net_model_to_string(kata), shim_net_model_to_string(ours));
+        c->network_model = has_ours ? ours : kata;
+        const char *key = has_ours ? "network_model" : "internetworking_model";
+        if (c->network_model == SHIM_NET_MODEL_USER && c->tee != HV_TEE_NONE)
+                return bad_value(rt, key, err,
+                                 "the user-mode network is for development only and is refused "
+                                 "for the %s profile (use tcfilter)",
+                                 hv_tee_to_string(c->tee));
+        if (c->network_model == SHIM_NET_MODEL_USER && strcmp(c->backend, "qemu") != 0 &&
+            strcmp(c->backend, "mock") != 0)
+                return bad_value(rt, key, err,
+                                 "the user-mode network exists only with the qemu backend, not %s",
+                                 c->backend);
+        return 0;
+}
+
 int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err)
 {
         _cleanup_toml_ struct cc_toml_table *doc = NULL;
@@ -301,7 +351,8 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
                 return r;
         if (rt) {
                 static const char *const used[] = {"allow_host_rootfs", "host_rootfs_max_mib",
-                                                   "create_container_timeout"};
+                                                   "create_container_timeout", "network_model",
+                                                   "internetworking_model"};
                 warn_unknown(rt, "runtime", used, CC_ARRAY_SIZE(used), kata_runtime_ignored,
                              CC_ARRAY_SIZE(kata_runtime_ignored));
                 unsigned mib = (unsigned)(c->host_rootfs_max_bytes >> 20);
@@ -316,6 +367,8 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
                                          "sharing the host rootfs is refused for the %s profile: "
                                          "a confidential guest must pull its images itself",
                                          hv_tee_to_string(c->tee));
+                if ((r = load_network_model(rt, c, err)) < 0)
+                        return r;
         }
         if (!c->kernel)
                 return cc_error_set(err, EINVAL, "%s: [%s] has no 'kernel'", path, section);

@@ -21,19 +21,26 @@ SHIM_LINK ?= static
 ifneq ($(SANITIZE)$(FUZZ),)
 SHIM_LINK := dynamic
 endif
+# The pod network (libshimnet) is linked in. While shim/network still uses libmnl, of which
+# Debian ships no libmnl.a, the static link is impossible and the shim is linked dynamically.
+ifeq ($(SHIM_LINK),static)
+ifneq ($(filter -lmnl,$(EXTRA_LIBS)),)
+SHIM_LINK := dynamic
+endif
+endif
 SHIM_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libcrypto.a
 BINS += $(BUILD)/containerd-shim-kata-cc-v2
 ifeq ($(SHIM_LINK),static)
 $(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(BUILD)/shim/static/hv-nolibvirt.o \
-		$(LIBSHIM) $(LIBHV) $(LIBCC)
+		$(LIBSHIM) $(LIBSHIMNET) $(LIBHV) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)set -o pipefail; $(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBSHIM) \
-		$(LIBHV) $(LIBCC) $(SHIM_STATIC_LIBS) $(LDLIBS) 2>&1 | \
+		$(LIBSHIMNET) $(LIBHV) $(LIBCC) $(SHIM_STATIC_LIBS) $(LDLIBS) 2>&1 | \
 		{ grep -v -e "statically linked applications requires at runtime" -e "in function" || true; }
 else
-$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBSHIM) $(LIBHV) $(LIBCC)
+$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBSHIM) $(LIBSHIMNET) $(LIBHV) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBSHIM) $(LIBHV) $(LIBCC) \
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBSHIM) $(LIBSHIMNET) $(LIBHV) $(LIBCC) \
 		$(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 endif
-INTEGRATION_TESTS += test/integration/shim-ctr.sh
+INTEGRATION_TESTS += test/integration/shim-ctr.sh test/integration/net-pod.sh

@@ -220,6 +220,17 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 .tee = {.kind = c->tee},
                 .channel = channel,
         };
+        /* Whether this host can run this VM at all comes first: no pod network is touched for
+         * a VM that cannot start. The mock backend (tests) runs anywhere. */
+        if ((r = hv_check(&hc, err)) < 0)
+                return cc_error_wrap(err, -r, "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
+                                     cfgname, strcmp(c->backend, "clh") == 0 ? "clh" : "qemu",
+                                     c->backend, hv_tee_to_string(c->tee));
+        /* The pod network: taps in the pod namespace, handed to the VMM (hv_vm_new dups the
+         * fds). On any later failure the caller's shim_sandbox_free() removes it again. */
+        _cleanup_free_ struct hv_net *nets = NULL;
+        if ((r = shim_pod_net_setup(sb, spec, &hc, &nets, err)) < 0)
+                return cc_error_wrap(err, -r, "%s", cfgname);
         if ((r = hv_vm_new(&hc, &sb->vm, err)) < 0)
                 return cc_error_wrap(err, -r, "%s", cfgname);
         int64_t t0 = now_ms(), boot0 = now_ns();
@@ -240,15 +251,26 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 return r;
         cc_log_info("sandbox %s: VM %s pid %d, agent ready after %lld ms", sb->id, c->backend,
                     (int)sb->vmm_pid, (long long)(now_ms() - t0));
+        /* Kata's order: the guest's interfaces, routes and neighbours before CreateSandbox. */
+        if ((r = shim_pod_net_configure_guest(sb, err)) < 0)
+                return cc_error_wrap(err, -r, "sandbox %s: pod network in the guest", sb->id);
         Grpc__CreateSandboxRequest req = GRPC__CREATE_SANDBOX_REQUEST__INIT;
         req.sandbox_id = sb->id;
+        char **dns = NULL;
+        size_t n_dns = 0;
+        if ((r = shim_pod_dns(spec, &dns, &n_dns)) < 0)
+                return r;
+        req.dns = dns;
+        req.n_dns = n_dns;
         const char *hostname = NULL;
         struct json_object *h = NULL;
         if (json_object_object_get_ex(spec, "hostname", &h) && json_object_is_type(h, json_type_string))
                 hostname = json_object_get_string(h);
         req.hostname = (char *)(hostname ? hostname : "");
-        return shim_agent_call(sb, AGENT_SERVICE, "CreateSandbox", &req.base, NULL, NULL,
-                               30ll * 1000000000ll, err);
+        r = shim_agent_call(sb, AGENT_SERVICE, "CreateSandbox", &req.base, NULL, NULL,
+                            30ll * 1000000000ll, err);
+        shim_strv_free(dns, n_dns);
+        return r;
 }
 
 static void remove_dir_files(const char *dir)
@@ -281,6 +303,8 @@ void shim_sandbox_stop(struct shim_sandbox *sb)
                         cc_log_warn("stop VM: %s", cc_error_message(e));
         }
         sb->vm_dead = true;
+        /* After the VM: no frame is mirrored to a tap whose reader is gone. */
+        shim_pod_net_teardown(sb);
 }
 
 void shim_sandbox_free(struct shim_sandbox *sb)
@@ -291,6 +315,7 @@ void shim_sandbox_free(struct shim_sandbox *sb)
         cc_ttrpc_client_free(sb->agent);
         sb->agent = NULL;
         sb->vm = hv_vm_free(sb->vm);
+        sb->net = shim_net_free(sb->net);
         if (sb->run_dir)
                 remove_dir_files(sb->run_dir);
         shim_config_done(&sb->cfg);
@@ -431,6 +456,8 @@ int shim_sandbox_cleanup_dead(const char *run_dir)
                         }
                 }
         }
+        /* The taps went with the VMM's fds and the shim's; the tc filters on the veth stay. */
+        shim_pod_net_cleanup_dead(run_dir);
         remove_dir_files(run_dir);
         return 0;
 }

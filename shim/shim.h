@@ -8,6 +8,7 @@
  *   spec.c      OCI config.json -> the agent's grpc.Spec; rootfs mount classification
  *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
  *   sandbox.c   the pod's VM (libhv) and the agent client
+ *   net.c       the pod network (libshimnet): taps + tc in the pod netns, the agent's view
  *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services
  *   io.c        containerd's stdio FIFOs <-> the agent's ReadStdout/WriteStdin
  *
@@ -25,6 +26,7 @@
 #include "cc/ttrpc.h"
 #include "hypervisor/hv.h"
 #include "kata/oci.pb-c.h"
+#include "shim/network/shim-net.h"
 
 #define SHIM_NAME          "containerd-shim-kata-cc-v2"
 #define SHIM_VERSION       "0.1.0"
@@ -77,6 +79,9 @@ struct shim_config {
         bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
         uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
         unsigned create_container_timeout_s;
+        /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
+         * none, user (QEMU only, refused for TEE profiles). */
+        enum shim_net_model network_model;
 };
 
 void shim_config_init(struct shim_config *c);
@@ -146,11 +151,20 @@ struct shim_sandbox {
         pid_t vmm_pid;
         struct cc_ttrpc_client *agent;
         bool vm_dead; /* set once the VMM exited */
+        /* The pod network (network_model tcfilter): taps and filters in the pod namespace,
+         * recorded in <run_dir>/network so that `delete` can remove them after a crash. */
+        struct shim_net *net;
 };
 
-/* Boots the VM and waits for the agent (Health.Check SERVING), then CreateSandbox. */
+/*
+ * Boots the VM and waits for the agent (Health.Check SERVING), then CreateSandbox. With
+ * network_model tcfilter the VM joins the pod network namespace of the spec first (a tap per
+ * interface, mirrored with tc), and the agent gets the interfaces, routes and neighbours
+ * (UpdateInterface, UpdateRoutes, AddARPNeighbors) before CreateSandbox, which carries the pod's
+ * resolv.conf lines. On failure everything created is removed again by shim_sandbox_free().
+ */
 int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct cc_error **err);
-/* DestroySandbox (best effort), stop the VM, remove its run dir. */
+/* DestroySandbox (best effort), stop the VM, remove the pod network's taps and filters. */
 void shim_sandbox_stop(struct shim_sandbox *sb);
 void shim_sandbox_free(struct shim_sandbox *sb);
 /* A unary agent call; -ECONNRESET etc. when the VM is gone. timeout_ns 0 = none. */
@@ -167,8 +181,30 @@ int shim_agent_copy_tree(struct shim_sandbox *sb, const char *host_dir, const ch
 /* Nanoseconds this thread spent waiting for the agent or the VMM since the last call (the
  * part of a Create that is not the shim's own work); resets the counter. */
 int64_t shim_external_ns_take(void);
-/* Kills what a dead shim left of a pod's VM (by the pidfile in its run dir); removes the dir. */
+/* Kills what a dead shim left of a pod's VM (by the pidfile in its run dir), removes the tc
+ * filters (and taps, qdiscs) it had put in the pod network namespace; removes the dir. */
 int shim_sandbox_cleanup_dead(const char *run_dir);
+
+/* ---- net.c -------------------------------------------------------------------------- */
+
+/*
+ * The pod network for the VM about to boot (network_model, see net.c): sets up sb->net (taps
+ * and tc filters in the spec's network namespace, recorded in <run_dir>/network), fills
+ * hc->nets (*ret_nets: malloc'ed, free it once the VM is created) or hc->user_net. Host
+ * networking (no network namespace in the spec) is refused for TEE profiles (-EPERM).
+ */
+int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec, struct hv_config *hc,
+                       struct hv_net **ret_nets, struct cc_error **err);
+/* UpdateInterface per interface, UpdateRoutes, AddARPNeighbors (after Health.Check). */
+int shim_pod_net_configure_guest(struct shim_sandbox *sb, struct cc_error **err);
+/* Removes sb->net's taps, filters and qdiscs (the state file too once done). */
+void shim_pod_net_teardown(struct shim_sandbox *sb);
+/* `delete` after a crash: removes what <run_dir>/network records; messages on stderr. */
+void shim_pod_net_cleanup_dead(const char *run_dir);
+/* The nameserver/search/domain/options lines of the resolv.conf the spec mounts on
+ * /etc/resolv.conf (CreateSandboxRequest.dns); none when there is no such mount. */
+int shim_pod_dns(struct json_object *spec, char ***ret, size_t *ret_n);
+void shim_strv_free(char **v, size_t n);
 
 /* ---- io.c --------------------------------------------------------------------------- */
 

@@ -285,6 +285,21 @@ static void test_config(void **state)
                 {"[hypervisor.firecracker]\nkernel = \"/k\"\n", "hypervisor 'firecracker' is not supported"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\nbackend = \"vbox\"\n",
                  "unknown hypervisor backend 'vbox'"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = \"bridged\"\n",
+                 ":4: key 'network_model': unknown network model 'bridged' (tcfilter, none, user)"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\ninternetworking_model = \"macvtap\"\n",
+                 ":4: key 'internetworking_model': unknown network model 'macvtap'"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = \"none\"\n"
+                 "internetworking_model = \"tcfilter\"\n",
+                 ":5: key 'internetworking_model': 'tcfilter' disagrees with network_model = 'none'"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\ntee = \"tdx\"\n"
+                 "[runtime]\nnetwork_model = \"user\"\n",
+                 ":6: key 'network_model': the user-mode network is for development only and is "
+                 "refused for the tdx profile"},
+                {"[hypervisor.clh]\nkernel = \"/k\"\n[runtime]\ninternetworking_model = \"user\"\n",
+                 ":4: key 'internetworking_model': the user-mode network exists only with the qemu"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = 3\n",
+                 "network_model"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 p = write_tmp(bad[i][0]);
@@ -295,6 +310,33 @@ static void test_config(void **state)
                 assert_non_null(strstr(cc_error_message(err), p));
                 cc_error_free(err);
                 err = NULL;
+                shim_config_done(&c);
+                unlink(p);
+                free(p);
+        }
+
+        /* The network model: ours, Kata's key, both when they agree; tcfilter by default. */
+        static const struct {
+                const char *runtime;
+                enum shim_net_model want;
+        } models[] = {
+                {"", SHIM_NET_MODEL_TCFILTER},
+                {"network_model = \"none\"\n", SHIM_NET_MODEL_NONE},
+                {"network_model = \"user\"\n", SHIM_NET_MODEL_USER},
+                {"internetworking_model = \"none\"\n", SHIM_NET_MODEL_NONE},
+                {"internetworking_model = \"tcfilter\"\nnetwork_model = \"tcfilter\"\n",
+                 SHIM_NET_MODEL_TCFILTER},
+        };
+        for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+                char text[256];
+                snprintf(text, sizeof(text), "[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\n%s",
+                         models[i].runtime);
+                p = write_tmp(text);
+                shim_config_init(&c);
+                c.network_model = _SHIM_NET_MODEL_MAX;
+                if (shim_config_load(p, &c, &err) < 0)
+                        fail_msg("model case %zu: %s", i, cc_error_message(err));
+                assert_int_equal(c.network_model, models[i].want);
                 shim_config_done(&c);
                 unlink(p);
                 free(p);

@@ -78,7 +78,20 @@ H(a_check)
                 record(name);                                                                      \
                 return 0;                                                                          \
         }
-PLAIN(a_create_sandbox, "CreateSandbox")
+static char dns[512]; /* CreateSandboxRequest.dns, joined with '|' */
+
+H(a_create_sandbox)
+{
+        const Grpc__CreateSandboxRequest *r = (const void *)req_;
+        pthread_mutex_lock(&lock);
+        dns[0] = '\0';
+        for (size_t i = 0; i < r->n_dns; i++)
+                snprintf(dns + strlen(dns), sizeof(dns) - strlen(dns), "%s%s", i ? "|" : "",
+                         r->dns[i]);
+        pthread_mutex_unlock(&lock);
+        record("CreateSandbox");
+        return 0;
+}
 PLAIN(a_destroy_sandbox, "DestroySandbox")
 PLAIN(a_start, "StartContainer")
 PLAIN(a_remove, "RemoveContainer")
@@ -216,19 +229,26 @@ static void write_file(const char *path, const char *text)
         fclose(f);
 }
 
-static char *bundle(const char *id, const char *annotations)
+/* A bundle whose config.json has `extra` (JSON members, may be "") besides the basics. */
+static char *bundle_spec(const char *id, const char *annotations, const char *extra)
 {
         char *dir = NULL;
         assert_true(asprintf(&dir, "%s/%s", tmp, id) > 0);
         mkdir(dir, 0700);
-        char path[256], spec[2048];
+        char path[256], spec[4096];
         snprintf(path, sizeof(path), "%s/config.json", dir);
         snprintf(spec, sizeof(spec),
                  "{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":[\"/bin/sh\"],\"cwd\":\"/\"},"
-                 "\"root\":{\"path\":\"rootfs\"},\"annotations\":{%s}}",
-                 annotations);
+                 "\"root\":{\"path\":\"rootfs\"},%s%s\"annotations\":{%s}}",
+                 extra, *extra ? "," : "", annotations);
         write_file(path, spec);
         return dir;
+}
+
+/* As ctr and CRI make them: a network namespace of its own (no path: a new, empty one). */
+static char *bundle(const char *id, const char *annotations)
+{
+        return bundle_spec(id, annotations, "\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}");
 }
 
 static int call(const char *method, const ProtobufCMessage *req,
@@ -373,13 +393,27 @@ static void read_file(const char *path, char *buf, size_t size)
 static void test_pod(void **state)
 {
         struct cc_error *err = NULL;
-        char *sb = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
-                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\"");
+        /* The pod's resolv.conf (CRI mounts it on /etc/resolv.conf): its resolver lines reach
+         * CreateSandbox.dns, comments and other lines do not. */
+        char resolv[160], extra[512];
+        snprintf(resolv, sizeof(resolv), "%s/resolv.conf", tmp);
+        write_file(resolv, "# from the node\nnameserver 10.96.0.10\r\n  search ns1.svc.cluster.local "
+                           "svc.cluster.local\nsortlist 10.0.0.0\noptions ndots:5  \n");
+        snprintf(extra, sizeof(extra),
+                 "\"linux\":{\"namespaces\":[{\"type\":\"network\"}]},\"mounts\":[{\"destination\":"
+                 "\"/etc/resolv.conf\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]}]",
+                 resolv);
+        char *sb = bundle_spec("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                                       "\"io.kubernetes.cri.sandbox-id\":\"pod1\"", extra);
         assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
         char *mc = hv_mock_calls();
         assert_non_null(strstr(mc, "start:pod1"));
         free(mc);
         assert_non_null(strstr(calls, "CreateSandbox"));
+        assert_string_equal(dns, "nameserver 10.96.0.10|search ns1.svc.cluster.local "
+                                 "svc.cluster.local|options ndots:5");
+        /* No network namespace path (a new, empty namespace): no interface calls. */
+        assert_null(strstr(calls, "UpdateInterface"));
         assert_null(strstr(calls, "CreateContainer")); /* the pause process is the agent's */
         assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
 
@@ -533,6 +567,25 @@ static void test_tee_host_rootfs(void **state)
         free(b);
 }
 
+/* Host networking (no network namespace in the spec) for a TEE profile: refused with a clear
+ * error before any VM starts. */
+static void test_tee_host_network(void **state)
+{
+        struct cc_error *err = NULL;
+        set_config("[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
+                   "confidential_guest = true\ntee = \"tdx\"\n");
+        char *b = bundle_spec("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\"", "");
+        assert_true(create("pod1", b, NULL, 0, NULL, &err) < 0);
+        assert_non_null(strstr(cc_error_message(err), "host networking is not supported"));
+        assert_non_null(strstr(cc_error_message(err), "tdx"));
+        cc_error_free(err);
+        err = NULL;
+        char *mc = hv_mock_calls();
+        assert_null(strstr(mc, "start:pod1"));
+        free(mc);
+        free(b);
+}
+
 /* The agent channel breaks while the VM runs: the pod fails as a whole (VM stopped, every task
  * exits 255) instead of leaving tasks nobody can reach. Also: the pod annotation
  * io.katacontainers.config_path wins over the runtime options' ConfigPath. */
@@ -621,6 +674,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tee_host_rootfs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tee_host_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
         };

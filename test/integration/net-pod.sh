@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Pod networking through the shim (issue 8), with a real containerd 1.6 + ctr and QEMU TCG.
+# The test makes a "pod" network namespace with a veth (eth0, an address, a default route) whose
+# peer is in a second "node" namespace; `ctr run --with-ns network:/var/run/netns/<pod>` gives
+# the sandbox spec that namespace, and the shim (network_model tcfilter, the default) puts a tap
+# there, mirrors it with eth0 through tc and hands it to QEMU.
+#   1. a container in the VM runs a TCP echo server: a client in the node namespace connects to
+#      the pod's address and gets its bytes back; a process in the VM connects out to a server in
+#      the node namespace. After the pod: the pod namespace holds only lo and eth0, eth0 has no
+#      filter or ingress qdisc, and no QEMU, shim, socket or run file is left.
+#   2. kill -9 of the shim: containerd's `shim delete` removes the filters left on eth0.
+#   3. network_model = none: the guest has no NIC but lo.
+#   4. refusals: host networking (ctr --net-host, and the host's own namespace) for a TEE
+#      profile, and a bad network_model value (file:line in ctr's error).
+#   5. guest pull through the pod network: containerd, cc-snapshotter and a docker-registry
+#      run in the node namespace; the image is pulled by the agent over veth -> tc -> tap, and
+#      no layer blob reaches the host.
+# All traffic stays between the two namespaces the test made (and loopback).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+NS=nettest
+POD=ccpod$$
+NODE=ccnode$$
+N=$(($$ % 200 + 20))
+POD_IP=10.199.$N.2
+NODE_IP=10.199.$N.1
+
+net_cleanup() {
+        local rc=$?
+        local p
+        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
+                kill -9 "$p" 2>/dev/null
+        done
+        for id in srv crash none badhost badhostns badmodel pull; do
+                [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
+        done
+        # A namespace whose name is removed lives on until its last process (cc_cleanup stops
+        # containerd, socat and the registry by pid), then goes with its veth.
+        umount "$CC_TMP/hostnet" 2>/dev/null
+        ip netns del "$POD" 2>/dev/null
+        ip netns del "$NODE" 2>/dev/null
+        (exit "$rc")
+        cc_cleanup
+}
+trap net_cleanup EXIT
+SHIM=$BUILD/containerd-shim-kata-cc-v2
+[ -x "$SHIM" ] || cc_fail "$SHIM not built"
+SHIM=$(realpath "$SHIM")
+command -v qemu-system-x86_64 >/dev/null || cc_skip "needs qemu-system-x86_64"
+command -v socat >/dev/null || cc_skip "needs socat"
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] || cc_skip "needs busybox-static"
+[ -f build/guest/vmlinuz ] && [ -f build/guest/initrd.img ] || cc_skip "needs the guest image (make guest-image)"
+KERNEL=$(realpath build/guest/vmlinuz)
+INITRD=$(realpath build/guest/initrd.img)
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+
+# --- the namespaces: pod (eth0 10.199.N.2/24, default via .1) <-> node (10.199.N.1/24) ---------
+ip netns add "$POD" || cc_fail "ip netns add"
+ip netns add "$NODE" || cc_fail "ip netns add"
+ip -n "$POD" link add eth0 type veth peer name vnode netns "$NODE" || cc_fail "veth"
+ip -n "$POD" addr add "$POD_IP/24" dev eth0
+ip -n "$NODE" addr add "$NODE_IP/24" dev vnode
+ip -n "$POD" link set lo up
+ip -n "$POD" link set eth0 up
+ip -n "$NODE" link set lo up
+ip -n "$NODE" link set vnode up
+ip -n "$POD" route add default via "$NODE_IP"
+POD_LINKS_BEFORE=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+POD_MAC=$(ip -n "$POD" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+
+mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
+cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+export PATH=$CC_TMP/bin:$PATH
+export CC_SHIM_RUN_DIR=$CC_TMP/run
+unset KATA_CONF_FILE
+
+ROOTFS=$CC_TMP/rootfs
+mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,run}
+for b in busybox sh cat; do cp "$BUSYBOX" "$ROOTFS/bin/$b"; done
+echo "root:x:0:0:root:/:/bin/sh" >"$ROOTFS/etc/passwd"
+
+# $1: extra [runtime] lines.
+write_cfg() {
+        cat <<TOML
+[hypervisor.qemu]
+path = "$(command -v qemu-system-x86_64)"
+kernel = "$KERNEL"
+initrd = "$INITRD"
+machine_type = "q35"
+default_vcpus = 1
+default_memory = 384
+kernel_params = "quiet ${EXTRA_KPARAMS:-}"
+accel = "tcg"
+agent_channel = "serial"
+
+[agent.kata]
+dial_timeout = 120
+
+[runtime]
+allow_host_rootfs = true
+$1
+TOML
+}
+CFG=$CC_TMP/configuration-qemu.toml
+write_cfg "" >"$CFG"
+
+cc_start_containerd
+printf '#!/bin/sh\nexec ctr --address "%s" --namespace "%s" "$@"\n' "$CTRD_SOCK" "$NS" >"$CC_TMP/bin/ctr_"
+chmod +x "$CC_TMP/bin/ctr_"
+RT=(--runtime io.containerd.kata-cc.v2 --runtime-config-path "$CFG")
+sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
+qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
+
+# The pod namespace holds only what the test made; nothing of pod $1 is left.
+check_clean() {
+        local id=$1 what=$2 links filters qdiscs
+        cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" ||
+                fail "$what: QEMU still runs: $(qemus)"
+        cc_wait_for 30 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
+                fail "$what: shim daemon still runs"
+        # After a crash containerd runs `shim delete` on its own time: wait for the socket.
+        cc_wait_for 30 test ! -e "$(sock_of "$id")" || fail "$what: socket $(sock_of "$id") left"
+        [ -z "$(ls -A "$CC_SHIM_RUN_DIR")" ] || fail "$what: run files left: $(ls -A "$CC_SHIM_RUN_DIR")"
+        links=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+        filters=$(tc -n "$POD" filter show dev eth0 ingress 2>&1)
+        qdiscs=$(tc -n "$POD" qdisc show dev eth0 2>&1)
+        if [ "$links" = "$POD_LINKS_BEFORE" ] && [ -z "$filters" ] && [[ "$qdiscs" != *ingress* ]]; then
+                ok "$what: the pod namespace has only lo and eth0, no filter or ingress qdisc"
+        else
+                fail "$what: pod namespace: links '$links' (before '$POD_LINKS_BEFORE'), filters '$filters', qdiscs '$qdiscs'"
+        fi
+}
+
+# --- 1. echo server in the VM, a client in the node namespace; the VM connects out ------------
+cc_bg node-sink ip netns exec "$NODE" socat -u "TCP-LISTEN:8888,bind=$NODE_IP,reuseaddr,fork" \
+        "OPEN:$CC_TMP/sink.out,creat,append"
+ctr_ run -d "${RT[@]}" --with-ns "network:/var/run/netns/$POD" --rootfs "$ROOTFS" srv \
+        /bin/sh -c 'busybox nc -ll -p 7777 -e /bin/cat' || fail "run -d srv"
+cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'srv .*RUNNING'" || fail "srv not RUNNING: $(ctr_ task ls)"
+links=$(ip -n "$POD" -o link)
+filters=$(tc -n "$POD" filter show dev eth0 ingress)
+[[ "$links" == *tap0_cc* ]] && [[ "$filters" == *mirred* ]] && [[ "$filters" == *tap0_cc* ]] &&
+        ok "tap0_cc in the pod namespace, eth0 ingress redirected to it" ||
+        fail "pod namespace while running: $links / $filters"
+guest_if=$(ctr_ task exec --exec-id ip1 srv /bin/busybox ip -o addr show eth0 2>&1)
+guest_link=$(ctr_ task exec --exec-id ip2 srv /bin/busybox ip -o link show eth0 2>&1)
+guest_rt=$(ctr_ task exec --exec-id ip3 srv /bin/busybox ip route 2>&1)
+[[ "$guest_if" == *"$POD_IP/24"* ]] && [[ "$guest_link" == *"$POD_MAC"* ]] &&
+        ok "the guest's eth0 has the pod's address and MAC ($POD_IP, $POD_MAC)" ||
+        fail "guest eth0: '$guest_if' '$guest_link' (want $POD_IP, $POD_MAC)"
+[[ "$guest_rt" == *"default via $NODE_IP"* ]] && ok "the guest has the pod's default route" ||
+        fail "guest routes: $guest_rt"
+msg="echo-through-the-vm-$$-$RANDOM"
+echo_once() { got=$(printf '%s\n' "$msg" | timeout 20 ip netns exec "$NODE" socat -t 10 - "TCP:$POD_IP:7777,connect-timeout=5" 2>/dev/null); [ "$got" = "$msg" ]; }
+cc_wait_for 60 echo_once && ok "node -> pod $POD_IP:7777: the bytes came back from the VM" ||
+        fail "echo from the node: got '${got:-}'"
+out_msg="hello-from-the-vm-$$"
+ctr_ task exec --exec-id out srv /bin/sh -c "echo $out_msg | busybox nc $NODE_IP 8888" ||
+        fail "exec nc to the node"
+cc_wait_for 10 grep -q "$out_msg" "$CC_TMP/sink.out" && ok "VM -> node $NODE_IP:8888: the node got the bytes" ||
+        fail "node sink has '$(cat "$CC_TMP/sink.out" 2>/dev/null)'"
+ctr_ task kill -s SIGKILL srv
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'srv .*STOPPED'" || fail "srv did not stop"
+ctr_ task delete srv >/dev/null || fail "task delete srv"
+ctr_ container rm srv || fail "container rm srv"
+check_clean srv "after the pod"
+
+# --- 2. kill -9 of the shim: `shim delete` removes the filters it left ----------------------------
+ctr_ run -d "${RT[@]}" --with-ns "network:/var/run/netns/$POD" --rootfs "$ROOTFS" crash \
+        /bin/sh -c 'while true; do busybox sleep 1; done' || fail "run -d crash"
+cc_wait_for 120 bash -c "ctr_ task ls | grep -q 'crash .*RUNNING'" || fail "crash not RUNNING"
+filters=$(tc -n "$POD" filter show dev eth0 ingress)
+[[ "$filters" == *mirred* ]] || fail "no filter on eth0 while crash runs"
+spid=$(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id crash\$" | head -n1)
+[ -n "$spid" ] && kill -9 "$spid"
+cc_wait_for 30 bash -c "ctr_ task ls | grep -q 'crash .*STOPPED' || ! ctr_ task ls | grep -q crash" ||
+        fail "crash after shim kill: $(ctr_ task ls)"
+ctr_ task delete crash >/dev/null 2>&1
+ctr_ container rm crash || fail "container rm crash"
+check_clean crash "after kill -9 of the shim"
+
+# --- 3. network_model = none: no NIC ----------------------------------------------------------------
+write_cfg 'network_model = "none"' >"$CC_TMP/none.toml"
+out=$(timeout 180 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/none.toml" \
+        --with-ns "network:/var/run/netns/$POD" --rootfs "$ROOTFS" none /bin/busybox ls /sys/class/net 2>&1)
+[ "$(echo "$out" | tr -s ' \n' ' ' | sed 's/ $//')" = "lo" ] && ok "network_model = none: the guest has only lo" ||
+        fail "network_model none: /sys/class/net is '$out'"
+ctr_ task delete none >/dev/null 2>&1
+ctr_ container rm none || fail "container rm none"
+check_clean none "network_model none"
+
+# --- 4. refusals: the Create error names the file and the reason ------------------------------------
+bad_case() {
+        local name=$1 expect=$2
+        shift 2
+        local cfg=$CC_TMP/bad-$name.toml
+        cat >"$cfg"
+        out=$(timeout 120 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$cfg" \
+                "$@" --rootfs "$ROOTFS" "bad$name" /bin/sh -c true 2>&1)
+        if [ $? -ne 0 ] && echo "$out" | grep -q -- "$cfg" && echo "$out" | grep -qE -- "$expect"; then
+                ok "bad '$name': $(echo "$out" | tail -n1 | cut -c1-260)"
+        else
+                fail "bad '$name': $out"
+        fi
+        ctr_ container rm "bad$name" >/dev/null 2>&1
+        check_clean "bad$name" "bad $name"
+}
+# The mock backend runs on any host, so the TEE profile reaches the network check here.
+bad_case host "host networking is not supported for confidential pods \(TEE profile tdx\)" --net-host <<TOML
+[hypervisor.qemu]
+backend = "mock"
+kernel = "$KERNEL"
+confidential_guest = true
+tee = "tdx"
+TOML
+# The host's namespace by a path of its own (PID 1's /proc entry may be closed to us).
+touch "$CC_TMP/hostnet"
+mount --bind /proc/self/ns/net "$CC_TMP/hostnet" || fail "bind mount of the host netns"
+bad_case hostns "host networking is not supported for confidential pods: $CC_TMP/hostnet is the host's" \
+        --with-ns "network:$CC_TMP/hostnet" <<TOML
+[hypervisor.qemu]
+backend = "mock"
+kernel = "$KERNEL"
+confidential_guest = true
+tee = "tdx"
+TOML
+bad_case model ":[0-9]+: key 'network_model': unknown network model 'bridge' \(tcfilter, none, user\)" \
+        --with-ns "network:/var/run/netns/$POD" <<TOML
+[hypervisor.qemu]
+kernel = "$KERNEL"
+initrd = "$INITRD"
+[runtime]
+network_model = "bridge"
+TOML
+umount "$CC_TMP/hostnet"
+
+if [ "$fails" -ne 0 ]; then
+        echo "--- containerd log (shim lines)"
+        grep -E 'kata-cc|shim' "$CC_TMP/containerd.log" | tail -n 60
+        echo "$fails check(s) failed"
+        exit 1
+fi
+echo "net-pod: all checks passed"
