@@ -57,7 +57,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
     p.add_argument("--timing", action="store_true",
-                   help="print the RPC's own wall time (rpc_ms N) on stderr")
+                   help="print the RPC's own wall time (rpc_ms N) and its start and end "
+                   "(rpc_start_ns / rpc_end_ns, CLOCK_REALTIME) on stderr")
     sub = p.add_subparsers(dest="cmd", required=True)
     pull = sub.add_parser("pull")
     pull.add_argument("image")
@@ -96,6 +97,7 @@ def main():
     # Connect first, so --timing measures the call, not the dial.
     grpc.channel_ready_future(channel).result(timeout=30)
     t0 = time.monotonic()
+    start_ns = time.time_ns()
     M = lambda n: msgs["runtime.v1." + n]()
     try:
         if a.cmd == "pull":
@@ -173,6 +175,7 @@ def main():
         return 1
     if a.timing:
         print("rpc_ms %d" % ((time.monotonic() - t0) * 1000), file=sys.stderr)
+        print("rpc_start_ns %d\nrpc_end_ns %d" % (start_ns, time.time_ns()), file=sys.stderr)
     # Status answers show zero values too (SANDBOX_READY and exit code 0 are proto3 defaults).
     print(json_format.MessageToJson(resp, preserving_proto_field_name=True,
                                     including_default_value_fields=a.cmd in ("inspect", "inspectp")))
