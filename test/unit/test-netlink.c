@@ -550,6 +550,24 @@ static void test_kernel(void **state)
                 print_message("kernel: %s\n", cc_nl_strerror(&nl, r));
                 assert_string_not_equal(cc_nl_strerror(&nl, r), strerror(-r));
         }
+        /* A forged refusal of the next request, sent to our port by another socket before the
+         * kernel answers: only the kernel (port 0) is believed. */
+        _cleanup_cc_nl_ struct cc_nl other = CC_NL_INIT;
+        assert_int_equal(cc_nl_open(&other), 0);
+        struct {
+                struct nlmsghdr h;
+                struct nlmsgerr e;
+        } forged = {
+                .h = {.nlmsg_len = sizeof(forged),
+                      .nlmsg_type = NLMSG_ERROR,
+                      .nlmsg_seq = nl.seq + 1,
+                      .nlmsg_pid = nl.portid},
+                .e = {.error = -EHWPOISON},
+        };
+        struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = nl.portid};
+        assert_int_equal(
+                sendto(other.fd, &forged, sizeof(forged), 0, (struct sockaddr *)&to, sizeof(to)),
+                (ssize_t)sizeof(forged));
         /* A GET of one link by index: the answer is a data message and an ack. */
         ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_GETLINK, 0, sizeof(*ifi));
         ifi->ifi_index = (int)if_nametoindex("lo");

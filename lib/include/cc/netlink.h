@@ -34,7 +34,8 @@ struct cc_nl {
         {                \
                 .fd = -1 \
         }
-/* The most one datagram of a dump holds (the kernel caps its dump skbs at 32 KiB). */
+/* The kernel sizes dump datagrams to the reader's buffer up to 32 KiB; a datagram larger than
+ * this (one huge message) fails the request with -EMSGSIZE rather than being read cut short. */
 #define CC_NL_RBUF_SIZE 32768
 
 /* Opens a NETLINK_ROUTE socket (close-on-exec, extended acks on); 0 or -errno. */
