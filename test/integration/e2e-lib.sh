@@ -247,3 +247,92 @@ e2e_finish() {
         fi
         echo "$name: all checks passed ($(($(date +%s) - T0)) s)"
 }
+
+# e2e_registry ADDR: docker-registry on ADDR:<free port> with its access log (who fetched
+# which blob) in $CC_TMP/registry.log; sets REG.
+e2e_registry() {
+        local addr=$1 port
+        port=$(python3 -c "import socket; s=socket.socket(); s.bind(('$addr',0)); print(s.getsockname()[1])")
+        REG=$addr:$port
+        mkdir -p "$CC_TMP/registry"
+        cat >"$CC_TMP/registry/config.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $CC_TMP/registry/data
+http:
+  addr: $REG
+YML
+        cc_bg registry docker-registry serve "$CC_TMP/registry/config.yml"
+        cc_wait_for 20 python3 -c "import socket; socket.create_connection(('$addr', $port))" ||
+                cc_fail "registry did not start on $REG"
+}
+
+# e2e_guest_pull_setup: what a node with guest pull has. The CNI bridge exists before any pod
+# with its gateway address, and the registry listens there: the same image reference then
+# works for containerd on the host (CRI PullImage: manifest and config) and for the guest
+# (through the pod's interface, mirrored into the VM). cc-snapshotter runs with the shipped
+# configs/snapshotter/config.toml (policy: guest, pause images local); containerd's CRI
+# snapshotter is cc-snapshotter; the runtime configuration refuses a host rootfs and lets the
+# agent use the registry over plain HTTP (agent.image_insecure=).
+e2e_guest_pull_setup() {
+        # containerd mounts a container's rootfs on the host for a moment (image volumes, user
+        # lookup): mount.fuse runs nydus-overlayfs from PATH, which mounts nothing there.
+        [ -x "$BUILD/nydus-overlayfs" ] || cc_fail "$BUILD/nydus-overlayfs not built"
+        cp "$BUILD/nydus-overlayfs" "$CC_TMP/bin/"
+        e2e_bridge_precreate
+        e2e_registry "$E2E_GW"
+        cc_bg snap "$SNAP_BIN" --config configs/snapshotter/config.toml --root "$SNAP_ROOT" \
+                --address "$SNAP_SOCK" --log-level debug
+        cc_wait_for 10 test -S "$SNAP_SOCK" || cc_fail "cc-snapshotter did not start"
+        e2e_cfg_set allow_host_rootfs false
+        e2e_cfg_set kernel_params "\"agent.image_insecure=$REG\""
+        e2e_cni
+}
+
+# e2e_node_check IMAGE: the node holds no layer of IMAGE. Prints the measurements; returns 1
+# (after saying why) if a layer blob is in containerd's content store, a file is under the
+# snapshotter's snapshots, or containerd's overlayfs snapshotter unpacked anything.
+e2e_node_check() {
+        local img=$1 digest size bad=0 total=0 blobs=$CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256
+        local layers
+        layers=$(skopeo inspect --raw --tls-verify=false "docker://$img" |
+                python3 -c 'import json,sys; [print(l["digest"], l["size"]) for l in json.load(sys.stdin)["layers"]]')
+        [ -n "$layers" ] || { echo "no layers found for $img"; return 1; }
+        while read -r digest size; do
+                [ -e "$blobs/${digest#sha256:}" ] && { echo "layer $digest ($size bytes) is in the content store"; bad=1; }
+                total=$((total + size))
+        done <<<"$layers"
+        local content_bytes snap_files snap_bytes ovl_bytes=0
+        content_bytes=$(find "$blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+        # The pause image (local by the shipped policy) is one file named pause: anything else
+        # under the snapshotter's snapshots is layer data of a guest-pulled image.
+        snap_files=$(find "$SNAP_ROOT/snapshots" -type f ! -path '*/fs/pause' 2>/dev/null | wc -l)
+        snap_bytes=$(du -sb "$SNAP_ROOT/snapshots" 2>/dev/null | cut -f1)
+        [ -d "$CTRD_ROOT/io.containerd.snapshotter.v1.overlayfs/snapshots" ] &&
+                ovl_bytes=$(du -sb "$CTRD_ROOT/io.containerd.snapshotter.v1.overlayfs/snapshots" | cut -f1)
+        echo "  $img: $(wc -l <<<"$layers") layers, $total bytes in the registry"
+        echo "  containerd content store: $(find "$blobs" -type f | wc -l) blobs, $content_bytes bytes (manifest, config, index; no layer)"
+        echo "  cc-snapshotter snapshots: $snap_files files besides the pause image's one, $snap_bytes bytes in all (du -sb)"
+        echo "  containerd overlayfs snapshots: $ovl_bytes bytes (du -sb)"
+        [ "$snap_files" -eq 0 ] || { echo "files under the snapshotter: $(find "$SNAP_ROOT/snapshots" -type f ! -path '*/fs/pause' | head)"; bad=1; }
+        [ "$content_bytes" -lt $((total / 4 + 65536)) ] || { echo "content store holds $content_bytes bytes"; bad=1; }
+        [ "$ovl_bytes" -lt 65536 ] || { echo "overlayfs snapshots hold $ovl_bytes bytes"; bad=1; }
+        return $bad
+}
+
+# e2e_pause_image REPO:TAG: a one-layer image holding one small file /pause, pushed as the CRI
+# sandbox image (kata pods never run it: the agent is the pod's pause).
+e2e_pause_image() {
+        local l=$CC_TMP/pause-layout b=$CC_TMP/pause-bundle
+        umoci init --layout "$l"
+        umoci new --image "$l:latest"
+        umoci unpack --image "$l:latest" "$b" >/dev/null
+        echo "sandbox image placeholder" >"$b/rootfs/pause"
+        umoci repack --image "$l:latest" "$b" >/dev/null
+        rm -rf "$b"
+        umoci config --image "$l:latest" --config.entrypoint /pause >/dev/null
+        snap_push "$l:latest" "$1"
+}

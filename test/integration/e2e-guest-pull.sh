@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Guest pull through containerd 1.6's CRI (issue 9, the user's first check): a kata pod whose
+# container image is pulled inside the VM, and the node keeps no trace of its layers.
+#   1. CRI PullImage through cc-snapshotter (the shipped configs/snapshotter/config.toml, policy
+#      guest) fetches only the manifest and config on the host;
+#   2. RunPodSandbox (handler kata, host rootfs refused: allow_host_rootfs = false),
+#      CreateContainer, StartContainer: the container runs, its rootfs pulled by the agent from
+#      the registry through the pod's network (the registry listens on the CNI bridge's gateway,
+#      so one image reference serves the host and the guest; its access log shows the layer
+#      blobs fetched from the pod's IP); it prints the image's file and the 4 MiB layer's
+#      checksum, equal to the host's;
+#   3. the node check after the pod ran: CRI ListImages shows the image, containerd's content
+#      store holds no layer blob of it, the snapshotter's root holds no layer data, nothing
+#      under containerd's or the snapshotter's root holds the image's marker file (bytes
+#      measured with du);
+#   4. stop and remove: nothing left.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snap-lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+trap e2e_cleanup EXIT
+e2e_require
+[ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
+T0=$(date +%s)
+e2e_setup
+e2e_guest_pull_setup
+
+# The application image: busybox, a file, a marker, 4 MiB of random data (three layers).
+MARK="cc-e2e-guest-pull-marker-$$-$RANDOM"
+snap_busybox_image "$CC_TMP/app"
+b=$CC_TMP/bundle
+umoci unpack --image "$CC_TMP/app:latest" "$b" >/dev/null
+head -c $((4 << 20)) /dev/urandom >"$b/rootfs/big.bin"
+echo "$MARK" >"$b/rootfs/marker.txt"
+umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
+BIG_MD5=$(md5sum "$b/rootfs/big.bin" | cut -d' ' -f1)
+rm -rf "$b"
+snap_push "$CC_TMP/app:latest" cc/app:1
+e2e_pause_image pause:1
+IMAGE=$REG/cc/app:1
+e2e_containerd cc-snapshotter
+
+# --- 1. CRI PullImage: metadata only on the host --------------------------------------------------
+ref=$(cri pull "$IMAGE" | jget '["image_ref"]')
+case "$ref" in sha256:*) ok "CRI PullImage $IMAGE -> ${ref:0:19} (through cc-snapshotter)" ;; *) cc_fail "PullImage: '$ref'" ;; esac
+out=$(e2e_node_check "$IMAGE") && ok "after PullImage the host holds no layer:" || fail "after PullImage:"
+echo "$out"
+
+# --- 2. the pod: the container's rootfs pulled in the guest ---------------------------------------
+e2e_runp gp-pod
+POD=$E2E_POD
+[ -n "$POD" ] || cc_fail "RunPodSandbox: $(cat "$CC_TMP/gp-pod.runp.err")"
+pod_ip=$(cri inspectp "$POD" | jget '["status"]["network"]["ip"]')
+ok "RunPodSandbox $POD (pod IP $pod_ip)"
+C1=$(e2e_create "$POD" gp-pod c1 "$IMAGE" \
+        "[\"/bin/sh\", \"-c\", \"cat /hello.txt; echo md5 \$(busybox md5sum /big.bin); trap 'exit 0' TERM; while true; do busybox sleep 1; done\"]")
+[ -n "$C1" ] && ok "CreateContainer $C1" || cc_fail "CreateContainer: $(cat "$CC_TMP/c1.create.err")"
+if cri start "$C1" >/dev/null 2>"$CC_TMP/start.err"; then
+        ok "StartContainer: the agent pulled $IMAGE in the guest"
+else
+        fail "StartContainer: $(cat "$CC_TMP/start.err")"
+fi
+st=$(ctr_state "$C1")
+[ "$st" = "CONTAINER_RUNNING 0" ] && ok "container RUNNING" || fail "container: $st"
+LOG=$CC_TMP/logs/gp-pod/c1.log
+cc_wait_for 30 grep -q "stdout F md5" "$LOG"
+grep -q "stdout F hello from layer 2" "$LOG" && ok "CRI log: the image's file (hello from layer 2)" || fail "log: $(cat "$LOG" 2>&1)"
+grep -q "stdout F md5 $BIG_MD5 " "$LOG" && ok "CRI log: the 4 MiB layer's md5 in the guest = the host's ($BIG_MD5)" ||
+        fail "md5 in the guest: $(grep md5 "$LOG")"
+out=$(cri exec-sync "$C1" /bin/sh -c 'cat /marker.txt')
+[ "$out" = "$MARK" ] && ok "ExecSync: the marker file is in the guest's rootfs" || fail "exec: '$out'"
+# Who fetched the layers: the registry's access log. The host fetched manifest and config; the
+# big layer's blob was fetched by the guest, through the pod's interface.
+big=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')
+# (The access log is in Apache's combined format: the client's address first.)
+fetchers=$(grep -F "\"GET /v2/cc/app/blobs/$big " "$CC_TMP/registry.log" | awk '{print $1}' | sort -u | tr '\n' ' ')
+[ -n "$fetchers" ] && [[ " $fetchers" != *" 127.0.0.1 "* ]] && ok "the big layer was fetched from $fetchers(pod IP $pod_ip), never by the host's pull" ||
+        fail "big layer fetched by: '$fetchers' ($(grep -F "$big" "$CC_TMP/registry.log" | tail -3))"
+[[ " $fetchers" == *" $pod_ip "* ]] && ok "... from the pod's own IP: the guest's traffic left through the pod's interface" ||
+        echo "note: fetched from $fetchers, not the pod IP (user-mode network?)"
+
+# --- 3. the node check after the pod ran ------------------------------------------------------------
+imgs=$(cri images)
+grep -q "\"$IMAGE\"" <<<"$imgs" && ok "CRI ListImages shows $IMAGE" || fail "ListImages: $imgs"
+out=$(e2e_node_check "$IMAGE") && ok "after the pod ran the host holds no layer of it:" || fail "after the pod ran:"
+echo "$out"
+hits=$(grep -rlF "$MARK" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" 2>/dev/null | head -3)
+[ -z "$hits" ] && ok "the image's marker file is nowhere under containerd's or the snapshotter's root" ||
+        fail "marker found on the host: $hits"
+
+# --- 4. teardown ---------------------------------------------------------------------------------------
+cri stop --timeout 20 "$C1" >/dev/null || fail "StopContainer"
+cri rm "$C1" >/dev/null || fail "RemoveContainer"
+cri stopp "$POD" >/dev/null 2>"$CC_TMP/stopp.err" || fail "StopPodSandbox: $(cat "$CC_TMP/stopp.err")"
+cri rmp "$POD" >/dev/null || fail "RemovePodSandbox"
+left=$(e2e_leftovers)
+[ -z "$left" ] && ok "nothing left (VM, shim, socket, run file, mount, netns, bundle, CRI pod)" || fail "left: $left"
+e2e_finish e2e-guest-pull
