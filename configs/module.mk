@@ -6,3 +6,4 @@ INTEGRATION_TESTS += test/integration/e2e-cri.sh
 INTEGRATION_TESTS += test/integration/e2e-pods.sh
 INTEGRATION_TESTS += test/integration/e2e-configs.sh
 INTEGRATION_TESTS += test/integration/e2e-guest-pull.sh
+INTEGRATION_TESTS += test/integration/e2e-encrypted.sh

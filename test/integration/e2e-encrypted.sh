@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# An encrypted image through containerd 1.6's CRI (issue 9, the user's second check): an image
+# encrypted by `skopeo copy --encryption-key jwe:pub.pem`, pulled in the guest; the private key
+# reaches the guest only through the offline_fs key broker: a second cpio appended to the test's
+# copy of the initrd holds /etc/cc-agent/image.json ({"key_files": [...]}) and the key, the way
+# a guest image is built with its keys (the host never sends a key: guest-agent/rpc-image.c).
+#   - handler kata-keys (that initrd): the pod runs, the container prints the decrypted file;
+#   - handler kata (the plain initrd, no key): StartContainer fails with an error that names the
+#     missing key, and ContainerStatus says so too;
+#   - nothing decrypted reaches the host: no layer blob in containerd's content store, no layer
+#     data under the snapshotter's root, the image's marker text nowhere under containerd's or
+#     the snapshotter's directories; nothing left after removal.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snap-lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+trap e2e_cleanup EXIT
+e2e_require
+[ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
+for t in openssl cpio gzip; do command -v $t >/dev/null || cc_skip "needs $t"; done
+T0=$(date +%s)
+e2e_setup
+e2e_guest_pull_setup
+
+# The key pair; the initrd with the private key appended (the kernel unpacks concatenated
+# archives in order, so these files are added to the guest image's own).
+K=$CC_TMP/keys
+mkdir -p "$K"
+openssl genrsa -out "$K/key.pem" 2048 2>/dev/null
+openssl rsa -in "$K/key.pem" -pubout -out "$K/pub.pem" 2>/dev/null
+X=$CC_TMP/initrd-extra
+mkdir -p "$X/etc/cc-agent/keys"
+cp "$K/key.pem" "$X/etc/cc-agent/keys/key.pem"
+chmod 600 "$X/etc/cc-agent/keys/key.pem"
+echo '{"key_files": ["/etc/cc-agent/keys/key.pem"]}' >"$X/etc/cc-agent/image.json"
+(cd "$X" && find etc | cpio -o -H newc --quiet | gzip -9) >"$CC_TMP/keys.cpio.gz" || cc_fail "cpio"
+cat build/guest/initrd.img "$CC_TMP/keys.cpio.gz" >"$CC_TMP/initrd-keys.img"
+sed "s|^initrd = .*|initrd = \"$CC_TMP/initrd-keys.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-keys.toml"
+E2E_EXTRA_RUNTIMES="
+    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-keys]
+      runtime_type = \"io.containerd.kata-cc.v2\"
+      privileged_without_host_devices = true
+      pod_annotations = [\"io.katacontainers.*\"]
+      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-keys.options]
+        ConfigPath = \"$CC_TMP/configuration-qemu-keys.toml\""
+
+# The image: busybox plus a secret file with a marker, every layer encrypted for pub.pem.
+MARK="cc-e2e-encrypted-secret-$$-$RANDOM"
+snap_busybox_image "$CC_TMP/app"
+b=$CC_TMP/bundle
+umoci unpack --image "$CC_TMP/app:latest" "$b" >/dev/null
+echo "$MARK" >"$b/rootfs/secret.txt"
+umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
+rm -rf "$b"
+skopeo copy -q --insecure-policy --dest-tls-verify=false --encryption-key "jwe:$K/pub.pem" \
+        "oci:$CC_TMP/app:latest" "docker://$REG/enc/app:1" >"$CC_TMP/skopeo.log" 2>&1 ||
+        { cat "$CC_TMP/skopeo.log"; cc_fail "skopeo copy --encryption-key"; }
+IMAGE=$REG/enc/app:1
+manifest=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE")
+n_enc=$(grep -o 'tar+gzip+encrypted' <<<"$manifest" | wc -l)
+[ "$n_enc" -eq 3 ] && ok "skopeo encrypted all 3 layers (JWE, RSA-OAEP)" || cc_fail "encrypted layers: $n_enc"
+e2e_pause_image pause:1
+e2e_containerd cc-snapshotter
+
+ref=$(cri pull "$IMAGE" 2>"$CC_TMP/pull.err" | jget '["image_ref"]')
+case "$ref" in sha256:*) ok "CRI PullImage of the encrypted image (metadata only)" ;; *) cc_fail "PullImage: $(cat "$CC_TMP/pull.err")" ;; esac
+
+CMD="[\"/bin/sh\", \"-c\", \"cat /secret.txt; trap 'exit 0' TERM; while true; do busybox sleep 1; done\"]"
+# --- with the key in the guest: the pod runs ----------------------------------------------------
+e2e_runp enc-pod kata-keys
+P1=$E2E_POD
+[ -n "$P1" ] || cc_fail "RunPodSandbox kata-keys: $(cat "$CC_TMP/enc-pod.runp.err")"
+C1=$(e2e_create "$P1" enc-pod c1 "$IMAGE" "$CMD")
+[ -n "$C1" ] || cc_fail "CreateContainer: $(cat "$CC_TMP/c1.create.err")"
+cri start "$C1" >/dev/null 2>"$CC_TMP/c1.start.err" && ok "StartContainer: the guest pulled and decrypted the image" ||
+        fail "StartContainer with the key: $(cat "$CC_TMP/c1.start.err")"
+[ "$(ctr_state "$C1")" = "CONTAINER_RUNNING 0" ] && ok "container RUNNING" || fail "c1: $(ctr_state "$C1")"
+cc_wait_for 30 grep -q "stdout F $MARK" "$CC_TMP/logs/enc-pod/c1.log" &&
+        ok "CRI log: the decrypted file's content" || fail "log: $(cat "$CC_TMP/logs/enc-pod/c1.log" 2>&1)"
+
+# --- without the key: the container fails with a clear error ----------------------------------------
+e2e_runp nokey-pod kata
+P2=$E2E_POD
+[ -n "$P2" ] || cc_fail "RunPodSandbox kata: $(cat "$CC_TMP/nokey-pod.runp.err")"
+C2=$(e2e_create "$P2" nokey-pod c2 "$IMAGE" "$CMD")
+[ -n "$C2" ] || cc_fail "CreateContainer (no key): $(cat "$CC_TMP/c2.create.err")"
+if cri start "$C2" >/dev/null 2>"$CC_TMP/c2.start.err"; then
+        fail "StartContainer without the key succeeded"
+else
+        err=$(cat "$CC_TMP/c2.start.err")
+        if [[ "$err" == *"pull image $IMAGE in the guest"* ]] && [[ "$err" == *"encrypted layer sha256:"*"key"* ]]; then
+                ok "StartContainer without the key fails: ${err#error: }"
+        else
+                fail "no-key error does not name the key: $err"
+        fi
+fi
+st=$(cri inspect "$C2" | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["state"], "|", s.get("reason", ""), "|", s.get("message", ""))')
+echo "  ContainerStatus: $st"
+case "$st" in
+"CONTAINER_EXITED | StartError | "*"encrypted layer"*"key"*) ok "ContainerStatus: StartError naming the encrypted layer and the key" ;;
+*) fail "c2 status without its key: $st" ;;
+esac
+grep -q "stdout F $MARK" "$CC_TMP/logs/nokey-pod/c2.log" 2>/dev/null && fail "c2 printed the secret without a key"
+
+# --- nothing decrypted on the host -------------------------------------------------------------------
+out=$(e2e_node_check "$IMAGE") && ok "the host holds no layer of the encrypted image:" || fail "node check:"
+echo "$out"
+hits=$(grep -rlF "$MARK" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" "$CC_SHIM_RUN_DIR" 2>/dev/null | head -3)
+[ -z "$hits" ] && ok "the decrypted secret is nowhere under containerd's, the snapshotter's or the shim's directories" ||
+        fail "decrypted data on the host: $hits"
+
+for c in "$C1" "$C2"; do cri stop --timeout 10 "$c" >/dev/null 2>&1; cri rm "$c" >/dev/null || fail "RemoveContainer $c"; done
+for p in "$P1" "$P2"; do
+        cri stopp "$p" >/dev/null 2>"$CC_TMP/stopp.err" || fail "StopPodSandbox $p: $(cat "$CC_TMP/stopp.err")"
+        cri rmp "$p" >/dev/null || fail "RemovePodSandbox $p"
+done
+left=$(e2e_leftovers)
+[ -z "$left" ] && ok "nothing left (VM, shim, socket, run file, mount, netns, bundle, CRI pod)" || fail "left: $left"
+e2e_finish e2e-encrypted
