@@ -4,6 +4,8 @@
 # reaches the guest only through the offline_fs key broker: a second cpio appended to the test's
 # copy of the initrd holds /etc/cc-agent/image.json ({"key_files": [...]}) and the key, the way
 # a guest image is built with its keys (the host never sends a key: guest-agent/rpc-image.c).
+# The node is set up by `cc-deploy install` (see e2e-guest-pull.sh), plus one handler of the
+# node's own, kata-keys, whose configuration is the installed one with that initrd.
 #   - handler kata-keys (that initrd): the pod runs, the container prints the decrypted file;
 #   - handler kata (the plain initrd, no key): StartContainer fails with an error that names the
 #     missing key, and ContainerStatus says so too;
@@ -20,7 +22,9 @@ e2e_require
 for t in openssl cpio gzip; do command -v $t >/dev/null || cc_skip "needs $t"; done
 T0=$(date +%s)
 e2e_setup
-e2e_guest_pull_setup
+e2e_bridge_precreate
+e2e_registry "$E2E_GW"
+e2e_cni
 
 # The key pair; the initrd with the private key appended (the kernel unpacks concatenated
 # archives in order, so these files are added to the guest image's own).
@@ -35,8 +39,9 @@ chmod 600 "$X/etc/cc-agent/keys/key.pem"
 echo '{"key_files": ["/etc/cc-agent/keys/key.pem"]}' >"$X/etc/cc-agent/image.json"
 (cd "$X" && find etc | cpio -o -H newc --quiet | gzip -9) >"$CC_TMP/keys.cpio.gz" || cc_fail "cpio"
 cat build/guest/initrd.img "$CC_TMP/keys.cpio.gz" >"$CC_TMP/initrd-keys.img"
-sed "s|^initrd = .*|initrd = \"$CC_TMP/initrd-keys.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-keys.toml"
-E2E_EXTRA_RUNTIMES="
+# The node's own extra handler kata-keys: the installed configuration-qemu.toml with this initrd
+# (written once the installer has put that file in place).
+E2E_NODE_EXTRA="
     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-keys]
       runtime_type = \"io.containerd.kata-cc.v2\"
       privileged_without_host_devices = true
@@ -60,7 +65,8 @@ manifest=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE")
 n_enc=$(grep -o 'tar+gzip+encrypted' <<<"$manifest" | wc -l)
 [ "$n_enc" -eq 3 ] && ok "skopeo encrypted all 3 layers (JWE, RSA-OAEP)" || cc_fail "encrypted layers: $n_enc"
 e2e_pause_image pause:1
-e2e_containerd cc-snapshotter
+e2e_installed_node
+sed "s|^initrd = .*|initrd = \"$CC_TMP/initrd-keys.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-keys.toml"
 
 ref=$(cri pull "$IMAGE" 2>"$CC_TMP/pull.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage of the encrypted image (metadata only)" ;; *) cc_fail "PullImage: $(cat "$CC_TMP/pull.err")" ;; esac

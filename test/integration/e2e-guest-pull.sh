@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Guest pull through containerd 1.6's CRI (issue 9, the user's first check): a kata pod whose
 # container image is pulled inside the VM, and the node keeps no trace of its layers.
-#   1. CRI PullImage through cc-snapshotter (the shipped configs/snapshotter/config.toml, policy
-#      guest) fetches only the manifest and config on the host;
+#   0. the node is set up by the installer: `cc-deploy install --dest-root` over the node's own
+#      containerd config.toml (CNI, registry mirror, sandbox image), and containerd 1.6 runs the
+#      merged file; cc-snapshotter is the one the installer started, with its installed config;
+#   1. CRI PullImage through cc-snapshotter (policy guest) fetches only the manifest and config
+#      on the host;
 #   2. RunPodSandbox (handler kata, host rootfs refused: allow_host_rootfs = false),
 #      CreateContainer, StartContainer: the container runs, its rootfs pulled by the agent from
 #      the registry through the pod's network (the registry listens on the CNI bridge's gateway,
@@ -13,7 +16,8 @@
 #      store holds no layer blob of it, the snapshotter's root holds no layer data, nothing
 #      under containerd's or the snapshotter's root holds the image's marker file (bytes
 #      measured with du);
-#   4. stop and remove: nothing left.
+#   4. stop and remove: nothing left; `cc-deploy uninstall` restores the node's config.toml
+#      byte for byte and stops the snapshotter.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snap-lib.sh"
@@ -23,7 +27,9 @@ e2e_require
 [ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
 T0=$(date +%s)
 e2e_setup
-e2e_guest_pull_setup
+e2e_bridge_precreate
+e2e_registry "$E2E_GW"
+e2e_cni
 
 # The application image: busybox, a file, a marker, 4 MiB of random data (three layers).
 MARK="cc-e2e-guest-pull-marker-$$-$RANDOM"
@@ -38,7 +44,9 @@ rm -rf "$b"
 snap_push "$CC_TMP/app:latest" cc/app:1
 e2e_pause_image pause:1
 IMAGE=$REG/cc/app:1
-e2e_containerd cc-snapshotter
+# The node: the installer's work on the node's own config.toml, then containerd on it.
+e2e_installed_node
+ok "cc-deploy install: $(grep -c 'runtime_type = "io.containerd.kata-cc.v2"' "$CTRD_DIR/config.toml") kata-cc runtime entries and the cc-snapshotter proxy merged; snapshotter running"
 
 # --- 1. CRI PullImage: metadata only on the host --------------------------------------------------
 ref=$(cri pull "$IMAGE" | jget '["image_ref"]')
@@ -52,6 +60,9 @@ POD=$E2E_POD
 [ -n "$POD" ] || cc_fail "RunPodSandbox: $(cat "$CC_TMP/gp-pod.runp.err")"
 pod_ip=$(cri inspectp "$POD" | jget '["status"]["network"]["ip"]')
 ok "RunPodSandbox $POD (pod IP $pod_ip)"
+vm=$(qemus)
+[ "$(wc -w <<<"$vm")" -eq 1 ] && ok "the pod's VM: QEMU pid $vm, $(tr '\0' ' ' </proc/$vm/cmdline | grep -o -- '-accel [^ ]*\|-machine [^ ]*\|-m [^ ]*' | tr '\n' ' ')" ||
+        fail "VMs: $vm"
 C1=$(e2e_create "$POD" gp-pod c1 "$IMAGE" \
         "[\"/bin/sh\", \"-c\", \"cat /hello.txt; echo md5 \$(busybox md5sum /big.bin); trap 'exit 0' TERM; while true; do busybox sleep 1; done\"]")
 [ -n "$C1" ] && ok "CreateContainer $C1" || cc_fail "CreateContainer: $(cat "$CC_TMP/c1.create.err")"
@@ -67,6 +78,8 @@ cc_wait_for 30 grep -q "stdout F md5" "$LOG"
 grep -q "stdout F hello from layer 2" "$LOG" && ok "CRI log: the image's file (hello from layer 2)" || fail "log: $(cat "$LOG" 2>&1)"
 grep -q "stdout F md5 $BIG_MD5 " "$LOG" && ok "CRI log: the 4 MiB layer's md5 in the guest = the host's ($BIG_MD5)" ||
         fail "md5 in the guest: $(grep md5 "$LOG")"
+out=$(cri exec-sync "$C1" /bin/sh -c 'echo $(busybox cat /sys/class/dmi/id/sys_vendor) $(busybox uname -r)')
+[[ "$out" == QEMU* ]] && ok "ExecSync: the container runs on the VM's kernel ($out; host: $(uname -r))" || fail "exec: '$out'"
 out=$(cri exec-sync "$C1" /bin/sh -c 'cat /marker.txt')
 [ "$out" = "$MARK" ] && ok "ExecSync: the marker file is in the guest's rootfs" || fail "exec: '$out'"
 # Who fetched the layers: the registry's access log. The host fetched manifest and config; the
@@ -82,7 +95,13 @@ fetchers=$(grep -F "\"GET /v2/cc/app/blobs/$big " "$CC_TMP/registry.log" | awk '
 
 # --- 3. the node check after the pod ran ------------------------------------------------------------
 imgs=$(cri images)
-grep -q "\"$IMAGE\"" <<<"$imgs" && ok "CRI ListImages shows $IMAGE" || fail "ListImages: $imgs"
+grep -q "\"$IMAGE\"" <<<"$imgs" && ok "CRI ListImages (crictl images) shows $IMAGE" || fail "ListImages: $imgs"
+python3 -c '
+import json, sys
+for i in json.load(sys.stdin)["images"]:
+    print("  %-50s %s  size %s" % (i["repo_tags"][0], i["id"][:19], i.get("size", "0")))' <<<"$imgs"
+echo "  ctr -n k8s.io content ls:"
+ctr --address "$CTRD_SOCK" -n k8s.io content ls | sed 's/^/    /' | cut -c1-140
 out=$(e2e_node_check "$IMAGE") && ok "after the pod ran the host holds no layer of it:" || fail "after the pod ran:"
 echo "$out"
 hits=$(grep -rlF "$MARK" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" 2>/dev/null | head -3)
@@ -96,4 +115,11 @@ cri stopp "$POD" >/dev/null 2>"$CC_TMP/stopp.err" || fail "StopPodSandbox: $(cat
 cri rmp "$POD" >/dev/null || fail "RemovePodSandbox"
 left=$(e2e_leftovers)
 [ -z "$left" ] && ok "nothing left (VM, shim, socket, run file, mount, netns, bundle, CRI pod)" || fail "left: $left"
+snap_pid=$(cat "$E2E_NODE/var/lib/cc-deploy/cc-snapshotter.pid" 2>/dev/null)
+e2e_uninstall_node && ok "cc-deploy uninstall" || fail "cc-deploy uninstall: $(tail -3 "$CC_TMP/cc-deploy.log")"
+cmp -s "$CC_TMP/node-config.orig" "$CC_TMP/node/etc/containerd/config.toml" &&
+        ok "the node's config.toml is back byte for byte" || fail "config.toml differs after uninstall"
+# (Gone, or a zombie until init reaps it: the supervisor was detached by cc-deploy.)
+[ -n "$snap_pid" ] && cc_wait_for 10 bash -c "s=\$(ps -o stat= -p $snap_pid); [ -z \"\$s\" ] || [[ \$s == Z* ]]" && ok "the supervised snapshotter is stopped" ||
+        fail "snapshotter supervisor '$snap_pid' still runs"
 e2e_finish e2e-guest-pull

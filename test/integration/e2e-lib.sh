@@ -40,6 +40,7 @@ e2e_cleanup() {
         # remove the ones that appeared during this test, then our bridge.
         for p in "${E2E_NETNS[@]}"; do ip netns del "$p" 2>/dev/null; done
         [ -n "${E2E_BR:-}" ] && ip link del "$E2E_BR" 2>/dev/null
+        e2e_uninstall_node
         (exit "$rc")
         snap_cleanup
 }
@@ -270,28 +271,6 @@ YML
                 cc_fail "registry did not start on $REG"
 }
 
-# e2e_guest_pull_setup: what a node with guest pull has. The CNI bridge exists before any pod
-# with its gateway address, and the registry listens there: the same image reference then
-# works for containerd on the host (CRI PullImage: manifest and config) and for the guest
-# (through the pod's interface, mirrored into the VM). cc-snapshotter runs with the shipped
-# configs/snapshotter/config.toml (policy: guest, pause images local); containerd's CRI
-# snapshotter is cc-snapshotter; the runtime configuration refuses a host rootfs and lets the
-# agent use the registry over plain HTTP (agent.image_insecure=).
-e2e_guest_pull_setup() {
-        # containerd mounts a container's rootfs on the host for a moment (image volumes, user
-        # lookup): mount.fuse runs nydus-overlayfs from PATH, which mounts nothing there.
-        [ -x "$BUILD/nydus-overlayfs" ] || cc_fail "$BUILD/nydus-overlayfs not built"
-        cp "$BUILD/nydus-overlayfs" "$CC_TMP/bin/"
-        e2e_bridge_precreate
-        e2e_registry "$E2E_GW"
-        cc_bg snap "$SNAP_BIN" --config configs/snapshotter/config.toml --root "$SNAP_ROOT" \
-                --address "$SNAP_SOCK" --log-level debug
-        cc_wait_for 10 test -S "$SNAP_SOCK" || cc_fail "cc-snapshotter did not start"
-        e2e_cfg_set allow_host_rootfs false
-        e2e_cfg_set kernel_params "\"agent.image_insecure=$REG\""
-        e2e_cni
-}
-
 # e2e_node_check IMAGE: the node holds no layer of IMAGE. Prints the measurements; returns 1
 # (after saying why) if a layer blob is in containerd's content store, a file is under the
 # snapshotter's snapshots, or containerd's overlayfs snapshotter unpacked anything.
@@ -314,7 +293,7 @@ e2e_node_check() {
         [ -d "$CTRD_ROOT/io.containerd.snapshotter.v1.overlayfs/snapshots" ] &&
                 ovl_bytes=$(du -sb "$CTRD_ROOT/io.containerd.snapshotter.v1.overlayfs/snapshots" | cut -f1)
         echo "  $img: $(wc -l <<<"$layers") layers, $total bytes in the registry"
-        echo "  containerd content store: $(find "$blobs" -type f | wc -l) blobs, $content_bytes bytes (manifest, config, index; no layer)"
+        echo "  containerd content store: $(find "$blobs" -type f | wc -l) blobs, $content_bytes bytes (manifests, configs, the pause image's layer; none of this image's layers)"
         echo "  cc-snapshotter snapshots: $snap_files files besides the pause image's one, $snap_bytes bytes in all (du -sb)"
         echo "  containerd overlayfs snapshots: $ovl_bytes bytes (du -sb)"
         [ "$snap_files" -eq 0 ] || { echo "files under the snapshotter: $(find "$SNAP_ROOT/snapshots" -type f ! -path '*/fs/pause' | head)"; bad=1; }
@@ -335,4 +314,80 @@ e2e_pause_image() {
         rm -rf "$b"
         umoci config --image "$l:latest" --config.entrypoint /pause >/dev/null
         snap_push "$l:latest" "$1"
+}
+
+# e2e_installed_node: a node set up by the installer, as a node operator does it. The node's own
+# containerd config.toml (CRI with its CNI, its registry mirror and sandbox image) is written to
+# $E2E_NODE/etc/containerd/config.toml, then `tools/cc-deploy install --dest-root $E2E_NODE`
+# installs the binaries, guest image and runtime configurations under
+# $E2E_NODE/opt/confidential-containers, merges the runtime entries and the cc-snapshotter proxy
+# plugin into that file and starts the snapshotter (supervised: no systemd here) with the
+# installed /etc/cc-snapshotter/config.toml. The private containerd 1.6 then runs that merged
+# file, with only the node paths moved under $E2E_NODE (root, state and sockets into $CC_TMP).
+# The installed configuration-qemu.toml gets what this machine needs: the agent may use the
+# registry over plain HTTP (agent.image_insecure=), host rootfs refused, 384 MiB.
+# Needs REG, the CNI conflist (e2e_cni) and the images pushed; $E2E_NODE_EXTRA is more of the
+# node's own TOML (e.g. a runtime entry of its own). Sets E2E_CFG, SNAP_ROOT, CTRD_*.
+e2e_installed_node() {
+        E2E_NODE=$CC_TMP/node
+        local prefix=$E2E_NODE/opt/confidential-containers
+        mkdir -p "$E2E_NODE/etc/containerd"
+        cat >"$E2E_NODE/etc/containerd/config.toml" <<TOML
+version = 2
+# The node's own settings, kept by the installer.
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "$REG/pause:1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$E2E_CNI_DIR"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
+    endpoint = ["http://$REG"]${E2E_NODE_EXTRA:-}
+TOML
+        cp "$E2E_NODE/etc/containerd/config.toml" "$CC_TMP/node-config.orig"
+        tools/cc-deploy install --dest-root "$E2E_NODE" --no-restart --build "$BUILD" --source . \
+                --containerd-version 1.6 >"$CC_TMP/cc-deploy.log" 2>&1 ||
+                { cat "$CC_TMP/cc-deploy.log"; cc_fail "cc-deploy install"; }
+        SNAP_ROOT=$E2E_NODE/var/lib/containerd/io.containerd.snapshotter.v1.cc-snapshotter
+        SNAP_SOCK=$E2E_NODE/run/cc-snapshotter/cc-snapshotter.sock
+        cc_wait_for 10 test -S "$SNAP_SOCK" || { cat "$CC_TMP/cc-deploy.log"; cc_fail "the installed cc-snapshotter is not serving"; }
+        # The installed shim and mount helper on containerd's PATH (on a node: /usr/local/bin).
+        export PATH=$prefix/bin:$PATH
+        E2E_CFG=$prefix/share/defaults/kata-containers/configuration-qemu.toml
+        sed -i "s|\"/opt/confidential-containers/|\"$prefix/|" "$E2E_CFG"
+        e2e_cfg_set allow_host_rootfs false
+        e2e_cfg_set kernel_params "\"agent.image_insecure=$REG\""
+        e2e_cfg_set default_memory 384
+        CTRD_DIR=$CC_TMP/containerd
+        CTRD_SOCK=$CTRD_DIR/containerd.sock
+        CTRD_ROOT=$CTRD_DIR/root
+        mkdir -p "$CTRD_DIR"
+        python3 - "$E2E_NODE/etc/containerd/config.toml" "$CTRD_DIR/config.toml" "$CTRD_DIR" "$E2E_NODE" <<'PY'
+import sys, tomllib
+src, dst, d, node = sys.argv[1:5]
+text = open(src).read()
+text = text.replace('"/opt/confidential-containers/', '"%s/opt/confidential-containers/' % node)
+text = text.replace('"/run/cc-snapshotter/', '"%s/run/cc-snapshotter/' % node)
+head = ('root = "%s/root"\nstate = "%s/state"\n'
+        'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
+        '"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]\n'
+        '[grpc]\n  address = "%s/containerd.sock"\n[ttrpc]\n  address = "%s/containerd.sock.ttrpc"\n') % (d, d, d, d)
+assert text.startswith("version = 2\n")
+text = "version = 2\n" + head + text[len("version = 2\n"):]
+tomllib.loads(text)
+open(dst, "w").write(text)
+PY
+        cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
+        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
+        cc_wait_for 30 $CRI --address "$CTRD_SOCK" version || cc_fail "CRI did not come up"
+}
+
+# e2e_uninstall_node: `cc-deploy uninstall` (stops the supervised snapshotter, restores the
+# node's config.toml); returns its status.
+e2e_uninstall_node() {
+        [ -n "${E2E_NODE:-}" ] || return 0
+        tools/cc-deploy uninstall --dest-root "$E2E_NODE" --no-restart >>"$CC_TMP/cc-deploy.log" 2>&1
+        local rc=$?
+        E2E_NODE=
+        return $rc
 }
