@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job: a pod with runtimeClassName-style handler `kata` through containerd's CRI, on the
-# built-in non-TEE profile. It builds the guest image if needed, starts a local registry with a
-# demo image, a private containerd 1.6 with the CRI plugin and a `kata` runtime entry for
-# containerd-shim-kata-cc-v2, runs the pod (one QEMU VM), two containers in it, shows their
-# output, ExecSync and exit codes, stops and removes everything, and checks nothing is left.
-# It is the end-to-end test test/integration/e2e-cri.sh, shown with its narration.
+# The main job, the release notes' two use cases on one machine: a pod with runtime handler
+# `kata` through containerd's CRI whose image is pulled inside the VM, then the node check;
+# then a pod with an image encrypted by skopeo, decrypted in the guest with a key only the guest
+# holds, and the same pod without the key. Everything is set up the way a node operator does
+# it: a local registry with the images, the node's containerd config.toml, `cc-deploy install`
+# (binaries, guest image, runtime configurations, snapshotter, the merged config.toml), Debian's
+# containerd 1.6.20 on that file. Each "ok:" line is checked, not just printed; everything is
+# removed at the end (`cc-deploy uninstall`, config.toml back byte for byte).
+# These are the end-to-end tests test/integration/e2e-guest-pull.sh and e2e-encrypted.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,15 +17,24 @@ fi
 BUILD=${BUILD:-build}
 [ -f build/guest/vmlinuz ] && [ -f build/guest/initrd.img ] || make -s guest-image
 cat <<'TXT'
-== demo: a pod with runtime handler "kata" through containerd's CRI
-   registry (127.0.0.1) -> containerd 1.6 CRI -> containerd-shim-kata-cc-v2 -> QEMU VM (TCG)
-   -> cc-agent inside the VM runs the containers. Each "ok:" line is checked, not just printed.
+== 1. a pod with runtime handler "kata"; its image is pulled inside the VM
+   registry (on the CNI bridge's gateway) <- containerd 1.6 CRI PullImage through cc-snapshotter
+   (manifest and config only) -> containerd-shim-kata-cc-v2 -> QEMU VM (TCG) on the pod's network
+   -> cc-agent pulls the layers itself and runs the container. Then the node check: the image is
+   listed, yet no layer of it is on the host.
 TXT
-BUILD=$BUILD bash test/integration/e2e-cri.sh
+BUILD=$BUILD bash test/integration/e2e-guest-pull.sh
 cat <<'TXT'
-== not in this demo yet: the image is pulled by containerd on the host and its rootfs copied
-   into the VM (allow_host_rootfs, non-TEE only). Pulling inside the VM works
-   (test/integration/agent-vm-pull.sh) and cc-snapshotter keeps CRI pulls off the host
-   (test/integration/snap-guest-pull.sh); the shim does not yet give the guest a network to
-   pull through, which is what joins the two.
+
+== 2. an encrypted image (skopeo copy --encryption-key jwe:pub.pem); the private key is in the
+   guest image only (offline_fs key broker). With the key the pod runs; without it the
+   container fails and says why; nothing decrypted reaches the host.
+TXT
+BUILD=$BUILD bash test/integration/e2e-encrypted.sh
+cat <<'TXT'
+
+== more: two pods at once and two containers in one VM (test/integration/e2e-pods.sh), every
+   shipped handler's configuration (e2e-configs.sh: TDX, SEV, SNP and Cloud Hypervisor stop at the
+   host check here), the full CRI container lifecycle (e2e-cri.sh), pod start time against runc
+   (bench/pod-start.sh, bench/pod-results.md).
 TXT
