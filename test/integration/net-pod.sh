@@ -18,6 +18,7 @@
 # All traffic stays between the two namespaces the test made (and loopback).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snap-lib.sh"
 NS=nettest
 POD=ccpod$$
 NODE=ccnode$$
@@ -28,18 +29,26 @@ NODE_IP=10.199.$N.1
 net_cleanup() {
         local rc=$?
         local p
-        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
+        # Two containerds (the second one for the guest pull) have their sockets in $CC_TMP.
+        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*-address $CC_TMP/" || true); do
                 kill -9 "$p" 2>/dev/null
         done
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
         for id in srv crash none badhost badhostns badmodel pull; do
-                [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
+                for sock in "$CC_TMP/containerd/containerd.sock:$NS" "$CC_TMP/containerd-node/containerd.sock:k8s.io"; do
+                        rm -f "/run/containerd/s/$(printf '%s' "${sock%:*}/${sock##*:}/$id" | sha256sum | cut -d' ' -f1)"
+                done
         done
         # A namespace whose name is removed lives on until its last process (cc_cleanup stops
         # containerd, socat and the registry by pid), then goes with its veth.
         umount "$CC_TMP/hostnet" 2>/dev/null
+        # Stop the daemons first (containerd holds the mounts), then unmount what is left below
+        # our temp dir, deepest first.
+        for ((i = ${#CC_PIDS[@]} - 1; i >= 0; i--)); do cc_stop_pid "${CC_PIDS[$i]}"; done
+        awk -v d="$CC_TMP" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+                while read -r m; do umount -l "$m" 2>/dev/null; done
         ip netns del "$POD" 2>/dev/null
         ip netns del "$NODE" 2>/dev/null
         (exit "$rc")
@@ -240,6 +249,86 @@ initrd = "$INITRD"
 network_model = "bridge"
 TOML
 umount "$CC_TMP/hostnet"
+
+# --- 5. guest pull through the pod network ----------------------------------------------------------
+# containerd (with CRI), the registry and the shim's VMM run in the node namespace (unix sockets
+# are not namespaced; cc-snapshotter needs no network): the image reference names the node's
+# address, containerd fetches only the manifest and config from there, and the agent in the VM
+# pulls the layers over eth0 -> tc -> tap, the only NIC it has.
+pull_section() {
+        local t
+        for t in docker-registry skopeo umoci; do
+                command -v $t >/dev/null || { echo "SKIP guest pull: $t not installed"; return 0; }
+        done
+        /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "SKIP guest pull: python3-grpcio not installed"; return 0; }
+        [ -x "$SNAP_BIN" ] && [ -x "$BUILD/nydus-overlayfs" ] || { fail "cc-snapshotter or nydus-overlayfs not built"; return 0; }
+        cp "$BUILD/nydus-overlayfs" "$CC_TMP/bin/"
+        REG=$NODE_IP:5000
+        mkdir -p "$CC_TMP/registry" "$CC_TMP/nodebin"
+        cat >"$CC_TMP/registry/config.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $CC_TMP/registry/data
+http:
+  addr: $REG
+YML
+        cc_bg registry ip netns exec "$NODE" docker-registry serve "$CC_TMP/registry/config.yml"
+        cc_wait_for 20 ip netns exec "$NODE" /usr/bin/python3 -c "import socket; socket.create_connection(('$NODE_IP', 5000))" ||
+                { fail "registry did not start on $REG"; return 0; }
+        snap_busybox_image "$CC_TMP/oci" >/dev/null
+        # 4 MiB of incompressible data: the tap's counters cannot miss it.
+        local b=$CC_TMP/bundle
+        umoci unpack --image "$CC_TMP/oci:latest" "$b" >/dev/null
+        head -c $((4 << 20)) /dev/urandom >"$b/rootfs/big.bin"
+        umoci repack --image "$CC_TMP/oci:latest" "$b" >/dev/null
+        rm -rf "$b"
+        ip netns exec "$NODE" skopeo copy -q --insecure-policy --dest-tls-verify=false \
+                "oci:$CC_TMP/oci:latest" "docker://$REG/cc/app:1" >"$CC_TMP/skopeo.log" 2>&1 ||
+                { fail "push: $(cat "$CC_TMP/skopeo.log")"; return 0; }
+        local IMG=$REG/cc/app:1
+        snap_start
+        printf '#!/bin/sh\nexec ip netns exec "%s" /usr/bin/containerd "$@"\n' "$NODE" >"$CC_TMP/nodebin/containerd"
+        chmod +x "$CC_TMP/nodebin/containerd"
+        PATH=$CC_TMP/nodebin:$PATH snap_containerd_cri cc-snapshotter containerd-node
+        local C="ctr --address $CTRD_SOCK -n k8s.io"
+        $CRI --address "$CTRD_SOCK" pull "$IMG" >"$CC_TMP/pull.json" || { fail "CRI PullImage $IMG"; return 0; }
+        EXTRA_KPARAMS="agent.image_insecure=$REG" write_cfg '' >"$CC_TMP/pull.toml"
+        $C run -d --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/pull.toml" \
+                --snapshotter cc-snapshotter --with-ns "network:/var/run/netns/$POD" "$IMG" pull \
+                /bin/sh -c 'while true; do busybox sleep 1; done' >"$CC_TMP/pull-run.log" 2>&1 ||
+                fail "ctr run of the guest-pulled image: $(cat "$CC_TMP/pull-run.log")"
+        cc_wait_for 180 bash -c "$C task ls | grep -q 'pull .*RUNNING'" || fail "pull not RUNNING: $($C task ls)"
+        local hello size tx
+        hello=$($C task exec --exec-id h pull /bin/cat /hello.txt 2>&1)
+        size=$($C task exec --exec-id s pull /bin/busybox wc -c /big.bin 2>&1)
+        [ "$hello" = "hello from layer 2" ] && [[ "$size" == "4194304 /big.bin"* ]] &&
+                ok "the guest pulled $IMG through the pod network (layer 2: '$hello'; $size)" ||
+                fail "guest-pulled rootfs: '$hello' '$size'"
+        # Bytes the tap carried to the guest: at least the 4 MiB layer.
+        tx=$(ip -n "$POD" -s -j link show tap0_cc | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])')
+        [ "${tx:-0}" -ge $((4 << 20)) ] && ok "tap0_cc carried $tx bytes to the guest (registry -> node -> veth -> tc -> tap -> VM)" ||
+                fail "tap0_cc tx bytes ${tx:-none}"
+        $C task kill -s SIGKILL pull
+        cc_wait_for 30 bash -c "$C task ls | grep -q 'pull .*STOPPED'" || fail "pull did not stop"
+        $C task delete pull >/dev/null || fail "task delete pull"
+        $C container rm pull || fail "container rm pull"
+        NS=k8s.io check_clean pull "after the guest pull"
+        # The node never held a layer: only the manifest and config are in containerd's store.
+        local layers digest lsize blobs=$CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256 bad=0
+        layers=$(ip netns exec "$NODE" skopeo inspect --raw --tls-verify=false "docker://$IMG" |
+                /usr/bin/python3 -c 'import json,sys; [print(l["digest"], l["size"]) for l in json.load(sys.stdin)["layers"]]')
+        [ "$(wc -l <<<"$layers")" -eq 3 ] || fail "expected 3 layers: $layers"
+        while read -r digest lsize; do
+                [ -e "$blobs/${digest#sha256:}" ] && { fail "layer $digest ($lsize bytes) is on the host"; bad=1; }
+        done <<<"$layers"
+        [ "$bad" = 0 ] && ok "no layer blob on the host ($(find "$blobs" -type f | wc -l) blobs, $(find "$blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}') bytes: manifest and config)"
+}
+pull_section
 
 if [ "$fails" -ne 0 ]; then
         echo "--- containerd log (shim lines)"
