@@ -442,12 +442,18 @@ static int guest_pull(struct shim *s, const char *cid, const char *image, struct
         req.image = (char *)image;
         req.container_id = (char *)cid;
         Grpc__PullImageResponse *resp = NULL;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
         int r = shim_agent_call(s->sb, "grpc.Image", "PullImage", &req.base,
                                 &grpc__pull_image_response__descriptor, (ProtobufCMessage **)&resp,
                                 (int64_t)s->sb->cfg.create_container_timeout_s * SEC, err);
         if (r < 0)
                 return cc_error_wrap(err, -r, "pull image %s in the guest", image);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        /* For bench/pod-start.sh's breakdown: the pull's share of the container's create. */
+        cc_log_info("container %s: guest pull of %s took %.1f ms", cid, image,
+                    (double)((b.tv_sec - a.tv_sec) * 1000000000ll + (b.tv_nsec - a.tv_nsec)) / 1e6);
         return 0;
 }
 
