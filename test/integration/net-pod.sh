@@ -11,7 +11,8 @@
 #   2. kill -9 of the shim: containerd's `shim delete` removes the filters left on eth0.
 #   3. network_model = none: the guest has no NIC but lo.
 #   4. refusals: host networking (ctr --net-host, and the host's own namespace) for a TEE
-#      profile, and a bad network_model value (file:line in ctr's error).
+#      profile, and a bad network_model value (file:line in ctr's error); a start that fails
+#      after the network was set up (agent too slow) leaves nothing in the pod namespace.
 #   5. guest pull through the pod network: containerd, cc-snapshotter and a docker-registry
 #      run in the node namespace; the image is pulled by the agent over veth -> tc -> tap, and
 #      no layer blob reaches the host.
@@ -36,7 +37,7 @@ net_cleanup() {
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
-        for id in srv crash none badhost badhostns badmodel pull; do
+        for id in srv crash none badhost badhostns badmodel badlate pull; do
                 for sock in "$CC_TMP/containerd/containerd.sock:$NS" "$CC_TMP/containerd-node/containerd.sock:k8s.io"; do
                         rm -f "/run/containerd/s/$(printf '%s' "${sock%:*}/${sock##*:}/$id" | sha256sum | cut -d' ' -f1)"
                 done
@@ -249,6 +250,21 @@ initrd = "$INITRD"
 network_model = "bridge"
 TOML
 umount "$CC_TMP/hostnet"
+# A start that fails after the pod network was set up (the agent cannot answer within 1 s
+# under TCG): the tap, the filters and the qdiscs go with the VM.
+bad_case late "did not answer Health.Check within 1 s" --with-ns "network:/var/run/netns/$POD" <<TOML
+[hypervisor.qemu]
+path = "$(command -v qemu-system-x86_64)"
+kernel = "$KERNEL"
+initrd = "$INITRD"
+default_memory = 384
+accel = "tcg"
+agent_channel = "serial"
+[agent.kata]
+dial_timeout = 1
+[runtime]
+allow_host_rootfs = true
+TOML
 
 # --- 5. guest pull through the pod network ----------------------------------------------------------
 # containerd (with CRI), the registry and the shim's VMM run in the node namespace (unix sockets
