@@ -15,18 +15,12 @@ $(LIBSHIM): $(SHIM_OBJS)
 # The shim is linked -static-pie by default (SHIM_LINK=static): one daemon runs per pod, and a
 # static binary maps far fewer pages than glibc + libcrypto + json-c + protobuf-c + libvirt's
 # chain of shared libraries (bench/shim-rss.sh). That build has no libvirt backend
-# (shim/static/hv-nolibvirt.c); SHIM_LINK=dynamic links everything, libvirt included.
+# (shim/static/hv-nolibvirt.c); SHIM_LINK=dynamic links everything, libvirt included. Both
+# link the pod network (libshimnet, raw netlink through libcc: no library of its own).
 # Sanitizer and fuzz builds are always dynamic.
 SHIM_LINK ?= static
 ifneq ($(SANITIZE)$(FUZZ),)
 SHIM_LINK := dynamic
-endif
-# The pod network (libshimnet) is linked in. While shim/network still uses libmnl, of which
-# Debian ships no libmnl.a, the static link is impossible and the shim is linked dynamically.
-ifeq ($(SHIM_LINK),static)
-ifneq ($(filter -lmnl,$(EXTRA_LIBS)),)
-SHIM_LINK := dynamic
-endif
 endif
 SHIM_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libcrypto.a
 BINS += $(BUILD)/containerd-shim-kata-cc-v2

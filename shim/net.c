@@ -10,7 +10,8 @@
  * pod's resolver lines. A spec without a network namespace entry shares the host's namespace:
  * refused for a TEE profile, and no NIC otherwise (the host's NICs are never mirrored). A
  * network entry without a path (a new, empty namespace: `ctr run` without --with-ns) gives no
- * NIC either. network_model none: no NIC; user: QEMU's slirp (development only).
+ * NIC either. network_model none: no NIC; user: QEMU's slirp (development only), the guest NIC
+ * configured as slirp expects (10.0.2.15/24, default via 10.0.2.2, the host's loopback).
  *
  * What setup created is written to <run_dir>/network, so that `shim delete` after a crash can
  * remove the tc filters (and our qdiscs) it left on the veth: the taps die with their fds, the
@@ -24,6 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
 #include "cc/cleanup.h"
 #include "cc/fileio.h"
 #include "cc/log.h"
@@ -36,6 +40,7 @@
 #define RESOLV_MAX      (64u << 10)
 #define DNS_MAX_LINES   16  /* what the agent accepts */
 #define DNS_MAX_LEN     256 /* per line, ditto */
+#define USER_NET_MAC    "52:54:00:12:34:56" /* QEMU's own default for the first NIC */
 
 /* True when the spec has a linux.namespaces entry of type network (with or without a path). */
 static bool spec_has_netns_entry(struct json_object *spec)
@@ -126,6 +131,37 @@ static int state_read(const char *path, struct shim_net **ret)
         return 0;
 }
 
+/*
+ * network_model user: QEMU's slirp network is 10.0.2.0/24 with the host (its loopback) at
+ * 10.0.2.2 and the guest at 10.0.2.15 by convention. The guest NIC gets that address and a
+ * default route through the same agent calls as a pod interface (a description with no tap:
+ * nothing to tear down).
+ */
+static int user_net_describe(struct shim_net **ret, struct cc_error **err)
+{
+        _cleanup_shim_net_ struct shim_net *net = calloc(1, sizeof(*net));
+        if (!net || !(net->ifs = calloc(1, sizeof(*net->ifs))) ||
+            !(net->ifs[0].addrs = calloc(1, sizeof(*net->ifs[0].addrs))) ||
+            !(net->routes = calloc(1, sizeof(*net->routes))))
+                return cc_error_set(err, ENOMEM, "out of memory");
+        net->netns_fd = -1;
+        struct shim_net_if *nif = &net->ifs[0];
+        nif->tap_fd = -1;
+        snprintf(nif->name, sizeof(nif->name), "eth0");
+        snprintf(nif->mac, sizeof(nif->mac), "%s", USER_NET_MAC);
+        nif->mtu = 1500;
+        nif->addrs[0] = (struct shim_net_addr){.family = AF_INET, .prefix_len = 24};
+        snprintf(nif->addrs[0].addr, sizeof(nif->addrs[0].addr), "10.0.2.15");
+        nif->n_addrs = 1;
+        net->n_ifs = 1;
+        net->routes[0] = (struct shim_net_route){.family = AF_INET, .scope = RT_SCOPE_UNIVERSE};
+        snprintf(net->routes[0].gateway, sizeof(net->routes[0].gateway), "10.0.2.2");
+        snprintf(net->routes[0].device, sizeof(net->routes[0].device), "eth0");
+        net->n_routes = 1;
+        *ret = TAKE_PTR(net);
+        return 0;
+}
+
 int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
                        struct hv_config *hc, struct hv_net **ret_nets,
                        struct cc_error **err)
@@ -149,7 +185,8 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
                 return 0;
         if (c->network_model == SHIM_NET_MODEL_USER) {
                 hc->user_net = true;
-                return 0;
+                hc->user_net_mac = USER_NET_MAC;
+                return user_net_describe(&sb->net, err);
         }
         const char *netns = NULL;
         int r = shim_net_spec_netns(spec, &netns, err);
@@ -228,7 +265,6 @@ void shim_pod_net_teardown(struct shim_sandbox *sb)
                 return;
         _cleanup_error_ struct cc_error *e = NULL;
         if (shim_net_teardown(sb->net, &e) < 0) {
-                /* The state file stays: `delete` tries again. */
                 cc_log_warn("sandbox %s: pod network teardown: %s", sb->id, cc_error_message(e));
                 return;
         }

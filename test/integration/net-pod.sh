@@ -9,7 +9,8 @@
 #      the node namespace. After the pod: the pod namespace holds only lo and eth0, eth0 has no
 #      filter or ingress qdisc, and no QEMU, shim, socket or run file is left.
 #   2. kill -9 of the shim: containerd's `shim delete` removes the filters left on eth0.
-#   3. network_model = none: the guest has no NIC but lo.
+#   3. network_model = none: the guest has no NIC but lo; network_model = user: QEMU's slirp,
+#      the guest's eth0 configured as 10.0.2.15/24 and reaching the host's loopback at 10.0.2.2.
 #   4. refusals: host networking (ctr --net-host, and the host's own namespace) for a TEE
 #      profile, and a bad network_model value (file:line in ctr's error); a start that fails
 #      after the network was set up (agent too slow) leaves nothing in the pod namespace.
@@ -37,7 +38,7 @@ net_cleanup() {
         for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
                 kill -9 "$p" 2>/dev/null
         done
-        for id in srv crash none badhost badhostns badmodel badlate pull; do
+        for id in srv crash none user badhost badhostns badmodel badlate pull; do
                 for sock in "$CC_TMP/containerd/containerd.sock:$NS" "$CC_TMP/containerd-node/containerd.sock:k8s.io"; do
                         rm -f "/run/containerd/s/$(printf '%s' "${sock%:*}/${sock##*:}/$id" | sha256sum | cut -d' ' -f1)"
                 done
@@ -205,6 +206,22 @@ out=$(timeout 180 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-p
 ctr_ task delete none >/dev/null 2>&1
 ctr_ container rm none || fail "container rm none"
 check_clean none "network_model none"
+
+# network_model = user (development): QEMU's slirp, the guest NIC configured by the shim as
+# slirp expects; the guest reaches the host's loopback as 10.0.2.2.
+LPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cc_bg loop-sink socat -u "TCP-LISTEN:$LPORT,bind=127.0.0.1,reuseaddr,fork" "OPEN:$CC_TMP/loop.out,creat,append"
+write_cfg 'network_model = "user"' >"$CC_TMP/user.toml"
+out=$(timeout 180 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/user.toml" \
+        --rootfs "$ROOTFS" user /bin/sh -c "busybox ip -o addr show eth0; busybox ip route; echo hello-loopback-$$ | busybox nc 10.0.2.2 $LPORT" 2>&1)
+[[ "$out" == *"10.0.2.15/24"* ]] && [[ "$out" == *"default via 10.0.2.2"* ]] &&
+        ok "network_model = user: the guest's eth0 is 10.0.2.15/24, default via 10.0.2.2" ||
+        fail "network_model user: $out"
+cc_wait_for 10 grep -q "hello-loopback-$$" "$CC_TMP/loop.out" && ok "network_model = user: the guest reached the host's loopback" ||
+        fail "loopback sink has '$(cat "$CC_TMP/loop.out" 2>/dev/null)'"
+ctr_ task delete user >/dev/null 2>&1
+ctr_ container rm user || fail "container rm user"
+check_clean user "network_model user"
 
 # --- 4. refusals: the Create error names the file and the reason ------------------------------------
 bad_case() {

@@ -8,7 +8,8 @@
  * rootfs), output drained before the exit is reported, events and their order, Shutdown ignored
  * while tasks remain, the VM's death turning every task into exit 255, a host rootfs refused
  * for a TEE profile with the guest-pull hint, Checkpoint answering Unimplemented, unknown ids
- * answering NotFound.
+ * answering NotFound; the pod's resolv.conf in CreateSandbox.dns, host networking refused for
+ * a TEE profile, network_model = user's interface and route sent before CreateSandbox.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -167,6 +168,29 @@ H(a_read)
         return cc_error_set(err, EIO, "EOF");
 }
 
+/* The pod network's calls: "UpdateInterface:name:mac:addr/mask", "UpdateRoutes:dest,gw,dev". */
+H(a_update_interface)
+{
+        const Types__Interface *i = ((const Grpc__UpdateInterfaceRequest *)req_)->interface;
+        char buf[256];
+        snprintf(buf, sizeof(buf), "UpdateInterface:%s:%s:%s/%s", i ? i->name : "?",
+                 i ? i->hwaddr : "?", i && i->n_ipaddresses ? i->ipaddresses[0]->address : "",
+                 i && i->n_ipaddresses ? i->ipaddresses[0]->mask : "");
+        record(buf);
+        return 0;
+}
+
+H(a_update_routes)
+{
+        const Grpc__Routes *rs = ((const Grpc__UpdateRoutesRequest *)req_)->routes;
+        char buf[256] = "UpdateRoutes";
+        for (size_t i = 0; rs && i < rs->n_routes; i++)
+                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ":%s,%s,%s",
+                         rs->routes[i]->dest, rs->routes[i]->gateway, rs->routes[i]->device);
+        record(buf);
+        return 0;
+}
+
 #define AM(n, rq, rs, fn, ud) {n, &rq##__descriptor, rs, fn, 0}
 static const struct cc_ttrpc_method agent_methods[] = {
         AM("CreateSandbox", grpc__create_sandbox_request, NULL, a_create_sandbox, 0),
@@ -183,6 +207,8 @@ static const struct cc_ttrpc_method agent_methods[] = {
         AM("TtyWinResize", grpc__tty_win_resize_request, NULL, a_resize, 0),
         AM("CloseStdin", grpc__close_stdin_request, NULL, a_close_stdin, 0),
         AM("UpdateContainer", grpc__update_container_request, NULL, a_update, 0),
+        AM("UpdateInterface", grpc__update_interface_request, NULL, a_update_interface, 0),
+        AM("UpdateRoutes", grpc__update_routes_request, NULL, a_update_routes, 0),
 };
 static const struct cc_ttrpc_method health_methods[] = {
         AM("Check", grpc__check_request, &grpc__health_check_response__descriptor, a_check, 0),
@@ -586,6 +612,26 @@ static void test_tee_host_network(void **state)
         free(b);
 }
 
+/* network_model = user: QEMU's slirp NIC, configured in the guest as slirp expects, through
+ * the same agent calls as a pod interface, before CreateSandbox. */
+static void test_user_net(void **state)
+{
+        struct cc_error *err = NULL;
+        set_config("[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
+                   "[agent.kata]\ndial_timeout = 5\n[runtime]\nnetwork_model = \"user\"\n");
+        char *b = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\"");
+        assert_int_equal(create("pod1", b, NULL, 0, NULL, &err), 0);
+        char seen[sizeof(calls)];
+        pthread_mutex_lock(&lock);
+        memcpy(seen, calls, sizeof(seen));
+        pthread_mutex_unlock(&lock);
+        const char *want = "UpdateInterface:eth0:52:54:00:12:34:56:10.0.2.15/24 "
+                           "UpdateRoutes:,10.0.2.2,eth0 CreateSandbox";
+        if (!strstr(seen, want))
+                fail_msg("agent calls '%s' lack '%s'", seen, want);
+        free(b);
+}
+
 /* The agent channel breaks while the VM runs: the pod fails as a whole (VM stopped, every task
  * exits 255) instead of leaving tasks nobody can reach. Also: the pod annotation
  * io.katacontainers.config_path wins over the runtime options' ConfigPath. */
@@ -675,6 +721,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tee_host_rootfs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tee_host_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_user_net, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
         };
