@@ -11,7 +11,8 @@
 #      the registry through the pod's network (the registry listens on the CNI bridge's gateway,
 #      so one image reference serves the host and the guest; its access log shows the layer
 #      blobs fetched from the pod's IP); it prints the image's file and the 4 MiB layer's
-#      checksum, equal to the host's;
+#      checksum, equal to the host's; ExecSync; a second container on the same image in the
+#      same VM exits 3 and ContainerStatus reports it;
 #   3. the node check after the pod ran: CRI ListImages shows the image, containerd's content
 #      store holds no layer blob of it, the snapshotter's root holds no layer data, nothing
 #      under containerd's or the snapshotter's root holds the image's marker file (bytes
@@ -82,6 +83,17 @@ out=$(cri exec-sync "$C1" /bin/sh -c 'echo $(busybox cat /sys/class/dmi/id/sys_v
 [[ "$out" == QEMU* ]] && ok "ExecSync: the container runs on the VM's kernel ($out; host: $(uname -r))" || fail "exec: '$out'"
 out=$(cri exec-sync "$C1" /bin/sh -c 'cat /marker.txt')
 [ "$out" = "$MARK" ] && ok "ExecSync: the marker file is in the guest's rootfs" || fail "exec: '$out'"
+# A second container in the same VM, on the same guest-pulled image, exits 3: ContainerStatus
+# reports the code, its log has its output.
+C2=$(e2e_create "$POD" gp-pod c2 "$IMAGE" '["/bin/sh", "-c", "echo c2 sees $(cat /hello.txt); exit 3"]')
+[ -n "$C2" ] || fail "CreateContainer c2: $(cat "$CC_TMP/c2.create.err")"
+cri start "$C2" >/dev/null 2>"$CC_TMP/c2.start.err" || fail "StartContainer c2: $(cat "$CC_TMP/c2.start.err")"
+cc_wait_for 60 bash -c "$CRI --address $CTRD_SOCK inspect $C2 | grep -q CONTAINER_EXITED"
+st=$(ctr_state "$C2")
+[ "$st" = "CONTAINER_EXITED 3" ] && ok "ContainerStatus: c2 (same VM, same image) EXITED with exit code 3" || fail "c2: '$st'"
+grep -q "stdout F c2 sees hello from layer 2" "$CC_TMP/logs/gp-pod/c2.log" && ok "c2's CRI log" ||
+        fail "c2 log: $(cat "$CC_TMP/logs/gp-pod/c2.log" 2>&1)"
+[ "$(qemus | wc -l)" -eq 1 ] && ok "two containers, one VM" || fail "VMs: $(qemus | wc -l)"
 # Who fetched the layers: the registry's access log. The host fetched manifest and config; the
 # big layer's blob was fetched by the guest, through the pod's interface.
 big=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" |
@@ -111,6 +123,7 @@ hits=$(grep -rlF "$MARK" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" 2>/dev/null
 # --- 4. teardown ---------------------------------------------------------------------------------------
 cri stop --timeout 20 "$C1" >/dev/null || fail "StopContainer"
 cri rm "$C1" >/dev/null || fail "RemoveContainer"
+cri rm "$C2" >/dev/null || fail "RemoveContainer c2"
 cri stopp "$POD" >/dev/null 2>"$CC_TMP/stopp.err" || fail "StopPodSandbox: $(cat "$CC_TMP/stopp.err")"
 cri rmp "$POD" >/dev/null || fail "RemovePodSandbox"
 left=$(e2e_leftovers)
