@@ -9,6 +9,7 @@
 #   - handler kata-keys (that initrd): the pod runs, the container prints the decrypted file;
 #   - handler kata (the plain initrd, no key): StartContainer fails with an error that names the
 #     missing key, and ContainerStatus says so too;
+#   - handler kata-otherkey (an initrd with another key): the error names the keys it tried;
 #   - nothing decrypted reaches the host: no layer blob in containerd's content store, no layer
 #     data under the snapshotter's root, the image's marker text nowhere under containerd's or
 #     the snapshotter's directories; nothing left after removal.
@@ -32,22 +33,30 @@ K=$CC_TMP/keys
 mkdir -p "$K"
 openssl genrsa -out "$K/key.pem" 2048 2>/dev/null
 openssl rsa -in "$K/key.pem" -pubout -out "$K/pub.pem" 2>/dev/null
-X=$CC_TMP/initrd-extra
-mkdir -p "$X/etc/cc-agent/keys"
-cp "$K/key.pem" "$X/etc/cc-agent/keys/key.pem"
-chmod 600 "$X/etc/cc-agent/keys/key.pem"
-echo '{"key_files": ["/etc/cc-agent/keys/key.pem"]}' >"$X/etc/cc-agent/image.json"
-(cd "$X" && find etc | cpio -o -H newc --quiet | gzip -9) >"$CC_TMP/keys.cpio.gz" || cc_fail "cpio"
-cat build/guest/initrd.img "$CC_TMP/keys.cpio.gz" >"$CC_TMP/initrd-keys.img"
-# The node's own extra handler kata-keys: the installed configuration-qemu.toml with this initrd
-# (written once the installer has put that file in place).
-E2E_NODE_EXTRA="
-    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-keys]
+openssl genrsa -out "$K/other.pem" 2048 2>/dev/null
+key_initrd() { # KEY OUT: the guest image plus /etc/cc-agent/image.json naming KEY
+        local x=$CC_TMP/initrd-extra-$RANDOM
+        mkdir -p "$x/etc/cc-agent/keys"
+        cp "$1" "$x/etc/cc-agent/keys/key.pem"
+        chmod 600 "$x/etc/cc-agent/keys/key.pem"
+        echo '{"key_files": ["/etc/cc-agent/keys/key.pem"]}' >"$x/etc/cc-agent/image.json"
+        (cd "$x" && find etc | cpio -o -H newc --quiet | gzip -9) >"$x.cpio.gz" || cc_fail "cpio"
+        cat build/guest/initrd.img "$x.cpio.gz" >"$2"
+}
+key_initrd "$K/key.pem" "$CC_TMP/initrd-keys.img"
+key_initrd "$K/other.pem" "$CC_TMP/initrd-other.img"
+# The node's own extra handlers kata-keys and kata-otherkey: the installed
+# configuration-qemu.toml with those initrds (written once the installer has put it in place).
+E2E_NODE_EXTRA=""
+for h in keys otherkey; do
+        E2E_NODE_EXTRA+="
+    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-$h]
       runtime_type = \"io.containerd.kata-cc.v2\"
       privileged_without_host_devices = true
       pod_annotations = [\"io.katacontainers.*\"]
-      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-keys.options]
-        ConfigPath = \"$CC_TMP/configuration-qemu-keys.toml\""
+      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-$h.options]
+        ConfigPath = \"$CC_TMP/configuration-qemu-$h.toml\""
+done
 
 # The image: busybox plus a secret file with a marker, every layer encrypted for pub.pem.
 MARK="cc-e2e-encrypted-secret-$$-$RANDOM"
@@ -67,6 +76,7 @@ n_enc=$(grep -o 'tar+gzip+encrypted' <<<"$manifest" | wc -l)
 e2e_pause_image pause:1
 e2e_installed_node
 sed "s|^initrd = .*|initrd = \"$CC_TMP/initrd-keys.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-keys.toml"
+sed "s|^initrd = .*|initrd = \"$CC_TMP/initrd-other.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-otherkey.toml"
 
 ref=$(cri pull "$IMAGE" 2>"$CC_TMP/pull.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage of the encrypted image (metadata only)" ;; *) cc_fail "PullImage: $(cat "$CC_TMP/pull.err")" ;; esac
@@ -108,6 +118,22 @@ case "$st" in
 esac
 grep -q "stdout F $MARK" "$CC_TMP/logs/nokey-pod/c2.log" 2>/dev/null && fail "c2 printed the secret without a key"
 
+# --- with a key that is not the image's: the error names the keys it tried ----------------------------
+e2e_runp other-pod kata-otherkey
+P3=$E2E_POD
+[ -n "$P3" ] || cc_fail "RunPodSandbox kata-otherkey: $(cat "$CC_TMP/other-pod.runp.err")"
+C3=$(e2e_create "$P3" other-pod c3 "$IMAGE" "$CMD")
+[ -n "$C3" ] || cc_fail "CreateContainer (other key): $(cat "$CC_TMP/c3.create.err")"
+if cri start "$C3" >/dev/null 2>"$CC_TMP/c3.start.err"; then
+        fail "StartContainer with another key succeeded"
+else
+        err=$(cat "$CC_TMP/c3.start.err")
+        [[ "$err" == *"encrypted layer sha256:"*"no usable key (tried: /etc/cc-agent/keys/key.pem)"* ]] &&
+                ok "StartContainer with the wrong key fails: ...${err#*in the guest: }" ||
+                fail "wrong-key error: $err"
+fi
+grep -q "stdout F $MARK" "$CC_TMP/logs/other-pod/c3.log" 2>/dev/null && fail "c3 printed the secret with the wrong key"
+
 # --- nothing decrypted on the host -------------------------------------------------------------------
 out=$(e2e_node_check "$IMAGE") && ok "the host holds no layer of the encrypted image:" || fail "node check:"
 echo "$out"
@@ -115,8 +141,8 @@ hits=$(grep -rlF "$MARK" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" "$CC_SHIM_R
 [ -z "$hits" ] && ok "the decrypted secret is nowhere under containerd's, the snapshotter's or the shim's directories" ||
         fail "decrypted data on the host: $hits"
 
-for c in "$C1" "$C2"; do cri stop --timeout 10 "$c" >/dev/null 2>&1; cri rm "$c" >/dev/null || fail "RemoveContainer $c"; done
-for p in "$P1" "$P2"; do
+for c in "$C1" "$C2" "$C3"; do cri stop --timeout 10 "$c" >/dev/null 2>&1; cri rm "$c" >/dev/null || fail "RemoveContainer $c"; done
+for p in "$P1" "$P2" "$P3"; do
         cri stopp "$p" >/dev/null 2>"$CC_TMP/stopp.err" || fail "StopPodSandbox $p: $(cat "$CC_TMP/stopp.err")"
         cri rmp "$p" >/dev/null || fail "RemovePodSandbox $p"
 done
