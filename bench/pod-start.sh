@@ -76,7 +76,11 @@ one_pod() { # MODE I
         local m=$1 i=$2 h=$1 name="bench-$1-$2" rp pl cr st pod cid up=0 now=0 tc=0 gp=0 vm=""
         [ "$m" = kata-gp ] && h=kata
         e2e_podjson "$name"
-        rp=$(rpc runp --runtime "$h" "$CC_TMP/$name.json") || cc_fail "$m RunPodSandbox"
+        e2e_netns_mark
+        rp=$(rpc runp --runtime "$h" "$CC_TMP/$name.json")
+        local rc=$?
+        e2e_netns_record
+        [ $rc -eq 0 ] || cc_fail "$m RunPodSandbox"
         pod=$(jget '["pod_sandbox_id"]' <"$CC_TMP/out")
         E2E_PODS+=("$pod")
         pl=$(rpc pull "$IMAGE") || cc_fail "$m PullImage"

@@ -186,15 +186,22 @@ JSON
 # e2e_runp NAME [HANDLER]: RunPodSandbox for $CC_TMP/NAME.json; E2E_POD = its id ("" on error,
 # the error in $CC_TMP/NAME.runp.err).
 e2e_runp() {
-        local name=$1 handler=${2:-kata} before
+        local name=$1 handler=${2:-kata}
         e2e_podjson "$name"
-        before=$(ls /run/netns 2>/dev/null | sort)
+        e2e_netns_mark
         E2E_POD=$(cri runp --runtime "$handler" "$CC_TMP/$name.json" 2>"$CC_TMP/$name.runp.err" |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["pod_sandbox_id"])' 2>/dev/null)
         [ -n "$E2E_POD" ] && E2E_PODS+=("$E2E_POD")
+        e2e_netns_record
+}
+
+# e2e_netns_mark before a RunPodSandbox, e2e_netns_record after it: the pod's network namespace
+# joins E2E_NETNS, which the EXIT trap removes if the run is cut short. containerd names it
+# cni-<uuid>; other tests on this machine make theirs meanwhile, so only new cni- ones count.
+e2e_netns_mark() { E2E_NETNS_MARK=$(ls /run/netns 2>/dev/null | sort); }
+e2e_netns_record() {
         local n
-        # containerd names a pod's namespace cni-<uuid>; others' tests make theirs meanwhile.
-        for n in $(comm -13 <(echo "$before") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-'); do
+        for n in $(comm -13 <(echo "$E2E_NETNS_MARK") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-'); do
                 E2E_NETNS+=("$n")
         done
 }
