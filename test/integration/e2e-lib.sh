@@ -21,6 +21,14 @@ E2E_NETNS=()
 e2e_cleanup() {
         local rc=$?
         local p id
+        # A run cut short: remove its pods through CRI first while containerd runs (runc pods'
+        # processes, CNI), then force what is left.
+        if [ -n "${CTRD_SOCK:-}" ] && [ -S "$CTRD_SOCK" ]; then
+                for id in "${E2E_PODS[@]}"; do
+                        timeout 30 $CRI --address "$CTRD_SOCK" stopp "$id" >/dev/null 2>&1
+                        timeout 30 $CRI --address "$CTRD_SOCK" rmp "$id" >/dev/null 2>&1
+                done
+        fi
         # Shim daemons run in their own session and outlive containerd: ours (found by our
         # private containerd socket in their argv) and any VM under our run dir, by pid.
         for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
