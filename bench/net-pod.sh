@@ -29,10 +29,8 @@ NODE_IP=10.198.$N.1
 NS=netbench
 bench_cleanup() {
         local rc=$?
-        local p
-        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*-address $CC_TMP/" || true); do kill -9 "$p"; done
-        for p in $(pgrep -f -- "[q]emu-system.*$CC_TMP/run" || true); do kill -9 "$p"; done
-        [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/vm1" | sha256sum | cut -d' ' -f1)"
+        cc_kill_shims "-address $CC_TMP/" "" "$CC_TMP/run"
+        [ -n "${CTRD_SOCK:-}" ] && rm -f "$(sock_of vm1)"
         ip netns del "$POD" 2>/dev/null
         ip netns del "$NODE" 2>/dev/null
         (exit "$rc")
@@ -52,8 +50,7 @@ ip -n "$POD" route add default via "$NODE_IP"
 
 # The servers' files: the same busybox for the plain namespace and for the container.
 R=$CC_TMP/rootfs
-mkdir -p "$R"/{bin,proc,dev,sys,tmp,etc}
-for b in busybox sh cat; do cp "$BUSYBOX" "$R/bin/$b"; done
+cc_busybox_rootfs "$R" busybox sh cat
 printf '#!/bin/sh\nexec /bin/busybox cat >/dev/null\n' >"$R/bin/sink"
 chmod +x "$R/bin/sink"
 
@@ -117,23 +114,8 @@ cc_stop_pid "$PID_plain_echo"
 cc_stop_pid "$PID_plain_sink"
 
 # (a) through the VM: the same servers in a container of a pod whose VM joined the namespace.
-mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
-cp "$(realpath "$SHIM")" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
-export PATH=$CC_TMP/bin:$PATH CC_SHIM_RUN_DIR=$CC_TMP/run
-unset KATA_CONF_FILE
-cat >"$CC_TMP/cfg.toml" <<TOML
-[hypervisor.qemu]
-kernel = "$(realpath build/guest/vmlinuz)"
-initrd = "$(realpath build/guest/initrd.img)"
-default_vcpus = 1
-default_memory = 512
-accel = "tcg"
-agent_channel = "serial"
-[agent.kata]
-dial_timeout = 120
-[runtime]
-allow_host_rootfs = true
-TOML
+cc_shim_on_path "$SHIM"
+cc_qemu_toml 512 "default_vcpus = 1" >"$CC_TMP/cfg.toml"
 cc_start_containerd
 c() { ctr --address "$CTRD_SOCK" -n $NS "$@"; }
 c run -d --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/cfg.toml" \

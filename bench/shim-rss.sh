@@ -11,9 +11,7 @@ SHIM=$BUILD/containerd-shim-kata-cc-v2
 command -v qemu-system-x86_64 >/dev/null || { echo "shim-rss: no qemu-system-x86_64"; exit 0; }
 command -v containerd-shim-runc-v2 >/dev/null || { echo "shim-rss: no containerd-shim-runc-v2"; exit 0; }
 [ -f build/guest/vmlinuz ] || make -s guest-image >/dev/null
-mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
-ln -s "$(realpath "$SHIM")" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
-export PATH=$CC_TMP/bin:$PATH CC_SHIM_RUN_DIR=$CC_TMP/run
+cc_shim_on_path "$SHIM"
 NS=shimrss
 bench_cleanup() {
         local rc=$?
@@ -21,28 +19,16 @@ bench_cleanup() {
         ctr --address "$CTRD_SOCK" -n $NS task kill -s SIGKILL r1 >/dev/null 2>&1
         sleep 2
         ctr --address "$CTRD_SOCK" -n $NS task delete k1 r1 >/dev/null 2>&1
-        for p in $(pgrep -f -- "[c]ontainerd-shim-.*${CTRD_SOCK:-/nonexistent}" || true); do kill -9 "$p"; done
-        for p in $(pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true); do kill -9 "$p"; done
+        # Both shims: ours and Debian's runc shim.
+        cc_kill_shims "${CTRD_SOCK:-/nonexistent}" "[c]ontainerd-shim-"
         (exit "$rc")
         cc_cleanup
 }
 trap bench_cleanup EXIT
 R=$CC_TMP/rootfs
-mkdir -p "$R"/{bin,proc,dev,sys,tmp,etc}
-cp "$(command -v busybox)" "$R/bin/busybox"
-cp "$(command -v busybox)" "$R/bin/sh"
-cat >"$CC_TMP/cfg.toml" <<TOML
-[hypervisor.qemu]
-kernel = "$(realpath build/guest/vmlinuz)"
-initrd = "$(realpath build/guest/initrd.img)"
-default_memory = 384
-accel = "tcg"
-agent_channel = "serial"
-[agent.kata]
-dial_timeout = 120
-[runtime]
-allow_host_rootfs = true
-TOML
+BUSYBOX=$(command -v busybox)
+cc_busybox_rootfs "$R" busybox sh
+cc_qemu_toml 384 >"$CC_TMP/cfg.toml"
 cc_start_containerd
 c() { ctr --address "$CTRD_SOCK" -n $NS "$@"; }
 c run -d --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/cfg.toml" --rootfs "$R" \

@@ -11,8 +11,7 @@ N=${N:-30}
 ROUNDS=${ROUNDS:-3}
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
-trap snap_cleanup EXIT
-command -v containerd >/dev/null || cc_skip "containerd not installed"
+snap_require "" containerd
 snap_start
 snap_containerd
 C="ctr --address $CTRD_SOCK -n bench"

@@ -13,10 +13,7 @@ BUILD=${BUILD:-build}
 RUNS=${RUNS:-3}
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
-trap snap_cleanup EXIT
-for t in containerd ctr docker-registry skopeo protoc-c; do
-        command -v $t >/dev/null || cc_skip "$t not installed"
-done
+snap_require "" containerd ctr docker-registry skopeo protoc-c
 
 snap_registry
 echo "building the benchmark image (6 x (20 MiB random + 1,000 small files))..."

@@ -37,6 +37,7 @@ ok() { echo "ok: $*"; }
 soft_fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # The guest image (kernel from Debian's archive with apt-get download; skip without it).
+# (Not lib.sh's cc_guest_image: this test always runs the make and has no lib.sh.)
 if ! make -s guest-image >"$T/image.log" 2>&1; then
         if grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" "$T/image.log"; then
                 echo "cannot fetch the guest kernel from the Debian archive"

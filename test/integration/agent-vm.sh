@@ -30,6 +30,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
 # The image (kernel fetched from Debian's archive with apt-get download; skip without it).
+# (Not lib.sh's cc_guest_image: this test always runs the make and has no lib.sh.)
 if ! make -s guest-image >"$tmp/image.log" 2>&1; then
         if grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" "$tmp/image.log"; then
                 skip "cannot fetch the guest kernel from the Debian archive"

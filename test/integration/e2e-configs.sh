@@ -12,14 +12,8 @@
 #      fails, the CRI error carries the shim's message (the file's path, the backend and TEE,
 #      the missing capability), and no VM, shim, socket, run file, netns or bundle is left.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snap-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
-trap e2e_cleanup EXIT
-e2e_require
-[ -x "$BUILD/cc-runtime" ] || cc_fail "$BUILD/cc-runtime not built"
-T0=$(date +%s)
-e2e_setup
+e2e_start --built "$BUILD/cc-runtime"
 
 # The six files with the guest kernel of this build (everything else as shipped).
 CFGS=$CC_TMP/configs

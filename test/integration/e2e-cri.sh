@@ -14,23 +14,13 @@
 # snapshot, copied into the guest (allow_host_rootfs = true, development without a TEE); the
 # same flow with the image pulled in the guest is e2e-guest-pull.sh. Set-up helpers: e2e-lib.sh.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snap-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
-trap e2e_cleanup EXIT
-e2e_require
-T0=$(date +%s)
 # The shipped configuration-qemu.toml pointed at build/guest, TCG, the serial channel; it
 # allows the host rootfs (development, no TEE), which this test relies on.
-e2e_setup
+e2e_start
 grep -q '^allow_host_rootfs = true' "$E2E_CFG" || cc_fail "allow_host_rootfs not set in $E2E_CFG"
 
-# The registry with busybox (two layers) as busybox:1 and, as CRI's sandbox image, pause:1.
-snap_registry
-snap_busybox_image "$CC_TMP/bb-layout"
-snap_push "$CC_TMP/bb-layout:latest" busybox:1
-snap_push "$CC_TMP/bb-layout:latest" pause:1
-IMAGE=$REG/busybox:1
+e2e_busybox_registry
 e2e_cni
 e2e_containerd
 

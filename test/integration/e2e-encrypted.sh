@@ -14,15 +14,8 @@
 #     data under the snapshotter's root, the image's marker text nowhere under containerd's or
 #     the snapshotter's directories; nothing left after removal.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snap-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
-trap e2e_cleanup EXIT
-e2e_require
-[ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
-for t in openssl cpio gzip; do command -v $t >/dev/null || cc_skip "needs $t"; done
-T0=$(date +%s)
-e2e_setup
+e2e_start --built "$SNAP_BIN" --tool openssl --tool cpio --tool gzip
 e2e_bridge_precreate
 e2e_registry "$E2E_GW"
 e2e_cni
@@ -82,25 +75,28 @@ ref=$(cri pull "$IMAGE" 2>"$CC_TMP/pull.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage of the encrypted image (metadata only)" ;; *) cc_fail "PullImage: $(cat "$CC_TMP/pull.err")" ;; esac
 
 CMD="[\"/bin/sh\", \"-c\", \"cat /secret.txt; trap 'exit 0' TERM; while true; do busybox sleep 1; done\"]"
+# enc_pod POD HANDLER CNAME WHAT: RunPodSandbox POD with HANDLER and CreateContainer CNAME (CMD
+# on IMAGE; WHAT qualifies its error) in it, ids in P and C; returns StartContainer's status,
+# its error in $CC_TMP/CNAME.start.err.
+enc_pod() {
+        e2e_runp "$1" "$2"
+        P=$E2E_POD
+        [ -n "$P" ] || cc_fail "RunPodSandbox $2: $(cat "$CC_TMP/$1.runp.err")"
+        C=$(e2e_create "$P" "$1" "$3" "$IMAGE" "$CMD")
+        [ -n "$C" ] || cc_fail "CreateContainer$4: $(cat "$CC_TMP/$3.create.err")"
+        cri start "$C" >/dev/null 2>"$CC_TMP/$3.start.err"
+}
+
 # --- with the key in the guest: the pod runs ----------------------------------------------------
-e2e_runp enc-pod kata-keys
-P1=$E2E_POD
-[ -n "$P1" ] || cc_fail "RunPodSandbox kata-keys: $(cat "$CC_TMP/enc-pod.runp.err")"
-C1=$(e2e_create "$P1" enc-pod c1 "$IMAGE" "$CMD")
-[ -n "$C1" ] || cc_fail "CreateContainer: $(cat "$CC_TMP/c1.create.err")"
-cri start "$C1" >/dev/null 2>"$CC_TMP/c1.start.err" && ok "StartContainer: the guest pulled and decrypted the image" ||
+enc_pod enc-pod kata-keys c1 "" && ok "StartContainer: the guest pulled and decrypted the image" ||
         fail "StartContainer with the key: $(cat "$CC_TMP/c1.start.err")"
+P1=$P C1=$C
 [ "$(ctr_state "$C1")" = "CONTAINER_RUNNING 0" ] && ok "container RUNNING" || fail "c1: $(ctr_state "$C1")"
 cc_wait_for 30 grep -q "stdout F $MARK" "$CC_TMP/logs/enc-pod/c1.log" &&
         ok "CRI log: the decrypted file's content" || fail "log: $(cat "$CC_TMP/logs/enc-pod/c1.log" 2>&1)"
 
 # --- without the key: the container fails with a clear error ----------------------------------------
-e2e_runp nokey-pod kata
-P2=$E2E_POD
-[ -n "$P2" ] || cc_fail "RunPodSandbox kata: $(cat "$CC_TMP/nokey-pod.runp.err")"
-C2=$(e2e_create "$P2" nokey-pod c2 "$IMAGE" "$CMD")
-[ -n "$C2" ] || cc_fail "CreateContainer (no key): $(cat "$CC_TMP/c2.create.err")"
-if cri start "$C2" >/dev/null 2>"$CC_TMP/c2.start.err"; then
+if enc_pod nokey-pod kata c2 " (no key)"; then
         fail "StartContainer without the key succeeded"
 else
         err=$(cat "$CC_TMP/c2.start.err")
@@ -110,6 +106,7 @@ else
                 fail "no-key error does not name the key: $err"
         fi
 fi
+P2=$P C2=$C
 st=$(cri inspect "$C2" | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["state"], "|", s.get("reason", ""), "|", s.get("message", ""))')
 echo "  ContainerStatus: $st"
 case "$st" in
@@ -119,12 +116,7 @@ esac
 grep -q "stdout F $MARK" "$CC_TMP/logs/nokey-pod/c2.log" 2>/dev/null && fail "c2 printed the secret without a key"
 
 # --- with a key that is not the image's: the error names the keys it tried ----------------------------
-e2e_runp other-pod kata-otherkey
-P3=$E2E_POD
-[ -n "$P3" ] || cc_fail "RunPodSandbox kata-otherkey: $(cat "$CC_TMP/other-pod.runp.err")"
-C3=$(e2e_create "$P3" other-pod c3 "$IMAGE" "$CMD")
-[ -n "$C3" ] || cc_fail "CreateContainer (other key): $(cat "$CC_TMP/c3.create.err")"
-if cri start "$C3" >/dev/null 2>"$CC_TMP/c3.start.err"; then
+if enc_pod other-pod kata-otherkey c3 " (other key)"; then
         fail "StartContainer with another key succeeded"
 else
         err=$(cat "$CC_TMP/c3.start.err")
@@ -132,6 +124,7 @@ else
                 ok "StartContainer with the wrong key fails: ...${err#*in the guest: }" ||
                 fail "wrong-key error: $err"
 fi
+P3=$P C3=$C
 grep -q "stdout F $MARK" "$CC_TMP/logs/other-pod/c3.log" 2>/dev/null && fail "c3 printed the secret with the wrong key"
 
 # --- nothing decrypted on the host -------------------------------------------------------------------

@@ -20,14 +20,8 @@
 #   4. stop and remove: nothing left; `cc-deploy uninstall` restores the node's config.toml
 #      byte for byte and stops the snapshotter.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snap-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
-trap e2e_cleanup EXIT
-e2e_require
-[ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
-T0=$(date +%s)
-e2e_setup
+e2e_start --built "$SNAP_BIN"
 e2e_bridge_precreate
 e2e_registry "$E2E_GW"
 e2e_cni

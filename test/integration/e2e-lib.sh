@@ -1,19 +1,24 @@
-# Helpers for the CRI end-to-end tests and the pod benchmark (sourced after lib.sh and
-# snap-lib.sh). A private containerd 1.6 with CRI, handler `kata` (our shim, a copy on PATH,
+# Helpers for the CRI end-to-end tests and the pod benchmark (sourced; brings lib.sh and
+# snap-lib.sh unless the script sourced them already). A private containerd 1.6 with CRI, handler `kata` (our shim, a copy on PATH,
 # ConfigPath = a test copy of configs/runtime/configuration-qemu.toml pointing at build/guest)
 # and handler `runc` (Debian's io.containerd.runc.v2), CNI bridge + host-local + loopback in our
 # own conf_dir, VM run dirs under $CC_TMP/run.
+#   e2e_start [--built FILE]... [--tool NAME]...  the scripts' start: EXIT trap, e2e_require,
+#                                the script's own needs, T0, e2e_setup
 #   e2e_require                  skip unless every peer is installed; builds the guest image
 #   e2e_setup                    shim copy on PATH, run dir, runtime config $E2E_CFG, bridge name
 #   e2e_bridge_precreate         the CNI bridge with its gateway address up before any pod
 #                                (so a registry can listen there: $E2E_GW)
 #   e2e_cni                      the conflist
+#   e2e_busybox_registry         a registry on 127.0.0.1 with busybox:1 ($IMAGE) and pause:1
 #   e2e_containerd [SNAPSHOTTER] containerd with CRI on $CTRD_SOCK (more runtime entries in
 #                                $E2E_EXTRA_RUNTIMES)
 #   e2e_runp NAME [HANDLER]      RunPodSandbox; sets E2E_POD (id), records its netns
 #   e2e_create POD NAME IMAGE CMD [EXTRA_JSON]  CreateContainer; prints the container id
 #   e2e_cleanup                  EXIT trap: shims, VMs, sockets, netns, bridge, then snap_cleanup
-# cri / qemus / shims / pod_state: small wrappers used by the scripts.
+# cri / shims / pod_state: small wrappers used by the scripts (sock_of, qemus: lib.sh).
+declare -F cc_cleanup >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+declare -F snap_cleanup >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/snap-lib.sh"
 NS=k8s.io
 E2E_PODS=()
 E2E_NETNS=()
@@ -29,21 +34,11 @@ e2e_cleanup() {
                         timeout 30 $CRI --address "$CTRD_SOCK" rmp "$id" >/dev/null 2>&1
                 done
         fi
-        # Shim daemons run in their own session and outlive containerd: ours (found by our
-        # private containerd socket in their argv) and any VM under our run dir, by pid.
-        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
-        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
-        # runc pods: their shims are containerd-shim-runc-v2 with our socket in argv.
-        for p in $(pgrep -f -- "[c]ontainerd-shim-runc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
-        for id in "${E2E_PODS[@]}"; do
-                rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
-        done
+        # Shim daemons outlive containerd: ours (found by our private containerd socket in their
+        # argv) and any VM under our run dir; runc pods' shims are containerd-shim-runc-v2.
+        cc_kill_shims "${CTRD_SOCK:-/nonexistent}"
+        cc_kill9 "[c]ontainerd-shim-runc-v2 .*${CTRD_SOCK:-/nonexistent}"
+        for id in "${E2E_PODS[@]}"; do rm -f "$(sock_of "$id")"; done
         # A run cut short before RemovePodSandbox leaves the pods' CNI netns (and veths):
         # remove the ones that appeared during this test, then our bridge.
         for p in "${E2E_NETNS[@]}"; do ip netns del "$p" 2>/dev/null; done
@@ -63,26 +58,36 @@ e2e_require() {
         for p in bridge host-local loopback; do
                 [ -x "/usr/lib/cni/$p" ] || cc_skip "needs containernetworking-plugins (/usr/lib/cni/$p)"
         done
-        if [ ! -f build/guest/vmlinuz ] || [ ! -f build/guest/initrd.img ]; then
-                if ! make -s guest-image >"$CC_TMP/image.log" 2>&1; then
-                        grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" \
-                                "$CC_TMP/image.log" && cc_skip "cannot fetch the guest kernel"
-                        cat "$CC_TMP/image.log"
-                        cc_fail "make guest-image failed"
-                fi
-        fi
+        cc_guest_image
+}
+
+# e2e_start [--built FILE]... [--tool NAME]...: what every e2e script does first: the EXIT trap,
+# e2e_require, then FILE must be built (else fail) and NAME installed (else skip), T0 (the
+# start time e2e_finish reports), e2e_setup.
+e2e_start() {
+        trap e2e_cleanup EXIT
+        e2e_require
+        local built=() tools=() f
+        while [ $# -gt 0 ]; do
+                case $1 in
+                --built) built+=("$2") ;;
+                --tool) tools+=("$2") ;;
+                *) cc_fail "e2e_start: unknown argument $1" ;;
+                esac
+                shift 2
+        done
+        for f in "${built[@]}"; do [ -x "$f" ] || cc_fail "$f not built"; done
+        for f in "${tools[@]}"; do command -v "$f" >/dev/null || cc_skip "needs $f"; done
+        T0=$(date +%s)
+        e2e_setup
 }
 
 # e2e_setup [INITRD]: the runtime configuration is the shipped one, pointed at build/guest (or
 # INITRD), TCG, the serial channel, 384 MiB.
 e2e_setup() {
         local initrd=${1:-build/guest/initrd.img}
-        mkdir -p "$CC_TMP/bin" "$CC_TMP/run" "$CC_TMP/logs"
-        # A copy: a rebuild during the test must not swap the binary under containerd.
-        cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
-        export PATH=$CC_TMP/bin:$PATH
-        export CC_SHIM_RUN_DIR=$CC_TMP/run
-        unset KATA_CONF_FILE
+        cc_shim_on_path "$SHIM"
+        mkdir -p "$CC_TMP/logs"
         E2E_CFG=$CC_TMP/configuration-qemu.toml
         sed -e "s|^kernel = .*|kernel = \"$(realpath build/guest/vmlinuz)\"|" \
                 -e "s|^initrd = .*|initrd = \"$(realpath "$initrd")\"|" \
@@ -127,6 +132,27 @@ e2e_cni() {
 JSON
 }
 
+# e2e_busybox_registry: snap_registry with busybox (two layers) as busybox:1 and, as CRI's
+# sandbox image, pause:1; IMAGE=$REG/busybox:1.
+e2e_busybox_registry() {
+        snap_registry
+        snap_busybox_image "$CC_TMP/bb-layout"
+        snap_push "$CC_TMP/bb-layout:latest" busybox:1
+        snap_push "$CC_TMP/bb-layout:latest" pause:1
+        IMAGE=$REG/busybox:1
+}
+
+# e2e_cri_toml_net: the CRI plugin's CNI (our conflist) and registry mirror (plain HTTP) tables.
+e2e_cri_toml_net() {
+        cat <<TOML
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$E2E_CNI_DIR"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
+    endpoint = ["http://$REG"]
+TOML
+}
+
 # e2e_containerd [SNAPSHOTTER]: with a snapshotter other than overlayfs, the cc-snapshotter
 # proxy plugin (snap_start first) and CRI's snapshot annotations on.
 e2e_containerd() {
@@ -134,19 +160,8 @@ e2e_containerd() {
         [ "$snapshotter" = overlayfs ] || proxy="[proxy_plugins.cc-snapshotter]
   type = \"snapshot\"
   address = \"$SNAP_SOCK\""
-        CTRD_DIR=$CC_TMP/containerd
-        CTRD_SOCK=$CTRD_DIR/containerd.sock
-        CTRD_ROOT=$CTRD_DIR/root
-        mkdir -p "$CTRD_DIR"
-        cat >"$CTRD_DIR/config.toml" <<TOML
-version = 2
-root = "$CTRD_ROOT"
-state = "$CTRD_DIR/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$CTRD_SOCK"
-[ttrpc]
-  address = "$CTRD_SOCK.ttrpc"
+        cc_containerd_dirs containerd
+        cc_containerd_config on <<TOML
 $proxy
 [plugins."io.containerd.grpc.v1.cri"]
   restrict_oom_score_adj = true
@@ -163,20 +178,12 @@ $proxy
       pod_annotations = ["io.katacontainers.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata.options]
         ConfigPath = "$E2E_CFG"${E2E_EXTRA_RUNTIMES:-}
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$E2E_CNI_DIR"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
-    endpoint = ["http://$REG"]
+$(e2e_cri_toml_net)
 TOML
-        cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
-        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
-        cc_wait_for 30 $CRI --address "$CTRD_SOCK" version || cc_fail "CRI did not come up"
+        snap_cri_launch containerd
 }
 
 cri() { $CRI --address "$CTRD_SOCK" "$@"; }
-sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
-qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
 shims() { pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*$CTRD_SOCK" || true; }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 pod_state() { cri inspectp "$1" | jget '["status"]["state"]'; }
@@ -254,36 +261,13 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
 e2e_finish() {
-        local name=$1
-        if [ "$fails" -ne 0 ]; then
-                echo "--- containerd log (shim and CRI errors)"
-                grep -E 'kata-cc|shim|level=error' "$CC_TMP/containerd.log" | tail -n 60
-                echo "$fails check(s) failed"
-                exit 1
-        fi
-        echo "$name: all checks passed ($(($(date +%s) - T0)) s)"
+        cc_finish "$1" "shim and CRI errors" 'kata-cc|shim|level=error' " ($(($(date +%s) - T0)) s)"
 }
 
 # e2e_registry ADDR: docker-registry on ADDR:<free port> with its access log (who fetched
 # which blob) in $CC_TMP/registry.log; sets REG.
 e2e_registry() {
-        local addr=$1 port
-        port=$(python3 -c "import socket; s=socket.socket(); s.bind(('$addr',0)); print(s.getsockname()[1])")
-        REG=$addr:$port
-        mkdir -p "$CC_TMP/registry"
-        cat >"$CC_TMP/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $CC_TMP/registry/data
-http:
-  addr: $REG
-YML
-        cc_bg registry docker-registry serve "$CC_TMP/registry/config.yml"
-        cc_wait_for 20 python3 -c "import socket; socket.create_connection(('$addr', $port))" ||
-                cc_fail "registry did not start on $REG"
+        snap_registry_at "$1" "$(snap_free_port "$1")" on || cc_fail "registry did not start on $REG"
 }
 
 # e2e_node_check IMAGE: the node holds no layer of IMAGE. Prints the measurements; returns 1
@@ -353,11 +337,7 @@ version = 2
 [plugins."io.containerd.grpc.v1.cri"]
   restrict_oom_score_adj = true
   sandbox_image = "$REG/pause:1"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$E2E_CNI_DIR"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
-    endpoint = ["http://$REG"]${E2E_NODE_EXTRA:-}
+$(e2e_cri_toml_net)${E2E_NODE_EXTRA:-}
 TOML
         cp "$E2E_NODE/etc/containerd/config.toml" "$CC_TMP/node-config.orig"
         tools/cc-deploy install --dest-root "$E2E_NODE" --no-restart --build "$BUILD" --source . \
@@ -373,10 +353,7 @@ TOML
         e2e_cfg_set allow_host_rootfs false
         e2e_cfg_set kernel_params "\"agent.image_insecure=$REG\""
         e2e_cfg_set default_memory 384
-        CTRD_DIR=$CC_TMP/containerd
-        CTRD_SOCK=$CTRD_DIR/containerd.sock
-        CTRD_ROOT=$CTRD_DIR/root
-        mkdir -p "$CTRD_DIR"
+        cc_containerd_dirs containerd
         python3 - "$E2E_NODE/etc/containerd/config.toml" "$CTRD_DIR/config.toml" "$CTRD_DIR" "$E2E_NODE" <<'PY'
 import sys, tomllib
 src, dst, d, node = sys.argv[1:5]
@@ -392,9 +369,7 @@ text = "version = 2\n" + head + text[len("version = 2\n"):]
 tomllib.loads(text)
 open(dst, "w").write(text)
 PY
-        cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
-        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
-        cc_wait_for 30 $CRI --address "$CTRD_SOCK" version || cc_fail "CRI did not come up"
+        snap_cri_launch containerd
 }
 
 # e2e_uninstall_node: `cc-deploy uninstall` (stops the supervised snapshotter, restores the

@@ -8,18 +8,9 @@
 #   - stopping and removing pod A leaves pod B running (its VM, its container, ExecSync);
 #   - after both are removed no VM, shim, socket, run file, mount, netns or bundle is left.
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snap-lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
-trap e2e_cleanup EXIT
-e2e_require
-T0=$(date +%s)
-e2e_setup
-snap_registry
-snap_busybox_image "$CC_TMP/bb-layout"
-snap_push "$CC_TMP/bb-layout:latest" busybox:1
-snap_push "$CC_TMP/bb-layout:latest" pause:1
-IMAGE=$REG/busybox:1
+e2e_start
+e2e_busybox_registry
 e2e_cni
 e2e_containerd
 cri pull "$IMAGE" >/dev/null || cc_fail "PullImage $IMAGE"

@@ -44,6 +44,7 @@ wait_port() { # port [path]
 }
 
 # img_registry NAME [extra YAML appended to the config]
+# (Not snap_registry_at: these tests run without lib.sh, in $T, and need deletes and extra YAML.)
 img_registry() {
         local name=$1 extra=${2:-}
         REG_PORT=$(free_port)
@@ -302,6 +303,7 @@ urllib.request.urlopen(urllib.request.Request("http://%s/v2/%s/manifests/%s" % (
 EOF
 }
 
+# (Not snap_busybox_image: another layout in $T, with /etc, /proc and /dev for the agent's VM.)
 # img_demo_image TEXT: pushes demo:1, two layers (busybox-static with sh/echo/cat/ls, then
 # /etc/demo holding TEXT), built with umoci. Sets IMAGE=$REG/demo:1.
 img_demo_image() {

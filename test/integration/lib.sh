@@ -42,25 +42,159 @@ cc_wait_for() {
         return 1
 }
 
-# cc_start_containerd [EXTRA_TOML]: a private containerd (own root, state and sockets).
-# Sets CTRD_SOCK and CTRD_ROOT; CRI is disabled unless EXTRA_TOML enables it.
-cc_start_containerd() {
-        local extra=${1:-}
-        CTRD_DIR=$CC_TMP/containerd
+# cc_containerd_dirs NAME: CTRD_DIR=$CC_TMP/NAME (created), CTRD_SOCK, CTRD_ROOT below it.
+cc_containerd_dirs() {
+        CTRD_DIR=$CC_TMP/$1
         CTRD_SOCK=$CTRD_DIR/containerd.sock
         CTRD_ROOT=$CTRD_DIR/root
         mkdir -p "$CTRD_DIR"
-        cat >"$CTRD_DIR/config.toml" <<TOML
+}
+
+# cc_containerd_config CRI <BODY: $CTRD_DIR/config.toml with our own root, state and sockets
+# and the snapshotters this host cannot run disabled, then BODY (stdin) as is; CRI "off"
+# disables the CRI plugin too.
+cc_containerd_config() {
+        local cri=""
+        [ "$1" = off ] && cri='"io.containerd.grpc.v1.cri", '
+        {
+                cat <<TOML
 version = 2
 root = "$CTRD_ROOT"
 state = "$CTRD_DIR/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = [${cri}"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
   address = "$CTRD_SOCK"
 [ttrpc]
   address = "$CTRD_SOCK.ttrpc"
-$extra
 TOML
-        cc_bg containerd containerd --config "$CTRD_DIR/config.toml"
+                cat
+        } >"$CTRD_DIR/config.toml"
+}
+
+# cc_containerd_launch NAME: runs containerd on $CTRD_DIR/config.toml (log $CC_TMP/NAME.log)
+# and waits until it answers on $CTRD_SOCK.
+cc_containerd_launch() {
+        cc_bg "$1" containerd --config "$CTRD_DIR/config.toml"
         cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
+}
+
+# cc_start_containerd [EXTRA_TOML]: a private containerd (own root, state and sockets).
+# Sets CTRD_SOCK and CTRD_ROOT; CRI is disabled unless EXTRA_TOML enables it.
+cc_start_containerd() {
+        cc_containerd_dirs containerd
+        printf '%s\n' "${1:-}" | cc_containerd_config off
+        cc_containerd_launch containerd
+}
+
+# cc_kill9 PATTERN...: kill -9 of every process whose command line matches a pattern (pgrep -f).
+# Write the pattern's first letter as [x] so that it does not match the shell running pgrep.
+cc_kill9() {
+        local pat p
+        for pat in "$@"; do
+                for p in $(pgrep -f -- "$pat" || true); do kill -9 "$p" 2>/dev/null; done
+        done
+}
+
+# cc_kill_shims ADDR [SHIM_RE [RUN_DIR]]: kill -9 of our shim daemons (SHIM_RE, default our
+# shim's name, followed in argv by ADDR: our containerd's socket) and of the QEMUs under RUN_DIR
+# (default $CC_SHIM_RUN_DIR). Shim daemons run in their own session and outlive containerd.
+cc_kill_shims() {
+        cc_kill9 "${2:-[c]ontainerd-shim-kata-cc-v2 }.*$1" "[q]emu-system.*${3:-${CC_SHIM_RUN_DIR:-/nonexistent}}"
+}
+
+# sock_of ID: the shim socket containerd uses for task ID of namespace $NS on $CTRD_SOCK.
+sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
+# qemus: pids of the VMs under our run dir.
+qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
+
+# cc_guest_image: builds build/guest (make guest-image) unless it is there; skips the test when
+# the guest kernel cannot be fetched from Debian's archive.
+cc_guest_image() {
+        [ -f build/guest/vmlinuz ] && [ -f build/guest/initrd.img ] && return 0
+        if ! make -s guest-image >"$CC_TMP/image.log" 2>&1; then
+                grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" \
+                        "$CC_TMP/image.log" && cc_skip "cannot fetch the guest kernel"
+                cat "$CC_TMP/image.log"
+                cc_fail "make guest-image failed"
+        fi
+}
+
+# cc_shim_on_path SHIM: a copy of SHIM as containerd-shim-kata-cc-v2 first on PATH (a copy: a
+# rebuild of build/ during the test must not swap the binary under containerd), VM run dirs
+# under $CC_TMP/run, no KATA_CONF_FILE from the caller's environment.
+cc_shim_on_path() {
+        mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
+        cp "$1" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
+        export PATH=$CC_TMP/bin:$PATH
+        export CC_SHIM_RUN_DIR=$CC_TMP/run
+        unset KATA_CONF_FILE
+}
+
+# cc_busybox_rootfs DIR NAME...: a container rootfs with busybox-static ($BUSYBOX) copied to
+# /bin/NAME for each NAME, and root in /etc/passwd.
+cc_busybox_rootfs() {
+        local dir=$1 b
+        shift
+        mkdir -p "$dir"/{bin,proc,dev,sys,tmp,etc,run}
+        for b in "$@"; do cp "$BUSYBOX" "$dir/bin/$b"; done
+        echo "root:x:0:0:root:/:/bin/sh" >"$dir/etc/passwd"
+}
+
+# cc_ctr_wrapper: $CC_TMP/bin/ctr_, ctr on our containerd and namespace $NS.
+cc_ctr_wrapper() {
+        printf '#!/bin/sh\nexec ctr --address "%s" --namespace "%s" "$@"\n' "$CTRD_SOCK" "$NS" >"$CC_TMP/bin/ctr_"
+        chmod +x "$CC_TMP/bin/ctr_"
+}
+
+# cc_bad_config LABEL WIDTH NAME EXPECT [CTR_RUN_ARGS...] <CONFIG: `ctr_ run` of container
+# badNAME on $ROOTFS with CONFIG (stdin, kept as $CC_TMP/bad-NAME.toml) as its runtime
+# configuration must fail with an error naming that file and matching the regex EXPECT. Reports
+# through the script's ok/fail ("LABEL 'NAME': " and WIDTH characters of the error's last
+# line), then removes the container and runs the script's check_clean badNAME "LABEL NAME".
+cc_bad_config() {
+        local label=$1 width=$2 name=$3 expect=$4
+        shift 4
+        local cfg=$CC_TMP/bad-$name.toml
+        cat >"$cfg"
+        out=$(timeout 120 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$cfg" \
+                "$@" --rootfs "$ROOTFS" "bad$name" /bin/sh -c true 2>&1)
+        if [ $? -ne 0 ] && echo "$out" | grep -q -- "$cfg" && echo "$out" | grep -qE -- "$expect"; then
+                ok "$label '$name': $(echo "$out" | tail -n1 | cut -c1-"$width")"
+        else
+                fail "$label '$name': $out"
+        fi
+        ctr_ container rm "bad$name" >/dev/null 2>&1
+        check_clean "bad$name" "$label $name"
+}
+
+# cc_finish NAME WHAT REGEX [SUFFIX]: the end of a test that counts its failed checks in $fails:
+# with any, the lines of $CC_TMP/containerd.log matching REGEX (headed "containerd log (WHAT)")
+# and exit 1; else "NAME: all checks passed" and SUFFIX.
+cc_finish() {
+        if [ "$fails" -ne 0 ]; then
+                echo "--- containerd log ($2)"
+                grep -E "$3" "$CC_TMP/containerd.log" | tail -n 60
+                echo "$fails check(s) failed"
+                exit 1
+        fi
+        echo "$1: all checks passed${4:-}"
+}
+
+# cc_qemu_toml MEMORY [QEMU_LINES [RUNTIME_LINES]]: a runtime configuration for QEMU TCG with
+# the serial agent channel, build/guest's kernel and initrd and the host rootfs allowed, on stdout.
+cc_qemu_toml() {
+        cat <<TOML
+[hypervisor.qemu]
+kernel = "$(realpath build/guest/vmlinuz)"
+initrd = "$(realpath build/guest/initrd.img)"
+default_memory = $1
+accel = "tcg"
+agent_channel = "serial"
+${2:-}
+[agent.kata]
+dial_timeout = 120
+[runtime]
+allow_host_rootfs = true
+${3:-}
+TOML
 }

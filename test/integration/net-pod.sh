@@ -30,27 +30,18 @@ NODE_IP=10.199.$N.1
 
 net_cleanup() {
         local rc=$?
-        local p
+        local id sock
         # Two containerds (the second one for the guest pull) have their sockets in $CC_TMP.
-        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*-address $CC_TMP/" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
-        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
+        cc_kill_shims "-address $CC_TMP/"
         for id in srv crash none user badhost badhostns badmodel badlate pull; do
                 for sock in "$CC_TMP/containerd/containerd.sock:$NS" "$CC_TMP/containerd-node/containerd.sock:k8s.io"; do
-                        rm -f "/run/containerd/s/$(printf '%s' "${sock%:*}/${sock##*:}/$id" | sha256sum | cut -d' ' -f1)"
+                        rm -f "$(CTRD_SOCK=${sock%:*} NS=${sock##*:} sock_of "$id")"
                 done
         done
-        # A namespace whose name is removed lives on until its last process (cc_cleanup stops
-        # containerd, socat and the registry by pid), then goes with its veth.
+        # A namespace whose name is removed lives on until its last process (the daemons are
+        # stopped by pid here), then goes with its veth.
         umount "$CC_TMP/hostnet" 2>/dev/null
-        # Stop the daemons first (containerd holds the mounts), then unmount what is left below
-        # our temp dir, deepest first.
-        for ((i = ${#CC_PIDS[@]} - 1; i >= 0; i--)); do cc_stop_pid "${CC_PIDS[$i]}"; done
-        awk -v d="$CC_TMP" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
-                while read -r m; do umount -l "$m" 2>/dev/null; done
+        snap_stop_unmount
         ip netns del "$POD" 2>/dev/null
         ip netns del "$NODE" 2>/dev/null
         (exit "$rc")
@@ -64,6 +55,7 @@ command -v qemu-system-x86_64 >/dev/null || cc_skip "needs qemu-system-x86_64"
 command -v socat >/dev/null || cc_skip "needs socat"
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || cc_skip "needs busybox-static"
+# Not cc_guest_image: this test does not build the image, it skips without it.
 [ -f build/guest/vmlinuz ] && [ -f build/guest/initrd.img ] || cc_skip "needs the guest image (make guest-image)"
 KERNEL=$(realpath build/guest/vmlinuz)
 INITRD=$(realpath build/guest/initrd.img)
@@ -86,48 +78,23 @@ ip -n "$POD" route add default via "$NODE_IP"
 POD_LINKS_BEFORE=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
 POD_MAC=$(ip -n "$POD" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
 
-mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
-cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
-export PATH=$CC_TMP/bin:$PATH
-export CC_SHIM_RUN_DIR=$CC_TMP/run
-unset KATA_CONF_FILE
-
+cc_shim_on_path "$SHIM"
 ROOTFS=$CC_TMP/rootfs
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,run}
-for b in busybox sh cat; do cp "$BUSYBOX" "$ROOTFS/bin/$b"; done
-echo "root:x:0:0:root:/:/bin/sh" >"$ROOTFS/etc/passwd"
+cc_busybox_rootfs "$ROOTFS" busybox sh cat
 
 # $1: extra [runtime] lines.
 write_cfg() {
-        cat <<TOML
-[hypervisor.qemu]
-path = "$(command -v qemu-system-x86_64)"
-kernel = "$KERNEL"
-initrd = "$INITRD"
-machine_type = "q35"
+        cc_qemu_toml 384 "path = \"$(command -v qemu-system-x86_64)\"
+machine_type = \"q35\"
 default_vcpus = 1
-default_memory = 384
-kernel_params = "quiet ${EXTRA_KPARAMS:-}"
-accel = "tcg"
-agent_channel = "serial"
-
-[agent.kata]
-dial_timeout = 120
-
-[runtime]
-allow_host_rootfs = true
-$1
-TOML
+kernel_params = \"quiet ${EXTRA_KPARAMS:-}\"" "$1"
 }
 CFG=$CC_TMP/configuration-qemu.toml
 write_cfg "" >"$CFG"
 
 cc_start_containerd
-printf '#!/bin/sh\nexec ctr --address "%s" --namespace "%s" "$@"\n' "$CTRD_SOCK" "$NS" >"$CC_TMP/bin/ctr_"
-chmod +x "$CC_TMP/bin/ctr_"
+cc_ctr_wrapper
 RT=(--runtime io.containerd.kata-cc.v2 --runtime-config-path "$CFG")
-sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
-qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
 
 # The pod namespace holds only what the test made; nothing of pod $1 is left.
 check_clean() {
@@ -224,40 +191,19 @@ ctr_ container rm user || fail "container rm user"
 check_clean user "network_model user"
 
 # --- 4. refusals: the Create error names the file and the reason ------------------------------------
-bad_case() {
-        local name=$1 expect=$2
-        shift 2
-        local cfg=$CC_TMP/bad-$name.toml
-        cat >"$cfg"
-        out=$(timeout 120 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$cfg" \
-                "$@" --rootfs "$ROOTFS" "bad$name" /bin/sh -c true 2>&1)
-        if [ $? -ne 0 ] && echo "$out" | grep -q -- "$cfg" && echo "$out" | grep -qE -- "$expect"; then
-                ok "bad '$name': $(echo "$out" | tail -n1 | cut -c1-260)"
-        else
-                fail "bad '$name': $out"
-        fi
-        ctr_ container rm "bad$name" >/dev/null 2>&1
-        check_clean "bad$name" "bad $name"
-}
+bad_case() { cc_bad_config bad 260 "$@"; }
 # The mock backend runs on any host, so the TEE profile reaches the network check here.
-bad_case host "host networking is not supported for confidential pods \(TEE profile tdx\)" --net-host <<TOML
-[hypervisor.qemu]
-backend = "mock"
-kernel = "$KERNEL"
+TEE_MOCK="[hypervisor.qemu]
+backend = \"mock\"
+kernel = \"$KERNEL\"
 confidential_guest = true
-tee = "tdx"
-TOML
+tee = \"tdx\""
+bad_case host "host networking is not supported for confidential pods \(TEE profile tdx\)" --net-host <<<"$TEE_MOCK"
 # The host's namespace by a path of its own (PID 1's /proc entry may be closed to us).
 touch "$CC_TMP/hostnet"
 mount --bind /proc/self/ns/net "$CC_TMP/hostnet" || fail "bind mount of the host netns"
 bad_case hostns "host networking is not supported for confidential pods: $CC_TMP/hostnet is the host's" \
-        --with-ns "network:$CC_TMP/hostnet" <<TOML
-[hypervisor.qemu]
-backend = "mock"
-kernel = "$KERNEL"
-confidential_guest = true
-tee = "tdx"
-TOML
+        --with-ns "network:$CC_TMP/hostnet" <<<"$TEE_MOCK"
 bad_case model ":[0-9]+: key 'network_model': unknown network model 'bridge' \(tcfilter, none, user\)" \
         --with-ns "network:/var/run/netns/$POD" <<TOML
 [hypervisor.qemu]
@@ -296,23 +242,8 @@ pull_section() {
         /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "SKIP guest pull: python3-grpcio not installed"; return 0; }
         [ -x "$SNAP_BIN" ] && [ -x "$BUILD/nydus-overlayfs" ] || { fail "cc-snapshotter or nydus-overlayfs not built"; return 0; }
         cp "$BUILD/nydus-overlayfs" "$CC_TMP/bin/"
-        REG=$NODE_IP:5000
-        mkdir -p "$CC_TMP/registry" "$CC_TMP/nodebin"
-        cat >"$CC_TMP/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $CC_TMP/registry/data
-http:
-  addr: $REG
-YML
-        cc_bg registry ip netns exec "$NODE" docker-registry serve "$CC_TMP/registry/config.yml"
-        cc_wait_for 20 ip netns exec "$NODE" /usr/bin/python3 -c "import socket; socket.create_connection(('$NODE_IP', 5000))" ||
-                { fail "registry did not start on $REG"; return 0; }
+        mkdir -p "$CC_TMP/nodebin"
+        snap_registry_at "$NODE_IP" 5000 off "$NODE" || { fail "registry did not start on $REG"; return 0; }
         snap_busybox_image "$CC_TMP/oci" >/dev/null
         # 4 MiB of incompressible data: the tap's counters cannot miss it.
         local b=$CC_TMP/bundle
@@ -363,10 +294,4 @@ YML
 }
 pull_section
 
-if [ "$fails" -ne 0 ]; then
-        echo "--- containerd log (shim lines)"
-        grep -E 'kata-cc|shim' "$CC_TMP/containerd.log" | tail -n 60
-        echo "$fails check(s) failed"
-        exit 1
-fi
-echo "net-pod: all checks passed"
+cc_finish net-pod "shim lines" 'kata-cc|shim'

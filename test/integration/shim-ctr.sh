@@ -15,15 +15,9 @@ set -uo pipefail
 # before the shared cleanup; then say what had to be removed by force.
 shim_cleanup() {
         local rc=$?
-        local p
-        for p in $(pgrep -f -- "[c]ontainerd-shim-kata-cc-v2 .*${CTRD_SOCK:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
-        for p in $(pgrep -f -- "[q]emu-system.*${CC_SHIM_RUN_DIR:-/nonexistent}" || true); do
-                kill -9 "$p" 2>/dev/null
-        done
+        cc_kill_shims "${CTRD_SOCK:-/nonexistent}"
         for id in c1 t1 c2 c5 c3 c4 pod1 badtype badkernel badtee badhostrootfs; do
-                [ -n "${CTRD_SOCK:-}" ] && rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
+                [ -n "${CTRD_SOCK:-}" ] && rm -f "$(sock_of "$id")"
         done
         (exit "$rc")
         cc_cleanup
@@ -36,14 +30,7 @@ SHIM=$(realpath "$SHIM")
 command -v qemu-system-x86_64 >/dev/null || cc_skip "needs qemu-system-x86_64"
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || cc_skip "needs busybox-static"
-if [ ! -f build/guest/vmlinuz ] || [ ! -f build/guest/initrd.img ]; then
-        if ! make -s guest-image >"$CC_TMP/image.log" 2>&1; then
-                grep -qiE "cannot resolve|Failed to fetch|Temporary failure|Unable to locate" \
-                        "$CC_TMP/image.log" && cc_skip "cannot fetch the guest kernel"
-                cat "$CC_TMP/image.log"
-                cc_fail "make guest-image failed"
-        fi
-fi
+cc_guest_image
 KERNEL=$(realpath build/guest/vmlinuz)
 INITRD=$(realpath build/guest/initrd.img)
 
@@ -64,18 +51,9 @@ hex=$(cd "$CC_TMP/delbundle" && "$SHIM" -namespace x -address /nonexistent.sock 
 case "$hex" in 1089011a*) ok "delete prints a DeleteResponse (137, now): $hex" ;; *) fail "delete output '$hex'" ;; esac
 
 # The shim is found on containerd's PATH; its VM run dirs go under our temp dir.
-mkdir -p "$CC_TMP/bin" "$CC_TMP/run"
-# A copy, not a link: a rebuild of build/ during the test must not swap the binary under us.
-cp "$SHIM" "$CC_TMP/bin/containerd-shim-kata-cc-v2"
-export PATH=$CC_TMP/bin:$PATH
-export CC_SHIM_RUN_DIR=$CC_TMP/run
-unset KATA_CONF_FILE
-
+cc_shim_on_path "$SHIM"
 ROOTFS=$CC_TMP/rootfs
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,run}
-cp "$BUSYBOX" "$ROOTFS/bin/busybox"
-cp "$BUSYBOX" "$ROOTFS/bin/sh"
-echo "root:x:0:0:root:/:/bin/sh" >"$ROOTFS/etc/passwd"
+cc_busybox_rootfs "$ROOTFS" busybox sh
 
 CFG=$CC_TMP/configuration-qemu.toml
 cat >"$CFG" <<TOML
@@ -101,11 +79,8 @@ allow_host_rootfs = true
 TOML
 
 cc_start_containerd
-printf '#!/bin/sh\nexec ctr --address "%s" --namespace "%s" "$@"\n' "$CTRD_SOCK" "$NS" >"$CC_TMP/bin/ctr_"
-chmod +x "$CC_TMP/bin/ctr_"
+cc_ctr_wrapper
 RT=(--runtime io.containerd.kata-cc.v2 --runtime-config-path "$CFG")
-sock_of() { echo "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$NS/$1" | sha256sum | cut -d' ' -f1)"; }
-qemus() { pgrep -f -- "[q]emu-system.*$CC_SHIM_RUN_DIR" || true; }
 
 # Nothing of pod $1 left: no QEMU, no socket, no run dir content, no mount, no shim.
 check_clean() {
@@ -267,20 +242,7 @@ ctr_ container rm c4 || fail "container rm c4"
 check_clean c4 "after shim kill"
 
 # --- 4. bad configurations: the Create error names file, key and reason -------------------------
-bad_case() {
-        local name=$1 expect=$2
-        local cfg=$CC_TMP/bad-$name.toml
-        cat >"$cfg"
-        out=$(timeout 120 ctr_ run --runtime io.containerd.kata-cc.v2 --runtime-config-path "$cfg" \
-                --rootfs "$ROOTFS" "bad$name" /bin/sh -c true 2>&1)
-        if [ $? -ne 0 ] && echo "$out" | grep -q -- "$cfg" && echo "$out" | grep -qE -- "$expect"; then
-                ok "bad config '$name': $(echo "$out" | tail -n1 | cut -c1-220)"
-        else
-                fail "bad config '$name': $out"
-        fi
-        ctr_ container rm "bad$name" >/dev/null 2>&1
-        check_clean "bad$name" "bad config $name"
-}
+bad_case() { cc_bad_config "bad config" 220 "$@"; }
 bad_case type "default_vcpus' must be an integer" <<TOML
 [hypervisor.qemu]
 kernel = "$KERNEL"
@@ -310,10 +272,4 @@ allow_host_rootfs = true
 TOML
 
 [ -z "$(ls -A /run/containerd/s 2>/dev/null | while read -r s; do [ "/run/containerd/s/$s" = "$(sock_of c1)" ] && echo "$s"; done)" ] || fail "socket left"
-if [ "$fails" -ne 0 ]; then
-        echo "--- containerd log (shim lines)"
-        grep -E 'kata-cc|shim' "$CC_TMP/containerd.log" | tail -n 60
-        echo "$fails check(s) failed"
-        exit 1
-fi
-echo "shim-ctr: all checks passed"
+cc_finish shim-ctr "shim lines" 'kata-cc|shim'

@@ -9,10 +9,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
-trap snap_cleanup EXIT
-
-[ "$(id -u)" = 0 ] || cc_skip "needs root"
-for t in containerd ctr protoc-c; do command -v $t >/dev/null || cc_skip "$t not installed"; done
+snap_require "needs root" containerd ctr protoc-c
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || cc_skip "python3-grpcio not installed"
 [ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
 ROUNDS=${SNAP_CRASH_ROUNDS:-8}

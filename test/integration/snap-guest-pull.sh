@@ -11,12 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
-trap snap_cleanup EXIT
-
-[ "$(id -u)" = 0 ] || cc_skip "needs root (mounts)"
-for t in containerd ctr docker-registry skopeo umoci protoc-c; do
-        command -v $t >/dev/null || cc_skip "$t not installed"
-done
+snap_require "needs root (mounts)" containerd ctr docker-registry skopeo umoci protoc-c
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || cc_skip "python3-grpcio not installed"
 [ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
 

@@ -1,7 +1,10 @@
 # Helpers for the cc-snapshotter integration tests (sourced after lib.sh).
+#   snap_require ROOT_REASON TOOL...  EXIT trap; skip unless root and every TOOL installed
 #   snap_start [CONFIG_BODY]     cc-snapshotter on $SNAP_SOCK with root $SNAP_ROOT
 #   snap_containerd [EXTRA_TOML] containerd with the proxy plugin cc-snapshotter
 #   snap_registry                docker-registry on 127.0.0.1:$REG_PORT ($REG)
+#   snap_registry_at ADDR PORT ACCESS_LOG [NETNS]   the same on ADDR:PORT
+#   snap_containerd_cri SNAPSHOTTER [NAME]  containerd with CRI (snap_cri_launch: start it)
 #   snap_busybox_image LAYOUT    a two-layer busybox OCI image at LAYOUT:latest
 #   snap_push LAYOUT REPO:TAG    copy it into the registry
 #   snap_cleanup                 EXIT trap: unmount what is left under $CC_TMP, then cc_cleanup
@@ -9,16 +12,31 @@ SNAP_ROOT=$CC_TMP/snap
 SNAP_SOCK=$CC_TMP/snap.sock
 SNAP_BIN=$BUILD/cc-snapshotter
 
+# snap_require ROOT_REASON TOOL...: installs snap_cleanup as the EXIT trap, then skips unless
+# running as root (ROOT_REASON is the skip message; "" when root is not needed) and every TOOL
+# is installed.
+snap_require() {
+        trap snap_cleanup EXIT
+        [ -z "$1" ] || [ "$(id -u)" = 0 ] || cc_skip "$1"
+        shift
+        local t
+        for t in "$@"; do command -v "$t" >/dev/null || cc_skip "$t not installed"; done
+}
+
 snap_cleanup() {
         local rc=$?
-        # Stop the daemons first (containerd holds the mounts), then unmount anything left
-        # below our temp dir, deepest first, so rm -rf never walks into a mount.
+        snap_stop_unmount
+        (exit "$rc")
+        cc_cleanup
+}
+
+# snap_stop_unmount: stops the daemons first (containerd holds the mounts), then unmounts
+# anything left below our temp dir, deepest first, so rm -rf never walks into a mount.
+snap_stop_unmount() {
         for ((i = ${#CC_PIDS[@]} - 1; i >= 0; i--)); do cc_stop_pid "${CC_PIDS[$i]}"; done
         CC_PIDS=()
         awk -v d="$CC_TMP" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
                 while read -r m; do umount -l "$m" 2>/dev/null; done
-        (exit "$rc")
-        cc_cleanup
 }
 
 # With no CONFIG_BODY no --config is passed: the built-in defaults are policy mode with
@@ -41,29 +59,38 @@ snap_containerd() {
 ${1:-}"
 }
 
+# snap_free_port [ADDR]: a TCP port free on ADDR (default 127.0.0.1).
 snap_free_port() {
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+        python3 -c "import socket; s=socket.socket(); s.bind(('${1:-127.0.0.1}',0)); print(s.getsockname()[1])"
 }
 
-snap_registry() {
-        REG_PORT=$(snap_free_port)
-        REG=127.0.0.1:$REG_PORT
+# snap_registry_at ADDR PORT ACCESS_LOG [NETNS]: docker-registry on ADDR:PORT, config and data
+# under $CC_TMP/registry, run in network namespace NETNS if given; sets REG. ACCESS_LOG "on":
+# level info with the access log (who fetched which blob) in $CC_TMP/registry.log; otherwise
+# errors only. Returns 1 if nothing accepts connections there within 20 s.
+snap_registry_at() {
+        local addr=$1 port=$2 log=$'  level: error\n  accesslog:\n    disabled: true' pre=()
+        [ "$3" = on ] && log="  level: info"
+        [ -n "${4:-}" ] && pre=(ip netns exec "$4")
+        REG=$addr:$port
         mkdir -p "$CC_TMP/registry"
         cat >"$CC_TMP/registry/config.yml" <<YML
 version: 0.1
 log:
-  level: error
-  accesslog:
-    disabled: true
+$log
 storage:
   filesystem:
     rootdirectory: $CC_TMP/registry/data
 http:
   addr: $REG
 YML
-        cc_bg registry docker-registry serve "$CC_TMP/registry/config.yml"
-        cc_wait_for 20 python3 -c "import socket; socket.create_connection(('127.0.0.1', $REG_PORT))" ||
-                cc_fail "registry did not start"
+        cc_bg registry "${pre[@]}" docker-registry serve "$CC_TMP/registry/config.yml"
+        cc_wait_for 20 "${pre[@]}" /usr/bin/python3 -c "import socket; socket.create_connection(('$addr', $port))"
+}
+
+snap_registry() {
+        REG_PORT=$(snap_free_port)
+        snap_registry_at 127.0.0.1 "$REG_PORT" off || cc_fail "registry did not start"
 }
 
 # A busybox image in two layers (busybox + applets, then a file), so containers get a real
@@ -95,19 +122,8 @@ snap_push() {
 # (lib.sh's starter always disables CRI.) Sets CTRD_SOCK, CTRD_ROOT.
 snap_containerd_cri() {
         local snapshotter=$1 name=${2:-containerd}
-        CTRD_DIR=$CC_TMP/$name
-        CTRD_SOCK=$CTRD_DIR/containerd.sock
-        CTRD_ROOT=$CTRD_DIR/root
-        mkdir -p "$CTRD_DIR"
-        cat >"$CTRD_DIR/config.toml" <<TOML
-version = 2
-root = "$CTRD_ROOT"
-state = "$CTRD_DIR/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$CTRD_SOCK"
-[ttrpc]
-  address = "$CTRD_SOCK.ttrpc"
+        cc_containerd_dirs "$name"
+        cc_containerd_config on <<TOML
 [proxy_plugins.cc-snapshotter]
   type = "snapshot"
   address = "$SNAP_SOCK"
@@ -123,10 +139,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REG"]
     endpoint = ["http://$REG"]
 TOML
-        cc_bg "$name" containerd --config "$CTRD_DIR/config.toml"
-        cc_wait_for 30 ctr --address "$CTRD_SOCK" version || cc_fail "containerd did not start"
-        cc_wait_for 30 /usr/bin/python3 test/cri/cri.py --address "$CTRD_SOCK" version ||
-                cc_fail "CRI did not come up"
+        snap_cri_launch "$name"
+}
+
+# snap_cri_launch NAME: containerd (with CRI) on $CTRD_DIR/config.toml, up when CRI answers.
+snap_cri_launch() {
+        cc_containerd_launch "$1"
+        cc_wait_for 30 $CRI --address "$CTRD_SOCK" version || cc_fail "CRI did not come up"
 }
 
 CRI="/usr/bin/python3 test/cri/cri.py"

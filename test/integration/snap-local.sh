@@ -11,12 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
-trap snap_cleanup EXIT
-
-[ "$(id -u)" = 0 ] || cc_skip "needs root (mounts)"
-for t in containerd ctr runc docker-registry skopeo umoci python3; do
-        command -v $t >/dev/null || cc_skip "$t not installed"
-done
+snap_require "needs root (mounts)" containerd ctr runc docker-registry skopeo umoci python3
 [ -x "$SNAP_BIN" ] || cc_fail "$SNAP_BIN not built"
 
 # The shipped configuration parses.
