@@ -10,7 +10,7 @@ carries the calls. Nothing generated is committed.
     cri.py ... runp [--runtime HANDLER] POD.json          -> RunPodSandbox (prints the pod id)
     cri.py ... create POD_ID CONTAINER.json POD.json      -> CreateContainer (prints the id)
     cri.py ... start ID | stop [--timeout S] ID | rm ID   -> Start/Stop/RemoveContainer
-    cri.py ... stopp POD_ID | rmp POD_ID | inspectp POD_ID | pods | ps [--pod POD_ID]
+    cri.py ... stopp POD_ID | rmp POD_ID | inspectp POD_ID | netns POD_ID | pods | ps [--pod POD_ID]
     cri.py ... inspect ID                                 -> ContainerStatus
     cri.py ... exec-sync [--timeout S] ID CMD...          -> ExecSync; prints stdout/stderr,
                                                               exits with the command's code
@@ -81,7 +81,7 @@ def main():
     sp = sub.add_parser("stop")
     sp.add_argument("--timeout", type=int, default=10)
     sp.add_argument("id")
-    for name in ("stopp", "rmp", "inspectp"):
+    for name in ("stopp", "rmp", "inspectp", "netns"):
         sub.add_parser(name).add_argument("pod")
     sub.add_parser("pods")
     ps = sub.add_parser("ps")
@@ -150,6 +150,17 @@ def main():
             req = M(method + "Request")
             req.pod_sandbox_id = a.pod
             resp = call(channel, msgs, "RuntimeService", method, req)
+        elif a.cmd == "netns":
+            # The pod's network namespace path, from the runtime spec containerd's CRI reports
+            # in a verbose PodSandboxStatus (info["info"], JSON); "" when it has none.
+            req = M("PodSandboxStatusRequest")
+            req.pod_sandbox_id = a.pod
+            req.verbose = True
+            resp = call(channel, msgs, "RuntimeService", "PodSandboxStatus", req)
+            info = json.loads(resp.info.get("info", "{}"))
+            nss = info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", [])
+            print(next((n.get("path", "") for n in nss if n.get("type") == "network"), ""))
+            return 0
         elif a.cmd == "pods":
             resp = call(channel, msgs, "RuntimeService", "ListPodSandbox",
                         M("ListPodSandboxRequest"))

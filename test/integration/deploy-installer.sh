@@ -36,8 +36,11 @@ trap "exit 143" TERM INT  # so a timeout still runs the cleanup
 [ "$(id -u)" = 0 ] || cc_skip "needs root (a private containerd)"
 command -v containerd >/dev/null && command -v ctr >/dev/null || cc_skip "containerd/ctr not installed"
 "$PY" -c 'import tomllib' 2>/dev/null || cc_skip "$PY has no tomllib (Python 3.11+)"
+# The guest image is built once, in build/guest; a sanitizer build (BUILD=build/san) shares it.
+GUEST=$BUILD/guest
+[ -f "$GUEST/vmlinuz" ] || GUEST=build/guest
 for f in "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" \
-	"$BUILD/guest/vmlinuz" "$BUILD/guest/initrd.img"; do
+	"$GUEST/vmlinuz" "$GUEST/initrd.img"; do
 	[ -f "$f" ] || cc_skip "$f is not built (make; make guest-image)"
 done
 # A private copy of the inputs: other work in the same tree may rebuild build/guest or edit
@@ -47,7 +50,7 @@ mkdir -p "$SRC/build/guest" "$SRC/tools"
 cp -r configs "$SRC/"
 cp tools/cc-deploy "$SRC/tools/"
 cp "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" "$SRC/build/"
-cp "$BUILD/guest/vmlinuz" "$BUILD/guest/initrd.img" "$SRC/build/guest/"
+cp "$GUEST/vmlinuz" "$GUEST/initrd.img" "$SRC/build/guest/"
 DEPLOY=(env -u BUILD bash "$SRC/tools/cc-deploy")
 HANDLERS=()
 for h in kata=qemu kata-qemu=qemu kata-clh=clh kata-qemu-tdx=qemu-tdx kata-clh-tdx=clh-tdx \

@@ -207,15 +207,21 @@ e2e_runp() {
         E2E_POD=$(cri runp --runtime "$handler" "$CC_TMP/$name.json" 2>"$CC_TMP/$name.runp.err" |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["pod_sandbox_id"])' 2>/dev/null)
         [ -n "$E2E_POD" ] && E2E_PODS+=("$E2E_POD")
-        e2e_netns_record
+        e2e_netns_record "$E2E_POD"
 }
 
-# e2e_netns_mark before a RunPodSandbox, e2e_netns_record after it: the pod's network namespace
-# joins E2E_NETNS, which the EXIT trap removes if the run is cut short. containerd names it
-# cni-<uuid>; other tests on this machine make theirs meanwhile, so only new cni- ones count.
+# e2e_netns_mark before a RunPodSandbox, e2e_netns_record [POD_ID] after it: the pod's network
+# namespace joins E2E_NETNS, which the EXIT trap removes if the run is cut short and the
+# leftover check looks for. With a pod id it is exactly the pod's own (CRI's verbose status
+# names it), so the pods of other tests running meanwhile are never taken for ours; without one
+# (RunPodSandbox failed), the cni- namespaces that appeared since the mark.
 e2e_netns_mark() { E2E_NETNS_MARK=$(ls /run/netns 2>/dev/null | sort); }
 e2e_netns_record() {
-        local n
+        local n path
+        if [ -n "${1:-}" ] && path=$(cri netns "$1" 2>/dev/null) && [ -n "$path" ]; then
+                E2E_NETNS+=("$(basename "$path")")
+                return 0
+        fi
         for n in $(comm -13 <(echo "$E2E_NETNS_MARK") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-'); do
                 E2E_NETNS+=("$n")
         done
@@ -340,7 +346,7 @@ version = 2
 $(e2e_cri_toml_net)${E2E_NODE_EXTRA:-}
 TOML
         cp "$E2E_NODE/etc/containerd/config.toml" "$CC_TMP/node-config.orig"
-        tools/cc-deploy install --dest-root "$E2E_NODE" --no-restart --build "$BUILD" --source . \
+        tools/cc-deploy install --dest-root "$E2E_NODE" --no-restart --build "$BUILD" --guest build/guest --source . \
                 --containerd-version 1.6 >"$CC_TMP/cc-deploy.log" 2>&1 ||
                 { cat "$CC_TMP/cc-deploy.log"; cc_fail "cc-deploy install"; }
         SNAP_ROOT=$E2E_NODE/var/lib/containerd/io.containerd.snapshotter.v1.cc-snapshotter
