@@ -79,9 +79,9 @@ one_pod() { # MODE I
         e2e_netns_mark
         rp=$(rpc runp --runtime "$h" "$CC_TMP/$name.json")
         local rc=$?
-        e2e_netns_record
+        [ $rc -eq 0 ] && pod=$(jget '["pod_sandbox_id"]' <"$CC_TMP/out")
+        e2e_netns_record "${pod:-}"
         [ $rc -eq 0 ] || cc_fail "$m RunPodSandbox"
-        pod=$(jget '["pod_sandbox_id"]' <"$CC_TMP/out")
         E2E_PODS+=("$pod")
         pl=$(rpc pull "$IMAGE") || cc_fail "$m PullImage"
         cat >"$CC_TMP/$name.ctr.json" <<JSON
