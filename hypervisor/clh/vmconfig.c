@@ -43,7 +43,7 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
         _cleanup_free_ char *vsock_path = hv__path(cfg->run_dir, HV_CLH_VSOCK_SOCK);
         _cleanup_free_ char *cmdline = NULL;
         /* TDX guests of CH have no serial port: the console is virtio (hvc0) (2.3). */
-        if (asprintf(&cmdline, "console=%s reboot=k panic=1%s%s", tdx ? "hvc0" : "ttyS0",
+        if (asprintf(&cmdline, "console=%s " HV_GUEST_BASE_PARAMS "%s%s", tdx ? "hvc0" : "ttyS0",
                      cc_isempty(cfg->kernel_params) ? "" : " ",
                      cc_isempty(cfg->kernel_params) ? "" : cfg->kernel_params) < 0)
                 cmdline = NULL;

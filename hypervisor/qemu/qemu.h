@@ -27,7 +27,7 @@ struct hv_qemu_plan {
 #define HV_QEMU_LOG        "qemu.log"
 
 /* The kernel parameters the library puts before the configured ones. */
-#define HV_QEMU_BASE_PARAMS "console=ttyS0 reboot=k panic=1"
+#define HV_QEMU_BASE_PARAMS "console=ttyS0 " HV_GUEST_BASE_PARAMS
 
 /* Renders the QEMU command line for plan into *ret (argv[0] is the VMM binary). */
 int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *ret, struct cc_error **err);
