@@ -196,8 +196,12 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
                 cc_log_info("sandbox %s: no network namespace path; the VM gets no NIC", sb->id);
                 return 0;
         }
+        /* QEMU and Cloud Hypervisor both run virtio-net on the tap with the virtio-net header
+         * (offloads); only the mock backend reads nothing from it. */
         unsigned flags = (confidential ? SHIM_NET_CONFIDENTIAL : 0) |
-                         (cc_streq(c->backend, "qemu") ? SHIM_NET_VNET_HDR : 0);
+                         (cc_streq(c->backend, "qemu") || cc_streq(c->backend, "clh")
+                                  ? SHIM_NET_VNET_HDR
+                                  : 0);
         if ((r = shim_net_setup(netns, flags, &sb->net, err)) < 0)
                 return cc_error_wrap(err, -r, "pod network (network_model %s)",
                                      shim_net_model_to_string(c->network_model));

@@ -1,6 +1,7 @@
 /*
  * The Cloud Hypervisor backend: start `cloud-hypervisor --api-socket path=...`, then over its
- * REST API vmm.ping -> vm.create (VmConfig) -> vm.boot -> vm.info (state Running), as Kata does
+ * REST API vmm.ping -> vm.create (VmConfig) -> vm.add-net per pod NIC (the tap fd passed with
+ * SCM_RIGHTS) -> vm.boot -> vm.info (state Running), as Kata does
  * (reference 2.5). Stop: vm.power-button with a grace period, then vmm.shutdown, then SIGKILL.
  * The agent is reached over CH's hybrid vsock (2.4). Untested against a real Cloud Hypervisor:
  * it needs KVM, which the development machines lack; a fake API server checks every request.
@@ -76,6 +77,14 @@ static int start_failed(struct clh_vm *c, int r, struct cc_error **err)
         return r;
 }
 
+/* The body of a failed call, for its error. */
+static int http_failed(const char *method, const char *ep, int status, const char *resp,
+                       struct cc_error **err)
+{
+        return cc_error_set(err, EIO, "clh %s %s: HTTP %d%s%.200s", method, ep, status,
+                            resp && *resp ? ": " : "", resp ? resp : "");
+}
+
 /* PUT/GET expecting `want` (204 or 200); anything else fails with the server's words. */
 static int call(struct clh_vm *c, const char *method, const char *ep, const char *body, int want,
                 int64_t deadline, char **ret_body, struct cc_error **err)
@@ -86,10 +95,32 @@ static int call(struct clh_vm *c, const char *method, const char *ep, const char
         if (status < 0)
                 return status;
         if (status != want)
-                return cc_error_set(err, EIO, "clh %s %s: HTTP %d%s%.200s", method, ep, status,
-                                    resp && *resp ? ": " : "", resp ? resp : "");
+                return http_failed(method, ep, status, resp, err);
         if (ret_body)
                 *ret_body = TAKE_PTR(resp);
+        return 0;
+}
+
+/*
+ * The pod's NICs, cold-added between vm.create and vm.boot as Kata does: one vm.add-net per tap,
+ * its fd passed beside the request (CH answers 204 before boot, 200 with the PCI address after).
+ */
+static int add_nets(struct clh_vm *c, int64_t deadline, struct cc_error **err)
+{
+        const struct hv_config *cfg = &c->vm.cfg;
+        for (size_t i = 0; i < cfg->n_nets; i++) {
+                _cleanup_free_ char *body = NULL, *resp = NULL;
+                int r = hv_clh_netconfig(cfg, i, &body, err);
+                if (r < 0)
+                        return r;
+                int status = hv_clh_request_fds(c->api_path, "PUT", "vm.add-net", body,
+                                                &cfg->nets[i].tap_fd, 1, hv__remaining(deadline),
+                                                &resp, err);
+                if (status < 0)
+                        return status;
+                if (status != 204 && status != 200)
+                        return http_failed("PUT", "vm.add-net", status, resp, err);
+        }
         return 0;
 }
 
@@ -152,6 +183,8 @@ static int clh_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
                 hv__proc_wait(&c->proc, 5);
         }
         r = call(c, "PUT", "vm.create", body, 204, deadline, NULL, err);
+        if (r == 0)
+                r = add_nets(c, deadline, err);
         if (r == 0)
                 r = call(c, "PUT", "vm.boot", NULL, 204, deadline, NULL, err);
         _cleanup_free_ char *info = NULL;

@@ -23,6 +23,9 @@ struct hv_clh_plan {
 /* Renders the VmConfig for PUT /api/v1/vm.create (caller puts *ret). */
 int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc_error **err);
 
+/* The body of PUT /api/v1/vm.add-net for cfg->nets[i] (malloc'ed JSON in *ret). */
+int hv_clh_netconfig(const struct hv_config *cfg, size_t i, char **ret, struct cc_error **err);
+
 #define HV_CLH_MAX_RESPONSE (1u << 20)
 
 /*
@@ -39,3 +42,11 @@ int hv_clh_parse_response(const char *buf, size_t len, int *status, size_t *body
  */
 int hv_clh_request(const char *api_sock, const char *method, const char *endpoint, const char *body,
                    int timeout_ms, char **ret_body, struct cc_error **err);
+
+/*
+ * The same with n_fds file descriptors passed beside the request (SCM_RIGHTS on its first
+ * bytes), as CH's API takes tap fds for vm.add-net: the VMM receives its own duplicates.
+ */
+int hv_clh_request_fds(const char *api_sock, const char *method, const char *endpoint,
+                       const char *body, const int *fds, size_t n_fds, int timeout_ms,
+                       char **ret_body, struct cc_error **err);

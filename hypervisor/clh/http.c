@@ -88,6 +88,20 @@ int hv_clh_parse_response(const char *buf, size_t len, int *status, size_t *body
 int hv_clh_request(const char *api_sock, const char *method, const char *endpoint, const char *body,
                    int timeout_ms, char **ret_body, struct cc_error **err)
 {
+        return hv_clh_request_fds(api_sock, method, endpoint, body, NULL, 0, timeout_ms, ret_body,
+                                  err);
+}
+
+/* The most fds one request carries: one per queue pair of a NIC is CH's rule; we open one. */
+#define CLH_MAX_FDS 16
+
+int hv_clh_request_fds(const char *api_sock, const char *method, const char *endpoint,
+                       const char *body, const int *fds, size_t n_fds, int timeout_ms,
+                       char **ret_body, struct cc_error **err)
+{
+        if (n_fds > CLH_MAX_FDS)
+                return cc_error_set(err, EINVAL, "clh %s %s: %zu fds, at most %d", method,
+                                    endpoint, n_fds, CLH_MAX_FDS);
         int64_t deadline = hv__deadline(timeout_ms);
         _cleanup_close_ int fd = hv__unix_connect(api_sock, err);
         if (fd < 0)
@@ -104,7 +118,25 @@ int hv_clh_request(const char *api_sock, const char *method, const char *endpoin
                 return cc_error_set(err, ENOMEM, "out of memory");
         }
         for (size_t off = 0; off < (size_t)n;) {
-                ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
+                struct iovec iov = {.iov_base = req + off, .iov_len = (size_t)n - off};
+                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(sizeof(int) * CLH_MAX_FDS)];
+                } ctl;
+                if (off == 0 && n_fds) {
+                        /* The fds ride on the first bytes; the kernel delivers them with the
+                         * read that returns those bytes. */
+                        memset(&ctl, 0, sizeof(ctl));
+                        mh.msg_control = ctl.buf;
+                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+                }
+                ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
                 if (w < 0) {
                         if (errno == EINTR)
                                 continue;

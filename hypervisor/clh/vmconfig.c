@@ -34,8 +34,6 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
                 return cc_error_set(err, EOPNOTSUPP,
                                     "clh backend: the agent channel is hybrid vsock; no "
                                     "virtio-serial");
-        if (cfg->n_nets)
-                return cc_error_set(err, EOPNOTSUPP, "clh backend: tap fds are not supported yet");
         if (cfg->user_net)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "clh backend: no user-mode network (QEMU only)");
@@ -113,5 +111,24 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
         add_str(vsock, "socket", vsock_path);
         json_object_object_add(vm, "vsock", vsock);
         *ret = vm;
+        return 0;
+}
+
+int hv_clh_netconfig(const struct hv_config *cfg, size_t i, char **ret, struct cc_error **err)
+{
+        /* NetConfig (2.2) of tap i: the fd itself travels beside the request (SCM_RIGHTS), so
+         * the body names only the device id and the guest MAC; no `tap` name, no ip/mask (the
+         * agent configures the guest NIC from the pod's interface). */
+        json_object *o = json_object_new_object();
+        char id[32];
+        snprintf(id, sizeof(id), "net%zu", i);
+        add_str(o, "id", id);
+        if (cfg->nets[i].mac)
+                add_str(o, "mac", cfg->nets[i].mac);
+        char *body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        if (!body)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        *ret = body;
         return 0;
 }

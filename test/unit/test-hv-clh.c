@@ -154,14 +154,32 @@ static void reply(int fd, int status, const char *body)
                 violation("write reply");
 }
 
-/* Reads one request (headers + Content-Length body) from fd. */
-static bool read_request(int fd, char *buf, size_t size, char **body)
+/* Reads one request (headers + Content-Length body) from fd; fds passed beside it (SCM_RIGHTS)
+ * go to fds[] (*n_fds of them, at most 4). */
+static bool read_request(int fd, char *buf, size_t size, char **body, int *fds, size_t *n_fds)
 {
         size_t len = 0;
+        *n_fds = 0;
         for (;;) {
-                ssize_t n = read(fd, buf + len, size - 1 - len);
+                struct iovec iov = {.iov_base = buf + len, .iov_len = size - 1 - len};
+                union {
+                        struct cmsghdr align;
+                        char b[CMSG_SPACE(sizeof(int) * 4)];
+                } ctl;
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = ctl.b,
+                                    .msg_controllen = sizeof(ctl.b)};
+                ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
                 if (n <= 0)
                         return false;
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+                                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) &&
+                                                   *n_fds < 4;
+                                     i++)
+                                        memcpy(&fds[(*n_fds)++], CMSG_DATA(cm) + i * sizeof(int),
+                                               sizeof(int));
                 len += (size_t)n;
                 buf[len] = 0;
                 char *end = strstr(buf, "\r\n\r\n");
@@ -240,7 +258,9 @@ static int fake_clh(int argc, char **argv)
                         continue;
                 char buf[16384], method[8] = "", path[128] = "";
                 char *body = NULL;
-                if (!read_request(fd, buf, sizeof(buf), &body) ||
+                int rfds[4];
+                size_t n_rfds = 0;
+                if (!read_request(fd, buf, sizeof(buf), &body, rfds, &n_rfds) ||
                     sscanf(buf, "%7s %127s HTTP/1.1\r\n", method, path) != 2) {
                         violation("malformed request");
                         close(fd);
@@ -265,6 +285,27 @@ static int fake_clh(int argc, char **argv)
                                 violation("vm.create twice");
                         check_vmconfig(body, vsock_path, sizeof(vsock_path));
                         created = true;
+                        reply(fd, 204, NULL);
+                } else if (strcmp(ep, "vm.add-net") == 0 && put) {
+                        /* Cold add (before boot): a NetConfig naming the MAC, the tap fd beside
+                         * the request. The log line lets the test compare the fd's inode. */
+                        json_object *nc = json_tokener_parse(body), *mac = NULL, *id = NULL;
+                        if (!created || booted)
+                                violation("vm.add-net outside created-not-booted");
+                        if (!nc || !json_object_object_get_ex(nc, "mac", &mac) ||
+                            !json_object_object_get_ex(nc, "id", &id))
+                                violation("vm.add-net body without mac and id: %s", body);
+                        if (json_object_object_get_ex(nc, "tap", NULL))
+                                violation("vm.add-net names a tap device besides its fd");
+                        struct stat st;
+                        if (n_rfds != 1 || fstat(rfds[0], &st) < 0)
+                                violation("vm.add-net with %zu fds (want 1)", n_rfds);
+                        else
+                                fprintf(fake_log, "ADD-NET %s %s ino=%lu\n",
+                                        id ? json_object_get_string(id) : "?",
+                                        mac ? json_object_get_string(mac) : "?",
+                                        (unsigned long)st.st_ino);
+                        json_object_put(nc);
                         reply(fd, 204, NULL);
                 } else if (strcmp(ep, "vm.boot") == 0 && put) {
                         if (!created) {
@@ -303,6 +344,8 @@ static int fake_clh(int argc, char **argv)
                         violation("%s %s is not a documented endpoint/method", method, path);
                         reply(fd, 404, NULL);
                 }
+                for (size_t i = 0; i < n_rfds; i++)
+                        close(rfds[i]);
                 close(fd);
                 if (exit_after >= 0) {
                         unlink(argv[2] + 5);
@@ -421,6 +464,53 @@ static void test_lifecycle(void **state)
         assert_run_dir_empty();
 }
 
+/* Two pod NICs: each cold-added with vm.add-net between create and boot, its own fd passed. */
+static void test_nets(void **state)
+{
+        unlink(log_path);
+        unsetenv("HV_FAKE_CLH_MODE");
+        int p1[2], p2[2];
+        assert_int_equal(pipe2(p1, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(p2, O_CLOEXEC), 0);
+        struct hv_net nets[] = {{.tap_fd = p1[0], .mac = "52:54:00:cc:00:01"},
+                                {.tap_fd = p2[0], .mac = "52:54:00:cc:00:02"}};
+        struct hv_config c = clh_config();
+        c.nets = nets;
+        c.n_nets = 2;
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        if (start_vm(vm, &err) < 0)
+                fail_msg("start: %s", cc_error_message(err));
+        assert_int_equal(hv_vm_stop(vm, 300, &err), 0);
+        struct hv_exit ex;
+        assert_int_equal(hv_vm_wait(vm, 0, &ex, &err), 0);
+        _cleanup_free_ char *log = slurp(log_path);
+        if (ex.code != 0)
+                fail_msg("the fake saw violations (exit %d):\n%s", ex.code, log);
+        struct stat s1, s2;
+        assert_int_equal(fstat(p1[0], &s1), 0);
+        assert_int_equal(fstat(p2[0], &s2), 0);
+        char l1[128], l2[128];
+        snprintf(l1, sizeof(l1), "ADD-NET net0 52:54:00:cc:00:01 ino=%lu\n", (unsigned long)s1.st_ino);
+        snprintf(l2, sizeof(l2), "ADD-NET net1 52:54:00:cc:00:02 ino=%lu\n", (unsigned long)s2.st_ino);
+        const char *seq[] = {"PUT /api/v1/vm.create\n", "PUT /api/v1/vm.add-net\n", l1,
+                             "PUT /api/v1/vm.add-net\n", l2, "PUT /api/v1/vm.boot\n"};
+        const char *at = log;
+        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+                const char *p = strstr(at, seq[i]);
+                if (!p)
+                        fail_msg("missing or out of order: %s in\n%s", seq[i], log);
+                at = p + strlen(seq[i]);
+        }
+        hv_vm_free(vm);
+        for (int i = 0; i < 2; i++) {
+                close(p1[i]);
+                close(p2[i]);
+        }
+        assert_run_dir_empty();
+}
+
 static void test_kill9(void **state)
 {
         unsetenv("HV_FAKE_CLH_MODE");
@@ -522,6 +612,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_response), cmocka_unit_test(test_vmconfig_refusals),
                 cmocka_unit_test(test_host_check),     cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_nets),
                 cmocka_unit_test(test_kill9),          cmocka_unit_test(test_vmm_dies_during_start),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
