@@ -165,6 +165,7 @@ void hv__config_done(struct hv_config *cfg)
         for (size_t i = 0; i < cfg->n_nets; i++) {
                 cc_close(cfg->nets[i].tap_fd);
                 free((char *)cfg->nets[i].mac);
+                free((char *)cfg->nets[i].tap_name);
         }
         free((void *)cfg->nets);
         *cfg = (struct hv_config){0};
@@ -199,13 +200,18 @@ int hv__config_copy(struct hv_config *dst, const struct hv_config *src)
                         r = -ENOMEM;
                 dst->nets = n;
                 for (size_t i = 0; r == 0 && i < src->n_nets; i++) {
-                        n[i].tap_fd = fcntl(src->nets[i].tap_fd, F_DUPFD_CLOEXEC, 3);
+                        /* A tap by name (libvirt) has no fd to duplicate. */
+                        n[i].tap_fd = src->nets[i].tap_fd < 0
+                                              ? -1
+                                              : fcntl(src->nets[i].tap_fd, F_DUPFD_CLOEXEC, 3);
                         dst->n_nets = i + 1;
-                        if (n[i].tap_fd < 0) {
+                        if (n[i].tap_fd < 0 && src->nets[i].tap_fd >= 0) {
                                 r = -errno;
                                 break;
                         }
                         r = dup_str((char **)&n[i].mac, src->nets[i].mac);
+                        if (r == 0)
+                                r = dup_str((char **)&n[i].tap_name, src->nets[i].tap_name);
                 }
         }
         if (r < 0)
@@ -316,10 +322,24 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                 return cc_error_set(err, EINVAL,
                                     "TEE host-data, id-block, id-auth and mrconfigid must be "
                                     "base64");
-        for (size_t i = 0; i < cfg->n_nets; i++)
-                if (!valid_mac(cfg->nets[i].mac))
-                        return cc_error_set(err, EINVAL, "invalid MAC address '%s'",
-                                            cfg->nets[i].mac);
+        for (size_t i = 0; i < cfg->n_nets; i++) {
+                const struct hv_net *n = &cfg->nets[i];
+                if (!valid_mac(n->mac))
+                        return cc_error_set(err, EINVAL, "invalid MAC address '%s'", n->mac);
+                /* A tap fd, or (libvirt, which takes no fds) a tap's name: exactly one. */
+                if ((n->tap_fd >= 0) == (n->tap_name != NULL))
+                        return cc_error_set(err, EINVAL, "NIC %zu: give a tap fd or a tap name", i);
+                if (n->tap_name && (strlen(n->tap_name) == 0 || strlen(n->tap_name) >= 16 ||
+                                    strpbrk(n->tap_name, "/: \t\n'\"<>&") ||
+                                    !strcmp(n->tap_name, ".") || !strcmp(n->tap_name, "..")))
+                        return cc_error_set(err, EINVAL, "NIC %zu: invalid tap name '%s'", i,
+                                            n->tap_name);
+                if (n->tap_name && !cc_streq(cfg->backend, "libvirt"))
+                        return cc_error_set(err, EINVAL,
+                                            "NIC %zu: a tap by name (%s) is for the libvirt "
+                                            "backend; backend %s takes tap fds",
+                                            i, n->tap_name, cfg->backend);
+        }
         if (!cfg->user_net && cfg->user_net_mac)
                 return cc_error_set(err, EINVAL, "user_net_mac set without user_net");
         if (cfg->user_net && cfg->tee.kind != HV_TEE_NONE)

@@ -97,6 +97,10 @@ struct hv_disk {
 struct hv_net {
         int tap_fd;      /* an open tap fd; the library passes a duplicate to the VMM */
         const char *mac; /* "52:54:00:..." or NULL */
+        /* libvirt only, which takes no fds (and then tap_fd is -1): an existing tap in the
+         * namespace of libvirtd, opened by name (<interface type='ethernet'>, managed='no';
+         * the shim's SHIM_NET_HOST_TAP makes it). The other backends refuse it. */
+        const char *tap_name;
 };
 
 struct hv_config {

@@ -117,9 +117,21 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
                                     "(%s needs libvirt >= %s)",
                                     have, tee->libvirt_type, tee->name, need);
         }
-        if (cfg->n_nets)
+        if (cfg->n_nets && plan->libvirt_version < 5007000) {
+                char have[32];
+                version_string(plan->libvirt_version, have, sizeof(have));
                 return cc_error_set(err, EOPNOTSUPP,
-                                    "libvirt backend: tap fds cannot be handed to libvirtd");
+                                    "libvirt %s cannot use an existing tap (<target "
+                                    "managed='no'> needs libvirt >= 5.7.0)",
+                                    have);
+        }
+        for (size_t i = 0; i < cfg->n_nets; i++)
+                if (!cfg->nets[i].tap_name)
+                        return cc_error_set(err, EOPNOTSUPP,
+                                            "libvirt backend: NIC %zu: tap fds cannot be handed "
+                                            "to libvirtd; it needs the name of an existing tap "
+                                            "in its namespace (the shim's host-tap mode)",
+                                            i);
         if (cfg->user_net)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "libvirt backend: no user-mode network (QEMU only)");
@@ -178,6 +190,19 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
                 if (cfg->disks[i].readonly)
                         fputs("      <readonly/>\n", f);
                 fputs("    </disk>\n", f);
+        }
+        for (size_t i = 0; i < cfg->n_nets; i++) {
+                /* An existing tap libvirtd opens by name and leaves alone (managed='no', libvirt
+                 * >= 5.7): the shim made it, up, with its MTU and mirrored with the pod. */
+                fputs("    <interface type='ethernet'>\n", f);
+                if (cfg->nets[i].mac) {
+                        fputs("      <mac address='", f);
+                        xml_text(f, cfg->nets[i].mac);
+                        fputs("'/>\n", f);
+                }
+                fputs("      <target dev='", f);
+                xml_text(f, cfg->nets[i].tap_name);
+                fputs("' managed='no'/>\n      <model type='virtio'/>\n    </interface>\n", f);
         }
         fputs("    <serial type='file'>\n      <source path='", f);
         xml_text(f, plan->console_log);

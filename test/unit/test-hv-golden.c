@@ -281,6 +281,37 @@ static void libvirt_golden(const char *name, enum hv_tee tee, unsigned long vers
         compare(name, xml);
 }
 
+/* A pod NIC: the shim's persistent host tap, opened by name by libvirtd. */
+static void test_libvirt_none_nic(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        c.backend = "libvirt";
+        const struct hv_net nic = {
+                .tap_fd = -1, .mac = "0a:58:0a:58:4d:02", .tap_name = "cct1a2b3c4d"};
+        c.nets = &nic;
+        c.n_nets = 1;
+        struct hv_libvirt_plan plan = {.cfg = &c,
+                                       .console_log = RUN_DIR "/console.log",
+                                       .accel = HV_ACCEL_TCG,
+                                       .channel = HV_CHANNEL_SERIAL,
+                                       .libvirt_version = 9000000};
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv_libvirt_domain_xml(&plan, &xml, &err) < 0)
+                fail_msg("%s", cc_error_message(err));
+        compare("libvirt-none-nic.xml", xml);
+        /* A tap fd alone: libvirtd cannot take it; an old libvirt cannot use an existing tap. */
+        const struct hv_net fd_nic = {.tap_fd = 0, .mac = "0a:58:0a:58:4d:02"};
+        c.nets = &fd_nic;
+        free(TAKE_PTR(xml));
+        assert_int_equal(hv_libvirt_domain_xml(&plan, &xml, &err), -EOPNOTSUPP);
+        assert_non_null(strstr(cc_error_message(err), "tap fds cannot be handed to libvirtd"));
+        c.nets = &nic;
+        plan.libvirt_version = 5006000;
+        assert_int_equal(hv_libvirt_domain_xml(&plan, &xml, &err), -EOPNOTSUPP);
+        assert_non_null(strstr(cc_error_message(err), "needs libvirt >= 5.7.0"));
+}
+
 static void test_libvirt_none(void **state)
 {
         libvirt_golden("libvirt-none.xml", HV_TEE_NONE, 9000000);
@@ -375,6 +406,7 @@ int main(void)
                 cmocka_unit_test(test_clh_none),
                 cmocka_unit_test(test_clh_tdx),
                 cmocka_unit_test(test_libvirt_none),
+                cmocka_unit_test(test_libvirt_none_nic),
                 cmocka_unit_test(test_libvirt_sev),
                 cmocka_unit_test(test_libvirt_sev_es),
                 cmocka_unit_test(test_libvirt_sev_snp),

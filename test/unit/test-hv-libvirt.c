@@ -119,6 +119,55 @@ static void test_sev_xml_accepted(void **state)
         virConnectClose(conn);
 }
 
+/* A pod NIC through hv.h: the tap by name reaches the domain as <interface type='ethernet'>
+ * with managed='no' and the MAC; a tap fd alone, or a name for another backend, is refused. */
+static void test_nic_by_name(void **state)
+{
+        virSetErrorFunc(NULL, quiet);
+        struct hv_config c = test_config();
+        c.name = "hv-nic";
+        struct hv_net nic = {.tap_fd = -1, .mac = "0a:58:0a:58:4d:02", .tap_name = "cct0badf00d"};
+        c.nets = &nic;
+        c.n_nets = 1;
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        if (hv_vm_start(vm, 5000, &err) < 0)
+                fail_msg("start: %s", cc_error_message(err));
+        virConnectPtr conn = virConnectOpen("test:///default");
+        assert_non_null(conn);
+        virDomainPtr dom = virDomainLookupByName(conn, "hv-nic");
+        assert_non_null(dom);
+        _cleanup_free_ char *back = virDomainGetXMLDesc(dom, 0);
+        assert_non_null(strstr(back, "<interface type='ethernet'>"));
+        assert_non_null(strstr(back, "<mac address='0a:58:0a:58:4d:02'/>"));
+        assert_non_null(strstr(back, "<target dev='cct0badf00d' managed='no'/>"));
+        virDomainFree(dom);
+        virConnectClose(conn);
+        assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
+        hv_vm_free(vm);
+
+        nic = (struct hv_net){.tap_fd = 2, .mac = "0a:58:0a:58:4d:02"};
+        vm = NULL;
+        int r = hv_vm_new(&c, &vm, &err);
+        if (r == 0)
+                r = hv_vm_start(vm, 5000, &err);
+        assert_int_equal(r, -EOPNOTSUPP);
+        assert_non_null(strstr(cc_error_message(err), "tap fds cannot be handed to libvirtd"));
+        hv_vm_free(vm);
+
+        nic = (struct hv_net){.tap_fd = -1, .tap_name = "cct0badf00d"};
+        c.backend = "qemu";
+        vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "a tap by name (cct0badf00d) is for the "
+                                                      "libvirt backend"));
+        c.backend = "libvirt";
+        nic.tap_name = "bad/name";
+        assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "invalid tap name 'bad/name'"));
+}
+
 static void test_check_version_gate(void **state)
 {
         unsigned long version = 0;
@@ -149,9 +198,8 @@ static void test_connect_failure(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_lifecycle),
-                cmocka_unit_test(test_sev_xml_accepted),
-                cmocka_unit_test(test_check_version_gate),
+                cmocka_unit_test(test_lifecycle),       cmocka_unit_test(test_sev_xml_accepted),
+                cmocka_unit_test(test_nic_by_name),     cmocka_unit_test(test_check_version_gate),
                 cmocka_unit_test(test_connect_failure),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
