@@ -65,7 +65,8 @@ static char *state_path(const char *run_dir)
         return asprintf(&p, "%s/" NET_STATE, run_dir) < 0 ? NULL : p;
 }
 
-/* <run_dir>/network: "netns PATH", then per interface "if IFINDEX TAPINDEX MADE NAME TAP". */
+/* <run_dir>/network: "netns PATH", then per interface "if IFINDEX TAPINDEX MADE NAME TAP",
+ * followed by " HOSTTAP" for libvirt's persistent tap in the host namespace. */
 static int state_write(const char *run_dir, const struct shim_net *net, struct cc_error **err)
 {
         _cleanup_free_ char *path = state_path(run_dir), *tmp = NULL;
@@ -76,8 +77,9 @@ static int state_write(const char *run_dir, const struct shim_net *net, struct c
                 return cc_error_set(err, errno, "%s: %m", tmp);
         fprintf(f, "netns %s\n", net->netns_path);
         for (size_t i = 0; i < net->n_ifs; i++)
-                fprintf(f, "if %d %d %u %s %s\n", net->ifs[i].ifindex, net->ifs[i].tap_ifindex,
-                        net->made ? net->made[i] : 0, net->ifs[i].name, net->ifs[i].tap_name);
+                fprintf(f, "if %d %d %u %s %s%s%s\n", net->ifs[i].ifindex, net->ifs[i].tap_ifindex,
+                        net->made ? net->made[i] : 0, net->ifs[i].name, net->ifs[i].tap_name,
+                        net->ifs[i].host_tap[0] ? " " : "", net->ifs[i].host_tap);
         if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
                 int e = errno;
                 unlink(tmp);
@@ -106,9 +108,10 @@ static int state_read(const char *path, struct shim_net **ret)
                 }
                 int ifindex, tap_ifindex;
                 unsigned made;
-                char name[IFNAMSIZ], tap[IFNAMSIZ];
-                if (sscanf(line, "if %d %d %u %15s %15s", &ifindex, &tap_ifindex, &made, name,
-                           tap) != 5 || net->n_ifs >= 64)
+                char name[IFNAMSIZ], tap[IFNAMSIZ], host_tap[IFNAMSIZ] = "";
+                int n = sscanf(line, "if %d %d %u %15s %15s %15s", &ifindex, &tap_ifindex, &made,
+                               name, tap, host_tap);
+                if ((n != 5 && n != 6) || net->n_ifs >= 64)
                         return -EINVAL;
                 struct shim_net_if *ifs = realloc(net->ifs, (net->n_ifs + 1) * sizeof(*ifs));
                 if (!ifs)
@@ -123,6 +126,7 @@ static int state_read(const char *path, struct shim_net **ret)
                                             .tap_fd = -1};
                 snprintf(nif->name, sizeof(nif->name), "%s", name);
                 snprintf(nif->tap_name, sizeof(nif->tap_name), "%s", tap);
+                snprintf(nif->host_tap, sizeof(nif->host_tap), "%s", host_tap);
                 net->made[net->n_ifs++] = made;
         }
         if (!net->netns_path)
@@ -198,10 +202,12 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
         }
         /* QEMU and Cloud Hypervisor both run virtio-net on the tap with the virtio-net header
          * (offloads); only the mock backend reads nothing from it. */
+        /* libvirtd takes no fds: it opens a persistent tap by name in the host namespace. */
         unsigned flags = (confidential ? SHIM_NET_CONFIDENTIAL : 0) |
                          (cc_streq(c->backend, "qemu") || cc_streq(c->backend, "clh")
                                   ? SHIM_NET_VNET_HDR
-                                  : 0);
+                                  : 0) |
+                         (cc_streq(c->backend, "libvirt") ? SHIM_NET_HOST_TAP : 0);
         if ((r = shim_net_setup(netns, flags, &sb->net, err)) < 0)
                 return cc_error_wrap(err, -r, "pod network (network_model %s)",
                                      shim_net_model_to_string(c->network_model));
@@ -213,9 +219,11 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
         hc->nets = *ret_nets;
         hc->n_nets = n;
         for (size_t i = 0; i < sb->net->n_ifs; i++)
-                cc_log_info("sandbox %s: %s (%s, mtu %u) -> %s in %s", sb->id,
+                cc_log_info("sandbox %s: %s (%s, mtu %u) -> %s in %s%s%s", sb->id,
                             sb->net->ifs[i].name, sb->net->ifs[i].mac, sb->net->ifs[i].mtu,
-                            sb->net->ifs[i].tap_name, netns);
+                            sb->net->ifs[i].tap_name, netns,
+                            sb->net->ifs[i].host_tap[0] ? " -> host tap " : "",
+                            sb->net->ifs[i].host_tap);
         return 0;
 }
 
@@ -291,15 +299,13 @@ void shim_pod_net_cleanup_dead(const char *run_dir)
                         strerror(-r));
                 return;
         }
-        /* The namespace may be gone already (CNI removed it): then so is everything in it. */
+        /* The namespace may be gone already (CNI removed it): then so is everything in it,
+         * but not a persistent host tap (libvirt), which teardown removes either way. */
         net->netns_fd = open(net->netns_path, O_RDONLY | O_CLOEXEC);
-        if (net->netns_fd >= 0) {
-                net->active = true;
-                _cleanup_error_ struct cc_error *e = NULL;
-                if (shim_net_teardown(net, &e) < 0)
-                        fprintf(stderr, "pod network in %s: %s\n", net->netns_path,
-                                cc_error_message(e));
-        }
+        net->active = true;
+        _cleanup_error_ struct cc_error *e = NULL;
+        if (shim_net_teardown(net, &e) < 0)
+                fprintf(stderr, "pod network in %s: %s\n", net->netns_path, cc_error_message(e));
         unlink(path);
 }
 

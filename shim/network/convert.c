@@ -64,6 +64,18 @@ int shim_net_hv_nets(const struct shim_net *net, struct hv_net **ret, size_t *re
         if (!nets)
                 return cc_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; i < net->n_ifs; i++) {
+                if (net->flags & SHIM_NET_HOST_TAP) {
+                        /* libvirtd opens the persistent tap by name; no fd to hand over. */
+                        if (cc_isempty(net->ifs[i].host_tap)) {
+                                free(nets);
+                                return cc_error_set(err, ENODEV, "%s has no host tap",
+                                                    net->ifs[i].name);
+                        }
+                        nets[i].tap_fd = -1;
+                        nets[i].tap_name = net->ifs[i].host_tap;
+                        nets[i].mac = net->ifs[i].mac;
+                        continue;
+                }
                 if (net->ifs[i].tap_fd < 0) {
                         free(nets);
                         return cc_error_set(err, EBADF, "the tap of %s is closed or taken",

@@ -19,6 +19,7 @@
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/tc_act/tc_mirred.h>
+#include <linux/veth.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <pthread.h>
@@ -297,6 +298,51 @@ static int link_del(struct cc_nl *nl, int ifindex)
         return cc_nl_talk(nl, &m, NULL, NULL);
 }
 
+/* Deletes the link called name (our own names only: "cct<hex>" persistent taps). */
+static int link_del_name(struct cc_nl *nl, const char *name)
+{
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct ifinfomsg *ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_DELLINK, 0, sizeof(*ifi));
+        ifi->ifi_family = AF_UNSPEC;
+        cc_nl_put_strz(&m, IFLA_IFNAME, name);
+        return cc_nl_talk(nl, &m, NULL, NULL);
+}
+
+/*
+ * Creates (exclusively) a veth pair: `name` in the calling thread's namespace and `peer` in the
+ * namespace of peer_ns_fd, both with the given MTU, in one message, so that no half-made pair
+ * is ever visible: what `ip link add NAME mtu M type veth peer name PEER netns NS` sends.
+ */
+static int veth_pair_add(struct cc_nl *nl, const char *name, const char *peer, int peer_ns_fd,
+                         unsigned mtu)
+{
+        uint32_t buf[256];
+        struct cc_nl_msg m;
+        struct ifinfomsg *ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWLINK,
+                                               NLM_F_CREATE | NLM_F_EXCL, sizeof(*ifi));
+        ifi->ifi_family = AF_UNSPEC;
+        cc_nl_put_strz(&m, IFLA_IFNAME, name);
+        cc_nl_put_u32(&m, IFLA_MTU, mtu);
+        struct rtattr *li = cc_nl_nest_start(&m, IFLA_LINKINFO);
+        cc_nl_put_strz(&m, IFLA_INFO_KIND, "veth");
+        struct rtattr *data = cc_nl_nest_start(&m, IFLA_INFO_DATA);
+        /* VETH_INFO_PEER holds an ifinfomsg followed by the peer's attributes: start it as an
+         * attribute carrying the header, then stretch it over what follows like a nest. */
+        struct rtattr *pa =
+                m.overflow ? NULL
+                           : (struct rtattr *)((char *)m.nlh + NLMSG_ALIGN(m.nlh->nlmsg_len));
+        struct ifinfomsg pifi = {.ifi_family = AF_UNSPEC};
+        cc_nl_put(&m, VETH_INFO_PEER, &pifi, sizeof(pifi));
+        cc_nl_put_strz(&m, IFLA_IFNAME, peer);
+        cc_nl_put_u32(&m, IFLA_MTU, mtu);
+        cc_nl_put_u32(&m, IFLA_NET_NS_FD, (uint32_t)peer_ns_fd);
+        cc_nl_nest_end(&m, pa);
+        cc_nl_nest_end(&m, data);
+        cc_nl_nest_end(&m, li);
+        return cc_nl_talk(nl, &m, NULL, NULL);
+}
+
 /* Adds (add = true, exclusive) or deletes the ingress qdisc (handle ffff:) of ifindex. */
 static int ingress_qdisc(struct cc_nl *nl, int ifindex, bool add)
 {
@@ -375,7 +421,22 @@ enum {
         MADE_TAP_QDISC = 1 << 2,
         MADE_VETH_FILTER = 1 << 3,
         MADE_TAP_FILTER = 1 << 4,
+        /* SHIM_NET_HOST_TAP: the persistent tap in the caller's namespace (MADE_TAP is then
+         * the veth pair, whose caller end takes its qdisc and filter along when it goes). */
+        MADE_HOST_TAP = 1 << 5,
 };
+
+/* A 32-bit FNV-1a over the pod namespace's identity, the interface's position and a retry
+ * counter: stable names per pod and interface, distinct between pods. */
+static uint32_t name_hash(const struct shim_net *net, size_t i, unsigned salt, char kind)
+{
+        uint64_t parts[] = {net->ns_dev, net->ns_ino, i, salt, (uint64_t)(unsigned char)kind};
+        uint32_t h = 2166136261u;
+        const unsigned char *p = (const unsigned char *)parts;
+        for (size_t k = 0; k < sizeof(parts); k++)
+                h = (h ^ p[k]) * 16777619u;
+        return h;
+}
 
 static int open_tap(const char *name, unsigned flags, int *ret_fd, struct cc_error **err)
 {
@@ -426,17 +487,41 @@ static int undo_if(struct cc_nl *nl, struct shim_net_if *nif, unsigned *made, st
         return first;
 }
 
-static int setup_if(struct cc_nl *nl, struct shim_net_if *nif, size_t i, unsigned flags,
-                    unsigned *made, struct cc_error **err)
+/* SHIM_NET_HOST_TAP: the veth pair ccp<hex> (here) / cch<hex> (the caller's namespace). */
+static int make_pair(struct cc_nl *nl, const struct shim_net *net, struct shim_net_if *nif,
+                     size_t i, int host_ns_fd, struct cc_error **err)
 {
-        /* tap<i>_cc, or the next free number when a device of that name exists. */
-        int r = -EBUSY;
-        for (unsigned n = (unsigned)i; r == -EBUSY && n < 4 * SHIM_NET_MAX_IFS; n++) {
-                snprintf(nif->tap_name, sizeof(nif->tap_name), "tap%u_cc", (unsigned short)n);
-                r = open_tap(nif->tap_name, flags, &nif->tap_fd, err);
+        int r = -EEXIST;
+        for (unsigned salt = 0; r == -EEXIST && salt < 16; salt++) {
+                snprintf(nif->tap_name, sizeof(nif->tap_name), "ccp%08x",
+                         name_hash(net, i, salt, 'p'));
+                snprintf(nif->host_veth, sizeof(nif->host_veth), "cch%08x",
+                         name_hash(net, i, salt, 'h'));
+                r = veth_pair_add(nl, nif->tap_name, nif->host_veth, host_ns_fd, nif->mtu);
         }
-        if (r == -EBUSY)
-                return cc_error_set(err, EBUSY, "no free tap name for %s", nif->name);
+        if (r < 0)
+                return cc_error_set(err, -r, "veth pair %s/%s for %s: %s", nif->tap_name,
+                                    nif->host_veth, nif->name, cc_nl_strerror(nl, r));
+        return 0;
+}
+
+static int setup_if(struct cc_nl *nl, struct shim_net *net, size_t i, unsigned flags,
+                    int host_ns_fd, unsigned *made, struct cc_error **err)
+{
+        struct shim_net_if *nif = &net->ifs[i];
+        int r = -EBUSY;
+        if (flags & SHIM_NET_HOST_TAP) {
+                r = make_pair(nl, net, nif, i, host_ns_fd, err);
+        } else {
+                /* tap<i>_cc, or the next free number when a device of that name exists. */
+                for (unsigned n = (unsigned)i; r == -EBUSY && n < 4 * SHIM_NET_MAX_IFS; n++) {
+                        snprintf(nif->tap_name, sizeof(nif->tap_name), "tap%u_cc",
+                                 (unsigned short)n);
+                        r = open_tap(nif->tap_name, flags, &nif->tap_fd, err);
+                }
+                if (r == -EBUSY)
+                        return cc_error_set(err, EBUSY, "no free tap name for %s", nif->name);
+        }
         if (r < 0)
                 return r;
         *made |= MADE_TAP;
@@ -491,6 +576,7 @@ struct ns_job {
         enum op op;
         struct shim_net *net;
         unsigned flags;
+        int host_ns_fd; /* SHIM_NET_HOST_TAP: the caller's namespace, for the pair's far end */
         struct cc_error *err;
         int r;
 };
@@ -522,7 +608,7 @@ static int job_setup(struct ns_job *job)
                 return cc_error_set(&job->err, ENOMEM, "out of memory");
         net->active = true;
         for (size_t i = 0; i < net->n_ifs; i++) {
-                r = setup_if(&nl, &net->ifs[i], i, job->flags, &net->made[i], &job->err);
+                r = setup_if(&nl, net, i, job->flags, job->host_ns_fd, &net->made[i], &job->err);
                 if (r < 0) {
                         /* Undo in this namespace now; the caller gets the setup error. */
                         for (size_t j = 0; j <= i; j++)
@@ -584,6 +670,110 @@ static int run_in_netns(struct ns_job *job, struct cc_error **err)
         return 0;
 }
 
+/* --- SHIM_NET_HOST_TAP: the caller's namespace (run in the caller's thread) --- */
+
+/* Creates the persistent tap cct<hex> for interface i (never one that exists). */
+static int make_host_tap(struct shim_net *net, size_t i, struct cc_error **err)
+{
+        struct shim_net_if *nif = &net->ifs[i];
+        int r = -EBUSY;
+        _cleanup_close_ int fd = -1;
+        for (unsigned salt = 0; r == -EBUSY && salt < 16; salt++) {
+                snprintf(nif->host_tap, sizeof(nif->host_tap), "cct%08x",
+                         name_hash(net, i, salt, 't'));
+                r = open_tap(nif->host_tap, 0, &fd, err);
+        }
+        if (r == -EBUSY)
+                return cc_error_set(err, EBUSY, "no free host tap name for %s", nif->name);
+        if (r < 0)
+                return r;
+        net->made[i] |= MADE_HOST_TAP;
+        /* Persistent: the tap outlives this fd until teardown deletes it; root keeps it (no
+         * TUNSETOWNER), and libvirtd, root, attaches to it by name. */
+        if (ioctl(fd, TUNSETPERSIST, 1) < 0)
+                return cc_error_set(err, errno, "making %s persistent: %s", nif->host_tap,
+                                    strerror(errno));
+        return 0;
+}
+
+/* Brings up dev (index *ret) with mtu and no IPv6 address of its own. */
+static int host_link_up(struct cc_nl *nl, const char *dev, unsigned mtu, int *ret,
+                        struct cc_error **err)
+{
+        int ifindex = (int)if_nametoindex(dev);
+        if (ifindex == 0)
+                return cc_error_set(err, errno, "%s has no index: %s", dev, strerror(errno));
+        int r = tap_no_ipv6_addrgen(nl, ifindex);
+        if (r < 0)
+                return cc_error_set(err, -r, "IPv6 address generation off on %s: %s", dev,
+                                    cc_nl_strerror(nl, r));
+        r = link_set(nl, ifindex, mtu, true);
+        if (r < 0)
+                return cc_error_set(err, -r, "bringing up %s (mtu %u): %s", dev, mtu,
+                                    cc_nl_strerror(nl, r));
+        *ret = ifindex;
+        return 0;
+}
+
+/* The tap and the pair's caller end, mirrored both ways (both devices are new and ours). */
+static int host_setup_if(struct cc_nl *nl, struct shim_net *net, size_t i, struct cc_error **err)
+{
+        struct shim_net_if *nif = &net->ifs[i];
+        int tap = 0, veth = 0;
+        int r = make_host_tap(net, i, err);
+        if (r < 0)
+                return r;
+        if ((r = host_link_up(nl, nif->host_tap, nif->mtu, &tap, err)) < 0 ||
+            (r = host_link_up(nl, nif->host_veth, nif->mtu, &veth, err)) < 0)
+                return r;
+        const char *dev[2] = {nif->host_veth, nif->host_tap};
+        const int idx[2] = {veth, tap};
+        for (int k = 0; k < 2; k++)
+                if ((r = ingress_qdisc(nl, idx[k], true)) < 0)
+                        return cc_error_set(err, -r, "ingress qdisc on %s: %s", dev[k],
+                                            cc_nl_strerror(nl, r));
+        for (int k = 0; k < 2; k++)
+                if ((r = redirect_filter_add(nl, idx[k], idx[1 - k])) < 0)
+                        return cc_error_set(err, -r, "redirect filter %s -> %s: %s", dev[k],
+                                            dev[1 - k], cc_nl_strerror(nl, r));
+        return 0;
+}
+
+/* Deletes the persistent taps (by name: after a crash the index may be someone else's). */
+static int host_teardown(struct shim_net *net, struct cc_error **err)
+{
+        bool any = false;
+        for (size_t i = 0; i < net->n_ifs; i++)
+                any |= (net->made[i] & MADE_HOST_TAP) != 0;
+        if (!any)
+                return 0;
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
+        int r = open_nl(&nl, err);
+        if (r < 0)
+                return r;
+        int first = 0;
+        for (size_t i = 0; i < net->n_ifs; i++) {
+                if (!(net->made[i] & MADE_HOST_TAP))
+                        continue;
+                r = link_del_name(&nl, net->ifs[i].host_tap);
+                if (r < 0 && r != -ENODEV && r != -ENOENT && first == 0)
+                        first = cc_error_set(err, -r, "removing the host tap %s of %s: %s",
+                                             net->ifs[i].host_tap, net->ifs[i].name,
+                                             cc_nl_strerror(&nl, r));
+                net->made[i] &= ~(unsigned)MADE_HOST_TAP;
+        }
+        return first;
+}
+
+static int host_setup(struct shim_net *net, struct cc_error **err)
+{
+        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
+        int r = open_nl(&nl, err);
+        for (size_t i = 0; r >= 0 && i < net->n_ifs; i++)
+                r = host_setup_if(&nl, net, i, err);
+        return r;
+}
+
 /* True when fd is the same namespace as the one at path (nsfs inode and device). */
 static bool same_ns(const struct stat *st, const char *path)
 {
@@ -598,6 +788,7 @@ int shim_net_setup(const char *netns_path, unsigned flags, struct shim_net **ret
         if (!net)
                 return cc_error_set(err, ENOMEM, "out of memory");
         net->netns_fd = -1;
+        net->flags = flags;
 
         if (cc_isempty(netns_path)) {
                 if (flags & SHIM_NET_CONFIDENTIAL)
@@ -634,10 +825,25 @@ int shim_net_setup(const char *netns_path, unsigned flags, struct shim_net **ret
                 return 0;
         }
 
-        struct ns_job job = {.op = OP_SETUP, .net = net, .flags = flags};
+        net->ns_dev = st.st_dev;
+        net->ns_ino = st.st_ino;
+
+        _cleanup_close_ int host_ns_fd = -1;
+        if (flags & SHIM_NET_HOST_TAP) {
+                /* This thread's namespace (the process's may differ in a test harness). */
+                host_ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+                if (host_ns_fd < 0)
+                        return cc_error_set(err, errno, "/proc/thread-self/ns/net: %s",
+                                            strerror(errno));
+        }
+        struct ns_job job = {.op = OP_SETUP, .net = net, .flags = flags, .host_ns_fd = host_ns_fd};
         int r = run_in_netns(&job, err);
         if (r < 0)
                 return r;
+        if ((flags & SHIM_NET_HOST_TAP) && (r = host_setup(net, err)) < 0) {
+                shim_net_teardown(net, NULL);
+                return r;
+        }
         *ret = TAKE_PTR(net);
         return 0;
 }
@@ -650,8 +856,18 @@ int shim_net_teardown(struct shim_net *net, struct cc_error **err)
          * RTM_DELLINK below whoever holds them. */
         for (size_t i = 0; i < net->n_ifs; i++)
                 net->ifs[i].tap_fd = cc_close(net->ifs[i].tap_fd);
+        /* The caller's namespace first: the persistent taps outlive the pod namespace. */
+        int first = net->made ? host_teardown(net, err) : 0;
+        if (net->netns_fd < 0) {
+                /* The pod namespace is gone, and with it everything setup made there. */
+                for (size_t i = 0; net->made && i < net->n_ifs; i++)
+                        net->made[i] = 0;
+                net->active = false;
+                return first;
+        }
         struct ns_job job = {.op = OP_TEARDOWN, .net = net};
-        return run_in_netns(&job, err);
+        int r = run_in_netns(&job, first < 0 ? NULL : err);
+        return first < 0 ? first : r;
 }
 
 int shim_net_take_tap_fd(struct shim_net *net, size_t i)

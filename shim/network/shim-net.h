@@ -58,6 +58,20 @@ enum {
         SHIM_NET_CONFIDENTIAL = 1 << 0,
         /* Open the taps with IFF_VNET_HDR (QEMU then uses the virtio-net header offloads). */
         SHIM_NET_VNET_HDR = 1 << 1,
+        /*
+         * For a VMM that opens its tap by name in its own namespace, the caller's (libvirtd:
+         * `<interface type='ethernet'>` with `<target dev=NAME managed='no'/>`, which takes no
+         * fd). Per interface, a persistent tap "cct<8 hex>" (owned by root, no IPv6 address
+         * generation, the veth's MTU, up) is made in the CALLER's namespace, and a veth pair
+         * joins the two namespaces: "ccp<8 hex>" in the pod namespace, mirrored with the pod's
+         * veth by the same tc filters a pod tap gets, and "cch<8 hex>" in the caller's,
+         * mirrored with the persistent tap there. The hex is a hash of the pod namespace's
+         * inode, the interface's position and a retry counter (a name in use is never taken).
+         * No tap fd is held (tap_fd -1); shim_net_hv_nets() gives the tap's name instead.
+         * Teardown deletes the pair and the persistent tap, even when the pod namespace is
+         * gone already (the tap lives on in the caller's namespace until deleted).
+         */
+        SHIM_NET_HOST_TAP = 1 << 2,
 };
 
 #define SHIM_NET_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
@@ -97,9 +111,15 @@ struct shim_net_if {
         unsigned raw_flags;
         struct shim_net_addr *addrs;
         size_t n_addrs;
-        char tap_name[IFNAMSIZ]; /* "tap<N>_cc" */
+        /* "tap<N>_cc"; with SHIM_NET_HOST_TAP the pod end of the veth pair ("ccp<hex>"),
+         * which then takes the tap's place in the pod namespace's filters */
+        char tap_name[IFNAMSIZ];
         int tap_ifindex;
-        int tap_fd; /* O_CLOEXEC; owned by the struct, -1 once taken */
+        int tap_fd; /* O_CLOEXEC; owned by the struct, -1 once taken (always, HOST_TAP) */
+        /* SHIM_NET_HOST_TAP only, "" otherwise: the persistent tap in the caller's namespace
+         * (what the VMM opens) and the caller's end of the veth pair. */
+        char host_tap[IFNAMSIZ];
+        char host_veth[IFNAMSIZ];
 };
 
 struct shim_net {
@@ -113,6 +133,9 @@ struct shim_net {
         size_t n_neighs;
         unsigned *made; /* per interface: what setup created, so teardown removes only that */
         bool active;    /* taps and filters exist and teardown has work to do */
+        unsigned flags; /* shim_net_setup()'s */
+        /* the pod namespace's identity (nsfs device and inode), for the HOST_TAP names */
+        unsigned long long ns_dev, ns_ino;
 };
 
 /*
@@ -132,9 +155,11 @@ int shim_net_setup(const char *netns_path, unsigned flags, struct shim_net **ret
                    struct cc_error **err);
 
 /*
- * Removes what setup created (filters, qdiscs, taps) and closes the tap fds still held. Safe to
- * call twice and on a partially set up network; the first error is returned, but every step is
- * tried.
+ * Removes what setup created (filters, qdiscs, taps; with SHIM_NET_HOST_TAP also the veth pair
+ * and the persistent tap in the caller's namespace, deleted by name) and closes the tap fds
+ * still held. Safe to call twice and on a partially set up network; the first error is
+ * returned, but every step is tried. netns_fd -1 (the pod namespace is gone, with everything
+ * that was in it): only the caller's namespace is cleaned.
  */
 int shim_net_teardown(struct shim_net *net, struct cc_error **err);
 
@@ -151,8 +176,9 @@ int shim_net_take_tap_fd(struct shim_net *net, size_t i);
 
 /*
  * The VMM's view: one struct hv_net per interface, in order, borrowing the tap fd (the hv
- * library duplicates it for the VMM) and the MAC from net, so net must outlive the VM's
- * creation. *ret is malloc'ed (free it); *ret_n may be 0.
+ * library duplicates it for the VMM), or with SHIM_NET_HOST_TAP the persistent tap's name
+ * (tap_fd -1), and the MAC from net, so net must outlive the VM's creation. *ret is malloc'ed
+ * (free it); *ret_n may be 0.
  */
 int shim_net_hv_nets(const struct shim_net *net, struct hv_net **ret, size_t *ret_n,
                      struct cc_error **err);

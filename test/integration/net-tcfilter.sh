@@ -9,8 +9,10 @@ set -euo pipefail
 TOOL=$BUILD/test/tools/net-tcfilter
 POD=cc-nt-$$-pod
 NODE=cc-nt-$$-node
+HOSTNS=cc-nt-$$-host
 net_cleanup() {
         local rc=$?
+        ip netns del "$HOSTNS" 2>/dev/null || true
         ip netns del "$POD" 2>/dev/null || true
         ip netns del "$NODE" 2>/dev/null || true
         return $rc
@@ -58,12 +60,13 @@ run_pass() {
         echo "$before"
 
         echo "--- net-tcfilter"
-        NET_TCFILTER_QEMU=$QEMU NET_TCFILTER_VNET_HDR=${VNET_HDR:-0} "$TOOL" "$POD" "$NODE" |
+        ${IN_HOST:-} env NET_TCFILTER_QEMU=$QEMU NET_TCFILTER_VNET_HDR=${VNET_HDR:-0} \
+                NET_TCFILTER_HOST_TAP=${HOST_TAP:-0} "$TOOL" "$POD" "$NODE" |
                 tee "$CC_TMP/tool.out"
         out=$(cat "$CC_TMP/tool.out")
         grep -q "refusal (no netns path): -1 host networking is not supported for confidential" <<<"$out" ||
                 cc_fail "no clear refusal of host networking"
-        grep -q "interface eth0 mac .* mtu 1400 kind veth tap tap0_cc" <<<"$out" || cc_fail "eth0 not read"
+        grep -q "interface eth0 mac .* mtu 1400 kind veth tap ${POD_TAP:-tap0_cc}" <<<"$out" || cc_fail "eth0 not read"
         grep -q "address 10.88.77.2/24" <<<"$out" || cc_fail "address not read"
         grep -q "address fd00:88::2/64" <<<"$out" || cc_fail "IPv6 address not read"
         grep -q "address fe80:" <<<"$out" && cc_fail "IPv6 link-local address passed on"
@@ -77,8 +80,8 @@ run_pass() {
                 cc_fail "no device route in the Routes message"
         grep -q "agent ARPNeighbor: 10.88.77.9 lladdr 02:00:00:00:00:09 dev eth0" <<<"$out" ||
                 cc_fail "no static neighbour"
-        grep -q "mirred (Egress Redirect to device tap0_cc)" <<<"$out" || cc_fail "no veth -> tap filter"
-        if [ -n "$QEMU" ]; then
+        grep -q "mirred (Egress Redirect to device ${POD_TAP:-tap0_cc})" <<<"$out" || cc_fail "no veth -> tap filter"
+        if [ -n "$QEMU" ] && [ -z "${HOST_TAP:-}" ]; then
                 grep -q "n0: index=0,type=tap,fd=3" <<<"$out" || cc_fail "QEMU did not take the tap fd"
                 grep -q "macaddr=$(grep -o 'interface eth0 mac [0-9a-f:]*' <<<"$out" | awk '{print $4}')" <<<"$out" ||
                         cc_fail "the guest NIC does not have the veth's MAC"
@@ -116,4 +119,23 @@ grep -q "VMM NIC 1: " "$CC_TMP/tool.out" || cc_fail "no second NIC for the VMM"
 # (Output captured first: with pipefail, grep -q closing the pipe early would fail tc.)
 foreign=$(tc -n "$POD" filter show dev eth0 ingress)
 grep -q "pref 1 u32" <<<"$foreign" || cc_fail "foreign filter removed"
-echo "PASS: node <-> tap through tc mirred both ways; teardown restored the pod namespace"
+
+# Pass 3, libvirt's mode (SHIM_NET_HOST_TAP): the tool runs in a third namespace standing for
+# the host (libvirtd's); setup makes a persistent tap there and a veth pair joining it to the
+# pod, the guest is played on that tap attached by name, and teardown must leave both the pod
+# and the "host" namespace as they were.
+echo "=== pass 3: host tap (libvirt), the guest on a persistent tap in the host namespace"
+ip netns add "$HOSTNS"
+ip -n "$HOSTNS" link set lo up
+host_state() { ip -n "$HOSTNS" -br link; tc -n "$HOSTNS" qdisc show; }
+host_before=$(host_state)
+HOST_TAP=1 POD_TAP='ccp[0-9a-f]\{8\}' IN_HOST="ip netns exec $HOSTNS" run_pass
+out=$(cat "$CC_TMP/tool.out")
+grep -q "interface eth0 .* host veth cch[0-9a-f]\{8\} host tap cct[0-9a-f]\{8\}" <<<"$out" ||
+        cc_fail "no host tap for eth0"
+grep -q "VMM NIC 0: tap name cct[0-9a-f]\{8\} fd [0-9]" <<<"$out" || cc_fail "no tap name for the VMM"
+grep -q "guest: .* 3 echo replies written; node pinger exit 0" <<<"$out" ||
+        cc_fail "no traffic through the host tap"
+host_after=$(host_state)
+[ "$host_before" = "$host_after" ] || { diff <(echo "$host_before") <(echo "$host_after") || true; cc_fail "teardown left changes in the host namespace"; }
+echo "PASS: node <-> tap through tc mirred both ways (pod tap, and host tap via a veth pair); teardown restored both namespaces"

@@ -12,6 +12,9 @@
  *     over a raw socket and expects exactly 3 replies (a duplicate would mean the pod's own
  *     kernel answered too, i.e. the frames did not go through the tap);
  *  5. tears down. Exit 0 when every step held.
+ * NET_TCFILTER_HOST_TAP=1: the libvirt mode (SHIM_NET_HOST_TAP): the guest is played on the
+ * persistent tap setup made in the tool's own namespace (run it in a test namespace standing for
+ * the host), attached by name as libvirtd does, so frames cross pod veth -> ccp -> cch -> tap.
  * With --bench COUNT it measures instead: setup and teardown latency, and the round-trip time
  * node -> pod with the pod's kernel answering, then through tc and the tap (bench/net-tcfilter.sh).
  * All traffic stays between the two namespaces.
@@ -20,6 +23,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -256,6 +262,22 @@ static int qemu_check(const char *qemu, int tap_fd, const char *mac)
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* Attaches to the existing tap `name` as libvirtd does (no IFF_TUN_EXCL); -errno on failure. */
+static int attach_tap(const char *name)
+{
+        int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        return fd;
 }
 
 static int check_refusals(void)
@@ -506,15 +528,22 @@ int main(int argc, char **argv)
         /* NET_TCFILTER_VNET_HDR=1: taps with IFF_VNET_HDR, as QEMU's virtio-net uses them. */
         const char *vh = getenv("NET_TCFILTER_VNET_HDR");
         bool vnet_hdr = vh && strcmp(vh, "1") == 0;
-        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL | (vnet_hdr ? SHIM_NET_VNET_HDR : 0),
+        const char *ht = getenv("NET_TCFILTER_HOST_TAP");
+        bool host_tap = ht && strcmp(ht, "1") == 0;
+        int r = shim_net_setup(pod_path,
+                               SHIM_NET_CONFIDENTIAL | (vnet_hdr ? SHIM_NET_VNET_HDR : 0) |
+                                       (host_tap ? SHIM_NET_HOST_TAP : 0),
                                &net, &err);
         if (r < 0)
                 return fail("shim_net_setup", r, err);
         printf("taps with a vnet header: %s\n", vnet_hdr ? "yes" : "no");
         for (size_t i = 0; i < net->n_ifs; i++) {
                 const struct shim_net_if *nif = &net->ifs[i];
-                printf("interface %s mac %s mtu %u kind %s tap %s fd %d\n", nif->name, nif->mac,
+                printf("interface %s mac %s mtu %u kind %s tap %s fd %d", nif->name, nif->mac,
                        nif->mtu, nif->kind, nif->tap_name, nif->tap_fd);
+                if (host_tap)
+                        printf(" host veth %s host tap %s", nif->host_veth, nif->host_tap);
+                printf("\n");
                 for (size_t j = 0; j < nif->n_addrs; j++)
                         printf("  address %s/%u\n", nif->addrs[j].addr, nif->addrs[j].prefix_len);
         }
@@ -541,11 +570,18 @@ int main(int argc, char **argv)
                 fprintf(stderr, "FAIL: expected eth0 with an IPv4 address\n");
                 rc = 1;
         } else {
+                /* libvirt mode: the guest side is the persistent tap here, by name. */
+                int guest_fd = host_tap ? attach_tap(eth0->host_tap) : eth0->tap_fd;
+                if (guest_fd < 0)
+                        fprintf(stderr, "FAIL: attaching to %s: %s\n", eth0->host_tap,
+                                strerror(-guest_fd));
                 fflush(stdout);
-                pid_t child = fork();
+                pid_t child = guest_fd < 0 ? -1 : fork();
                 if (child == 0)
                         _exit(node_pinger(argv[2], g.ip));
-                int pr = serve_guest(&g, eth0->tap_fd, child);
+                int pr = guest_fd < 0 ? 102 : serve_guest(&g, guest_fd, child);
+                if (host_tap && guest_fd >= 0)
+                        close(guest_fd);
                 printf("guest: %d frames read on the tap, %d ARP replies, %d echo replies "
                        "written; node pinger exit %d\n",
                        g.frames, g.arp_replies, g.echo_replies, pr);
@@ -554,7 +590,7 @@ int main(int argc, char **argv)
         }
 
         const char *qemu = getenv("NET_TCFILTER_QEMU");
-        if (qemu && *qemu && eth0) {
+        if (qemu && *qemu && eth0 && !host_tap) {
                 r = qemu_check(qemu, eth0->tap_fd, eth0->mac);
                 printf("qemu with the tap fd: %s\n", r == 0 ? "ok" : "failed");
                 if (r < 0)
@@ -570,6 +606,16 @@ int main(int argc, char **argv)
                 rc = fail("shim_net_hv_nets", r, err);
         int vmm_fds[64];
         for (size_t i = 0; i < n_nets && i < 64; i++) {
+                if (host_tap) {
+                        /* What libvirtd would hold: the tap attached by name. */
+                        vmm_fds[i] = attach_tap(nets[i].tap_name ? nets[i].tap_name : "");
+                        printf("VMM NIC %zu: tap name %s fd %d mac %s\n", i,
+                               nets[i].tap_name ? nets[i].tap_name : "(none)", vmm_fds[i],
+                               nets[i].mac);
+                        if (nets[i].tap_fd != -1 || vmm_fds[i] < 0)
+                                rc = 1;
+                        continue;
+                }
                 vmm_fds[i] = fcntl(nets[i].tap_fd, F_DUPFD_CLOEXEC, 3);
                 printf("VMM NIC %zu: tap fd %d mac %s\n", i, vmm_fds[i], nets[i].mac);
         }
@@ -587,6 +633,14 @@ int main(int argc, char **argv)
                 if (system(cmd) == 0) {
                         fprintf(stderr, "FAIL: %s survived teardown while the VMM held its fd\n",
                                 net->ifs[i].tap_name);
+                        rc = 1;
+                }
+                if (!host_tap)
+                        continue;
+                /* The host side: the persistent tap (held by "libvirtd") and the pair's end. */
+                if (if_nametoindex(net->ifs[i].host_tap) || if_nametoindex(net->ifs[i].host_veth)) {
+                        fprintf(stderr, "FAIL: %s or %s survived teardown\n", net->ifs[i].host_tap,
+                                net->ifs[i].host_veth);
                         rc = 1;
                 }
         }

@@ -257,13 +257,59 @@ static void test_hv_nets(void **state)
         assert_null(nets);
 }
 
+/* SHIM_NET_HOST_TAP (libvirt): the VMM gets the persistent tap's name and no fd. */
+static void test_hv_nets_host_tap(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_shim_net_ struct shim_net *net = sample_net();
+        net->flags = SHIM_NET_HOST_TAP;
+        struct hv_net *nets = NULL;
+        size_t n = 9;
+        /* Setup that made no host tap cannot give one. */
+        assert_int_equal(shim_net_hv_nets(net, &nets, &n, &err), -ENODEV);
+        assert_non_null(strstr(cc_error_message(err), "eth0 has no host tap"));
+        snprintf(net->ifs[0].host_tap, sizeof(net->ifs[0].host_tap), "cct0123abcd");
+        assert_int_equal(shim_net_hv_nets(net, &nets, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(nets[0].tap_fd, -1);
+        assert_string_equal(nets[0].tap_name, "cct0123abcd");
+        assert_string_equal(nets[0].mac, "0a:58:0a:58:00:05");
+        free(nets);
+        /* The default mode never gives a name. */
+        net->flags = 0;
+        net->ifs[0].tap_fd = dup(2);
+        assert_int_equal(shim_net_hv_nets(net, &nets, &n, &err), 0);
+        assert_null(nets[0].tap_name);
+        free(nets);
+}
+
+/* Teardown with the pod namespace gone (crash cleanup): nothing to do there, no error. */
+static void test_teardown_without_netns(void **state)
+{
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_shim_net_ struct shim_net *net = sample_net();
+        net->made = calloc(1, sizeof(*net->made));
+        assert_non_null(net->made);
+        net->made[0] = 1; /* the pod's tap: went with the namespace */
+        net->active = true;
+        assert_int_equal(shim_net_teardown(net, &err), 0);
+        assert_false(net->active);
+        assert_int_equal(net->made[0], 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_interface_proto), cmocka_unit_test(test_routes_proto),
-                cmocka_unit_test(test_neighbors_proto), cmocka_unit_test(test_format_mac),
-                cmocka_unit_test(test_spec_netns),      cmocka_unit_test(test_refusals),
-                cmocka_unit_test(test_model),           cmocka_unit_test(test_hv_nets),
+                cmocka_unit_test(test_interface_proto),
+                cmocka_unit_test(test_routes_proto),
+                cmocka_unit_test(test_neighbors_proto),
+                cmocka_unit_test(test_format_mac),
+                cmocka_unit_test(test_spec_netns),
+                cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_model),
+                cmocka_unit_test(test_hv_nets),
+                cmocka_unit_test(test_hv_nets_host_tap),
+                cmocka_unit_test(test_teardown_without_netns),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
