@@ -16,7 +16,11 @@ $(LIBCCTEST): $(TESTLIB_OBJS)
 	$(Q)$(AR) rcs $@ $^
 $(TESTLIB_OBJS): CPPFLAGS += -Itest/lib
 
-TEST_LINK = $(LIBCCTEST) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+# Tests write tar streams (gzip-filtered too) with libarchive's writer: the shared libarchive,
+# named before EXTRA_LIBS, answers every archive_* symbol, so the agent's static tar-reader-only
+# libarchive (guest-agent/image/module.mk) is not used by these programs.
+TEST_LINK = $(LIBCCTEST) $(LIBS) $(shell $(PKG_CONFIG) --libs libarchive) $(PKG_LIBS) \
+	$(EXTRA_LIBS) $(LDLIBS)
 $(BUILD)/test/%.o: CPPFLAGS += -Itest/lib
 
 $(BUILD)/test/unit/test-%: $(BUILD)/test/unit/test-%.o $(LIBCCTEST) $(LIBS)
