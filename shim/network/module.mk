@@ -11,4 +11,4 @@ $(LIBSHIMNET): $(SHIMNET_OBJS)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-INTEGRATION_TESTS += test/integration/net-tcfilter.sh
+INTEGRATION_TESTS += test/integration/net-tcfilter.sh test/integration/net-libvirt.sh
