@@ -440,6 +440,11 @@ static int bench(int count, const char *pod, const char *node)
         char pod_path[256];
         snprintf(pod_path, sizeof(pod_path), "/run/netns/%s", pod);
         _cleanup_error_ struct cc_error *err = NULL;
+        /* NET_TCFILTER_HOST_TAP=1: libvirt's mode (veth pair + persistent tap here). */
+        const char *ht = getenv("NET_TCFILTER_HOST_TAP");
+        bool host_tap = ht && strcmp(ht, "1") == 0;
+        unsigned flags = SHIM_NET_CONFIDENTIAL | (host_tap ? SHIM_NET_HOST_TAP : 0);
+        printf("mode: %s\n", host_tap ? "host tap (libvirt)" : "pod tap (qemu, clh)");
 
         /* Setup and teardown latency (each adds to pod start or stop). */
         enum { ROUNDS = 15 };
@@ -447,7 +452,7 @@ static int bench(int count, const char *pod, const char *node)
         for (int i = 0; i < ROUNDS; i++) {
                 struct shim_net *net = NULL;
                 double t0 = now_us();
-                int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+                int r = shim_net_setup(pod_path, flags, &net, &err);
                 double t1 = now_us();
                 if (r < 0)
                         return fail("setup", r, err);
@@ -467,7 +472,7 @@ static int bench(int count, const char *pod, const char *node)
                down[ROUNDS / 2], down[ROUNDS - 1]);
 
         struct shim_net *net = NULL;
-        int r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        int r = shim_net_setup(pod_path, flags, &net, &err);
         if (r < 0)
                 return fail("setup", r, err);
         struct guest g = {0};
@@ -491,15 +496,21 @@ static int bench(int count, const char *pod, const char *node)
 
         /* Through tc mirred and the tap, answered by this process as the guest. */
         net = NULL;
-        r = shim_net_setup(pod_path, SHIM_NET_CONFIDENTIAL, &net, &err);
+        r = shim_net_setup(pod_path, flags, &net, &err);
         if (r < 0)
                 return fail("setup", r, err);
+        /* The guest's side: the pod tap's fd, or the host tap attached by name (libvirt). */
+        int guest_fd = host_tap ? attach_tap(net->ifs[0].host_tap) : net->ifs[0].tap_fd;
         fflush(stdout);
-        child = fork();
+        child = guest_fd < 0 ? -1 : fork();
         if (child == 0)
-                _exit(rtt_pinger(node, g.ip, count, "node -> tap -> user space"));
-        if (serve_guest(&g, net->ifs[0].tap_fd, child) != 0)
+                _exit(rtt_pinger(node, g.ip, count,
+                                 host_tap ? "node -> host tap -> user space"
+                                          : "node -> tap -> user space"));
+        if (guest_fd < 0 || serve_guest(&g, guest_fd, child) != 0)
                 rc = 1;
+        if (host_tap && guest_fd >= 0)
+                close(guest_fd);
         if (shim_net_teardown(net, &err) < 0)
                 rc = 1;
         shim_net_free(net);
