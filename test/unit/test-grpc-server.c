@@ -87,9 +87,19 @@ static int h_stream(struct cc_grpc_call *call, void *ud, const ProtobufCMessage 
         return 0;
 }
 
-/* How many Slow handlers ran at the same time, at most: proves parallelism without timing. */
+/*
+ * How many Slow handlers ran at the same time, at most: proves parallelism without timing.
+ * With slow_rendezvous set (test_concurrent), a Slow handler waits until SLOW_RENDEZVOUS of
+ * them are inside at once, so a loaded machine that starts the calls slowly cannot make the
+ * overlap smaller; a server that runs handlers one by one never gets there, and the first
+ * handler to wait 5 s in vain ends the waiting for all (the test then fails on the peak,
+ * quickly).
+ */
+#define SLOW_RENDEZVOUS 10
 static int slow_now, slow_peak;
+static bool slow_rendezvous, slow_gave_up;
 static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cond = PTHREAD_COND_INITIALIZER;
 
 static int h_slow(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *req,
                   ProtobufCMessage *resp_, struct cc_error **err)
@@ -98,6 +108,16 @@ static int h_slow(struct cc_grpc_call *call, void *ud, const ProtobufCMessage *r
         pthread_mutex_lock(&slow_lock);
         if (++slow_now > slow_peak)
                 slow_peak = slow_now;
+        pthread_cond_broadcast(&slow_cond);
+        if (slow_rendezvous) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += 5;
+                while (slow_peak < SLOW_RENDEZVOUS && !slow_gave_up)
+                        if (pthread_cond_timedwait(&slow_cond, &slow_lock, &until) == ETIMEDOUT)
+                                slow_gave_up = true;
+                pthread_cond_broadcast(&slow_cond);
+        }
         pthread_mutex_unlock(&slow_lock);
         usleep(100000);
         pthread_mutex_lock(&slow_lock);
@@ -328,6 +348,11 @@ static void test_concurrent(void **state)
         uint8_t buf[64];
         size_t len = pack("x", 1, buf);
         int64_t t0 = mono_ms();
+        pthread_mutex_lock(&slow_lock);
+        slow_rendezvous = true;
+        slow_gave_up = false;
+        slow_peak = 0;
+        pthread_mutex_unlock(&slow_lock);
         /* 200 calls of 100 ms each in flight on one connection, with a deadline. */
         for (int i = 0; i < N; i++)
                 assert_int_equal(cc_grpc_client_start(f->cli,
@@ -353,8 +378,9 @@ static void test_concurrent(void **state)
         (void)t0;
         pthread_mutex_lock(&slow_lock);
         int peak = slow_peak;
+        slow_rendezvous = false;
         pthread_mutex_unlock(&slow_lock);
-        assert_true(peak >= 10);
+        assert_true(peak >= SLOW_RENDEZVOUS);
 }
 
 static void test_size_limit(void **state)
