@@ -68,7 +68,7 @@ struct cc_grpc_server {
 
         /* Worker pool. */
         struct job *jobs_head, *jobs_tail;
-        unsigned n_threads, n_idle, n_busy;
+        unsigned n_threads, n_idle, n_busy, n_queued;
         bool stop_workers;
 };
 
@@ -370,6 +370,7 @@ static void *worker_main(void *arg)
                 s->jobs_head = j->next;
                 if (!s->jobs_head)
                         s->jobs_tail = NULL;
+                s->n_queued--;
                 s->n_busy++;
                 pthread_mutex_unlock(&s->lock);
                 call_run(j->call);
@@ -404,7 +405,12 @@ static int dispatch(struct call *call)
         else
                 s->jobs_head = j;
         s->jobs_tail = j;
-        if (s->n_idle == 0 && s->n_threads < s->opts.max_workers) {
+        s->n_queued++;
+        /* A worker counts as idle until it has woken up and taken a job, so "no idle worker"
+         * would miss jobs queued while signalled workers have not run yet (they would wait
+         * behind long handlers with the pool below its cap): start one when the queue holds
+         * more jobs than there are idle workers to take them, as the ttrpc server does. */
+        if (s->n_queued > s->n_idle && s->n_threads < s->opts.max_workers) {
                 pthread_t t;
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
