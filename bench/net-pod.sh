@@ -38,15 +38,7 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-ip netns add "$POD"
-ip netns add "$NODE"
-ip -n "$POD" link add eth0 type veth peer name vnode netns "$NODE"
-ip -n "$POD" addr add "$POD_IP/24" dev eth0
-ip -n "$NODE" addr add "$NODE_IP/24" dev vnode
-for n in "$POD" "$NODE"; do ip -n "$n" link set lo up; done
-ip -n "$POD" link set eth0 up
-ip -n "$NODE" link set vnode up
-ip -n "$POD" route add default via "$NODE_IP"
+cc_pod_node_netns
 
 # The servers' files: the same busybox for the plain namespace and for the container.
 R=$CC_TMP/rootfs

@@ -198,3 +198,21 @@ allow_host_rootfs = true
 ${3:-}
 TOML
 }
+
+# cc_pod_node_netns: what CNI would make, by hand: namespaces $POD and $NODE joined by a veth
+# pair, eth0 ($POD_IP/24, default route via $NODE_IP) in the pod, vnode ($NODE_IP/24) in the
+# node; sets POD_LINKS_BEFORE (the pod's links, to compare after teardown) and POD_MAC.
+cc_pod_node_netns() {
+        ip netns add "$POD" || cc_fail "ip netns add"
+        ip netns add "$NODE" || cc_fail "ip netns add"
+        ip -n "$POD" link add eth0 type veth peer name vnode netns "$NODE" || cc_fail "veth"
+        ip -n "$POD" addr add "$POD_IP/24" dev eth0
+        ip -n "$NODE" addr add "$NODE_IP/24" dev vnode
+        ip -n "$POD" link set lo up
+        ip -n "$POD" link set eth0 up
+        ip -n "$NODE" link set lo up
+        ip -n "$NODE" link set vnode up
+        ip -n "$POD" route add default via "$NODE_IP"
+        POD_LINKS_BEFORE=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+        POD_MAC=$(ip -n "$POD" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+}

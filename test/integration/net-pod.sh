@@ -65,18 +65,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
 # --- the namespaces: pod (eth0 10.199.N.2/24, default via .1) <-> node (10.199.N.1/24) ---------
-ip netns add "$POD" || cc_fail "ip netns add"
-ip netns add "$NODE" || cc_fail "ip netns add"
-ip -n "$POD" link add eth0 type veth peer name vnode netns "$NODE" || cc_fail "veth"
-ip -n "$POD" addr add "$POD_IP/24" dev eth0
-ip -n "$NODE" addr add "$NODE_IP/24" dev vnode
-ip -n "$POD" link set lo up
-ip -n "$POD" link set eth0 up
-ip -n "$NODE" link set lo up
-ip -n "$NODE" link set vnode up
-ip -n "$POD" route add default via "$NODE_IP"
-POD_LINKS_BEFORE=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
-POD_MAC=$(ip -n "$POD" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+cc_pod_node_netns
 
 cc_shim_on_path "$SHIM"
 ROOTFS=$CC_TMP/rootfs

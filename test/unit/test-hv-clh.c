@@ -401,6 +401,18 @@ static void assert_run_dir_empty(void)
         }
 }
 
+/* Each of seq[0..n) appears in log, in this order. */
+static void assert_in_order(const char *log, const char *const *seq, size_t n)
+{
+        const char *at = log;
+        for (size_t i = 0; i < n; i++) {
+                const char *p = strstr(at, seq[i]);
+                if (!p)
+                        fail_msg("missing or out of order: %s in\n%s", seq[i], log);
+                at = p + strlen(seq[i]);
+        }
+}
+
 /* Start through the backend op (bypassing the KVM host check), as hv_vm_start does. */
 static int start_vm(struct hv_vm *vm, struct cc_error **err)
 {
@@ -453,13 +465,7 @@ static void test_lifecycle(void **state)
         const char *seq[] = {"GET /api/v1/vmm.ping\n",        "PUT /api/v1/vm.create\n",
                              "PUT /api/v1/vm.boot\n",         "GET /api/v1/vm.info\n",
                              "PUT /api/v1/vm.power-button\n", "PUT /api/v1/vmm.shutdown\n"};
-        const char *at = log;
-        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
-                const char *p = strstr(at, seq[i]);
-                if (!p)
-                        fail_msg("missing or out of order: %s in\n%s", seq[i], log);
-                at = p + strlen(seq[i]);
-        }
+        assert_in_order(log, seq, sizeof(seq) / sizeof(seq[0]));
         hv_vm_free(vm);
         assert_run_dir_empty();
 }
@@ -496,13 +502,7 @@ static void test_nets(void **state)
         snprintf(l2, sizeof(l2), "ADD-NET net1 52:54:00:cc:00:02 ino=%lu\n", (unsigned long)s2.st_ino);
         const char *seq[] = {"PUT /api/v1/vm.create\n", "PUT /api/v1/vm.add-net\n", l1,
                              "PUT /api/v1/vm.add-net\n", l2, "PUT /api/v1/vm.boot\n"};
-        const char *at = log;
-        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
-                const char *p = strstr(at, seq[i]);
-                if (!p)
-                        fail_msg("missing or out of order: %s in\n%s", seq[i], log);
-                at = p + strlen(seq[i]);
-        }
+        assert_in_order(log, seq, sizeof(seq) / sizeof(seq[0]));
         hv_vm_free(vm);
         for (int i = 0; i < 2; i++) {
                 close(p1[i]);
