@@ -320,3 +320,13 @@ int cc_nl_talk(struct cc_nl *nl, struct cc_nl_msg *m, cc_nl_cb cb, void *data)
                         return r < 0 ? r : 0;
         }
 }
+
+int cc_nl_dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_nl_cb cb, void *data)
+{
+        uint32_t buf[64];
+        struct cc_nl_msg m;
+        unsigned char *hdr = cc_nl_msg_init(&m, buf, sizeof(buf), type, NLM_F_DUMP, hdrlen);
+        if (hdrlen)
+                hdr[0] = (unsigned char)family;
+        return cc_nl_talk(nl, &m, cb, data);
+}

@@ -17,6 +17,7 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/macro.h"
 #include "cc/netlink.h"
 
 #include "guest-agent/network/agent-net.h"
@@ -64,19 +65,6 @@ static void state_done(struct state *s)
         free(s->routes);
 }
 
-static void *grow(void *arr_p, size_t *n, size_t sz)
-{
-        void **arr = arr_p;
-        void *p = realloc(*arr, (*n + 1) * sz);
-        if (!p)
-                return NULL;
-        *arr = p;
-        void *el = (char *)p + *n * sz;
-        memset(el, 0, sz);
-        (*n)++;
-        return el;
-}
-
 static int link_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct state *s = data;
@@ -87,7 +75,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
                 return e;
         if (!tb[IFLA_IFNAME])
                 return 0;
-        struct link *l = grow(&s->links, &s->n_links, sizeof(*l));
+        struct link *l = cc_array_grow(&s->links, &s->n_links, sizeof(*l));
         if (!l)
                 return -ENOMEM;
         l->index = ifi->ifi_index;
@@ -124,7 +112,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         if (!a || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6) ||
             RTA_PAYLOAD(a) != alen)
                 return 0;
-        struct addr *ad = grow(&s->addrs, &s->n_addrs, sizeof(*ad));
+        struct addr *ad = cc_array_grow(&s->addrs, &s->n_addrs, sizeof(*ad));
         if (!ad)
                 return -ENOMEM;
         ad->index = (int)ifa->ifa_index;
@@ -150,7 +138,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         if (table != RT_TABLE_MAIN || rtm->rtm_type != RTN_UNICAST ||
             (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6))
                 return 0;
-        struct route *r = grow(&s->routes, &s->n_routes, sizeof(*r));
+        struct route *r = cc_array_grow(&s->routes, &s->n_routes, sizeof(*r));
         if (!r)
                 return -ENOMEM;
         r->dst.family = rtm->rtm_family;
@@ -177,13 +165,8 @@ static int dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_n
 {
         int r;
         for (int tries = 0;; tries++) {
-                uint32_t buf[64];
-                struct cc_nl_msg msg;
-                unsigned char *hdr =
-                        cc_nl_msg_init(&msg, buf, sizeof(buf), type, NLM_F_DUMP, hdrlen);
-                hdr[0] = (unsigned char)family; /* every rtnetlink family header starts with it */
                 size_t n_links = s->n_links, n_addrs = s->n_addrs, n_routes = s->n_routes;
-                r = cc_nl_talk(nl, &msg, cb, s);
+                r = cc_nl_dump(nl, type, family, hdrlen, cb, s);
                 if (r != -EINTR || tries == 2)
                         break;
                 /* The tables changed during the dump (NLM_F_DUMP_INTR): read them again. */

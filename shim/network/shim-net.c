@@ -33,6 +33,7 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 #include "cc/log.h"
+#include "cc/macro.h"
 #include "cc/netlink.h"
 
 #include "shim/network/shim-net-internal.h"
@@ -49,20 +50,6 @@ static struct shim_net_if *find_if(struct shim_net *net, int ifindex)
                 if (net->ifs[i].ifindex == ifindex)
                         return &net->ifs[i];
         return NULL;
-}
-
-/* Grows *arr (of *n elements of size sz) by one zeroed element; NULL on ENOMEM. */
-static void *grow(void *arr_p, size_t *n, size_t sz)
-{
-        void **arr = arr_p;
-        void *p = realloc(*arr, (*n + 1) * sz);
-        if (!p)
-                return NULL;
-        *arr = p;
-        void *el = (char *)p + *n * sz;
-        memset(el, 0, sz);
-        (*n)++;
-        return el;
 }
 
 /* The address in attribute a (4 bytes for IPv4, 16 for IPv6) as text; false if malformed. */
@@ -96,7 +83,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
             !tb[IFLA_ADDRESS] || cc_nl_len(tb[IFLA_ADDRESS]) != ETH_ALEN)
                 return 0;
 
-        struct shim_net_if *nif = grow(&ctx->net->ifs, &ctx->net->n_ifs, sizeof(*nif));
+        struct shim_net_if *nif = cc_array_grow(&ctx->net->ifs, &ctx->net->n_ifs, sizeof(*nif));
         if (!nif)
                 return -ENOMEM;
         nif->tap_fd = -1;
@@ -132,7 +119,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         if (!addr_ntop(ifa->ifa_family, a, text, sizeof(text)))
                 return -EBADMSG;
 
-        struct shim_net_addr *ad = grow(&nif->addrs, &nif->n_addrs, sizeof(*ad));
+        struct shim_net_addr *ad = cc_array_grow(&nif->addrs, &nif->n_addrs, sizeof(*ad));
         if (!ad)
                 return -ENOMEM;
         ad->family = ifa->ifa_family;
@@ -178,7 +165,8 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
                 return 0;
         snprintf(rt.device, sizeof(rt.device), "%s", nif->name);
 
-        struct shim_net_route *el = grow(&ctx->net->routes, &ctx->net->n_routes, sizeof(*el));
+        struct shim_net_route *el =
+                cc_array_grow(&ctx->net->routes, &ctx->net->n_routes, sizeof(*el));
         if (!el)
                 return -ENOMEM;
         *el = rt;
@@ -204,7 +192,8 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *data)
         if (!addr_ntop(nd->ndm_family, tb[NDA_DST], text, sizeof(text)))
                 return -EBADMSG;
 
-        struct shim_net_neigh *ne = grow(&ctx->net->neighs, &ctx->net->n_neighs, sizeof(*ne));
+        struct shim_net_neigh *ne =
+                cc_array_grow(&ctx->net->neighs, &ctx->net->n_neighs, sizeof(*ne));
         if (!ne)
                 return -ENOMEM;
         ne->family = nd->ndm_family;
@@ -220,12 +209,7 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *data)
 static int dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_nl_cb cb,
                 struct read_ctx *ctx, const char *what, struct cc_error **err)
 {
-        uint32_t buf[64];
-        struct cc_nl_msg m;
-        /* rtgenmsg-compatible: every rtnetlink header starts with its family byte. */
-        unsigned char *hdr = cc_nl_msg_init(&m, buf, sizeof(buf), type, NLM_F_DUMP, hdrlen);
-        hdr[0] = (unsigned char)family;
-        int r = cc_nl_talk(nl, &m, cb, ctx);
+        int r = cc_nl_dump(nl, type, family, hdrlen, cb, ctx);
         if (r < 0)
                 return cc_error_set(err, -r, "listing %s: %s", what, cc_nl_strerror(nl, r));
         return 0;

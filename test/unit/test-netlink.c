@@ -531,6 +531,11 @@ static void test_kernel(void **state)
         cc_nl_msg_init(&m, buf, sizeof(buf), RTM_GETLINK, NLM_F_DUMP, sizeof(*ifi));
         assert_int_equal(cc_nl_talk(&nl, &m, name_cb, &names), 0);
         assert_int_equal(names.n, first);
+        /* cc_nl_dump: the same table through the one-call form. */
+        names = (struct names){0};
+        assert_int_equal(cc_nl_dump(&nl, RTM_GETLINK, AF_UNSPEC, sizeof(*ifi), name_cb, &names), 0);
+        assert_int_equal(names.n, first);
+        assert_true(names.lo);
 
         /* A request the kernel refuses: a link that does not exist. */
         ifi = cc_nl_msg_init(&m, buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(*ifi));

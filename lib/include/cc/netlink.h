@@ -89,6 +89,13 @@ typedef int (*cc_nl_cb)(const struct nlmsghdr *nlh, void *data);
 int cc_nl_talk(struct cc_nl *nl, struct cc_nl_msg *m, cc_nl_cb cb, void *data);
 
 /*
+ * A dump of one rtnetlink table: a request of `type` (RTM_GETLINK, RTM_GETADDR, ...) whose family
+ * header of hdrlen bytes is zero but for its first byte, the address family (every rtnetlink
+ * family header starts with it), answered through cb as by cc_nl_talk() (-EINTR included).
+ */
+int cc_nl_dump(struct cc_nl *nl, uint16_t type, int family, size_t hdrlen, cc_nl_cb cb, void *data);
+
+/*
  * Reads one received datagram (buf 4-byte aligned) of the answer to request nl->seq; what
  * cc_nl_talk() does for each. Messages of other requests or ports are skipped. Returns 0 when
  * more datagrams are to come, 1 when the answer is complete and good, or -errno (final).
