@@ -216,3 +216,23 @@ cc_pod_node_netns() {
         POD_LINKS_BEFORE=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
         POD_MAC=$(ip -n "$POD" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
 }
+
+# cc_pod_left_nothing ID WHAT: after pod ID ($NS on $CTRD_SOCK) is gone, its shim has exited,
+# its socket is removed (after a crash containerd runs `shim delete` on its own time, so both
+# are waited for), $CC_SHIM_RUN_DIR is empty, and the pod namespace $POD holds the links it had
+# before ($POD_LINKS_BEFORE) with no filter or ingress qdisc on eth0. Reports with ok/fail.
+cc_pod_left_nothing() {
+        local id=$1 what=$2 links filters qdiscs
+        cc_wait_for 30 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
+                fail "$what: shim daemon still runs"
+        cc_wait_for 30 test ! -e "$(sock_of "$id")" || fail "$what: socket $(sock_of "$id") left"
+        [ -z "$(ls -A "$CC_SHIM_RUN_DIR")" ] || fail "$what: run files left: $(ls -A "$CC_SHIM_RUN_DIR")"
+        links=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+        filters=$(tc -n "$POD" filter show dev eth0 ingress 2>&1)
+        qdiscs=$(tc -n "$POD" qdisc show dev eth0 2>&1)
+        if [ "$links" = "$POD_LINKS_BEFORE" ] && [ -z "$filters" ] && [[ "$qdiscs" != *ingress* ]]; then
+                ok "$what: the pod namespace has only lo and eth0, no filter or ingress qdisc"
+        else
+                fail "$what: pod namespace: links '$links' (before '$POD_LINKS_BEFORE'), filters '$filters', qdiscs '$qdiscs'"
+        fi
+}

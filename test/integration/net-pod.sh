@@ -87,22 +87,10 @@ RT=(--runtime io.containerd.kata-cc.v2 --runtime-config-path "$CFG")
 
 # The pod namespace holds only what the test made; nothing of pod $1 is left.
 check_clean() {
-        local id=$1 what=$2 links filters qdiscs
+        local id=$1 what=$2
         cc_wait_for 15 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" ||
                 fail "$what: QEMU still runs: $(qemus)"
-        cc_wait_for 30 bash -c "! pgrep -f -- '[c]ontainerd-shim-kata-cc-v2 -namespace $NS -address $CTRD_SOCK .*-id $id\$' >/dev/null" ||
-                fail "$what: shim daemon still runs"
-        # After a crash containerd runs `shim delete` on its own time: wait for the socket.
-        cc_wait_for 30 test ! -e "$(sock_of "$id")" || fail "$what: socket $(sock_of "$id") left"
-        [ -z "$(ls -A "$CC_SHIM_RUN_DIR")" ] || fail "$what: run files left: $(ls -A "$CC_SHIM_RUN_DIR")"
-        links=$(ip -n "$POD" -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
-        filters=$(tc -n "$POD" filter show dev eth0 ingress 2>&1)
-        qdiscs=$(tc -n "$POD" qdisc show dev eth0 2>&1)
-        if [ "$links" = "$POD_LINKS_BEFORE" ] && [ -z "$filters" ] && [[ "$qdiscs" != *ingress* ]]; then
-                ok "$what: the pod namespace has only lo and eth0, no filter or ingress qdisc"
-        else
-                fail "$what: pod namespace: links '$links' (before '$POD_LINKS_BEFORE'), filters '$filters', qdiscs '$qdiscs'"
-        fi
+        cc_pod_left_nothing "$id" "$what"
 }
 
 # --- 1. echo server in the VM, a client in the node namespace; the VM connects out ------------
