@@ -20,7 +20,8 @@ struct cc_error;
  * reboot=k panic=1: a guest that panics or reboots ends its VMM (the shim sees the exit).
  * The rest skips probing of hardware a VM does not have (i8042 keyboard controller, the TSC
  * watchdog and timer check, SMP alternatives patching) and the crypto API's boot self-tests
- * (cryptomgr.notests): the same set Kata's guest kernels are booted with. Measured through the
+ * (cryptomgr.notests): Kata's QEMU set without net.ifnames=0 (no udev renames here anyway) and
+ * pci=lastbus=0 (it would hide devices behind PCIe root ports). Measured through the
  * shim under QEMU TCG (bench/kernel-params.sh), agent ready 3.33 s instead of 3.99 s (0.83x,
  * median of 5), the self-tests alone being 0.13x of it; see bench/README.md.
  */
