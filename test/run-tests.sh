@@ -27,9 +27,11 @@ record() { # name rc
         esac
 }
 
-# Bounds, so that a hang fails the run with a log instead of stalling CI.
+# Bounds, so that a hang fails the run with a log instead of stalling CI. Every test gets
+# /dev/null as stdin: what the caller's fd 0 is (a terminal, a closed or write-only fd under a CI
+# runner) must not change a result.
 for t in $unit; do
-        timeout -k 10 600 "$t" >"$logdir/$(basename "$t").log" 2>&1
+        timeout -k 10 600 "$t" </dev/null >"$logdir/$(basename "$t").log" 2>&1
         record "$t" $?
 done
 for f in $fuzz; do
@@ -40,12 +42,12 @@ for f in $fuzz; do
                 record "$name" 1
                 continue
         fi
-        timeout -k 10 600 "$build/test/fuzz/replay-$f" "$corpus" >"$logdir/$name.log" 2>&1
+        timeout -k 10 600 "$build/test/fuzz/replay-$f" "$corpus" </dev/null >"$logdir/$name.log" 2>&1
         record "$name" $?
 done
 for t in $integration; do
         name=$(basename "$t")
-        BUILD=$build timeout -k 10 1200 bash "$t" >"$logdir/$name.log" 2>&1
+        BUILD=$build timeout -k 10 1200 bash "$t" </dev/null >"$logdir/$name.log" 2>&1
         record "$t" $?
 done
 

@@ -111,7 +111,10 @@ grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.to
         ok "unknown key warned about with file:line" || fail "no warning for the unknown key"
 
 # --- 1b. a terminal: ctr run -t (ctr needs a console: script(1) gives it one); ResizePty ------
-out=$(script -qec "timeout 120 ctr_ run -t ${RT[*]} --rootfs $ROOTFS t1 /bin/sh -c 'busybox tty; exit 5'" /dev/null 2>&1 | tr -d '\r')
+# script(1) relays its own stdin into the pty and quits at once, printing nothing, when that
+# stdin cannot be read (a CI runner may hand over a write-only or otherwise unreadable fd 0),
+# so it gets /dev/null: EOF on stdin is fine, the session lasts until the command exits.
+out=$(script -qec "timeout 120 ctr_ run -t ${RT[*]} --rootfs $ROOTFS t1 /bin/sh -c 'busybox tty; exit 5'" /dev/null </dev/null 2>&1 | tr -d '\r')
 rc=$?
 echo "$out" | grep -q "/dev/pts/[0-9]" && ok "terminal: the process has a pty ($(echo "$out" | grep -o '/dev/pts/[0-9]*'))" ||
         fail "terminal: '$out'"
