@@ -189,11 +189,12 @@ jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + s
 pod_state() { cri inspectp "$1" | jget '["status"]["state"]'; }
 ctr_state() { cri inspect "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["state"], s["exit_code"])'; }
 
-# e2e_podjson NAME: writes $CC_TMP/NAME.json, a PodSandboxConfig.
+# e2e_podjson NAME: writes $CC_TMP/NAME.json, a PodSandboxConfig; E2E_POD_EXTRA, when set, is
+# more of its fields ('"dns_config": {...}').
 e2e_podjson() {
         cat >"$CC_TMP/$1.json" <<JSON
 {"metadata": {"name": "$1", "uid": "$1-uid-$$", "namespace": "default", "attempt": 1},
- "hostname": "$1", "log_directory": "$CC_TMP/logs/$1", "linux_": {}}
+ "hostname": "$1", "log_directory": "$CC_TMP/logs/$1", "linux_": {}${E2E_POD_EXTRA:+, $E2E_POD_EXTRA}}
 JSON
         mkdir -p "$CC_TMP/logs/$1"
 }

@@ -5,6 +5,7 @@
 #   - A's containers a1 and a2 run at the same time in A's VM: the same guest kernel (one
 #     /proc/sys/kernel/random/boot_id), A's hostname; B's container sees another kernel;
 #   - each container's output is in its own CRI log file; ExecSync reaches each one;
+#   - a pod's dns_config (cluster DNS) is its containers' /etc/resolv.conf in the VM;
 #   - stopping and removing pod A leaves pod B running (its VM, its container, ExecSync);
 #   - after both are removed no VM, shim, socket, run file, mount, netns or bundle is left.
 set -uo pipefail
@@ -30,7 +31,10 @@ run_ctr() { # POD_ID POD_NAME CNAME
 e2e_runp pod-a
 A=$E2E_POD
 [ -n "$A" ] || cc_fail "RunPodSandbox pod-a: $(cat "$CC_TMP/pod-a.runp.err")"
-e2e_runp pod-b
+# Pod B has the cluster DNS settings a kubelet passes (dns_config): containerd writes them into
+# the pod's resolv.conf, and its containers in the VM must see exactly those.
+E2E_POD_EXTRA='"dns_config": {"servers": ["10.96.0.10"], "searches": ["default.svc.cluster.local", "svc.cluster.local"], "options": ["ndots:5"]}' \
+        e2e_runp pod-b
 B=$E2E_POD
 [ -n "$B" ] || cc_fail "RunPodSandbox pod-b: $(cat "$CC_TMP/pod-b.runp.err")"
 [ "$(pod_state "$A")" = SANDBOX_READY ] && [ "$(pod_state "$B")" = SANDBOX_READY ] &&
@@ -82,6 +86,9 @@ out=$(cri exec-sync "$A2" /bin/sh -c 'busybox cat /proc/sys/kernel/random/boot_i
 [ "$out" = "$(boot "$la1")" ] && ok "ExecSync in a2 reaches pod A's VM" || fail "exec a2: '$out'"
 out=$(cri exec-sync "$B1" /bin/sh -c 'busybox hostname')
 [ "$out" = pod-b ] && ok "ExecSync in b1 reaches pod B" || fail "exec b1: '$out'"
+out=$(cri exec-sync "$B1" /bin/sh -c 'busybox cat /etc/resolv.conf' | tr '\n' '|')
+[ "$out" = "search default.svc.cluster.local svc.cluster.local|nameserver 10.96.0.10|options ndots:5|" ] &&
+        ok "b1's /etc/resolv.conf is pod B's dns_config" || fail "b1's resolv.conf: '$out'"
 
 # --- pod A goes away, pod B keeps running --------------------------------------------------------
 cri stopp "$A" >/dev/null 2>"$CC_TMP/stopp.err" && ok "StopPodSandbox A" || fail "StopPodSandbox A: $(cat "$CC_TMP/stopp.err")"
