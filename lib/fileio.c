@@ -2,9 +2,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,4 +105,36 @@ int cc_rm_rf_at(int parent, const char *name)
         if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && r == 0)
                 r = -errno;
         return r;
+}
+
+int cc_write_all(int fd, const void *buf, size_t n)
+{
+        struct stat st;
+        bool sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+        for (const char *p = buf; n;) {
+                ssize_t k = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+int cc_read_full(int fd, void *buf, size_t n)
+{
+        for (char *p = buf; n;) {
+                ssize_t k = read(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EPIPE;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
 }

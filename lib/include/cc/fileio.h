@@ -1,5 +1,6 @@
 #pragma once
-/* File helpers shared by every component: bounded whole-file reads, mkdir -p, rm -rf. */
+/* File helpers shared by every component: bounded whole-file reads, mkdir -p, rm -rf, and
+ * full reads and writes on blocking fds. */
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -23,3 +24,10 @@ int cc_mkdir_p(const char *path, mode_t mode);
  * success.
  */
 int cc_rm_rf_at(int parent, const char *name);
+
+/* Writes all n bytes to a blocking fd (a socket with MSG_NOSIGNAL: no SIGPIPE), retrying
+ * short writes and EINTR; -errno on error. */
+int cc_write_all(int fd, const void *buf, size_t n);
+/* Reads exactly n bytes from a blocking fd, retrying short reads and EINTR; -EPIPE at an end
+ * of file before n bytes, -errno on error. */
+int cc_read_full(int fd, void *buf, size_t n);
