@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# Builds the guest initramfs: cc-agent as /init, the shared libraries it needs, the kernel
+# Builds the guest initramfs: the agent as /init, the image pull helper it starts
+# (/usr/libexec/cc-agent/cc-agent-pull, when given), the shared libraries they need, the kernel
 # modules it loads (virtio PCI + console, virtio-net, vsock, overlay; in dependency order in
 # /etc/cc-agent/modules), and a manifest with the SHA-256 of everything (what a verifier
 # measures). Reproducible: files are copied in sorted order with a fixed mtime, owner 0:0,
 # cpio --reproducible, gzip -n; the same inputs give the same initrd bytes.
 #
-#   build-guest-image.sh --agent BIN --kernel-dir DIR --out DIR [--policy FILE]
+#   build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]
 # DIR from tools/fetch-guest-kernel.sh: DIR/vmlinuz, DIR/modules/<version>/, DIR/package.
 set -euo pipefail
-agent="" kdir="" out="" policy=""
+agent="" helper="" kdir="" out="" policy=""
 while [ $# -gt 0 ]; do
         case "$1" in
         --agent) agent=$2; shift 2 ;;
+        --pull-helper) helper=$2; shift 2 ;;
         --kernel-dir) kdir=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --policy) policy=$2; shift 2 ;;
         *) echo "build-guest-image: unknown option $1" >&2; exit 2 ;;
         esac
 done
-[ -x "$agent" ] && [ -f "$kdir/vmlinuz" ] && [ -n "$out" ] || {
-        echo "usage: build-guest-image.sh --agent BIN --kernel-dir DIR --out DIR [--policy FILE]" >&2
+[ -x "$agent" ] && [ -f "$kdir/vmlinuz" ] && [ -n "$out" ] && { [ -z "$helper" ] || [ -x "$helper" ]; } || {
+        echo "usage: build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]" >&2
         exit 2
 }
 kver=$(cat "$kdir/version")
@@ -39,9 +41,17 @@ cp "$agent" "$root/init"
 strip --strip-unneeded "$root/init"
 chmod 0755 "$root/init"
 
-# Its shared libraries and the dynamic loader, at the paths ldd reports.
+# The pull helper, stripped, where the agent looks for it (guest-agent/image-pull.h).
+if [ -n "$helper" ]; then
+        mkdir -p "$root/usr/libexec/cc-agent"
+        cp "$helper" "$root/usr/libexec/cc-agent/cc-agent-pull"
+        strip --strip-unneeded "$root/usr/libexec/cc-agent/cc-agent-pull"
+        chmod 0755 "$root/usr/libexec/cc-agent/cc-agent-pull"
+fi
+
+# Their shared libraries and the dynamic loader, at the paths ldd reports.
 # (A static agent has none: ldd then prints "not a dynamic executable".)
-{ ldd "$agent" 2>/dev/null || true; } | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
+for bin in "$agent" $helper; do ldd "$bin" 2>/dev/null || true; done | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
         real=$(readlink -f "$lib")
         mkdir -p "$root$(dirname "$lib")"
         cp "$real" "$root$lib"
@@ -98,4 +108,4 @@ cp "$kdir/vmlinuz" "$out/vmlinuz"
                 printf 'node %s %s\n' "$(stat -c %F "$f" | tr ' ' '-')" "${f#.}"
         done)
 } >"$out/manifest.txt"
-echo "guest image ($(file -b "$agent" | grep -q 'static' && echo static || echo dynamic) agent): $out/vmlinuz $out/initrd.img ($(stat -c %s "$out/initrd.img") bytes), manifest $out/manifest.txt"
+echo "guest image ($(file -b "$agent" | grep -q 'static' && echo static || echo dynamic) agent${helper:+, pull helper}): $out/vmlinuz $out/initrd.img ($(stat -c %s "$out/initrd.img") bytes), manifest $out/manifest.txt"

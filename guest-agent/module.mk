@@ -26,33 +26,43 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
 INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 
-# cc-agent-static: the agent core linked -static-pie, without in-guest image pull
-# (guest-agent/variants/rpc-image-none.c stands in for rpc-image.c): no loader or shared
-# libraries in the initramfs and few mapped pages. The image-pull library cannot be linked
-# statically on Debian 12 (libcurl's and libisal's dependencies have no static archives).
-# GUEST_AGENT_LINK=static builds the guest image with it.
+# cc-agent-static: the agent linked -static-pie, with image pull in a helper process:
+# guest-agent/variants/image-pull-exec.c stands in for image-pull.c and starts cc-agent-pull
+# per pull, so libccimage (libcurl and its chain, OpenSSL, ISA-L, zstd, libarchive) is never
+# mapped by PID 1. No loader or shared libraries for the agent itself, and few mapped pages.
+# (The pull library cannot be linked statically on Debian 12: libcurl's and libisal's
+# dependencies have no static archives.)
 AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
 $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
-		$(BUILD)/guest-agent/variants/rpc-image-none.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
+		$(BUILD)/guest-agent/variants/image-pull-exec.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
 		$(LIBAGENTNET) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
 
+# cc-agent-pull: the pull helper (guest-agent/pull/), dynamically linked with libccimage.
+BINS += $(BUILD)/cc-agent-pull
+$(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+
 # The guest image: Debian's kernel (fetched with apt-get download, never installed on the
-# host) + an initramfs with cc-agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
-# standard kernel (TDX and SEV guest drivers). The initramfs holds the dynamically linked agent
-# (with image pull) and the shared libraries it needs; GUEST_AGENT_LINK=static puts in
-# cc-agent-static instead (no image pull). Always built from the plain (non-sanitizer) build.
+# host) + an initramfs with the agent as /init. GUEST_KERNEL_PKG=linux-image-amd64 selects the
+# standard kernel (TDX and SEV guest drivers). By default the agent is cc-agent-static and the
+# pull helper /usr/libexec/cc-agent/cc-agent-pull goes in with the shared libraries it needs;
+# GUEST_AGENT_LINK=dynamic puts in cc-agent instead, which pulls in its own process (and maps
+# those libraries all the time). Always built from the plain (non-sanitizer) build.
 GUEST_KERNEL_PKG ?= linux-image-cloud-amd64
-GUEST_AGENT_LINK ?= dynamic
+GUEST_AGENT_LINK ?= static
 GUEST_AGENT := build/$(if $(filter dynamic,$(GUEST_AGENT_LINK)),cc-agent,cc-agent-static)
+GUEST_PULL_HELPER := $(if $(filter dynamic,$(GUEST_AGENT_LINK)),,build/cc-agent-pull)
 GUEST_DIR := build/guest
 GUEST_POLICY ?=
 .PHONY: guest-image
 guest-image:
-	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT)
+	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER)
 	bash tools/fetch-guest-kernel.sh $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) $(GUEST_KERNEL_PKG)
 	bash guest-agent/build-guest-image.sh --agent $(GUEST_AGENT) \
+		$(if $(GUEST_PULL_HELPER),--pull-helper $(GUEST_PULL_HELPER)) \
 		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
 INTEGRATION_TESTS += test/integration/agent-vm.sh

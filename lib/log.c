@@ -21,6 +21,11 @@ void cc_log_set_fd(int fd)
         log_fd = fd;
 }
 
+int cc_log_get_fd(void)
+{
+        return log_fd;
+}
+
 void cc_log_set_level(enum cc_log_level level)
 {
         if (level < _CC_LOG_MAX)

@@ -4,9 +4,13 @@
 # container's rootfs (overlay of the layers + a writable upper) where CreateContainer expects
 # it, runs a container from it, shares layers between containers, refuses bad requests, and
 # RemoveContainer leaves no mount and no directory behind.
+# Two passes: cc-agent pulls in its own process; cc-agent-static (the guest image's agent)
+# starts the helper cc-agent-pull per pull. The second pass also checks the agent's side of
+# the helper protocol with stand-in helpers: credentials arrive on the channel, a helper's
+# error reaches the caller with its errno, a helper that dies or is missing gives a clear
+# error and leaves nothing.
 set -u
 . "$(dirname "$0")/img-lib.sh"
-AGENT=$(realpath "$BUILD/cc-agent")
 CTL=$(realpath "$BUILD/cc-agent-ctl")
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || { echo "needs busybox-static"; exit 77; }
@@ -29,13 +33,27 @@ img_demo_image "pulled in the guest"
 cat >"$T/image.json" <<JSON
 {"store_dir": "$T/store", "insecure_registries": ["$REG"]}
 JSON
+
+start_agent() { # BINARY [HELPER]
+        rm -f "$T/agent.sock"
+        CC_AGENT_IMAGE_CONFIG=$T/image.json CC_AGENT_PULL_HELPER=${2:-} "$1" \
+                --server-addr "unix://$T/agent.sock" --containers-dir "$containers" \
+                --cgroup-root "$cg" --policy "$T/no-policy.json" --log-level debug \
+                >>"$T/agent.log" 2>&1 &
+        agent_pid=$!
+        PIDS+=("$agent_pid")
+        ctl check --wait 10 >/dev/null || fail "agent did not answer"
+}
+stop_agent() {
+        kill "$agent_pid" && wait "$agent_pid" 2>/dev/null
+        agent_pid=""
+}
+
+pull_pass() { # AGENT_BINARY [HELPER]
+echo "--- $(basename "$1")${2:+ with $(basename "$2")}"
+rm -rf "$T/store" "$containers"
 mkdir -p "$containers"
-CC_AGENT_IMAGE_CONFIG=$T/image.json "$AGENT" --server-addr "unix://$T/agent.sock" \
-        --containers-dir "$containers" --cgroup-root "$cg" --policy "$T/no-policy.json" \
-        --log-level debug >"$T/agent.log" 2>&1 &
-agent_pid=$!
-PIDS+=("$agent_pid")
-ctl check --wait 10 >/dev/null || fail "agent did not answer"
+start_agent "$@"
 
 ref=$(ctl pull-image --id c1 -- "$IMAGE") || fail "PullImage: $ref"
 [ "$ref" = "$IMAGE" ] || fail "PullImage answered '$ref'"
@@ -81,4 +99,60 @@ mountpoint -q "$containers/c1/rootfs" 2>/dev/null && fail "c1 rootfs still mount
 ctl remove --id c2 2>/dev/null
 [ ! -e "$containers/c1" ] && [ ! -e "$containers/c2" ] || fail "container dirs left: $(ls "$containers")"
 grep -q " $T/" /proc/self/mountinfo && fail "mounts left: $(grep " $T/" /proc/self/mountinfo)"
-echo "PASS: PullImage in the agent"
+stop_agent
+}
+
+pull_pass "$(realpath "$BUILD/cc-agent")"
+if [ ! -x "$BUILD/cc-agent-static" ]; then
+        echo "PASS: PullImage in the agent (no cc-agent-static in a sanitizer build: one pass)"
+        exit 0
+fi
+helper=$(realpath "$BUILD/cc-agent-pull")
+pull_pass "$(realpath "$BUILD/cc-agent-static")" "$helper"
+static=$(realpath "$BUILD/cc-agent-static")
+grep -q "component=cc-agent-pull" "$T/agent.log" || fail "the helper's log lines are not in the agent's log"
+echo "ok: the helper logs into the agent's log"
+
+# Stand-in helpers: the agent's side of the protocol.
+fake=$T/fake-helper
+cat >"$fake" <<'SH'
+#!/bin/bash
+# Records the request (argv, then the channel's header and credentials), then acts per $mode.
+read -r n <&3
+creds=$(head -c "$n" <&3)
+printf '%s\n' "$*" "$n:$creds" >"${0%/*}/fake.req"
+case $(cat "${0%/*}/fake.mode") in
+answer) printf '13 registry said no to %s\n' "$creds" >&3 ;;
+die) mkdir -p "$2/$4/upper" "$2/$4/rootfs"; kill -9 $$ ;;
+garbage) printf 'not a result' >&3 ;;
+esac
+SH
+chmod +x "$fake"
+mkdir -p "$containers"
+start_agent "$static" "$fake"
+echo answer >"$T/fake.mode"
+out=$(ctl pull-image --id f1 --user "alice:s3cret pw" -- "$IMAGE" 2>&1) && fail "the fake helper's error was not passed on"
+[ "$(tail -n1 "$T/fake.req")" = "15:alice:s3cret pw" ] ||
+        fail "credentials on the channel: '$(tail -n1 "$T/fake.req")'"
+grep -q -- "--containers-dir $containers .*-- $IMAGE f1" "$T/fake.req" || fail "helper argv: $(head -n1 "$T/fake.req")"
+head -n1 "$T/fake.req" | grep -q s3cret && fail "credentials on the helper's command line"
+echo "$out" | grep -q "registry said no to alice:s3cret pw" || fail "helper error: $out"
+echo "ok: credentials on the channel, the helper's error reaches the caller: $out"
+echo die >"$T/fake.mode"
+out=$(ctl pull-image --id f2 -- "$IMAGE" 2>&1) && fail "a killed helper counted as a pull"
+echo "$out" | grep -q "ended without a result" || fail "killed helper: $out"
+[ ! -e "$containers/f2" ] || fail "a killed helper's half-made rootfs was left: $(ls "$containers/f2")"
+echo "ok: a helper that dies leaves nothing: $out"
+echo garbage >"$T/fake.mode"
+out=$(ctl pull-image --id f3 -- "$IMAGE" 2>&1) && fail "a garbled answer counted as a pull"
+echo "$out" | grep -q "ended without a result" || fail "garbled answer: $out"
+echo "ok: a garbled answer is an error"
+stop_agent
+start_agent "$static" "$T/no-such-helper"
+out=$(ctl pull-image --id f4 -- "$IMAGE" 2>&1) && fail "a missing helper counted as a pull"
+echo "$out" | grep -q "start the image pull helper $T/no-such-helper: No such file" || fail "missing helper: $out"
+[ ! -e "$containers/f4" ] || fail "a missing helper left $containers/f4"
+echo "ok: a missing helper: $out"
+out=$(ctl check 2>&1) || fail "the agent did not survive the helper failures: $out"
+stop_agent
+echo "PASS: PullImage in the agent, in-process and through the helper"

@@ -20,6 +20,8 @@ enum cc_log_level {
 };
 
 void cc_log_set_fd(int fd);
+/* Where lines go (stderr unless set): a child that should log alongside gets it as its fd 2. */
+int cc_log_get_fd(void);
 void cc_log_set_level(enum cc_log_level level);
 enum cc_log_level cc_log_get_level(void);
 /* Parses "trace|debug|info|warn|warning|error|fatal"; -EINVAL otherwise. */

@@ -1,0 +1,234 @@
+/*
+ * The image pull itself, with the image-pull library (guest-agent/image/, libccimage.a):
+ * pulls, verifies and unpacks the image into the VM's layer store (shared by every container
+ * of the pod), and mounts the container's rootfs as an overlay of its layers plus a writable
+ * upper at <containers_dir>/<container_id>/rootfs: the root path CreateContainer then accepts.
+ * agent_image_pull_here() runs in cc-agent (which links the library) or in the pull helper
+ * cc-agent-pull that cc-agent-static starts for each pull (variants/image-pull-exec.c).
+ *
+ * Registry settings live in a JSON file in the guest image (default /etc/cc-agent/image.json,
+ * $CC_AGENT_IMAGE_CONFIG for host tests), never in the request: the host is not trusted to
+ * choose where the guest fetches from or which keys it uses.
+ *   {"store_dir": "/run/kata-containers/image",
+ *    "insecure_registries": ["10.0.2.2:5000"], "mirror": "host:port",
+ *    "auth_file": "/etc/cc-agent/auth.json", "ca_file": "/etc/cc-agent/ca.pem",
+ *    "key_files": ["/etc/cc-agent/keys/key.pem"]}
+ * Every key is optional; no file means the defaults (TLS to every registry, no keys).
+ *
+ * Development images may also name plain-HTTP registries on the kernel command line,
+ * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/config.c), added to the file's
+ * insecure_registries: the guest image stays the same and only the boot line differs (the
+ * host's registry is 10.0.2.2:PORT under QEMU user networking). This does not hand the choice
+ * to an unmeasured host: in TEE launches the kernel command line is measured with the kernel
+ * (SEV/SNP kernel-hashes, TDX RTMR[2]), so a different line gives a different measurement and
+ * attestation fails. Only the request fields stay untrusted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cc/fileio.h"
+#include "cc/json.h"
+#include "cc/macro.h"
+
+#include "guest-agent/agent.h"
+#include "guest-agent/image-pull.h"
+#include "guest-agent/image/image.h"
+
+#define IMAGE_CONFIG_DEFAULT "/etc/cc-agent/image.json"
+#define IMAGE_CONFIG_MAX     (64 * 1024)
+
+struct image_settings {
+        char *store_dir;
+        char **insecure;
+        char *mirror;
+        char *auth_file;
+        char *ca_file;
+        char **key_files;
+};
+
+static void settings_done(struct image_settings *s)
+{
+        free(s->store_dir);
+        cc_strv_free(s->insecure);
+        free(s->mirror);
+        free(s->auth_file);
+        free(s->ca_file);
+        cc_strv_free(s->key_files);
+}
+
+static int get_opt_string(struct json_object *o, const char *key, char **ret, struct cc_error **err)
+{
+        const char *v;
+        int r = cc_json_get_string(o, key, &v, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return (*ret = strdup(v)) ? 0 : -ENOMEM;
+}
+
+/* A registry host[:port] as it appears in an image reference: letters, digits, '.', '-', ':',
+ * '[' and ']' (IPv6), 1..255 bytes. */
+static bool valid_registry(const char *s, size_t n)
+{
+        if (n == 0 || n > 255)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr(".-:[]", s[i])))
+                        return false;
+        return true;
+}
+
+/* Adds the comma-separated registries of agent.image_insecure= to s->insecure (no duplicates). */
+static int merge_cmdline_insecure(struct image_settings *s, const char *list, struct cc_error **err)
+{
+        size_t n = 0;
+        while (s->insecure && s->insecure[n])
+                n++;
+        for (const char *p = list; *p;) {
+                size_t len = strcspn(p, ",");
+                if (!valid_registry(p, len))
+                        return cc_error_set(err, EINVAL,
+                                            "agent.image_insecure: invalid registry '%.*s'",
+                                            (int)(len > 64 ? 64 : len), p);
+                bool dup = false;
+                for (size_t i = 0; i < n && !dup; i++)
+                        dup = strlen(s->insecure[i]) == len && memcmp(s->insecure[i], p, len) == 0;
+                if (!dup) {
+                        char **v = realloc(s->insecure, (n + 2) * sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                        s->insecure = v;
+                        if (!(v[n] = strndup(p, len)))
+                                return -ENOMEM;
+                        v[++n] = NULL;
+                }
+                p += len;
+                if (*p == ',')
+                        p++;
+        }
+        return 0;
+}
+
+static int get_opt_strv(struct json_object *o, const char *key, char ***ret, struct cc_error **err)
+{
+        int r = cc_json_get_strv(o, key, ret, err);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Reads the image settings; the store defaults to <parent of containers_dir>/image. */
+static int load_settings(const struct agent_pull_req *req, struct image_settings *s,
+                         struct cc_error **err)
+{
+        const char *path = getenv("CC_AGENT_IMAGE_CONFIG");
+        if (cc_isempty(path))
+                path = IMAGE_CONFIG_DEFAULT;
+        _cleanup_json_ struct json_object *o = NULL;
+        int r = cc_json_parse_file(path, IMAGE_CONFIG_MAX, 8, &o, err);
+        if (r == -ENOENT && err) {
+                /* No file: the defaults. */
+                cc_error_free(*err);
+                *err = NULL;
+        } else if (r < 0) {
+                return cc_error_wrap(err, -r, "image configuration %s", path);
+        }
+        if (o) {
+                if ((r = get_opt_string(o, "store_dir", &s->store_dir, err)) < 0 ||
+                    (r = get_opt_string(o, "mirror", &s->mirror, err)) < 0 ||
+                    (r = get_opt_string(o, "auth_file", &s->auth_file, err)) < 0 ||
+                    (r = get_opt_string(o, "ca_file", &s->ca_file, err)) < 0 ||
+                    (r = get_opt_strv(o, "insecure_registries", &s->insecure, err)) < 0 ||
+                    (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0)
+                        return cc_error_wrap(err, -r, "image configuration %s", path);
+        }
+        if (!cc_isempty(req->image_insecure) &&
+            (r = merge_cmdline_insecure(s, req->image_insecure, err)) < 0)
+                return r;
+        if (!s->store_dir) {
+                _cleanup_free_ char *copy = strdup(req->containers_dir);
+                if (!copy || asprintf(&s->store_dir, "%s/image", dirname(copy)) < 0)
+                        return -ENOMEM;
+        }
+        if (s->store_dir[0] != '/')
+                return cc_error_set(err, EINVAL,
+                                    "image configuration %s: store_dir must be "
+                                    "absolute",
+                                    path);
+        return 0;
+}
+
+static int make_dir(const char *path, mode_t mode, struct cc_error **err)
+{
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
+                return cc_error_set(err, errno, "mkdir %s: %m", path);
+        return 0;
+}
+
+int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err)
+{
+        const char *image = req->image, *container_id = req->container_id, *creds = req->creds;
+        struct image_settings s = {0};
+        int r = load_settings(req, &s, err);
+        _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
+        if (r == 0 && s.key_files)
+                r = img_key_broker_offline_fs((const char *const *)s.key_files, NULL, &keys, err);
+        if (r < 0) {
+                settings_done(&s);
+                return r;
+        }
+        struct img_pull_opts o = {
+                .store_dir = s.store_dir,
+                .creds = cc_isempty(creds) ? NULL : creds,
+                .auth_file = s.auth_file,
+                .insecure_registries = (const char *const *)s.insecure,
+                .ca_file = s.ca_file,
+                .mirror = s.mirror,
+                .flags = IMG_PULL_KEEP_OWNERS,
+                .keys = keys,
+        };
+        _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
+        _cleanup_free_ char *dir = agent_container_path(req->containers_dir, container_id, NULL);
+        _cleanup_free_ char *upper = agent_container_path(req->containers_dir, container_id, "upper");
+        _cleanup_free_ char *work = agent_container_path(req->containers_dir, container_id, "work");
+        _cleanup_free_ char *rootfs = agent_container_path(req->containers_dir, container_id, "rootfs");
+        if (!dir || !upper || !work || !rootfs)
+                r = -ENOMEM;
+        else if (access(rootfs, F_OK) == 0)
+                r = cc_error_set(err, EEXIST, "container %s already has a rootfs", container_id);
+        else if ((r = make_dir(s.store_dir, 0700, err)) == 0)
+                r = img_pull(&o, image, &img, err);
+        settings_done(&s);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "pull image %s", image);
+
+        if ((r = make_dir(dir, 0700, err)) < 0 || (r = make_dir(upper, 0755, err)) < 0 ||
+            (r = make_dir(work, 0700, err)) < 0 || (r = make_dir(rootfs, 0755, err)) < 0 ||
+            (r = img_rootfs_mount(img, upper, work, rootfs, IMG_PULL_KEEP_OWNERS, err)) < 0) {
+                agent_image_remove_rootfs(req->containers_dir, container_id);
+                return cc_error_wrap(err, -r, "rootfs of %s", container_id);
+        }
+        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched", image,
+                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched);
+        return 0;
+}
+
+/* The agent built with the pull library pulls in its own process. */
+int agent_image_pull(struct agent *a, const char *image, const char *container_id,
+                     const char *creds, struct cc_error **err)
+{
+        const struct agent_pull_req req = {
+                .containers_dir = a->cfg.containers_dir,
+                .image_insecure = a->cfg.image_insecure,
+                .image = image,
+                .container_id = container_id,
+                .creds = creds,
+        };
+        return agent_image_pull_here(&req, err);
+}
