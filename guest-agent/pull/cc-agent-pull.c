@@ -118,6 +118,7 @@ int main(int argc, char **argv)
         req.container_id = argv[optind + 1];
         req.creds = creds[0] ? creds : NULL;
         cc_log_set_fields("component=cc-agent-pull");
+        cc_log_debug("pulling %s for %s", req.image, req.container_id);
 
         _cleanup_error_ struct cc_error *err = NULL;
         r = agent_image_pull_here(&req, &err);

@@ -88,8 +88,10 @@ static int spawn_helper(struct agent *a, const char *helper, const char *image,
                 r = posix_spawnattr_setsigmask(&at, &none);
         if (r == 0)
                 r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-        if (r == 0)
+        if (r == 0) {
+                cc_log_debug("starting the image pull helper %s for %s", helper, container_id);
                 r = posix_spawn(ret_pid, helper, &fa, &at, (char *const *)argv, environ);
+        }
         if (r != 0)
                 return cc_error_set(err, r, "start the image pull helper %s: %s", helper,
                                     strerror(r));
