@@ -63,6 +63,9 @@ int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
 /* Pulls `image` in the guest and mounts it as <containers_dir>/<container_id>/rootfs. */
 int agent_image_pull(struct agent *a, const char *image, const char *container_id,
                      const char *creds, struct cc_error **err);
+/* Called by CreateSandbox: where pulls run in a helper process, starts one ahead for the pod's
+ * first pull (variants/image-pull-exec.c); nothing where the agent pulls itself. */
+void agent_image_prestart(struct agent *a);
 /* CreateContainer's storages: one "image_guest_pull" Storage (Kata >= 3.3) pulls the image. */
 struct Grpc__Storage;
 int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,

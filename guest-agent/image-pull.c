@@ -232,3 +232,8 @@ int agent_image_pull(struct agent *a, const char *image, const char *container_i
         };
         return agent_image_pull_here(&req, err);
 }
+
+/* The agent's own process is always ready to pull: nothing to start ahead. */
+void agent_image_prestart(struct agent *a)
+{
+}

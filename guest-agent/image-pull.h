@@ -13,6 +13,9 @@
 #define AGENT_PULL_HELPER_DEFAULT "/usr/libexec/cc-agent/cc-agent-pull"
 /* Largest "user:password" of PullImageRequest.source_creds passed on. */
 #define AGENT_PULL_CREDS_MAX      4096
+/* How long a helper started ahead at CreateSandbox waits for the pod's first pull
+ * ($CC_AGENT_PULL_SPARE_SECONDS overrides it; 0: none is started). */
+#define AGENT_PULL_SPARE_SECONDS  60
 
 struct agent_pull_req {
         const char *containers_dir; /* the agent's, absolute */

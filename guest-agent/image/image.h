@@ -111,6 +111,10 @@ struct img_pulled {
         } ns;
 };
 
+/* Sets up what every pull needs first (libcurl and its TLS library); img_pull() does it on
+ * first use, so this only moves the cost earlier (a helper started ahead of its pull). */
+void img_prepare(void);
+
 /* Pulls `ref` per `opts`; *ret is set on success only (free with img_pulled_free()). */
 int img_pull(const struct img_pull_opts *opts, const char *ref, struct img_pulled **ret,
              struct cc_error **err);

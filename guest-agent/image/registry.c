@@ -149,10 +149,15 @@ static void curl_init_once(void)
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void img_prepare(void)
+{
+        pthread_once(&curl_once, curl_init_once);
+}
+
 int img__registry_new(const struct img_registry_conf *c, struct img_registry **ret,
                       struct cc_error **err)
 {
-        pthread_once(&curl_once, curl_init_once);
+        img_prepare();
         struct img_registry *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;

@@ -34,9 +34,10 @@ cat >"$T/image.json" <<JSON
 {"store_dir": "$T/store", "insecure_registries": ["$REG"]}
 JSON
 
-start_agent() { # BINARY [HELPER]
+start_agent() { # BINARY [HELPER]   ($SPARE: CC_AGENT_PULL_SPARE_SECONDS)
         rm -f "$T/agent.sock"
-        CC_AGENT_IMAGE_CONFIG=$T/image.json CC_AGENT_PULL_HELPER=${2:-} "$1" \
+        CC_AGENT_IMAGE_CONFIG=$T/image.json CC_AGENT_PULL_HELPER=${2:-} \
+                CC_AGENT_PULL_SPARE_SECONDS=${SPARE:-} "$1" \
                 --server-addr "unix://$T/agent.sock" --containers-dir "$containers" \
                 --cgroup-root "$cg" --policy "$T/no-policy.json" --log-level debug \
                 >>"$T/agent.log" 2>&1 &
@@ -117,14 +118,17 @@ echo "ok: the helper logs into the agent's log"
 fake=$T/fake-helper
 cat >"$fake" <<'SH'
 #!/bin/bash
-# Records the request (argv, then the channel's header and credentials), then acts per $mode.
-read -r n <&3
-creds=$(head -c "$n" <&3)
-printf '%s\n' "$*" "$n:$creds" >"${0%/*}/fake.req"
+# Records the request (argv, then the channel's image, container id and credentials), then
+# acts per fake.mode.
+field() { local n; read -r n <&3; head -c "$n" <&3; }
+image=$(field) id=$(field) creds=$(field)
+printf '%s\n' "$*" "$image" "$id" "${#creds}:$creds" >"${0%/*}/fake.req"
 case $(cat "${0%/*}/fake.mode") in
 answer) printf '13 registry said no to %s\n' "$creds" >&3 ;;
-die) mkdir -p "$2/$4/upper" "$2/$4/rootfs"; kill -9 $$ ;;
+die) mkdir -p "$2/$id/upper" "$2/$id/rootfs"; kill -9 $$ ;;
 garbage) printf 'not a result' >&3 ;;
+die-once) # the first helper (the spare) dies, the next one answers
+        if [ -e "${0%/*}/fake.died" ]; then printf '13 second helper\n' >&3; else : >"${0%/*}/fake.died"; kill -9 $$; fi ;;
 esac
 SH
 chmod +x "$fake"
@@ -134,7 +138,8 @@ echo answer >"$T/fake.mode"
 out=$(ctl pull-image --id f1 --user "alice:s3cret pw" -- "$IMAGE" 2>&1) && fail "the fake helper's error was not passed on"
 [ "$(tail -n1 "$T/fake.req")" = "15:alice:s3cret pw" ] ||
         fail "credentials on the channel: '$(tail -n1 "$T/fake.req")'"
-grep -q -- "--containers-dir $containers .*-- $IMAGE f1" "$T/fake.req" || fail "helper argv: $(head -n1 "$T/fake.req")"
+[ "$(sed -n 2,3p "$T/fake.req" | tr '\n' ' ')" = "$IMAGE f1 " ] || fail "request on the channel: $(cat "$T/fake.req")"
+grep -q -- "^--containers-dir $containers " "$T/fake.req" || fail "helper argv: $(head -n1 "$T/fake.req")"
 head -n1 "$T/fake.req" | grep -q s3cret && fail "credentials on the helper's command line"
 echo "$out" | grep -q "registry said no to alice:s3cret pw" || fail "helper error: $out"
 echo "ok: credentials on the channel, the helper's error reaches the caller: $out"
@@ -148,6 +153,15 @@ out=$(ctl pull-image --id f3 -- "$IMAGE" 2>&1) && fail "a garbled answer counted
 echo "$out" | grep -q "ended without a result" || fail "garbled answer: $out"
 echo "ok: a garbled answer is an error"
 stop_agent
+echo die-once >"$T/fake.mode"
+SPARE=60 start_agent "$static" "$fake"
+ctl create-sandbox --id sbf >/dev/null || fail "CreateSandbox"
+out=$(ctl pull-image --id f5 -- "$IMAGE" 2>&1) && fail "the fake helper's error was not passed on"
+echo "$out" | grep -q "second helper" || fail "after the spare died: $out"
+grep -q "the prestarted image pull helper (pid [0-9]*) gave no result; starting another" "$T/agent.log" ||
+        fail "no retry after the spare died"
+echo "ok: a spare that dies is replaced by a fresh helper once: $out"
+stop_agent
 start_agent "$static" "$T/no-such-helper"
 out=$(ctl pull-image --id f4 -- "$IMAGE" 2>&1) && fail "a missing helper counted as a pull"
 echo "$out" | grep -q "start the image pull helper $T/no-such-helper: No such file" || fail "missing helper: $out"
@@ -155,4 +169,34 @@ echo "$out" | grep -q "start the image pull helper $T/no-such-helper: No such fi
 echo "ok: a missing helper: $out"
 out=$(ctl check 2>&1) || fail "the agent did not survive the helper failures: $out"
 stop_agent
+
+# CreateSandbox starts a helper ahead; it serves the pod's first pull, and goes with it.
+helpers() { pgrep -f -- "^$helper " || true; }
+start_agent "$static" "$helper"
+ctl create-sandbox --id sb1 --hostname sb1 >/dev/null || fail "CreateSandbox"
+spare=$(helpers)
+[ -n "$spare" ] && [ "$(ps -o ppid= -p "$spare" | tr -d ' ')" = "$agent_pid" ] ||
+        fail "no helper waiting after CreateSandbox: '$spare'"
+ref=$(ctl pull-image --id s1 -- "$IMAGE") || fail "PullImage with the spare: $ref"
+grep -q "the prestarted helper (pid $spare)" "$T/agent.log" || fail "the spare did not serve the pull"
+mountpoint -q "$containers/s1/rootfs" || fail "no rootfs from the spare's pull"
+ref=$(ctl pull-image --id s2 -- "$IMAGE") || fail "the second PullImage: $ref"
+for _ in $(seq 50); do [ -z "$(helpers)" ] && break; sleep 0.1; done
+[ -z "$(helpers)" ] || fail "helpers left after the pulls: $(helpers)"
+echo "ok: a spare started at CreateSandbox (pid $spare) served the first pull; none is left"
+stop_agent
+SPARE=1 start_agent "$static" "$helper"
+ctl create-sandbox --id sb3 >/dev/null || fail "CreateSandbox"
+for _ in $(seq 50); do [ -z "$(helpers)" ] && break; sleep 0.1; done
+[ -z "$(helpers)" ] || fail "a spare outlived its 1 s wait: $(helpers)"
+ref=$(ctl pull-image --id s3 -- "$IMAGE") || fail "PullImage after the spare left: $ref"
+echo "ok: a spare that waited in vain exits; the pull starts its own"
+stop_agent
+SPARE=60 start_agent "$static" "$helper"
+ctl create-sandbox --id sb4 >/dev/null || fail "CreateSandbox"
+[ -n "$(helpers)" ] || fail "no spare"
+stop_agent
+for _ in $(seq 50); do [ -z "$(helpers)" ] && break; sleep 0.1; done
+[ -z "$(helpers)" ] || fail "a spare outlived its agent: $(helpers)"
+echo "ok: a spare goes with its agent"
 echo "PASS: PullImage in the agent, in-process and through the helper"
