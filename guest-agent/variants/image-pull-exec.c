@@ -48,11 +48,13 @@
 
 extern char **environ;
 
-/* A started helper: its end of the channel and a pidfd (-1 when it was gone at once). */
+/* A started helper: its end of the channel and a pidfd (-1 when it was gone at once, `gone`,
+ * or when pidfd_open failed otherwise: then only the channel tells). */
 struct helper {
         int sock;
         int pidfd;
         pid_t pid;
+        bool gone;
 };
 
 static void helper_close(struct helper *h)
@@ -137,7 +139,8 @@ static int spawn_helper(struct agent *a, unsigned wait_s, struct helper *h, stru
          * own, so the pid is still the helper's here. One that died at once (a missing shared
          * library) may be reaped already: ESRCH, and what it left in the socket is all. */
         h->pidfd = pidfd_open(h->pid, 0);
-        if (h->pidfd < 0 && errno != ESRCH)
+        h->gone = h->pidfd < 0 && errno == ESRCH;
+        if (h->pidfd < 0 && !h->gone)
                 cc_log_warn("pidfd_open of the image pull helper (pid %d): %m", h->pid);
         return 0;
 }
@@ -145,7 +148,7 @@ static int spawn_helper(struct agent *a, unsigned wait_s, struct helper *h, stru
 static bool exited(const struct helper *h)
 {
         struct pollfd p = {.fd = h->pidfd, .events = POLLIN};
-        return h->pidfd < 0 || poll(&p, 1, 0) != 0;
+        return h->pidfd < 0 ? h->gone : poll(&p, 1, 0) != 0;
 }
 
 void agent_image_prestart(struct agent *a)
@@ -191,7 +194,7 @@ static int send_field(int sock, const char *s)
 static void read_result(const struct helper *h, char *buf, size_t size)
 {
         size_t len = 0;
-        bool gone = h->pidfd < 0 && exited(h);
+        bool gone = h->gone;
         buf[0] = '\0';
         while (!memchr(buf, '\n', len) && len + 1 < size) {
                 if (!gone) {
