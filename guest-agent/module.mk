@@ -41,7 +41,8 @@ $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
 
 # cc-agent-pull: the pull helper (guest-agent/pull/), dynamically linked with libccimage.
 BINS += $(BUILD)/cc-agent-pull
-$(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o $(LIBS)
+$(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o \
+		$(BUILD)/guest-agent/pull/confine.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 

@@ -30,6 +30,7 @@
 #include "cc/macro.h"
 
 #include "guest-agent/image-pull.h"
+#include "guest-agent/pull/confine.h"
 #include "guest-agent/image/image.h"
 
 #define CHAN      3
@@ -126,6 +127,13 @@ int main(int argc, char **argv)
         if (!req.containers_dir || req.containers_dir[0] != '/')
                 usage_error("--containers-dir must be an absolute path");
         cc_log_set_fields("component=cc-agent-pull");
+        _cleanup_error_ struct cc_error *cerr = NULL;
+        if (pull_confine(&cerr) < 0) {
+                /* Fail closed: no pull without the confinement. */
+                cc_log_error("image pull helper: %s", cc_error_message(cerr));
+                answer(EPERM, "image pull helper: cannot confine itself");
+                return 2;
+        }
 
         if (wait_s) {
                 /* What every pull sets up first, done while nobody waits for it. */

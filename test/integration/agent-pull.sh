@@ -177,6 +177,16 @@ ctl create-sandbox --id sb1 --hostname sb1 >/dev/null || fail "CreateSandbox"
 spare=$(helpers)
 [ -n "$spare" ] && [ "$(ps -o ppid= -p "$spare" | tr -d ' ')" = "$agent_pid" ] ||
         fail "no helper waiting after CreateSandbox: '$spare'"
+# It is confined before it reads anything: no_new_privs, a seccomp filter, and only the
+# capabilities an unpack and a mount need (CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID
+# SYS_ADMIN MKNOD SETFCAP: bits 0-4, 21, 27, 31).
+st=/proc/$spare/status
+for _ in $(seq 50); do grep -q "^Seccomp:[[:space:]]*2" "$st" && break; sleep 0.1; done
+grep -q "^NoNewPrivs:[[:space:]]*1" "$st" && grep -q "^Seccomp:[[:space:]]*2" "$st" &&
+        grep -q "^CapEff:[[:space:]]*000000008820001f" "$st" && grep -q "^CapBnd:[[:space:]]*000000008820001f" "$st" &&
+        grep -q "^CapPrm:[[:space:]]*000000008820001f" "$st" ||
+        fail "the helper is not confined: $(grep -E '^(NoNewPrivs|Seccomp|Cap)' "$st" | tr '\n' ' ')"
+echo "ok: the helper runs with no_new_privs, a seccomp filter and 8 capabilities"
 ref=$(ctl pull-image --id s1 -- "$IMAGE") || fail "PullImage with the spare: $ref"
 grep -q "the prestarted helper (pid $spare)" "$T/agent.log" || fail "the spare did not serve the pull"
 mountpoint -q "$containers/s1/rootfs" || fail "no rootfs from the spare's pull"
@@ -199,4 +209,23 @@ stop_agent
 for _ in $(seq 50); do [ -z "$(helpers)" ] && break; sleep 0.1; done
 [ -z "$(helpers)" ] || fail "a spare outlived its agent: $(helpers)"
 echo "ok: a spare goes with its agent"
+
+# What the confinement must still allow: owners, setuid bits and whiteouts survive the pull.
+mkdir -p "$T/psrc/data" "$T/psrc/bin"
+echo mine >"$T/psrc/data/owned"
+echo old >"$T/psrc/data/gone"
+chown 1234:4321 "$T/psrc/data/owned"
+install -m 4755 /dev/null "$T/psrc/bin/suid"
+img_build "$T/poci" perm "$T/psrc"
+rm_gone() { rm data/gone; }
+img_layer "$T/poci" perm rm_gone
+img_push "oci:$T/poci:perm" perm:1
+start_agent "$static" "$helper"
+ref=$(ctl pull-image --id p1 -- "$REG/perm:1") || fail "PullImage of the permissions image: $ref"
+r=$containers/p1/rootfs
+[ "$(stat -c %u:%g "$r/data/owned")" = 1234:4321 ] || fail "owner: $(stat -c %u:%g "$r/data/owned")"
+[ "$(stat -c %a "$r/bin/suid")" = 4755 ] || fail "setuid file mode: $(stat -c %a "$r/bin/suid")"
+[ ! -e "$r/data/gone" ] || fail "a whited-out file is visible"
+echo "ok: the confined helper keeps owners, setuid bits and whiteouts"
+stop_agent
 echo "PASS: PullImage in the agent, in-process and through the helper"
