@@ -49,6 +49,17 @@ if [ -n "$helper" ]; then
         chmod 0755 "$root/usr/libexec/cc-agent/cc-agent-pull"
 fi
 
+# The CA bundle the registry client trusts (libcurl's default path; an image.json ca_file
+# replaces it): Debian's ca-certificates of the build machine, measured with the rest. Without
+# it the guest can pull from plain-HTTP development registries only.
+bundle=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$bundle" ]; then
+        mkdir -p "$root/etc/ssl/certs"
+        cp "$bundle" "$root$bundle"
+else
+        echo "build-guest-image: no $bundle (package ca-certificates): the guest will trust no registry's TLS certificate" >&2
+fi
+
 # Their shared libraries and the dynamic loader, at the paths ldd reports.
 # (A static agent has none: ldd then prints "not a dynamic executable".)
 for bin in "$agent" $helper; do ldd "$bin" 2>/dev/null || true; done | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do

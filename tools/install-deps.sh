@@ -14,6 +14,8 @@ pkgs=(
         libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev libisal-dev
         # unit tests
         libcmocka-dev
+        # the guest image: the CA bundle the guest's registry client trusts by default
+        ca-certificates
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
         python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat openssl curl fuse3

@@ -92,6 +92,10 @@ ctl list-routes | grep -q "via 10.0.2.2 dev eth0" || soft_fail "ListRoutes: $(ct
 img_registry registry2
 out=$(ctl pull-image --id c2 -- "10.0.2.2:$REG_PORT/demo:1" 2>&1) && soft_fail "pulled over plain HTTP from an unlisted registry"
 echo "$out" | grep -q "error: PullImage" && ok "unlisted registry refused: $out" || soft_fail "unlisted registry: $out"
+# The guest has a CA bundle (Debian's, in the image's manifest): TLS fails at the handshake with
+# this plain-HTTP registry, not for want of CA certificates.
+grep -q " /etc/ssl/certs/ca-certificates.crt$" build/guest/manifest.txt && ! echo "$out" | grep -q "SSL CA cert" &&
+        ok "the guest trusts the CA bundle in its image" || soft_fail "no CA bundle in the guest: $out"
 
 # The pull, in the guest, from the host's registry.
 t0=$(date +%s.%N)
