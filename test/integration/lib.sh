@@ -236,3 +236,31 @@ cc_pod_left_nothing() {
                 fail "$what: pod namespace: links '$links' (before '$POD_LINKS_BEFORE'), filters '$filters', qdiscs '$qdiscs'"
         fi
 }
+
+cc__echo_once() {
+        CC_ECHO_GOT=$(printf '%s\n' "$CC_ECHO_MSG" | timeout 20 ip netns exec "$NODE" \
+                socat -t 10 - "TCP:$POD_IP:7777,connect-timeout=5" 2>/dev/null)
+        [ "$CC_ECHO_GOT" = "$CC_ECHO_MSG" ]
+}
+
+# cc_pod_traffic CONTAINER TAG: through a running container of the pod whose process echoes TCP
+# on port 7777 (busybox nc -ll -e /bin/cat), with a sink on $NODE_IP:8888 writing
+# $CC_TMP/sink.out: the guest's eth0 has $POD_IP/24 and $POD_MAC, the node's bytes come back
+# from the VM, and the VM's bytes reach the node. Uses the test's ok/fail.
+cc_pod_traffic() {
+        local c=$1 tag=$2 guest_if guest_link out_msg
+        guest_if=$(ctr_ task exec --exec-id ip1 "$c" /bin/busybox ip -o addr show eth0 2>&1)
+        guest_link=$(ctr_ task exec --exec-id ip2 "$c" /bin/busybox ip -o link show eth0 2>&1)
+        [[ "$guest_if" == *"$POD_IP/24"* ]] && [[ "$guest_link" == *"$POD_MAC"* ]] &&
+                ok "the guest's eth0 has the pod's address and MAC ($POD_IP, $POD_MAC)" ||
+                fail "guest eth0: '$guest_if' '$guest_link' (want $POD_IP, $POD_MAC)"
+        CC_ECHO_MSG="echo-$tag-$$-$RANDOM"
+        cc_wait_for 60 cc__echo_once && ok "node -> pod $POD_IP:7777: the bytes came back from the VM" ||
+                fail "echo from the node: got '${CC_ECHO_GOT:-}'"
+        out_msg="hello-from-the-$tag-vm-$$"
+        ctr_ task exec --exec-id out "$c" /bin/sh -c "echo $out_msg | busybox nc $NODE_IP 8888" ||
+                fail "exec nc to the node"
+        cc_wait_for 10 grep -q "$out_msg" "$CC_TMP/sink.out" &&
+                ok "VM -> node $NODE_IP:8888: the node got the bytes" ||
+                fail "node sink has '$(cat "$CC_TMP/sink.out" 2>/dev/null)'"
+}
