@@ -3,7 +3,7 @@
  * The image pull as the agent runs it, apart from the RPCs that ask for it (rpc-image.c): in
  * cc-agent it runs in the agent (image-pull.c, with libccimage); cc-agent-static has no pull
  * library and runs it in a helper process, cc-agent-pull, one per pull
- * (variants/image-pull-exec.c, guest-agent/pull-helper.c), so that the libraries of a pull
+ * (variants/image-pull-exec.c, pull/cc-agent-pull.c), so that the libraries of a pull
  * (libcurl and its chain, OpenSSL, ISA-L, zstd, libarchive) are mapped only while one runs.
  */
 
