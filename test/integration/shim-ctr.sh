@@ -110,14 +110,15 @@ check_clean c1 "after run"
 grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.toml:[0-9]*: unknown key 'no_such_key'" "$CC_TMP/containerd.log" &&
         ok "unknown key warned about with file:line" || fail "no warning for the unknown key"
 
-# --- 1b. a terminal: ctr run -t (ctr needs a console: script(1) gives it one); ResizePty ------
-# script(1) relays its own stdin into the pty and quits at once, printing nothing, when that
-# stdin cannot be read (a CI runner may hand over a write-only or otherwise unreadable fd 0),
-# so it gets /dev/null: EOF on stdin is fine, the session lasts until the command exits.
-out=$(script -qec "timeout 120 ctr_ run -t ${RT[*]} --rootfs $ROOTFS t1 /bin/sh -c 'busybox tty; exit 5'" /dev/null </dev/null 2>&1 | tr -d '\r')
+# --- 1b. a terminal: ctr run -t (ctr needs a console: test/tools/pty-run gives it one) -------
+# Not script(1): what script prints depends on the caller's $SHELL and fd 0 (see pty-run.c).
+timeout 150 "$BUILD/test/tools/pty-run" -- timeout 120 ctr_ run -t "${RT[@]}" --rootfs "$ROOTFS" t1 \
+        /bin/sh -c 'busybox tty; exit 5' >"$CC_TMP/t1.out" 2>&1
 rc=$?
+out=$(tr -d '\r' <"$CC_TMP/t1.out")
 echo "$out" | grep -q "/dev/pts/[0-9]" && ok "terminal: the process has a pty ($(echo "$out" | grep -o '/dev/pts/[0-9]*'))" ||
-        fail "terminal: '$out'"
+        fail "terminal: '$out' (rc $rc)"
+[ "$rc" = 5 ] && ok "terminal: ctr run -t returns the exit code" || fail "terminal: ctr run -t rc $rc, want 5"
 ctr_ task delete t1 >/dev/null 2>&1
 ctr_ container rm t1 || fail "container rm t1"
 check_clean t1 "after the terminal run"
