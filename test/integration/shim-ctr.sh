@@ -112,12 +112,14 @@ grep -q "no_such_key" "$CC_TMP/containerd.log" && grep -q "configuration-qemu.to
 
 # --- 1b. a terminal: ctr run -t (ctr needs a console: test/tools/pty-run gives it one) -------
 # Not script(1): what script prints depends on the caller's $SHELL and fd 0 (see pty-run.c).
+t_term=$(date +%s)
 timeout 150 "$BUILD/test/tools/pty-run" -- timeout 120 ctr_ run -t "${RT[@]}" --rootfs "$ROOTFS" t1 \
         /bin/sh -c 'busybox tty; exit 5' >"$CC_TMP/t1.out" 2>&1
 rc=$?
 out=$(tr -d '\r' <"$CC_TMP/t1.out")
 echo "$out" | grep -q "/dev/pts/[0-9]" && ok "terminal: the process has a pty ($(echo "$out" | grep -o '/dev/pts/[0-9]*'))" ||
-        fail "terminal: '$out' (rc $rc)"
+        { fail "terminal: '$out' (rc $rc, after $(($(date +%s) - t_term)) s)"
+          grep -E "t1|tty|terminal|console" "$CC_TMP/containerd.log" | tail -n 20; }
 [ "$rc" = 5 ] && ok "terminal: ctr run -t returns the exit code" || fail "terminal: ctr run -t rc $rc, want 5"
 ctr_ task delete t1 >/dev/null 2>&1
 ctr_ container rm t1 || fail "container rm t1"
