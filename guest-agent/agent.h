@@ -101,6 +101,9 @@ void agent_transport_conn_closed(void *userdata, int reason);
 
 /* PID 1: mounts the API file systems and loads the image's kernel modules. */
 int agent_init_setup(void);
+/* Loads the modules named in LIST (files under /lib/modules/<release>/, one per line, in
+ * dependency order); returns how many are loaded (already loaded counts), or -errno. */
+int agent_load_modules(const char *list);
 /* PID 1: syncs and powers the VM off; never returns. */
 _noreturn_ void agent_init_poweroff(void);
 

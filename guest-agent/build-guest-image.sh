@@ -4,12 +4,22 @@
 # modules it loads (virtio PCI + console, virtio-net, vsock, overlay; in dependency order in
 # /etc/cc-agent/modules), and a manifest with the SHA-256 of everything (what a verifier
 # measures). Reproducible: files are copied in sorted order with a fixed mtime, owner 0:0,
-# cpio --reproducible, gzip -n; the same inputs give the same initrd bytes.
+# cpio --reproducible, gzip -n, mksquashfs with fixed times; the same inputs give the same
+# initrd bytes.
+#
+# With a static agent, only the helper needs shared libraries (19 MB, libcurl's chain and
+# OpenSSL), and the kernel would unpack them at every boot. They go into a squashfs image
+# instead, /usr/lib/cc-agent/pull-libs.squashfs, in an uncompressed cpio segment ahead of the
+# gzip one (the kernel copies it as it is); the agent mounts it read-only on
+# /lib/x86_64-linux-gnu when it first starts the helper (guest-agent/variants/pull-libs.c),
+# after loading loop and squashfs (/etc/cc-agent/modules.pull). The image is part of the
+# measured initrd; its files are listed in the manifest too.
 #
 #   build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]
+#                        [--libs-in-initrd]   (no squashfs image: for bench/agent-pull.sh)
 # DIR from tools/fetch-guest-kernel.sh: DIR/vmlinuz, DIR/modules/<version>/, DIR/package.
 set -euo pipefail
-agent="" helper="" kdir="" out="" policy=""
+agent="" helper="" kdir="" out="" policy="" libs_in_initrd=""
 while [ $# -gt 0 ]; do
         case "$1" in
         --agent) agent=$2; shift 2 ;;
@@ -17,6 +27,7 @@ while [ $# -gt 0 ]; do
         --kernel-dir) kdir=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --policy) policy=$2; shift 2 ;;
+        --libs-in-initrd) libs_in_initrd=1; shift ;;
         *) echo "build-guest-image: unknown option $1" >&2; exit 2 ;;
         esac
 done
@@ -30,6 +41,8 @@ epoch=${SOURCE_DATE_EPOCH:-0}
 # virtio_net: the pod's NICs (tap + virtio-net-pci, or QEMU's user-mode NIC in development),
 # configured by the host through UpdateInterface/UpdateRoutes; it brings net_failover/failover.
 modules=(virtio_pci virtio_console virtio_net vmw_vsock_virtio_transport overlay)
+# Loaded by the agent before it mounts the helper's library image.
+pull_modules=(loop squashfs)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,32 +73,51 @@ else
         echo "build-guest-image: no $bundle (package ca-certificates): the guest will trust no registry's TLS certificate" >&2
 fi
 
-# Their shared libraries and the dynamic loader, at the paths ldd reports.
-# (A static agent has none: ldd then prints "not a dynamic executable".)
+# Their shared libraries and the dynamic loader, at the paths ldd reports. (A static agent has
+# none: ldd then prints "not a dynamic executable".) With a static agent and a helper, the
+# libraries under /lib/x86_64-linux-gnu go to the squashfs image and the loader stays.
+libsdir=/lib/x86_64-linux-gnu
+sqfs_libs=""
+if [ -n "$helper" ] && [ -z "$libs_in_initrd" ] && ! ldd "$agent" 2>/dev/null | grep -q '=> /'; then
+        sqfs_libs=$tmp/pull-libs
+        mkdir -p "$sqfs_libs" "$root$libsdir"
+fi
 for bin in "$agent" $helper; do ldd "$bin" 2>/dev/null || true; done | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
         real=$(readlink -f "$lib")
-        mkdir -p "$root$(dirname "$lib")"
-        cp "$real" "$root$lib"
-        strip --strip-unneeded "$root$lib" 2>/dev/null || true
+        if [ -n "$sqfs_libs" ] && [ "$(dirname "$lib")" = "$libsdir" ]; then
+                dst=$sqfs_libs/$(basename "$lib")
+        else
+                dst=$root$lib
+                mkdir -p "$(dirname "$dst")"
+        fi
+        cp "$real" "$dst"
+        strip --strip-unneeded "$dst" 2>/dev/null || true
 done
 
 # Kernel modules in dependency order (depmod on a private copy of the tree).
 mkdir -p "$tmp/kmod/lib/modules"
 cp -a "$kdir/modules/$kver" "$tmp/kmod/lib/modules/"
 depmod -b "$tmp/kmod" "$kver"
-: >"$root/etc/cc-agent/modules"
-for m in "${modules[@]}"; do
-        modprobe -d "$tmp/kmod" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-done | awk '!seen[$0]++' | while read -r ko; do
-        rel=${ko#"$tmp/kmod/lib/modules/$kver/"}
-        mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
-        case "$ko" in
-        *.xz) xz -dc "$ko" >"$root/lib/modules/$kver/${rel%.xz}"; rel=${rel%.xz} ;;
-        *.zst) zstd -qdc "$ko" >"$root/lib/modules/$kver/${rel%.zst}"; rel=${rel%.zst} ;;
-        *) cp "$ko" "$root/lib/modules/$kver/$rel" ;;
-        esac
-        echo "$rel" >>"$root/etc/cc-agent/modules"
-done
+# add_modules LIST MODULE...: the modules and what they need, uncompressed, named in LIST.
+add_modules() {
+        local list=$1
+        shift
+        : >"$list"
+        for m in "$@"; do
+                modprobe -d "$tmp/kmod" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+        done | awk '!seen[$0]++' | while read -r ko; do
+                rel=${ko#"$tmp/kmod/lib/modules/$kver/"}
+                mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
+                case "$ko" in
+                *.xz) xz -dc "$ko" >"$root/lib/modules/$kver/${rel%.xz}"; rel=${rel%.xz} ;;
+                *.zst) zstd -qdc "$ko" >"$root/lib/modules/$kver/${rel%.zst}"; rel=${rel%.zst} ;;
+                *) cp "$ko" "$root/lib/modules/$kver/$rel" ;;
+                esac
+                echo "$rel" >>"$list"
+        done
+}
+add_modules "$root/etc/cc-agent/modules" "${modules[@]}"
+[ -z "$sqfs_libs" ] || add_modules "$root/etc/cc-agent/modules.pull" "${pull_modules[@]}"
 if [ -n "$policy" ]; then
         cp "$policy" "$root/etc/cc-agent/policy.json"
 fi
@@ -94,10 +126,26 @@ fi
 mknod -m 600 "$root/dev/console" c 5 1
 
 # Reproducible archive: sorted names, fixed times, root ownership, renumbered inodes.
-find "$root" -exec touch -h -d "@$epoch" {} +
+# cpio_of DIR: DIR's tree as a newc archive on stdout.
+cpio_of() {
+        find "$1" -exec touch -h -d "@$epoch" {} +
+        (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible --owner=0:0)
+}
 mkdir -p "$out"
-(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible \
-        --owner=0:0) | gzip -n -9 >"$out/initrd.img.new"
+: >"$out/initrd.img.new"
+if [ -n "$sqfs_libs" ]; then
+        # zstd: decompressed in the guest when the helper first maps a page, so a fast decoder
+        # under TCG matters more than the last megabyte (bench/agent-results.md).
+        # PULL_LIBS_COMP="-comp ..." (mksquashfs options) overrides it, for benchmarks.
+        seg=$tmp/seg-pull-libs
+        mkdir -p "$seg/usr/lib/cc-agent"
+        find "$sqfs_libs" -exec touch -h -d "@$epoch" {} +
+        mksquashfs "$sqfs_libs" "$seg/usr/lib/cc-agent/pull-libs.squashfs" -quiet -noappend \
+                -no-xattrs -all-root ${PULL_LIBS_COMP:--comp zstd -Xcompression-level 19} -mkfs-time "$epoch" \
+                -all-time "$epoch" >/dev/null
+        cpio_of "$seg" >>"$out/initrd.img.new"
+fi
+cpio_of "$root" | gzip -n -9 >>"$out/initrd.img.new"
 mv "$out/initrd.img.new" "$out/initrd.img"
 cp "$kdir/vmlinuz" "$out/vmlinuz"
 
@@ -111,10 +159,19 @@ cp "$kdir/vmlinuz" "$out/vmlinuz"
         echo "sha256 $(sha256sum "$out/vmlinuz" | cut -d' ' -f1) vmlinuz"
         echo "sha256 $(sha256sum "$out/initrd.img" | cut -d' ' -f1) initrd.img"
         echo "# initrd contents (sha256, mode, size, path)"
-        (cd "$root" && find . -mindepth 1 -type f | LC_ALL=C sort | while read -r f; do
-                printf 'file %s %s %s %s\n' "$(sha256sum "$f" | cut -d' ' -f1)" \
-                        "$(stat -c %a "$f")" "$(stat -c %s "$f")" "${f#.}"
-        done)
+        # list_files DIR [PREFIX]: "file" lines for DIR's regular files, named PREFIX/path.
+        list_files() {
+                (cd "$1" && find . -mindepth 1 -type f | LC_ALL=C sort | while read -r f; do
+                        printf 'file %s %s %s %s\n' "$(sha256sum "$f" | cut -d' ' -f1)" \
+                                "$(stat -c %a "$f")" "$(stat -c %s "$f")" "${2:-}${f#.}"
+                done)
+        }
+        list_files "$root"
+        if [ -n "$sqfs_libs" ]; then
+                list_files "$seg"
+                echo "# /usr/lib/cc-agent/pull-libs.squashfs contents, mounted on $libsdir"
+                list_files "$sqfs_libs" "$libsdir"
+        fi
         (cd "$root" && find . -mindepth 1 ! -type f ! -type d | LC_ALL=C sort | while read -r f; do
                 printf 'node %s %s\n' "$(stat -c %F "$f" | tr ' ' '-')" "${f#.}"
         done)

@@ -33,3 +33,8 @@ char *agent_container_path(const char *containers_dir, const char *id, const cha
 /* Unmounts and removes what a pull made for container `id`; a container directory without a
  * pulled rootfs (no "upper") is left as it is. */
 void agent_image_remove_rootfs(const char *containers_dir, const char *id);
+
+/* cc-agent-static as PID 1: mounts the helper's shared libraries (the guest image's
+ * squashfs, variants/pull-libs.c) before the first helper starts; 0 when there is nothing to
+ * mount or it is mounted. */
+int agent_pull_libs_mount(struct cc_error **err);

@@ -46,12 +46,12 @@ static void console_stdio(void)
                 close(fd);
 }
 
-static int load_modules(void)
+int agent_load_modules(const char *list)
 {
         struct utsname u;
         if (uname(&u) < 0)
                 return -errno;
-        _cleanup_fclose_ FILE *f = fopen(MODULES_LIST, "re");
+        _cleanup_fclose_ FILE *f = fopen(list, "re");
         if (!f)
                 return errno == ENOENT ? 0 : -errno;
         char line[512];
@@ -125,7 +125,7 @@ int agent_init_setup(void)
         mnt("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
         mnt("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate");
         enable_controllers();
-        int n = load_modules();
+        int n = agent_load_modules(MODULES_LIST);
         if (n < 0)
                 cc_log_errno(CC_LOG_WARN, -n, "reading %s", MODULES_LIST);
         loopback_up();

@@ -29,12 +29,14 @@ INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 # cc-agent-static: the agent linked -static-pie, with image pull in a helper process:
 # guest-agent/variants/image-pull-exec.c stands in for image-pull.c and starts cc-agent-pull
 # per pull, so libccimage (libcurl and its chain, OpenSSL, ISA-L, zstd, libarchive) is never
-# mapped by PID 1. No loader or shared libraries for the agent itself, and few mapped pages.
+# mapped by PID 1; variants/pull-libs.c mounts the guest image's squashfs of the helper's
+# libraries before the first one starts. No loader or shared libraries for the agent itself, and few mapped pages.
 # (The pull library cannot be linked statically on Debian 12: libcurl's and libisal's
 # dependencies have no static archives.)
 AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
 $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
-		$(BUILD)/guest-agent/variants/image-pull-exec.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
+		$(BUILD)/guest-agent/variants/image-pull-exec.o \
+		$(BUILD)/guest-agent/variants/pull-libs.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
 		$(LIBAGENTNET) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)

@@ -18,7 +18,7 @@ pkgs=(
         ca-certificates
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
-        python3-grpcio python3-protobuf busybox-static iproute2 cpio zstd kmod socat openssl curl fuse3
+        python3-grpcio python3-protobuf busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
 )

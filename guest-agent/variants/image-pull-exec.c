@@ -12,9 +12,12 @@
  * Credentials go over the socket, not argv or the environment, which other processes of the
  * guest could read in /proc.
  *
- * Starting the helper costs its dynamic loading (about 75 ms under TCG, bench/agent-results.md),
- * so CreateSandbox starts one ahead (agent_image_prestart): it loads and waits, at most
- * AGENT_PULL_SPARE_SECONDS, for the pod's first pull; later pulls start their own. A spare that
+ * Starting the helper costs its dynamic loading (about 75 ms under TCG once its libraries are
+ * in the page cache; the first start in a VM also mounts them and reads them from the guest
+ * image's squashfs, variants/pull-libs.c, bench/agent-results.md), so CreateSandbox starts
+ * one ahead (agent_image_prestart, in a thread of its own, so that CreateSandbox does not wait
+ * for it): it loads and waits, at most AGENT_PULL_SPARE_SECONDS, for the pod's first pull,
+ * which waits for it if it is still being started; later pulls start their own. A spare that
  * gives no result (it timed out just as it was taken) is replaced by a fresh helper once.
  *
  * The helper is reaped by the agent's reaper like any child (waitpid(-1)), so its end is seen
@@ -66,9 +69,11 @@ static void helper_close(struct helper *h)
         h->sock = h->pidfd = -1;
 }
 
-/* The prestarted helper, if any (sock -1: none). */
+/* The prestarted helper, if any (sock -1: none); spare_starting while a thread starts one. */
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spare_cond = PTHREAD_COND_INITIALIZER;
 static struct helper spare = {.sock = -1, .pidfd = -1};
+static bool spare_starting;
 
 static const char *helper_path(void)
 {
@@ -103,6 +108,9 @@ static int spawn_helper(struct agent *a, unsigned wait_s, struct helper *h, stru
                               cc_isempty(a->cfg.image_insecure) ? NULL : "--image-insecure",
                               a->cfg.image_insecure,
                               NULL};
+        int r = agent_pull_libs_mount(err);
+        if (r < 0)
+                return r;
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return cc_error_set(err, errno, "socketpair: %m");
@@ -112,7 +120,7 @@ static int spawn_helper(struct agent *a, unsigned wait_s, struct helper *h, stru
         posix_spawn_file_actions_init(&fa);
         posix_spawnattr_init(&at);
         /* dup2 clears close-on-exec on the target (also when sv[1] is already 3, glibc >= 2.29). */
-        int r = posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+        r = posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
         if (r == 0 && cc_log_get_fd() != STDERR_FILENO)
                 r = posix_spawn_file_actions_adddup2(&fa, cc_log_get_fd(), STDERR_FILENO);
         if (r == 0)
@@ -151,6 +159,29 @@ static bool exited(const struct helper *h)
         return h->pidfd < 0 ? h->gone : poll(&p, 1, 0) != 0;
 }
 
+struct prestart {
+        struct agent *a;
+        unsigned wait_s;
+};
+
+/* Starts the spare off the CreateSandbox path: mounting the helper's libraries and spawning
+ * it take tens of milliseconds under TCG that the host need not wait for. */
+static void *prestart_thread(void *p)
+{
+        struct prestart *ps = p;
+        struct helper h = {.sock = -1, .pidfd = -1};
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (spawn_helper(ps->a, ps->wait_s, &h, &err) < 0)
+                cc_log_warn("%s (the first pull will start its own)", cc_error_message(err));
+        free(ps);
+        pthread_mutex_lock(&spare_lock);
+        spare = h;
+        spare_starting = false;
+        pthread_cond_broadcast(&spare_cond);
+        pthread_mutex_unlock(&spare_lock);
+        return NULL;
+}
+
 void agent_image_prestart(struct agent *a)
 {
         const char *env = getenv("CC_AGENT_PULL_SPARE_SECONDS");
@@ -160,16 +191,32 @@ void agent_image_prestart(struct agent *a)
         pthread_mutex_lock(&spare_lock);
         if (spare.sock >= 0 && exited(&spare))
                 helper_close(&spare);
-        _cleanup_error_ struct cc_error *err = NULL;
-        if (spare.sock < 0 && spawn_helper(a, wait_s, &spare, &err) < 0)
-                cc_log_warn("%s (the first pull will start its own)", cc_error_message(err));
+        bool start = spare.sock < 0 && !spare_starting;
+        struct prestart *ps = start ? malloc(sizeof(*ps)) : NULL;
+        pthread_t t;
+        pthread_attr_t attr;
+        if (ps) {
+                *ps = (struct prestart){.a = a, .wait_s = wait_s};
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                int r = pthread_create(&t, &attr, prestart_thread, ps);
+                pthread_attr_destroy(&attr);
+                if (r == 0)
+                        spare_starting = true;
+                else {
+                        cc_log_warn("starting the image pull helper ahead: %s", strerror(r));
+                        free(ps);
+                }
+        }
         pthread_mutex_unlock(&spare_lock);
 }
 
-/* Hands over the spare if it still runs. */
+/* Hands over the spare if it still runs (waiting for one being started). */
 static bool take_spare(struct helper *h)
 {
         pthread_mutex_lock(&spare_lock);
+        while (spare_starting)
+                pthread_cond_wait(&spare_cond, &spare_lock);
         bool ok = spare.sock >= 0 && !exited(&spare);
         if (ok)
                 *h = spare;

@@ -174,6 +174,8 @@ stop_agent
 helpers() { pgrep -f -- "^$helper " || true; }
 start_agent "$static" "$helper"
 ctl create-sandbox --id sb1 --hostname sb1 >/dev/null || fail "CreateSandbox"
+# (started by a thread of the agent: CreateSandbox does not wait for it)
+for _ in $(seq 50); do [ -n "$(helpers)" ] && break; sleep 0.1; done
 spare=$(helpers)
 [ -n "$spare" ] && [ "$(ps -o ppid= -p "$spare" | tr -d ' ')" = "$agent_pid" ] ||
         fail "no helper waiting after CreateSandbox: '$spare'"
@@ -204,6 +206,7 @@ echo "ok: a spare that waited in vain exits; the pull starts its own"
 stop_agent
 SPARE=60 start_agent "$static" "$helper"
 ctl create-sandbox --id sb4 >/dev/null || fail "CreateSandbox"
+for _ in $(seq 50); do [ -n "$(helpers)" ] && break; sleep 0.1; done
 [ -n "$(helpers)" ] || fail "no spare"
 stop_agent
 for _ in $(seq 50); do [ -z "$(helpers)" ] && break; sleep 0.1; done

@@ -106,6 +106,18 @@ else
         tail -n 20 "$T/console.log"
         soft_fail "PullImage: $ref"
 fi
+# The helper's libraries came from the image's squashfs, mounted by the agent for this first
+# pull; the initrd proper holds none of them (the kernel does not unpack them at boot). An image
+# with the dynamic agent (GUEST_AGENT_LINK=dynamic) keeps them in the initrd: no squashfs.
+if grep -q " /usr/lib/cc-agent/pull-libs.squashfs$" build/guest/manifest.txt; then
+        grep -q "pull-libs.squashfs mounted on /lib/x86_64-linux-gnu" "$T/console.log" &&
+                ok "the helper's libraries: the image's squashfs, mounted for the first pull ($(grep -o 'pull-libs.squashfs mounted on [^ ]* ([0-9]* ms)' "$T/console.log"))" ||
+                soft_fail "no squashfs mount of the helper's libraries: $(grep -i "pull helper\|squashfs\|loop" "$T/console.log" | tail -n 5)"
+        awk '/^# .*pull-libs.squashfs contents/ {exit} $1 == "file" && $5 ~ /^\/lib\/x86_64-linux-gnu\// {bad = 1} END {exit bad}' build/guest/manifest.txt &&
+                grep -q "^file .* /lib/x86_64-linux-gnu/libcurl.so.4$" build/guest/manifest.txt &&
+                ok "manifest: the libraries are listed inside the squashfs, none in the initrd proper" ||
+                soft_fail "manifest: shared libraries in the initrd proper, or libcurl not listed"
+fi
 # The container, step by step as a shim drives it: CreateContainer on the pulled rootfs,
 # StartContainer, its stdout, WaitProcess, RemoveContainer.
 ctl create --id c1 --rootfs "$C/c1/rootfs" -- sh -c 'cat /etc/demo' || soft_fail "CreateContainer"
