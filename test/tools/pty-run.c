@@ -46,7 +46,7 @@ static int copy_out(int master)
 
 int main(int argc, char **argv)
 {
-        struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+        struct winsize ws = {.ws_row = 24, .ws_col = 80};
         int i = 1;
         for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
                 if (i + 1 >= argc)
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 
         int status = 0;
         for (;;) {
-                struct pollfd p = { .fd = master, .events = POLLIN };
+                struct pollfd p = {.fd = master, .events = POLLIN};
                 if (poll(&p, 1, 100) > 0 && copy_out(master) < 0) {
                         /* Our stdout is gone: nobody reads CMD's output any more. */
                         fprintf(stderr, "pty-run: writing the output: %m\n");
