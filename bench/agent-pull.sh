@@ -53,7 +53,11 @@ run() { # NAME -> $T/NAME.result: "initrd_bytes ready_kib idle_kib cold_ms warm_
         ctl() { "$CTL" --addr "unix://$sock" "$@"; }
         ctl check --wait 180 >/dev/null || fail "$name: the agent did not answer"
         boot=$(ms_since "$t0")
+        # The agent logs its ready line on the serial console, which may reach the file after the
+        # check is answered: wait for it (a missing value would shift the result's fields).
+        for _ in $(seq 50); do grep -q ' rss_kib=[0-9]' "$T/$name.console" && break; sleep 0.1; done
         ready=$(grep -o ' rss_kib=[0-9]*' "$T/$name.console" | head -1 | cut -d= -f2)
+        ready=${ready:-n/a}
         ctl create-sandbox --id bench --hostname bench >/dev/null
         ctl update-interface -- "$MAC" eth0 0 10.0.2.15/24 >/dev/null || fail "$name: UpdateInterface"
         ctl update-routes -- default,10.0.2.2,eth0 >/dev/null || fail "$name: UpdateRoutes"

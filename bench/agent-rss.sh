@@ -31,6 +31,8 @@ qpid=$!
 while [ ! -S "$tmp/agent.sock" ]; do sleep 0.05; done
 ctl() { "$BUILD/cc-agent-ctl" --addr "unix://$tmp/agent.sock" "$@"; }
 ctl check --wait 120 >/dev/null
+# The ready line may reach the console file after the check is answered.
+for _ in $(seq 50); do grep -q ' rss_kib=[0-9]' "$tmp/console.log" && break; sleep 0.1; done
 ready=$(grep -o ' rss_kib=[0-9]*' "$tmp/console.log" | head -1 | cut -d= -f2)
 ready_status=$(grep -o 'vmrss_kib=[0-9]*' "$tmp/console.log" | head -1 | cut -d= -f2)
 for _ in $(seq 20); do ctl check >/dev/null; done
