@@ -139,8 +139,10 @@ static int spawn_helper(struct agent *a, unsigned wait_s, struct helper *h, stru
         close(sv[1]);
         if (r != 0) {
                 close(sv[0]);
-                return cc_error_set(err, r, "start the image pull helper %s: %s", path,
-                                    strerror(r));
+                /* Internal, not the errno's code: a missing helper (ENOENT) is a broken guest
+                 * image, not an image that was not found. */
+                return cc_error_set_code(err, CC_GRPC_INTERNAL,
+                                         "start the image pull helper %s: %s", path, strerror(r));
         }
         h->sock = sv[0];
         /* The helper reads its request before anything else and only a spare's wait ends on its

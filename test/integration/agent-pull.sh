@@ -164,7 +164,7 @@ echo "ok: a spare that dies is replaced by a fresh helper once: $out"
 stop_agent
 start_agent "$static" "$T/no-such-helper"
 out=$(ctl pull-image --id f4 -- "$IMAGE" 2>&1) && fail "a missing helper counted as a pull"
-echo "$out" | grep -q "start the image pull helper $T/no-such-helper: No such file" || fail "missing helper: $out"
+echo "$out" | grep -q "Internal: .*start the image pull helper $T/no-such-helper: No such file" || fail "missing helper: $out"
 [ ! -e "$containers/f4" ] || fail "a missing helper left $containers/f4"
 echo "ok: a missing helper: $out"
 out=$(ctl check 2>&1) || fail "the agent did not survive the helper failures: $out"
