@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -99,9 +100,14 @@ int main(int argc, char **argv)
         }
         if ((r = agent_transport_start(&a, &err)) < 0)
                 fatal(&a, "transport", err);
-        cc_log_info("agent ready version=%s server_addr=%s init=%d vmrss_kib=%ld rss_kib=%ld",
+        /* uptime_ms: the guest clock since the kernel started (bench/agent-boot.sh). */
+        struct timespec up;
+        clock_gettime(CLOCK_BOOTTIME, &up);
+        cc_log_info("agent ready version=%s server_addr=%s init=%d vmrss_kib=%ld rss_kib=%ld "
+                    "uptime_ms=%lld",
                     AGENT_VERSION, a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib(),
-                    agent_self_rss_exact_kib());
+                    agent_self_rss_exact_kib(),
+                    (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000);
 
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         for (;;) {
