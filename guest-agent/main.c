@@ -106,8 +106,7 @@ int main(int argc, char **argv)
         cc_log_info("agent ready version=%s server_addr=%s init=%d vmrss_kib=%ld rss_kib=%ld "
                     "uptime_ms=%lld",
                     AGENT_VERSION, a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib(),
-                    agent_self_rss_exact_kib(),
-                    (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000);
+                    agent_self_rss_exact_kib(), (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000);
 
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         for (;;) {
