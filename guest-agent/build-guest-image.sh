@@ -79,6 +79,10 @@ fi
 libsdir=/lib/x86_64-linux-gnu
 sqfs_libs=""
 if [ -n "$helper" ] && [ -z "$libs_in_initrd" ] && ! ldd "$agent" 2>/dev/null | grep -q '=> /'; then
+        command -v mksquashfs >/dev/null || {
+                echo "build-guest-image: mksquashfs not found (package squashfs-tools; make deps installs it)" >&2
+                exit 1
+        }
         sqfs_libs=$tmp/pull-libs
         mkdir -p "$sqfs_libs" "$root$libsdir"
 fi
