@@ -34,7 +34,9 @@ static char *read_cmdline(void)
 
 static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error *e)
 {
-        cc_log_error("%s: %s", what, cc_error_message(e));
+        /* level=fatal: the shim, watching the console while it waits for the agent, ends
+         * the pod's start at once with this line (shim/agent-wait.c). */
+        cc_log(CC_LOG_FATAL, "%s: %s", what, cc_error_message(e));
         if (a->cfg.is_init)
                 agent_init_poweroff();
         exit(EXIT_FAILURE);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -99,6 +100,13 @@ int hv_agent_dial(const char *address, int timeout_ms, struct cc_error **err)
                 _cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return cc_error_set(err, errno, "socket(AF_VSOCK): %m");
+                /* The kernel's own connect timeout is 2 s; the caller's deadline may be closer. */
+                if (timeout_ms > 0) {
+                        struct timeval tv = {.tv_sec = timeout_ms / 1000,
+                                             .tv_usec = (timeout_ms % 1000) * 1000};
+                        (void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv,
+                                         sizeof(tv));
+                }
                 struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
                 if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                         return cc_error_set(err, errno, "connect vsock %u:%u: %m", cid, port);

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,8 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <linux/vm_sockets.h>
-
 #include "cc/cleanup.h"
 #include "cc/log.h"
 
@@ -32,8 +31,8 @@
 #include "kata/health.pb-c.h"
 #include "shim/shim.h"
 
-#define AGENT_SERVICE   "grpc.AgentService"
-#define COPY_CHUNK      (1u << 20)
+#define AGENT_SERVICE "grpc.AgentService"
+#define COPY_CHUNK    (1u << 20)
 
 static __thread int64_t external_ns;
 
@@ -58,30 +57,6 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int dial(const char *addr)
-{
-        if (strncmp(addr, "unix:", 5) == 0) {
-                const char *p = addr + 5;
-                if (strncmp(p, "//", 2) == 0)
-                        p += 2;
-                return cc_unix_connect(p);
-        }
-        unsigned cid = 0, port = 0;
-        if (sscanf(addr, "vsock:%u:%u", &cid, &port) == 2) {
-                int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return -errno;
-                struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
-                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                        int e = errno;
-                        close(fd);
-                        return -e;
-                }
-                return fd;
-        }
-        return -EPROTONOSUPPORT;
-}
-
 int shim_agent_call(struct shim_sandbox *sb, const char *service, const char *method,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                     ProtobufCMessage **ret, int64_t timeout_ns, struct cc_error **err)
@@ -98,69 +73,20 @@ int shim_agent_call(struct shim_sandbox *sb, const char *service, const char *me
         return r;
 }
 
-/* The last lines of the console log, for boot failures. */
-static void console_tail(const char *path, char *buf, size_t size)
-{
-        buf[0] = '\0';
-        _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        if (fd < 0)
-                return;
-        off_t end = lseek(fd, 0, SEEK_END);
-        off_t from = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
-        ssize_t n = pread(fd, buf, size - 1, from);
-        buf[n > 0 ? n : 0] = '\0';
-        for (char *p = buf; *p; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
-}
-
 static int wait_agent(struct shim_sandbox *sb, const char *addr, struct cc_error **err)
 {
-        int64_t deadline = now_ms() + (int64_t)sb->cfg.dial_timeout_s * 1000;
-        int exit_fd = hv_vm_exit_fd(sb->vm);
-        int last = 0;
-        while (now_ms() < deadline) {
-                struct pollfd p = {.fd = exit_fd, .events = POLLIN};
-                if (exit_fd >= 0 && poll(&p, 1, 0) > 0) {
-                        char tail[600];
-                        console_tail(hv_vm_console_log(sb->vm), tail, sizeof(tail));
-                        return cc_error_set(err, EIO,
-                                            "the VM exited before its agent answered; console: %s",
-                                            tail);
-                }
-                int fd = dial(addr);
-                if (fd < 0) {
-                        last = fd;
-                        usleep(100 * 1000);
-                        continue;
-                }
-                struct cc_ttrpc_client *c = NULL;
-                if ((last = cc_ttrpc_client_new(fd, &c)) < 0)
-                        return cc_error_set(err, -last, "ttrpc client: %s", strerror(-last));
-                Grpc__CheckRequest req = GRPC__CHECK_REQUEST__INIT;
-                Grpc__HealthCheckResponse *resp = NULL;
-                struct cc_ttrpc_call_opts o = {.timeout_ns = 2000000000ll};
-                _cleanup_error_ struct cc_error *e = NULL;
-                last = cc_ttrpc_client_call(c, "grpc.Health", "Check", &req.base,
-                                            &grpc__health_check_response__descriptor,
-                                            (ProtobufCMessage **)&resp, &o, &e);
-                bool serving = last == 0 && resp->status == GRPC__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-                if (resp)
-                        protobuf_c_message_free_unpacked(&resp->base, NULL);
-                if (serving) {
-                        sb->agent = c;
-                        return 0;
-                }
-                cc_ttrpc_client_free(c);
-                usleep(200 * 1000);
-        }
-        char tail[600];
-        console_tail(hv_vm_console_log(sb->vm), tail, sizeof(tail));
-        return cc_error_set(err, ETIMEDOUT,
-                            "the agent at %s did not answer Health.Check within %u s "
-                            "([agent.kata] dial_timeout in %s; last error %s); console: %s",
-                            addr, sb->cfg.dial_timeout_s, sb->cfg.path ? sb->cfg.path : "defaults",
-                            last ? strerror(-last) : "not serving", tail);
+        struct shim_agent_wait w = {
+                .addr = addr,
+                .timeout_ms = (int64_t)sb->cfg.dial_timeout_s * 1000,
+                .exit_fd = hv_vm_exit_fd(sb->vm),
+                .console_path = hv_vm_console_log(sb->vm),
+        };
+        int r = shim_agent_wait(&w, &sb->agent, err);
+        if (r == -ETIMEDOUT)
+                return cc_error_wrap(err, -r, "[agent.kata] dial_timeout = %u in %s",
+                                     sb->cfg.dial_timeout_s,
+                                     sb->cfg.path ? sb->cfg.path : "the built-in configuration");
+        return r;
 }
 
 /* Memory and CPUs from the pod's resource annotations on top of the configured base. */
@@ -198,9 +124,10 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 cc_close(fd);
         }
         _cleanup_free_ char *params = NULL;
-        if (asprintf(&params, "%s%sagent.server_addr=%s%s", c->kernel_params ? c->kernel_params : "",
-                     c->kernel_params ? " " : "",
-                     channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024" : "serial://" HV_AGENT_SERIAL_NAME,
+        if (asprintf(&params, "%s%sagent.server_addr=%s%s",
+                     c->kernel_params ? c->kernel_params : "", c->kernel_params ? " " : "",
+                     channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024"
+                                                 : "serial://" HV_AGENT_SERIAL_NAME,
                      c->debug ? " agent.log=debug" : "") < 0)
                 return -ENOMEM;
         unsigned vcpus = c->vcpus, mem = c->memory_mib;
@@ -223,7 +150,8 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         /* Whether this host can run this VM at all comes first: no pod network is touched for
          * a VM that cannot start. The mock backend (tests) runs anywhere. */
         if ((r = hv_check(&hc, err)) < 0)
-                return cc_error_wrap(err, -r, "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
+                return cc_error_wrap(err, -r,
+                                     "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
                                      cfgname, strcmp(c->backend, "clh") == 0 ? "clh" : "qemu",
                                      c->backend, hv_tee_to_string(c->tee));
         /* The pod network: taps in the pod namespace, handed to the VMM (hv_vm_new dups the
@@ -236,7 +164,8 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         int64_t t0 = now_ms(), boot0 = now_ns();
         if ((r = hv_vm_start(sb->vm, 120000, err)) < 0) {
                 /* libhv's host check names what is missing (kernel, firmware, TEE support). */
-                return cc_error_wrap(err, -r, "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
+                return cc_error_wrap(err, -r,
+                                     "%s: [hypervisor.%s] (backend %s, tee %s) cannot start",
                                      cfgname, strcmp(c->backend, "clh") == 0 ? "clh" : "qemu",
                                      c->backend, hv_tee_to_string(c->tee));
         }
@@ -264,7 +193,8 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         req.n_dns = n_dns;
         const char *hostname = NULL;
         struct json_object *h = NULL;
-        if (json_object_object_get_ex(spec, "hostname", &h) && json_object_is_type(h, json_type_string))
+        if (json_object_object_get_ex(spec, "hostname", &h) &&
+            json_object_is_type(h, json_type_string))
                 hostname = json_object_get_string(h);
         req.hostname = (char *)(hostname ? hostname : "");
         r = shim_agent_call(sb, AGENT_SERVICE, "CreateSandbox", &req.base, NULL, NULL,

@@ -178,6 +178,25 @@ int shim_agent_copy_file(struct shim_sandbox *sb, const char *host_path, const c
  * refused by the agent so they are skipped with a warning). */
 int shim_agent_copy_tree(struct shim_sandbox *sb, const char *host_dir, const char *guest_dir,
                          uint64_t *budget, struct cc_error **err);
+/* Waiting for a booting guest's agent (shim/agent-wait.c). */
+struct shim_agent_wait {
+        const char *addr;         /* libhv's agent address: unix:, vsock:, hvsock: */
+        int64_t timeout_ms;       /* the whole wait, every dial and Check included */
+        int exit_fd;              /* readable once the VMM exited; -1: not watched */
+        const char *console_path; /* the guest console log, watched for fatal lines; NULL: none */
+};
+/*
+ * Dials the agent and calls grpc.Health/Check until it answers SERVING (*ret: the connected
+ * client) or timeout_ms passed; ends at once with the console's reason if the guest panics,
+ * fails to unpack its initramfs, the agent logs a fatal error, or the VMM exits.
+ */
+int shim_agent_wait(const struct shim_agent_wait *w, struct cc_ttrpc_client **ret,
+                    struct cc_error **err);
+/* The first console line holding a fatal boot message in text[0..len) (its length in
+ * *line_len), or NULL. Pure. */
+const char *shim_console_fatal(const char *text, size_t len, size_t *line_len);
+/* The last size-1 bytes of a console log with control characters blanked ("" if none). */
+void shim_console_tail(const char *path, char *buf, size_t size);
 /* Nanoseconds this thread spent waiting for the agent or the VMM since the last call (the
  * part of a Create that is not the shim's own work); resets the counter. */
 int64_t shim_external_ns_take(void);

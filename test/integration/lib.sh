@@ -119,6 +119,17 @@ cc_guest_image() {
         fi
 }
 
+# cc_hang_initrd OUT: an initramfs whose /init (busybox-static, $BUSYBOX) sleeps forever: a guest
+# that boots and never answers, whatever the machine's speed (for dial_timeout cases).
+cc_hang_initrd() {
+        local d=$CC_TMP/hang-root
+        mkdir -p "$d/bin" "$d/dev"
+        cp "$BUSYBOX" "$d/bin/busybox"
+        printf '#!/bin/busybox sh\necho cc-test: this guest never answers\nexec /bin/busybox sleep 2147483647\n' >"$d/init"
+        chmod 0755 "$d/init"
+        (cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$1"
+}
+
 # cc_shim_on_path SHIM: a copy of SHIM as containerd-shim-kata-cc-v2 first on PATH (a copy: a
 # rebuild of build/ during the test must not swap the binary under containerd), VM run dirs
 # under $CC_TMP/run, no KATA_CONF_FILE from the caller's environment.

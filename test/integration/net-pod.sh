@@ -177,13 +177,15 @@ initrd = "$INITRD"
 network_model = "bridge"
 TOML
 umount "$CC_TMP/hostnet"
-# A start that fails after the pod network was set up (the agent cannot answer within 1 s
-# under TCG): the tap, the filters and the qdiscs go with the VM.
+# A start that fails after the pod network was set up (a guest that boots but never runs an
+# agent, so the wait ends at dial_timeout on any machine): the tap, the filters and the qdiscs
+# go with the VM.
+cc_hang_initrd "$CC_TMP/hang.img"
 bad_case late "did not answer Health.Check within 1 s" --with-ns "network:/var/run/netns/$POD" <<TOML
 [hypervisor.qemu]
 path = "$(command -v qemu-system-x86_64)"
 kernel = "$KERNEL"
-initrd = "$INITRD"
+initrd = "$CC_TMP/hang.img"
 default_memory = 384
 accel = "tcg"
 agent_channel = "serial"
