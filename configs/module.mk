@@ -5,5 +5,6 @@ INTEGRATION_TESTS += test/integration/deploy-installer.sh
 INTEGRATION_TESTS += test/integration/e2e-cri.sh
 INTEGRATION_TESTS += test/integration/e2e-pods.sh
 INTEGRATION_TESTS += test/integration/e2e-configs.sh
+INTEGRATION_TESTS += test/integration/e2e-bootfail.sh
 INTEGRATION_TESTS += test/integration/e2e-guest-pull.sh
 INTEGRATION_TESTS += test/integration/e2e-encrypted.sh

@@ -53,6 +53,16 @@ int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, 
                        struct cc_error **err);
 void agent_config_done(struct agent_config *cfg);
 
+/* The guest image's own digest list (guest-agent/build-guest-image.sh writes it). */
+#define AGENT_IMAGE_DIGESTS "/etc/cc-agent/image.sha256"
+/*
+ * Checks every file named in list_path (sha256sum format, absolute paths, looked up under
+ * root, "" or NULL for /) against its recorded SHA-256: -EBADMSG naming the file and both
+ * digests on a mismatch, the file's errno when it is missing. Counts what it read.
+ */
+int agent_selfcheck(const char *list_path, const char *root, unsigned *ret_files,
+                    uint64_t *ret_bytes, struct cc_error **err);
+
 /* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
 int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);
 /* The grpc.AgentService / grpc.Health method tables (for the fuzz targets). */

@@ -149,6 +149,15 @@ if [ -n "$sqfs_libs" ]; then
                 -all-time "$epoch" >/dev/null
         cpio_of "$seg" >>"$out/initrd.img.new"
 fi
+# The digests the agent checks at boot before it reports ready (guest-agent/selfcheck.c): every
+# file of the image but /init (running already) and the list itself, in sha256sum's format.
+{
+        (cd "$root" && find . -mindepth 1 -type f ! -path ./init ! -path ./etc/cc-agent/image.sha256)
+        [ -z "$sqfs_libs" ] || (cd "$seg" && find . -mindepth 1 -type f)
+} | LC_ALL=C sort | while read -r f; do
+        if [ -f "$root/$f" ]; then d=$root; else d=$seg; fi
+        printf '%s  %s\n' "$(sha256sum "$d/$f" | cut -d' ' -f1)" "${f#.}"
+done >"$root/etc/cc-agent/image.sha256"
 cpio_of "$root" | gzip -n -9 >>"$out/initrd.img.new"
 mv "$out/initrd.img.new" "$out/initrd.img"
 cp "$kdir/vmlinuz" "$out/vmlinuz"

@@ -5,7 +5,7 @@ AGENT_SRCS := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 LIBAGENT := $(BUILD)/libagent.a
 LIBS := $(LIBAGENT) $(LIBS)
-EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs libseccomp libcap)
+EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs libseccomp libcap libcrypto)
 # Paths are length-checked where truncation matters; GCC cannot see that through snprintf.
 $(AGENT_OBJS): CFLAGS += -Wno-format-truncation
 
@@ -33,7 +33,7 @@ INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 # libraries before the first one starts. No loader or shared libraries for the agent itself, and few mapped pages.
 # (The pull library cannot be linked statically on Debian 12: libcurl's and libisal's
 # dependencies have no static archives.)
-AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a
+AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a -l:libcrypto.a
 $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
 		$(BUILD)/guest-agent/variants/image-pull-exec.o \
 		$(BUILD)/guest-agent/variants/pull-libs.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
