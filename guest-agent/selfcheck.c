@@ -123,8 +123,9 @@ int agent_selfcheck(const char *list_path, const char *root, unsigned *ret_files
                 char full[4096];
                 if ((size_t)snprintf(full, sizeof(full), "%s%s", root ? root : "", path) >=
                     sizeof(full))
-                        return cc_error_set(err, ENAMETOOLONG, "guest image check: %s:%u: path too long",
-                                            list_path, lineno);
+                        return cc_error_set(err, ENAMETOOLONG,
+                                            "guest image check: %s:%u: path too long", list_path,
+                                            lineno);
                 char have[2 * SHA256_DIGEST_LENGTH + 1];
                 uint64_t size = 0;
                 int r = file_sha256(full, have, &size);

@@ -1,10 +1,10 @@
 /* Error objects and the single errno <-> gRPC status mapping. */
+#include "cc/error.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "cc/error.h"
 
 static struct cc_error *error_new(int errnum, int grpc_code, char *msg)
 {
@@ -86,6 +86,20 @@ int cc_error_wrap(struct cc_error **err, int errnum_if_empty, const char *fmt, .
                 free(ctx);
         }
         return -(*err)->errnum;
+}
+
+void cc_error_add_errno_text(struct cc_error *e)
+{
+        if (!e || e->errnum <= 0 || !e->msg)
+                return;
+        const char *text = strerror(e->errnum);
+        if (strstr(e->msg, text))
+                return;
+        char *joined = NULL;
+        if (asprintf(&joined, "%s (%s)", e->msg, text) >= 0) {
+                free(e->msg);
+                e->msg = joined;
+        }
 }
 
 void cc_error_free(struct cc_error *e)

@@ -328,8 +328,22 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         return 0;
 }
 
+static int pull(const struct img_pull_opts *opts, const char *refstr, struct img_pulled **ret,
+                struct cc_error **err);
+
+/* Every error leaving the library names its errno's text ("... (Disk quota exceeded)"): the
+ * agent's callers see a status code and this message only. */
 int img_pull(const struct img_pull_opts *opts, const char *refstr, struct img_pulled **ret,
              struct cc_error **err)
+{
+        int r = pull(opts, refstr, ret, err);
+        if (r < 0 && err)
+                cc_error_add_errno_text(*err);
+        return r;
+}
+
+static int pull(const struct img_pull_opts *opts, const char *refstr, struct img_pulled **ret,
+                struct cc_error **err)
 {
         if (!opts || cc_isempty(opts->store_dir) || opts->store_dir[0] != '/')
                 return cc_error_set(err, EINVAL, "pull: store_dir must be an absolute path");

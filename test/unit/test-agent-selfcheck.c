@@ -21,6 +21,7 @@
 /* clang-format on */
 
 #include "cc/log.h"
+
 #include "guest-agent/agent.h"
 
 static char root[64];
@@ -121,10 +122,10 @@ static void test_symlink(void **state)
 static void test_bad_list(void **state)
 {
         static const char *const bad[] = {
-                "5891b5b5  /usr/a\n",                           /* short digest */
-                H_HELLO " /usr/a\n",                            /* one space */
-                H_HELLO "  usr/a\n",                            /* relative path */
-                H_HELLO "  /usr/../etc/shadow\n",               /* .. */
+                "5891b5b5  /usr/a\n",             /* short digest */
+                H_HELLO " /usr/a\n",              /* one space */
+                H_HELLO "  usr/a\n",              /* relative path */
+                H_HELLO "  /usr/../etc/shadow\n", /* .. */
                 "5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03  /usr/a\n",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

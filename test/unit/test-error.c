@@ -1,12 +1,11 @@
 /* Unit tests: error objects, the errno <-> status mapping, logfmt quoting. */
+#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include "cc/error.h"
 #include "cc/log.h"
@@ -32,6 +31,24 @@ static void test_wrap_empty(void **state)
         _cleanup_error_ struct cc_error *err = NULL;
         assert_int_equal(cc_error_wrap(&err, EBUSY, "ctx %d", 1), -EBUSY);
         assert_string_equal(cc_error_message(err), "ctx 1");
+}
+
+static void test_add_errno_text(void **state)
+{
+        struct cc_error *e = NULL;
+        cc_error_set(&e, EDQUOT, "image has more than %d entries", 20);
+        cc_error_add_errno_text(e);
+        assert_string_equal(cc_error_message(e),
+                            "image has more than 20 entries (Disk quota exceeded)");
+        /* Once only, and not when the text is there already. */
+        cc_error_add_errno_text(e);
+        assert_string_equal(cc_error_message(e),
+                            "image has more than 20 entries (Disk quota exceeded)");
+        cc_error_set(&e, ENOENT, "open x: %s", strerror(ENOENT));
+        cc_error_add_errno_text(e);
+        assert_string_equal(cc_error_message(e), "open x: No such file or directory");
+        cc_error_add_errno_text(NULL);
+        cc_error_free(e);
 }
 
 static void test_explicit_code(void **state)
@@ -104,9 +121,10 @@ static void test_log_levels(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_set_and_wrap),  cmocka_unit_test(test_wrap_empty),
-                cmocka_unit_test(test_explicit_code), cmocka_unit_test(test_mapping_roundtrip),
-                cmocka_unit_test(test_logfmt_quote),  cmocka_unit_test(test_log_levels),
+                cmocka_unit_test(test_set_and_wrap),      cmocka_unit_test(test_wrap_empty),
+                cmocka_unit_test(test_explicit_code),     cmocka_unit_test(test_add_errno_text),
+                cmocka_unit_test(test_mapping_roundtrip), cmocka_unit_test(test_logfmt_quote),
+                cmocka_unit_test(test_log_levels),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,10 @@ int cc_error_set_code(struct cc_error **err, int grpc_code, const char *fmt, ...
 int cc_error_wrap(struct cc_error **err, int errnum_if_empty, const char *fmt, ...)
         _printf_(3, 4);
 
+/* Appends " (<strerror(errnum)>)" to e's message unless the message holds that text already:
+ * for library edges whose callers show only the message (NULL is fine). */
+void cc_error_add_errno_text(struct cc_error *e);
+
 void cc_error_free(struct cc_error *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cc_error *, cc_error_free)
 #define _cleanup_error_ _cleanup_(cc_error_freep)
