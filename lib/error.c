@@ -1,10 +1,10 @@
 /* Error objects and the single errno <-> gRPC status mapping. */
-#include "cc/error.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cc/error.h"
 
 static struct cc_error *error_new(int errnum, int grpc_code, char *msg)
 {

@@ -1,11 +1,12 @@
 /* Unit tests: error objects, the errno <-> status mapping, logfmt quoting. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "cc/error.h"
 #include "cc/log.h"
