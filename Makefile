@@ -72,6 +72,7 @@ include lib/module.mk
 -include hypervisor/module.mk
 -include guest-agent/network/module.mk
 -include guest-agent/image/module.mk
+-include guest-agent/attest/module.mk
 -include guest-agent/module.mk
 -include shim/network/module.mk
 -include shim/module.mk
