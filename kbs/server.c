@@ -638,7 +638,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's own messages (its format strings), at debug. */
+_printf_(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char buf[512];
         vsnprintf(buf, sizeof(buf), fmt, ap);

@@ -14,7 +14,6 @@
 #include "kbs/kbs.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 
 static int add_bytes_hex(struct json_object *o, const char *key, const uint8_t *b, size_t n)
 {

@@ -168,4 +168,10 @@ fi
 echo "ok - logs never contain the resource"
 grep -q 'msg=request method=GET path="/kbs/v0/resource/default/key/1" status=200' "$CC_TMP/main.log" \
         || grep -q 'msg=request.*status=200' "$CC_TMP/main.log" || cc_fail "no logfmt request lines"
+# A clean stop, and nothing from the sanitizers (under SANITIZE=1) in either log.
+cc_stop_pid "$PID_main"
+cc_stop_pid "$PID_plain"
+if grep -E 'Sanitizer|runtime error' "$CC_TMP"/main.log "$CC_TMP"/plain.log; then
+        cc_fail "sanitizer reports in the cc-kbs logs"
+fi
 echo "kbs-rcar: all passed"
