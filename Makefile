@@ -77,6 +77,7 @@ include lib/module.mk
 -include shim/network/module.mk
 -include shim/module.mk
 -include snapshotter/module.mk
+-include kbs/module.mk
 -include configs/module.mk
 include test/module.mk
 -include bench/module.mk

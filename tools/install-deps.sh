@@ -12,13 +12,15 @@ pkgs=(
         # libraries
         libjson-c-dev libseccomp-dev libcap-dev libvirt-dev libnghttp2-dev libcurl4-openssl-dev
         libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev libisal-dev
+        # cc-kbs: its HTTP(S) server
+        libmicrohttpd-dev
         # unit tests
         libcmocka-dev
         # the guest image: the CA bundle the guest's registry client trusts by default
         ca-certificates
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
-        python3-grpcio python3-protobuf busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
+        python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
 )
