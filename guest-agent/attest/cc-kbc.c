@@ -3,7 +3,10 @@
  * or in a guest (the pull helper links the same library).
  *
  *   cc-kbc --url URL [--cert PEM] [--initdata TOML] [--rsa] [--sample-in-tee]
- *          get URI [OUT]        the resource's bytes to OUT (default stdout); timings on stderr
+ *          [--repeat N --pause-ms MS]
+ *          get URI [OUT]        the resource's bytes to OUT (default stdout); timings on stderr;
+ *                               with --repeat, N fetches by one client (one attestation while
+ *                               the KBS's session lasts), a line of timings each
  *   cc-kbc initdata TOML        the digest of an initdata file and its TEE launch fields
  */
 #include <errno.h>
@@ -72,10 +75,13 @@ int main(int argc, char **argv)
                 {"rsa", no_argument, NULL, 'r'},
                 {"sample-in-tee", no_argument, NULL, 's'},
                 {"debug", no_argument, NULL, 'd'},
+                {"repeat", required_argument, NULL, 'n'},
+                {"pause-ms", required_argument, NULL, 'p'},
                 {NULL, 0, NULL, 0},
         };
         struct kbc_client_config cfg = {.key_alg = KBC_KEY_EC_P256};
         const char *cert = NULL, *initdata = NULL;
+        unsigned repeat = 1, pause_ms = 0;
         int o;
         while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
                 switch (o) {
@@ -93,6 +99,12 @@ int main(int argc, char **argv)
                         break;
                 case 's':
                         cfg.sample_in_tee = true;
+                        break;
+                case 'n':
+                        repeat = (unsigned)atoi(optarg);
+                        break;
+                case 'p':
+                        pause_ms = (unsigned)atoi(optarg);
                         break;
                 case 'd':
                         cc_log_set_level(CC_LOG_DEBUG);
@@ -150,15 +162,23 @@ int main(int argc, char **argv)
         }
         _cleanup_free_ uint8_t *data = NULL;
         size_t dl = 0;
-        if (kbc_client_get_resource(c, uri, &data, &dl, &err) < 0) {
-                fprintf(stderr, "cc-kbc: %s\n", cc_error_message(err));
-                return 1;
+        for (unsigned i = 0; i < (repeat ? repeat : 1); i++) {
+                if (i && pause_ms)
+                        usleep(pause_ms * 1000u);
+                free(data);
+                data = NULL;
+                if (kbc_client_get_resource(c, uri, &data, &dl, &err) < 0) {
+                        fprintf(stderr, "cc-kbc: %s\n", cc_error_message(err));
+                        return 1;
+                }
+                struct kbc_timings t;
+                kbc_client_timings(c, &t);
+                fprintf(stderr,
+                        "tee=%s bytes=%zu attestations=%u auth_ms=%.1f attest_ms=%.1f "
+                        "resource_ms=%.1f decrypt_ms=%.1f\n",
+                        kbc_tee_name(cfg.tee), dl, t.attestations, t.auth_ms, t.attest_ms,
+                        t.resource_ms, t.decrypt_ms);
         }
-        struct kbc_timings t;
-        kbc_client_timings(c, &t);
-        fprintf(stderr,
-                "tee=%s bytes=%zu auth_ms=%.1f attest_ms=%.1f resource_ms=%.1f decrypt_ms=%.1f\n",
-                kbc_tee_name(cfg.tee), dl, t.auth_ms, t.attest_ms, t.resource_ms, t.decrypt_ms);
         int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : STDOUT_FILENO;
         if (fd < 0 || cc_write_all(fd, data, dl) < 0) {
                 fprintf(stderr, "cc-kbc: write %s: %m\n", out ? out : "stdout");

@@ -29,7 +29,7 @@
 #include "cc/cleanup.h"
 #include "cc/log.h"
 
-#include "guest-agent/attest/kbc.h"
+#include "guest-agent/attest/kbc-internal.h"
 
 #define PROTOCOL_VERSION "0.4.0"
 #define ERROR_PREFIX     "https://github.com/confidential-containers/kbs/errors/"
@@ -194,6 +194,12 @@ struct response {
         char cookie[COOKIE_MAX + 1];
 };
 
+static void response_done(struct response *r)
+{
+        free(r->body);
+        r->body = NULL;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
         struct response *r = ud;
@@ -320,30 +326,36 @@ static int http(struct kbc_client *c, const char *step, const char *method, cons
                             errbuf[0] ? errbuf : curl_easy_strerror(last));
 }
 
-/* An error answer: "401 PolicyDeny: Access denied by policy" (type without the URL prefix). */
-static int kbs_error(struct kbc_client *c, const char *step, const struct response *r,
-                     struct cc_error **err)
+void kbc__error_body(const char *body, size_t len, char type[96], char detail[512])
 {
-        char type[96] = "", detail[512] = "";
-        _cleanup_(json_putp) struct json_object *o = r->body ? parse_exact(r->body, r->len) : NULL;
+        type[0] = detail[0] = '\0';
+        _cleanup_(json_putp) struct json_object *o = body ? parse_exact(body, len) : NULL;
         struct json_object *v;
         if (o && json_object_object_get_ex(o, "type", &v) &&
             json_object_is_type(v, json_type_string)) {
                 const char *t = json_object_get_string(v);
                 if (!strncmp(t, ERROR_PREFIX, strlen(ERROR_PREFIX)))
                         t += strlen(ERROR_PREFIX);
-                snprintf(type, sizeof(type), "%s", t);
+                snprintf(type, 96, "%s", t);
         }
         if (o && json_object_object_get_ex(o, "detail", &v) &&
             json_object_is_type(v, json_type_string))
-                snprintf(detail, sizeof(detail), "%s", json_object_get_string(v));
-        /* The KBS's text goes into our message: keep it printable. */
+                snprintf(detail, 512, "%s", json_object_get_string(v));
+        /* The KBS's text goes into our messages: keep it printable. */
         for (char *p = type; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f)
                         *p = '?';
         for (char *p = detail; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == 0x7f)
                         *p = '?';
+}
+
+/* An error answer: "HTTP 401 PolicyDeny: Access denied by policy" (type without its prefix). */
+static int kbs_error(struct kbc_client *c, const char *step, const struct response *r,
+                     struct cc_error **err)
+{
+        char type[96], detail[512];
+        kbc__error_body(r->body, r->len, type, detail);
         int e = r->status == 404 ? ENOENT : r->status == 401 ? EACCES : EPROTO;
         if (type[0])
                 return cc_error_set(err, e, "KBS %s: %s: HTTP %ld %s: %s", c->url, step, r->status,
@@ -369,23 +381,48 @@ static char *to_json(struct json_object *o)
         return s ? strdup(s) : NULL;
 }
 
-/* The token's exp (seconds), read without checking the signature, as the reference client
- * does (1.5): it only decides when to attest again. */
-static int64_t token_exp(const char *token)
+int kbc__parse_token(const char *body, size_t len, int64_t *exp)
 {
+        _cleanup_(json_putp) struct json_object *tok = parse_exact(body ? body : "", len);
+        const char *token = tok ? get_str(tok, "token") : NULL;
+        if (!token)
+                return -EPROTO;
+        /* exp (seconds), read without checking the signature, as the reference client does
+         * (1.5): it only decides when to attest again. */
+        *exp = 0;
         const char *a = strchr(token, '.'), *b = a ? strchr(a + 1, '.') : NULL;
         if (!b)
-                return 0;
+                return -EPROTO;
         _cleanup_free_ uint8_t *payload = NULL;
         size_t pl = 0;
         if (kbc_b64_decode(a + 1, (size_t)(b - a - 1), true, &payload, &pl) < 0)
-                return 0;
+                return -EPROTO;
         _cleanup_(json_putp) struct json_object *o = parse_exact((const char *)payload, pl);
         struct json_object *v;
-        if (!o || !json_object_object_get_ex(o, "exp", &v) ||
-            !json_object_is_type(v, json_type_int))
-                return 0;
-        return json_object_get_int64(v);
+        if (!o || !json_object_is_type(o, json_type_object))
+                return -EPROTO;
+        if (json_object_object_get_ex(o, "exp", &v) && json_object_is_type(v, json_type_int))
+                *exp = json_object_get_int64(v);
+        return 0;
+}
+
+int kbc__parse_challenge(const char *body, size_t len, char **nonce, enum kbc_hash *hash)
+{
+        _cleanup_(json_putp) struct json_object *chal = parse_exact(body ? body : "", len);
+        const char *n = chal ? get_str(chal, "nonce") : NULL;
+        if (!n || !*n || strlen(n) > 4096)
+                return -EPROTO;
+        /* The hash: the challenge's selected-hash-algorithm, else sha384 (1.3). */
+        *hash = KBC_SHA384;
+        struct json_object *ep;
+        if (json_object_object_get_ex(chal, "extra-params", &ep) &&
+            json_object_is_type(ep, json_type_object)) {
+                const char *sel = get_str(ep, "selected-hash-algorithm");
+                if (sel && kbc_hash_from_name(sel, hash) < 0)
+                        return -EOPNOTSUPP;
+        }
+        *nonce = strdup(n);
+        return *nonce ? 0 : -ENOMEM;
 }
 
 static int attest(struct kbc_client *c, struct cc_error **err)
@@ -408,16 +445,19 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         _cleanup_free_ char *body = to_json(req);
         if (!body)
                 return -ENOMEM;
-        struct response r = {0};
+        _cleanup_(response_done) struct response r = {0};
         int k = http(c, "auth", "POST", "auth", body, &r, err);
-        _cleanup_free_ char *rbody = r.body;
         if (k < 0)
                 return k;
         if (r.status != 200)
                 return kbs_error(c, "auth", &r, err);
-        _cleanup_(json_putp) struct json_object *chal = parse_exact(r.body ? r.body : "", r.len);
-        const char *nonce = chal ? get_str(chal, "nonce") : NULL;
-        if (!nonce || strlen(nonce) > 4096)
+        _cleanup_free_ char *nonce = NULL;
+        enum kbc_hash hash;
+        k = kbc__parse_challenge(r.body, r.len, &nonce, &hash);
+        if (k == -EOPNOTSUPP)
+                return cc_error_set(err, EPROTO,
+                                    "KBS %s: auth: the challenge selects an unknown hash", c->url);
+        if (k < 0)
                 return cc_error_set(err, EPROTO, "KBS %s: auth: the challenge has no nonce",
                                     c->url);
         size_t cl = strlen(r.cookie);
@@ -432,17 +472,6 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         c->session = strdup(r.cookie);
         if (!c->session)
                 return -ENOMEM;
-        /* The hash: the challenge's selected-hash-algorithm, else sha384 (1.3). */
-        enum kbc_hash hash = KBC_SHA384;
-        struct json_object *ep;
-        if (json_object_object_get_ex(chal, "extra-params", &ep) &&
-            json_object_is_type(ep, json_type_object)) {
-                const char *sel = get_str(ep, "selected-hash-algorithm");
-                if (sel && kbc_hash_from_name(sel, &hash) < 0)
-                        return cc_error_set(err, EPROTO,
-                                            "KBS %s: auth: unknown hash '%.16s' selected", c->url,
-                                            sel);
-        }
         double t1 = now_ms();
         c->t.auth_ms = t1 - t0;
 
@@ -491,18 +520,14 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         _cleanup_free_ char *abody = to_json(att);
         if (!abody)
                 return -ENOMEM;
-        struct response a = {0};
+        _cleanup_(response_done) struct response a = {0};
         k = http(c, "attest", "POST", "attest", abody, &a, err);
-        _cleanup_free_ char *abuf = a.body;
         if (k < 0)
                 return k;
         if (a.status != 200)
                 return kbs_error(c, "attest", &a, err);
-        _cleanup_(json_putp) struct json_object *tok = parse_exact(a.body ? a.body : "", a.len);
-        const char *token = tok ? get_str(tok, "token") : NULL;
-        if (!token)
+        if (kbc__parse_token(a.body, a.len, &c->token_exp) < 0)
                 return cc_error_set(err, EPROTO, "KBS %s: attest: the answer has no token", c->url);
-        c->token_exp = token_exp(token);
         c->t.attest_ms = now_ms() - t1;
         c->t.attestations++;
         cc_log_debug("KBS %s: attested as %s (auth %.1f ms, attest %.1f ms)", c->url,
@@ -532,9 +557,8 @@ int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret
                         fresh = true;
                 }
                 double t0 = now_ms();
-                struct response r = {0};
+                _cleanup_(response_done) struct response r = {0};
                 int k = http(c, "resource", "GET", rpath, NULL, &r, err);
-                _cleanup_free_ char *body = r.body;
                 c->t.resource_ms = now_ms() - t0;
                 if (k < 0)
                         return k;

@@ -18,3 +18,4 @@ BINS += $(BUILD)/cc-kbc
 $(BUILD)/cc-kbc: $(BUILD)/guest-agent/attest/cc-kbc.o $(LIBKBC) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
+INTEGRATION_TESTS += test/integration/kbc-kbs.sh
