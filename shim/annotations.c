@@ -362,8 +362,8 @@ static int apply_one(struct shim_config *c, const struct hv_anno *a, const char 
         case ANNO_PATH: {
                 char *const *globs = valid_list(p, a->valid_key);
                 if (!shim_anno_path_allowed(globs, value))
-                        return cc_error_set_code(
-                                err, CC_GRPC_PERMISSION_DENIED,
+                        return cc_error_set(
+                                err, EINVAL,
                                 "annotation %s refused: '%.256s' is not an absolute clean path "
                                 "matched by [%s] %s of %s%s",
                                 key, value, cfg_section(c), a->valid_key, cfg_file(c),
@@ -388,11 +388,11 @@ static int refuse_unsupported(const char *key, struct cc_error **err)
         for (size_t i = 0; i < CC_ARRAY_SIZE(hv_annos); i++)
                 snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
                          i ? ", " : "", hv_annos[i].name);
-        return cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
-                                 "annotation %s refused: not supported by " SHIM_NAME
-                                 " (it honours " SHIM_ANNO_CONFIG_PATH " and, where the "
-                                 "configuration enables them, " SHIM_ANNO_HV_PREFIX "{%s})",
-                                 key, names);
+        return cc_error_set(err, EINVAL,
+                            "annotation %s refused: not supported by " SHIM_NAME
+                            " (it honours " SHIM_ANNO_CONFIG_PATH " and, where the "
+                            "configuration enables them, " SHIM_ANNO_HV_PREFIX "{%s})",
+                            key, names);
 }
 
 int shim_annotations_apply(struct shim_config *c, struct json_object *spec, struct cc_error **err)
@@ -416,8 +416,8 @@ int shim_annotations_apply(struct shim_config *c, struct json_object *spec, stru
                 if (!a)
                         return refuse_unsupported(key, err);
                 if (!shim_anno_enabled(&c->anno, name))
-                        return cc_error_set_code(
-                                err, CC_GRPC_PERMISSION_DENIED,
+                        return cc_error_set(
+                                err, EINVAL,
                                 "annotation %s refused: not enabled for this handler (\"%s\" in "
                                 "[%s] enable_annotations of %s would allow it%s%s)",
                                 key, name, cfg_section(c), cfg_file(c),
@@ -453,14 +453,14 @@ static int select_config(struct shim_config *c, const char *path, struct cc_erro
         char *const *globs = c->anno.valid_config_paths;
         /* Checked before anything touches the path: a refused one is never opened. */
         if (!shim_anno_path_allowed(globs, path))
-                return cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
-                                         "annotation %s refused: '%.256s' is not an absolute "
-                                         "clean path matched by [runtime] valid_config_paths of "
-                                         "%s%s",
-                                         key, path, cfg_file(c),
-                                         globs && *globs ? ""
-                                                         : " (empty: a pod may not choose "
-                                                           "its configuration)");
+                return cc_error_set(err, EINVAL,
+                                    "annotation %s refused: '%.256s' is not an absolute "
+                                    "clean path matched by [runtime] valid_config_paths of "
+                                    "%s%s",
+                                    key, path, cfg_file(c),
+                                    globs && *globs ? ""
+                                                    : " (empty: a pod may not choose "
+                                                      "its configuration)");
         struct shim_config chosen;
         shim_config_init(&chosen);
         int r = shim_config_load_flags(path, SHIM_CONFIG_POD_NAMED, &chosen, err);
@@ -471,13 +471,13 @@ static int select_config(struct shim_config *c, const char *path, struct cc_erro
         if (!tee_keeps(c->tee, chosen.tee)) {
                 bool weaker = chosen.tee == HV_TEE_NONE ||
                               (chosen.tee >= HV_TEE_SEV && c->tee >= HV_TEE_SEV);
-                r = cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
-                                      "annotation %s refused: %s has TEE %s, %s this handler's "
-                                      "TEE %s (%s); a pod annotation never weakens or changes "
-                                      "the TEE of its runtime handler",
-                                      key, path, hv_tee_to_string(chosen.tee),
-                                      weaker ? "weaker than" : "not", hv_tee_to_string(c->tee),
-                                      cfg_file(c));
+                r = cc_error_set(err, EINVAL,
+                                 "annotation %s refused: %s has TEE %s, %s this handler's "
+                                 "TEE %s (%s); a pod annotation never weakens or changes "
+                                 "the TEE of its runtime handler",
+                                 key, path, hv_tee_to_string(chosen.tee),
+                                 weaker ? "weaker than" : "not", hv_tee_to_string(c->tee),
+                                 cfg_file(c));
                 shim_config_done(&chosen);
                 return r;
         }

@@ -130,7 +130,8 @@ int shim_config_resolve(const char *handler_path, struct json_object *spec, stru
  * default_maxmemory or the host's memory), kernel_params (appended; printable ASCII, at most
  * 1024 bytes), path, kernel, initrd, firmware (each within its valid_*_paths). Each honoured
  * one is logged. A name not enabled, not implemented, or any other io.katacontainers.*
- * annotation (config_path excepted) is refused: -EPERM, PermissionDenied; a bad value -EINVAL.
+ * annotation (config_path excepted) is refused, and so is a bad value: -EINVAL (containerd 1.6
+ * names no PermissionDenied: it would reach the pod author as "unknown").
  */
 int shim_annotations_apply(struct shim_config *c, struct json_object *spec, struct cc_error **err);
 

@@ -285,7 +285,7 @@ static void test_not_enabled(void **state)
                          "%s/c.toml would allow it%s",
                          cases[i].name, cases[i].name, tmp, cases[i].extra);
                 const char *parts[] = {want, NULL};
-                expect_error(apply(&c, cases[i].anno, &err), -EPERM, &err, parts);
+                expect_error(apply(&c, cases[i].anno, &err), -EINVAL, &err, parts);
         }
         /* Nothing changed. */
         assert_int_equal(c.vcpus, 1);
@@ -317,7 +317,7 @@ static void test_unsupported(void **state)
                          keys[i]);
                 const char *parts[] = {want, "default_vcpus, default_memory, kernel_params, path",
                                        NULL};
-                expect_error(apply(&c, anno, &err), -EPERM, &err, parts);
+                expect_error(apply(&c, anno, &err), -EINVAL, &err, parts);
         }
         /* A value that is not a string. */
         const char *parts[] = {"not a string", NULL};
@@ -437,11 +437,11 @@ static void test_paths(void **state)
                 snprintf(key, sizeof(key), "io.katacontainers.config.hypervisor.%s", bad[i].name);
                 snprintf(anno, sizeof(anno), "\"%s\": \"%s\"", key, bad[i].value);
                 const char *parts[] = {key, bad[i].want, NULL};
-                expect_error(apply(&c, anno, &err), -EPERM, &err, parts);
+                expect_error(apply(&c, anno, &err), -EINVAL, &err, parts);
         }
         const char *empty[] = {"(empty: no value is allowed)", NULL};
         expect_error(apply(&c, "\"io.katacontainers.config.hypervisor.initrd\": \"/i\"", &err),
-                     -EPERM, &err, empty);
+                     -EINVAL, &err, empty);
         assert_string_equal(c.kernel, "/opt/k/vmlinuz");
         shim_config_done(&c);
 }
@@ -478,7 +478,7 @@ static void test_config_path_refused(void **state)
                                "path matched by [runtime] valid_config_paths of",
                                "handler.toml (empty: a pod may not choose its configuration)",
                                NULL};
-        expect_error(resolve(h, a, &c, &err), -EPERM, &err, parts);
+        expect_error(resolve(h, a, &c, &err), -EINVAL, &err, parts);
         shim_config_done(&c);
         free(a);
         free(h);
@@ -490,11 +490,11 @@ static void test_config_path_refused(void **state)
         snprintf(p, sizeof(p), "%s/allowed/../handler.toml", tmp);
         const char *escape[] = {"refused", "valid_config_paths", NULL};
         a = anno_path(p);
-        expect_error(resolve(h, a, &c, &err), -EPERM, &err, escape);
+        expect_error(resolve(h, a, &c, &err), -EINVAL, &err, escape);
         shim_config_done(&c);
         free(a);
         a = anno_path("/etc/shadow");
-        expect_error(resolve(h, a, &c, &err), -EPERM, &err, escape);
+        expect_error(resolve(h, a, &c, &err), -EINVAL, &err, escape);
         shim_config_done(&c);
         free(a);
         /* An empty value is no annotation (the handler's own configuration). */
@@ -551,7 +551,7 @@ static void test_config_path_tee(void **state)
                                  "pod annotation never weakens or changes the TEE",
                                  p, cases[i].refusal, h);
                         const char *parts[] = {want, NULL};
-                        expect_error(r, -EPERM, &err, parts);
+                        expect_error(r, -EINVAL, &err, parts);
                         /* The handler's own configuration stays in c. */
                         assert_string_equal(c.path, h);
                 } else {
@@ -587,7 +587,7 @@ static void test_config_path_policy(void **state)
         const char *parts[] = {"default_vcpus refused: not enabled", "handler.toml", NULL};
         expect_error(resolve(h, "\"io.katacontainers.config.hypervisor.default_vcpus\": \"8\"", &c,
                              &err),
-                     -EPERM, &err, parts);
+                     -EINVAL, &err, parts);
         shim_config_done(&c);
         free(big);
         free(h);
