@@ -14,7 +14,9 @@
 #   4. A FIFO: RunPodSandbox answers with the error instead of blocking (the file is never
 #      written to); the time is printed, not asserted.
 #   5. Hypervisor annotations enabled (default_vcpus, default_memory, kernel_params): the pod is
-#      READY and QEMU's command line has -smp 2, -m 400M and the parameter; the shim logged each.
+#      READY, QEMU's command line has -smp 2, -m 512M and the parameter, the shim logged each,
+#      and a container in the pod sees 2 CPUs, the parameter in /proc/cmdline and more memory
+#      than the configured 384 MiB.
 #      Out of range, and a path annotation with an empty valid list: refused with the limit/key.
 #   6. Not enabled (the shipped configuration): refused, naming enable_annotations; an annotation
 #      this runtime does not implement: refused as such.
@@ -61,9 +63,7 @@ honours "$ANNO" "default_vcpus (1-2), default_memory (64-512 MiB), kernel_params
 honours "$OPEN" "config_path ($CC_TMP/secret/*)"
 
 # --- containerd ----------------------------------------------------------------------------------
-snap_registry
-snap_busybox_image "$CC_TMP/bb-layout"
-snap_push "$CC_TMP/bb-layout:latest" pause:1
+e2e_busybox_registry
 e2e_cni
 extra=""
 for hv in "kata-qemu-tdx=$TDX_SHIPPED" "kata-qemu-tdx-open=$TDX_OPEN" "kata-open=$OPEN" "kata-anno=$ANNO"; do
@@ -159,21 +159,41 @@ refused fifo-allowed kata-open "\"$A_PATH\": \"$CC_TMP/secret/fifo.toml\"" \
 rm -f "$CC_TMP/secret/fifo.toml"
 
 # --- 5. hypervisor annotations enabled --------------------------------------------------------------
-E2E_POD_EXTRA="\"annotations\": {\"$A_HV.default_vcpus\": \"2\", \"$A_HV.default_memory\": \"400\", \"$A_HV.kernel_params\": \"cc.e2e=anno$$\"}" \
+E2E_POD_EXTRA="\"annotations\": {\"$A_HV.default_vcpus\": \"2\", \"$A_HV.default_memory\": \"512\", \"$A_HV.kernel_params\": \"cc.e2e=anno$$\"}" \
         e2e_runp sized kata-anno
 if [ -n "$E2E_POD" ] && [ "$(pod_state "$E2E_POD")" = SANDBOX_READY ]; then
-        ok "sized: pod READY with default_vcpus=2, default_memory=400, kernel_params"
+        ok "sized: pod READY with default_vcpus=2, default_memory=512, kernel_params"
         pid=$(qemus | head -1)
         cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline")
-        for want in "-smp 2 " "-m 400M " "cc.e2e=anno$$"; do
+        for want in "-smp 2 " "-m 512M " "cc.e2e=anno$$"; do
                 [[ "$cmd" == *"$want"* ]] && ok "sized: QEMU's command line has '$want'" ||
                         fail "sized: QEMU's command line lacks '$want': $cmd"
         done
-        for want in "default_vcpus: vCPUs 1 -> 2" "default_memory: memory 384 -> 400 MiB" \
+        for want in "default_vcpus: vCPUs 1 -> 2" "default_memory: memory 384 -> 512 MiB" \
                 "kernel_params: kernel parameters 'cc.e2e=anno$$' appended"; do
                 grep -q "annotation $A_HV.$want" "$CC_TMP/containerd.log" && ok "sized: the shim logged '$want'" ||
                         fail "sized: the shim did not log '$want'"
         done
+        # The guest's own view, from a container of the pod (the rootfs is copied in: the
+        # configuration allows a host rootfs for this non-TEE handler).
+        cri pull "$IMAGE" >/dev/null || fail "PullImage $IMAGE"
+        cid=$(e2e_create "$E2E_POD" sized guest "$IMAGE" \
+                '["/bin/sh", "-c", "echo cpus=$(busybox nproc) $(busybox grep MemTotal /proc/meminfo) $(busybox cat /proc/cmdline); trap \"exit 0\" TERM; while true; do busybox sleep 1; done"]')
+        if [ -n "$cid" ] && cri start "$cid" >/dev/null 2>"$CC_TMP/guest.start.err" &&
+                cc_wait_for 60 grep -q "cpus=" "$CC_TMP/logs/sized/guest.log"; then
+                line=$(grep -m1 "cpus=" "$CC_TMP/logs/sized/guest.log")
+                [[ "$line" == *"cpus=2 "* ]] && ok "sized: the guest has 2 CPUs" || fail "sized: guest CPUs: $line"
+                [[ "$line" == *"cc.e2e=anno$$"* ]] && ok "sized: the guest's /proc/cmdline has the parameter" ||
+                        fail "sized: guest cmdline: $line"
+                kb=$(sed -n 's/.*MemTotal: *\([0-9]*\) kB.*/\1/p' <<<"$line")
+                # MemTotal is below the VM's RAM (the kernel keeps some): above 384 MiB only if the
+                # VM has more than the configured 384 MiB.
+                [ -n "$kb" ] && [ "$kb" -gt $((384 * 1024)) ] && [ "$kb" -le $((512 * 1024)) ] &&
+                        ok "sized: the guest's MemTotal is $kb kB (more than the configured 384 MiB, at most 512 MiB)" ||
+                        fail "sized: guest memory: $line"
+        else
+                fail "sized: container: $(cat "$CC_TMP/guest.create.err" "$CC_TMP/guest.start.err" 2>/dev/null) $(cat "$CC_TMP/logs/sized/guest.log" 2>/dev/null)"
+        fi
         cri stopp "$E2E_POD" >/dev/null || fail "StopPodSandbox"
         cri rmp "$E2E_POD" >/dev/null || fail "RemovePodSandbox"
         left=$(e2e_leftovers)
