@@ -9,6 +9,8 @@
  * (configuration-<vmm>[-<tee>].toml: [hypervisor.qemu], [hypervisor.clh] or
  * [hypervisor.libvirt] with path, kernel, initrd, firmware, default_vcpus, default_memory); the
  * TEE comes from the file name suffix (-tdx, -sev, -sev-es, -snp/-sev-snp; otherwise none).
+ * Under each handler a second line lists the pod annotations its configuration honours
+ * (enable_annotations, the valid_*_paths lists and valid_config_paths: shim/annotations.h).
  * Without --config it reads every *.toml of $CC_CONFIG_DIR (default
  * /opt/confidential-containers/share/defaults/kata-containers), and when there are none it
  * checks a built-in handler list with the default install paths.
@@ -30,6 +32,7 @@
 
 #include "hypervisor/hv-internal.h"
 #include "hypervisor/qemu/qemu.h"
+#include "shim/annotations.h"
 
 #define DEFAULT_CONFIG_DIR "/opt/confidential-containers/share/defaults/kata-containers"
 #define SHARE              "/opt/confidential-containers/share"
@@ -42,7 +45,8 @@ struct handler {
         char *kernel;
         char *initrd;
         char *firmware;
-        char *error; /* the config itself is broken */
+        char *error;       /* the config itself is broken */
+        char *annotations; /* which pod annotations it honours */
 };
 
 static const char *yes_no(bool b)
@@ -114,6 +118,14 @@ static void load_config(const char *path, struct handler *h)
                 h->initrd = strdup(s);
         if (cc_toml_get_string(hv, "firmware", &s, NULL) == 0 && *s)
                 h->firmware = strdup(s);
+        const struct cc_toml_table *rt = NULL;
+        (void)cc_toml_get_table(doc, "runtime", &rt, NULL);
+        struct shim_anno_policy p = {0};
+        if (shim_anno_policy_load(hv, rt, &p, &err) < 0)
+                h->error = strdup(cc_error_message(err));
+        else
+                h->annotations = shim_anno_policy_describe(&p);
+        shim_anno_policy_done(&p);
 }
 
 static void builtin_handlers(struct handler *hs, size_t *n)
@@ -267,6 +279,9 @@ static int cmd_check(int argc, char **argv)
                         printf("no: %s\n", m);
                         bad++;
                 }
+                /* Only for a handler the shim could use (qemu, clh): the built-in list has
+                 * no files, so nothing is enabled there either. */
+                printf("      annotations: %s\n", h->annotations ? h->annotations : "none");
         }
         for (size_t i = 0; i < n; i++) {
                 free(hs[i].name);
@@ -276,6 +291,7 @@ static int cmd_check(int argc, char **argv)
                 free(hs[i].initrd);
                 free(hs[i].firmware);
                 free(hs[i].error);
+                free(hs[i].annotations);
         }
         return bad ? 1 : 0;
 }

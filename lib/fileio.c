@@ -17,7 +17,10 @@
 int cc_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len,
                  struct cc_error **err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO (or a device) named where a file belongs opens at once and is
+         * refused by the type check below instead of blocking the caller; it changes nothing
+         * for a regular file. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return cc_error_set(err, errno, "open %s: %s", path, strerror(errno));
         struct stat st;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cc/cleanup.h"
+#include "cc/fileio.h"
 #include "cc/log.h"
 #include "cc/toml.h"
 
@@ -38,6 +39,7 @@ void shim_config_init(struct shim_config *c)
 void shim_config_done(struct shim_config *c)
 {
         free(c->path);
+        free(c->section);
         free(c->backend);
         free(c->vmm_path);
         free(c->kernel);
@@ -45,33 +47,85 @@ void shim_config_done(struct shim_config *c)
         free(c->firmware);
         free(c->machine_type);
         free(c->kernel_params);
+        shim_anno_policy_done(&c->anno);
         *c = (struct shim_config){0};
 }
 
 /* Kata keys accepted and not used (yet); from Kata's configuration-qemu*.toml files. */
-static const char *const kata_hv_ignored[] = {
-        "image", "firmware_volume", "snp_id_block", "snp_id_auth", "snp_guest_policy",
-        "sev_guest_policy", "sev_cert_chain", "tdx_quote_generation_service_socket_port",
-        "kernel_verity_params", "cpu_features", "default_maxvcpus", "default_maxmemory",
-        "default_bridges", "shared_fs", "virtio_fs_daemon", "virtio_fs_cache",
-        "virtio_fs_cache_size", "virtio_fs_extra_args", "valid_virtio_fs_daemon_paths",
-        "disable_block_device_use", "block_device_driver", "block_device_aio",
-        "block_device_cache_set", "block_device_cache_direct", "block_device_cache_noflush",
-        "disable_image_nvdimm", "rootless", "disable_nesting_checks", "valid_hypervisor_paths",
-        "hypervisor_params", "memory_slots", "memory_offset", "enable_virtio_mem",
-        "disable_selinux", "disable_guest_selinux", "file_mem_backend", "valid_file_mem_backends",
-        "pflashes", "enable_annotations", "msize_9p", "disable_vhost_net", "entropy_source",
-        "valid_entropy_sources", "hotplug_vfio_on_root_bus", "hot_plug_vfio", "cold_plug_vfio",
-        "pcie_root_port", "pcie_switch_port", "enable_iommu", "enable_iommu_platform",
-        "guest_hook_path", "rx_rate_limiter_max_rate", "tx_rate_limiter_max_rate",
-        "guest_memory_dump_path", "guest_memory_dump_paging", "enable_guest_swap",
-        "use_legacy_serial", "seccompsandbox", "indep_iothreads", "reclaim_guest_freed_memory",
-        "guest_pre_attestation", "guest_pre_attestation_kbs_uri",
-        "guest_pre_attestation_kbs_mode", "guest_pre_attestation_keyset", "ctlpath",
-        "jailer_path", "valid_jailer_paths", "contextswitch", "vhost_user_store_path",
-        "valid_vhost_user_store_paths", "enable_vhost_user_store", "machine_accelerators",
-        "enable_hugepages", "mem_prealloc", "enable_mem_prealloc", "confidential_guest_mode",
-        "initrd_confidential", "kernel_confidential"};
+static const char *const kata_hv_ignored[] = {"image",
+                                              "firmware_volume",
+                                              "snp_id_block",
+                                              "snp_id_auth",
+                                              "snp_guest_policy",
+                                              "sev_guest_policy",
+                                              "sev_cert_chain",
+                                              "tdx_quote_generation_service_socket_port",
+                                              "kernel_verity_params",
+                                              "cpu_features",
+                                              "default_bridges",
+                                              "shared_fs",
+                                              "virtio_fs_daemon",
+                                              "virtio_fs_cache",
+                                              "virtio_fs_cache_size",
+                                              "virtio_fs_extra_args",
+                                              "valid_virtio_fs_daemon_paths",
+                                              "disable_block_device_use",
+                                              "block_device_driver",
+                                              "block_device_aio",
+                                              "block_device_cache_set",
+                                              "block_device_cache_direct",
+                                              "block_device_cache_noflush",
+                                              "disable_image_nvdimm",
+                                              "rootless",
+                                              "disable_nesting_checks",
+                                              "hypervisor_params",
+                                              "memory_slots",
+                                              "memory_offset",
+                                              "enable_virtio_mem",
+                                              "disable_selinux",
+                                              "disable_guest_selinux",
+                                              "file_mem_backend",
+                                              "valid_file_mem_backends",
+                                              "pflashes",
+                                              "msize_9p",
+                                              "disable_vhost_net",
+                                              "entropy_source",
+                                              "valid_entropy_sources",
+                                              "hotplug_vfio_on_root_bus",
+                                              "hot_plug_vfio",
+                                              "cold_plug_vfio",
+                                              "pcie_root_port",
+                                              "pcie_switch_port",
+                                              "enable_iommu",
+                                              "enable_iommu_platform",
+                                              "guest_hook_path",
+                                              "rx_rate_limiter_max_rate",
+                                              "tx_rate_limiter_max_rate",
+                                              "guest_memory_dump_path",
+                                              "guest_memory_dump_paging",
+                                              "enable_guest_swap",
+                                              "use_legacy_serial",
+                                              "seccompsandbox",
+                                              "indep_iothreads",
+                                              "reclaim_guest_freed_memory",
+                                              "guest_pre_attestation",
+                                              "guest_pre_attestation_kbs_uri",
+                                              "guest_pre_attestation_kbs_mode",
+                                              "guest_pre_attestation_keyset",
+                                              "ctlpath",
+                                              "jailer_path",
+                                              "valid_jailer_paths",
+                                              "contextswitch",
+                                              "vhost_user_store_path",
+                                              "valid_vhost_user_store_paths",
+                                              "enable_vhost_user_store",
+                                              "machine_accelerators",
+                                              "enable_hugepages",
+                                              "mem_prealloc",
+                                              "enable_mem_prealloc",
+                                              "confidential_guest_mode",
+                                              "initrd_confidential",
+                                              "kernel_confidential"};
 static const char *const kata_agent_ignored[] = {
         "enable_tracing", "kernel_modules", "debug_console_enabled", "launch_process_timeout",
         "container_pipe_size", "mem_agent_enable", "cdh_api_timeout"};
@@ -93,17 +147,26 @@ static bool in_list(const char *k, const char *const *list, size_t n)
         return false;
 }
 
+/* quiet: the file was named by a pod (SHIM_CONFIG_POD_NAMED): a key is content of that file,
+ * so it is counted, not named. */
 static void warn_unknown(const struct cc_toml_table *t, const char *section,
                          const char *const *used, size_t n_used, const char *const *ignored,
-                         size_t n_ignored)
+                         size_t n_ignored, bool quiet)
 {
+        unsigned n = 0;
         for (size_t i = 0; i < cc_toml_table_size(t); i++) {
                 const struct cc_toml_entry *e = cc_toml_table_entry(t, i);
                 if (in_list(e->key, used, n_used) || in_list(e->key, ignored, n_ignored))
                         continue;
-                cc_log_warn("%s:%u: unknown key '%s' in [%s] ignored", cc_toml_table_file(t),
-                            e->line, e->key, section);
+                n++;
+                if (!quiet)
+                        cc_log_warn("%s:%u: unknown key '%s' in [%s] ignored",
+                                    cc_toml_table_file(t), e->line, e->key, section);
         }
+        if (quiet && n)
+                cc_log_warn("%s: %u unknown key(s) in [%s] ignored (not named: the file was named "
+                            "by a pod annotation)",
+                            cc_toml_table_file(t), n, section);
 }
 
 /* Copies an optional string key. */
@@ -173,16 +236,20 @@ static enum hv_tee host_tee_guess(void)
         return HV_TEE_TDX;
 }
 
-static int load_hypervisor(const struct cc_toml_table *hv, const char *name,
-                           struct shim_config *c, struct cc_error **err)
+static int load_hypervisor(const struct cc_toml_table *hv, const char *name, struct shim_config *c,
+                           bool quiet, struct cc_error **err)
 {
         static const char *const used[] = {
                 "path", "kernel", "initrd", "firmware", "machine_type", "confidential_guest",
-                "sev_snp_guest", "default_vcpus", "default_memory", "kernel_params",
-                "enable_debug", "backend", "accel", "agent_channel", "tee"};
+                "sev_snp_guest", "default_vcpus", "default_memory", "kernel_params", "enable_debug",
+                "backend", "accel", "agent_channel", "tee",
+                /* annotations.c: which pod annotations are honoured */
+                "enable_annotations", "valid_hypervisor_paths", "valid_kernel_paths",
+                "valid_initrd_paths", "valid_firmware_paths", "default_maxvcpus",
+                "default_maxmemory"};
         int r;
         warn_unknown(hv, name, used, CC_ARRAY_SIZE(used), kata_hv_ignored,
-                     CC_ARRAY_SIZE(kata_hv_ignored));
+                     CC_ARRAY_SIZE(kata_hv_ignored), quiet);
         free(c->backend);
         if (!(c->backend = strdup(strcmp(name, "hypervisor.clh") == 0 ? "clh" : "qemu")))
                 return -ENOMEM;
@@ -294,18 +361,14 @@ static int load_network_model(const struct cc_toml_table *rt, struct shim_config
         return 0;
 }
 
-int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err)
+/* The document's configuration into c; every message may quote the file (see the caller). */
+static int load_doc(const char *path, const struct cc_toml_table *doc, struct shim_config *c,
+                    bool quiet, struct cc_error **err)
 {
-        _cleanup_toml_ struct cc_toml_table *doc = NULL;
-        int r = cc_toml_parse_file(path, &doc, err);
-        if (r < 0)
-                return r;
-        free(c->path);
-        if (!(c->path = strdup(path)))
-                return -ENOMEM;
+        int r;
         static const char *const top[] = {"hypervisor", "agent", "runtime", "image", "factory",
                                           "netmon"};
-        warn_unknown(doc, "top level", top, CC_ARRAY_SIZE(top), NULL, 0);
+        warn_unknown(doc, "top level", top, CC_ARRAY_SIZE(top), NULL, 0, quiet);
 
         const struct cc_toml_table *hvs = NULL;
         if ((r = cc_toml_get_table(doc, "hypervisor", &hvs, err)) < 0 && r != -ENOENT)
@@ -327,7 +390,10 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
                                     he->line, he->key);
         char section[64];
         snprintf(section, sizeof(section), "hypervisor.%s", he->key);
-        if ((r = load_hypervisor(he->value.table, section, c, err)) < 0)
+        free(c->section);
+        if (!(c->section = strdup(section)))
+                return -ENOMEM;
+        if ((r = load_hypervisor(he->value.table, section, c, quiet, err)) < 0)
                 return r;
 
         const struct cc_toml_table *agents = NULL, *ak = NULL;
@@ -338,7 +404,7 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
         if (ak) {
                 static const char *const used[] = {"enable_debug", "dial_timeout"};
                 warn_unknown(ak, "agent.kata", used, CC_ARRAY_SIZE(used), kata_agent_ignored,
-                             CC_ARRAY_SIZE(kata_agent_ignored));
+                             CC_ARRAY_SIZE(kata_agent_ignored), quiet);
                 bool dbg = false;
                 if ((r = get_bool(ak, "enable_debug", &dbg, err)) < 0 ||
                     (r = get_uint(ak, "dial_timeout", 1, 3600, &c->dial_timeout_s, err)) < 0)
@@ -350,11 +416,11 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
         if ((r = cc_toml_get_table(doc, "runtime", &rt, err)) < 0 && r != -ENOENT)
                 return r;
         if (rt) {
-                static const char *const used[] = {"allow_host_rootfs", "host_rootfs_max_mib",
-                                                   "create_container_timeout", "network_model",
-                                                   "internetworking_model"};
+                static const char *const used[] = {
+                        "allow_host_rootfs", "host_rootfs_max_mib",   "create_container_timeout",
+                        "network_model",     "internetworking_model", "valid_config_paths"};
                 warn_unknown(rt, "runtime", used, CC_ARRAY_SIZE(used), kata_runtime_ignored,
-                             CC_ARRAY_SIZE(kata_runtime_ignored));
+                             CC_ARRAY_SIZE(kata_runtime_ignored), quiet);
                 unsigned mib = (unsigned)(c->host_rootfs_max_bytes >> 20);
                 if ((r = get_bool(rt, "allow_host_rootfs", &c->allow_host_rootfs, err)) < 0 ||
                     (r = get_uint(rt, "host_rootfs_max_mib", 1, 65536, &mib, err)) < 0 ||
@@ -370,9 +436,47 @@ int shim_config_load(const char *path, struct shim_config *c, struct cc_error **
                 if ((r = load_network_model(rt, c, err)) < 0)
                         return r;
         }
+        shim_anno_policy_done(&c->anno);
+        if ((r = shim_anno_policy_load(he->value.table, rt, &c->anno, err)) < 0)
+                return r;
         if (!c->kernel)
                 return cc_error_set(err, EINVAL, "%s: [%s] has no 'kernel'", path, section);
         return 0;
+}
+
+int shim_config_load_flags(const char *path, unsigned flags, struct shim_config *c,
+                           struct cc_error **err)
+{
+        bool pod_named = flags & SHIM_CONFIG_POD_NAMED;
+        /* cc_read_file: opened O_NONBLOCK (a FIFO fails at once), regular files only, at most
+         * CC_TOML_MAX_SIZE bytes; its messages hold the path and errno text, nothing read. */
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = cc_read_file(path, CC_TOML_MAX_SIZE, &text, &len, err);
+        if (r < 0)
+                return r;
+        free(c->path);
+        if (!(c->path = strdup(path)))
+                return -ENOMEM;
+        _cleanup_toml_ struct cc_toml_table *doc = NULL;
+        _cleanup_error_ struct cc_error *detail = NULL;
+        struct cc_error **e = pod_named ? &detail : err;
+        if ((r = cc_toml_parse_string(path, text, len, &doc, e)) == 0)
+                r = load_doc(path, doc, c, pod_named, e);
+        if (r < 0 && pod_named && r != -ENOMEM)
+                /* The parser and the loader quote what they read ("invalid value '...'"): not
+                 * for the pod author, who may have named a file they cannot read. */
+                return cc_error_set(err, EINVAL,
+                                    "%s: not a valid runtime configuration (the reason is not "
+                                    "shown because a pod annotation named the file; "
+                                    "`cc-runtime check --config %s` on the node shows it)",
+                                    path, path);
+        return r;
+}
+
+int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err)
+{
+        return shim_config_load_flags(path, 0, c, err);
 }
 
 /* The position of `key` in the file for messages of shim_config_check(). */

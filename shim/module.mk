@@ -38,3 +38,6 @@ $(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBSHIM) $(LIBSHIMNE
 		$(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 endif
 INTEGRATION_TESTS += test/integration/shim-ctr.sh test/integration/net-pod.sh
+
+# cc-runtime check describes each configuration's annotation policy (shim/annotations.c).
+$(BUILD)/cc-runtime: $(LIBSHIM)

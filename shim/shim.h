@@ -5,6 +5,8 @@
  *   main.c      flags, `start`, `delete`, `-v`, `-info`, and the serve daemon's main loop
  *   address.c   socket naming (containerd's SocketAddress), path cleaning, run-dir naming
  *   config.c    Kata-style TOML configuration -> struct shim_config
+ *   annotations.c  which pod annotations a configuration honours; the pod's configuration
+ *               (config_path, hypervisor overrides) resolved under those rules
  *   spec.c      OCI config.json -> the agent's grpc.Spec; rootfs mount classification
  *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
  *   sandbox.c   the pod's VM (libhv) and the agent client
@@ -24,8 +26,10 @@
 
 #include "cc/error.h"
 #include "cc/ttrpc.h"
+
 #include "hypervisor/hv.h"
 #include "kata/oci.pb-c.h"
+#include "shim/annotations.h"
 #include "shim/network/shim-net.h"
 
 #define SHIM_NAME          "containerd-shim-kata-cc-v2"
@@ -39,7 +43,7 @@
 #define ANNO_CONTAINER_TYPE "io.kubernetes.cri.container-type"
 #define ANNO_SANDBOX_ID     "io.kubernetes.cri.sandbox-id"
 #define ANNO_IMAGE_NAME     "io.kubernetes.cri.image-name"
-#define ANNO_CONFIG_PATH    "io.katacontainers.config_path"
+#define ANNO_CONFIG_PATH    SHIM_ANNO_CONFIG_PATH
 #define ANNO_SANDBOX_MEMORY "io.kubernetes.cri.sandbox-memory"
 #define ANNO_SANDBOX_QUOTA  "io.kubernetes.cri.sandbox-cpu-quota"
 #define ANNO_SANDBOX_PERIOD "io.kubernetes.cri.sandbox-cpu-period"
@@ -67,7 +71,8 @@ const char *shim_spec_annotation(struct json_object *spec, const char *key);
 /* ---- config.c ----------------------------------------------------------------------- */
 
 struct shim_config {
-        char *path; /* the file read, or NULL for the built-in defaults */
+        char *path;    /* the file read, or NULL for the built-in defaults */
+        char *section; /* its hypervisor table: "hypervisor.qemu" or "hypervisor.clh" */
         char *backend;
         char *vmm_path, *kernel, *initrd, *firmware, *machine_type, *kernel_params;
         enum hv_tee tee;
@@ -82,6 +87,8 @@ struct shim_config {
         /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
          * none, user (QEMU only, refused for TEE profiles). */
         enum shim_net_model network_model;
+        /* Which pod annotations this configuration honours (annotations.h). */
+        struct shim_anno_policy anno;
 };
 
 void shim_config_init(struct shim_config *c);
@@ -91,8 +98,42 @@ void shim_config_done(struct shim_config *c);
  * and bad values are errors naming file, line, key and reason.
  */
 int shim_config_load(const char *path, struct shim_config *c, struct cc_error **err);
+/*
+ * shim_config_load() for a file a pod annotation named (SHIM_CONFIG_POD_NAMED): the file is
+ * the pod author's choice, so no message (error or warning) quotes anything read from it: a
+ * file that cannot be opened or is not a bounded regular file is named with the reason (no
+ * content is involved), any other error says only that it is not a valid configuration.
+ */
+#define SHIM_CONFIG_POD_NAMED 0x1u
+int shim_config_load_flags(const char *path, unsigned flags, struct shim_config *c,
+                           struct cc_error **err);
 /* Checks the files and the host for this configuration (kernel, initrd, firmware, TEE). */
 int shim_config_check(const struct shim_config *c, struct cc_error **err);
+
+/* ---- annotations.c ------------------------------------------------------------------ */
+
+/*
+ * The pod's configuration, from the sandbox's spec: loads handler_path (the runtime entry's
+ * ConfigPath, $KATA_CONF_FILE or the default), then, when the pod names another file with
+ * io.katacontainers.config_path, loads that one instead if the handler's [runtime]
+ * valid_config_paths allows the path and its TEE is the handler's own or stronger (never
+ * weaker, never another kind); then applies the hypervisor annotations the configuration in use
+ * enables (shim_annotations_apply) and checks its files (shim_config_check). Every refusal
+ * names the annotation and the key that would allow it; nothing here touches the host beyond
+ * reading the configuration files.
+ */
+int shim_config_resolve(const char *handler_path, struct json_object *spec, struct shim_config *c,
+                        struct cc_error **err);
+/*
+ * Applies the spec's io.katacontainers.config.hypervisor.* annotations to c under c->anno:
+ * default_vcpus (1 .. default_maxvcpus or the host's CPUs), default_memory (64 MiB ..
+ * default_maxmemory or the host's memory), kernel_params (appended; printable ASCII, at most
+ * 1024 bytes), path, kernel, initrd, firmware (each within its valid_*_paths). Each honoured
+ * one is logged. A name not enabled, not implemented, or any other io.katacontainers.*
+ * annotation (config_path excepted) is refused, and so is a bad value: -EINVAL (containerd 1.6
+ * names no PermissionDenied: it would reach the pod author as "unknown").
+ */
+int shim_annotations_apply(struct shim_config *c, struct json_object *spec, struct cc_error **err);
 
 /* ---- spec.c ------------------------------------------------------------------------- */
 

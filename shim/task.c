@@ -332,7 +332,9 @@ static bool type_url_is(const char *url, const char *name)
         return cc_streq(tail, name);
 }
 
-/* Kata's precedence: pod annotation, runtime options ConfigPath, KATA_CONF_FILE, default. */
+/* The handler's configuration: runtime options ConfigPath, KATA_CONF_FILE, default (Kata's
+ * precedence); the pod's io.katacontainers.config_path may then select another file within the
+ * limits that configuration sets (shim_config_resolve). */
 static int resolve_config(const Containerd__Task__V2__CreateTaskRequest *req,
                           struct json_object *spec, struct shim_config *cfg,
                           struct cc_error **err)
@@ -350,18 +352,13 @@ static int resolve_config(const Containerd__Task__V2__CreateTaskRequest *req,
                         from_opts = strdup(o->config_path);
                 runtimeoptions__v1__options__free_unpacked(o, NULL);
         }
-        const char *path = shim_spec_annotation(spec, ANNO_CONFIG_PATH);
-        if (cc_isempty(path))
-                path = from_opts;
+        const char *path = from_opts;
         if (cc_isempty(path))
                 path = getenv("KATA_CONF_FILE");
         if (cc_isempty(path))
                 path = SHIM_DEFAULT_CONFIG;
-        cc_log_info("configuration %s", path);
-        int r = shim_config_load(path, cfg, err);
+        int r = shim_config_resolve(path, spec, cfg, err);
         if (r < 0)
-                return cc_error_wrap(err, -r, "configuration");
-        if ((r = shim_config_check(cfg, err)) < 0)
                 return cc_error_wrap(err, -r, "configuration");
         return 0;
 }

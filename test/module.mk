@@ -66,3 +66,5 @@ $(BUILD)/test/tools/%: $(BUILD)/test/tools/%.o $(LIBCCTEST) $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(TEST_LINK)
 all: $(TEST_TOOLS)
 INTEGRATION_TESTS += test/integration/ttrpc-interop.sh
+# Pod annotations through containerd's CRI under the node's rules (shim/annotations.c).
+INTEGRATION_TESTS += test/integration/e2e-annotations.sh

@@ -8,7 +8,10 @@
 # sockets) loads the runtime entries and the proxy snapshotter; uninstall restores the file
 # byte for byte (cmp) and leaves nothing else under the dest root. Then the refusals: an
 # existing runtime table, another CRI snapshotter, a version 3 config, broken TOML, a foreign
-# file where the shim link goes: each fails with its message and changes nothing.
+# file where the shim link goes: each fails with its message and changes nothing. Each runtime
+# entry's pod_annotations lists only what its configuration honours: nothing for the shipped
+# ones; for configurations that enable annotations, exactly those (a regular expression as the
+# hypervisor prefix's wildcard, config_path when valid_config_paths lists files).
 # Runs alone: BUILD=build bash test/integration/deploy-installer.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -154,8 +157,9 @@ for k, v in want.items():
         fail("CRI containerd.%s = %r, want %r" % (k, ctrd.get(k), v))
 for h, variant in handlers:
     r = ctrd["runtimes"].get(h) or fail("no runtime %s" % h)
+    # The shipped configurations honour no annotation: containerd forwards none.
     exp = {"runtime_type": "io.containerd.kata-cc.v2", "privileged_without_host_devices": True,
-           "pod_annotations": ["io.katacontainers.*"],
+           "pod_annotations": [],
            "options": {"ConfigPath": "/opt/confidential-containers/share/defaults/kata-containers/configuration-%s.toml" % variant}}
     if ver != "1.6":
         exp["snapshotter"] = "cc-guest"
@@ -368,6 +372,41 @@ PY
 done
 [ -z "$(ls -A "$frag")" ] || cc_fail "fragments: uninstall left $(ls -A "$frag")"
 echo "PASS fragments: cc-deploy writes configs/containerd/{runtimes,cc-snapshotter}-{1.6,1.7}.toml"
+
+# ---- pod_annotations follow each configuration ---------------------------------------------------
+# A source tree whose configurations enable annotations: names, a regular expression, a config
+# path list. Each entry forwards exactly what its file honours.
+SRC2=$CC_TMP/src2
+cp -r "$SRC" "$SRC2"
+rt2=$SRC2/configs/runtime
+sed -i -e 's|^enable_annotations = .*|enable_annotations = ["default_vcpus", "kernel_params"]|' \
+	-e 's|^valid_config_paths = .*|valid_config_paths = ["/etc/kata-cc/*.toml"]|' "$rt2/configuration-qemu.toml"
+sed -i 's|^enable_annotations = .*|enable_annotations = ["default_(vcpus\|memory)"]|' "$rt2/configuration-qemu-tdx.toml"
+grep -q '^enable_annotations = \["default_vcpus", "kernel_params"\]$' "$rt2/configuration-qemu.toml" &&
+	grep -q '^valid_config_paths = \["/etc/kata-cc/\*.toml"\]$' "$rt2/configuration-qemu.toml" &&
+	grep -q '^enable_annotations = \["default_(vcpus|memory)"\]$' "$rt2/configuration-qemu-tdx.toml" ||
+	cc_fail "annotations: could not edit the configurations of $SRC2"
+ann=$CC_TMP/annotations/root
+mkdir -p "$ann"; DESTS+=("$ann")
+env -u BUILD bash "$SRC2/tools/cc-deploy" install --dest-root "$ann" --containerd-version 1.6 \
+	>"$CC_TMP/annotations.log" 2>&1 || { cat "$CC_TMP/annotations.log"; cc_fail "annotations: install failed"; }
+"$PY" - "$ann/etc/containerd/config.toml" "${HANDLERS[@]}" <<'PY'
+import sys, tomllib
+rts = tomllib.load(open(sys.argv[1], "rb"))["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+hv = "io.katacontainers.config.hypervisor."
+want = {"qemu": [hv + "default_vcpus", hv + "kernel_params", "io.katacontainers.config_path"],
+        "qemu-tdx": [hv + "*"]}
+for h in sys.argv[2:]:
+    name, variant = h.split("=")
+    got = rts[name]["pod_annotations"]
+    if got != want.get(variant, []):
+        sys.exit("FAIL: %s (configuration-%s.toml) forwards %r, want %r" % (name, variant, got, want.get(variant, [])))
+    print("  %-14s pod_annotations = %r" % (name, got))
+PY
+env -u BUILD bash "$SRC2/tools/cc-deploy" uninstall --dest-root "$ann" --purge >/dev/null 2>&1 ||
+	cc_fail "annotations: uninstall failed"
+[ -z "$(ls -A "$ann")" ] || cc_fail "annotations: uninstall left $(ls -A "$ann")"
+echo "PASS pod_annotations: each runtime entry forwards only what its configuration honours"
 
 # ---- the 1.7 layout on a realistic config, and a config edited after install ---------------------
 dest=$CC_TMP/v2/root

@@ -1,18 +1,24 @@
-/* Unit tests: full reads and writes (cc_read_full, cc_write_all) on pipes and sockets. */
+/* Unit tests: full reads and writes (cc_read_full, cc_write_all) on pipes and sockets; whole
+ * bounded file reads (cc_read_file) of what is not a regular file. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* clang-format off */
 #include <cmocka.h>
+/* clang-format on */
 
+#include "cc/error.h"
 #include "cc/fileio.h"
 
 /* More than a pipe's default 64 KiB buffer: the writer (a child process) blocks and its
@@ -66,9 +72,48 @@ static void test_socket_peer_gone(void **state)
         assert_int_equal(cc_read_full(-1, &c, 0), 0);
 }
 
+/* A FIFO nobody writes to is refused at once (it is opened O_NONBLOCK, never read: without it
+ * open() would wait for a writer forever); a directory too; a regular file is read. */
+static void test_read_file_kinds(void **state)
+{
+        char dir[] = "/tmp/test-fileio.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char fifo[64], file[64];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+        snprintf(file, sizeof(file), "%s/file", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        struct cc_error *err = NULL;
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(cc_read_file(fifo, 4096, &buf, &len, &err), -EINVAL);
+        char want[128];
+        snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+        assert_string_equal(cc_error_message(err), want);
+        cc_error_free(err);
+        err = NULL;
+        assert_int_equal(cc_read_file(dir, 4096, &buf, &len, &err), -EINVAL);
+        cc_error_free(err);
+        err = NULL;
+        FILE *f = fopen(file, "we");
+        assert_non_null(f);
+        fputs("12345", f);
+        fclose(f);
+        assert_int_equal(cc_read_file(file, 4, &buf, &len, &err), -EFBIG);
+        cc_error_free(err);
+        err = NULL;
+        assert_int_equal(cc_read_file(file, 5, &buf, &len, &err), 0);
+        assert_int_equal(len, 5);
+        assert_string_equal(buf, "12345");
+        free(buf);
+        unlink(fifo);
+        unlink(file);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_read_file_kinds),
                 cmocka_unit_test(test_roundtrip_big),
                 cmocka_unit_test(test_socket_peer_gone),
         };

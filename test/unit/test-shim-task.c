@@ -634,15 +634,21 @@ static void test_user_net(void **state)
 
 /* The agent channel breaks while the VM runs: the pod fails as a whole (VM stopped, every task
  * exits 255) instead of leaving tasks nobody can reach. Also: the pod annotation
- * io.katacontainers.config_path wins over the runtime options' ConfigPath. */
+ * io.katacontainers.config_path wins over the runtime options' ConfigPath when that
+ * configuration's valid_config_paths allows the file (the handler's own is a QEMU one with a
+ * kernel that does not exist, so the pod runs only if the annotation's file is used). */
 static void test_agent_lost(void **state)
 {
         struct cc_error *err = NULL;
-        char good[128];
+        char good[128], handler[512];
         snprintf(good, sizeof(good), "%s/good.toml", tmp);
         write_file(good, "[hypervisor.qemu]\nbackend = \"mock\"\nkernel = \"/boot/none\"\n"
                          "[agent.kata]\ndial_timeout = 5\n");
-        set_config("this is not toml");
+        snprintf(handler, sizeof(handler),
+                 "[hypervisor.qemu]\nkernel = \"/boot/none\"\n"
+                 "[runtime]\nvalid_config_paths = [\"%s/*.toml\"]\n",
+                 tmp);
+        set_config(handler);
         char annos[512];
         snprintf(annos, sizeof(annos),
                  "\"io.kubernetes.cri.image-name\":\"registry.local/app:2\","

@@ -10,7 +10,8 @@ struct cc_error;
 /*
  * Reads a whole regular file of at most max_size bytes into *ret (malloc'ed, NUL-terminated,
  * *ret_len bytes without the NUL). Errors name the path: -ENOENT when it does not exist,
- * -EINVAL when it is not a regular file, -EFBIG when it is (or grows) larger than max_size.
+ * -EINVAL when it is not a regular file (a FIFO or a device fails at once: it is opened
+ * O_NONBLOCK and never read), -EFBIG when it is (or grows) larger than max_size.
  */
 int cc_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len,
                  struct cc_error **err);
