@@ -32,6 +32,9 @@ struct agent_config {
         /* agent.image_insecure=HOST:PORT[,...] (kernel command line only): registries PullImage
          * reaches over plain HTTP, added to the image settings file's (rpc-image.c). NULL. */
         char *image_insecure;
+        /* agent.initdata_digest=<alg>:<hex> (kernel command line only): the digest of the pod's
+         * initdata the shim bound to the launch; the initdata disk must match it. */
+        char *initdata_digest;
         bool is_init; /* PID 1 in the guest */
 };
 
@@ -52,6 +55,13 @@ struct agent {
 int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, char **argv,
                        struct cc_error **err);
 void agent_config_done(struct agent_config *cfg);
+
+/* The pod's initdata (initdata.c): finds its disk among dev_dir's vd* and sd* devices, checks its
+ * digest against the TEE's launch field and cmdline_digest, and writes initdata.toml, aa.toml,
+ * cdh.toml and policy.json into out_dir. *found says whether there was one. */
+#define AGENT_INITDATA_DIR "/run/confidential-containers/initdata"
+int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const char *out_dir,
+                        bool *found, struct cc_error **err);
 
 /* The guest image's own digest list (guest-agent/build-guest-image.sh writes it). */
 #define AGENT_IMAGE_DIGESTS "/etc/cc-agent/image.sha256"

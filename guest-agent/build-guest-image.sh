@@ -40,7 +40,8 @@ epoch=${SOURCE_DATE_EPOCH:-0}
 # The modules the agent loads; modprobe --show-depends adds what they need, in order.
 # virtio_net: the pod's NICs (tap + virtio-net-pci, or QEMU's user-mode NIC in development),
 # configured by the host through UpdateInterface/UpdateRoutes; it brings net_failover/failover.
-modules=(virtio_pci virtio_console virtio_net vmw_vsock_virtio_transport overlay)
+# virtio_blk: the pod's initdata disk (and block volumes).
+modules=(virtio_pci virtio_console virtio_net virtio_blk vmw_vsock_virtio_transport overlay)
 # Loaded by the agent before it mounts the helper's library image.
 pull_modules=(loop squashfs)
 

@@ -20,6 +20,7 @@ void agent_config_done(struct agent_config *cfg)
         free(cfg->log_level);
         free(cfg->log_port);
         free(cfg->image_insecure);
+        free(cfg->initdata_digest);
         *cfg = (struct agent_config){0};
 }
 
@@ -52,6 +53,8 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                  * TDX RTMR), so a host that changes it changes the measurement the verifier
                  * checks: the choice does not pass to an unmeasured host. */
                 {"agent.image_insecure=", offsetof(struct agent_config, image_insecure)},
+                /* Set by the shim from the pod's initdata; measured with the kernel in a TEE. */
+                {"agent.initdata_digest=", offsetof(struct agent_config, initdata_digest)},
         };
         _cleanup_free_ char *copy = strdup(cmdline);
         if (!copy)

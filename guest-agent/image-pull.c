@@ -12,8 +12,15 @@
  *   {"store_dir": "/run/kata-containers/image",
  *    "insecure_registries": ["10.0.2.2:5000"], "mirror": "host:port",
  *    "auth_file": "/etc/cc-agent/auth.json", "ca_file": "/etc/cc-agent/ca.pem",
- *    "key_files": ["/etc/cc-agent/keys/key.pem"]}
+ *    "key_files": ["/etc/cc-agent/keys/key.pem"],
+ *    "kbs_url": "https://kbs.example:8080", "kbs_cert_file": "/etc/cc-agent/kbs-ca.pem"}
  * Every key is optional; no file means the defaults (TLS to every registry, no keys).
+ *
+ * Keys for layers encrypted with CoCo's key provider come from a KBS after attestation
+ * (guest-agent/attest): the one the pod's initdata names (its cdh.toml [kbc] url and kbs_cert,
+ * or aa.toml [token_configs.kbs]; the agent left the initdata at KBC_INITDATA_FILE, and its
+ * digest is bound to the TEE launch), else kbs_url of this file. The initdata also goes with the
+ * attestation, so the KBS's policy can tell pods apart by it.
  *
  * Development images may also name plain-HTTP registries on the kernel command line,
  * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/config.c), added to the file's
@@ -38,6 +45,7 @@
 
 #include "guest-agent/agent.h"
 #include "guest-agent/image-pull.h"
+#include "guest-agent/attest/kbc.h"
 #include "guest-agent/image/image.h"
 
 #define IMAGE_CONFIG_DEFAULT "/etc/cc-agent/image.json"
@@ -50,6 +58,8 @@ struct image_settings {
         char *auth_file;
         char *ca_file;
         char **key_files;
+        char *kbs_url;
+        char *kbs_cert_file;
 };
 
 static void settings_done(struct image_settings *s)
@@ -58,6 +68,8 @@ static void settings_done(struct image_settings *s)
         cc_strv_free(s->insecure);
         free(s->mirror);
         free(s->auth_file);
+        free(s->kbs_url);
+        free(s->kbs_cert_file);
         free(s->ca_file);
         cc_strv_free(s->key_files);
 }
@@ -145,7 +157,9 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
                     (r = get_opt_string(o, "auth_file", &s->auth_file, err)) < 0 ||
                     (r = get_opt_string(o, "ca_file", &s->ca_file, err)) < 0 ||
                     (r = get_opt_strv(o, "insecure_registries", &s->insecure, err)) < 0 ||
-                    (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0)
+                    (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0 ||
+                    (r = get_opt_string(o, "kbs_url", &s->kbs_url, err)) < 0 ||
+                    (r = get_opt_string(o, "kbs_cert_file", &s->kbs_cert_file, err)) < 0)
                         return cc_error_wrap(err, -r, "image configuration %s", path);
         }
         if (!cc_isempty(req->image_insecure) &&
@@ -164,6 +178,50 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
         return 0;
 }
 
+/*
+ * The KBS broker when a KBS is named (initdata first, then the image's file), wrapping the
+ * offline_fs broker in *keys if any. The TEE is the guest's own: sample evidence only where no
+ * TEE device exists (the client refuses it in a TEE).
+ */
+static int kbs_broker(const struct image_settings *s, struct img_key_broker **keys,
+                      struct cc_error **err)
+{
+        _cleanup_(kbc_initdata_freep) struct kbc_initdata *id = NULL;
+        _cleanup_free_ char *url = NULL, *cert = NULL, *text = NULL;
+        size_t len = 0;
+        _cleanup_error_ struct cc_error *rerr = NULL;
+        int r = cc_read_file(KBC_INITDATA_FILE, 256 << 10, &text, &len, &rerr);
+        if (r == 0) {
+                if ((r = kbc_initdata_parse(text, len, &id, err)) < 0 ||
+                    (r = kbc_initdata_kbs(id, &url, &cert, err)) < 0)
+                        return cc_error_wrap(err, -r, "%s", KBC_INITDATA_FILE);
+        } else if (r != -ENOENT) {
+                return cc_error_set(err, -r, "%s", cc_error_message(rerr));
+        }
+        if (!url && s->kbs_url) {
+                url = strdup(s->kbs_url);
+                if (!url)
+                        return -ENOMEM;
+                if (s->kbs_cert_file &&
+                    (r = cc_read_file(s->kbs_cert_file, 1 << 20, &cert, &len, err)) < 0)
+                        return cc_error_wrap(err, -r, "kbs_cert_file");
+        }
+        if (!url)
+                return 0;
+        struct kbc_client_config cfg = {
+                .url = url,
+                .cert_pem = cert,
+                .tee = kbc_attester_detect(NULL),
+                .key_alg = KBC_KEY_EC_P256,
+                .initdata = id,
+        };
+        struct img_key_broker *kb = NULL;
+        if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
+                return cc_error_wrap(err, -r, "KBS key broker");
+        *keys = kb;
+        return 0;
+}
+
 static int make_dir(const char *path, mode_t mode, struct cc_error **err)
 {
         if (mkdir(path, mode) < 0 && errno != EEXIST)
@@ -179,6 +237,8 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
         _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
         if (r == 0 && s.key_files)
                 r = img_key_broker_offline_fs((const char *const *)s.key_files, NULL, &keys, err);
+        if (r == 0)
+                r = kbs_broker(&s, &keys, err);
         if (r < 0) {
                 settings_done(&s);
                 return r;

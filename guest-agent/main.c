@@ -70,6 +70,22 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* The pod's initdata, before the policy: its policy.json, measured with the launch,
+         * replaces the image's. */
+        if (a.cfg.is_init) {
+                bool found = false;
+                if (agent_initdata_load("/dev", a.cfg.initdata_digest, AGENT_INITDATA_DIR, &found,
+                                        &err) < 0)
+                        fatal(&a, "initdata", err);
+                if (found && access(AGENT_INITDATA_DIR "/policy.json", F_OK) == 0) {
+                        free(a.cfg.policy_path);
+                        a.cfg.policy_path = strdup(AGENT_INITDATA_DIR "/policy.json");
+                        if (!a.cfg.policy_path) {
+                                cc_error_set(&err, ENOMEM, "initdata policy");
+                                fatal(&a, "initdata", err);
+                        }
+                }
+        }
         r = agent_policy_load(a.cfg.policy_path, &a.policy, &err);
         if (r == -ENOENT) {
                 cc_log_info("no policy file at %s: every request is allowed", a.cfg.policy_path);

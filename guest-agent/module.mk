@@ -33,13 +33,14 @@ INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 # libraries before the first one starts. No loader or shared libraries for the agent itself, and few mapped pages.
 # (The pull library cannot be linked statically on Debian 12: libcurl's and libisal's
 # dependencies have no static archives.)
-AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a -l:libcrypto.a
+AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a -l:libcrypto.a \
+	-l:libz.a
 $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
 		$(BUILD)/guest-agent/variants/image-pull-exec.o \
-		$(BUILD)/guest-agent/variants/pull-libs.o $(LIBAGENT) $(LIBAGENTNET) $(LIBCC)
+		$(BUILD)/guest-agent/variants/pull-libs.o $(LIBAGENT) $(LIBAGENTNET) $(LIBKBC) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
-		$(LIBAGENTNET) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
+		$(LIBAGENTNET) $(LIBKBC) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
 
 # cc-agent-pull: the pull helper (guest-agent/pull/), dynamically linked with libccimage.
 BINS += $(BUILD)/cc-agent-pull

@@ -24,7 +24,7 @@
 #define MEMORY_MIN  64   /* MiB, as [hypervisor] default_memory */
 #define VCPUS_LIMIT 256  /* as [hypervisor] default_vcpus */
 
-enum anno_kind { ANNO_VCPUS, ANNO_MEMORY, ANNO_KPARAMS, ANNO_PATH };
+enum anno_kind { ANNO_VCPUS, ANNO_MEMORY, ANNO_KPARAMS, ANNO_PATH, ANNO_INITDATA };
 
 /* The hypervisor annotations this runtime implements (after SHIM_ANNO_HV_PREFIX). */
 static const struct hv_anno {
@@ -39,6 +39,8 @@ static const struct hv_anno {
         {"kernel", ANNO_PATH, "valid_kernel_paths"},
         {"initrd", ANNO_PATH, "valid_initrd_paths"},
         {"firmware", ANNO_PATH, "valid_firmware_paths"},
+        /* The pod owner's initdata (shim/initdata.c): checked and bound at sandbox start. */
+        {"cc_init_data", ANNO_INITDATA, NULL},
 };
 
 static char *const *valid_list(const struct shim_anno_policy *p, const char *key)
@@ -252,6 +254,7 @@ char *shim_anno_policy_describe(const struct shim_anno_policy *p)
                                    max_memory_mib(p));
                         break;
                 case ANNO_KPARAMS:
+                case ANNO_INITDATA:
                         r = append(&out, &len, "%s", a->name);
                         break;
                 case ANNO_PATH: {
@@ -357,6 +360,23 @@ static int apply_one(struct shim_config *c, const struct hv_anno *a, const char 
                 free(c->kernel_params);
                 c->kernel_params = joined;
                 cc_log_info("annotation %s: kernel parameters '%s' appended", key, value);
+                return 0;
+        }
+        case ANNO_INITDATA: {
+                /* Only its size and alphabet here; initdata.c decodes and validates it. */
+                size_t n = strlen(value);
+                if (n == 0 || n > SHIM_INITDATA_ANNOTATION_MAX ||
+                    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
+                        return cc_error_set(err, EINVAL,
+                                            "annotation %s: not base64 of at most %d characters "
+                                            "(base64 of gzip of the initdata TOML)",
+                                            key, SHIM_INITDATA_ANNOTATION_MAX);
+                char *copy = strdup(value);
+                if (!copy)
+                        return -ENOMEM;
+                free(c->initdata_annotation);
+                c->initdata_annotation = copy;
+                cc_log_info("annotation %s: initdata of %zu base64 characters", key, n);
                 return 0;
         }
         case ANNO_PATH: {

@@ -47,6 +47,8 @@ void shim_config_done(struct shim_config *c)
         free(c->firmware);
         free(c->machine_type);
         free(c->kernel_params);
+        free(c->initdata_file);
+        free(c->initdata_annotation);
         shim_anno_policy_done(&c->anno);
         *c = (struct shim_config){0};
 }
@@ -246,7 +248,9 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
                 /* annotations.c: which pod annotations are honoured */
                 "enable_annotations", "valid_hypervisor_paths", "valid_kernel_paths",
                 "valid_initrd_paths", "valid_firmware_paths", "default_maxvcpus",
-                "default_maxmemory"};
+                "default_maxmemory",
+                /* initdata.c: the pod owner's initdata (ours: Kata takes it from the annotation) */
+                "initdata", "initdata_required"};
         int r;
         warn_unknown(hv, name, used, CC_ARRAY_SIZE(used), kata_hv_ignored,
                      CC_ARRAY_SIZE(kata_hv_ignored), quiet);
@@ -262,7 +266,9 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
             (r = get_str(hv, "backend", &c->backend, err)) < 0 ||
             (r = get_uint(hv, "default_vcpus", 1, 256, &c->vcpus, err)) < 0 ||
             (r = get_uint(hv, "default_memory", 64, 1 << 20, &c->memory_mib, err)) < 0 ||
-            (r = get_bool(hv, "enable_debug", &c->debug, err)) < 0)
+            (r = get_bool(hv, "enable_debug", &c->debug, err)) < 0 ||
+            (r = get_str(hv, "initdata", &c->initdata_file, err)) < 0 ||
+            (r = get_bool(hv, "initdata_required", &c->initdata_required, err)) < 0)
                 return r;
         bool confidential = false, snp = false;
         if ((r = get_bool(hv, "confidential_guest", &confidential, err)) < 0 ||

@@ -123,13 +123,19 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 channel = fd >= 0 ? HV_CHANNEL_VSOCK : HV_CHANNEL_SERIAL;
                 cc_close(fd);
         }
+        /* The pod owner's initdata: its digest into the launch, its disk for the guest. */
+        _cleanup_(shim_initdata_done) struct shim_initdata idata = {0};
+        if ((r = shim_initdata_prepare(c, sb->run_dir, &idata, err)) < 0)
+                return r;
         _cleanup_free_ char *params = NULL;
-        if (asprintf(&params, "%s%sagent.server_addr=%s%s",
+        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s",
                      c->kernel_params ? c->kernel_params : "", c->kernel_params ? " " : "",
                      channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024"
                                                  : "serial://" HV_AGENT_SERIAL_NAME,
-                     c->debug ? " agent.log=debug" : "") < 0)
+                     c->debug ? " agent.log=debug" : "", idata.kparam ? " " : "",
+                     idata.kparam ? idata.kparam : "") < 0)
                 return -ENOMEM;
+        struct hv_disk idisk = {.path = idata.disk_path, .readonly = true};
         unsigned vcpus = c->vcpus, mem = c->memory_mib;
         size_vm(spec, &vcpus, &mem);
         struct hv_config hc = {
@@ -144,8 +150,10 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 .kernel_params = params,
                 .firmware = c->firmware,
                 .accel = c->accel,
-                .tee = {.kind = c->tee},
+                .tee = {.kind = c->tee, .mrconfigid = idata.mrconfigid, .host_data = idata.host_data},
                 .channel = channel,
+                .disks = idata.disk_path ? &idisk : NULL,
+                .n_disks = idata.disk_path ? 1 : 0,
         };
         /* Whether this host can run this VM at all comes first: no pod network is touched for
          * a VM that cannot start. The mock backend (tests) runs anywhere. */

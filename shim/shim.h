@@ -89,7 +89,14 @@ struct shim_config {
         enum shim_net_model network_model;
         /* Which pod annotations this configuration honours (annotations.h). */
         struct shim_anno_policy anno;
+        /* initdata (shim/initdata.c): [hypervisor.*] initdata, a default TOML file (ours), and
+         * initdata_required (ours); the pod's io.katacontainers.config.hypervisor.cc_init_data
+         * annotation (base64 of gzip of the TOML) where enable_annotations allows it. */
+        char *initdata_file;
+        bool initdata_required;
+        char *initdata_annotation;
 };
+#define SHIM_INITDATA_ANNOTATION_MAX (360 * 1024) /* base64 of the 256 KiB gzip bound */
 
 void shim_config_init(struct shim_config *c);
 void shim_config_done(struct shim_config *c);
@@ -219,6 +226,20 @@ int shim_agent_copy_file(struct shim_sandbox *sb, const char *host_path, const c
  * refused by the agent so they are skipped with a warning). */
 int shim_agent_copy_tree(struct shim_sandbox *sb, const char *host_dir, const char *guest_dir,
                          uint64_t *budget, struct cc_error **err);
+/* The pod's initdata, ready for the launch (shim/initdata.c). */
+struct shim_initdata {
+        char *kparam;     /* agent.initdata_digest=<alg>:<hex>, or NULL: no initdata */
+        char *mrconfigid; /* TDX: base64 of 48 bytes */
+        char *host_data;  /* SEV-SNP: base64 of 32 bytes */
+        char *disk_path;  /* <run_dir>/initdata.img, read-only to the guest */
+};
+/* Validates the pod's initdata (annotation, else the configuration's default file), writes
+ * its disk into run_dir and fills out; nothing to do (out stays empty) without initdata,
+ * unless the configuration requires it. */
+int shim_initdata_prepare(const struct shim_config *c, const char *run_dir,
+                          struct shim_initdata *out, struct cc_error **err);
+void shim_initdata_done(struct shim_initdata *d);
+
 /* Waiting for a booting guest's agent (shim/agent-wait.c). */
 struct shim_agent_wait {
         const char *addr;         /* libhv's agent address: unix:, vsock:, hvsock: */

@@ -42,7 +42,8 @@ struct kbc_client {
         enum kbc_tee tee;
         struct kbc_attester_paths paths;
         enum kbc_key_alg key_alg;
-        const struct kbc_initdata *initdata;
+        char *initdata;      /* the exact TOML bytes sent as init-data, or NULL */
+        size_t initdata_len;
         unsigned timeout_ms, max_body;
         /* The attestation in force (none: session NULL). */
         char *session;
@@ -153,7 +154,13 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
         c->tee = cfg->tee;
         c->paths = cfg->paths;
         c->key_alg = cfg->key_alg;
-        c->initdata = cfg->initdata;
+        if (cfg->initdata) {
+                c->initdata = malloc(cfg->initdata->toml_len + 1);
+                if (!c->initdata)
+                        return -ENOMEM;
+                memcpy(c->initdata, cfg->initdata->toml, cfg->initdata->toml_len + 1);
+                c->initdata_len = cfg->initdata->toml_len;
+        }
         c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 60000;
         c->max_body = cfg->max_body ? cfg->max_body : 4u << 20;
         *ret = TAKE_PTR(c);
@@ -174,6 +181,7 @@ struct kbc_client *kbc_client_free(struct kbc_client *c)
                 forget(c);
                 free(c->url);
                 free(c->cert_pem);
+                free(c->initdata);
                 free(c);
         }
         return NULL;
@@ -506,7 +514,7 @@ static int attest(struct kbc_client *c, struct cc_error **err)
                 json_object_object_add(id, "format", json_object_new_string("toml"));
                 json_object_object_add(
                         id, "body",
-                        json_object_new_string_len(c->initdata->toml, (int)c->initdata->toml_len));
+                        json_object_new_string_len(c->initdata, (int)c->initdata_len));
                 json_object_object_add(att, "init-data", id);
         } else {
                 json_object_object_add(att, "init-data", NULL);

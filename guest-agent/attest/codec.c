@@ -7,8 +7,9 @@
  * trailing zero bytes the caller would have to guess away. JCS has no packaged C
  * implementation in Debian; json-c's own printer sorts nothing and escapes '/'.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,13 +320,29 @@ size_t kbc_hash_len(enum kbc_hash h)
         return h == KBC_SHA256 ? 32 : h == KBC_SHA384 ? 48 : 64;
 }
 
+/* libcrypto's low-level SHA_Init/Update/Final, not EVP (nor the one-shot SHA256(), which
+ * OpenSSL 3 implements with EVP): the static agent and shim link this file for initdata, and
+ * EVP would pull OpenSSL's provider machinery into them (4.7 MiB; guest-agent/selfcheck.c). */
 int kbc_hash(enum kbc_hash h, const void *data, size_t len, uint8_t out[64])
 {
-        const EVP_MD *md = h == KBC_SHA256   ? EVP_sha256()
-                           : h == KBC_SHA384 ? EVP_sha384()
-                                             : EVP_sha512();
-        unsigned n = 0;
-        return EVP_Digest(data, len, out, &n, md, NULL) == 1 ? 0 : -EIO;
+        if (h == KBC_SHA256) {
+                SHA256_CTX c;
+                SHA256_Init(&c);
+                SHA256_Update(&c, data, len);
+                SHA256_Final(out, &c);
+        } else {
+                SHA512_CTX c;
+                if (h == KBC_SHA384)
+                        SHA384_Init(&c);
+                else
+                        SHA512_Init(&c);
+                SHA512_Update(&c, data, len);
+                if (h == KBC_SHA384)
+                        SHA384_Final(out, &c);
+                else
+                        SHA512_Final(out, &c);
+        }
+        return 0;
 }
 
 void kbc_regularize(const uint8_t *in, size_t in_len, uint8_t *out, size_t n)

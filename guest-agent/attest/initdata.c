@@ -153,6 +153,33 @@ int kbc_initdata_from_annotation(const char *b64, struct kbc_initdata **ret, str
         return kbc_initdata_parse(toml, tl, ret, err);
 }
 
+int kbc_initdata_annotation_encode(const char *toml, size_t len, char **ret)
+{
+        if (len > INITDATA_MAX)
+                return -EFBIG;
+        /* gzip with zlib's default header (mtime 0): the same TOML gives the same bytes. */
+        z_stream z = {0};
+        if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                return -ENOMEM;
+        uLong bound = deflateBound(&z, (uLong)len) + 32;
+        _cleanup_free_ uint8_t *gz = malloc(bound);
+        if (!gz) {
+                deflateEnd(&z);
+                return -ENOMEM;
+        }
+        z.next_in = (Bytef *)toml;
+        z.avail_in = (uInt)len;
+        z.next_out = gz;
+        z.avail_out = (uInt)bound;
+        int zr = deflate(&z, Z_FINISH);
+        size_t n = z.total_out;
+        deflateEnd(&z);
+        if (zr != Z_STREAM_END)
+                return -EIO;
+        *ret = kbc_b64_encode(gz, n, false);
+        return *ret ? 0 : -ENOMEM;
+}
+
 int kbc_initdata_disk_encode(const char *b64_annotation, uint8_t **ret, size_t *ret_len,
                              struct cc_error **err)
 {
@@ -196,4 +223,54 @@ int kbc_initdata_from_disk(const uint8_t *disk, size_t len, struct kbc_initdata 
         if (r < 0)
                 return r;
         return kbc_initdata_parse(toml, tl, ret, err);
+}
+
+/* One string key of a TOML document held in a [data] entry; NULL when absent. */
+static int toml_str(const char *doc, const char *name, const char *path, char **ret,
+                    struct cc_error **err)
+{
+        *ret = NULL;
+        _cleanup_toml_ struct cc_toml_table *t = NULL;
+        int r = cc_toml_parse_string(name, doc, strlen(doc), &t, err);
+        if (r < 0)
+                return r;
+        const char *v = NULL;
+        r = cc_toml_get_string(t, path, &v, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int kbs_settings(const struct kbc_initdata *d, char **url, char **cert_pem,
+                        struct cc_error **err)
+{
+        const char *cdh = kbc_initdata_get(d, "cdh.toml"), *aa = kbc_initdata_get(d, "aa.toml");
+        int r;
+        if (cdh && ((r = toml_str(cdh, "initdata cdh.toml", "kbc.url", url, err)) < 0 ||
+                    (r = toml_str(cdh, "initdata cdh.toml", "kbc.kbs_cert", cert_pem, err)) < 0))
+                return r;
+        if (!*url && aa) {
+                free(*cert_pem);
+                *cert_pem = NULL;
+                if ((r = toml_str(aa, "initdata aa.toml", "token_configs.kbs.url", url, err)) < 0 ||
+                    (r = toml_str(aa, "initdata aa.toml", "token_configs.kbs.cert", cert_pem, err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
+                     struct cc_error **err)
+{
+        *url = *cert_pem = NULL;
+        int r = kbs_settings(d, url, cert_pem, err);
+        if (r < 0) {
+                free(*url);
+                free(*cert_pem);
+                *url = *cert_pem = NULL;
+        }
+        return r;
 }

@@ -123,6 +123,8 @@ int kbc_initdata_parse(const char *toml, size_t len, struct kbc_initdata **ret,
                        struct cc_error **err);
 /* The pod annotation: base64(gzip(TOML)). */
 int kbc_initdata_from_annotation(const char *b64, struct kbc_initdata **ret, struct cc_error **err);
+/* The annotation for a TOML (gzip, then base64): what a pod owner puts on the pod. */
+int kbc_initdata_annotation_encode(const char *toml, size_t len, char **ret);
 /* Kata's disk: "initdata" + u64 LE length of the gzip stream + the stream, padded to 512. */
 int kbc_initdata_disk_encode(const char *b64_annotation, uint8_t **ret, size_t *ret_len,
                              struct cc_error **err);
@@ -163,6 +165,24 @@ struct kbc_timings {
 void kbc_client_timings(const struct kbc_client *c, struct kbc_timings *ret);
 struct kbc_client *kbc_client_free(struct kbc_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbc_client *, kbc_client_free)
+
+/* ---- the image pull's key broker ----------------------------------------------------- */
+
+struct img_key_broker;
+/*
+ * A `kbs` broker for the image library: resources (key-provider KEKs) from the KBS named in
+ * cfg, after attestation; `local` (an offline_fs broker, may be NULL) is asked first and
+ * supplies the private keys. On success the new broker owns `local`.
+ */
+int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *local,
+                   struct img_key_broker **ret, struct cc_error **err);
+
+/* Where the agent leaves the pod's initdata for the pull helper (Kata's path). */
+#define KBC_INITDATA_FILE "/run/confidential-containers/initdata/initdata.toml"
+/* The KBS settings of an initdata's cdh.toml ([kbc] url, kbs_cert) or aa.toml
+ * ([token_configs.kbs] url, cert); *url NULL when it names none. Strings are malloc'ed. */
+int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
+                     struct cc_error **err);
 
 /* A resource path from a URI: "kbs:///a/b/c", "kbs://host:1/a/b/c" (host ignored, as the
  * guest components do) or "a/b/c"; three segments matching Trustee's segment syntax. */
