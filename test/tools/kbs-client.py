@@ -9,6 +9,9 @@ signs 1184-byte reports, sent in the sev crate's serde JSON form.
   kbs-client.py snp-chain DIR            writes ark/ask/vcek (+ a rogue chain) to DIR
   kbs-client.py suite --url U ...        runs every check, prints "ok"/"not ok" lines
   kbs-client.py rounds --url U -n N -c C attest+resource rounds, prints latency percentiles
+  kbs-client.py image-keys --url U --manifest F   the guest's unwrap flow (ref 6.3) for every
+                                         encrypted layer: fetch the packet's kid from the KBS
+                                         after attestation, AES-GCM-unwrap the layer options
 """
 import argparse
 import base64
@@ -731,6 +734,33 @@ def rounds(args):
     return 1 if errors else 0
 
 
+def image_keys(args):
+    """For each layer of an encrypted manifest: packet -> kid -> KEK from the KBS -> PLBCO."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    kbs = Kbs(args.url, args.cacert)
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    for layer in manifest["layers"]:
+        ann = layer.get("annotations", {})
+        packet = json.loads(base64.b64decode(
+            ann["org.opencontainers.image.enc.keys.provider.attestation-agent"]))
+        assert set(packet) == {"kid", "wrapped_data", "iv", "wrap_type"}, packet
+        assert packet["wrap_type"] == "A256GCM" and packet["kid"].startswith("kbs:///")
+        cookie, tok, key, r = rcar(kbs)
+        assert r.status == 200, r.body
+        g = kbs.resource(packet["kid"][len("kbs:///"):], token=tok)  # as the CDH: Bearer token
+        assert g.status == 200, g.body
+        kek = key.decrypt(g.body)
+        plbco = json.loads(AESGCM(kek).decrypt(base64.b64decode(packet["iv"]),
+                                               base64.b64decode(packet["wrapped_data"]), None))
+        pub = json.loads(base64.b64decode(ann["org.opencontainers.image.enc.pubopts"]))
+        assert pub["cipher"] == "AES_256_CTR_HMAC_SHA256" and pub["cipheroptions"] == {}
+        assert len(base64.b64decode(plbco["symkey"])) == 32
+        assert len(base64.b64decode(plbco["cipheroptions"]["nonce"])) == 16
+        print("%s %s %s" % (layer["digest"], plbco["digest"], layer["mediaType"]))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -755,6 +785,10 @@ def main():
     s.add_argument("--url", required=True)
     s.add_argument("--snp-dir", required=True)
     s.add_argument("--resource", default="default/key/1")
+    s = sub.add_parser("image-keys")
+    s.add_argument("--url", required=True)
+    s.add_argument("--cacert")
+    s.add_argument("--manifest", required=True)
     a = p.parse_args()
     if a.cmd == "snp-chain":
         os.makedirs(os.path.join(a.dir, "rogue"), exist_ok=True)
@@ -763,6 +797,8 @@ def main():
         return 0
     if a.cmd == "suite":
         return Suite(a).run()
+    if a.cmd == "image-keys":
+        return image_keys(a)
     if a.cmd == "snp-round":
         kbs = Kbs(a.url)
         chain = SnpChain.load(a.snp_dir)
