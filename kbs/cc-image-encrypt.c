@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,13 +23,17 @@
 static void usage(FILE *f)
 {
         fprintf(f, "usage: cc-image-encrypt --kek FILE [--new-kek] --kid kbs:///REPO/TYPE/TAG\n"
+                   "         [--recipient jwe:PUB.pem]...\n"
                    "         [--kbs URL [--admin-key ED25519.pem] [--cacert CA.pem] [--insecure]]\n"
                    "         oci:SRC_DIR[:TAG] oci:DST_DIR:TAG\n"
                    "  --kek FILE     the 32-byte key-encryption key (raw bytes)\n"
                    "  --new-kek      create FILE with 32 random bytes (mode 0600) first\n"
                    "  --kid URI      the KEK's resource URI in the KBS, e.g. "
                    "kbs:///default/image-kek/1\n"
-                   "  --kbs URL      also store the KEK in the KBS at that resource (admin API)\n");
+                   "  --kbs URL      also store the KEK in the KBS at that resource (admin API)\n"
+                   "  --recipient jwe:PUB.pem   also wrap the layer keys to this RSA or EC public "
+                   "key\n"
+                   "                 (ocicrypt's JWE recipients; repeatable)\n");
 }
 
 /* "oci:DIR[:TAG]" -> dir, tag (NULL when absent). */
@@ -73,6 +79,45 @@ static int load_kek(const char *path, bool create, uint8_t kek[32], struct cc_er
         return 0;
 }
 
+struct recipients {
+        EVP_PKEY *keys[16];
+        size_t n;
+};
+
+static void recipients_free(struct recipients *r)
+{
+        for (size_t i = 0; i < r->n; i++)
+                EVP_PKEY_free(r->keys[i]);
+}
+
+/* "jwe:FILE": a PEM public key (or certificate) for a JWE recipient. */
+static int load_recipient(const char *arg, EVP_PKEY **ret)
+{
+        if (strncmp(arg, "jwe:", 4) != 0) {
+                fprintf(stderr, "cc-image-encrypt: --recipient '%s': only jwe:FILE is supported\n",
+                        arg);
+                return -EINVAL;
+        }
+        _cleanup_fclose_ FILE *f = fopen(arg + 4, "re");
+        if (!f) {
+                fprintf(stderr, "cc-image-encrypt: %s: %m\n", arg + 4);
+                return -errno;
+        }
+        *ret = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        if (!*ret) {
+                rewind(f);
+                X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+                *ret = x ? X509_get_pubkey(x) : NULL;
+                X509_free(x);
+        }
+        if (!*ret) {
+                fprintf(stderr, "cc-image-encrypt: %s: not a PEM public key or certificate\n",
+                        arg + 4);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -84,11 +129,13 @@ int main(int argc, char **argv)
                 {"cacert", required_argument, NULL, 'c'},
                 {"insecure", no_argument, NULL, 'I'},
                 {"help", no_argument, NULL, 'h'},
+                {"recipient", required_argument, NULL, 'r'},
                 {},
         };
         const char *kek_path = NULL, *kid = NULL;
         bool new_kek = false;
         struct kbs_admin_client kbs = {};
+        _cleanup_(recipients_free) struct recipients rc = {};
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (o) {
@@ -113,6 +160,11 @@ int main(int argc, char **argv)
                 case 'I':
                         kbs.insecure = true;
                         break;
+                case 'r':
+                        if (rc.n == 16 || load_recipient(optarg, &rc.keys[rc.n]) < 0)
+                                return 2;
+                        rc.n++;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -132,7 +184,8 @@ int main(int argc, char **argv)
         uint8_t kek[32];
         unsigned layers = 0;
         if (load_kek(kek_path, new_kek, kek, &err) < 0 ||
-            kbs_image_encrypt(src, src_tag, dst, dst_tag, kek, kid, &layers, &err) < 0) {
+            kbs_image_encrypt(src, src_tag, dst, dst_tag, kek, kid, rc.keys, rc.n, &layers, &err) <
+                    0) {
                 OPENSSL_cleanse(kek, sizeof(kek));
                 fprintf(stderr, "cc-image-encrypt: %s\n", cc_error_message(err));
                 return 1;

@@ -28,6 +28,7 @@
 
 #define ANN_PUBOPTS  "org.opencontainers.image.enc.pubopts"
 #define ANN_PROVIDER "org.opencontainers.image.enc.keys.provider.attestation-agent"
+#define ANN_JWE      "org.opencontainers.image.enc.keys.jwe"
 #define ANN_REF      "org.opencontainers.image.ref.name"
 #define OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MAX_JSON     (4u << 20)
@@ -97,23 +98,35 @@ int kbs_layer_crypt_final(struct kbs_layer_crypt *c, char plain_digest[72], char
         return 0;
 }
 
+/* The private layer options as Go's encoding/json writes them (ref 6.1). */
+static int plbco_json(const uint8_t symkey[32], const uint8_t nonce[16], const char *plain_digest,
+                      char **ret)
+{
+        _cleanup_free_ char *k64 = kbs_b64_encode(symkey, 32, false);
+        _cleanup_free_ char *n64 = kbs_b64_encode(nonce, 16, false);
+        if (!k64 || !n64 ||
+            asprintf(ret,
+                     "{\"symkey\":\"%s\",\"digest\":\"%s\",\"cipheroptions\":{\"nonce\":\"%s\"}}",
+                     k64, plain_digest, n64) < 0)
+                return -ENOMEM;
+        if (k64)
+                OPENSSL_cleanse(k64, strlen(k64));
+        return 0;
+}
+
 /* Go's encoding/json escapes <, > and & in strings; none occur in b64 or sha256:hex. */
 int kbs_ocicrypt_annotations(const uint8_t symkey[32], const uint8_t nonce[16],
                              const char *plain_digest, const uint8_t hmac[32],
                              const uint8_t kek[32], const char *kid, const uint8_t iv[12],
                              char **ret_pubopts, char **ret_packet, struct cc_error **err)
 {
-        _cleanup_free_ char *k64 = kbs_b64_encode(symkey, 32, false);
-        _cleanup_free_ char *n64 = kbs_b64_encode(nonce, 16, false);
         _cleanup_free_ char *h64 = kbs_b64_encode(hmac, 32, false);
         _cleanup_free_ char *plbco = NULL, *pubopts = NULL, *packet = NULL;
-        if (!k64 || !n64 || !h64)
+        if (!h64)
                 return -ENOMEM;
         if (strchr(kid, '"') || strchr(kid, '\\'))
                 return cc_error_set(err, EINVAL, "kid '%s' must not contain quotes", kid);
-        if (asprintf(&plbco,
-                     "{\"symkey\":\"%s\",\"digest\":\"%s\",\"cipheroptions\":{\"nonce\":\"%s\"}}",
-                     k64, plain_digest, n64) < 0)
+        if (plbco_json(symkey, nonce, plain_digest, &plbco) < 0)
                 return -ENOMEM;
         if (asprintf(
                     &pubopts,
@@ -230,7 +243,8 @@ static int write_blob(const char *layout, const char *data, size_t len, char dig
 
 /* Encrypts one layer blob of `src` into `dst`; fills the descriptor's new fields. */
 static int encrypt_layer(const char *src, const char *dst, struct json_object *desc,
-                         const uint8_t kek[32], const char *kid, struct cc_error **err)
+                         const uint8_t kek[32], const char *kid, EVP_PKEY *const *rcpts,
+                         size_t nrcpts, struct cc_error **err)
 {
         const char *digest, *mt;
         int64_t size;
@@ -295,6 +309,19 @@ static int encrypt_layer(const char *src, const char *dst, struct json_object *d
         }
         r = kbs_ocicrypt_annotations(symkey, nonce, plain, hmac, kek, kid, iv, &pubopts, &packet,
                                      err);
+        _cleanup_free_ char *jwe64 = NULL;
+        if (r == 0 && nrcpts) {
+                /* ocicrypt's JWE key wrapper: the same options, one JWE for every recipient. */
+                _cleanup_free_ char *plbco = NULL, *jwe = NULL;
+                r = plbco_json(symkey, nonce, plain, &plbco);
+                if (r == 0)
+                        r = kbs_jwe_encrypt_recipients(rcpts, nrcpts, (const uint8_t *)plbco,
+                                                       strlen(plbco), &jwe, err);
+                if (plbco)
+                        OPENSSL_cleanse(plbco, strlen(plbco));
+                if (r == 0 && !(jwe64 = kbs_b64_encode((const uint8_t *)jwe, strlen(jwe), false)))
+                        r = -ENOMEM;
+        }
         OPENSSL_cleanse(symkey, sizeof(symkey));
         if (r < 0)
                 return r;
@@ -310,6 +337,8 @@ static int encrypt_layer(const char *src, const char *dst, struct json_object *d
                 json_object_object_add(desc, "annotations", ann);
         }
         json_object_object_add(ann, ANN_PROVIDER, json_object_new_string(packet));
+        if (jwe64)
+                json_object_object_add(ann, ANN_JWE, json_object_new_string(jwe64));
         json_object_object_add(ann, ANN_PUBOPTS, json_object_new_string(pubopts));
         return 0;
 }
@@ -407,8 +436,8 @@ static int index_put(const char *dst, const char *tag, const char *digest, size_
 }
 
 int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, const char *dst_tag,
-                      const uint8_t kek[32], const char *kid, unsigned *ret_layers,
-                      struct cc_error **err)
+                      const uint8_t kek[32], const char *kid, EVP_PKEY *const *rcpts, size_t nrcpts,
+                      unsigned *ret_layers, struct cc_error **err)
 {
         _cleanup_free_ char *ipath = NULL, *mpath = NULL;
         _cleanup_json_ struct json_object *index = NULL, *manifest = NULL;
@@ -465,7 +494,8 @@ int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, con
         if (r < 0)
                 return r;
         for (size_t i = 0; i < json_object_array_length(layers); i++) {
-                r = encrypt_layer(src, dst, json_object_array_get_idx(layers, i), kek, kid, err);
+                r = encrypt_layer(src, dst, json_object_array_get_idx(layers, i), kek, kid, rcpts,
+                                  nrcpts, err);
                 if (r < 0)
                         return cc_error_wrap(err, EINVAL, "layer %zu", i);
         }

@@ -105,6 +105,14 @@ int kbs__jwe_encrypt_with(const struct kbs_jwk *k, const uint8_t *pt, size_t len
                           const uint8_t cek[32], const uint8_t iv[12], EVP_PKEY *eph, char **ret,
                           struct cc_error **err);
 
+/*
+ * A JWE in general JSON serialization to several public keys, as ocicrypt's JWE key wrapper
+ * writes for `org.opencontainers.image.enc.keys.jwe`: protected {"enc":"A256GCM"}, each
+ * recipient's alg in its own header: RSA-OAEP (SHA-1, go-jose's RSA_OAEP) or ECDH-ES+A256KW.
+ */
+int kbs_jwe_encrypt_recipients(EVP_PKEY *const *keys, size_t n, const uint8_t *pt, size_t len,
+                               char **ret, struct cc_error **err);
+
 /* ---- request.c: the bodies of /auth and /attest (ref 1.2, 1.4) ---- */
 
 struct kbs_auth_request {
@@ -338,11 +346,13 @@ int kbs_ocicrypt_annotations(const uint8_t symkey[32], const uint8_t nonce[16],
 /*
  * Encrypts every layer of the image `src_tag` of OCI layout `src` (NULL: its only image) into
  * layout `dst` (created if needed; may be `src`) as `dst_tag`, the layer keys wrapped under
- * `kek` named by `kid` (kbs:///repo/type/tag).
+ * `kek` named by `kid` (kbs:///repo/type/tag) and, when `nrcpts` > 0, also in a JWE to those
+ * public keys (annotation org.opencontainers.image.enc.keys.jwe, as `skopeo --encryption-key
+ * jwe:` writes).
  */
 int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, const char *dst_tag,
-                      const uint8_t kek[32], const char *kid, unsigned *ret_layers,
-                      struct cc_error **err);
+                      const uint8_t kek[32], const char *kid, EVP_PKEY *const *rcpts, size_t nrcpts,
+                      unsigned *ret_layers, struct cc_error **err);
 
 /* ---- admin-client.c: Trustee's admin API from the client side (libcurl) ---- */
 

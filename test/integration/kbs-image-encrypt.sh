@@ -5,7 +5,8 @@
 # (offline_fs keys file); the rootfs equals `umoci unpack` of the plain image. The independent
 # client then follows the guest's flow (ref 6.3): attest, fetch each packet's kid from cc-kbs
 # with the token, unwrap the layer options, whose digests must be the plain layers'. Errors:
-# wrong KEK, bad key id, short KEK file, re-encrypting an encrypted image.
+# JWE recipients (RSA, EC) decrypted by Debian's skopeo and by cc-image-pull. Errors: wrong KEK,
+# bad key id, short KEK file, re-encrypting an encrypted image.
 set -u
 . "$(dirname "$0")/img-lib.sh"
 img_setup
@@ -99,6 +100,31 @@ plain_digests=$($PY -c 'import json,sys; m=json.load(open(sys.argv[1])); d=json.
         fail "unwrapped digests $(cat "$T/keys.out") != $plain_digests"
 echo "ok  KEK fetched from cc-kbs after attestation unwraps every layer's options"
 if grep -qF "$(base64 -w0 "$T/kek")" "$T/kbs.log"; then fail "the KEK appears in the KBS log"; fi
+
+# JWE recipients as well (ocicrypt's jwe key wrapper): Debian's skopeo (ocicrypt 1.0.3, an outside
+# implementation) decrypts with either private key to the plain layers byte for byte, and
+# cc-image-pull decrypts with the RSA key alone (no KEK).
+openssl genrsa -out "$T/rsa.pem" 2048 2>/dev/null
+openssl rsa -in "$T/rsa.pem" -pubout -out "$T/rsa-pub.pem" 2>/dev/null
+openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:prime256v1 -out "$T/ec.pem" 2>/dev/null # PKCS#8: ocicrypt 1.0.3 reads no SEC1 EC key
+openssl pkey -in "$T/ec.pem" -pubout -out "$T/ec-pub.pem" 2>/dev/null
+"$ENC" --kek "$T/kek" --kid kbs:///default/image-kek/1 --recipient "jwe:$T/rsa-pub.pem" \
+        --recipient "jwe:$T/ec-pub.pem" "oci:$T/oci:v1" "oci:$T/enc2:v1" >/dev/null || fail "cc-image-encrypt with recipients"
+layer_digests() { # layout tag
+        $PY -c 'import json,sys; i=json.load(open(sys.argv[1]+"/index.json")); d=[m for m in i["manifests"] if m.get("annotations",{}).get("org.opencontainers.image.ref.name")==sys.argv[2]][0]; m=json.load(open(sys.argv[1]+"/blobs/sha256/"+d["digest"][7:])); print(" ".join(l["digest"] for l in m["layers"]))' "$1" "$2"
+}
+for key in rsa ec; do
+        skopeo copy -q --decryption-key "$T/$key.pem" "oci:$T/enc2:v1" "oci:$T/dec-$key:v1" >"$T/skopeo.log" 2>&1 ||
+                { cat "$T/skopeo.log"; fail "skopeo could not decrypt with the $key key"; }
+        [ "$(layer_digests "$T/dec-$key" v1)" = "$plain_digests" ] || fail "skopeo's decryption ($key) differs from the plain layers"
+done
+echo "ok  JWE recipients (RSA-OAEP, ECDH-ES+A256KW): skopeo/ocicrypt decrypts to the plain layers with either key"
+img_push "oci:$T/enc2:v1" coco/enc2:v1
+mkdir -p "$T/pull2"
+"$PULL" --insecure --key "$T/rsa.pem" "$REG/coco/enc2:v1" "$T/pull2" >"$T/pull.log" 2>&1 ||
+        { cat "$T/pull.log"; fail "cc-image-pull with the RSA recipient key"; }
+img_compare "$T/pull2" "$T/ref/rootfs"
+echo "ok  cc-image-pull decrypts the JWE recipient with the RSA key"
 
 head -c 32 /dev/urandom >"$T/other"
 printf '{"default/image-kek/1":"%s"}' "$(base64 -w0 "$T/other")" >"$T/wrong.json"
