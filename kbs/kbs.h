@@ -105,6 +105,14 @@ int kbs__jwe_encrypt_with(const struct kbs_jwk *k, const uint8_t *pt, size_t len
                           const uint8_t cek[32], const uint8_t iv[12], EVP_PKEY *eph, char **ret,
                           struct cc_error **err);
 
+/*
+ * A JWE in general JSON serialization to several public keys, as ocicrypt's JWE key wrapper
+ * writes for `org.opencontainers.image.enc.keys.jwe`: protected {"enc":"A256GCM"}, each
+ * recipient's alg in its own header: RSA-OAEP (SHA-1, go-jose's RSA_OAEP) or ECDH-ES+A256KW.
+ */
+int kbs_jwe_encrypt_recipients(EVP_PKEY *const *keys, size_t n, const uint8_t *pt, size_t len,
+                               char **ret, struct cc_error **err);
+
 /* ---- request.c: the bodies of /auth and /attest (ref 1.2, 1.4) ---- */
 
 struct kbs_auth_request {
@@ -312,6 +320,53 @@ int kbs_config_load(const char *path, struct kbs_config *ret, struct cc_error **
 int kbs_config_parse(const char *name, const char *text, size_t len, struct kbs_config *ret,
                      struct cc_error **err);
 void kbs_config_done(struct kbs_config *c);
+
+/* ---- imgenc.c: encrypted images in CoCo's key-provider format (ref 6) ---- */
+
+/* One layer's stream: AES-256-CTR, SHA-256 of plain and cipher text, HMAC of the cipher text. */
+struct kbs_layer_crypt {
+        EVP_CIPHER_CTX *ctr;
+        EVP_MD_CTX *plain;
+        EVP_MD_CTX *enc;
+        EVP_MAC_CTX *mac;
+        uint64_t size;
+};
+
+int kbs_layer_crypt_init(struct kbs_layer_crypt *c, const uint8_t symkey[32],
+                         const uint8_t nonce[16]);
+int kbs_layer_crypt_update(struct kbs_layer_crypt *c, const uint8_t *in, size_t n, uint8_t *out);
+int kbs_layer_crypt_final(struct kbs_layer_crypt *c, char plain_digest[72], char enc_digest[72],
+                          uint8_t hmac[32]);
+void kbs_layer_crypt_done(struct kbs_layer_crypt *c);
+/* The two layer annotations' values (b64 of pubopts JSON and of the annotation packet). */
+int kbs_ocicrypt_annotations(const uint8_t symkey[32], const uint8_t nonce[16],
+                             const char *plain_digest, const uint8_t hmac[32],
+                             const uint8_t kek[32], const char *kid, const uint8_t iv[12],
+                             char **ret_pubopts, char **ret_packet, struct cc_error **err);
+/*
+ * Encrypts every layer of the image `src_tag` of OCI layout `src` (NULL: its only image) into
+ * layout `dst` (created if needed; may be `src`) as `dst_tag`, the layer keys wrapped under
+ * `kek` named by `kid` (kbs:///repo/type/tag) and, when `nrcpts` > 0, also in a JWE to those
+ * public keys (annotation org.opencontainers.image.enc.keys.jwe, as `skopeo --encryption-key
+ * jwe:` writes).
+ */
+int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, const char *dst_tag,
+                      const uint8_t kek[32], const char *kid, EVP_PKEY *const *rcpts, size_t nrcpts,
+                      unsigned *ret_layers, struct cc_error **err);
+
+/* ---- admin-client.c: Trustee's admin API from the client side (libcurl) ---- */
+
+struct kbs_admin_client {
+        const char *url;       /* "https://host:port" */
+        const char *admin_key; /* Ed25519 private key (PEM), or NULL: no Authorization */
+        const char *cacert;
+        bool insecure; /* no TLS verification */
+};
+
+/* One admin request; HTTP status other than 200 is an error quoting the body. */
+int kbs_admin_call(const struct kbs_admin_client *cl, const char *method, const char *path,
+                   const void *body, size_t len, const char *content_type, char **ret_body,
+                   struct cc_error **err);
 
 /* ---- server.c ---- */
 

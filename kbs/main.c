@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/pem.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,94 +62,22 @@ static int serve(const char *config)
         return 0;
 }
 
-struct client {
-        const char *url;
-        const char *admin_key;
-        const char *cacert;
-        bool insecure;
-};
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-        FILE *f = ud;
-        return fwrite(p, size, n, f);
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
-
-static int admin_call(const struct client *cl, const char *method, const char *path,
-                      const char *body, size_t len, const char *content_type)
+/* Runs one admin request; prints the answer's body, or the error. */
+static int admin(const struct kbs_admin_client *cl, const char *method, const char *path,
+                 const void *body, size_t len, const char *content_type)
 {
         _cleanup_error_ struct cc_error *err = NULL;
-        _cleanup_free_ char *token = NULL, *url = NULL, *auth = NULL, *resp = NULL;
-        size_t resp_len = 0;
-        if (cl->admin_key) {
-                _cleanup_fclose_ FILE *f = fopen(cl->admin_key, "re");
-                if (!f) {
-                        fprintf(stderr, "cc-kbs: %s: %m\n", cl->admin_key);
-                        return 1;
-                }
-                EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-                int r = k ? kbs_admin_token_mint(k, (int64_t)time(NULL), 300, &token, &err)
-                          : cc_error_set(&err, EINVAL, "not a PEM private key");
-                EVP_PKEY_free(k);
-                if (r < 0) {
-                        fprintf(stderr, "cc-kbs: %s: %s\n", cl->admin_key, cc_error_message(err));
-                        return 1;
-                }
-                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
-                        return 1;
-        }
-        if (asprintf(&url, "%s/kbs/v0/%s", cl->url, path) < 0)
-                return 1;
-        _cleanup_(curl_easy_cleanupp) CURL *c = curl_easy_init();
-        _cleanup_fclose_ FILE *out = open_memstream(&resp, &resp_len);
-        if (!c || !out)
-                return 1;
-        struct curl_slist *hdrs = NULL;
-        char ct[128];
-        if (auth)
-                hdrs = curl_slist_append(hdrs, auth);
-        if (content_type) {
-                snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
-                hdrs = curl_slist_append(hdrs, ct);
-        }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        if (body) {
-                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        }
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-        if (cl->cacert)
-                curl_easy_setopt(c, CURLOPT_CAINFO, cl->cacert);
-        if (cl->insecure) {
-                curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-                curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
-        CURLcode rc = curl_easy_perform(c);
-        curl_slist_free_all(hdrs);
-        fflush(out);
-        if (rc != CURLE_OK) {
-                fprintf(stderr, "cc-kbs: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+        _cleanup_free_ char *resp = NULL;
+        if (kbs_admin_call(cl, method, path, body, len, content_type, &resp, &err) < 0) {
+                fprintf(stderr, "cc-kbs: %s\n", cc_error_message(err));
                 return 1;
         }
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200) {
-                fprintf(stderr, "cc-kbs: %s %s: HTTP %ld: %.*s\n", method, url, status,
-                        (int)(resp_len > 1024 ? 1024 : resp_len), resp ? resp : "");
-                return 1;
-        }
-        if (resp_len)
-                printf("%.*s\n", (int)resp_len, resp);
+        if (resp && *resp)
+                printf("%s\n", resp);
         return 0;
 }
 
-static int cmd_resource(const struct client *cl, int argc, char **argv)
+static int cmd_resource(const struct kbs_admin_client *cl, int argc, char **argv)
 {
         if (argc >= 3 && strcmp(argv[0], "set") == 0) {
                 _cleanup_error_ struct cc_error *err = NULL;
@@ -166,7 +93,7 @@ static int cmd_resource(const struct client *cl, int argc, char **argv)
                 }
                 if (asprintf(&path, "resource/%s", argv[1]) < 0)
                         return 1;
-                int r = admin_call(cl, "POST", path, data, len, "application/octet-stream");
+                int r = admin(cl, "POST", path, data, len, "application/octet-stream");
                 OPENSSL_cleanse(data, len);
                 return r;
         }
@@ -174,13 +101,13 @@ static int cmd_resource(const struct client *cl, int argc, char **argv)
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "resource/%s", argv[1]) < 0)
                         return 1;
-                return admin_call(cl, "DELETE", path, NULL, 0, NULL);
+                return admin(cl, "DELETE", path, NULL, 0, NULL);
         }
         fprintf(stderr, "usage: cc-kbs resource set REPO/TYPE/TAG FILE | delete REPO/TYPE/TAG\n");
         return 2;
 }
 
-static int cmd_policy(const struct client *cl, int argc, char **argv)
+static int cmd_policy(const struct kbs_admin_client *cl, int argc, char **argv)
 {
         if (argc < 2 || strcmp(argv[0], "set") != 0) {
                 fprintf(stderr, "usage: cc-kbs policy set FILE\n");
@@ -198,7 +125,7 @@ static int cmd_policy(const struct client *cl, int argc, char **argv)
         b64 = kbs_b64_encode((const uint8_t *)text, len, true);
         if (!b64 || asprintf(&body, "{\"policy\":\"%s\"}", b64) < 0)
                 return 1;
-        return admin_call(cl, "POST", "resource-policy", body, strlen(body), "application/json");
+        return admin(cl, "POST", "resource-policy", body, strlen(body), "application/json");
 }
 
 static void usage(FILE *f)
@@ -221,7 +148,7 @@ int main(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        struct client cl = {.url = "https://127.0.0.1:8080"};
+        struct kbs_admin_client cl = {.url = "https://127.0.0.1:8080"};
         const char *config = NULL;
         int o;
         while ((o = getopt_long(argc, argv, "+c:u:k:a:ih", opts, NULL)) != -1) {

@@ -2,9 +2,9 @@
  * cc-kbs verifiers: what a TEE's evidence must show before a token is issued.
  *   sample  off unless enabled (Trustee denies it by default too): report_data == digest;
  *   snp     report signature by the VCEK, the VCEK chained to the configured ASK and ARK,
- *           VMPL 0, REPORT_DATA == digest || zeros, HOST_DATA == initdata digest (if sent);
- *   tdx     a stub that refuses: quote verification needs Intel's collateral (PCS/PCCS) and
- *           is left to a later issue, so no TDX evidence is ever accepted.
+ *           the VCEK's TCB equal to the reported TCB, VMPL 0, REPORT_DATA == digest || zeros,
+ * HOST_DATA == initdata digest (if sent); tdx     a stub that refuses: quote verification needs
+ * Intel's collateral (PCS/PCCS) and is left to a later issue, so no TDX evidence is ever accepted.
  */
 #include <errno.h>
 #include <openssl/pem.h>
@@ -178,6 +178,45 @@ static int chain_vcek(struct json_object *chain, X509 **ret, struct cc_error **e
         return cc_error_set(err, EPERM, "snp: no VCEK configured and none in cert_chain");
 }
 
+/*
+ * The VCEK is specific to a chip and a TCB: its extensions carry the TCB's security patch
+ * levels (AMD's VCEK specification: blSPL 1.3.6.1.4.1.3704.1.3.1, teeSPL .2, snpSPL .3,
+ * ucodeSPL .8, each a DER INTEGER), which must equal the report's REPORTED_TCB, as Trustee
+ * checks. A VCEK without them is refused.
+ */
+static int vcek_tcb_matches(X509 *vcek, const uint8_t report[KBS_SNP_REPORT_SIZE],
+                            struct cc_error **err)
+{
+        static const struct {
+                const char *oid, *name;
+                size_t legacy, turin; /* byte of REPORTED_TCB (0x180) per generation */
+        } spl[] = {
+                {"1.3.6.1.4.1.3704.1.3.1", "bootloader", 0, 1},
+                {"1.3.6.1.4.1.3704.1.3.2", "tee", 1, 2},
+                {"1.3.6.1.4.1.3704.1.3.3", "snp", 6, 3},
+                {"1.3.6.1.4.1.3704.1.3.8", "microcode", 7, 7},
+        };
+        bool turin = report[0x188] == 0x1A;
+        for (size_t i = 0; i < sizeof(spl) / sizeof(spl[0]); i++) {
+                ASN1_OBJECT *obj = OBJ_txt2obj(spl[i].oid, 1);
+                int idx = obj ? X509_get_ext_by_OBJ(vcek, obj, -1) : -1;
+                ASN1_OBJECT_free(obj);
+                if (idx < 0)
+                        return cc_error_set(err, EPERM, "snp: the VCEK has no %s SPL extension",
+                                            spl[i].name);
+                ASN1_OCTET_STRING *data = X509_EXTENSION_get_data(X509_get_ext(vcek, idx));
+                const uint8_t *p = ASN1_STRING_get0_data(data);
+                ASN1_INTEGER *v = d2i_ASN1_INTEGER(NULL, &p, ASN1_STRING_length(data));
+                long got = v ? ASN1_INTEGER_get(v) : -1;
+                ASN1_INTEGER_free(v);
+                uint8_t want = report[0x180 + (turin ? spl[i].turin : spl[i].legacy)];
+                if (got != want)
+                        return cc_error_set(err, EPERM, "snp: reported TCB %s %u, the VCEK's %ld",
+                                            spl[i].name, want, got);
+        }
+        return 0;
+}
+
 static int verify_snp(const struct kbs_verifiers *v, const struct kbs_evidence_in *in,
                       struct json_object **claims, struct cc_error **err)
 {
@@ -208,6 +247,8 @@ static int verify_snp(const struct kbs_verifiers *v, const struct kbs_evidence_i
                 vcek = own;
         }
         r = kbs_snp_verify_signature(report, X509_get0_pubkey(vcek), err);
+        if (r == 0)
+                r = vcek_tcb_matches(vcek, report, err);
         if (r < 0)
                 return r;
         if (report[0x30] | report[0x31] | report[0x32] | report[0x33])

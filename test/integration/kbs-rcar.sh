@@ -102,6 +102,13 @@ $PY $CLIENT suite --url "$URL_main" --cacert "$d/tls.crt" --admin-key "$d/admin.
         --session-timeout $SESSION --token-lifetime $TOKEN | tee "$d/suite.out"
 [ "${PIPESTATUS[0]}" -eq 0 ] || cc_fail "suite: $(grep -c '^not ok' "$d/suite.out") checks failed"
 kill -0 "$PID_main" || cc_fail "cc-kbs died during the suite"
+# Refusals are explained in the log (never to the client): a few of the suite's.
+for why in "reported TCB microcode 115, the VCEK's 100" "snp report: signature does not verify with the VCEK" \
+        "VCEK by ASK: issuer name does not match" "snp report: VMPL is not 0" \
+        "nonce does not match the session's challenge" "tdx: quote verification is not implemented"; do
+        grep -qF "$why" "$CC_TMP/main.log" || cc_fail "no log line explains: $why"
+done
+echo "ok - refusal reasons logged"
 
 # Plain HTTP answers nothing on the HTTPS port.
 host_port=${URL_main#https://}

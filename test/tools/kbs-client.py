@@ -9,6 +9,9 @@ signs 1184-byte reports, sent in the sev crate's serde JSON form.
   kbs-client.py snp-chain DIR            writes ark/ask/vcek (+ a rogue chain) to DIR
   kbs-client.py suite --url U ...        runs every check, prints "ok"/"not ok" lines
   kbs-client.py rounds --url U -n N -c C attest+resource rounds, prints latency percentiles
+  kbs-client.py image-keys --url U --manifest F   the guest's unwrap flow (ref 6.3) for every
+                                         encrypted layer: fetch the packet's kid from the KBS
+                                         after attestation, AES-GCM-unwrap the layer options
 """
 import argparse
 import base64
@@ -167,7 +170,16 @@ def sample_evidence(digest):
 class SnpChain:
     """A test-made EC P-384 chain: ARK (self-signed) -> ASK -> VCEK."""
 
-    def __init__(self, name="test"):
+    # AMD's VCEK TCB extensions (blSPL, teeSPL, snpSPL, ucodeSPL), DER INTEGERs.
+    TCB_OIDS = {"bootloader": "1.3.6.1.4.1.3704.1.3.1", "tee": "1.3.6.1.4.1.3704.1.3.2",
+                "snp": "1.3.6.1.4.1.3704.1.3.3", "microcode": "1.3.6.1.4.1.3704.1.3.8"}
+    TCB = {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
+
+    def __init__(self, name="test", tcb=None):
+        def der_int(v):
+            b = v.to_bytes((v.bit_length() + 8) // 8 or 1, "big")
+            return bytes([2, len(b)]) + b
+
         def cert(subject, key, issuer, issuer_key, ca):
             now = datetime.datetime(2025, 1, 1)
             b = (x509.CertificateBuilder()
@@ -176,6 +188,10 @@ class SnpChain:
                  .public_key(key.public_key()).serial_number(x509.random_serial_number())
                  .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
                  .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+            if not ca:
+                for k, oid in SnpChain.TCB_OIDS.items():
+                    b = b.add_extension(x509.UnrecognizedExtension(
+                        x509.ObjectIdentifier(oid), der_int((tcb or SnpChain.TCB)[k])), critical=False)
             return b.sign(issuer_key, hashes.SHA384())
         self.ark_key = ec.generate_private_key(ec.SECP384R1())
         self.ask_key = ec.generate_private_key(ec.SECP384R1())
@@ -208,7 +224,7 @@ def snp_report(chain, report_data, host_data=b"\0" * 32, measurement=b"\x11" * 4
     """The 1184-byte ATTESTATION_REPORT (ref 4.2 layout) and its sev-crate serde JSON."""
     r = bytearray(0x4A0)
     fam, mod = (0x1A, 0x02) if turin else (0x19, 0x01)
-    tcb = {"fmc": 1 if turin else None, "bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
+    tcb = dict(SnpChain.TCB, fmc=1 if turin else None)
 
     def tcb_bytes(t):
         b = bytearray(8)
@@ -640,6 +656,8 @@ class Suite:
             ("HOST_DATA not matching the initdata", dict(host_data=b"\1" * 32), INITDATA, chain),
             ("bad signature (report altered after signing)", dict(tamper=True), None, chain),
             ("VCEK of a chain not rooted in the configured ARK", {}, None, rogue),
+            ("VCEK of the right chain but another TCB (microcode 100, report 115)", {}, None,
+             SnpChain.load(os.path.join(self.a.snp_dir, "oldtcb"))),
             ("VMPL 1", dict(vmpl=1), None, chain),
             ("report version 2", dict(version=2), None, chain),
         ]
@@ -731,6 +749,33 @@ def rounds(args):
     return 1 if errors else 0
 
 
+def image_keys(args):
+    """For each layer of an encrypted manifest: packet -> kid -> KEK from the KBS -> PLBCO."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    kbs = Kbs(args.url, args.cacert)
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    for layer in manifest["layers"]:
+        ann = layer.get("annotations", {})
+        packet = json.loads(base64.b64decode(
+            ann["org.opencontainers.image.enc.keys.provider.attestation-agent"]))
+        assert set(packet) == {"kid", "wrapped_data", "iv", "wrap_type"}, packet
+        assert packet["wrap_type"] == "A256GCM" and packet["kid"].startswith("kbs:///")
+        cookie, tok, key, r = rcar(kbs)
+        assert r.status == 200, r.body
+        g = kbs.resource(packet["kid"][len("kbs:///"):], token=tok)  # as the CDH: Bearer token
+        assert g.status == 200, g.body
+        kek = key.decrypt(g.body)
+        plbco = json.loads(AESGCM(kek).decrypt(base64.b64decode(packet["iv"]),
+                                               base64.b64decode(packet["wrapped_data"]), None))
+        pub = json.loads(base64.b64decode(ann["org.opencontainers.image.enc.pubopts"]))
+        assert pub["cipher"] == "AES_256_CTR_HMAC_SHA256" and pub["cipheroptions"] == {}
+        assert len(base64.b64decode(plbco["symkey"])) == 32
+        assert len(base64.b64decode(plbco["cipheroptions"]["nonce"])) == 16
+        print("%s %s %s" % (layer["digest"], plbco["digest"], layer["mediaType"]))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -755,14 +800,36 @@ def main():
     s.add_argument("--url", required=True)
     s.add_argument("--snp-dir", required=True)
     s.add_argument("--resource", default="default/key/1")
+    s = sub.add_parser("image-keys")
+    s.add_argument("--url", required=True)
+    s.add_argument("--cacert")
+    s.add_argument("--manifest", required=True)
     a = p.parse_args()
     if a.cmd == "snp-chain":
         os.makedirs(os.path.join(a.dir, "rogue"), exist_ok=True)
-        SnpChain("test").save(a.dir)
+        chain = SnpChain("test")
+        chain.save(a.dir)
         SnpChain("rogue").save(os.path.join(a.dir, "rogue"))
+        # Same ARK/ASK, a VCEK for another TCB (an older microcode): signature fine, TCB not.
+        old = SnpChain.__new__(SnpChain)
+        old.__dict__.update(chain.__dict__)
+        old.vcek_key = ec.generate_private_key(ec.SECP384R1())
+        now = datetime.datetime(2025, 1, 1)
+        b = (x509.CertificateBuilder().subject_name(chain.vcek.subject).issuer_name(chain.ask.subject)
+             .public_key(old.vcek_key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650)))
+        for k, oid in SnpChain.TCB_OIDS.items():
+            v = dict(SnpChain.TCB, microcode=100)[k]
+            b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(oid),
+                                                           bytes([2, 1, v])), critical=False)
+        old.vcek = b.sign(chain.ask_key, hashes.SHA384())
+        os.makedirs(os.path.join(a.dir, "oldtcb"), exist_ok=True)
+        old.save(os.path.join(a.dir, "oldtcb"))
         return 0
     if a.cmd == "suite":
         return Suite(a).run()
+    if a.cmd == "image-keys":
+        return image_keys(a)
     if a.cmd == "snp-round":
         kbs = Kbs(a.url)
         chain = SnpChain.load(a.snp_dir)

@@ -172,12 +172,81 @@ static void test_no_hmac(void **state)
         descriptor_free(&d);
 }
 
+/*
+ * The reference's vectors V9 and V10 (../shared/reference/attestation-kbs.md 8.3): a layer as
+ * CoCo's key provider encrypts it, with the KEK the KBS would hold, and the same options
+ * wrapped in the provider's "sample" mode (hard-coded key, zero IV): both must decrypt to the
+ * plain blob and pass the HMAC and digest checks.
+ */
+static void test_coco_vectors(void **state)
+{
+        static const char pubopts[] =
+                "eyJjaXBoZXIiOiJBRVNfMjU2X0NUUl9ITUFDX1NIQTI1NiIsImhtYWMiOiJhTHA4RDdCYWFtdHYxYktiYk"
+                "ppQ2"
+                "tkVFgzd29saWVZWnpxWWlxVDg5RTZNPSIsImNpcGhlcm9wdGlvbnMiOnt9fQ==";
+        static const char v10[] =
+                "{\"kid\":\"kbs:///default/image-kek/"
+                "test1\",\"wrapped_data\":\"CvBomImcmycD5CLkWADZuXwe"
+                "80RhYKIIQCazI5+"
+                "K714zKRyoOBW25pBTccCzDfMYSnWM5WGU63f6BNnjBafPn3d7OZTytcwwfbDDbLm9FHTMfG9X"
+                "xZ4y59Ag/7b7i4Q/I7fRBHGwDY2WEo62R9hsTekajtpqXEde/"
+                "lKu2DmfDdSJF0fM5fm5TS17g4XpmxZ913avWmow"
+                "PTpVPzQpXriTY9wn+Viilc3g8ip9ZXQShmkZWh8CthomFRQv3NQMDjCYddgAa4TcyJ1LvqUBjsilmko="
+                "\","
+                "\"iv\":\"AQIDBAUGBwgJCgsM\",\"wrap_type\":\"A256GCM\"}";
+        static const char sample[] =
+                "{\"kid\":\"kbs:///default/test-key/1\",\"wrapped_data\":\"/"
+                "3LyhluQ5hn61UcUSjqNaa20EVR/"
+                "/Yp76/hkEjqiDcvm5L6/"
+                "jwMjVY7+yqM8l8taef6B4gIpmQEY35buwGNUxdH5wrykBkLv91dHqjEOY5BVO3Htg1"
+                "NTj4JmLt9cTSavYBdDqRnqgcXTUkkUvJrAwOz2gebJCJL9RIK9gy4kbFkcbA0GsXdMEL+"
+                "9da9l2MzjzIkn4m7z"
+                "VeIzpTUTrnKH23TfZeVeFnKrovcTuAFCr+vFLIPtx0bjaxumbGNTv9/"
+                "zlkYdQ58NrJLzRJxZn6hsFts=\","
+                "\"iv\":\"AAAAAAAAAAAAAAAA\",\"wrap_type\":\"A256GCM\"}";
+        static const uint8_t ct[18] = {0xdc, 0x3a, 0x6b, 0xc9, 0x07, 0x67, 0x98, 0x9a, 0x74,
+                                       0x64, 0x89, 0x27, 0xa6, 0xc8, 0x96, 0x6e, 0xdd, 0x98};
+        const char *packets[] = {v10, sample};
+        strcpy(keys_path, "/tmp/img-keys.XXXXXX");
+        int fd = mkstemp(keys_path);
+        assert_true(fd >= 0);
+        dprintf(fd, "{\"default/image-kek/test1\":\"zy/bo5KkaGs6hhyX7qDW+EXUhd4CWukXarBEHoKi7TM=\","
+                    "\"default/test-key/1\":\"2Zt3BbC6ehaClbOjNnJwsN2bNxv1FMqLm6fwozcR2uo=\"}");
+        close(fd);
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct img_key_broker *kb = NULL;
+        assert_int_equal(img_key_broker_offline_fs(NULL, keys_path, &kb, &err), 0);
+        for (size_t i = 0; i < 2; i++) {
+                struct img_descriptor d = {0};
+                d.enc_provider = b64((const uint8_t *)packets[i], strlen(packets[i]));
+                d.enc_pubopts = strdup(pubopts);
+                d.digest = strdup(
+                        "sha256:444b70bc2c83e8f98d23dba6d0b919bd1bc83d31d9ea3e566dfe94619456ef47");
+                d.encrypted = true;
+                struct img_decryptor *dec = NULL;
+                if (img__decryptor_new(&d, kb, &dec, &err) < 0)
+                        fail_msg("packet %zu: %s", i, cc_error_message(err));
+                uint8_t buf[18];
+                memcpy(buf, ct, sizeof(buf));
+                img__decrypt(dec, buf, sizeof(buf));
+                assert_int_equal(img__decrypt_final(dec, &err), 0);
+                assert_memory_equal(buf, "hello, coco layer\n", 18);
+                img__decryptor_free(dec);
+                free(d.enc_provider);
+                free(d.enc_pubopts);
+                free(d.digest);
+        }
+        img_key_broker_free(kb);
+        unlink(keys_path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_packet_roundtrip),
                 cmocka_unit_test(test_wrong_kek),
                 cmocka_unit_test(test_no_hmac),
+                cmocka_unit_test(test_coco_vectors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -602,6 +602,57 @@ static void test_initdata(void **state)
         assert_int_equal(kbs_initdata_parse("toml", v2, strlen(v2), &d, &err), -EINVAL);
 }
 
+/* V9 and V10: an ocicrypt layer and CoCo's annotation packet, byte for byte. */
+static void test_ocicrypt_v9_v10(void **state)
+{
+        uint8_t symkey[32], nonce[16], kek[32], iv[12], hmac[32], ct[18];
+        assert_int_equal(
+                kbs_unhex("52eb62a4a4608841ad5255708352c2908606a893a288086314507fd8be3df5f6",
+                          symkey, 32),
+                0);
+        assert_int_equal(kbs_unhex("000102030405060708090a0b0c0d0e0f", nonce, 16), 0);
+        assert_int_equal(
+                kbs_unhex("cf2fdba392a4686b3a861c97eea0d6f845d485de025ae9176ab0441e82a2ed33", kek,
+                          32),
+                0);
+        assert_int_equal(kbs_unhex("0102030405060708090a0b0c", iv, 12), 0);
+        struct kbs_layer_crypt c;
+        char plain[72], enc[72];
+        assert_int_equal(kbs_layer_crypt_init(&c, symkey, nonce), 0);
+        /* in two pieces: the counter must run on across updates */
+        assert_int_equal(kbs_layer_crypt_update(&c, (const uint8_t *)"hello, coco", 11, ct), 0);
+        assert_int_equal(kbs_layer_crypt_update(&c, (const uint8_t *)" layer\n", 7, ct + 11), 0);
+        assert_int_equal(kbs_layer_crypt_final(&c, plain, enc, hmac), 0);
+        kbs_layer_crypt_done(&c);
+        _cleanup_free_ char *cth = hex_of(ct, 18);
+        assert_string_equal(cth, "dc3a6bc90767989a74648927a6c8966edd98");
+        assert_string_equal(
+                enc, "sha256:444b70bc2c83e8f98d23dba6d0b919bd1bc83d31d9ea3e566dfe94619456ef47");
+        assert_string_equal(
+                plain, "sha256:16d84203bfaf290f647b6b567d7c8f10413d0f23df59b68f2f5afe723c18d5d8");
+        _cleanup_free_ char *pub = NULL, *packet = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(kbs_ocicrypt_annotations(symkey, nonce, plain, hmac, kek,
+                                                  "kbs:///default/image-kek/test1", iv, &pub,
+                                                  &packet, &err),
+                         0);
+        assert_string_equal(
+                pub, "eyJjaXBoZXIiOiJBRVNfMjU2X0NUUl9ITUFDX1NIQTI1NiIsImhtYWMiOiJhTHA4RDdCYWFtdH"
+                     "YxYktiYkppQ2tkVFgzd29saWVZWnpxWWlxVDg5RTZNPSIsImNpcGhlcm9wdGlvbnMiOnt9fQ==");
+        assert_string_equal(packet,
+                            "eyJraWQiOiJrYnM6Ly8vZGVmYXVsdC9pbWFnZS1rZWsvdGVzdDEiLCJ3cmFwcGVkX2RhdG"
+                            "EiOiJDdkJvbUltY215Y0"
+                            "Q1Q0xrV0FEWnVYd2U4MFJoWUtJSVFDYXpJNStLNzE0ektSeW9PQlcyNXBCVGNjQ3pEZk1Z"
+                            "U25XTTVXR1U2M2Y2Qk5u"
+                            "akJhZlBuM2Q3T1pUeXRjd3dmYkREYkxtOUZIVE1mRzlYeFo0eTU5QWcvN2I3aTRRL0k3Zl"
+                            "JCSEd3RFkyV0VvNjJSOW"
+                            "hzVGVrYWp0cHFYRWRlL2xLdTJEbWZEZFNKRjBmTTVmbTVUUzE3ZzRYcG14WjkxM2F2V21v"
+                            "d1BUcFZQelFwWHJpVFk5"
+                            "d24rVmlpbGMzZzhpcDlaWFFTaG1rWldoOEN0aG9tRlJRdjNOUU1EakNZZGRnQWE0VGN5Sj"
+                            "FMdnFVQmpzaWxta289Ii"
+                            "wiaXYiOiJBUUlEQkFVR0J3Z0pDZ3NNIiwid3JhcF90eXBlIjoiQTI1NkdDTSJ9");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -616,6 +667,7 @@ int main(void)
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_snp_report),
                 cmocka_unit_test(test_initdata),
+                cmocka_unit_test(test_ocicrypt_v9_v10),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

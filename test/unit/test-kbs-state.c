@@ -17,6 +17,8 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "cc/fileio.h"
+
 #include "kbs/kbs.h"
 
 static struct kbs_policy *policy(const char *text)
@@ -229,12 +231,43 @@ static void test_config(void **state)
         }
 }
 
+/* The shipped examples (configs/kbs/) parse, and the policy admits what it says. */
+static void test_shipped_examples(void **state)
+{
+        struct kbs_config c = {};
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (kbs_config_load("configs/kbs/kbs.toml", &c, &err) < 0)
+                fail_msg("%s", cc_error_message(err));
+        assert_false(c.insecure_http);
+        assert_false(c.sample_enabled);
+        assert_true(c.snp_enabled);
+        kbs_config_done(&c);
+        _cleanup_free_ char *text = NULL, *init = NULL;
+        size_t len = 0, ilen = 0;
+        assert_int_equal(
+                cc_read_file("configs/kbs/resource-policy.toml", 1 << 20, &text, &len, &err), 0);
+        assert_int_equal(cc_read_file("configs/kbs/initdata.toml", 1 << 20, &init, &ilen, &err), 0);
+        _cleanup_(kbs_policy_freep) struct kbs_policy *p = policy(text);
+        struct kbs_initdata d = {};
+        assert_int_equal(kbs_initdata_parse("toml", init, ilen, &d, &err), 0);
+        _cleanup_free_ char *digest = kbs_hex(d.digest, d.digest_len);
+        kbs_initdata_done(&d);
+        static const char zero[] =
+                "000000000000000000000000000000000000000000000000000000000000000000000000"
+                "000000000000000000000000";
+        assert_true(allows(p, "snp", zero, digest, "default/image-kek/1"));
+        assert_false(allows(p, "snp", zero, NULL, "default/image-kek/1"));
+        assert_false(allows(p, "sample", zero, digest, "default/image-kek/1"));
+        assert_false(allows(p, "snp", zero, digest, "default/other/1"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_policy_decisions), cmocka_unit_test(test_policy_errors),
                 cmocka_unit_test(test_resource_paths),   cmocka_unit_test(test_store),
                 cmocka_unit_test(test_sessions),         cmocka_unit_test(test_config),
+                cmocka_unit_test(test_shipped_examples),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
