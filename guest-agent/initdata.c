@@ -99,8 +99,7 @@ static int check_cmdline_digest(const struct kbc_initdata *id, const char *want,
 }
 
 /* The TEE's launch field (HOST_DATA, MRCONFIGID) against the digest, regularized. */
-static int check_tee_digest(const struct kbc_initdata *id, enum kbc_tee tee,
-                            struct cc_error **err)
+static int check_tee_digest(const struct kbc_initdata *id, enum kbc_tee tee, struct cc_error **err)
 {
         uint8_t field[64];
         size_t fl = 0;
@@ -128,7 +127,8 @@ static int write_file(const char *dir, const char *name, const char *data, size_
 {
         char path[512];
         snprintf(path, sizeof(path), "%s/%s", dir, name);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int fd =
+                open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || cc_write_all(fd, data, len) < 0)
                 return cc_error_set(err, errno, "%s: %m", path);
         return 0;
@@ -161,7 +161,8 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
         if (!cc_isempty(cmdline_digest) && (r = check_cmdline_digest(id, cmdline_digest, err)) < 0)
                 return r;
         if (tee == KBC_TEE_SAMPLE && cc_isempty(cmdline_digest))
-                cc_log_warn("initdata on %s: no TEE and no launch digest to check it against", name);
+                cc_log_warn("initdata on %s: no TEE and no launch digest to check it against",
+                            name);
         if ((r = cc_mkdir_p(out_dir, 0700)) < 0)
                 return cc_error_set(err, -r, "mkdir %s: %s", out_dir, strerror(-r));
         if ((r = write_file(out_dir, "initdata.toml", id->toml, id->toml_len, err)) < 0)
@@ -189,7 +190,7 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
         hexstr(id->digest, id->digest_len, hex);
         cc_log_info("initdata from %s: %s:%s (%zu bytes) checked against %s", name,
                     kbc_hash_name(id->alg), hex, id->toml_len,
-                    tee != KBC_TEE_SAMPLE ? kbc_tee_name(tee)
+                    tee != KBC_TEE_SAMPLE        ? kbc_tee_name(tee)
                     : cc_isempty(cmdline_digest) ? "nothing"
                                                  : "the kernel command line");
         *found = true;

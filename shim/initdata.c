@@ -92,11 +92,12 @@ int shim_initdata_prepare(const struct shim_config *c, const char *run_dir,
         switch (c->tee) {
         case HV_TEE_TDX:
                 if (strcmp(c->backend, "clh") == 0)
-                        return cc_error_set(err, EOPNOTSUPP,
-                                            "initdata from %s cannot be bound to a Cloud "
-                                            "Hypervisor TDX launch (its API has no MRCONFIGID); use "
-                                            "the QEMU TDX handler",
-                                            source);
+                        return cc_error_set(
+                                err, EOPNOTSUPP,
+                                "initdata from %s cannot be bound to a Cloud "
+                                "Hypervisor TDX launch (its API has no MRCONFIGID); use "
+                                "the QEMU TDX handler",
+                                source);
                 if (!(out->mrconfigid = field_b64(id, 48)))
                         return -ENOMEM;
                 break;
@@ -124,12 +125,13 @@ int shim_initdata_prepare(const struct shim_config *c, const char *run_dir,
                 return r;
         if (asprintf(&out->disk_path, "%s/initdata.img", run_dir) < 0)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open(out->disk_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int fd =
+                open(out->disk_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || cc_write_all(fd, disk, dl) < 0)
                 return cc_error_set(err, errno, "%s: %m", out->disk_path);
         cc_log_info("initdata from %s: %s:%s, %zu bytes, bound as %s", source,
                     kbc_hash_name(id->alg), hex, id->toml_len,
-                    out->mrconfigid ? "TDX MRCONFIGID"
+                    out->mrconfigid  ? "TDX MRCONFIGID"
                     : out->host_data ? "SNP HOST_DATA"
                                      : "the kernel command line only (no TEE)");
         return 0;

@@ -8,18 +8,31 @@
  */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cc/cleanup.h"
 #include "cc/log.h"
+
 #include "guest-agent/attest/kbc.h"
 #include "guest-agent/image/image.h"
+
+/* The KEKs fetched during this pull: the layers of one image usually share one, and the
+ * layer threads ask for it at once. Wiped when the broker goes. */
+struct cached {
+        char *uri;
+        uint8_t *data;
+        size_t len;
+};
 
 struct kbs_broker {
         struct kbc_client *client;
         struct img_key_broker *local; /* offline_fs, or NULL */
         char *url;
+        pthread_mutex_t lock; /* the cache; held across a fetch so that one fetch serves all */
+        struct cached *cache;
+        size_t n_cache;
 };
 
 static int kb_private_key(void *data, size_t n, const char **ret_pem, size_t *ret_len,
@@ -40,7 +53,32 @@ static int kb_resource(void *data, const char *uri, uint8_t **ret, size_t *ret_l
                 if (b->local->resource(b->local->data, uri, ret, ret_len, &e) == 0)
                         return 0;
         }
+        pthread_mutex_lock(&b->lock);
+        for (size_t i = 0; i < b->n_cache; i++)
+                if (!strcmp(b->cache[i].uri, uri)) {
+                        *ret = malloc(b->cache[i].len ? b->cache[i].len : 1);
+                        if (*ret)
+                                memcpy(*ret, b->cache[i].data, b->cache[i].len);
+                        *ret_len = b->cache[i].len;
+                        pthread_mutex_unlock(&b->lock);
+                        return *ret ? 0 : -ENOMEM;
+                }
         int r = kbc_client_get_resource(b->client, uri, ret, ret_len, err);
+        if (r == 0) {
+                struct cached *nc = realloc(b->cache, (b->n_cache + 1) * sizeof(*nc));
+                uint8_t *copy = malloc(*ret_len ? *ret_len : 1);
+                char *u = strdup(uri);
+                if (nc)
+                        b->cache = nc;
+                if (nc && copy && u) {
+                        memcpy(copy, *ret, *ret_len);
+                        b->cache[b->n_cache++] = (struct cached){u, copy, *ret_len};
+                } else {
+                        free(copy);
+                        free(u);
+                }
+        }
+        pthread_mutex_unlock(&b->lock);
         if (r < 0)
                 return r;
         struct kbc_timings t;
@@ -59,6 +97,13 @@ static void kb_free(void *data)
                 return;
         kbc_client_free(b->client);
         img_key_broker_free(b->local);
+        for (size_t i = 0; i < b->n_cache; i++) {
+                OPENSSL_cleanse(b->cache[i].data, b->cache[i].len);
+                free(b->cache[i].data);
+                free(b->cache[i].uri);
+        }
+        free(b->cache);
+        pthread_mutex_destroy(&b->lock);
         free(b->url);
         free(b);
 }
@@ -80,6 +125,7 @@ int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *l
                 return r;
         }
         b->local = local;
+        pthread_mutex_init(&b->lock, NULL);
         *kb = (struct img_key_broker){
                 .name = "kbs",
                 .data = b,

@@ -37,12 +37,15 @@
 #define COOKIE_MAX       128
 
 struct kbc_client {
+        /* One request at a time: the image pull asks from several layer threads at once, and
+         * an attestation (session, key) must not change under a request that uses it. */
+        pthread_mutex_t lock;
         char *url;
         char *cert_pem;
         enum kbc_tee tee;
         struct kbc_attester_paths paths;
         enum kbc_key_alg key_alg;
-        char *initdata;      /* the exact TOML bytes sent as init-data, or NULL */
+        char *initdata; /* the exact TOML bytes sent as init-data, or NULL */
         size_t initdata_len;
         unsigned timeout_ms, max_body;
         /* The attestation in force (none: session NULL). */
@@ -161,6 +164,7 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
                 memcpy(c->initdata, cfg->initdata->toml, cfg->initdata->toml_len + 1);
                 c->initdata_len = cfg->initdata->toml_len;
         }
+        pthread_mutex_init(&c->lock, NULL);
         c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 60000;
         c->max_body = cfg->max_body ? cfg->max_body : 4u << 20;
         *ret = TAKE_PTR(c);
@@ -182,14 +186,17 @@ struct kbc_client *kbc_client_free(struct kbc_client *c)
                 free(c->url);
                 free(c->cert_pem);
                 free(c->initdata);
+                pthread_mutex_destroy(&c->lock);
                 free(c);
         }
         return NULL;
 }
 
-void kbc_client_timings(const struct kbc_client *c, struct kbc_timings *ret)
+void kbc_client_timings(struct kbc_client *c, struct kbc_timings *ret)
 {
+        pthread_mutex_lock(&c->lock);
         *ret = c->t;
+        pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
@@ -513,8 +520,7 @@ static int attest(struct kbc_client *c, struct cc_error **err)
                 struct json_object *id = json_object_new_object();
                 json_object_object_add(id, "format", json_object_new_string("toml"));
                 json_object_object_add(
-                        id, "body",
-                        json_object_new_string_len(c->initdata, (int)c->initdata_len));
+                        id, "body", json_object_new_string_len(c->initdata, (int)c->initdata_len));
                 json_object_object_add(att, "init-data", id);
         } else {
                 json_object_object_add(att, "init-data", NULL);

@@ -159,7 +159,8 @@ int kbc_initdata_annotation_encode(const char *toml, size_t len, char **ret)
                 return -EFBIG;
         /* gzip with zlib's default header (mtime 0): the same TOML gives the same bytes. */
         z_stream z = {0};
-        if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
                 return -ENOMEM;
         uLong bound = deflateBound(&z, (uLong)len) + 32;
         _cleanup_free_ uint8_t *gz = malloc(bound);
@@ -256,7 +257,8 @@ static int kbs_settings(const struct kbc_initdata *d, char **url, char **cert_pe
                 free(*cert_pem);
                 *cert_pem = NULL;
                 if ((r = toml_str(aa, "initdata aa.toml", "token_configs.kbs.url", url, err)) < 0 ||
-                    (r = toml_str(aa, "initdata aa.toml", "token_configs.kbs.cert", cert_pem, err)) < 0)
+                    (r = toml_str(aa, "initdata aa.toml", "token_configs.kbs.cert", cert_pem,
+                                  err)) < 0)
                         return r;
         }
         return 0;

@@ -162,7 +162,8 @@ struct kbc_timings {
         double auth_ms, attest_ms, resource_ms, decrypt_ms;
         unsigned attestations;
 };
-void kbc_client_timings(const struct kbc_client *c, struct kbc_timings *ret);
+void kbc_client_timings(struct kbc_client *c, struct kbc_timings *ret);
+/* Thread-safe: requests from several threads are served one at a time. */
 struct kbc_client *kbc_client_free(struct kbc_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbc_client *, kbc_client_free)
 

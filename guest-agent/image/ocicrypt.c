@@ -386,6 +386,8 @@ static int private_opts(const struct img_descriptor *d, const struct img_key_bro
 {
         char tried[512] = "";
         size_t tl = 0;
+        /* Why the last key-provider packet could not be opened (the KBS's refusal, ...). */
+        _cleanup_error_ struct cc_error *last = NULL;
         const char *ann[2] = {d->enc_jwe, d->enc_provider};
         for (int which = 0; which < 2; which++) {
                 if (!ann[which])
@@ -418,8 +420,10 @@ static int private_opts(const struct img_descriptor *d, const struct img_key_bro
                                         }
                                 } else {
                                         char kid[256] = "";
+                                        cc_error_free(last);
+                                        last = NULL;
                                         if (packet_unwrap((char *)doc, doc_len, kb, ret, ret_len,
-                                                          kid, sizeof(kid), NULL) == 0)
+                                                          kid, sizeof(kid), &last) == 0)
                                                 return 0;
                                         if (*kid && tl + strlen(kid) + 3 < sizeof(tried))
                                                 tl += (size_t)snprintf(tried + tl,
@@ -432,6 +436,9 @@ static int private_opts(const struct img_descriptor *d, const struct img_key_bro
                                 p++;
                 }
         }
+        if (last)
+                return cc_error_set(err, ENOKEY, "encrypted layer %s: no usable key (tried: %s): %s",
+                                    d->digest, tl ? tried : "none", cc_error_message(last));
         return cc_error_set(err, ENOKEY, "encrypted layer %s: no usable key (tried: %s)", d->digest,
                             tl ? tried : "none");
 }
