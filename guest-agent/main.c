@@ -87,8 +87,10 @@ int main(int argc, char **argv)
                 cc_error_set(&err, -r, "runtime: %s", strerror(-r));
                 fatal(&a, "runtime", err);
         }
-        struct cc_ttrpc_server_options so = {
-                .on_conn_closed = on_conn_closed, .userdata = &a, .max_workers = 64};
+        struct cc_ttrpc_server_options so = {.on_conn_closed = on_conn_closed,
+                                             .userdata = &a,
+                                             .max_workers = 64,
+                                             .reject_nul_strings = true};
         if ((r = cc_ttrpc_server_new(&so, &a.srv)) < 0 || (r = agent_rpc_register(&a, a.srv)) < 0) {
                 cc_error_set(&err, -r, "ttrpc server: %s", strerror(-r));
                 fatal(&a, "server", err);
