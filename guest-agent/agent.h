@@ -43,6 +43,8 @@ struct agent {
         pthread_mutex_t lock;
         bool sandbox_created;
         char *sandbox_id;
+        /* The guest runs in a TEE (see tee.c): without a policy, the TEE defaults apply. */
+        bool tee;
         /* Written by DestroySandbox; main() powers off (init) once the reply went out. */
         int destroy_efd;
 };
@@ -86,6 +88,20 @@ int agent_rpc_list_routes(struct cc_ttrpc_call *call, void *userdata, const Prot
 int agent_rpc_add_arp_neighbors(struct cc_ttrpc_call *call, void *userdata,
                                 const ProtobufCMessage *req, ProtobufCMessage *resp,
                                 struct cc_error **err);
+/* Whether CopyFile may fill <id>/rootfs with a host-provided rootfs: never in a TEE guest. */
+static inline bool agent_allows_host_rootfs(const struct agent *a)
+{
+        return !a->tee;
+}
+/* CopyFile (rpc-copy.c): only into the shim's shared-files areas, see there. */
+int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req,
+                        ProtobufCMessage *resp, struct cc_error **err);
+/*
+ * Where CopyFile may write, given the path relative to the containers area: 0, or
+ * -EPERM/-EINVAL with a message. `basefd` is the containers area (the state of a rootfs is
+ * looked up there); `allow_rootfs` says whether a host-provided rootfs may be copied at all.
+ */
+int agent_copy_target_check(int basefd, const char *rel, bool allow_rootfs, struct cc_error **err);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err);

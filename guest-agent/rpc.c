@@ -31,8 +31,6 @@
         static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_, \
                         ProtobufCMessage *resp_, struct cc_error **err)
 
-#define MAX_COPY_FILE_SIZE (1ull << 30)
-
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err)
 {
@@ -93,9 +91,8 @@ HANDLER(create_container)
                 return r;
         /* Storages: only the guest-pull one; refusing any other is safer than ignoring a mount
          * the container expects. */
-        if (req->n_storages > 0 &&
-            (r = agent_image_storages(a, req->container_id, req->storages,
-                                      req->n_storages, err)) < 0)
+        if (req->n_storages > 0 && (r = agent_image_storages(a, req->container_id, req->storages,
+                                                             req->n_storages, err)) < 0)
                 return r;
         struct agent_spec *spec = NULL;
         if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
@@ -505,105 +502,6 @@ HANDLER(set_guest_date_time)
         return 0;
 }
 
-/* Creates the missing directories of `rel` below dirfd (all but the last component). */
-static int mkparents_beneath(int dirfd, const char *rel, mode_t mode)
-{
-        char buf[PATH_MAX];
-        snprintf(buf, sizeof(buf), "%s", rel);
-        for (char *p = buf; (p = strchr(p, '/')); p++) {
-                *p = '\0';
-                if (*buf) {
-                        int fd = agent__openat2(dirfd, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
-                        if (fd == -ENOENT) {
-                                char *slash = strrchr(buf, '/');
-                                _cleanup_close_ int pfd =
-                                        slash ? (*slash = '\0',
-                                                 agent__openat2(dirfd, buf,
-                                                                O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                                RESOLVE_BENEATH |
-                                                                        RESOLVE_NO_SYMLINKS))
-                                              : dup(dirfd);
-                                if (slash)
-                                        *slash = '/';
-                                if (pfd < 0)
-                                        return pfd;
-                                if (mkdirat(pfd, slash ? slash + 1 : buf, mode) < 0 &&
-                                    errno != EEXIST)
-                                        return -errno;
-                        } else if (fd < 0) {
-                                return fd;
-                        } else {
-                                close(fd);
-                        }
-                }
-                *p = '/';
-        }
-        return 0;
-}
-
-HANDLER(copy_file)
-{
-        struct agent *a = userdata;
-        const Grpc__CopyFileRequest *req = (const void *)req_;
-        int r = agent_rpc_admit(a, "CopyFile", NULL, err);
-        if (r < 0)
-                return r;
-        /* Only into the containers area (Kata's shared files: hostname, hosts, resolv.conf,
-         * secrets); never onto the agent's or the guest's own files. */
-        if ((r = agent_validate_abs_path(req->path, "path", err)) < 0)
-                return r;
-        const char *base = a->cfg.containers_dir;
-        if (!agent_path_is_under(req->path, base) || strlen(req->path) <= strlen(base) + 1)
-                return cc_error_set(err, EPERM, "CopyFile path '%s' is outside %s", req->path,
-                                    base);
-        if (req->file_size < 0 || (uint64_t)req->file_size > MAX_COPY_FILE_SIZE ||
-            req->offset < 0 || (uint64_t)req->offset + req->data.len > (uint64_t)req->file_size)
-                return cc_error_set(err, EINVAL, "CopyFile size or offset out of range");
-        const char *rel = req->path + strlen(base);
-        while (*rel == '/')
-                rel++;
-        _cleanup_close_ int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (basefd < 0)
-                return cc_error_set(err, errno, "open %s: %m", base);
-        mode_t dir_mode = req->dir_mode ? (req->dir_mode & 0777) : 0755;
-        if ((r = mkparents_beneath(basefd, rel, dir_mode)) < 0)
-                return cc_error_set(err, -r, "create parents of '%s': %s", req->path, strerror(-r));
-        if (S_ISLNK(req->file_mode))
-                return cc_error_set(err, EPERM, "CopyFile of symlinks is not allowed");
-        if (S_ISDIR(req->file_mode)) {
-                /* mkparents_beneath() creates every component before the last '/'. */
-                _cleanup_free_ char *dir = NULL;
-                if (asprintf(&dir, "%s/", rel) < 0)
-                        return -ENOMEM;
-                r = mkparents_beneath(basefd, dir, req->file_mode & 07777);
-                return r < 0 ? cc_error_set(err, -r, "mkdir '%s': %s", req->path, strerror(-r)) : 0;
-        }
-        struct open_how how = {.flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-                                        (req->offset == 0 ? O_TRUNC : 0),
-                               .mode = req->file_mode & 0777,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
-        int fd = (int)syscall(SYS_openat2, basefd, rel, &how, sizeof(how));
-        if (fd < 0)
-                return cc_error_set(err, errno, "open '%s': %m", req->path);
-        _cleanup_close_ int file = fd;
-        size_t done = 0;
-        while (done < req->data.len) {
-                ssize_t n = pwrite(file, req->data.data + done, req->data.len - done,
-                                   req->offset + (off_t)done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return cc_error_set(err, errno, "write '%s': %m", req->path);
-                done += (size_t)n;
-        }
-        if (fchmod(file, req->file_mode & 07777) < 0)
-                return cc_error_set(err, errno, "chmod '%s': %m", req->path);
-        if ((req->uid >= 0 || req->gid >= 0) && fchown(file, (uid_t)req->uid, (gid_t)req->gid) < 0)
-                return cc_error_set(err, errno, "chown '%s': %m", req->path);
-        return 0;
-}
-
 HANDLER(get_oom_event)
 {
         struct agent *a = userdata;
@@ -653,7 +551,7 @@ static const struct cc_ttrpc_method agent_methods[] = {
         M("GetGuestDetails", grpc__guest_details_request, &grpc__guest_details_response__descriptor,
           get_guest_details),
         M("SetGuestDateTime", grpc__set_guest_date_time_request, NULL, set_guest_date_time),
-        M("CopyFile", grpc__copy_file_request, NULL, copy_file),
+        M("CopyFile", grpc__copy_file_request, NULL, agent_rpc_copy_file),
         M("GetOOMEvent", grpc__get_oomevent_request, &grpc__oomevent__descriptor, get_oom_event),
         /* Network (rpc-net.c). */
         M("UpdateInterface", grpc__update_interface_request, &types__interface__descriptor,
