@@ -33,12 +33,27 @@ struct agent_config {
          * reaches over plain HTTP, added to the image settings file's (rpc-image.c). NULL. */
         char *image_insecure;
         bool is_init; /* PID 1 in the guest */
+        /* agent.tee_defaults=1 / --tee-defaults: behave as in a TEE even where none is
+         * detected (tests without hardware). Can only turn the TEE defaults on. */
+        bool tee_defaults;
+};
+
+/* What the policy needs to remember of a container between requests (rpc.c). */
+struct agent_ctr_info {
+        char *id;
+        char *name;   /* io.kubernetes.cri.container-name at CreateContainer */
+        char *pulled; /* the image reference the guest pulled for it */
+        struct agent_ctr_info *next;
 };
 
 struct agent {
         struct agent_config cfg;
         struct agent_runtime *rt;
+        /* The policy in force: the image's file, the TEE default, or NULL (allow all). Read
+         * under policy_lock; SetPolicy (when the policy allows it) replaces it. */
         struct agent_policy *policy;
+        pthread_rwlock_t policy_lock;
+        struct agent_ctr_info *ctrs; /* under lock */
         struct cc_ttrpc_server *srv;
         pthread_mutex_t lock;
         bool sandbox_created;
@@ -102,6 +117,8 @@ int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const Protob
  * looked up there); `allow_rootfs` says whether a host-provided rootfs may be copied at all.
  */
 int agent_copy_target_check(int basefd, const char *rel, bool allow_rootfs, struct cc_error **err);
+/* Remembers the image the guest pulled for a container (for the policy's "image"). */
+int agent_note_pulled(struct agent *a, const char *container_id, const char *image);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err);
@@ -114,6 +131,13 @@ int agent_find_serial_port(const char *name, char *out, size_t n);
 int agent_logport_start(const char *name);
 /* on_conn_closed callback for the ttrpc server. */
 void agent_transport_conn_closed(void *userdata, int reason);
+
+/*
+ * Whether the guest is a TEE guest (tee.c), judged from the guest itself: the SEV-SNP or TDX
+ * guest device, TDX's CPUID leaf, the guest image's marker file, or cfg->tee_defaults. Writes
+ * what decided to `why`.
+ */
+bool agent_tee_detect(const struct agent_config *cfg, char *why, size_t n);
 
 /* PID 1: mounts the API file systems and loads the image's kernel modules. */
 int agent_init_setup(void);

@@ -42,7 +42,9 @@ static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error 
 
 int main(int argc, char **argv)
 {
-        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER, .destroy_efd = -1};
+        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                          .policy_lock = PTHREAD_RWLOCK_INITIALIZER,
+                          .destroy_efd = -1};
         /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
         mallopt(M_ARENA_MAX, 1);
         _cleanup_error_ struct cc_error *err = NULL;
@@ -68,9 +70,20 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        char tee_why[160];
+        a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
+        cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
         r = agent_policy_load(a.cfg.policy_path, &a.policy, &err);
-        if (r == -ENOENT) {
-                cc_log_info("no policy file at %s: every request is allowed", a.cfg.policy_path);
+        if (r == -ENOENT && a.tee) {
+                cc_error_free(TAKE_PTR(err));
+                if ((r = agent_policy_tee_default(&a.policy, &err)) < 0)
+                        fatal(&a, "policy", err);
+                cc_log_info("no policy file at %s: the TEE defaults apply (no exec, no clock "
+                            "changes, containers as a safe pod runs them)",
+                            a.cfg.policy_path);
+        } else if (r == -ENOENT) {
+                cc_log_info("no policy file at %s and not a TEE guest: every request is allowed",
+                            a.cfg.policy_path);
                 cc_error_free(TAKE_PTR(err));
         } else if (r < 0) {
                 /* A policy that cannot be read must not turn into "allow everything". */

@@ -27,6 +27,7 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
+#include "guest-agent/policy.h"
 #include "guest-agent/runtime.h"
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
@@ -175,6 +176,11 @@ int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const Protob
         if (basefd < 0)
                 return cc_error_set(err, errno, "open %s: %m", base);
         if ((r = agent_copy_target_check(basefd, rel, agent_allows_host_rootfs(a), err)) < 0)
+                return r;
+        pthread_rwlock_rdlock(&a->policy_lock);
+        r = agent_policy_check_copy(a->policy, rel, err);
+        pthread_rwlock_unlock(&a->policy_lock);
+        if (r < 0)
                 return r;
         mode_t dir_mode = req->dir_mode ? (req->dir_mode & 0777) : 0755;
         if ((r = mkparents_beneath(basefd, rel, dir_mode)) < 0)
