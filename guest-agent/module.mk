@@ -25,6 +25,7 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
 INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
+INTEGRATION_TESTS += test/integration/agent-hostile.sh
 
 # cc-agent-static: the agent linked -static-pie, with image pull in a helper process:
 # guest-agent/variants/image-pull-exec.c stands in for image-pull.c and starts cc-agent-pull
