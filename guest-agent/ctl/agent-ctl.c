@@ -196,9 +196,9 @@ static Grpc__Spec *spec_new(const struct opts *o)
                 mount_new("/dev/shm", "shm", "tmpfs", "nosuid,noexec,nodev,mode=1777,size=65536k");
         s->mounts[s->n_mounts++] =
                 mount_new("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev");
-        s->mounts[s->n_mounts++] = mount_new("/sys", "sysfs", "sysfs",
-                                             o->rw_sys ? "nosuid,noexec,nodev"
-                                                       : "nosuid,noexec,nodev,ro");
+        s->mounts[s->n_mounts++] =
+                mount_new("/sys", "sysfs", "sysfs",
+                          o->rw_sys ? "nosuid,noexec,nodev" : "nosuid,noexec,nodev,ro");
         for (size_t i = 0; i < o->n_mounts; i++) {
                 char dst[256], src[512], type[32], mo[256] = "";
                 if (sscanf(o->mounts[i], "%255[^:]:%511[^:]:%31[^:]:%255s", dst, src, type, mo) <
