@@ -61,6 +61,8 @@ GUEST_AGENT := build/$(if $(filter dynamic,$(GUEST_AGENT_LINK)),cc-agent,cc-agen
 GUEST_PULL_HELPER := $(if $(filter dynamic,$(GUEST_AGENT_LINK)),,build/cc-agent-pull)
 GUEST_DIR := build/guest
 GUEST_POLICY ?=
+# GUEST_TEE_DEFAULTS=1: the image marker that gives the agent its TEE defaults (tee.c).
+GUEST_TEE_DEFAULTS ?=
 .PHONY: guest-image
 guest-image:
 	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER)
@@ -68,7 +70,8 @@ guest-image:
 	bash guest-agent/build-guest-image.sh --agent $(GUEST_AGENT) \
 		$(if $(GUEST_PULL_HELPER),--pull-helper $(GUEST_PULL_HELPER)) \
 		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
-		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
+		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY)) \
+		$(if $(GUEST_TEE_DEFAULTS),--tee-defaults)
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
 INTEGRATION_TESTS += test/integration/agent-vm-pull.sh
