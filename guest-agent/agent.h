@@ -103,10 +103,11 @@ int agent_rpc_list_routes(struct cc_ttrpc_call *call, void *userdata, const Prot
 int agent_rpc_add_arp_neighbors(struct cc_ttrpc_call *call, void *userdata,
                                 const ProtobufCMessage *req, ProtobufCMessage *resp,
                                 struct cc_error **err);
-/* Whether CopyFile may fill <id>/rootfs with a host-provided rootfs: never in a TEE guest. */
+/* Whether CopyFile may fill <id>/rootfs with a host-provided rootfs: outside TEE guests, and
+ * in one only when its policy says so (agent_policy_allows_host_rootfs()). Under policy_lock. */
 static inline bool agent_allows_host_rootfs(const struct agent *a)
 {
-        return !a->tee;
+        return !a->tee || agent_policy_allows_host_rootfs(a->policy);
 }
 /* CopyFile (rpc-copy.c): only into the shim's shared-files areas, see there. */
 int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req,

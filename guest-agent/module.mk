@@ -75,6 +75,7 @@ guest-image:
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
 INTEGRATION_TESTS += test/integration/agent-vm-pull.sh
+INTEGRATION_TESTS += test/integration/agent-hostile-vm.sh
 # Sanitizer and fuzz builds cannot link -static-pie.
 ifeq ($(SANITIZE)$(FUZZ),)
 all: $(BUILD)/cc-agent-static

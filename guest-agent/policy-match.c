@@ -282,6 +282,11 @@ int agent_policy_check_exec(const struct agent_policy *p, const char *container_
         return check_process(c, proc, what, err);
 }
 
+bool agent_policy_allows_host_rootfs(const struct agent_policy *p)
+{
+        return p && !p->builtin && strv_match_any(p->copy_file, "c/rootfs/f");
+}
+
 int agent_policy_check_copy(const struct agent_policy *p, const char *rel, struct cc_error **err)
 {
         if (!p || !p->copy_file || strv_match_any(p->copy_file, rel))

@@ -75,6 +75,9 @@ int agent_policy_check_exec(const struct agent_policy *p, const char *container_
                             struct cc_error **err);
 /* CopyFile's path, relative to the containers area, against "copy_file". */
 int agent_policy_check_copy(const struct agent_policy *p, const char *rel, struct cc_error **err);
+/* Whether a TEE guest may take a host-provided rootfs: only when the pod owner's policy lists
+ * rootfs paths in copy_file (development pods; never the TEE default). */
+bool agent_policy_allows_host_rootfs(const struct agent_policy *p);
 /* Whether SetPolicy may replace `p` (a NULL policy: yes; otherwise its "set_policy"). */
 bool agent_policy_allows_set_policy(const struct agent_policy *p);
 /* The built-in policy of a TEE guest that has no policy file (README "Policy"). */

@@ -175,12 +175,11 @@ int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const Protob
         _cleanup_close_ int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (basefd < 0)
                 return cc_error_set(err, errno, "open %s: %m", base);
-        if ((r = agent_copy_target_check(basefd, rel, agent_allows_host_rootfs(a), err)) < 0)
-                return r;
         pthread_rwlock_rdlock(&a->policy_lock);
+        bool allow_rootfs = agent_allows_host_rootfs(a);
         r = agent_policy_check_copy(a->policy, rel, err);
         pthread_rwlock_unlock(&a->policy_lock);
-        if (r < 0)
+        if (r < 0 || (r = agent_copy_target_check(basefd, rel, allow_rootfs, err)) < 0)
                 return r;
         mode_t dir_mode = req->dir_mode ? (req->dir_mode & 0777) : 0755;
         if ((r = mkparents_beneath(basefd, rel, dir_mode)) < 0)

@@ -127,6 +127,7 @@ static void test_tee_default(void **state)
         assert_int_equal(agent_policy_check(p, "ReadStdout", "c1", &err), 0);
         assert_false(agent_policy_allows_set_policy(p));
         assert_true(agent_policy_allows_set_policy(NULL));
+        assert_false(agent_policy_allows_host_rootfs(p));
 }
 
 static const char pod_policy[] =
@@ -223,6 +224,15 @@ static void test_pod_policy(void **state)
         s.process.has_caps = false;
         assert_int_equal(create(v1, "x", &s, &err), 0);
         assert_int_equal(agent_policy_check_copy(v1, "anything", &err), 0);
+        /* A host-provided rootfs in a TEE: only a policy whose copy_file names rootfs paths. */
+        assert_false(agent_policy_allows_host_rootfs(p));
+        assert_false(agent_policy_allows_host_rootfs(v1));
+        assert_false(agent_policy_allows_host_rootfs(NULL));
+        _cleanup_(agent_policy_freep) struct agent_policy *dev = NULL;
+        assert_int_equal(
+                agent_policy_parse("{\"copy_file\": [\"*-files/*\", \"*/rootfs/*\"]}", &dev, &err),
+                0);
+        assert_true(agent_policy_allows_host_rootfs(dev));
 }
 
 static void test_invalid_v2(void **state)
