@@ -92,6 +92,8 @@ int main(int argc, char **argv)
                 cc_log_info("policy loaded from %s (%u rules)", a.cfg.policy_path,
                             agent_policy_n_rules(a.policy));
         }
+        /* Parsing peaks at the JSON tree, which is freed: give those pages back. */
+        malloc_trim(0);
         if ((r = agent_cgroup_init("/sys/fs/cgroup", AGENT_CGROUP_NONE)) < 0)
                 cc_log_warn("no usable cgroup v2 hierarchy: containers run without limits");
         struct agent_runtime_config rc = {.containers_dir = a.cfg.containers_dir,
