@@ -98,6 +98,13 @@ fetchers=$(grep -F "\"GET /v2/cc/app/blobs/$big " "$CC_TMP/registry.log" | awk '
         fail "big layer fetched by: '$fetchers' ($(grep -F "$big" "$CC_TMP/registry.log" | tail -3))"
 [[ " $fetchers" == *" $pod_ip "* ]] && ok "... from the pod's own IP: the guest's traffic left through the pod's interface" ||
         echo "note: fetched from $fetchers, not the pod IP (user-mode network?)"
+# Pull by digest (issue 18): the guest fetched the manifest by the digest containerd resolved
+# (the shim pins the reference to it), not by the tag a registry could move in between.
+mdig=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" | sha256sum | cut -d' ' -f1)
+by_digest=$(grep -F "\"GET /v2/cc/app/manifests/$mdig " "$CC_TMP/registry.log" | awk '{print $1}' |
+        grep -vx '127.0.0.1' | sort -u | tr '\n' ' ')
+[[ " $by_digest" == *" $pod_ip "* ]] && ok "the guest (pod IP $pod_ip) pulled the manifest by the resolved digest $mdig" ||
+        fail "no guest GET of manifests/$mdig: $(grep -F 'manifests/' "$CC_TMP/registry.log" | tail -4)"
 
 # --- 3. the node check after the pod ran ------------------------------------------------------------
 imgs=$(cri images)
