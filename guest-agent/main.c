@@ -157,6 +157,14 @@ int main(int argc, char **argv)
         agent_runtime_free(a.rt);
         cc_ttrpc_server_free(a.srv);
         agent_policy_free(a.policy);
+        while (a.ctrs) {
+                struct agent_ctr_info *c = a.ctrs;
+                a.ctrs = c->next;
+                free(c->id);
+                free(c->name);
+                free(c->pulled);
+                free(c);
+        }
         agent_config_done(&a.cfg);
         return 0;
 }
