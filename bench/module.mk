@@ -10,3 +10,12 @@ all: $(BENCH_TOOLS)
 BENCHES ?= $(patsubst bench/%.sh,%,$(wildcard bench/*.sh))
 bench: all
 	@for b in $(BENCHES); do echo "== bench $$b"; BUILD=$(BUILD) bash bench/$$b.sh || exit 1; done
+
+# bench/agent-policy.sh boots the policy benchmark as /init of a TCG guest: linked like
+# cc-agent-static (guest-agent/module.mk), so the engine's pages are counted as in the agent.
+$(BUILD)/bench/agent-policy-static: $(BUILD)/bench/agent-policy.o $(LIBAGENT) $(LIBCC)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -static-pie $(CFLAGS) -o $@ $< $(LIBAGENT) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
+ifeq ($(SANITIZE)$(FUZZ),)
+all: $(BUILD)/bench/agent-policy-static
+endif

@@ -36,16 +36,33 @@ struct agent_config {
          * initdata the shim bound to the launch; the initdata disk must match it. */
         char *initdata_digest;
         bool is_init; /* PID 1 in the guest */
+        /* agent.tee_defaults=1 / --tee-defaults: behave as in a TEE even where none is
+         * detected (tests without hardware). Can only turn the TEE defaults on. */
+        bool tee_defaults;
+};
+
+/* What the policy needs to remember of a container between requests (rpc.c). */
+struct agent_ctr_info {
+        char *id;
+        char *name;   /* io.kubernetes.cri.container-name at CreateContainer */
+        char *pulled; /* the image reference the guest pulled for it */
+        struct agent_ctr_info *next;
 };
 
 struct agent {
         struct agent_config cfg;
         struct agent_runtime *rt;
+        /* The policy in force: the image's file, the TEE default, or NULL (allow all). Read
+         * under policy_lock; SetPolicy (when the policy allows it) replaces it. */
         struct agent_policy *policy;
+        pthread_rwlock_t policy_lock;
+        struct agent_ctr_info *ctrs; /* under lock */
         struct cc_ttrpc_server *srv;
         pthread_mutex_t lock;
         bool sandbox_created;
         char *sandbox_id;
+        /* The guest runs in a TEE (see tee.c): without a policy, the TEE defaults apply. */
+        bool tee;
         /* Written by DestroySandbox; main() powers off (init) once the reply went out. */
         int destroy_efd;
 };
@@ -106,6 +123,23 @@ int agent_rpc_list_routes(struct cc_ttrpc_call *call, void *userdata, const Prot
 int agent_rpc_add_arp_neighbors(struct cc_ttrpc_call *call, void *userdata,
                                 const ProtobufCMessage *req, ProtobufCMessage *resp,
                                 struct cc_error **err);
+/* Whether CopyFile may fill <id>/rootfs with a host-provided rootfs: outside TEE guests, and
+ * in one only when its policy says so (agent_policy_allows_host_rootfs()). Under policy_lock. */
+static inline bool agent_allows_host_rootfs(const struct agent *a)
+{
+        return !a->tee || agent_policy_allows_host_rootfs(a->policy);
+}
+/* CopyFile (rpc-copy.c): only into the shim's shared-files areas, see there. */
+int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req,
+                        ProtobufCMessage *resp, struct cc_error **err);
+/*
+ * Where CopyFile may write, given the path relative to the containers area: 0, or
+ * -EPERM/-EINVAL with a message. `basefd` is the containers area (the state of a rootfs is
+ * looked up there); `allow_rootfs` says whether a host-provided rootfs may be copied at all.
+ */
+int agent_copy_target_check(int basefd, const char *rel, bool allow_rootfs, struct cc_error **err);
+/* Remembers the image the guest pulled for a container (for the policy's "image"). */
+int agent_note_pulled(struct agent *a, const char *container_id, const char *image);
 /* Policy check + id validation shared by every handler. `container_id` may be NULL. */
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err);
@@ -118,6 +152,13 @@ int agent_find_serial_port(const char *name, char *out, size_t n);
 int agent_logport_start(const char *name);
 /* on_conn_closed callback for the ttrpc server. */
 void agent_transport_conn_closed(void *userdata, int reason);
+
+/*
+ * Whether the guest is a TEE guest (tee.c), judged from the guest itself: the SEV-SNP or TDX
+ * guest device, TDX's CPUID leaf, the guest image's marker file, or cfg->tee_defaults. Writes
+ * what decided to `why`.
+ */
+bool agent_tee_detect(const struct agent_config *cfg, char *why, size_t n);
 
 /* PID 1: mounts the API file systems and loads the image's kernel modules. */
 int agent_init_setup(void);

@@ -17,9 +17,11 @@
 #
 #   build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]
 #                        [--libs-in-initrd]   (no squashfs image: for bench/agent-pull.sh)
+#                        [--tee-defaults]     (/etc/cc-agent/tee-defaults: the agent's TEE
+#                                             defaults without TEE hardware, see tee.c)
 # DIR from tools/fetch-guest-kernel.sh: DIR/vmlinuz, DIR/modules/<version>/, DIR/package.
 set -euo pipefail
-agent="" helper="" kdir="" out="" policy="" libs_in_initrd=""
+agent="" helper="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults=""
 while [ $# -gt 0 ]; do
         case "$1" in
         --agent) agent=$2; shift 2 ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --policy) policy=$2; shift 2 ;;
         --libs-in-initrd) libs_in_initrd=1; shift ;;
+        --tee-defaults) tee_defaults=1; shift ;;
         *) echo "build-guest-image: unknown option $1" >&2; exit 2 ;;
         esac
 done
@@ -125,6 +128,10 @@ add_modules "$root/etc/cc-agent/modules" "${modules[@]}"
 [ -z "$sqfs_libs" ] || add_modules "$root/etc/cc-agent/modules.pull" "${pull_modules[@]}"
 if [ -n "$policy" ]; then
         cp "$policy" "$root/etc/cc-agent/policy.json"
+fi
+if [ -n "$tee_defaults" ]; then
+        echo "The agent applies its TEE defaults in this image (guest-agent/tee.c)." \
+                >"$root/etc/cc-agent/tee-defaults"
 fi
 
 # /dev/console so that the kernel gives /init a console before devtmpfs is mounted.

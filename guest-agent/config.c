@@ -60,7 +60,11 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
         if (!copy)
                 return -ENOMEM;
         char *save = NULL;
-        for (char *w = strtok_r(copy, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save))
+        for (char *w = strtok_r(copy, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+                /* Only ever turns the TEE defaults on (tee.c): no word of the host's turns
+                 * them off. */
+                if (strcmp(w, "agent.tee_defaults=1") == 0)
+                        cfg->tee_defaults = true;
                 for (size_t i = 0; i < CC_ARRAY_SIZE(keys); i++) {
                         size_t n = strlen(keys[i].key);
                         if (strncmp(w, keys[i].key, n) != 0)
@@ -69,6 +73,7 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                         if (r < 0)
                                 return r;
                 }
+        }
         return 0;
 }
 
@@ -90,12 +95,13 @@ int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, 
                 {"cgroup-root", required_argument, NULL, 'g'},
                 {"log-level", required_argument, NULL, 'l'},
                 {"log-port", required_argument, NULL, 'L'},
+                {"tee-defaults", no_argument, NULL, 'T'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
         optind = 1;
         int c;
-        while (argv && (c = getopt_long(argc, argv, "a:p:c:g:l:L:h", opts, NULL)) != -1) {
+        while (argv && (c = getopt_long(argc, argv, "a:p:c:g:l:L:Th", opts, NULL)) != -1) {
                 switch (c) {
                 case 'a':
                         r = set(&cfg->server_addr, optarg);
@@ -115,12 +121,16 @@ int agent_config_parse(struct agent_config *cfg, const char *cmdline, int argc, 
                 case 'L':
                         r = set(&cfg->log_port, optarg);
                         break;
+                case 'T':
+                        cfg->tee_defaults = true;
+                        break;
                 case 'h':
-                        return cc_error_set(err, EINVAL,
-                                            "usage: cc-agent [--server-addr vsock://-1:1024|"
-                                            "unix://PATH|serial://agent.channel.0] [--policy "
-                                            "FILE] [--containers-dir DIR] [--cgroup-root NAME] "
-                                            "[--log-level LEVEL] [--log-port NAME]");
+                        return cc_error_set(
+                                err, EINVAL,
+                                "usage: cc-agent [--server-addr vsock://-1:1024|"
+                                "unix://PATH|serial://agent.channel.0] [--policy "
+                                "FILE] [--containers-dir DIR] [--cgroup-root NAME] "
+                                "[--log-level LEVEL] [--log-port NAME] [--tee-defaults]");
                 default:
                         return cc_error_set(err, EINVAL, "unknown option (see --help)");
                 }

@@ -44,7 +44,9 @@ static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error 
 
 int main(int argc, char **argv)
 {
-        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER, .destroy_efd = -1};
+        struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                          .policy_lock = PTHREAD_RWLOCK_INITIALIZER,
+                          .destroy_efd = -1};
         /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
         mallopt(M_ARENA_MAX, 1);
         _cleanup_error_ struct cc_error *err = NULL;
@@ -86,9 +88,20 @@ int main(int argc, char **argv)
                         }
                 }
         }
+        char tee_why[160];
+        a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
+        cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
         r = agent_policy_load(a.cfg.policy_path, &a.policy, &err);
-        if (r == -ENOENT) {
-                cc_log_info("no policy file at %s: every request is allowed", a.cfg.policy_path);
+        if (r == -ENOENT && a.tee) {
+                cc_error_free(TAKE_PTR(err));
+                if ((r = agent_policy_tee_default(&a.policy, &err)) < 0)
+                        fatal(&a, "policy", err);
+                cc_log_info("no policy file at %s: the TEE defaults apply (no exec, no clock "
+                            "changes, containers as a safe pod runs them)",
+                            a.cfg.policy_path);
+        } else if (r == -ENOENT) {
+                cc_log_info("no policy file at %s and not a TEE guest: every request is allowed",
+                            a.cfg.policy_path);
                 cc_error_free(TAKE_PTR(err));
         } else if (r < 0) {
                 /* A policy that cannot be read must not turn into "allow everything". */
@@ -97,6 +110,8 @@ int main(int argc, char **argv)
                 cc_log_info("policy loaded from %s (%u rules)", a.cfg.policy_path,
                             agent_policy_n_rules(a.policy));
         }
+        /* Parsing peaks at the JSON tree, which is freed: give those pages back. */
+        malloc_trim(0);
         if ((r = agent_cgroup_init("/sys/fs/cgroup", AGENT_CGROUP_NONE)) < 0)
                 cc_log_warn("no usable cgroup v2 hierarchy: containers run without limits");
         struct agent_runtime_config rc = {.containers_dir = a.cfg.containers_dir,
@@ -105,8 +120,10 @@ int main(int argc, char **argv)
                 cc_error_set(&err, -r, "runtime: %s", strerror(-r));
                 fatal(&a, "runtime", err);
         }
-        struct cc_ttrpc_server_options so = {
-                .on_conn_closed = on_conn_closed, .userdata = &a, .max_workers = 64};
+        struct cc_ttrpc_server_options so = {.on_conn_closed = on_conn_closed,
+                                             .userdata = &a,
+                                             .max_workers = 64,
+                                             .reject_nul_strings = true};
         if ((r = cc_ttrpc_server_new(&so, &a.srv)) < 0 || (r = agent_rpc_register(&a, a.srv)) < 0) {
                 cc_error_set(&err, -r, "ttrpc server: %s", strerror(-r));
                 fatal(&a, "server", err);
@@ -179,6 +196,14 @@ int main(int argc, char **argv)
         agent_runtime_free(a.rt);
         cc_ttrpc_server_free(a.srv);
         agent_policy_free(a.policy);
+        while (a.ctrs) {
+                struct agent_ctr_info *c = a.ctrs;
+                a.ctrs = c->next;
+                free(c->id);
+                free(c->name);
+                free(c->pulled);
+                free(c);
+        }
         agent_config_done(&a.cfg);
         return 0;
 }

@@ -25,6 +25,7 @@ $(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
 INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
+INTEGRATION_TESTS += test/integration/agent-hostile.sh
 
 # cc-agent-static: the agent linked -static-pie, with image pull in a helper process:
 # guest-agent/variants/image-pull-exec.c stands in for image-pull.c and starts cc-agent-pull
@@ -61,6 +62,8 @@ GUEST_AGENT := build/$(if $(filter dynamic,$(GUEST_AGENT_LINK)),cc-agent,cc-agen
 GUEST_PULL_HELPER := $(if $(filter dynamic,$(GUEST_AGENT_LINK)),,build/cc-agent-pull)
 GUEST_DIR := build/guest
 GUEST_POLICY ?=
+# GUEST_TEE_DEFAULTS=1: the image marker that gives the agent its TEE defaults (tee.c).
+GUEST_TEE_DEFAULTS ?=
 .PHONY: guest-image
 guest-image:
 	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER)
@@ -68,10 +71,12 @@ guest-image:
 	bash guest-agent/build-guest-image.sh --agent $(GUEST_AGENT) \
 		$(if $(GUEST_PULL_HELPER),--pull-helper $(GUEST_PULL_HELPER)) \
 		--kernel-dir $(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG) --out $(GUEST_DIR) \
-		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY))
+		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY)) \
+		$(if $(GUEST_TEE_DEFAULTS),--tee-defaults)
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
 INTEGRATION_TESTS += test/integration/agent-vm-pull.sh
+INTEGRATION_TESTS += test/integration/agent-hostile-vm.sh
 # Sanitizer and fuzz builds cannot link -static-pie.
 ifeq ($(SANITIZE)$(FUZZ),)
 all: $(BUILD)/cc-agent-static

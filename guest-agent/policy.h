@@ -21,6 +21,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cc/error.h"
 
@@ -43,3 +44,42 @@ int agent_policy_check(const struct agent_policy *policy, const char *request,
 
 /* Number of rules (for logs and tests). */
 unsigned agent_policy_n_rules(const struct agent_policy *policy);
+
+/* ---- version 2: the whole request (policy-match.c) -------------------------------------- */
+
+struct agent_spec;
+struct agent_process;
+
+/* What the policy looks at in a CreateContainer, free of protobuf types (tests build them). */
+struct agent_policy_create {
+        const char *container_id;
+        const char *name;         /* io.kubernetes.cri.container-name, NULL when absent */
+        const char *image;        /* io.kubernetes.cri.image-name, NULL when absent */
+        const char *pulled_image; /* the reference the guest pulled for it, NULL: none */
+        const struct agent_spec *spec;
+        const char *const *sysctls; /* linux.sysctl keys */
+        size_t n_sysctls;
+        size_t n_devices; /* linux.devices */
+};
+
+/*
+ * CreateContainer against the "containers" section: the first entry whose "name" pattern
+ * matches the container's name decides, starting from the safe defaults (README "Policy").
+ * No "containers" section, a NULL policy or the sandbox (pause) container: allowed.
+ */
+int agent_policy_check_create(const struct agent_policy *p, const struct agent_policy_create *c,
+                              struct cc_error **err);
+/* ExecProcess's process (argv against "exec", env, user, capabilities) in container `name`. */
+int agent_policy_check_exec(const struct agent_policy *p, const char *container_id,
+                            const char *name, const struct agent_process *proc,
+                            struct cc_error **err);
+/* CopyFile's path, relative to the containers area, against "copy_file". */
+int agent_policy_check_copy(const struct agent_policy *p, const char *rel, struct cc_error **err);
+/* Whether a TEE guest may take a host-provided rootfs: only when the pod owner's policy lists
+ * rootfs paths in copy_file (development pods; never the TEE default). */
+bool agent_policy_allows_host_rootfs(const struct agent_policy *p);
+/* Whether SetPolicy may replace `p` (a NULL policy: yes; otherwise its "set_policy"). */
+bool agent_policy_allows_set_policy(const struct agent_policy *p);
+/* The built-in policy of a TEE guest that has no policy file (README "Policy"). */
+int agent_policy_tee_default(struct agent_policy **ret, struct cc_error **err);
+bool agent_policy_is_builtin(const struct agent_policy *p);

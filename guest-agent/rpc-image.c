@@ -66,6 +66,9 @@ static int pull_image(struct cc_ttrpc_call *call, void *userdata, const Protobuf
                 return r;
         if ((r = agent_image_pull(a, req->image, req->container_id, req->source_creds, err)) < 0)
                 return r;
+        /* The policy's "image" is checked against what was pulled, at CreateContainer. */
+        if ((r = agent_note_pulled(a, req->container_id, req->image)) < 0)
+                return r;
         resp->image_ref = cc_ttrpc_call_strdup(call, req->image);
         return resp->image_ref ? 0 : -ENOMEM;
 }

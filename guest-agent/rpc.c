@@ -31,18 +31,115 @@
         static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_, \
                         ProtobufCMessage *resp_, struct cc_error **err)
 
-#define MAX_COPY_FILE_SIZE (1ull << 30)
-
 int agent_rpc_admit(struct agent *a, const char *request, const char *container_id,
                     struct cc_error **err)
 {
         int r;
         if (container_id && (r = agent_validate_id(container_id, "container_id", err)) < 0)
                 return r;
+        pthread_rwlock_rdlock(&a->policy_lock);
         r = agent_policy_check(a->policy, request, container_id, err);
+        pthread_rwlock_unlock(&a->policy_lock);
         if (r < 0)
                 cc_log_warn("request denied by policy request=%s container=%s", request,
                             container_id ? container_id : "");
+        return r;
+}
+
+/* ---- what the policy remembers of containers -------------------------------------------- */
+
+static struct agent_ctr_info **ctr_find_locked(struct agent *a, const char *id)
+{
+        struct agent_ctr_info **p = &a->ctrs;
+        while (*p && strcmp((*p)->id, id) != 0)
+                p = &(*p)->next;
+        return p;
+}
+
+/* Sets one field of the container's record (creating it); `field` selects name or pulled. */
+static int ctr_set(struct agent *a, const char *id, bool pulled, const char *value)
+{
+        _cleanup_free_ char *v = strdup(value ? value : "");
+        if (!v)
+                return -ENOMEM;
+        pthread_mutex_lock(&a->lock);
+        struct agent_ctr_info **p = ctr_find_locked(a, id);
+        if (!*p && (!(*p = calloc(1, sizeof(**p))) || !((*p)->id = strdup(id)))) {
+                free(*p);
+                *p = NULL;
+                pthread_mutex_unlock(&a->lock);
+                return -ENOMEM;
+        }
+        char **field = pulled ? &(*p)->pulled : &(*p)->name;
+        free(*field);
+        *field = TAKE_PTR(v);
+        pthread_mutex_unlock(&a->lock);
+        return 0;
+}
+
+/* A copy of the container's name or pulled image, or NULL. */
+static char *ctr_get(struct agent *a, const char *id, bool pulled)
+{
+        pthread_mutex_lock(&a->lock);
+        struct agent_ctr_info *c = *ctr_find_locked(a, id);
+        const char *v = c ? (pulled ? c->pulled : c->name) : NULL;
+        char *out = v ? strdup(v) : NULL;
+        pthread_mutex_unlock(&a->lock);
+        return out;
+}
+
+static void ctr_drop(struct agent *a, const char *id)
+{
+        pthread_mutex_lock(&a->lock);
+        struct agent_ctr_info **p = ctr_find_locked(a, id), *c = *p;
+        if (c) {
+                *p = c->next;
+                free(c->id);
+                free(c->name);
+                free(c->pulled);
+                free(c);
+        }
+        pthread_mutex_unlock(&a->lock);
+}
+
+int agent_note_pulled(struct agent *a, const char *container_id, const char *image)
+{
+        return ctr_set(a, container_id, true, image);
+}
+
+/* CreateContainer against the policy's "containers" section. */
+static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req,
+                        const struct agent_spec *spec, struct cc_error **err)
+{
+        const Grpc__Linux *l = req->oci ? req->oci->linux_ : NULL;
+        size_t n_sysctls = l ? l->n_sysctl : 0;
+        const char **sysctls = calloc(n_sysctls + 1, sizeof(char *));
+        if (!sysctls)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_sysctls; i++)
+                sysctls[i] = l->sysctl[i]->key;
+        _cleanup_free_ char *pulled = ctr_get(a, req->container_id, true);
+        const char *storage_image = NULL;
+        if (req->n_storages == 1 && req->storages[0] &&
+            !cc_streq(req->storages[0]->source, "pause"))
+                storage_image = req->storages[0]->source;
+        struct agent_policy_create c = {
+                .container_id = req->container_id,
+                .name = agent_spec_annotation(req->oci, "io.kubernetes.cri.container-name"),
+                .image = agent_spec_annotation(req->oci, "io.kubernetes.cri.image-name"),
+                .pulled_image = storage_image ? storage_image : pulled,
+                .spec = spec,
+                .sysctls = sysctls,
+                .n_sysctls = n_sysctls,
+                .n_devices = l ? l->n_devices : 0,
+        };
+        pthread_rwlock_rdlock(&a->policy_lock);
+        int r = agent_policy_check_create(a->policy, &c, err);
+        pthread_rwlock_unlock(&a->policy_lock);
+        free(sysctls);
+        if (r < 0)
+                cc_log_warn("CreateContainer %s refused by policy: %s", req->container_id,
+                            err && *err ? cc_error_message(*err) : "");
         return r;
 }
 
@@ -91,19 +188,24 @@ HANDLER(create_container)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
         if (!cc_isempty(req->exec_id) && (r = agent_validate_id(req->exec_id, "exec_id", err)) < 0)
                 return r;
+        _cleanup_(agent_spec_freep) struct agent_spec *spec = NULL;
+        if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
+            (r = admit_create(a, req, spec, err)) < 0)
+                return r;
         /* Storages: only the guest-pull one; refusing any other is safer than ignoring a mount
          * the container expects. */
-        if (req->n_storages > 0 &&
-            (r = agent_image_storages(a, req->container_id, req->storages,
-                                      req->n_storages, err)) < 0)
+        if (req->n_storages > 0 && (r = agent_image_storages(a, req->container_id, req->storages,
+                                                             req->n_storages, err)) < 0)
                 return r;
-        struct agent_spec *spec = NULL;
-        if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
-            (r = agent_container_create(a->rt, req->container_id, req->exec_id, spec, err)) < 0) {
+        if ((r = agent_container_create(a->rt, req->container_id, req->exec_id, TAKE_PTR(spec),
+                                        err)) < 0) {
                 if (req->n_storages > 0)
                         agent_image_release(a, req->container_id);
                 return r;
         }
+        const char *name = agent_spec_annotation(req->oci, "io.kubernetes.cri.container-name");
+        if (name && (r = ctr_set(a, req->container_id, false, name)) < 0)
+                return r;
         return 0;
 }
 
@@ -124,8 +226,10 @@ HANDLER(remove_container)
                 return r;
         r = agent_container_remove(a->rt, req->container_id, req->timeout, err);
         /* The pulled rootfs goes with the container, also when it never ran. */
-        if (r == 0 || r == -ENOENT)
+        if (r == 0 || r == -ENOENT) {
                 agent_image_release(a, req->container_id);
+                ctr_drop(a, req->container_id);
+        }
         return r;
 }
 
@@ -140,6 +244,15 @@ HANDLER(exec_process)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
         struct agent_process proc;
         if ((r = agent_process_from_oci(req->process, &proc, err)) < 0) {
+                agent_process_done(&proc);
+                return r;
+        }
+        _cleanup_free_ char *name = ctr_get(a, req->container_id, false);
+        pthread_rwlock_rdlock(&a->policy_lock);
+        r = agent_policy_check_exec(a->policy, req->container_id, name, &proc, err);
+        pthread_rwlock_unlock(&a->policy_lock);
+        if (r < 0) {
+                cc_log_warn("ExecProcess in %s refused by policy", req->container_id);
                 agent_process_done(&proc);
                 return r;
         }
@@ -479,7 +592,11 @@ HANDLER(get_guest_details)
          * every 64 faults), so the page-table walk of smaps_rollup is reported too. */
         features[0] = cc_ttrpc_call_printf(call, "vmrss_kib=%ld", agent_self_rss_kib());
         features[1] = cc_ttrpc_call_printf(call, "smaps_rss_kib=%ld", agent_self_rss_exact_kib());
-        features[2] = a->policy ? "policy" : "no-policy";
+        pthread_rwlock_rdlock(&a->policy_lock);
+        features[2] = !a->policy                           ? "no-policy"
+                      : agent_policy_is_builtin(a->policy) ? "tee-default-policy"
+                                                           : "policy";
+        pthread_rwlock_unlock(&a->policy_lock);
         d->n_extra_features = 3;
         d->extra_features = features;
         resp->agent_details = d;
@@ -505,102 +622,30 @@ HANDLER(set_guest_date_time)
         return 0;
 }
 
-/* Creates the missing directories of `rel` below dirfd (all but the last component). */
-static int mkparents_beneath(int dirfd, const char *rel, mode_t mode)
-{
-        char buf[PATH_MAX];
-        snprintf(buf, sizeof(buf), "%s", rel);
-        for (char *p = buf; (p = strchr(p, '/')); p++) {
-                *p = '\0';
-                if (*buf) {
-                        int fd = agent__openat2(dirfd, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
-                        if (fd == -ENOENT) {
-                                char *slash = strrchr(buf, '/');
-                                _cleanup_close_ int pfd =
-                                        slash ? (*slash = '\0',
-                                                 agent__openat2(dirfd, buf,
-                                                                O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                                RESOLVE_BENEATH |
-                                                                        RESOLVE_NO_SYMLINKS))
-                                              : dup(dirfd);
-                                if (slash)
-                                        *slash = '/';
-                                if (pfd < 0)
-                                        return pfd;
-                                if (mkdirat(pfd, slash ? slash + 1 : buf, mode) < 0 &&
-                                    errno != EEXIST)
-                                        return -errno;
-                        } else if (fd < 0) {
-                                return fd;
-                        } else {
-                                close(fd);
-                        }
-                }
-                *p = '/';
-        }
-        return 0;
-}
-
-HANDLER(copy_file)
+/* SetPolicy: only when the policy in force says "set_policy": "allow" (or there is none and
+ * this is not a TEE guest). The text is the agent's JSON policy, not Kata's Rego. */
+HANDLER(set_policy)
 {
         struct agent *a = userdata;
-        const Grpc__CopyFileRequest *req = (const void *)req_;
-        int r = agent_rpc_admit(a, "CopyFile", NULL, err);
+        const Grpc__SetPolicyRequest *req = (const void *)req_;
+        int r = agent_rpc_admit(a, "SetPolicy", NULL, err);
         if (r < 0)
                 return r;
-        /* Only into the containers area (Kata's shared files: hostname, hosts, resolv.conf,
-         * secrets); never onto the agent's or the guest's own files. */
-        if ((r = agent_validate_abs_path(req->path, "path", err)) < 0)
+        _cleanup_(agent_policy_freep) struct agent_policy *p = NULL;
+        if ((r = agent_policy_parse(req->policy ? req->policy : "", &p, err)) < 0)
                 return r;
-        const char *base = a->cfg.containers_dir;
-        if (!agent_path_is_under(req->path, base) || strlen(req->path) <= strlen(base) + 1)
-                return cc_error_set(err, EPERM, "CopyFile path '%s' is outside %s", req->path,
-                                    base);
-        if (req->file_size < 0 || (uint64_t)req->file_size > MAX_COPY_FILE_SIZE ||
-            req->offset < 0 || (uint64_t)req->offset + req->data.len > (uint64_t)req->file_size)
-                return cc_error_set(err, EINVAL, "CopyFile size or offset out of range");
-        const char *rel = req->path + strlen(base);
-        while (*rel == '/')
-                rel++;
-        _cleanup_close_ int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (basefd < 0)
-                return cc_error_set(err, errno, "open %s: %m", base);
-        mode_t dir_mode = req->dir_mode ? (req->dir_mode & 0777) : 0755;
-        if ((r = mkparents_beneath(basefd, rel, dir_mode)) < 0)
-                return cc_error_set(err, -r, "create parents of '%s': %s", req->path, strerror(-r));
-        if (S_ISLNK(req->file_mode))
-                return cc_error_set(err, EPERM, "CopyFile of symlinks is not allowed");
-        if (S_ISDIR(req->file_mode)) {
-                /* mkparents_beneath() creates every component before the last '/'. */
-                _cleanup_free_ char *dir = NULL;
-                if (asprintf(&dir, "%s/", rel) < 0)
-                        return -ENOMEM;
-                r = mkparents_beneath(basefd, dir, req->file_mode & 07777);
-                return r < 0 ? cc_error_set(err, -r, "mkdir '%s': %s", req->path, strerror(-r)) : 0;
+        pthread_rwlock_wrlock(&a->policy_lock);
+        if (!agent_policy_allows_set_policy(a->policy)) {
+                pthread_rwlock_unlock(&a->policy_lock);
+                return cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
+                                         "SetPolicy refused: the policy in force does not allow "
+                                         "replacing it (\"set_policy\": \"allow\")");
         }
-        struct open_how how = {.flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-                                        (req->offset == 0 ? O_TRUNC : 0),
-                               .mode = req->file_mode & 0777,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
-        int fd = (int)syscall(SYS_openat2, basefd, rel, &how, sizeof(how));
-        if (fd < 0)
-                return cc_error_set(err, errno, "open '%s': %m", req->path);
-        _cleanup_close_ int file = fd;
-        size_t done = 0;
-        while (done < req->data.len) {
-                ssize_t n = pwrite(file, req->data.data + done, req->data.len - done,
-                                   req->offset + (off_t)done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return cc_error_set(err, errno, "write '%s': %m", req->path);
-                done += (size_t)n;
-        }
-        if (fchmod(file, req->file_mode & 07777) < 0)
-                return cc_error_set(err, errno, "chmod '%s': %m", req->path);
-        if ((req->uid >= 0 || req->gid >= 0) && fchown(file, (uid_t)req->uid, (gid_t)req->gid) < 0)
-                return cc_error_set(err, errno, "chown '%s': %m", req->path);
+        struct agent_policy *old = a->policy;
+        a->policy = TAKE_PTR(p);
+        pthread_rwlock_unlock(&a->policy_lock);
+        agent_policy_free(old);
+        cc_log_info("policy replaced by SetPolicy (%u rules)", agent_policy_n_rules(a->policy));
         return 0;
 }
 
@@ -653,8 +698,9 @@ static const struct cc_ttrpc_method agent_methods[] = {
         M("GetGuestDetails", grpc__guest_details_request, &grpc__guest_details_response__descriptor,
           get_guest_details),
         M("SetGuestDateTime", grpc__set_guest_date_time_request, NULL, set_guest_date_time),
-        M("CopyFile", grpc__copy_file_request, NULL, copy_file),
+        M("CopyFile", grpc__copy_file_request, NULL, agent_rpc_copy_file),
         M("GetOOMEvent", grpc__get_oomevent_request, &grpc__oomevent__descriptor, get_oom_event),
+        M("SetPolicy", grpc__set_policy_request, NULL, set_policy),
         /* Network (rpc-net.c). */
         M("UpdateInterface", grpc__update_interface_request, &types__interface__descriptor,
           agent_rpc_update_interface),

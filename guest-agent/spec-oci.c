@@ -226,8 +226,10 @@ fail:
         return r;
 }
 
-static const char *annotation(const Grpc__Spec *s, const char *key)
+const char *agent_spec_annotation(const Grpc__Spec *s, const char *key)
 {
+        if (!s)
+                return NULL;
         for (size_t i = 0; i < s->n_annotations; i++)
                 if (cc_streq(s->annotations[i]->key, key))
                         return s->annotations[i]->value;
@@ -236,8 +238,9 @@ static const char *annotation(const Grpc__Spec *s, const char *key)
 
 bool agent_spec_is_sandbox(const Grpc__Spec *s)
 {
-        return cc_streq(annotation(s, "io.kubernetes.cri.container-type"), "sandbox") ||
-               cc_streq(annotation(s, "io.katacontainers.pkg.oci.container_type"), "pod_sandbox");
+        return cc_streq(agent_spec_annotation(s, "io.kubernetes.cri.container-type"), "sandbox") ||
+               cc_streq(agent_spec_annotation(s, "io.katacontainers.pkg.oci.container_type"),
+                        "pod_sandbox");
 }
 
 int agent_spec_from_oci(const Grpc__Spec *in, struct agent_spec **ret, struct cc_error **err)

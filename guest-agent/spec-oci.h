@@ -17,3 +17,5 @@ int agent_process_from_oci(const Grpc__Process *p, struct agent_process *out,
 void agent_resources_from_oci(const Grpc__LinuxResources *r, struct agent_resources *out);
 /* The pod's sandbox container (CRI annotation), run as the agent's own pause process. */
 bool agent_spec_is_sandbox(const Grpc__Spec *s);
+/* The value of annotation `key` in the spec, or NULL. */
+const char *agent_spec_annotation(const Grpc__Spec *s, const char *key);

@@ -104,14 +104,25 @@ static void wait_host(int fd)
         cc_close(ep);
 }
 
+/* Ends the session (the server drops that connection's state) but not the framing of the host
+ * stream: the position inside the current frame is kept, so the rest of a frame whose session
+ * ended is skipped rather than read as headers. */
 void agent__relay_session_end(struct agent_relay *r, const char *why)
 {
         if (r->local >= 0)
                 cc_log_debug("serial: session ends (%s)", why);
         r->local = cc_close(r->local);
-        r->in = (struct agent_framer){0};
+        r->in.frames = 0;
+        if (r->in.hdr_have || r->in.body_left)
+                r->in.drop = true;
         r->out_len = r->out_sent = 0;
         r->out_ready = false;
+}
+
+void agent__relay_drop_frame(struct agent_relay *r, const char *why)
+{
+        agent__relay_session_end(r, why);
+        r->in = (struct agent_framer){0};
 }
 
 int agent__relay_session_start(struct agent_relay *r)
@@ -153,10 +164,35 @@ static int write_all(int fd, const uint8_t *p, size_t n)
         return 0;
 }
 
+/* Writes to the session; a session that broke ends, and the rest of its frame is skipped. */
+static void session_write(struct agent_relay *r, const uint8_t *p, size_t n)
+{
+        if (r->local < 0 || r->in.drop)
+                return;
+        if (write_all(r->local, p, n) < 0)
+                agent__relay_session_end(r, "server closed");
+}
+
+/* A client's first request: stream id 1, a request, no flags, a length the server takes. */
+static bool looks_like_first_request(const uint8_t *p, size_t n)
+{
+        if (n < CC_TTRPC_HEADER_SIZE)
+                return false;
+        struct cc_ttrpc_header h;
+        cc_ttrpc_header_decode(p, &h);
+        return h.stream_id == 1 && h.type == CC_TTRPC_REQUEST && h.flags == 0 &&
+               h.length <= CC_TTRPC_MAX_DATA;
+}
+
 int agent__relay_in(struct agent_relay *r, const uint8_t *p, size_t n)
 {
+        struct agent_framer *f = &r->in;
+        /* A client that left in the middle of a frame, with no hangup the guest saw: the bytes
+         * after the stall are the next client's, not the rest of that frame. */
+        if (f->stalled && (f->hdr_have || f->body_left) && looks_like_first_request(p, n))
+                agent__relay_drop_frame(r, "new client after a stalled frame");
+        f->stalled = false;
         while (n > 0) {
-                struct agent_framer *f = &r->in;
                 if (f->body_left == 0 && f->hdr_have < CC_TTRPC_HEADER_SIZE) {
                         size_t k = CC_MIN(n, CC_TTRPC_HEADER_SIZE - f->hdr_have);
                         memcpy(f->hdr + f->hdr_have, p, k);
@@ -167,34 +203,40 @@ int agent__relay_in(struct agent_relay *r, const uint8_t *p, size_t n)
                                 break;
                         struct cc_ttrpc_header h;
                         cc_ttrpc_header_decode(f->hdr, &h);
-                        if (h.stream_id == 1 && h.type == CC_TTRPC_REQUEST && f->frames > 0) {
-                                uint8_t saved[CC_TTRPC_HEADER_SIZE];
-                                memcpy(saved, f->hdr, sizeof(saved));
+                        if (h.stream_id == 1 && h.type == CC_TTRPC_REQUEST && f->frames > 0)
                                 agent__relay_session_end(r, "new client");
+                        f->drop = false;
+                        if (r->local < 0) {
                                 int k2 = agent__relay_session_start(r);
-                                if (k2 < 0)
+                                if (k2 < 0) {
+                                        r->in = (struct agent_framer){0};
                                         return k2;
-                                /* agent__relay_session_end() reset the framer: restore this header.
-                                 */
-                                memcpy(f->hdr, saved, sizeof(saved));
-                                f->hdr_have = CC_TTRPC_HEADER_SIZE;
+                                }
                         }
                         f->frames++;
                         f->body_left = h.length;
-                        if (r->local >= 0 && write_all(r->local, f->hdr, sizeof(f->hdr)) < 0)
-                                return -EPIPE;
+                        /* The header goes to the server, which answers an oversized one with
+                         * ResourceExhausted on its stream id and closes the session; its body
+                         * is skipped here, not parsed as further frames. */
+                        session_write(r, f->hdr, sizeof(f->hdr));
+                        if (h.length > CC_TTRPC_MAX_DATA) {
+                                cc_log_warn("serial: skipping a frame of %u bytes (maximum %u)",
+                                            h.length, CC_TTRPC_MAX_DATA);
+                                f->drop = true;
+                        }
                         if (f->body_left == 0)
                                 f->hdr_have = 0;
                         continue;
                 }
                 size_t k = CC_MIN(n, f->body_left);
-                if (r->local >= 0 && write_all(r->local, p, k) < 0)
-                        return -EPIPE;
+                session_write(r, p, k);
                 f->body_left -= k;
                 p += k;
                 n -= k;
-                if (f->body_left == 0)
+                if (f->body_left == 0) {
                         f->hdr_have = 0;
+                        f->drop = false;
+                }
         }
         return 0;
 }
@@ -251,10 +293,18 @@ static bool relay_flush(struct agent_relay *r)
         return true;
 }
 
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void *serial_main(void *arg)
 {
         struct agent_relay r = {.add_conn = add_conn, .ctx = arg, .port = -1, .local = -1};
         bool logged = false;
+        int64_t last_in_ns = now_ns();
         char path[300];
         for (;;) {
                 if (r.port < 0) {
@@ -287,17 +337,28 @@ static void *serial_main(void *arg)
                 }
                 struct pollfd p[2] = {
                         {.fd = r.port, .events = POLLIN | (r.out_ready ? POLLOUT : 0)},
-                        {.fd = r.local, .events = r.out_ready ? 0 : POLLIN},
+                        /* Not polled while a frame waits to be written (a hangup would spin). */
+                        {.fd = r.out_ready ? -1 : r.local, .events = POLLIN},
                 };
-                if (poll(p, 2, -1) < 0)
+                /* In the middle of a frame, wake up to notice a stall (see relay-internal.h). */
+                bool mid_frame = r.in.hdr_have || r.in.body_left;
+                if (poll(p, 2, mid_frame ? AGENT_RELAY_STALL_MS : -1) < 0)
                         continue;
+                int64_t idle_ms = (now_ns() - last_in_ns) / 1000000;
+                if (mid_frame && !(p[0].revents & POLLIN) && idle_ms >= AGENT_RELAY_STALL_MS) {
+                        r.in.stalled = true;
+                        if (idle_ms >= AGENT_RELAY_FRAME_IDLE_MS)
+                                agent__relay_drop_frame(&r, "frame stalled");
+                }
                 bool gone = false;
                 if (p[0].revents & POLLIN) {
                         uint8_t buf[65536];
                         ssize_t n = read(r.port, buf, sizeof(buf));
                         gone = n == 0;
+                        if (n > 0)
+                                last_in_ns = now_ns();
                         if (n > 0 && agent__relay_in(&r, buf, (size_t)n) < 0) {
-                                agent__relay_session_end(&r, "server closed");
+                                agent__relay_drop_frame(&r, "no session");
                                 continue;
                         }
                 } else if (p[0].revents & (POLLHUP | POLLERR)) {
@@ -309,13 +370,15 @@ static void *serial_main(void *arg)
                          * session by itself (the stream-id rule in relay_in() does that). A
                          * frame cut short can never be completed, though: drop it. */
                         if (r.in.hdr_have || r.in.body_left)
-                                agent__relay_session_end(&r, "host left mid-frame");
+                                agent__relay_drop_frame(&r, "host left mid-frame");
                         wait_host(r.port);
                         continue;
                 }
                 if (r.out_ready && (p[0].revents & POLLOUT))
                         (void)relay_flush(&r);
-                if (p[1].revents & (POLLIN | POLLHUP)) {
+                /* A frame collected waits until it is written: reading on (to the hangup of
+                 * a server that answered and closed) would discard it. */
+                if (!r.out_ready && (p[1].revents & (POLLIN | POLLHUP))) {
                         if (relay_collect(&r) < 0)
                                 agent__relay_session_end(&r, "server closed the connection");
                 }

@@ -24,7 +24,9 @@ int agent_validate_id(const char *id, const char *what, struct cc_error **err)
                           (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
                 if (!ok)
                         return cc_error_set(err, EINVAL,
-                                            "%s contains a character outside [A-Za-z0-9_.-]", what);
+                                            "%s has byte 0x%02x at offset %zu, outside "
+                                            "[A-Za-z0-9_.-]",
+                                            what, (unsigned char)c, i);
         }
         return 0;
 }

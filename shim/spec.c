@@ -560,6 +560,43 @@ static int b64_decode(const char *in, unsigned char **ret, size_t *ret_len)
  *    carrying `io.katacontainers.volume=<base64 JSON>` with volume_type "image_guest_pull";
  *  - any mount with that option (our snapshotter emits the same volume option).
  */
+/* The digest containerd resolved the image to: the CRI snapshot label the snapshotter copies
+ * into image_pull.metadata. NULL when absent or not a sha256 digest. */
+static const char *manifest_digest(struct json_object *vol)
+{
+        struct json_object *pull = member(vol, "image_pull", json_type_object);
+        const char *d = json_object_get_string(
+                member(member(pull, "metadata", json_type_object),
+                       "containerd.io/snapshot/cri.manifest-digest", json_type_string));
+        if (!d || strlen(d) != 71 || strncmp(d, "sha256:", 7) != 0 ||
+            strspn(d + 7, "0123456789abcdef") != 64)
+                return NULL;
+        return d;
+}
+
+/*
+ * The reference the guest pulls: `src` pinned to the digest containerd resolved, so that the
+ * guest runs the image CRI reports even if the registry moves the tag in between (the image
+ * library fetches manifests/<digest> and checks the bytes against it). A reference that names
+ * another digest already is a contradiction, refused naming both.
+ */
+static int pin_digest(const char *src, const char *digest, char **ret, struct cc_error **err)
+{
+        const char *at = strchr(src, '@');
+        if (!digest)
+                *ret = strdup(src);
+        else if (at && strcmp(at + 1, digest) != 0)
+                return cc_error_set(err, EINVAL,
+                                    "rootfs volume: image %s names digest %s, but containerd "
+                                    "resolved it to %s",
+                                    src, at + 1, digest);
+        else if (at)
+                *ret = strdup(src);
+        else if (asprintf(ret, "%s@%s", src, digest) < 0)
+                *ret = NULL;
+        return *ret ? 0 : -ENOMEM;
+}
+
 int shim_rootfs_classify(const struct shim_mount *m, size_t n, enum shim_rootfs_kind *ret,
                          char **ret_image, struct cc_error **err)
 {
@@ -597,8 +634,8 @@ int shim_rootfs_classify(const struct shim_mount *m, size_t n, enum shim_rootfs_
                         const char *src = NULL;
                         if (cc_json_get_string(vol, "source", &src, NULL) == 0 &&
                             !cc_isempty(src) && strcmp(src, "dummy-image-reference") != 0 &&
-                            !(*ret_image = strdup(src)))
-                                return -ENOMEM;
+                            (r = pin_digest(src, manifest_digest(vol), ret_image, err)) < 0)
+                                return r;
                         *ret = SHIM_ROOTFS_GUEST_PULL;
                         return 0;
                 }

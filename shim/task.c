@@ -496,7 +496,11 @@ static int create_guest_container(struct shim *s, const Containerd__Task__V2__Cr
         if (asprintf(&guest_root, "%s/%s/rootfs", SHIM_GUEST_CONTAINERS_DIR, cid) < 0)
                 return -ENOMEM;
         if (kind == SHIM_ROOTFS_GUEST_PULL) {
-                const char *name = !cc_isempty(image_anno) ? image_anno : image;
+                /* The volume's reference when it is pinned to the digest containerd resolved
+                 * (shim_rootfs_classify), else the CRI annotation's name. */
+                const char *name = image && strchr(image, '@') ? image
+                                   : !cc_isempty(image_anno)   ? image_anno
+                                                               : image;
                 if (cc_isempty(name))
                         return cc_error_set(err, EINVAL,
                                             "container %s: the guest-pull rootfs names no image "

@@ -21,6 +21,8 @@ pkgs=(
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
         python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
+        # cc-genpolicy (tools/): Kubernetes pod YAML
+        python3-yaml
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
 )

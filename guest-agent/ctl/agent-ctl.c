@@ -39,9 +39,11 @@ struct opts {
         const char *addr, *id, *exec_id, *rootfs, *cwd, *hostname, *user, *data, *src, *dst;
         const char *guest_pull; /* --guest-pull IMAGE: an image_guest_pull Storage */
         const char *envs[MAX_LIST], *caps[MAX_LIST], *rlimits[MAX_LIST], *seccomp_errno[MAX_LIST],
-                *mounts[MAX_LIST], *annotations[MAX_LIST];
-        size_t n_env, n_caps, n_rlimits, n_seccomp, n_mounts, n_annotations;
+                *mounts[MAX_LIST], *annotations[MAX_LIST], *sysctls[MAX_LIST];
+        size_t n_env, n_caps, n_rlimits, n_seccomp, n_mounts, n_annotations, n_sysctls;
         bool tty, readonly, no_pidns, sandbox, caps_set, no_new_privs;
+        /* Hostile-host tests: no masked/read-only paths, sysfs read-write, no ipc/uts ns. */
+        bool no_masked, rw_sys, no_ipcns;
         int64_t memory, pids;
         unsigned signal, timeout, rows, cols, wait_s, mode;
         char **args;
@@ -194,7 +196,9 @@ static Grpc__Spec *spec_new(const struct opts *o)
                 mount_new("/dev/shm", "shm", "tmpfs", "nosuid,noexec,nodev,mode=1777,size=65536k");
         s->mounts[s->n_mounts++] =
                 mount_new("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev");
-        s->mounts[s->n_mounts++] = mount_new("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro");
+        s->mounts[s->n_mounts++] =
+                mount_new("/sys", "sysfs", "sysfs",
+                          o->rw_sys ? "nosuid,noexec,nodev" : "nosuid,noexec,nodev,ro");
         for (size_t i = 0; i < o->n_mounts; i++) {
                 char dst[256], src[512], type[32], mo[256] = "";
                 if (sscanf(o->mounts[i], "%255[^:]:%511[^:]:%31[^:]:%255s", dst, src, type, mo) <
@@ -226,7 +230,8 @@ static Grpc__Spec *spec_new(const struct opts *o)
         static const char *const ns[] = {"mount", "uts", "ipc", "pid"};
         l->namespaces = calloc(4, sizeof(*l->namespaces));
         for (size_t i = 0; i < 4; i++) {
-                if (o->no_pidns && strcmp(ns[i], "pid") == 0)
+                if ((o->no_pidns && strcmp(ns[i], "pid") == 0) ||
+                    (o->no_ipcns && strcmp(ns[i], "ipc") == 0))
                         continue;
                 Grpc__LinuxNamespace *n = calloc(1, sizeof(*n));
                 grpc__linux_namespace__init(n);
@@ -237,10 +242,25 @@ static Grpc__Spec *spec_new(const struct opts *o)
                                              "/proc/timer_list", "/sys/firmware"};
         static const char *const ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                          "/proc/sysrq-trigger"};
-        l->maskedpaths = strv(masked, 5);
-        l->n_maskedpaths = 5;
-        l->readonlypaths = strv(ro, 5);
-        l->n_readonlypaths = 5;
+        if (!o->no_masked) {
+                l->maskedpaths = strv(masked, 5);
+                l->n_maskedpaths = 5;
+                l->readonlypaths = strv(ro, 5);
+                l->n_readonlypaths = 5;
+        }
+        if (o->n_sysctls) {
+                l->sysctl = calloc(o->n_sysctls, sizeof(*l->sysctl));
+                for (size_t i = 0; i < o->n_sysctls; i++) {
+                        Grpc__Linux__SysctlEntry *e = calloc(1, sizeof(*e));
+                        grpc__linux__sysctl_entry__init(e);
+                        char *kv = strdup(o->sysctls[i]), *eq = strchr(kv, '=');
+                        if (eq)
+                                *eq++ = '\0';
+                        e->key = kv;
+                        e->value = strdup(eq ? eq : "");
+                        l->sysctl[l->n_sysctl++] = e;
+                }
+        }
         if (o->memory || o->pids) {
                 l->resources = calloc(1, sizeof(*l->resources));
                 grpc__linux_resources__init(l->resources);
@@ -650,6 +670,29 @@ static int run(const char *cmd, struct opts *o)
                 printf("%s\n", resp->container_id);
                 return 0;
         }
+        if (strcmp(cmd, "set-time") == 0) {
+                Grpc__SetGuestDateTimeRequest req = GRPC__SET_GUEST_DATE_TIME_REQUEST__INIT;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                req.sec = ts.tv_sec;
+                call(AGENT, "SetGuestDateTime", &req.base, NULL, NULL, 0, true);
+                return 0;
+        }
+        if (strcmp(cmd, "set-policy") == 0) {
+                /* --src FILE: the agent's JSON policy. */
+                Grpc__SetPolicyRequest req = GRPC__SET_POLICY_REQUEST__INIT;
+                _cleanup_fclose_ FILE *f = o->src ? fopen(o->src, "re") : NULL;
+                static char text[1 << 20];
+                size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+                if (!f) {
+                        perror(o->src ? o->src : "--src");
+                        return 1;
+                }
+                text[n] = '\0';
+                req.policy = text;
+                call(AGENT, "SetPolicy", &req.base, NULL, NULL, 0, true);
+                return 0;
+        }
         if (strcmp(cmd, "copy-file") == 0) {
                 /* Sends --src in 1 MiB chunks (CopyFile carries an offset), or creates a
                  * directory when --mode has the directory type bits. */
@@ -901,6 +944,18 @@ static int parse_opt(int c, struct opts *op)
         case 'G':
                 op->guest_pull = optarg;
                 break;
+        case 'K':
+                op->no_masked = true;
+                break;
+        case 'Y':
+                op->rw_sys = true;
+                break;
+        case 'I':
+                op->no_ipcns = true;
+                break;
+        case 'Z':
+                PUSH(op->sysctls, op->n_sysctls);
+                break;
         default:
                 return -1;
         }
@@ -942,6 +997,10 @@ int main(int argc, char **argv)
                 {"dst", required_argument, NULL, 'O'},
                 {"mode", required_argument, NULL, 'o'},
                 {"guest-pull", required_argument, NULL, 'G'},
+                {"no-masked", no_argument, NULL, 'K'},
+                {"rw-sys", no_argument, NULL, 'Y'},
+                {"no-ipcns", no_argument, NULL, 'I'},
+                {"sysctl", required_argument, NULL, 'Z'},
                 {0},
         };
         if (argc < 2) {

@@ -23,6 +23,7 @@
 
 #include "cc/log.h"
 #include "cc/ttrpc.h"
+
 #include "google/rpc/status.pb-c.h"
 #include "ttrpc-internal.h"
 
@@ -246,11 +247,11 @@ static int conn_send(struct conn *c, bool deferred, const uint8_t *buf, size_t l
         return c->out_len >= OUT_FLUSH_SIZE ? conn_flush(c) : 0;
 }
 
-static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code,
-                       const char *fmt, ...) _printf_(5, 6);
+static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code, const char *fmt,
+                       ...) _printf_(5, 6);
 
-static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code,
-                       const char *fmt, ...)
+static int send_status(struct conn *c, bool deferred, uint32_t stream_id, int code, const char *fmt,
+                       ...)
 {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -295,8 +296,8 @@ static int send_payload(struct conn *c, bool deferred, uint32_t stream_id,
         _cleanup_free_ uint8_t *frame = malloc(CC_TTRPC_HEADER_SIZE + dlen);
         if (!frame)
                 return -ENOMEM;
-        struct cc_ttrpc_header h = {.length = (uint32_t)dlen, .stream_id = stream_id,
-                                    .type = CC_TTRPC_RESPONSE};
+        struct cc_ttrpc_header h = {
+                .length = (uint32_t)dlen, .stream_id = stream_id, .type = CC_TTRPC_RESPONSE};
         cc_ttrpc_header_encode(&h, frame);
         if (plen) {
                 frame[CC_TTRPC_HEADER_SIZE] = 0x12; /* field 2 (payload), length-delimited */
@@ -317,12 +318,19 @@ static void answer_call(struct cc_ttrpc_call *call)
                             "context deadline exceeded before %s ran", m->name);
                 return;
         }
+        char field[128];
+        if (c->srv->opts.reject_nul_strings &&
+            cc_pb_find_nul_string(m->request, call->req->payload.data, call->req->payload.len,
+                                  field, sizeof(field)) > 0) {
+                send_status(c, call->on_reader, call->stream_id, CC_GRPC_INVALID_ARGUMENT,
+                            "%s: field '%s' contains a NUL byte", m->name, field);
+                return;
+        }
         ProtobufCMessage *req = protobuf_c_message_unpack(m->request, NULL, call->req->payload.len,
                                                           call->req->payload.data);
         if (!req) {
                 send_status(c, call->on_reader, call->stream_id, CC_GRPC_INTERNAL,
-                            "ttrpc: error unmarshalling payload: not a valid %s",
-                            m->request->name);
+                            "ttrpc: error unmarshalling payload: not a valid %s", m->request->name);
                 return;
         }
         ProtobufCMessage *resp = NULL;
@@ -479,9 +487,9 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
 
         void *userdata = NULL;
         bool service_found;
-        const struct cc_ttrpc_method *m = lookup(srv, req->service ? req->service : "",
-                                                 req->method ? req->method : "", &userdata,
-                                                 &service_found);
+        const struct cc_ttrpc_method *m =
+                lookup(srv, req->service ? req->service : "", req->method ? req->method : "",
+                       &userdata, &service_found);
         if (!m) {
                 if (service_found)
                         send_status(c, true, h->stream_id, CC_GRPC_UNIMPLEMENTED, "method %s",
@@ -514,8 +522,7 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
         if (m->flags & CC_TTRPC_METHOD_INLINE) {
                 call->on_reader = true;
                 run_call(call);
-        }
-        else
+        } else
                 enqueue(srv, call);
         return 0;
 }
@@ -536,8 +543,8 @@ static void *conn_main(void *arg)
                                     "exceeds the maximum message size of %u",
                                     h.length, h.stream_id, CC_TTRPC_MAX_DATA);
                         send_status(c, true, h.stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
-                                    "message length %u exceed maximum message size of %u",
-                                    h.length, CC_TTRPC_MAX_DATA);
+                                    "message length %u exceed maximum message size of %u", h.length,
+                                    CC_TTRPC_MAX_DATA);
                         break;
                 }
                 if (r == -EPROTO) {

@@ -214,6 +214,20 @@ ctl copy-file --src "$tmp/src" --dst "$containers/c1-copy/hosts" && [ "$(cat "$c
         ok "CopyFile into the containers area" || fail "CopyFile"
 expect_match "CopyFile outside" "$(ctl copy-file --src "$tmp/src" --dst /etc/evil 2>&1)" "PermissionDenied"
 [ ! -e /etc/evil ] || { rm -f /etc/evil; fail "CopyFile wrote /etc/evil"; }
+# A guest-pulled image (an upper next to its rootfs) is the guest's: no CopyFile into its rootfs,
+# its upper or its work directory; nor outside a shared-files area (<id>-*).
+mkdir -p "$containers/pulled/upper" "$containers/pulled/rootfs/etc"
+expect_match "CopyFile into a pulled rootfs" \
+        "$(ctl copy-file --src "$tmp/src" --dst "$containers/pulled/rootfs/etc/x" 2>&1)" \
+        "PermissionDenied: CopyFile into the rootfs of pulled refused: its image was pulled in the guest"
+expect_match "CopyFile into an upper" \
+        "$(ctl copy-file --src "$tmp/src" --dst "$containers/pulled/upper/etc/x" 2>&1)" \
+        "PermissionDenied: CopyFile into 'pulled/upper' refused"
+expect_match "CopyFile outside a shared-files area" \
+        "$(ctl copy-file --src "$tmp/src" --dst "$containers/c1/notes" 2>&1)" "PermissionDenied"
+[ ! -e "$containers/pulled/rootfs/etc/x" ] && [ ! -e "$containers/pulled/upper/etc" ] &&
+        [ ! -e "$containers/c1/notes" ] && ok "nothing written by the refused CopyFiles" ||
+        fail "a refused CopyFile wrote"
 expect_match "unknown container" "$(ctl start --id nope 2>&1)" "NotFound"
 expect_eq "agent still serving after errors" "$(ctl check)" "SERVING"
 

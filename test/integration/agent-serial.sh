@@ -3,7 +3,9 @@
 # agent.channel.0 port (no connection boundaries, like the real port), and a raw ttrpc client
 # written here speaks to it. Checks: a client is served; a second client that starts over at
 # stream id 1 on the same byte stream, without any disconnect the agent could see, gets its own
-# answers (the agent starts a new session); a pipelined burst of requests is answered in full.
+# answers (the agent starts a new session); a pipelined burst of requests is answered in full;
+# an oversized frame is answered on its own stream id only (its payload is skipped, not read as
+# frames); a client that leaves mid-frame does not hold up the next one.
 set -u
 BUILD=${BUILD:-build}
 command -v python3 >/dev/null || { echo "needs python3"; exit 77; }
@@ -92,12 +94,62 @@ try:
     check("unknown method -> error status, new session", s == 1 and t == 2 and b"NoSuchMethod" in body)
     os.write(master, request(3, "grpc.Health", "Check"))
     check("still serving", response(master)[0] == 3)
+
+    # A container id with a NUL byte ("c1\0x" would decode to "c1"): InvalidArgument (3),
+    # naming the field.
+    os.write(master, request(5, "grpc.AgentService", "CreateContainer", field(1, b"c1\x00x")))
+    s, t, body = response(master)
+    check("container id with a NUL -> InvalidArgument naming the field",
+          s == 5 and b"\x08\x03" in body and b"field 'container_id' contains a NUL byte" in body)
+    os.write(master, request(7, "grpc.AgentService", "SignalProcess",
+                             field(1, b"c1") + field(2, b"e\x001")))
+    s, t, body = response(master)
+    check("exec id with a NUL -> InvalidArgument", s == 7 and b"field 'exec_id'" in body)
+
+    def write_all(data):
+        while data:
+            data = data[os.write(master, data):]
+
+    def quiet(seconds):
+        r, _, _ = select.select([master], [], [], seconds)
+        return not r
+
+    # An oversized frame (5 MiB, above the 4 MiB limit) whose payload is made of what look like
+    # requests: the answer is ResourceExhausted on the header's stream id, and nothing is
+    # answered on a stream id taken from the payload.
+    fake = request(7, "grpc.Health", "Check") + request(1, "grpc.Health", "Check")
+    payload = (fake * (5 * 1024 * 1024 // len(fake) + 1))[: 5 * 1024 * 1024]
+    write_all(struct.pack(">IIBB", len(payload), 5, 1, 0) + payload)
+    s, t, body = response(master)
+    check("oversized frame -> ResourceExhausted (8) on its own stream id",
+          s == 5 and t == 2 and b"\x08\x08" in body and b"exceed maximum" in body)
+    check("nothing answered from the oversized frame's payload", quiet(1.0))
+    os.write(master, request(1, "grpc.Health", "Version"))
+    s, t, body = response(master)
+    check("next client served after the oversized frame", s == 1 and b"0.1.0" in body)
+
+    # A client that leaves in the middle of a frame, with no hangup the agent can see (a pty
+    # has none): the next client's request, after a pause, is a new client's, not the rest of
+    # that frame.
+    os.write(master, request(1, "grpc.Health", "Check")[:15])
+    time.sleep(0.3)
+    os.write(master, request(1, "grpc.Health", "Version"))
+    s, t, body = response(master)
+    check("client after a half-written frame served", s == 1 and b"0.1.0" in body)
+    # The same with a longer silence: the half frame is dropped when it stalls.
+    os.write(master, request(1, "grpc.Health", "Check")[:4])
+    time.sleep(1.5)
+    os.write(master, request(1, "grpc.Health", "Check"))
+    s, t, body = response(master)
+    check("client after a stalled half header served", s == 1 and serving in body)
 finally:
     agent.terminate()
     agent.wait(timeout=10)
     os.close(master)
 log = open(f"{tmp}/agent.log").read()
 check("agent saw the new clients", log.count("session ends (new client)") >= 2)
+check("agent saw the stalled frames", "new client after a stalled frame" in log
+      and "frame stalled" in log)
 if fails:
     print(log[-3000:])
     sys.exit(1)

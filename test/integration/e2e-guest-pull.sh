@@ -5,13 +5,14 @@
 #      containerd config.toml (CNI, registry mirror, sandbox image), and containerd 1.6 runs the
 #      merged file; cc-snapshotter is the one the installer started, with its installed config;
 #   1. CRI PullImage through cc-snapshotter (policy guest) fetches only the manifest and config
-#      on the host;
+#      on the host; then the registry moves the tag to another image B (issue 18);
 #   2. RunPodSandbox (handler kata, host rootfs refused: allow_host_rootfs = false),
 #      CreateContainer, StartContainer: the container runs, its rootfs pulled by the agent from
 #      the registry through the pod's network (the registry listens on the CNI bridge's gateway,
 #      so one image reference serves the host and the guest; its access log shows the layer
 #      blobs fetched from the pod's IP); it prints the image's file and the 4 MiB layer's
-#      checksum, equal to the host's; ExecSync; a second container on the same image in the
+#      checksum, equal to the host's; ExecSync shows image A's marker, never B's (the guest
+#      fetched the manifest by the digest containerd resolved); a second container on the same image in the
 #      same VM exits 3 and ContainerStatus reports it;
 #   3. the node check after the pod ran: CRI ListImages shows the image, containerd's content
 #      store holds no layer blob of it, the snapshotter's root holds no layer data, nothing
@@ -36,6 +37,13 @@ echo "$MARK" >"$b/rootfs/marker.txt"
 umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
 BIG_MD5=$(md5sum "$b/rootfs/big.bin" | cut -d' ' -f1)
 rm -rf "$b"
+# Image B: A with another marker, pushed under A's tag after CRI has pulled A (issue 18: the
+# registry moves the tag between PullImage and StartContainer).
+cp -a "$CC_TMP/app" "$CC_TMP/appB"
+umoci unpack --image "$CC_TMP/appB:latest" "$b" >/dev/null
+echo "tag-moved-to-image-B" >"$b/rootfs/marker.txt"
+umoci repack --image "$CC_TMP/appB:latest" "$b" >/dev/null
+rm -rf "$b"
 snap_push "$CC_TMP/app:latest" cc/app:1
 e2e_pause_image pause:1
 IMAGE=$REG/cc/app:1
@@ -48,6 +56,11 @@ ref=$(cri pull "$IMAGE" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage $IMAGE -> ${ref:0:19} (through cc-snapshotter)" ;; *) cc_fail "PullImage: '$ref'" ;; esac
 out=$(e2e_node_check "$IMAGE") && ok "after PullImage the host holds no layer:" || fail "after PullImage:"
 echo "$out"
+digest_a=$(skopeo inspect --tls-verify=false "docker://$IMAGE" | jget '["Digest"]')
+snap_push "$CC_TMP/appB:latest" cc/app:1
+digest_b=$(skopeo inspect --tls-verify=false "docker://$IMAGE" | jget '["Digest"]')
+[ "$digest_a" != "$digest_b" ] && ok "the registry moved $IMAGE from ${digest_a:0:19} (pulled by CRI) to ${digest_b:0:19}" ||
+        fail "the tag did not move: $digest_a"
 
 # --- 2. the pod: the container's rootfs pulled in the guest ---------------------------------------
 e2e_runp gp-pod
@@ -76,7 +89,7 @@ grep -q "stdout F md5 $BIG_MD5 " "$LOG" && ok "CRI log: the 4 MiB layer's md5 in
 out=$(cri exec-sync "$C1" /bin/sh -c 'echo $(busybox cat /sys/class/dmi/id/sys_vendor) $(busybox uname -r)')
 [[ "$out" == QEMU* ]] && ok "ExecSync: the container runs on the VM's kernel ($out; host: $(uname -r))" || fail "exec: '$out'"
 out=$(cri exec-sync "$C1" /bin/sh -c 'cat /marker.txt')
-[ "$out" = "$MARK" ] && ok "ExecSync: the marker file is in the guest's rootfs" || fail "exec: '$out'"
+[ "$out" = "$MARK" ] && ok "ExecSync: the marker file is in the guest's rootfs: image A, the one CRI pulled, not B the tag now names" || fail "exec: '$out'"
 # A second container in the same VM, on the same guest-pulled image, exits 3: ContainerStatus
 # reports the code, its log has its output.
 C2=$(e2e_create "$POD" gp-pod c2 "$IMAGE" '["/bin/sh", "-c", "echo c2 sees $(cat /hello.txt); exit 3"]')
@@ -90,7 +103,7 @@ grep -q "stdout F c2 sees hello from layer 2" "$CC_TMP/logs/gp-pod/c2.log" && ok
 [ "$(qemus | wc -l)" -eq 1 ] && ok "two containers, one VM" || fail "VMs: $(qemus | wc -l)"
 # Who fetched the layers: the registry's access log. The host fetched manifest and config; the
 # big layer's blob was fetched by the guest, through the pod's interface.
-big=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" |
+big=$(skopeo inspect --raw --tls-verify=false "docker://${IMAGE%:*}@$digest_a" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')
 # (The access log is in Apache's combined format: the client's address first.)
 fetchers=$(grep -F "\"GET /v2/cc/app/blobs/$big " "$CC_TMP/registry.log" | awk '{print $1}' | sort -u | tr '\n' ' ')
@@ -98,6 +111,13 @@ fetchers=$(grep -F "\"GET /v2/cc/app/blobs/$big " "$CC_TMP/registry.log" | awk '
         fail "big layer fetched by: '$fetchers' ($(grep -F "$big" "$CC_TMP/registry.log" | tail -3))"
 [[ " $fetchers" == *" $pod_ip "* ]] && ok "... from the pod's own IP: the guest's traffic left through the pod's interface" ||
         echo "note: fetched from $fetchers, not the pod IP (user-mode network?)"
+# Pull by digest (issue 18): the guest fetched the manifest by the digest containerd resolved
+# (the shim pins the reference to it), not by the tag a registry could move in between.
+mdig=sha256:$(skopeo inspect --raw --tls-verify=false "docker://${IMAGE%:*}@$digest_a" | sha256sum | cut -d' ' -f1)
+by_digest=$(grep -F "\"GET /v2/cc/app/manifests/$mdig " "$CC_TMP/registry.log" | awk '{print $1}' |
+        grep -vx '127.0.0.1' | sort -u | tr '\n' ' ')
+[[ " $by_digest" == *" $pod_ip "* ]] && ok "the guest (pod IP $pod_ip) pulled the manifest by the resolved digest $mdig" ||
+        fail "no guest GET of manifests/$mdig: $(grep -F 'manifests/' "$CC_TMP/registry.log" | tail -4)"
 
 # --- 3. the node check after the pod ran ------------------------------------------------------------
 imgs=$(cri images)

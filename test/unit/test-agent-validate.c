@@ -24,6 +24,10 @@ static void test_ids(void **state)
                 assert_int_equal(agent_validate_id(bad[i], "container id", &err), -EINVAL);
                 assert_int_equal(cc_error_grpc_code(err), CC_GRPC_INVALID_ARGUMENT);
         }
+        /* The message names the field and the byte. */
+        assert_int_equal(agent_validate_id("c1\x7fx", "exec_id", &err), -EINVAL);
+        assert_string_equal(cc_error_message(err),
+                            "exec_id has byte 0x7f at offset 2, outside [A-Za-z0-9_.-]");
         assert_int_equal(agent_validate_id(NULL, "id", &err), -EINVAL);
         char longid[AGENT_ID_MAX + 2];
         memset(longid, 'a', sizeof(longid) - 1);

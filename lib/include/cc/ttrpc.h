@@ -18,17 +18,16 @@
  * reading (no extra reader thread, no hand-off on the fast path).
  */
 
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <protobuf-c/protobuf-c.h>
-
 #include "cc/error.h"
 
 #define CC_TTRPC_HEADER_SIZE 10
-#define CC_TTRPC_MAX_DATA (4u << 20) /* 4194304, the Go implementation's limit */
+#define CC_TTRPC_MAX_DATA    (4u << 20) /* 4194304, the Go implementation's limit */
 
 enum cc_ttrpc_type {
         CC_TTRPC_REQUEST = 1,
@@ -90,10 +89,12 @@ struct cc_ttrpc_server_options {
          * reopens its virtio-serial port. */
         void (*on_conn_closed)(void *userdata, int reason);
         void *userdata;
+        /* Refuse (InvalidArgument, naming the field) a request whose payload has a string
+         * field with a NUL byte: decoded, "c1\0x" would silently become "c1". */
+        bool reject_nul_strings;
 };
 
-int cc_ttrpc_server_new(const struct cc_ttrpc_server_options *opts,
-                        struct cc_ttrpc_server **ret);
+int cc_ttrpc_server_new(const struct cc_ttrpc_server_options *opts, struct cc_ttrpc_server **ret);
 /* Registers a service; `userdata` is passed to its handlers. The table must outlive the server. */
 int cc_ttrpc_server_register(struct cc_ttrpc_server *s, const struct cc_ttrpc_service *svc,
                              void *userdata);
@@ -108,6 +109,14 @@ void cc_ttrpc_server_shutdown(struct cc_ttrpc_server *s);
 void cc_ttrpc_server_free(struct cc_ttrpc_server *s);
 /* Number of currently open connections (for tests and idle checks). */
 unsigned cc_ttrpc_server_n_conns(struct cc_ttrpc_server *s);
+
+/*
+ * Walks protobuf wire bytes of a `desc` message (nested messages too) for a string field that
+ * holds a NUL byte. Returns 1 and writes the field's dotted path ("oci.process.args") to
+ * `path` when one does, 0 otherwise (malformed bytes are left to the decoder to refuse).
+ */
+int cc_pb_find_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                          char *path, size_t path_size);
 
 /* Per-call helpers for handlers. Memory is zeroed and freed when the call ends. */
 void *cc_ttrpc_call_alloc(struct cc_ttrpc_call *call, size_t size);
@@ -130,8 +139,8 @@ struct cc_ttrpc_kv {
 };
 
 struct cc_ttrpc_call_opts {
-        int64_t timeout_ns;            /* 0: no deadline */
-        const struct cc_ttrpc_kv *md;  /* metadata pairs sent with the request */
+        int64_t timeout_ns;           /* 0: no deadline */
+        const struct cc_ttrpc_kv *md; /* metadata pairs sent with the request */
         size_t n_md;
 };
 
