@@ -12,12 +12,16 @@ pkgs=(
         # libraries
         libjson-c-dev libseccomp-dev libcap-dev libvirt-dev libnghttp2-dev libcurl4-openssl-dev
         libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev libisal-dev
+        # image signature verification: registries.d YAML, compressed OpenPGP messages
+        libyaml-dev zlib1g-dev libbz2-dev
         # unit tests
         libcmocka-dev
         # the guest image: the CA bundle the guest's registry client trusts by default
         ca-certificates
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
+        # signing test images (skopeo --sign-by uses gpg through gpgme)
+        gnupg
         python3-grpcio python3-protobuf busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
