@@ -28,5 +28,6 @@ $(BUILD)/cc-image-pull: $(BUILD)/guest-agent/image/cc-image-pull.o $(LIBIMG) $(L
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
 INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.sh \
-	test/integration/img-encrypted.sh test/integration/img-faults.sh
+	test/integration/img-encrypted.sh test/integration/img-faults.sh \
+	test/integration/img-signatures.sh
 INTEGRATION_TESTS += test/integration/agent-pull.sh
