@@ -987,6 +987,62 @@ static void test_registries_d(void **state)
                                "a43f1c21b07e71df4b4f53035/signature-2");
 }
 
+/* The lookaside as a file:// store: signature-1, -2, ... up to the first missing one. */
+static void test_lookaside_file(void **state)
+{
+        char dir[] = "/tmp/test-img-lookaside.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *yaml = NULL, *sigdir = NULL, *cmd = NULL;
+        assert_true(asprintf(&yaml, "docker:\n  127.0.0.1:5000:\n    lookaside: file://%s\n",
+                             dir) > 0);
+        assert_true(asprintf(&sigdir, "%s/test/app@sha256=%s", dir, KAT1_DIGEST + 7) > 0);
+        assert_true(asprintf(&cmd, "mkdir -p '%s'", sigdir) > 0);
+        assert_int_equal(system(cmd), 0);
+        _cleanup_(img__regsd_freep) struct img_regsd *rd = NULL;
+        assert_int_equal(img__regsd_load(NULL, &rd, NULL), 0);
+        assert_int_equal(img__regsd_add(rd, "t.yaml", (const uint8_t *)yaml, strlen(yaml), NULL),
+                         0);
+        struct img_sigsrc_ctx ctx = {.rd = rd, .ref = APP};
+        struct img_sig_source src;
+        img__sig_source_init(&src, &ctx);
+        struct img_sig_blob *b = NULL;
+        size_t n = 9;
+        char path[512];
+        /* Only signature-2: a gap at 1 ends the list before it. */
+        snprintf(path, sizeof(path), "%s/signature-2", sigdir);
+        FILE *f = fopen(path, "w");
+        fputs("two", f);
+        fclose(f);
+        assert_int_equal(src.simple(src.data, KAT1_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        img__sig_blobs_free(b, n);
+        snprintf(path, sizeof(path), "%s/signature-1", sigdir);
+        f = fopen(path, "w");
+        fputs("one", f);
+        fclose(f);
+        assert_int_equal(src.simple(src.data, KAT1_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(b[1].name, "signature-2");
+        assert_memory_equal(b[1].data, "two", 3);
+        img__sig_blobs_free(b, n);
+        /* More than 128: an error, not a longer list. */
+        for (int i = 3; i <= 129; i++) {
+                snprintf(path, sizeof(path), "%s/signature-%d", sigdir, i);
+                f = fopen(path, "w");
+                fclose(f);
+        }
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(src.simple(src.data, KAT1_DIGEST, &b, &n, &err), -E2BIG);
+        assert_non_null(strstr(cc_error_message(err), "unreasonable"));
+        /* No registry: no sigstore attachments. */
+        struct img_sigstore_sig *ss = NULL;
+        assert_int_equal(src.sigstore(src.data, KAT1_DIGEST, &ss, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        free(cmd);
+        assert_true(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1004,6 +1060,7 @@ int main(void)
                 cmocka_unit_test(test_sigstore_verify),
                 cmocka_unit_test(test_sigstore_manifest),
                 cmocka_unit_test(test_registries_d),
+                cmocka_unit_test(test_lookaside_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
