@@ -285,5 +285,7 @@ int main(int argc, char **argv)
                "inflate %.3f extract %.3f\n",
                (double)p->ns.network / 1e9, (double)p->ns.digest / 1e9, (double)p->ns.decrypt / 1e9,
                (double)p->ns.inflate / 1e9, (double)p->ns.extract / 1e9);
+        if (o.policy_file)
+                printf("signature check: %.3f ms\n", (double)p->ns.verify / 1e6);
         return 0;
 }

@@ -118,6 +118,7 @@ struct img_pulled {
          * rest (tar parsing and file system writes). */
         struct {
                 uint64_t network, digest, decrypt, inflate, extract;
+                uint64_t verify; /* signature policy check (0 without a policy) */
         } ns;
 };
 

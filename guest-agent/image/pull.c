@@ -219,8 +219,10 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                            mdigest, err);
         if (r < 0)
                 return r;
+        uint64_t t_verify = img__now_ns();
         if ((r = signature_check(sc, reg, mdigest, err)) < 0)
                 return r;
+        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
         /* Indexes may nest (OCI allows it); follow at most a few levels. */
         for (int depth = 0; m->is_index; depth++) {
                 const struct img_descriptor *d;
@@ -353,6 +355,7 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         free(pool.rcs);
         if (r < 0)
                 return r;
+        p->ns.verify = t_verify;
         p->config_json = TAKE_PTR(cbuf);
         p->config_json_len = clen;
         *ret = TAKE_PTR(p);

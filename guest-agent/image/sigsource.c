@@ -430,9 +430,20 @@ static int src_sigstore(void *data, const char *digest, struct img_sigstore_sig 
                         break;
                 }
                 char *pb = NULL;
-                size_t pl;
-                r = img__registry_get(ctx->reg, "blobs", l[i].digest, NULL, IMG_SIG_MAX_BYTES, &pb,
-                                      &pl, NULL, err);
+                size_t pl = 0;
+                /* Signers that add a layer for the same payload (one per key) share its blob:
+                 * fetched once. */
+                for (size_t j = 0; j < i && !pb && r >= 0; j++)
+                        if (s[j].payload && !strcmp(l[j].digest, l[i].digest)) {
+                                pl = s[j].payload_len;
+                                if ((pb = malloc(pl + 1)))
+                                        memcpy(pb, s[j].payload, pl);
+                                else
+                                        r = -ENOMEM;
+                        }
+                if (r == 0 && !pb)
+                        r = img__registry_get(ctx->reg, "blobs", l[i].digest, NULL,
+                                              IMG_SIG_MAX_BYTES, &pb, &pl, NULL, err);
                 if (r < 0)
                         break;
                 char got[72];
