@@ -2,7 +2,7 @@
 # brokers) used by the agent's PullImage, and the host command cc-image-pull built from it.
 IMG_SRCS := $(filter-out guest-agent/image/cc-image-pull.c,$(wildcard guest-agent/image/*.c))
 IMG_OBJS := $(IMG_SRCS:%.c=$(BUILD)/%.o)
-IMG_PKGS := libcurl libarchive libcrypto libisal libzstd yaml-0.1 zlib
+IMG_PKGS := libcurl libarchive libcrypto libisal libzstd zlib
 LIBIMG := $(BUILD)/libccimage.a
 LIBS := $(LIBIMG) $(LIBS)
 # libarchive is linked from its static archive: only its tar reader is used (we inflate and
@@ -11,8 +11,12 @@ LIBS := $(LIBIMG) $(LIBS)
 # which need none of the libraries of `pkg-config --static --libs libarchive` (no compression
 # filter, no ACL or xattr code, no xar), so none is named: a fresh machine needs no -dev package
 # beyond libarchive-dev. bench/agent-results.md has the numbers.
-# Signature verification (sig*.c, openpgp.c): libyaml for registries.d, zlib and libbz2 (no .pc file) for compressed OpenPGP messages.
-EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libarchive,$(IMG_PKGS))) -l:libarchive.a -lbz2
+# Signature verification (sig*.c, openpgp.c): libyaml for registries.d and libbz2 for BZip2
+# OpenPGP messages come from their static archives too, so that only the objects used (the
+# YAML loader, the bzip2 decoder) reach the pull helper rather than two more shared libraries in
+# the guest image; zlib is already there for libcurl.
+EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libarchive,$(IMG_PKGS))) -l:libarchive.a \
+	-l:libyaml.a -l:libbz2.a
 
 $(IMG_OBJS) $(BUILD)/guest-agent/image/cc-image-pull.o: CFLAGS += $(shell $(PKG_CONFIG) --cflags $(IMG_PKGS))
 
