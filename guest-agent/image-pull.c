@@ -13,8 +13,13 @@
  *    "insecure_registries": ["10.0.2.2:5000"], "mirror": "host:port",
  *    "auth_file": "/etc/cc-agent/auth.json", "ca_file": "/etc/cc-agent/ca.pem",
  *    "key_files": ["/etc/cc-agent/keys/key.pem"],
- *    "kbs_url": "https://kbs.example:8080", "kbs_cert_file": "/etc/cc-agent/kbs-ca.pem"}
- * Every key is optional; no file means the defaults (TLS to every registry, no keys).
+ *    "kbs_url": "https://kbs.example:8080", "kbs_cert_file": "/etc/cc-agent/kbs-ca.pem",
+ *    "signature_policy": "/etc/containers/policy.json",
+ *    "registries_d": "/etc/containers/registries.d"}
+ * Every key is optional; no file means the defaults (TLS to every registry, no keys, image
+ * signatures not verified). signature_policy and its keys are files of the measured guest
+ * image (containers-policy.json(5), as for skopeo --policy); initdata and KBS-delivered
+ * policies are not wired yet.
  *
  * Keys for layers encrypted with CoCo's key provider come from a KBS after attestation
  * (guest-agent/attest): the one the pod's initdata names (its cdh.toml [kbc] url and kbs_cert,
@@ -60,6 +65,8 @@ struct image_settings {
         char **key_files;
         char *kbs_url;
         char *kbs_cert_file;
+        char *signature_policy;
+        char *registries_d;
 };
 
 static void settings_done(struct image_settings *s)
@@ -72,6 +79,8 @@ static void settings_done(struct image_settings *s)
         free(s->kbs_cert_file);
         free(s->ca_file);
         cc_strv_free(s->key_files);
+        free(s->signature_policy);
+        free(s->registries_d);
 }
 
 static int get_opt_string(struct json_object *o, const char *key, char **ret, struct cc_error **err)
@@ -159,7 +168,9 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
                     (r = get_opt_strv(o, "insecure_registries", &s->insecure, err)) < 0 ||
                     (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0 ||
                     (r = get_opt_string(o, "kbs_url", &s->kbs_url, err)) < 0 ||
-                    (r = get_opt_string(o, "kbs_cert_file", &s->kbs_cert_file, err)) < 0)
+                    (r = get_opt_string(o, "kbs_cert_file", &s->kbs_cert_file, err)) < 0 ||
+                    (r = get_opt_string(o, "signature_policy", &s->signature_policy, err)) < 0 ||
+                    (r = get_opt_string(o, "registries_d", &s->registries_d, err)) < 0)
                         return cc_error_wrap(err, -r, "image configuration %s", path);
         }
         if (!cc_isempty(req->image_insecure) &&
@@ -252,12 +263,19 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 .mirror = s.mirror,
                 .flags = IMG_PULL_KEEP_OWNERS,
                 .keys = keys,
+                .policy_file = s.signature_policy,
+                .registries_d = s.registries_d,
         };
+        if (s.signature_policy)
+                cc_log_info("image %s: signature policy %s (guest image file)", image,
+                            s.signature_policy);
         _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
         _cleanup_free_ char *dir = agent_container_path(req->containers_dir, container_id, NULL);
-        _cleanup_free_ char *upper = agent_container_path(req->containers_dir, container_id, "upper");
+        _cleanup_free_ char *upper =
+                agent_container_path(req->containers_dir, container_id, "upper");
         _cleanup_free_ char *work = agent_container_path(req->containers_dir, container_id, "work");
-        _cleanup_free_ char *rootfs = agent_container_path(req->containers_dir, container_id, "rootfs");
+        _cleanup_free_ char *rootfs =
+                agent_container_path(req->containers_dir, container_id, "rootfs");
         if (!dir || !upper || !work || !rootfs)
                 r = -ENOMEM;
         else if (access(rootfs, F_OK) == 0)

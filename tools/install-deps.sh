@@ -14,6 +14,8 @@ pkgs=(
         libarchive-dev libssl-dev libsqlite3-dev libcryptsetup-dev libzstd-dev libisal-dev
         # cc-kbs: its HTTP(S) server
         libmicrohttpd-dev
+        # image signature verification: registries.d YAML, compressed OpenPGP messages
+        libyaml-dev zlib1g-dev libbz2-dev
         # unit tests
         libcmocka-dev
         # the guest image: the CA bundle the guest's registry client trusts by default
@@ -23,6 +25,8 @@ pkgs=(
         python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # cc-genpolicy (tools/): Kubernetes pod YAML
         python3-yaml
+        # signing test images (skopeo --sign-by uses gpg through gpgme)
+        gnupg
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
 )

@@ -53,6 +53,8 @@ static void usage(FILE *f)
                 "  --retries N            retries per request (default 5)\n"
                 "  --stall-timeout MS     abort a transfer idle this long (default 30000)\n"
                 "  --mirror HOST[:PORT]   registry mirror tried first\n"
+                "  --policy FILE          verify signatures with this containers-policy.json\n"
+                "  --registries-d DIR     containers-registries.d directory (lookaside, sigstore)\n"
                 "  --max-manifest-bytes N --max-layer-bytes N --max-image-bytes N --max-inodes N\n"
                 "  --no-owners            do not chown to the tar's uid/gid\n"
                 "  --mount                mount an overlay rootfs at DIR/rootfs\n"
@@ -90,6 +92,8 @@ int main(int argc, char **argv)
                 O_DEBUG,
                 O_MIRROR,
                 O_MAX_INODES,
+                O_POLICY,
+                O_REGISTRIES_D,
         };
         static const struct option longopts[] = {
                 {"insecure", no_argument, NULL, 'i'},
@@ -111,6 +115,9 @@ int main(int argc, char **argv)
                 {"debug", no_argument, NULL, O_DEBUG},
                 {"mirror", required_argument, NULL, O_MIRROR},
                 {"max-inodes", required_argument, NULL, O_MAX_INODES},
+                {"policy", required_argument, NULL, O_POLICY},
+                {"registries-d", required_argument, NULL, O_REGISTRIES_D},
+                {"registries.d", required_argument, NULL, O_REGISTRIES_D},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -187,6 +194,12 @@ int main(int argc, char **argv)
                         break;
                 case O_MAX_INODES:
                         o.max_inodes = strtoull(optarg, NULL, 0);
+                        break;
+                case O_POLICY:
+                        o.policy_file = optarg;
+                        break;
+                case O_REGISTRIES_D:
+                        o.registries_d = optarg;
                         break;
                 case O_DEBUG:
                         cc_log_set_level(CC_LOG_DEBUG);
@@ -272,5 +285,7 @@ int main(int argc, char **argv)
                "inflate %.3f extract %.3f\n",
                (double)p->ns.network / 1e9, (double)p->ns.digest / 1e9, (double)p->ns.decrypt / 1e9,
                (double)p->ns.inflate / 1e9, (double)p->ns.extract / 1e9);
+        if (o.policy_file)
+                printf("signature check: %.3f ms\n", (double)p->ns.verify / 1e6);
         return 0;
 }

@@ -7,7 +7,8 @@
  * What img_pull() does, in order:
  *   1. parses the reference (docker.io/library defaults, tag or digest);
  *   2. GETs the manifest with all four manifest media types in Accept, verifies its digest when
- *      the reference names one, and for an index picks the entry for the wanted platform;
+ *      the reference names one, checks the signature policy (policy_file) against that
+ *      digest, and for an index picks the entry for the wanted platform;
  *   3. GETs and verifies the image config (entrypoint, cmd, env, workdir, user, diff_ids);
  *   4. streams every layer not yet in the store, at most `max_parallel_layers` at once:
  *      network -> size guard + sha256 of the blob -> [ocicrypt AES-CTR + HMAC] -> gzip/zstd/none
@@ -74,6 +75,15 @@ struct img_pull_opts {
 
         unsigned flags; /* IMG_PULL_* */
 
+        /* Signature verification: a containers-policy.json(5) file and a
+         * containers-registries.d(5) directory (lookaside stores, sigstore attachments), with
+         * skopeo's meaning. With a policy, the manifest digest the reference resolves to is
+         * checked against it before the config or any layer is fetched; NULL = signatures are
+         * not verified (logged once per process). registries_d NULL = no lookaside but the
+         * default store, sigstore attachments read. */
+        const char *policy_file;
+        const char *registries_d;
+
         /* Where decryption keys come from; NULL = encrypted layers fail with EACCES. */
         const struct img_key_broker *keys;
 
@@ -108,6 +118,7 @@ struct img_pulled {
          * rest (tar parsing and file system writes). */
         struct {
                 uint64_t network, digest, decrypt, inflate, extract;
+                uint64_t verify; /* signature policy check (0 without a policy) */
         } ns;
 };
 

@@ -11,12 +11,14 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
 #include "cc/log.h"
 
 #include "guest-agent/image/image-internal.h"
+#include "guest-agent/image/sig-internal.h"
 
 #define ACCEPT_MANIFESTS                                                  \
         IMG_MT_OCI_INDEX ", " IMG_MT_OCI_MANIFEST ", " IMG_MT_DOCKER_LIST \
@@ -36,6 +38,32 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_manifest *, img__manifest_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_registry *, img__registry_free)
+
+/* The signature policy of one pull, loaded once for the mirror and the origin. */
+struct sigcheck {
+        const struct img_policy *policy; /* NULL: not verified */
+        const struct img_regsd *rd;
+        const char *ref; /* as the caller named the image */
+};
+
+/* Applies the policy to the digest of the manifest the reference names (an index's own
+ * digest for a multi-platform image, as containers/image signs and checks it), before the
+ * config or any layer is fetched. */
+static int signature_check(const struct sigcheck *sc, struct img_registry *reg, const char *digest,
+                           struct cc_error **err)
+{
+        if (!sc->policy)
+                return 0;
+        struct img_sigsrc_ctx ctx = {.rd = sc->rd, .reg = reg, .ref = sc->ref};
+        struct img_sig_source src;
+        img__sig_source_init(&src, &ctx);
+        int r = img__policy_check(sc->policy, sc->ref, digest, &src, (int64_t)time(NULL), err);
+        if (r < 0)
+                return r;
+        cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s)", sc->ref,
+                    digest, img__policy_scope_for(sc->policy, sc->ref));
+        return 0;
+}
 
 struct img_pulled *img_pulled_free(struct img_pulled *p)
 {
@@ -152,7 +180,8 @@ static int fetch_manifest(struct img_registry *reg, const struct img_pull_opts *
 }
 
 static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, const char *host,
-                     const char *creds, struct img_pulled **ret, struct cc_error **err)
+                     const char *creds, const struct sigcheck *sc, struct img_pulled **ret,
+                     struct cc_error **err)
 {
         _cleanup_free_ char *user = NULL;
         const char *pass = NULL;
@@ -190,6 +219,10 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                            mdigest, err);
         if (r < 0)
                 return r;
+        uint64_t t_verify = img__now_ns();
+        if ((r = signature_check(sc, reg, mdigest, err)) < 0)
+                return r;
+        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
         /* Indexes may nest (OCI allows it); follow at most a few levels. */
         for (int depth = 0; m->is_index; depth++) {
                 const struct img_descriptor *d;
@@ -322,6 +355,7 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         free(pool.rcs);
         if (r < 0)
                 return r;
+        p->ns.verify = t_verify;
         p->config_json = TAKE_PTR(cbuf);
         p->config_json_len = clen;
         *ret = TAKE_PTR(p);
@@ -394,17 +428,32 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
                 }
         }
         const char *cr = o.creds ? o.creds : creds;
+        _cleanup_(img__policy_freep) struct img_policy *policy = NULL;
+        _cleanup_(img__regsd_freep) struct img_regsd *rd = NULL;
+        if (o.policy_file) {
+                if ((r = img__policy_load_file(o.policy_file, &policy, err)) < 0 ||
+                    (r = img__regsd_load(o.registries_d, &rd, err)) < 0) {
+                        img__ref_done(&ref);
+                        return cc_error_wrap(err, -r, "signature policy");
+                }
+        } else {
+                static bool logged;
+                if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+                        cc_log_info("no image signature policy configured: signatures not "
+                                    "verified");
+        }
+        struct sigcheck sc = {.policy = policy, .rd = rd, .ref = refstr};
         r = -ENOENT;
         if (o.mirror) {
                 /* A failed mirror is not the caller's error: log it and try the origin. */
                 _cleanup_error_ struct cc_error *merr = NULL;
-                r = pull_from(&o, &ref, o.mirror, cr, ret, &merr);
+                r = pull_from(&o, &ref, o.mirror, cr, &sc, ret, &merr);
                 if (r < 0)
                         cc_log_debug("mirror %s: %s; trying %s", o.mirror, cc_error_message(merr),
                                      ref.registry);
         }
         if (r < 0)
-                r = pull_from(&o, &ref, ref.registry, cr, ret, err);
+                r = pull_from(&o, &ref, ref.registry, cr, &sc, ret, err);
         if (creds)
                 OPENSSL_cleanse(creds, strlen(creds));
         img__ref_done(&ref);

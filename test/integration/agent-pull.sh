@@ -104,6 +104,23 @@ stop_agent
 }
 
 pull_pass "$(realpath "$BUILD/cc-agent")"
+
+# A signature policy named by the guest image's image.json applies to PullImage: a reject-all
+# policy refuses the image before anything is fetched (img-signatures.sh tests the policies).
+echo '{"default":[{"type":"reject"}]}' >"$T/reject.json"
+cp "$T/image.json" "$T/image.json.orig"
+cat >"$T/image.json" <<JSON
+{"store_dir": "$T/store", "insecure_registries": ["$REG"], "signature_policy": "$T/reject.json"}
+JSON
+rm -rf "$T/store" "$containers" && mkdir -p "$containers"
+start_agent "$(realpath "$BUILD/cc-agent")"
+out=$(ctl pull-image --id p1 -- "$IMAGE" 2>&1) && fail "an image was pulled against a reject policy"
+echo "$out" | grep -q "Image policy rejected: Denied by policy: image $IMAGE" || fail "policy: $out"
+[ ! -e "$containers/p1" ] && [ -z "$(ls -A "$T/store/layers/sha256" 2>/dev/null)" ] ||
+        fail "a refused image left files behind"
+stop_agent
+mv "$T/image.json.orig" "$T/image.json"
+echo "ok: image.json signature_policy refuses the image: $out"
 if [ ! -x "$BUILD/cc-agent-static" ]; then
         echo "PASS: PullImage in the agent (no cc-agent-static in a sanitizer build: one pass)"
         exit 0

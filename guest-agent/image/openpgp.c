@@ -1,0 +1,837 @@
+/*
+ * The OpenPGP (RFC 4880) subset that simple signing needs: public keyrings (binary or ASCII
+ * armored) and binary signed messages (one-pass signature, literal data, signature), with the
+ * signature checked by OpenSSL.
+ *
+ * Why hand-written and not a library (measurements in the team's image-signatures reference):
+ *   - librnp 0.16 (Debian 12) reports success for an expired signature and for a message with
+ *     no signature at all, accepts cleartext signatures and writes the payload out even when
+ *     verification fails: every one of those is a way to get it wrong, and it adds Botan
+ *     (about 8 MB) to the guest image;
+ *   - gpgme forks the gpg binary per call and starts a gpg-agent unless told not to: a process
+ *     tree and a GNUPGHOME in the guest for one check;
+ *   - what is needed is small: packet headers, one signature packet, v4 key fingerprints, and
+ *     a hash + RSA/EdDSA/ECDSA verification that OpenSSL (already in the image) does.
+ * The parser is strict: exactly one one-pass/literal/signature sequence (optionally inside one
+ * compressed packet), v4 signatures of class 0x00 over SHA-2 only. Trusted identities are the
+ * primary keys' fingerprints, as in the containers/image that Debian's skopeo is built from: a
+ * signature by a subkey is refused like one by an unknown key.
+ * Not implemented: key expiry and revocation read from the keyring's self-signatures (a
+ * policy's keyring is trusted as it is), signature subpackets other than creation time,
+ * expiration time, issuer and issuer fingerprint (a critical unknown one is refused).
+ */
+#include <bzlib.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "cc/cleanup.h"
+
+#include "guest-agent/image/image-internal.h"
+#include "guest-agent/image/sig-internal.h"
+
+enum {
+        TAG_SIG = 2,
+        TAG_ONEPASS = 4,
+        TAG_PUBKEY = 6,
+        TAG_COMPRESSED = 8,
+        TAG_LITERAL = 11,
+        TAG_PUBSUBKEY = 14,
+};
+enum { PK_RSA = 1, PK_RSA_S = 3, PK_ECDSA = 19, PK_EDDSA = 22 };
+
+struct img_pgp_key {
+        char fpr[41];
+        uint8_t keyid[8];
+        int algo;
+        EVP_PKEY *pkey;
+};
+
+const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n)
+{
+        return n < kr->n ? kr->keys[n].fpr : NULL;
+}
+
+void img__pgp_keyring_done(struct img_pgp_keyring *kr)
+{
+        for (size_t i = 0; i < kr->n; i++)
+                EVP_PKEY_free(kr->keys[i].pkey);
+        free(kr->keys);
+        *kr = (struct img_pgp_keyring){0};
+}
+
+/* ---- packets ---- */
+
+struct pkt {
+        int tag;
+        const uint8_t *body;
+        size_t len;
+        uint8_t *owned; /* body reassembled from partial lengths */
+};
+
+/* Reads one packet at *pos; 0 at the end of the buffer (ret->tag = 0). */
+static int pkt_next(const uint8_t *buf, size_t len, size_t *pos, struct pkt *ret)
+{
+        *ret = (struct pkt){0};
+        size_t p = *pos;
+        if (p >= len)
+                return 0;
+        uint8_t ctb = buf[p++];
+        if (!(ctb & 0x80))
+                return -EBADMSG;
+        size_t blen;
+        if (!(ctb & 0x40)) { /* old format */
+                ret->tag = (ctb >> 2) & 0xf;
+                int lt = ctb & 3;
+                if (lt == 3) {
+                        blen = len - p;
+                } else {
+                        size_t nb = lt == 0 ? 1 : lt == 1 ? 2 : 4;
+                        if (len - p < nb)
+                                return -EBADMSG;
+                        blen = 0;
+                        for (size_t i = 0; i < nb; i++)
+                                blen = (blen << 8) | buf[p++];
+                }
+                if (blen > len - p)
+                        return -EBADMSG;
+                ret->body = buf + p;
+                ret->len = blen;
+                *pos = p + blen;
+                return 0;
+        }
+        ret->tag = ctb & 0x3f;
+        uint8_t *acc = NULL;
+        size_t acc_len = 0;
+        for (;;) {
+                if (p >= len)
+                        goto bad;
+                uint8_t o = buf[p++];
+                bool partial = false;
+                if (o < 192) {
+                        blen = o;
+                } else if (o < 224) {
+                        if (p >= len)
+                                goto bad;
+                        blen = ((size_t)(o - 192) << 8) + buf[p++] + 192;
+                } else if (o == 255) {
+                        if (len - p < 4)
+                                goto bad;
+                        blen = (size_t)buf[p] << 24 | (size_t)buf[p + 1] << 16 |
+                               (size_t)buf[p + 2] << 8 | buf[p + 3];
+                        p += 4;
+                } else {
+                        blen = (size_t)1 << (o & 0x1f);
+                        partial = true;
+                }
+                if (blen > len - p)
+                        goto bad;
+                if (!partial && !acc) {
+                        ret->body = buf + p;
+                        ret->len = blen;
+                        *pos = p + blen;
+                        return 0;
+                }
+                uint8_t *n = realloc(acc, acc_len + blen + 1);
+                if (!n) {
+                        free(acc);
+                        return -ENOMEM;
+                }
+                acc = n;
+                memcpy(acc + acc_len, buf + p, blen);
+                acc_len += blen;
+                p += blen;
+                if (!partial) {
+                        ret->body = ret->owned = acc;
+                        ret->len = acc_len;
+                        *pos = p;
+                        return 0;
+                }
+        }
+bad:
+        free(acc);
+        return -EBADMSG;
+}
+
+/* An MPI at *p: returns its bytes (leading zeros dropped by the encoding) and advances. */
+static int mpi_read(const uint8_t *b, size_t len, size_t *p, const uint8_t **ret, size_t *ret_len)
+{
+        if (len - *p < 2 || *p > len)
+                return -EBADMSG;
+        size_t bits = (size_t)b[*p] << 8 | b[*p + 1];
+        size_t n = (bits + 7) / 8;
+        *p += 2;
+        if (len - *p < n)
+                return -EBADMSG;
+        *ret = b + *p;
+        *ret_len = n;
+        *p += n;
+        return 0;
+}
+
+/* ---- keys ---- */
+
+static const uint8_t OID_ED25519[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01};
+static const uint8_t OID_P256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t OID_P384[] = {0x2b, 0x81, 0x04, 0x00, 0x22};
+static const uint8_t OID_P521[] = {0x2b, 0x81, 0x04, 0x00, 0x23};
+
+static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
+{
+        OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+        EVP_PKEY *pk = NULL;
+        if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+            EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+                pk = NULL;
+        EVP_PKEY_CTX_free(ctx);
+        OSSL_PARAM_free(params);
+        return pk;
+}
+
+/* A v4 public key packet body into an OpenSSL key; unsupported algorithms give -ENOTSUP. */
+static int key_parse(const uint8_t *b, size_t len, struct img_pgp_key *k)
+{
+        if (len < 6 || b[0] != 4)
+                return -ENOTSUP;
+        k->algo = b[5];
+        size_t p = 6;
+        const uint8_t *m1, *m2;
+        size_t l1, l2;
+        if (k->algo == PK_RSA || k->algo == PK_RSA_S) {
+                if (mpi_read(b, len, &p, &m1, &l1) < 0 || mpi_read(b, len, &p, &m2, &l2) < 0)
+                        return -EBADMSG;
+                OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+                BIGNUM *n = BN_bin2bn(m1, (int)l1, NULL), *e = BN_bin2bn(m2, (int)l2, NULL);
+                if (bld && n && e && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+                    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+                        k->pkey = pkey_from_params("RSA", bld);
+                OSSL_PARAM_BLD_free(bld);
+                BN_free(n);
+                BN_free(e);
+        } else if (k->algo == PK_EDDSA || k->algo == PK_ECDSA) {
+                if (p >= len || b[p] == 0 || b[p] == 0xff || len - p - 1 < b[p])
+                        return -EBADMSG;
+                const uint8_t *oid = b + p + 1;
+                size_t oid_len = b[p];
+                p += 1 + oid_len;
+                if (mpi_read(b, len, &p, &m1, &l1) < 0)
+                        return -EBADMSG;
+#define OID_IS(x) (oid_len == sizeof(x) && !memcmp(oid, x, sizeof(x)))
+                if (k->algo == PK_EDDSA) {
+                        /* Legacy EdDSA: the point is 0x40 || 32-byte key. */
+                        if (!OID_IS(OID_ED25519) || l1 != 33 || m1[0] != 0x40)
+                                return -ENOTSUP;
+                        k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, m1 + 1, 32);
+                } else {
+                        const char *group = OID_IS(OID_P256)   ? "P-256"
+                                            : OID_IS(OID_P384) ? "P-384"
+                                            : OID_IS(OID_P521) ? "P-521"
+                                                               : NULL;
+                        if (!group)
+                                return -ENOTSUP;
+                        OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+                        if (bld &&
+                            OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                                            0) &&
+                            OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, m1, l1))
+                                k->pkey = pkey_from_params("EC", bld);
+                        OSSL_PARAM_BLD_free(bld);
+                }
+#undef OID_IS
+        } else {
+                return -ENOTSUP;
+        }
+        if (!k->pkey)
+                return -EBADMSG;
+        /* v4 fingerprint: SHA-1 over 0x99, a 2-byte length and the packet body. */
+        uint8_t hdr[3] = {0x99, (uint8_t)(len >> 8), (uint8_t)len}, md[20];
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        unsigned mdl = 0;
+        bool ok = c && len <= 0xffff && EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
+                  EVP_DigestUpdate(c, hdr, 3) && EVP_DigestUpdate(c, b, len) &&
+                  EVP_DigestFinal_ex(c, md, &mdl) && mdl == 20;
+        EVP_MD_CTX_free(c);
+        if (!ok) {
+                EVP_PKEY_free(k->pkey);
+                k->pkey = NULL;
+                return -EBADMSG;
+        }
+        for (int i = 0; i < 20; i++)
+                sprintf(k->fpr + 2 * i, "%02X", md[i]);
+        memcpy(k->keyid, md + 12, 8);
+        return 0;
+}
+
+static int keyring_add_binary(struct img_pgp_keyring *kr, const uint8_t *b, size_t len)
+{
+        size_t pos = 0;
+        int found = 0;
+        for (;;) {
+                struct pkt pk;
+                int r = pkt_next(b, len, &pos, &pk);
+                if (r < 0)
+                        return r;
+                if (pk.tag == 0)
+                        break;
+                if (pk.tag == TAG_PUBKEY) {
+                        struct img_pgp_key k = {0};
+                        r = key_parse(pk.body, pk.len, &k);
+                        if (r == 0) {
+                                struct img_pgp_key *n =
+                                        realloc(kr->keys, (kr->n + 1) * sizeof(*kr->keys));
+                                if (!n) {
+                                        EVP_PKEY_free(k.pkey);
+                                        free(pk.owned);
+                                        return -ENOMEM;
+                                }
+                                kr->keys = n;
+                                kr->keys[kr->n++] = k;
+                                found++;
+                        }
+                }
+                free(pk.owned);
+        }
+        return found;
+}
+
+/* ASCII armor: header lines, a blank line, base64 lines, an optional "=" CRC line, END. */
+static int dearmor(const char *s, size_t len, const char **next, uint8_t **ret, size_t *ret_len)
+{
+        const char *end = s + len;
+        const char *begin = memmem(s, len, "-----BEGIN PGP ", 15);
+        if (!begin)
+                return -ENOENT;
+        const char *p = memchr(begin, '\n', (size_t)(end - begin));
+        if (!p)
+                return -EBADMSG;
+        p++;
+        /* Armor headers ("Version: ...") up to the first empty line, if any are present. */
+        const char *q = p;
+        while (q < end) {
+                const char *eol = memchr(q, '\n', (size_t)(end - q));
+                size_t ll = (size_t)((eol ? eol : end) - q);
+                if (ll && q[ll - 1] == '\r')
+                        ll--;
+                if (ll == 0) {
+                        p = eol ? eol + 1 : end;
+                        break;
+                }
+                if (!memchr(q, ':', ll))
+                        break;
+                q = eol ? eol + 1 : end;
+        }
+        size_t cap = (size_t)(end - p);
+        _cleanup_free_ char *b64 = malloc(cap + 1);
+        if (!b64)
+                return -ENOMEM;
+        size_t n = 0;
+        bool done = false;
+        while (p < end && !done) {
+                const char *eol = memchr(p, '\n', (size_t)(end - p));
+                size_t ll = (size_t)((eol ? eol : end) - p);
+                if (!strncmp(p, "-----END", CC_MIN(ll, 8)) && ll >= 8)
+                        done = true;
+                else if (ll && p[0] == '=' && (ll == 5 || (ll == 6 && p[5] == '\r')))
+                        ; /* CRC-24 line: the signature check covers integrity */
+                else
+                        for (size_t i = 0; i < ll; i++)
+                                if (!strchr(" \t\r", p[i]))
+                                        b64[n++] = p[i];
+                p = eol ? eol + 1 : end;
+        }
+        if (!done)
+                return -EBADMSG;
+        *next = p;
+        return img__b64_decode(b64, n, false, ret, ret_len) < 0 ? -EBADMSG : 0;
+}
+
+int img__pgp_keyring_add(struct img_pgp_keyring *kr, const uint8_t *buf, size_t len,
+                         struct cc_error **err)
+{
+        int found = 0, r;
+        if (len && !(buf[0] & 0x80)) {
+                const char *s = (const char *)buf, *end = s + len;
+                for (;;) {
+                        _cleanup_free_ uint8_t *bin = NULL;
+                        size_t bl;
+                        const char *next;
+                        r = dearmor(s, (size_t)(end - s), &next, &bin, &bl);
+                        if (r == -ENOENT)
+                                break;
+                        if (r < 0)
+                                return cc_error_set(err, -r, "invalid ASCII-armored OpenPGP key");
+                        r = keyring_add_binary(kr, bin, bl);
+                        if (r < 0)
+                                return cc_error_set(err, -r, "invalid OpenPGP key packets");
+                        found += r;
+                        s = next;
+                }
+        } else {
+                r = keyring_add_binary(kr, buf, len);
+                if (r < 0)
+                        return cc_error_set(err, -r, "invalid OpenPGP key packets");
+                found = r;
+        }
+        if (!found)
+                return cc_error_set(err, ENOKEY, "No public keys imported");
+        return 0;
+}
+
+/* ---- signed messages ---- */
+
+static int inflate_buf(const uint8_t *in, size_t len, int algo, uint8_t **ret, size_t *ret_len)
+{
+        size_t cap = 64 * 1024, n = 0;
+        _cleanup_free_ uint8_t *out = malloc(cap);
+        if (!out)
+                return -ENOMEM;
+        if (algo == 3) {
+                bz_stream s = {0};
+                if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK)
+                        return -ENOMEM;
+                s.next_in = (char *)in;
+                s.avail_in = (unsigned)CC_MIN(len, (size_t)UINT32_MAX);
+                int r = BZ_OK;
+                while (r == BZ_OK) {
+                        if (n == cap) {
+                                if (cap >= IMG_SIG_MAX_BYTES)
+                                        break;
+                                uint8_t *x = realloc(out, cap *= 2);
+                                if (!x) {
+                                        BZ2_bzDecompressEnd(&s);
+                                        return -ENOMEM;
+                                }
+                                out = x;
+                        }
+                        s.next_out = (char *)out + n;
+                        s.avail_out = (unsigned)(cap - n);
+                        r = BZ2_bzDecompress(&s);
+                        n = cap - s.avail_out;
+                        if (r == BZ_OK && s.avail_in == 0 && s.avail_out > 0)
+                                break; /* input ended before the stream did */
+                }
+                BZ2_bzDecompressEnd(&s);
+                if (r != BZ_STREAM_END)
+                        return -EBADMSG;
+        } else {
+                z_stream s = {0};
+                /* 1 = ZIP (raw deflate), 2 = ZLIB. */
+                if (inflateInit2(&s, algo == 1 ? -15 : 15) != Z_OK)
+                        return -ENOMEM;
+                s.next_in = (uint8_t *)in;
+                s.avail_in = (uInt)CC_MIN(len, (size_t)UINT32_MAX);
+                int r = Z_OK;
+                while (r == Z_OK) {
+                        if (n == cap) {
+                                if (cap >= IMG_SIG_MAX_BYTES)
+                                        break;
+                                uint8_t *x = realloc(out, cap *= 2);
+                                if (!x) {
+                                        inflateEnd(&s);
+                                        return -ENOMEM;
+                                }
+                                out = x;
+                        }
+                        s.next_out = out + n;
+                        s.avail_out = (uInt)(cap - n);
+                        r = inflate(&s, Z_NO_FLUSH);
+                        n = cap - s.avail_out;
+                        if (r == Z_BUF_ERROR && s.avail_in == 0)
+                                break;
+                }
+                inflateEnd(&s);
+                if (r != Z_STREAM_END)
+                        return -EBADMSG;
+        }
+        *ret = TAKE_PTR(out);
+        *ret_len = n;
+        return 0;
+}
+
+static const EVP_MD *hash_md(int h)
+{
+        switch (h) {
+        case 8:
+                return EVP_sha256();
+        case 9:
+                return EVP_sha384();
+        case 10:
+                return EVP_sha512();
+        case 11:
+                return EVP_sha224();
+        default:
+                return NULL; /* MD5 (1), SHA-1 (2), RIPEMD-160 (3) and unknown: refused */
+        }
+}
+
+struct sig {
+        int sigclass, pk, hash;
+        const uint8_t *hashed; /* version octet .. end of hashed subpackets */
+        size_t hashed_len;
+        uint8_t left16[2];
+        const uint8_t *mpis;
+        size_t mpis_len;
+        int64_t created, expires; /* expires: seconds after creation, 0 = never */
+        bool has_keyid, has_fpr;
+        uint8_t keyid[8];
+        char fpr[41];
+};
+
+static int subpackets(const uint8_t *b, size_t len, bool hashed, struct sig *s)
+{
+        size_t p = 0;
+        while (p < len) {
+                size_t l = b[p++];
+                if (l >= 192 && l < 255) {
+                        if (p >= len)
+                                return -EBADMSG;
+                        l = ((l - 192) << 8) + b[p++] + 192;
+                } else if (l == 255) {
+                        if (len - p < 4)
+                                return -EBADMSG;
+                        l = (size_t)b[p] << 24 | (size_t)b[p + 1] << 16 | (size_t)b[p + 2] << 8 |
+                            b[p + 3];
+                        p += 4;
+                }
+                if (l == 0 || l > len - p)
+                        return -EBADMSG;
+                int type = b[p] & 0x7f;
+                bool critical = b[p] & 0x80;
+                const uint8_t *d = b + p + 1;
+                size_t dl = l - 1;
+                p += l;
+                switch (type) {
+                case 2: /* signature creation time */
+                        if (dl != 4)
+                                return -EBADMSG;
+                        if (hashed)
+                                s->created = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+                                                       (uint32_t)d[2] << 8 | d[3]);
+                        break;
+                case 3: /* signature expiration time */
+                        if (dl != 4)
+                                return -EBADMSG;
+                        if (hashed)
+                                s->expires = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+                                                       (uint32_t)d[2] << 8 | d[3]);
+                        break;
+                case 16: /* issuer key ID: a hint, never trusted by itself */
+                        if (dl != 8)
+                                return -EBADMSG;
+                        memcpy(s->keyid, d, 8);
+                        s->has_keyid = true;
+                        break;
+                case 33: /* issuer fingerprint: version 4 + 20 bytes */
+                        if (dl == 21 && d[0] == 4) {
+                                for (int i = 0; i < 20; i++)
+                                        sprintf(s->fpr + 2 * i, "%02X", d[1 + i]);
+                                s->has_fpr = true;
+                        }
+                        break;
+                default:
+                        if (critical && hashed)
+                                return -EPROTONOSUPPORT;
+                }
+        }
+        return 0;
+}
+
+static int sig_parse(const uint8_t *b, size_t len, struct sig *s)
+{
+        *s = (struct sig){0};
+        if (len < 6)
+                return -EBADMSG;
+        if (b[0] != 4)
+                return -EPROTONOSUPPORT;
+        s->sigclass = b[1];
+        s->pk = b[2];
+        s->hash = b[3];
+        size_t hl = (size_t)b[4] << 8 | b[5];
+        if (len < 6 + hl + 2)
+                return -EBADMSG;
+        s->hashed = b;
+        s->hashed_len = 6 + hl;
+        int r = subpackets(b + 6, hl, true, s);
+        if (r < 0)
+                return r;
+        size_t p = 6 + hl;
+        size_t ul = (size_t)b[p] << 8 | b[p + 1];
+        p += 2;
+        if (len - p < ul + 2)
+                return -EBADMSG;
+        if ((r = subpackets(b + p, ul, false, s)) < 0)
+                return r;
+        p += ul;
+        memcpy(s->left16, b + p, 2);
+        s->mpis = b + p + 2;
+        s->mpis_len = len - p - 2;
+        return 0;
+}
+
+/* Verifies the public-key part over `digest` (the message hash) with key k. */
+static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uint8_t *digest,
+                     size_t dl)
+{
+        size_t p = 0;
+        const uint8_t *m1, *m2;
+        size_t l1, l2;
+        if (mpi_read(s->mpis, s->mpis_len, &p, &m1, &l1) < 0)
+                return -EBADMSG;
+        int ok = 0;
+        if (k->algo == PK_RSA || k->algo == PK_RSA_S) {
+                if (s->pk != PK_RSA && s->pk != PK_RSA_S)
+                        return -EBADMSG;
+                /* PKCS#1 v1.5 with the hash's DigestInfo; the MPI lost its leading zeros. */
+                size_t klen = (size_t)EVP_PKEY_get_size(k->pkey);
+                if (l1 > klen)
+                        return -EBADMSG;
+                _cleanup_free_ uint8_t *sig = calloc(1, klen);
+                EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pkey, NULL);
+                if (!sig || !c) {
+                        EVP_PKEY_CTX_free(c);
+                        return -ENOMEM;
+                }
+                memcpy(sig + klen - l1, m1, l1);
+                ok = EVP_PKEY_verify_init(c) > 0 &&
+                     EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) > 0 &&
+                     EVP_PKEY_CTX_set_signature_md(c, hash_md(s->hash)) > 0 &&
+                     EVP_PKEY_verify(c, sig, klen, digest, dl) == 1;
+                EVP_PKEY_CTX_free(c);
+        } else if (k->algo == PK_EDDSA) {
+                /* Ed25519 over the hash value; R and S left-padded to 32 bytes each. */
+                if (s->pk != PK_EDDSA || mpi_read(s->mpis, s->mpis_len, &p, &m2, &l2) < 0 ||
+                    l1 > 32 || l2 > 32)
+                        return -EBADMSG;
+                uint8_t sig[64] = {0};
+                memcpy(sig + 32 - l1, m1, l1);
+                memcpy(sig + 64 - l2, m2, l2);
+                EVP_MD_CTX *c = EVP_MD_CTX_new();
+                ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, k->pkey) > 0 &&
+                     EVP_DigestVerify(c, sig, 64, digest, dl) == 1;
+                EVP_MD_CTX_free(c);
+        } else if (k->algo == PK_ECDSA) {
+                if (s->pk != PK_ECDSA || mpi_read(s->mpis, s->mpis_len, &p, &m2, &l2) < 0)
+                        return -EBADMSG;
+                ECDSA_SIG *es = ECDSA_SIG_new();
+                BIGNUM *r = BN_bin2bn(m1, (int)l1, NULL), *sv = BN_bin2bn(m2, (int)l2, NULL);
+                unsigned char *der = NULL;
+                int der_len = -1;
+                if (es && r && sv && ECDSA_SIG_set0(es, r, sv)) {
+                        r = sv = NULL;
+                        der_len = i2d_ECDSA_SIG(es, &der);
+                }
+                BN_free(r);
+                BN_free(sv);
+                ECDSA_SIG_free(es);
+                EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pkey, NULL);
+                ok = der_len > 0 && c && EVP_PKEY_verify_init(c) > 0 &&
+                     EVP_PKEY_verify(c, der, (size_t)der_len, digest, dl) == 1;
+                EVP_PKEY_CTX_free(c);
+                OPENSSL_free(der);
+        }
+        return ok ? 0 : -EBADMSG;
+}
+
+struct msg {
+        int n_onepass, n_literal, n_sig, other_tag;
+        int op_hash, op_pk;
+        const uint8_t *literal; /* literal data body (after its header) */
+        size_t literal_len;
+        const uint8_t *sig;
+        size_t sig_len;
+        uint8_t *owned[8]; /* buffers the pointers above may point into */
+        size_t n_owned;
+};
+
+static void msg_done(struct msg *m)
+{
+        for (size_t i = 0; i < m->n_owned; i++)
+                free(m->owned[i]);
+}
+
+static int msg_keep(struct msg *m, uint8_t *p)
+{
+        if (!p)
+                return 0;
+        if (m->n_owned == CC_ARRAY_SIZE(m->owned)) {
+                free(p);
+                return -EBADMSG;
+        }
+        m->owned[m->n_owned++] = p;
+        return 0;
+}
+
+static int msg_walk(const uint8_t *b, size_t len, int depth, struct msg *m)
+{
+        size_t pos = 0;
+        for (;;) {
+                struct pkt pk;
+                int r = pkt_next(b, len, &pos, &pk);
+                if (r < 0)
+                        return r;
+                if (pk.tag == 0)
+                        return 0;
+                if ((r = msg_keep(m, pk.owned)) < 0)
+                        return r;
+                switch (pk.tag) {
+                case TAG_COMPRESSED: {
+                        /* One level: a compressed packet inside another is not what signers
+                         * make, and nesting is how decompression bombs multiply. */
+                        if (depth > 0 || pk.len < 1 || pk.body[0] > 3)
+                                return -EBADMSG;
+                        uint8_t *plain = NULL;
+                        size_t pl = 0;
+                        if (pk.body[0] == 0) {
+                                r = msg_walk(pk.body + 1, pk.len - 1, depth + 1, m);
+                        } else if ((r = inflate_buf(pk.body + 1, pk.len - 1, pk.body[0], &plain,
+                                                    &pl)) == 0 &&
+                                   (r = msg_keep(m, plain)) == 0) {
+                                r = msg_walk(plain, pl, depth + 1, m);
+                        }
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                case TAG_ONEPASS:
+                        if (pk.len != 13 || pk.body[0] != 3 || m->n_literal || m->n_sig)
+                                return -EBADMSG;
+                        m->n_onepass++;
+                        m->op_hash = pk.body[2];
+                        m->op_pk = pk.body[3];
+                        break;
+                case TAG_LITERAL: {
+                        if (pk.len < 6 || (size_t)pk.body[1] + 6 > pk.len || !m->n_onepass)
+                                return -EBADMSG;
+                        size_t hdr = 2 + pk.body[1] + 4;
+                        m->n_literal++;
+                        m->literal = pk.body + hdr;
+                        m->literal_len = pk.len - hdr;
+                        break;
+                }
+                case TAG_SIG:
+                        m->n_sig++;
+                        m->sig = pk.body;
+                        m->sig_len = pk.len;
+                        break;
+                case 10: /* marker packet: ignored by every implementation */
+                        break;
+                default:
+                        m->other_tag = pk.tag;
+                        return -EBADMSG;
+                }
+        }
+}
+
+int img__pgp_verify(const struct img_pgp_keyring *kr, const uint8_t *msg, size_t len, int64_t now,
+                    uint8_t **ret_payload, size_t *ret_len, char ret_fpr[41], struct cc_error **err)
+{
+        struct msg m = {0};
+        int r = msg_walk(msg, len, 0, &m);
+        if (r < 0 || m.n_onepass != 1 || m.n_literal != 1 || m.n_sig != 1) {
+                msg_done(&m);
+                if (r == -ENOMEM)
+                        return r;
+                if (m.other_tag)
+                        return cc_error_set(err, EBADMSG,
+                                            "bad signature: unexpected OpenPGP packet type %d "
+                                            "(encrypted or not a signed message)",
+                                            m.other_tag);
+                return cc_error_set(err, EBADMSG,
+                                    "bad signature: not an OpenPGP signed message (%d one-pass, "
+                                    "%d literal, %d signature packets%s)",
+                                    m.n_onepass, m.n_literal, m.n_sig,
+                                    r < 0 ? ", malformed packets" : "");
+        }
+        struct sig s;
+        r = sig_parse(m.sig, m.sig_len, &s);
+        int e = 0;
+        const EVP_MD *md = NULL;
+        if (r < 0)
+                e = cc_error_set(err, -r, "bad signature: %s signature packet",
+                                 r == -EPROTONOSUPPORT ? "unsupported (not v4, or a critical "
+                                                         "unknown subpacket)"
+                                                       : "malformed");
+        else if (s.sigclass != 0x00)
+                e = cc_error_set(err, EPROTONOSUPPORT,
+                                 "bad signature: signature class 0x%02x, only binary (0x00)",
+                                 s.sigclass);
+        else if (s.hash != m.op_hash || s.pk != m.op_pk)
+                e = cc_error_set(err, EBADMSG,
+                                 "bad signature: one-pass and signature packets "
+                                 "disagree");
+        else if (!(md = hash_md(s.hash)))
+                e = cc_error_set(err, EPROTONOSUPPORT,
+                                 "bad signature: hash algorithm %d refused (SHA-2 only)", s.hash);
+        if (e < 0) {
+                msg_done(&m);
+                return e;
+        }
+        /* The signer: issuer fingerprint, else issuer key ID. Only primary keys are here. */
+        const struct img_pgp_key *k = NULL;
+        for (size_t i = 0; i < kr->n && !k; i++)
+                if (s.has_fpr ? !strcmp(s.fpr, kr->keys[i].fpr)
+                              : s.has_keyid && !memcmp(s.keyid, kr->keys[i].keyid, 8))
+                        k = &kr->keys[i];
+        if (!k) {
+                char id[41] = "none";
+                if (s.has_fpr)
+                        memcpy(id, s.fpr, 41);
+                else if (s.has_keyid)
+                        for (int i = 0; i < 8; i++)
+                                sprintf(id + 2 * i, "%02X", s.keyid[i]);
+                msg_done(&m);
+                return cc_error_set(err, ENOKEY,
+                                    "unknown key: signed by key %s, which is not a trusted key",
+                                    id);
+        }
+        /* hash(literal body || hashed part of the signature || 0x04 0xff || be32(its length)) */
+        uint8_t trailer[6] = {4,
+                              0xff,
+                              (uint8_t)(s.hashed_len >> 24),
+                              (uint8_t)(s.hashed_len >> 16),
+                              (uint8_t)(s.hashed_len >> 8),
+                              (uint8_t)s.hashed_len};
+        uint8_t digest[EVP_MAX_MD_SIZE];
+        unsigned dl = 0;
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        bool hashed = c && EVP_DigestInit_ex(c, md, NULL) &&
+                      EVP_DigestUpdate(c, m.literal, m.literal_len) &&
+                      EVP_DigestUpdate(c, s.hashed, s.hashed_len) &&
+                      EVP_DigestUpdate(c, trailer, 6) && EVP_DigestFinal_ex(c, digest, &dl);
+        EVP_MD_CTX_free(c);
+        if (!hashed) {
+                msg_done(&m);
+                return -ENOMEM;
+        }
+        if (memcmp(digest, s.left16, 2) || sig_check(&s, k, digest, dl) < 0) {
+                msg_done(&m);
+                return cc_error_set(err, EBADMSG,
+                                    "bad signature: the signature by key %s does not verify",
+                                    k->fpr);
+        }
+        if (s.expires && s.created + s.expires <= now) {
+                msg_done(&m);
+                return cc_error_set(err, EKEYEXPIRED, "signature by key %s expired at %lld", k->fpr,
+                                    (long long)(s.created + s.expires));
+        }
+        uint8_t *out = malloc(m.literal_len + 1);
+        if (!out) {
+                msg_done(&m);
+                return -ENOMEM;
+        }
+        memcpy(out, m.literal, m.literal_len);
+        out[m.literal_len] = 0;
+        *ret_payload = out;
+        *ret_len = m.literal_len;
+        memcpy(ret_fpr, k->fpr, 41);
+        msg_done(&m);
+        return 0;
+}

@@ -1,0 +1,949 @@
+/*
+ * containers-policy.json(5) for the `docker` transport, with containers/image's semantics
+ * (the library behind skopeo and podman, whose verdicts the tests compare with):
+ *   - strict load: unknown, duplicated or mistyped members reject the file, `default` is
+ *     mandatory, requirement lists are non-empty;
+ *   - the single most specific scope applies (identity, repository, namespaces up to the host,
+ *     `*.domain` wildcards, "", then `default`); less specific scopes are not merged;
+ *   - every requirement of the list must pass; for signedBy/sigstoreSigned one accepted
+ *     signature suffices, and every rejected one contributes its reason to the error.
+ * JSON goes through img__json_parse_strict() (sigjson.c): json-c plus a duplicated-key check.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc/cleanup.h"
+#include "cc/fileio.h"
+#include "cc/json.h"
+#include "cc/log.h"
+
+#include "guest-agent/image/image-internal.h"
+#include "guest-agent/image/sig-internal.h"
+
+enum req_type { REQ_ACCEPT, REQ_REJECT, REQ_SIGNED_BY, REQ_SIGSTORE, REQ_BASE_LAYER };
+static const char *const req_names[] = {
+        [REQ_ACCEPT] = "insecureAcceptAnything",
+        [REQ_REJECT] = "reject",
+        [REQ_SIGNED_BY] = "signedBy",
+        [REQ_SIGSTORE] = "sigstoreSigned",
+        [REQ_BASE_LAYER] = "signedBaseLayer",
+};
+
+enum id_type {
+        ID_REPO_DIGEST_OR_EXACT, /* the default when signedIdentity is absent */
+        ID_MATCH_REPOSITORY,
+        ID_MATCH_EXACT,
+        ID_EXACT_REFERENCE,
+        ID_EXACT_REPOSITORY,
+        ID_REMAP,
+};
+static const char *const id_names[] = {
+        [ID_REPO_DIGEST_OR_EXACT] = "matchRepoDigestOrExact",
+        [ID_MATCH_REPOSITORY] = "matchRepository",
+        [ID_MATCH_EXACT] = "matchExact",
+        [ID_EXACT_REFERENCE] = "exactReference",
+        [ID_EXACT_REPOSITORY] = "exactRepository",
+        [ID_REMAP] = "remapIdentity",
+};
+
+struct identity {
+        enum id_type type;
+        char *ref;                    /* dockerReference / dockerRepository */
+        char *prefix, *signed_prefix; /* remapIdentity */
+};
+
+struct keysrc {
+        char *path; /* read at evaluation, or */
+        uint8_t *data;
+        size_t len;
+};
+
+struct requirement {
+        enum req_type type;
+        char *unimplemented_keytype; /* signedBy keyType that parses but cannot be evaluated */
+        struct keysrc *keys;
+        size_t n_keys;
+        struct identity id;
+};
+
+struct reqlist {
+        char *scope;
+        struct requirement *reqs;
+        size_t n;
+};
+
+struct img_policy {
+        char *base_dir;
+        struct reqlist def;
+        struct reqlist *docker; /* transports.docker, "" included */
+        size_t n_docker;
+};
+
+/* ---- references ---- */
+
+void img__dref_done(struct img_dref *r)
+{
+        free(r->name);
+        free(r->tag);
+        free(r->digest);
+        *r = (struct img_dref){0};
+}
+
+int img__dref_parse(const char *s, bool default_tag, struct img_dref *ret, struct cc_error **err)
+{
+        struct img_ref r;
+        int q = img__ref_parse(s, &r, err);
+        if (q < 0)
+                return q;
+        /* img__ref_parse adds ":latest" to a name-only reference; undo that unless wanted. */
+        bool had_tag = true;
+        if (r.tag && !r.digest && !strcmp(r.tag, "latest")) {
+                const char *last = strrchr(s, '/');
+                had_tag = strchr(last ? last : s, ':') != NULL;
+        }
+        struct img_dref d = {0};
+        /* The API host of Docker Hub is not its name in references, scopes and signatures. */
+        const char *host = strcmp(r.registry, "registry-1.docker.io") ? r.registry : "docker.io";
+        if (asprintf(&d.name, "%s/%s", host, r.repo) < 0)
+                d.name = NULL;
+        if (r.tag && (had_tag || default_tag))
+                d.tag = strdup(r.tag);
+        if (r.digest)
+                d.digest = strdup(r.digest);
+        bool oom =
+                !d.name || (r.tag && (had_tag || default_tag) && !d.tag) || (r.digest && !d.digest);
+        img__ref_done(&r);
+        if (oom) {
+                img__dref_done(&d);
+                return -ENOMEM;
+        }
+        *ret = d;
+        return 0;
+}
+
+char *img__dref_string(const struct img_dref *r)
+{
+        char *s;
+        if (asprintf(&s, "%s%s%s%s%s", r->name, r->tag ? ":" : "", r->tag ? r->tag : "",
+                     r->digest ? "@" : "", r->digest ? r->digest : "") < 0)
+                return NULL;
+        return s;
+}
+
+static bool dref_name_only(const struct img_dref *r)
+{
+        return !r->tag && !r->digest;
+}
+
+/* Both parse and their full strings are equal. */
+static bool dref_equal(const struct img_dref *a, const struct img_dref *b)
+{
+        _cleanup_free_ char *x = img__dref_string(a), *y = img__dref_string(b);
+        return x && y && !strcmp(x, y);
+}
+
+/* matchRepoDigestOrExact: the signature names a tag or digest; an intended tag must match the
+ * full string, an intended digest-only reference only the repository (the digest itself is
+ * checked against the manifest separately). */
+static bool match_repo_digest_or_exact(const struct img_dref *img, const struct img_dref *sig)
+{
+        if (dref_name_only(sig))
+                return false;
+        if (img->tag)
+                return dref_equal(img, sig);
+        if (img->digest)
+                return !strcmp(img->name, sig->name);
+        return false;
+}
+
+static bool identity_matches(const struct identity *id, const struct img_dref *img,
+                             const char *signed_ref)
+{
+        struct img_dref sig;
+        if (img__dref_parse(signed_ref, false, &sig, NULL) < 0)
+                return false;
+        bool ok = false;
+        switch (id->type) {
+        case ID_REPO_DIGEST_OR_EXACT:
+                ok = match_repo_digest_or_exact(img, &sig);
+                break;
+        case ID_MATCH_EXACT:
+                ok = !dref_name_only(img) && !dref_name_only(&sig) && dref_equal(img, &sig);
+                break;
+        case ID_MATCH_REPOSITORY:
+                ok = !strcmp(img->name, sig.name);
+                break;
+        case ID_EXACT_REFERENCE: {
+                struct img_dref want;
+                if (img__dref_parse(id->ref, false, &want, NULL) == 0) {
+                        ok = !dref_name_only(&want) && !dref_name_only(&sig) &&
+                             dref_equal(&want, &sig);
+                        img__dref_done(&want);
+                }
+                break;
+        }
+        case ID_EXACT_REPOSITORY: {
+                struct img_dref want;
+                if (img__dref_parse(id->ref, false, &want, NULL) == 0) {
+                        ok = !strcmp(want.name, sig.name);
+                        img__dref_done(&want);
+                }
+                break;
+        }
+        case ID_REMAP: {
+                size_t pl = strlen(id->prefix);
+                const struct img_dref *use = img;
+                struct img_dref remapped = {0};
+                if (!strncmp(img->name, id->prefix, pl) &&
+                    (img->name[pl] == 0 || img->name[pl] == '/')) {
+                        /* Replace the first occurrence of prefix in the full string (it is the
+                         * name's start), then read the result again. */
+                        _cleanup_free_ char *full = img__dref_string(img), *s = NULL;
+                        if (full && asprintf(&s, "%s%s", id->signed_prefix, full + pl) >= 0 &&
+                            img__dref_parse(s, false, &remapped, NULL) == 0)
+                                use = &remapped;
+                        else
+                                use = NULL;
+                }
+                ok = use && match_repo_digest_or_exact(use, &sig);
+                img__dref_done(&remapped);
+                break;
+        }
+        }
+        img__dref_done(&sig);
+        return ok;
+}
+
+/* ---- loading ---- */
+
+static void identity_done(struct identity *id)
+{
+        free(id->ref);
+        free(id->prefix);
+        free(id->signed_prefix);
+}
+
+static void reqlist_done(struct reqlist *l)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                struct requirement *r = &l->reqs[i];
+                for (size_t k = 0; k < r->n_keys; k++) {
+                        free(r->keys[k].path);
+                        free(r->keys[k].data);
+                }
+                free(r->keys);
+                free(r->unimplemented_keytype);
+                identity_done(&r->id);
+        }
+        free(l->reqs);
+        free(l->scope);
+        *l = (struct reqlist){0};
+}
+
+struct img_policy *img__policy_free(struct img_policy *p)
+{
+        if (!p)
+                return NULL;
+        reqlist_done(&p->def);
+        for (size_t i = 0; i < p->n_docker; i++)
+                reqlist_done(&p->docker[i]);
+        free(p->docker);
+        free(p->base_dir);
+        free(p);
+        return NULL;
+}
+
+/* Refuses members of `o` not in the NULL-terminated `allowed`. */
+static int only_members(struct json_object *o, const char *what, const char *const *allowed,
+                        struct cc_error **err)
+{
+        json_object_object_foreach(o, k, v)
+        {
+                (void)v;
+                const char *const *a = allowed;
+                while (*a && strcmp(*a, k))
+                        a++;
+                if (!*a)
+                        return cc_error_set(err, EINVAL, "%s: unknown member \"%s\"", what, k);
+        }
+        return 0;
+}
+
+static int get_string(struct json_object *o, const char *key, const char *what, bool required,
+                      char **ret, struct cc_error **err)
+{
+        struct json_object *v = img__jget(o, key);
+        *ret = NULL;
+        if (!v)
+                return required ? cc_error_set(err, EINVAL, "%s: \"%s\" is missing", what, key) : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return cc_error_set(err, EINVAL, "%s: \"%s\" is not a string", what, key);
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* remapIdentity prefixes: host[:port], namespace or repository, fully spelled, no tag/digest. */
+static bool prefix_valid(const char *s)
+{
+        if (!*s || strchr(s, '@'))
+                return false;
+        if (!strchr(s, '/')) {
+                for (const char *p = s; *p; p++)
+                        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                              (*p >= '0' && *p <= '9') || strchr(".-:", *p)))
+                                return false;
+                return true;
+        }
+        struct img_dref d;
+        if (img__dref_parse(s, false, &d, NULL) < 0)
+                return false;
+        bool ok = dref_name_only(&d) && !strcmp(d.name, s);
+        img__dref_done(&d);
+        return ok;
+}
+
+static int identity_parse(struct json_object *o, struct identity *id, struct cc_error **err)
+{
+        if (!json_object_is_type(o, json_type_object))
+                return cc_error_set(err, EINVAL, "signedIdentity is not an object");
+        struct json_object *t = img__jget(o, "type");
+        if (!json_object_is_type(t, json_type_string))
+                return cc_error_set(err, EINVAL,
+                                    "signedIdentity: \"type\" missing or not a string");
+        const char *ts = json_object_get_string(t);
+        size_t i = 0;
+        while (i < CC_ARRAY_SIZE(id_names) && strcmp(id_names[i], ts))
+                i++;
+        if (i == CC_ARRAY_SIZE(id_names))
+                return cc_error_set(err, EINVAL, "signedIdentity: unknown type \"%s\"", ts);
+        id->type = (enum id_type)i;
+        int r;
+        switch (id->type) {
+        case ID_EXACT_REFERENCE: {
+                static const char *const allowed[] = {"type", "dockerReference", NULL};
+                if ((r = only_members(o, "exactReference", allowed, err)) < 0 ||
+                    (r = get_string(o, "dockerReference", "exactReference", true, &id->ref, err)) <
+                            0)
+                        return r;
+                struct img_dref d;
+                if (img__dref_parse(id->ref, false, &d, NULL) < 0)
+                        return cc_error_set(err, EINVAL, "exactReference: invalid reference \"%s\"",
+                                            id->ref);
+                bool name_only = dref_name_only(&d);
+                img__dref_done(&d);
+                if (name_only)
+                        return cc_error_set(err, EINVAL,
+                                            "exactReference: \"%s\" has no tag or digest", id->ref);
+                return 0;
+        }
+        case ID_EXACT_REPOSITORY: {
+                static const char *const allowed[] = {"type", "dockerRepository", NULL};
+                if ((r = only_members(o, "exactRepository", allowed, err)) < 0 ||
+                    (r = get_string(o, "dockerRepository", "exactRepository", true, &id->ref,
+                                    err)) < 0)
+                        return r;
+                struct img_dref d;
+                if (img__dref_parse(id->ref, false, &d, NULL) < 0)
+                        return cc_error_set(err, EINVAL,
+                                            "exactRepository: invalid repository \"%s\"", id->ref);
+                img__dref_done(&d);
+                return 0;
+        }
+        case ID_REMAP: {
+                static const char *const allowed[] = {"type", "prefix", "signedPrefix", NULL};
+                if ((r = only_members(o, "remapIdentity", allowed, err)) < 0 ||
+                    (r = get_string(o, "prefix", "remapIdentity", true, &id->prefix, err)) < 0 ||
+                    (r = get_string(o, "signedPrefix", "remapIdentity", true, &id->signed_prefix,
+                                    err)) < 0)
+                        return r;
+                if (!prefix_valid(id->prefix))
+                        return cc_error_set(err, EINVAL,
+                                            "remapIdentity: prefix \"%s\" is not valid",
+                                            id->prefix);
+                if (!prefix_valid(id->signed_prefix))
+                        return cc_error_set(err, EINVAL,
+                                            "remapIdentity: signedPrefix \"%s\" is not valid",
+                                            id->signed_prefix);
+                return 0;
+        }
+        default: {
+                static const char *const allowed[] = {"type", NULL};
+                return only_members(o, ts, allowed, err);
+        }
+        }
+}
+
+/* keyPath | keyPaths | keyData (| keyDatas for sigstoreSigned): exactly one. */
+static int keys_parse(struct json_object *o, const char *what, bool datas_allowed, bool b64_or_pem,
+                      struct requirement *req, struct cc_error **err)
+{
+        struct json_object *kp = img__jget(o, "keyPath"), *kps = img__jget(o, "keyPaths"),
+                           *kd = img__jget(o, "keyData"), *kds = img__jget(o, "keyDatas");
+        if (!!kp + !!kps + !!kd + !!kds != 1)
+                return cc_error_set(err, EINVAL,
+                                    "%s: exactly one of keyPath, keyPaths, keyData%s "
+                                    "must be set",
+                                    what, datas_allowed ? ", keyDatas" : "");
+        struct json_object *arr = kps ? kps : kds;
+        struct json_object *one = kp ? kp : kd;
+        if (arr && !json_object_is_type(arr, json_type_array))
+                return cc_error_set(err, EINVAL, "%s: %s must be a non-empty array", what,
+                                    kps ? "keyPaths" : "keyDatas");
+        size_t n = arr ? json_object_array_length(arr) : 1;
+        if (n == 0)
+                return cc_error_set(err, EINVAL, "%s: %s must be a non-empty array", what,
+                                    kps ? "keyPaths" : "keyDatas");
+        req->keys = calloc(n, sizeof(*req->keys));
+        if (!req->keys)
+                return -ENOMEM;
+        bool paths = kp || kps;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *v = arr ? json_object_array_get_idx(arr, i) : one;
+                if (!json_object_is_type(v, json_type_string) || !*json_object_get_string(v))
+                        return cc_error_set(err, EINVAL, "%s: %s must hold non-empty strings", what,
+                                            paths ? "key paths" : "key data");
+                const char *s = json_object_get_string(v);
+                struct keysrc *k = &req->keys[req->n_keys++];
+                if (paths) {
+                        if (!(k->path = strdup(s)))
+                                return -ENOMEM;
+                        continue;
+                }
+                /* keyData is base64 (JSON []byte in Go). image-rs hands a cosign keyData to the
+                 * PEM parser as it is, so a PEM text is accepted as such too. */
+                if (b64_or_pem && !strncmp(s, "-----BEGIN", 10)) {
+                        k->len = strlen(s);
+                        if (!(k->data = (uint8_t *)strdup(s)))
+                                return -ENOMEM;
+                } else if (img__b64_decode(s, strlen(s), false, &k->data, &k->len) < 0 ||
+                           k->len == 0) {
+                        return cc_error_set(err, EINVAL, "%s: keyData is not base64", what);
+                }
+        }
+        return 0;
+}
+
+static int requirement_parse(struct json_object *o, struct requirement *req, struct cc_error **err)
+{
+        if (!json_object_is_type(o, json_type_object))
+                return cc_error_set(err, EINVAL, "requirement is not an object");
+        struct json_object *t = img__jget(o, "type");
+        if (!json_object_is_type(t, json_type_string))
+                return cc_error_set(err, EINVAL, "requirement: \"type\" missing or not a string");
+        const char *ts = json_object_get_string(t);
+        size_t i = 0;
+        while (i < CC_ARRAY_SIZE(req_names) && strcmp(req_names[i], ts))
+                i++;
+        if (i == CC_ARRAY_SIZE(req_names))
+                return cc_error_set(err, EINVAL, "unknown policy requirement type \"%s\"", ts);
+        req->type = (enum req_type)i;
+        int r;
+        switch (req->type) {
+        case REQ_ACCEPT:
+        case REQ_REJECT: {
+                static const char *const allowed[] = {"type", NULL};
+                return only_members(o, ts, allowed, err);
+        }
+        case REQ_BASE_LAYER: {
+                static const char *const allowed[] = {"type", "layerIdentity", NULL};
+                return only_members(o, ts, allowed, err);
+        }
+        case REQ_SIGNED_BY: {
+                static const char *const allowed[] = {"type",     "keyType", "keyPath",
+                                                      "keyPaths", "keyData", "signedIdentity",
+                                                      NULL};
+                if ((r = only_members(o, ts, allowed, err)) < 0)
+                        return r;
+                _cleanup_free_ char *kt = NULL;
+                if ((r = get_string(o, "keyType", ts, true, &kt, err)) < 0)
+                        return r;
+                if (strcmp(kt, "GPGKeys")) {
+                        if (strcmp(kt, "signedByGPGKeys") && strcmp(kt, "X509Certificates") &&
+                            strcmp(kt, "signedByX509CAs"))
+                                return cc_error_set(err, EINVAL,
+                                                    "signedBy: Unrecognized keyType value \"%s\"",
+                                                    kt);
+                        req->unimplemented_keytype = TAKE_PTR(kt);
+                }
+                break;
+        }
+        case REQ_SIGSTORE: {
+                /* Keyless verification needs X.509 chains and Rekor SETs: refused at load, so
+                 * a policy cannot appear to demand something that is never checked. */
+                static const char *const keyless[] = {"fulcio",
+                                                      "pki",
+                                                      "rekorPublicKeyPath",
+                                                      "rekorPublicKeyPaths",
+                                                      "rekorPublicKeyData",
+                                                      "rekorPublicKeyDatas"};
+                for (size_t k = 0; k < CC_ARRAY_SIZE(keyless); k++)
+                        if (img__jget(o, keyless[k]))
+                                return cc_error_set(
+                                        err, EOPNOTSUPP,
+                                        "sigstoreSigned: \"%s\": keyless (Fulcio/Rekor) "
+                                        "signatures are not supported, only public "
+                                        "keys (keyPath, keyPaths, keyData, keyDatas)",
+                                        keyless[k]);
+                static const char *const allowed[] = {"type",    "keyPath",  "keyPaths",
+                                                      "keyData", "keyDatas", "signedIdentity",
+                                                      NULL};
+                if ((r = only_members(o, ts, allowed, err)) < 0)
+                        return r;
+                break;
+        }
+        }
+        bool sigstore = req->type == REQ_SIGSTORE;
+        if ((r = keys_parse(o, ts, sigstore, sigstore, req, err)) < 0)
+                return r;
+        struct json_object *id = img__jget(o, "signedIdentity");
+        if (id && (r = identity_parse(id, &req->id, err)) < 0)
+                return cc_error_wrap(err, EINVAL, "%s", ts);
+        return 0;
+}
+
+static int reqlist_parse(struct json_object *arr, const char *scope, struct reqlist *l,
+                         struct cc_error **err)
+{
+        if (!(l->scope = strdup(scope)))
+                return -ENOMEM;
+        if (!json_object_is_type(arr, json_type_array))
+                return cc_error_set(err, EINVAL, "scope \"%s\": requirements are not an array",
+                                    scope);
+        size_t n = json_object_array_length(arr);
+        if (n == 0)
+                return cc_error_set(err, EINVAL,
+                                    "scope \"%s\": List of verification policy requirements must "
+                                    "not be empty",
+                                    scope);
+        if (!(l->reqs = calloc(n, sizeof(*l->reqs))))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                l->n++;
+                int r = requirement_parse(json_object_array_get_idx(arr, i), &l->reqs[i], err);
+                if (r < 0)
+                        return cc_error_wrap(err, EINVAL, "scope \"%s\", requirement %zu", scope,
+                                             i + 1);
+        }
+        return 0;
+}
+
+int img__policy_load(const uint8_t *buf, size_t len, const char *base_dir, struct img_policy **ret,
+                     struct cc_error **err)
+{
+        if (len > IMG_SIG_MAX_BYTES)
+                return cc_error_set(err, EFBIG, "policy: larger than %u bytes", IMG_SIG_MAX_BYTES);
+        _cleanup_(json_object_putp) struct json_object *o = img__json_parse_strict(buf, len, err);
+        if (!o)
+                return cc_error_wrap(err, EINVAL, "policy");
+        if (!json_object_is_type(o, json_type_object))
+                return cc_error_set(err, EINVAL, "policy: not a JSON object");
+        static const char *const allowed[] = {"default", "transports", NULL};
+        int r = only_members(o, "policy", allowed, err);
+        if (r < 0)
+                return r;
+        _cleanup_(img__policy_freep) struct img_policy *p = calloc(1, sizeof(*p));
+        if (!p || (base_dir && !(p->base_dir = strdup(base_dir))))
+                return -ENOMEM;
+        struct json_object *def = img__jget(o, "default");
+        if (!def)
+                return cc_error_set(err, EINVAL, "policy: Default policy is missing");
+        if ((r = reqlist_parse(def, "default", &p->def, err)) < 0)
+                return cc_error_wrap(err, EINVAL, "policy");
+        struct json_object *tr = img__jget(o, "transports");
+        if (tr && !json_object_is_type(tr, json_type_object))
+                return cc_error_set(err, EINVAL, "policy: \"transports\" is not an object");
+        if (!tr) {
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
+        json_object_object_foreach(tr, tname, scopes)
+        {
+                if (!json_object_is_type(scopes, json_type_object))
+                        return cc_error_set(err, EINVAL,
+                                            "policy: transport \"%s\" is not an object", tname);
+                bool docker = !strcmp(tname, "docker");
+                size_t n = json_object_object_length(scopes);
+                if (docker && n && !(p->docker = calloc(n, sizeof(*p->docker))))
+                        return -ENOMEM;
+                json_object_object_foreach(scopes, scope, arr)
+                {
+                        /* Other transports are validated but never used by an image pull. */
+                        struct reqlist tmp = {0};
+                        struct reqlist *l = docker ? &p->docker[p->n_docker++] : &tmp;
+                        r = reqlist_parse(arr, scope, l, err);
+                        if (!docker)
+                                reqlist_done(&tmp);
+                        if (r < 0)
+                                return cc_error_wrap(err, EINVAL, "policy: transport \"%s\"",
+                                                     tname);
+                }
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int img__policy_load_file(const char *path, struct img_policy **ret, struct cc_error **err)
+{
+        _cleanup_free_ char *buf = NULL, *dir = NULL;
+        size_t len;
+        int r = cc_read_file(path, IMG_SIG_MAX_BYTES, &buf, &len, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "policy");
+        const char *slash = strrchr(path, '/');
+        if (slash && !(dir = strndup(path, (size_t)(slash - path))))
+                return -ENOMEM;
+        r = img__policy_load((const uint8_t *)buf, len, dir, ret, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "%s", path);
+        return 0;
+}
+
+/* ---- scopes ---- */
+
+char **img__policy_scopes(const char *ref)
+{
+        struct img_dref d;
+        if (img__dref_parse(ref, true, &d, NULL) < 0)
+                return NULL;
+        _cleanup_free_ char *full = img__dref_string(&d);
+        size_t cap = 8;
+        for (const char *s = d.name; *s; s++)
+                cap += *s == '/' || *s == '.';
+        _cleanup_strv_ char **v = calloc(cap, sizeof(char *));
+        size_t n = 0;
+        bool oom = !full || !v;
+        if (!oom) {
+                v[n++] = TAKE_PTR(full);
+                /* The repository, then each namespace down to the host[:port]. */
+                _cleanup_free_ char *name = strdup(d.name);
+                oom = !name;
+                for (char *slash = NULL; name && !oom;) {
+                        if (!(v[n++] = strdup(name)))
+                                oom = true;
+                        if (!(slash = strrchr(name, '/')))
+                                break;
+                        *slash = 0;
+                }
+                /* Wildcard domains, port dropped: *.b.c, *.c for host a.b.c. */
+                if (name && !oom) {
+                        char *colon = strchr(name, ':');
+                        if (colon)
+                                *colon = 0;
+                        for (char *dot = strchr(name, '.'); dot && !oom; dot = strchr(dot + 1, '.'))
+                                if (asprintf(&v[n++], "*%s", dot) < 0) {
+                                        v[--n] = NULL;
+                                        oom = true;
+                                }
+                }
+        }
+        img__dref_done(&d);
+        return oom ? NULL : TAKE_PTR(v);
+}
+
+static const struct reqlist *reqs_for(const struct img_policy *p, const char *ref)
+{
+        _cleanup_strv_ char **cands = img__policy_scopes(ref);
+        for (char **c = cands; c && *c; c++)
+                for (size_t i = 0; i < p->n_docker; i++)
+                        if (*p->docker[i].scope && !strcmp(p->docker[i].scope, *c))
+                                return &p->docker[i];
+        for (size_t i = 0; i < p->n_docker; i++)
+                if (!*p->docker[i].scope)
+                        return &p->docker[i];
+        return &p->def;
+}
+
+const char *img__policy_scope_for(const struct img_policy *p, const char *ref)
+{
+        return reqs_for(p, ref)->scope;
+}
+
+/* ---- evaluation ---- */
+
+/* Reasons of rejected signatures, joined with "; ". */
+struct reasons {
+        char *buf;
+        size_t len, n;
+};
+
+static void _printf_(2, 3) reason_add(struct reasons *rs, const char *fmt, ...)
+{
+        char *s = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        char *nb = realloc(rs->buf, rs->len + (size_t)n + 3);
+        if (nb) {
+                rs->len += (size_t)sprintf(nb + rs->len, "%s%s", rs->n ? "; " : "", s);
+                rs->buf = nb;
+                rs->n++;
+        }
+        free(s);
+}
+
+/* Checks a verified payload against the manifest digest and the identity rule. */
+static int payload_check(const uint8_t *payload, size_t len, const char *type,
+                         const struct requirement *req, const struct img_dref *img,
+                         const char *digest, char **ret_reason)
+{
+        struct img_sig_payload pl;
+        _cleanup_error_ struct cc_error *perr = NULL;
+        int r = 0;
+        if (img__sig_payload_parse(payload, len, type, &pl, &perr) < 0)
+                return asprintf(ret_reason, "invalid payload: %s", cc_error_message(perr)) < 0
+                               ? -ENOMEM
+                               : -EBADMSG;
+        if (strcmp(pl.manifest_digest, digest))
+                r = asprintf(ret_reason, "digest mismatch: signature is for %s, manifest is %s",
+                             pl.manifest_digest, digest);
+        else if (!identity_matches(&req->id, img, pl.docker_reference))
+                r = asprintf(ret_reason,
+                             "identity mismatch: signed identity %s is not accepted "
+                             "by %s",
+                             pl.docker_reference, id_names[req->id.type]);
+        else
+                r = 1;
+        img__sig_payload_done(&pl);
+        return r < 0 ? -ENOMEM : r == 1 ? 0 : -EBADMSG;
+}
+
+static int key_bytes(const struct img_policy *p, const struct keysrc *k, char **ret_owned,
+                     const uint8_t **ret, size_t *ret_len, struct cc_error **err)
+{
+        if (!k->path) {
+                *ret = k->data;
+                *ret_len = k->len;
+                return 0;
+        }
+        _cleanup_free_ char *path = NULL;
+        if (k->path[0] != '/' && p->base_dir) {
+                if (asprintf(&path, "%s/%s", p->base_dir, k->path) < 0)
+                        return -ENOMEM;
+        } else if (!(path = strdup(k->path))) {
+                return -ENOMEM;
+        }
+        int r = cc_read_file(path, IMG_SIG_MAX_BYTES, ret_owned, ret_len, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "key file");
+        *ret = (const uint8_t *)*ret_owned;
+        return 0;
+}
+
+static int eval_signed_by(const struct img_policy *p, const struct requirement *req,
+                          const struct img_dref *img, const char *digest,
+                          const struct img_sig_source *src, int64_t now, struct reasons *rs,
+                          bool *accepted, struct cc_error **err)
+{
+        if (req->unimplemented_keytype) {
+                reason_add(rs, "Unimplemented \"keyType\" value \"%s\"",
+                           req->unimplemented_keytype);
+                return 0;
+        }
+        _cleanup_(img__pgp_keyring_done) struct img_pgp_keyring kr = {0};
+        for (size_t i = 0; i < req->n_keys; i++) {
+                _cleanup_free_ char *owned = NULL;
+                const uint8_t *kb;
+                size_t kl;
+                int r = key_bytes(p, &req->keys[i], &owned, &kb, &kl, err);
+                if (r < 0)
+                        return r;
+                r = img__pgp_keyring_add(&kr, kb, kl, err);
+                if (r < 0 && r != -ENOKEY)
+                        return cc_error_wrap(err, -r, "key %s",
+                                             req->keys[i].path ? req->keys[i].path : "keyData");
+        }
+        if (kr.n == 0)
+                return cc_error_set(err, ENOKEY, "No public keys imported");
+        struct img_sig_blob *blobs = NULL;
+        size_t n = 0;
+        int r = src && src->simple ? src->simple(src->data, digest, &blobs, &n, err) : 0;
+        if (r < 0)
+                return cc_error_wrap(err, -r, "reading simple signatures");
+        for (size_t i = 0; i < n && !*accepted; i++) {
+                const struct img_sig_blob *b = &blobs[i];
+                _cleanup_free_ char *why = NULL;
+                _cleanup_free_ uint8_t *payload = NULL;
+                size_t plen = 0;
+                r = img__simple_sig_check(&kr, b->data, b->len, now, &payload, &plen, &why);
+                if (r == 0)
+                        r = payload_check(payload, plen, IMG_PAYLOAD_SIMPLE, req, img, digest,
+                                          &why);
+                if (r == -ENOMEM)
+                        break;
+                if (r == 0)
+                        *accepted = true;
+                else
+                        reason_add(rs, "%s: %s", b->name, why ? why : "rejected");
+        }
+        img__sig_blobs_free(blobs, n);
+        if (r == -ENOMEM)
+                return r;
+        if (n == 0)
+                reason_add(rs, "no signature: A signature was required, but no signature exists");
+        return 0;
+}
+
+static int eval_sigstore(const struct img_policy *p, const struct requirement *req,
+                         const struct img_dref *img, const char *digest,
+                         const struct img_sig_source *src, struct reasons *rs, bool *accepted,
+                         struct cc_error **err)
+{
+        struct pem {
+                char *owned;
+                const uint8_t *b;
+                size_t l;
+        } keys[16] = {0};
+        size_t nk = CC_MIN(req->n_keys, CC_ARRAY_SIZE(keys));
+        int r = 0;
+        for (size_t i = 0; i < nk && r >= 0; i++)
+                r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l, err);
+        struct img_sigstore_sig *sigs = NULL;
+        size_t n = 0;
+        if (r >= 0 && src && src->sigstore &&
+            (r = src->sigstore(src->data, digest, &sigs, &n, err)) < 0)
+                cc_error_wrap(err, -r, "reading sigstore attachments");
+        for (size_t i = 0; r >= 0 && i < n && !*accepted; i++) {
+                const struct img_sigstore_sig *s = &sigs[i];
+                if (!s->payload) {
+                        reason_add(rs, "layer %zu: payload blob does not match its descriptor",
+                                   i + 1);
+                        continue;
+                }
+                if (!s->signature_b64) {
+                        reason_add(rs,
+                                   "layer %zu: missing " IMG_COSIGN_SIG_ANNOTATION " annotation",
+                                   i + 1);
+                        continue;
+                }
+                _cleanup_error_ struct cc_error *verr = NULL;
+                bool verified = false;
+                for (size_t k = 0; k < nk && !verified; k++) {
+                        cc_error_free(TAKE_PTR(verr));
+                        verified =
+                                img__sigstore_verify(keys[k].b, keys[k].l, s->payload,
+                                                     s->payload_len, s->signature_b64, &verr) == 0;
+                }
+                if (!verified) {
+                        reason_add(rs, "layer %zu: bad signature or unknown key: %s", i + 1,
+                                   cc_error_message(verr));
+                        continue;
+                }
+                _cleanup_free_ char *why = NULL;
+                int q = payload_check(s->payload, s->payload_len, IMG_PAYLOAD_COSIGN, req, img,
+                                      digest, &why);
+                if (q == -ENOMEM)
+                        r = q;
+                else if (q == 0)
+                        *accepted = true;
+                else
+                        reason_add(rs, "layer %zu: %s", i + 1, why);
+        }
+        img__sigstore_sigs_free(sigs, n);
+        for (size_t i = 0; i < nk; i++)
+                free(keys[i].owned);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                reason_add(rs, "no signature: A signature was required, but no signature exists "
+                               "(no sigstore attachment)");
+        return 0;
+}
+
+int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
+                      const struct img_sig_source *src, int64_t now, struct cc_error **err)
+{
+        struct img_dref img;
+        int r = img__dref_parse(ref, true, &img, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *refs = img__dref_string(&img);
+        const struct reqlist *l = reqs_for(p, ref);
+        if (!refs) {
+                img__dref_done(&img);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n && r >= 0; i++) {
+                const struct requirement *req = &l->reqs[i];
+                struct reasons rs = {0};
+                bool accepted = false;
+                _cleanup_error_ struct cc_error *eerr = NULL;
+                switch (req->type) {
+                case REQ_ACCEPT:
+                        accepted = true;
+                        break;
+                case REQ_REJECT:
+                        reason_add(&rs, "Running image docker://%s is rejected by policy.", refs);
+                        break;
+                case REQ_BASE_LAYER:
+                        reason_add(&rs, "signedBaseLayer not implemented yet!");
+                        break;
+                case REQ_SIGNED_BY:
+                        r = eval_signed_by(p, req, &img, manifest_digest, src, now, &rs, &accepted,
+                                           &eerr);
+                        break;
+                case REQ_SIGSTORE:
+                        r = eval_sigstore(p, req, &img, manifest_digest, src, &rs, &accepted,
+                                          &eerr);
+                        break;
+                }
+                const char *scope = *l->scope ? l->scope : "\"\" (docker default)";
+                if (r == -ENOMEM) {
+                        free(rs.buf);
+                        break;
+                }
+                if (r < 0) {
+                        /* Keys or signatures could not be read: still a denial, with the cause.
+                         * A failed lookaside read is not "unsigned", hence not EACCES alone. */
+                        cc_error_set(err, EACCES,
+                                     "Image policy rejected: Denied by policy: image %s, scope %s, "
+                                     "requirement %zu (%s): %s",
+                                     refs, scope, i + 1, req_names[req->type],
+                                     cc_error_message(eerr));
+                        r = -EACCES;
+                } else if (!accepted) {
+                        bool several = rs.n > 1 &&
+                                       (req->type == REQ_SIGNED_BY || req->type == REQ_SIGSTORE);
+                        r = cc_error_set(err, EACCES,
+                                         "Image policy rejected: Denied by policy: image %s, scope "
+                                         "%s, requirement %zu (%s): %s%s",
+                                         refs, scope, i + 1, req_names[req->type],
+                                         several ? "None of the signatures were accepted, "
+                                                   "reasons: "
+                                                 : "",
+                                         rs.buf ? rs.buf : "rejected");
+                } else {
+                        cc_log_debug("image %s: scope %s, requirement %zu (%s) satisfied", refs,
+                                     scope, i + 1, req_names[req->type]);
+                }
+                free(rs.buf);
+        }
+        img__dref_done(&img);
+        return r < 0 ? r : 0;
+}
+
+int img__policy_identity_test(const char *rule_json, const char *image_ref, const char *signed_ref,
+                              bool *ret_match, struct cc_error **err)
+{
+        _cleanup_(json_object_putp) struct json_object *o =
+                img__json_parse_strict(rule_json, strlen(rule_json), err);
+        if (!o)
+                return -EINVAL;
+        struct identity id = {0};
+        int r = identity_parse(o, &id, err);
+        if (r >= 0) {
+                struct img_dref img;
+                r = img__dref_parse(image_ref, true, &img, err);
+                if (r >= 0) {
+                        *ret_match = identity_matches(&id, &img, signed_ref);
+                        img__dref_done(&img);
+                }
+        }
+        identity_done(&id);
+        return r;
+}

@@ -1,0 +1,175 @@
+/*
+ * Sigstore (cosign-format) signatures stored as registry attachments: the OCI manifest tagged
+ * sha256-<hex>.sig in the image's repository, one layer per signature whose blob is the
+ * payload and whose `dev.cosignproject.cosign/signature` annotation is the base64 signature
+ * over the payload's exact bytes. Only public keys are supported; Fulcio certificates and
+ * Rekor bundles in other annotations are ignored, as containers/image and image-rs do when no
+ * Rekor key is configured (keyless policies are refused when the policy is loaded).
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc/cleanup.h"
+#include "cc/json.h"
+
+#include "guest-agent/image/image-internal.h"
+#include "guest-agent/image/sig-internal.h"
+
+void img__sigstore_layers_free(struct img_sigstore_layer *l, size_t n)
+{
+        for (size_t i = 0; l && i < n; i++) {
+                free(l[i].digest);
+                free(l[i].signature_b64);
+        }
+        free(l);
+}
+
+void img__sigstore_sigs_free(struct img_sigstore_sig *s, size_t n)
+{
+        for (size_t i = 0; s && i < n; i++) {
+                free(s[i].payload);
+                free(s[i].signature_b64);
+        }
+        free(s);
+}
+
+int img__sigstore_manifest_parse(const char *content_type, const uint8_t *buf, size_t len,
+                                 struct img_sigstore_layer **ret, size_t *ret_n, size_t *ret_other,
+                                 struct cc_error **err)
+{
+        *ret = NULL;
+        *ret_n = *ret_other = 0;
+        if (content_type && *content_type &&
+            strncmp(content_type, IMG_MT_OCI_MANIFEST, strlen(IMG_MT_OCI_MANIFEST)))
+                return cc_error_set(err, EBADMSG,
+                                    "unexpected MIME type for sigstore attachment manifest: %s",
+                                    content_type);
+        _cleanup_(json_object_putp) struct json_object *o = img__json_parse_strict(buf, len, err);
+        if (!o)
+                return cc_error_wrap(err, EBADMSG, "sigstore attachment manifest");
+        struct json_object *mt = img__jget(o, "mediaType"), *sv = img__jget(o, "schemaVersion");
+        if (!json_object_is_type(sv, json_type_int) || json_object_get_int64(sv) != 2 ||
+            (mt && (!json_object_is_type(mt, json_type_string) ||
+                    strcmp(json_object_get_string(mt), IMG_MT_OCI_MANIFEST))))
+                return cc_error_set(err, EBADMSG,
+                                    "sigstore attachment manifest: not an OCI image "
+                                    "manifest");
+        struct json_object *layers = img__jget(o, "layers");
+        if (!json_object_is_type(layers, json_type_array))
+                return cc_error_set(err, EBADMSG, "sigstore attachment manifest: no layers array");
+        size_t n = json_object_array_length(layers);
+        if (n > IMG_SIG_MAX_COUNT)
+                return cc_error_set(err, E2BIG,
+                                    "sigstore attachment manifest: %zu layers, at most "
+                                    "%d read",
+                                    n, IMG_SIG_MAX_COUNT);
+        struct img_sigstore_layer *l = calloc(n + 1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *d = json_object_array_get_idx(layers, i);
+                struct json_object *lmt = img__jget(d, "mediaType"), *dg = img__jget(d, "digest"),
+                                   *sz = img__jget(d, "size"), *an = img__jget(d, "annotations");
+                if (!json_object_is_type(d, json_type_object) ||
+                    !json_object_is_type(lmt, json_type_string) ||
+                    !json_object_is_type(dg, json_type_string) ||
+                    !json_object_is_type(sz, json_type_int) || json_object_get_int64(sz) < 0 ||
+                    (an && !json_object_is_type(an, json_type_object))) {
+                        img__sigstore_layers_free(l, k);
+                        return cc_error_set(err, EBADMSG,
+                                            "sigstore attachment manifest: layer %zu malformed",
+                                            i + 1);
+                }
+                if (strcmp(json_object_get_string(lmt), IMG_MT_COSIGN_SIMPLESIGNING)) {
+                        (*ret_other)++;
+                        continue;
+                }
+                if (!img__digest_valid(json_object_get_string(dg))) {
+                        img__sigstore_layers_free(l, k);
+                        return cc_error_set(err, EBADMSG,
+                                            "sigstore attachment manifest: layer %zu: unsupported "
+                                            "digest",
+                                            i + 1);
+                }
+                struct json_object *sig = an ? img__jget(an, IMG_COSIGN_SIG_ANNOTATION) : NULL;
+                l[k].size = json_object_get_int64(sz);
+                l[k].digest = strdup(json_object_get_string(dg));
+                if (json_object_is_type(sig, json_type_string))
+                        l[k].signature_b64 = strdup(json_object_get_string(sig));
+                if (!l[k].digest ||
+                    (json_object_is_type(sig, json_type_string) && !l[k].signature_b64)) {
+                        img__sigstore_layers_free(l, k + 1);
+                        return -ENOMEM;
+                }
+                k++;
+        }
+        *ret = l;
+        *ret_n = k;
+        return 0;
+}
+
+/* Standard base64 with padding, canonical only (re-encoding gives the same text); newlines
+ * are dropped first as some cosign versions wrap the annotation. */
+static int b64_strict(const char *s, uint8_t **ret, size_t *ret_len)
+{
+        size_t n = strlen(s);
+        _cleanup_free_ char *clean = malloc(n + 1);
+        if (!clean)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] != '\n' && s[i] != '\r')
+                        clean[k++] = s[i];
+        clean[k] = 0;
+        if (k == 0 || k % 4)
+                return -EINVAL;
+        _cleanup_free_ uint8_t *raw = NULL;
+        size_t rl;
+        if (img__b64_decode(clean, k, false, &raw, &rl) < 0)
+                return -EINVAL;
+        _cleanup_free_ char *again = img__b64_encode(raw, rl);
+        if (!again)
+                return -ENOMEM;
+        if (strcmp(again, clean))
+                return -EINVAL;
+        *ret = TAKE_PTR(raw);
+        *ret_len = rl;
+        return 0;
+}
+
+int img__sigstore_verify(const uint8_t *pem, size_t pem_len, const uint8_t *payload,
+                         size_t payload_len, const char *sig_b64, struct cc_error **err)
+{
+        _cleanup_free_ uint8_t *sig = NULL;
+        size_t sl;
+        int r = b64_strict(sig_b64, &sig, &sl);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return cc_error_set(err, EBADMSG, "signature annotation is not canonical base64");
+        BIO *bio = BIO_new_mem_buf(pem, (int)CC_MIN(pem_len, (size_t)INT32_MAX));
+        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (!pk)
+                return cc_error_set(err, EINVAL, "public key is not a PEM SubjectPublicKeyInfo");
+        /* containers/image hard-codes SHA-256 for ECDSA and RSA keys; Ed25519 is pure. */
+        int id = EVP_PKEY_get_base_id(pk);
+        const EVP_MD *md = id == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+        if (id != EVP_PKEY_EC && id != EVP_PKEY_RSA && id != EVP_PKEY_ED25519) {
+                EVP_PKEY_free(pk);
+                return cc_error_set(err, EOPNOTSUPP, "public key type not supported");
+        }
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        int ok = c && EVP_DigestVerifyInit(c, NULL, md, NULL, pk) > 0 &&
+                 EVP_DigestVerify(c, sig, sl, payload, payload_len) == 1;
+        EVP_MD_CTX_free(c);
+        EVP_PKEY_free(pk);
+        if (!ok)
+                return cc_error_set(err, EBADMSG, "cryptographic signature verification failed");
+        return 0;
+}
