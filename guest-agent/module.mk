@@ -48,13 +48,14 @@ $(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o \
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
-# The guest kernel. GUEST_KERNEL=project: the project's own, built from Debian's linux-source-6.1
-# with guest-kernel/config-fragment (tools/build-guest-kernel.sh; cached in
+# The guest kernel. GUEST_KERNEL=project (the default): the project's own, built from Debian's
+# linux-source-6.1 with guest-kernel/config-fragment (tools/build-guest-kernel.sh; cached in
 # build/guest/kernel-project by source version and fragment, so a rebuild of the image costs
-# nothing). GUEST_KERNEL=debian: Debian's kernel package, fetched with apt-get download and
-# never installed on the host; GUEST_KERNEL_PKG=linux-image-amd64 selects the standard kernel
-# (TDX and SEV guest drivers as modules) instead of the cloud one.
-GUEST_KERNEL ?= debian
+# nothing; the first build takes 5-11 minutes on two shared cores). GUEST_KERNEL=debian:
+# Debian's kernel package, fetched with apt-get download and never installed on the host, for
+# comparison and for hosts where building is not wanted; GUEST_KERNEL_PKG=linux-image-amd64
+# selects the standard kernel (TDX and SEV guest drivers as modules) instead of the cloud one.
+GUEST_KERNEL ?= project
 GUEST_KERNEL_PKG ?= linux-image-cloud-amd64
 GUEST_DIR := build/guest
 GUEST_KERNEL_DIR := $(if $(filter project,$(GUEST_KERNEL)),$(GUEST_DIR)/kernel-project,$(GUEST_DIR)/kernel-$(GUEST_KERNEL_PKG))
