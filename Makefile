@@ -122,4 +122,5 @@ demo: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (build/guest holds the guest kernel's source tree, whose .d files are not ours.)
+-include $(shell find $(BUILD) -path '$(BUILD)/guest' -prune -o -name '*.d' -print 2>/dev/null)

@@ -7,7 +7,13 @@
 # (host wall clock from QEMU's start, and the guest's own clock from the kernel's start to
 # ready, which each /init logs on the console as uptime_ms), then with -icount shift=0,sleep=off,
 # where the guest clock counts executed instructions and does not move with the host's load.
+#
+# `bench/agent-boot.sh kernels`: the same cc-agent image on the project's kernel
+# (tools/build-guest-kernel.sh) against Debian's cloud kernel, runs alternating, AGENT_BOOT_RUNS
+# of each (default 5), both clocks; the kernels' and initramfs' sizes. The kernel command line
+# is the one libhv gives a pod (hypervisor/hv-internal.h, HV_GUEST_BASE_PARAMS).
 set -euo pipefail
+mode=${1:-agent}
 BUILD=${BUILD:-build}
 runs=${AGENT_BOOT_RUNS:-5}
 # AGENT_BOOT_INITRD: another image of the agent to boot (e.g. one built with --libs-in-initrd).
@@ -21,7 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-make -s guest-image >/dev/null
+[ "$mode" = kernels ] || make -s guest-image >/dev/null
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { echo "scale=3; $1 / $2" | bc; }
+
 # The baseline /init: modules, find the port, write one byte, then wait.
 cat >"$tmp/min-init.c" <<'C'
 #include <dirent.h>
@@ -78,19 +87,22 @@ int main(void)
         }
 }
 C
-cc -static -Os -o "$tmp/min-init" "$tmp/min-init.c"
-kdir=build/guest/kernel-${GUEST_KERNEL_PKG:-linux-image-cloud-amd64}
-bash guest-agent/build-guest-image.sh --agent "$tmp/min-init" --kernel-dir "$kdir" \
-        --out "$tmp/base" >/dev/null
+if [ "$mode" != kernels ]; then
+        cc -static -Os -o "$tmp/min-init" "$tmp/min-init.c"
+        # The kernel of build/guest's image (GUEST_KERNEL).
+        kdir=$(make -s --no-print-directory guest-kernel-dir | tail -n 1)
+        bash guest-agent/build-guest-image.sh --agent "$tmp/min-init" --kernel-dir "$kdir" \
+                --out "$tmp/base" >/dev/null
+fi
 
-boot() { # initrd kind -> prints seconds to ready
-        local initrd=$1 kind=$2 sock=$tmp/agent.sock
+boot() { # initrd kind [kernel [cmdline]] -> prints seconds to ready
+        local initrd=$1 kind=$2 kernel=${3:-build/guest/vmlinuz} sock=$tmp/agent.sock
+        local cmdline=${4:-console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0}
         rm -f "$sock" "$tmp/console.log"
         local t0
         t0=$(date +%s%N)
         "$QEMU" -machine q35,accel=tcg -cpu max -m 512 -smp 1 -nodefaults -nographic -no-reboot \
-                -kernel build/guest/vmlinuz -initrd "$initrd" \
-                -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0" \
+                -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
                 ${BOOT_ICOUNT:+-icount shift=0,sleep=off} -serial "file:$tmp/console.log" -device virtio-serial-pci \
                 -chardev "socket,id=agent,path=$sock,server=on,wait=off" \
                 -device virtserialport,chardev=agent,name=agent.channel.0 &
@@ -113,8 +125,41 @@ boot() { # initrd kind -> prints seconds to ready
         echo "scale=3; ($t1 - $t0) / 1000000000" | bc
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ratio() { echo "scale=3; $1 / $2" | bc; }
+if [ "$mode" = kernels ]; then
+        make -s BUILD=build build/cc-agent-static build/cc-agent-pull >/dev/null
+        deb=$(make -s --no-print-directory GUEST_KERNEL=debian guest-kernel-dir | tail -n 1)
+        prj=$(make -s --no-print-directory GUEST_KERNEL=project guest-kernel-dir | tail -n 1)
+        for k in deb prj; do
+                bash guest-agent/build-guest-image.sh --agent build/cc-agent-static \
+                        --pull-helper build/cc-agent-pull --kernel-dir "${!k}" --out "$tmp/$k" >/dev/null
+        done
+        # libhv's command line for a pod (HV_QEMU_BASE_PARAMS), plus quiet and the channel.
+        base=$(sed -n '/define HV_GUEST_BASE_PARAMS/,/^$/p' hypervisor/hv-internal.h | grep -o '"[^"]*"' | tr -d '"' | tr -s ' ')
+        cmdline="console=ttyS0 ${base% } quiet agent.server_addr=serial://agent.channel.0"
+        wd=() wp=() gd=() gp=()
+        for i in $(seq "$runs"); do
+                wd+=("$(boot "$tmp/deb/initrd.img" agent "$tmp/deb/vmlinuz" "$cmdline")")
+                gd+=("$(cat "$tmp/uptime")")
+                wp+=("$(boot "$tmp/prj/initrd.img" agent "$tmp/prj/vmlinuz" "$cmdline")")
+                gp+=("$(cat "$tmp/uptime")")
+                echo "run $i: debian ${wd[-1]} s (guest clock ${gd[-1]} ms), project ${wp[-1]} s (guest clock ${gp[-1]} ms)" >&2
+        done
+        mwd=$(median "${wd[@]}") mwp=$(median "${wp[@]}") mgd=$(median "${gd[@]}") mgp=$(median "${gp[@]}")
+        kib() { echo $(($(stat -c %s "$1") / 1024)); }
+        printf '\n%-52s %12s %12s %7s\n' "cc-agent ready under TCG (median of $runs)" "debian" "project" "ratio"
+        printf '%-52s %12s %12s %7s\n' "QEMU start -> ready, host wall clock (s)" "$mwd" "$mwp" "$(ratio "$mwp" "$mwd")"
+        printf '%-52s %12s %12s %7s\n' "kernel start -> ready, guest clock (ms)" "$mgd" "$mgp" "$(ratio "$mgp" "$mgd")"
+        printf '%-52s %12s %12s\n' "before the guest clock starts (s, wall - guest)" \
+                "$(echo "scale=3; $mwd - $mgd / 1000" | bc)" "$(echo "scale=3; $mwp - $mgp / 1000" | bc)"
+        printf '%-52s %12s %12s %7s\n' "kernel (vmlinuz, KiB)" "$(kib "$tmp/deb/vmlinuz")" "$(kib "$tmp/prj/vmlinuz")" \
+                "$(ratio "$(kib "$tmp/prj/vmlinuz")" "$(kib "$tmp/deb/vmlinuz")")"
+        printf '%-52s %12s %12s %7s\n' "initramfs (KiB)" "$(kib "$tmp/deb/initrd.img")" "$(kib "$tmp/prj/initrd.img")" \
+                "$(ratio "$(kib "$tmp/prj/initrd.img")" "$(kib "$tmp/deb/initrd.img")")"
+        echo "kernels: debian $(cat "$deb/package"), project $(cat "$prj/version") ($(cat "$prj/package"))"
+        echo "command line: $cmdline"
+        exit 0
+fi
+
 # series: RUNS alternating boots of each image; medians of wall seconds and guest-clock ms.
 series() {
         local i agent=() base=() gagent=() gbase=()

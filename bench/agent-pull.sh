@@ -24,7 +24,7 @@ trap img_cleanup EXIT
 
 make -s guest-image >"$T/image.log" 2>&1 || { cat "$T/image.log"; fail "make guest-image"; }
 make -s BUILD=build build/cc-agent build/cc-agent-static build/cc-agent-pull >/dev/null
-kdir=build/guest/kernel-${GUEST_KERNEL_PKG:-linux-image-cloud-amd64}
+kdir=$(make -s --no-print-directory guest-kernel-dir | tail -n 1) # the kernel of build/guest (GUEST_KERNEL)
 bash guest-agent/build-guest-image.sh --agent build/cc-agent --kernel-dir "$kdir" \
         --out "$T/inproc" >/dev/null
 bash guest-agent/build-guest-image.sh --agent build/cc-agent-static \

@@ -19,7 +19,10 @@
 #                        [--libs-in-initrd]   (no squashfs image: for bench/agent-pull.sh)
 #                        [--tee-defaults]     (/etc/cc-agent/tee-defaults: the agent's TEE
 #                                             defaults without TEE hardware, see tee.c)
-# DIR from tools/fetch-guest-kernel.sh: DIR/vmlinuz, DIR/modules/<version>/, DIR/package.
+# DIR from tools/fetch-guest-kernel.sh (Debian's kernel: DIR/vmlinuz, DIR/modules/<version>/,
+# DIR/package) or tools/build-guest-kernel.sh (the project's: everything built in, no modules/
+# directory, so no module goes in and no module list is written; DIR/config, the full .config,
+# is copied beside the image as kernel.config).
 set -euo pipefail
 agent="" helper="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults=""
 while [ $# -gt 0 ]; do
@@ -102,10 +105,17 @@ for bin in "$agent" $helper; do ldd "$bin" 2>/dev/null || true; done | awk '/=> 
         strip --strip-unneeded "$dst" 2>/dev/null || true
 done
 
-# Kernel modules in dependency order (depmod on a private copy of the tree).
-mkdir -p "$tmp/kmod/lib/modules"
-cp -a "$kdir/modules/$kver" "$tmp/kmod/lib/modules/"
-depmod -b "$tmp/kmod" "$kver"
+# Kernel modules in dependency order (depmod on a private copy of the tree). A kernel without
+# modules/ has what the agent needs built in.
+kmods=""
+if [ -d "$kdir/modules/$kver" ]; then
+        kmods=1
+        mkdir -p "$tmp/kmod/lib/modules"
+        cp -a "$kdir/modules/$kver" "$tmp/kmod/lib/modules/"
+        depmod -b "$tmp/kmod" "$kver"
+else
+        rmdir "$root/lib/modules/$kver" "$root/lib/modules"
+fi
 # add_modules LIST MODULE...: the modules and what they need, uncompressed, named in LIST.
 add_modules() {
         local list=$1
@@ -124,8 +134,10 @@ add_modules() {
                 echo "$rel" >>"$list"
         done
 }
-add_modules "$root/etc/cc-agent/modules" "${modules[@]}"
-[ -z "$sqfs_libs" ] || add_modules "$root/etc/cc-agent/modules.pull" "${pull_modules[@]}"
+if [ -n "$kmods" ]; then
+        add_modules "$root/etc/cc-agent/modules" "${modules[@]}"
+        [ -z "$sqfs_libs" ] || add_modules "$root/etc/cc-agent/modules.pull" "${pull_modules[@]}"
+fi
 if [ -n "$policy" ]; then
         cp "$policy" "$root/etc/cc-agent/policy.json"
 fi
@@ -169,15 +181,22 @@ done >"$root/etc/cc-agent/image.sha256"
 cpio_of "$root" | gzip -n -9 >>"$out/initrd.img.new"
 mv "$out/initrd.img.new" "$out/initrd.img"
 cp "$kdir/vmlinuz" "$out/vmlinuz"
+rm -f "$out/kernel.config"
+[ ! -f "$kdir/config" ] || cp "$kdir/config" "$out/kernel.config"
 
 # Manifest: what the image is made of and the digests a verifier would check.
 {
         echo "# cc-agent guest image manifest"
         echo "kernel-package $(cat "$kdir/package")"
+        # The project's kernel: the source package it was built from, and its full config.
+        case "$(cat "$kdir/package")" in
+        linux-source-*=*) pkg=$(cat "$kdir/package"); echo "kernel-source ${pkg%%=*} ${pkg#*=}" ;;
+        esac
         echo "kernel-version $kver"
         echo "source-date-epoch $epoch"
         echo "cmdline console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0"
         echo "sha256 $(sha256sum "$out/vmlinuz" | cut -d' ' -f1) vmlinuz"
+        [ ! -f "$out/kernel.config" ] || echo "sha256 $(sha256sum "$out/kernel.config" | cut -d' ' -f1) kernel.config"
         echo "sha256 $(sha256sum "$out/initrd.img" | cut -d' ' -f1) initrd.img"
         echo "# initrd contents (sha256, mode, size, path)"
         # list_files DIR [PREFIX]: "file" lines for DIR's regular files, named PREFIX/path.

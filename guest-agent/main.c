@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,13 +157,19 @@ int main(int argc, char **argv)
         }
         if ((r = agent_transport_start(&a, &err)) < 0)
                 fatal(&a, "transport", err);
-        /* uptime_ms: the guest clock since the kernel started (bench/agent-boot.sh). */
+        /* uptime_ms: the guest clock since the kernel started (bench/agent-boot.sh); kernel:
+         * the release the VM booted (6.1.<n>-cc for the project's kernel, Debian's otherwise),
+         * which the image manifest ties to the kernel's SHA-256. */
         struct timespec up;
         clock_gettime(CLOCK_BOOTTIME, &up);
-        cc_log_info("agent ready version=%s server_addr=%s init=%d vmrss_kib=%ld rss_kib=%ld "
-                    "uptime_ms=%lld",
-                    AGENT_VERSION, a.cfg.server_addr, a.cfg.is_init, agent_self_rss_kib(),
-                    agent_self_rss_exact_kib(), (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000);
+        struct utsname uts;
+        if (uname(&uts) < 0)
+                snprintf(uts.release, sizeof(uts.release), "unknown");
+        cc_log_info("agent ready version=%s server_addr=%s init=%d kernel=%s vmrss_kib=%ld "
+                    "rss_kib=%ld uptime_ms=%lld",
+                    AGENT_VERSION, a.cfg.server_addr, a.cfg.is_init, uts.release,
+                    agent_self_rss_kib(), agent_self_rss_exact_kib(),
+                    (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000);
 
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         for (;;) {

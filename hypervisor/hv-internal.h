@@ -25,7 +25,7 @@ struct cc_error;
  * shim under QEMU TCG (bench/kernel-params.sh), agent ready 3.33 s instead of 3.99 s (0.83x,
  * median of 5), the self-tests alone being 0.13x of it; see bench/README.md.
  */
-#define HV_GUEST_BASE_PARAMS                                                                   \
+#define HV_GUEST_BASE_PARAMS                                                                    \
         "reboot=k panic=1 tsc=reliable no_timer_check rcupdate.rcu_expedited=1 i8042.direct=1 " \
         "i8042.dumbkbd=1 i8042.nopnp=1 i8042.noaux=1 noreplace-smp cryptomgr.notests"
 
@@ -65,6 +65,12 @@ struct hv_host {
 };
 /* Probes the real host; `root` prefixes /dev and /sys paths (NULL or "" for the real ones). */
 void hv__host_probe(const char *root, struct hv_host *ret);
+
+/* The version string in a bzImage's boot header (hypervisor/kernel-info.c): from a buffer
+ * holding the file's start, or from the file at `path`. At most out_len - 1 bytes are copied. */
+int hv__kernel_version_parse(const uint8_t *buf, size_t len, char *out, size_t out_len,
+                             struct cc_error **err);
+int hv__kernel_version(const char *path, char *out, size_t out_len, struct cc_error **err);
 
 /* One TEE profile: data the backends render and the checks read. */
 struct hv_tee_profile {

@@ -177,6 +177,39 @@ static void print_host(const char *libvirt_uri)
                lv / 1000000, lv / 1000 % 1000, lv % 1000, libvirt_uri);
 }
 
+/*
+ * Which kernel the handler's VMs boot: the version string from the bzImage's header, and the
+ * source package from the guest image's manifest.txt beside it when there is one. Information
+ * only: whether the handler can run is hv_check()'s answer above.
+ */
+static void print_kernel(const char *path)
+{
+        if (!path)
+                return;
+        char ver[256];
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv__kernel_version(path, ver, sizeof(ver), &err) < 0) {
+                printf("    kernel: %s\n", cc_error_message(err));
+                return;
+        }
+        printf("    kernel: %s: %s\n", path, ver);
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return;
+        char *slash = strrchr(copy, '/');
+        _cleanup_free_ char *manifest =
+                slash ? (*slash = '\0', hv__path(*copy ? copy : "/", "manifest.txt"))
+                      : strdup("manifest.txt");
+        _cleanup_fclose_ FILE *f = manifest ? fopen(manifest, "re") : NULL;
+        char line[512];
+        while (f && fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = '\0';
+                if (strncmp(line, "kernel-package ", 15) == 0 ||
+                    (strncmp(line, "sha256 ", 7) == 0 && strstr(line, " vmlinuz")))
+                        printf("    kernel: %s (%s)\n", line, manifest);
+        }
+}
+
 static void usage(FILE *f)
 {
         fputs("usage: cc-runtime check [--config FILE]... [--kernel PATH] [--initrd PATH] "
@@ -282,6 +315,7 @@ static int cmd_check(int argc, char **argv)
                 /* Only for a handler the shim could use (qemu, clh): the built-in list has
                  * no files, so nothing is enabled there either. */
                 printf("      annotations: %s\n", h->annotations ? h->annotations : "none");
+                print_kernel(cfg.kernel);
         }
         for (size_t i = 0; i < n; i++) {
                 free(hs[i].name);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Helper sourced by the hv-*.sh integration tests (not a test itself): provides
-#   hv_guest_kernel OUTDIR   -> sets HV_KERNEL (build/guest/vmlinuz when the real guest image
-#                               exists, else Debian's cloud kernel from tools/fetch-guest-kernel.sh)
+#   hv_guest_kernel OUTDIR   -> sets HV_KERNEL: the guest image's kernel (`make guest-kernel-dir`,
+#                               GUEST_KERNEL), else Debian's cloud kernel fetched into OUTDIR
 #   hv_test_initrd OUTFILE   -> a minimal busybox initramfs whose /init loads the virtio
 #                               modules, finds the virtio-serial port agent.channel.0 and
 #                               answers "ping" with "pong:ping" and "poweroff" with "bye" and
@@ -14,9 +14,10 @@
 # into the initramfs and loaded in dependency order (reference 1.9).
 
 hv_guest_kernel() {
-        local out=$1
-        if [ -f build/guest-kernel/vmlinuz ]; then
-                HV_KERNEL_DIR=build/guest-kernel
+        local out=$1 dir
+        # The guest image's kernel (GUEST_KERNEL: the project's, or Debian's cloud kernel).
+        if dir=$(make -s --no-print-directory guest-kernel-dir | tail -n 1) && [ -f "$dir/vmlinuz" ]; then
+                HV_KERNEL_DIR=$dir
         else
                 bash tools/fetch-guest-kernel.sh "$out/kernel" >&2 || return 1
                 HV_KERNEL_DIR=$out/kernel
