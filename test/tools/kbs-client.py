@@ -339,7 +339,9 @@ class Suite:
             j = json.loads(r.body)
         except ValueError:
             j = {}
-        ok = r.status == status and j.get("type") == ERR + variant and set(j) == {"type", "detail"}
+        # Trustee sets no Content-Type on error responses (ref 1.9).
+        ok = (r.status == status and j.get("type") == ERR + variant and set(j) == {"type", "detail"}
+              and r.header("Content-Type") is None)
         if detail is not None:
             ok = ok and j.get("detail") == detail
         if detail_prefix is not None:
@@ -735,6 +737,8 @@ class Suite:
         r = k.req("GET", "/kbs/v0/resource/default/key/1", headers={"X-Big": "a" * 200000})
         self.check("hostile: 200 kB header refused, not served", r.status in (400, 413, 431), r.status)
         self.check("hostile: still serving afterwards", k.auth().status == 200)
+        h = k.req("GET", "/healthz")
+        self.check("GET /healthz is 200", h.status == 200, h.status)
         if self.a.idle_timeout:
             # A client that sends half a request and stalls is cut off after the idle timeout.
             import socket
