@@ -1,9 +1,9 @@
 /*
  * cc-image-encrypt: encrypts an image's layers the way CoCo's key provider does (ocicrypt
  * layers, the key-provider annotation packet with a kbs:/// key id, AES-256-GCM key wrap), from
- * one OCI layout into another, and can register the key-encryption key in cc-kbs (or any KBS
- * with Trustee's admin API) in the same step. No skopeo key provider is needed: Debian 12's
- * skopeo cannot call one. Push the result with `skopeo copy oci:DIR:TAG docker://...`.
+ * OCI layouts or registries (the image library's registry client) to OCI layouts or registries,
+ * and can register the key-encryption key in cc-kbs (or any KBS with Trustee's admin API) in the
+ * same step. No skopeo key provider is needed: Debian 12's skopeo cannot call one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,14 @@ static void usage(FILE *f)
         fprintf(f, "usage: cc-image-encrypt --kek FILE [--new-kek] --kid kbs:///REPO/TYPE/TAG\n"
                    "         [--recipient jwe:PUB.pem]...\n"
                    "         [--kbs URL [--admin-key ED25519.pem] [--cacert CA.pem] [--insecure]]\n"
-                   "         oci:SRC_DIR[:TAG] oci:DST_DIR:TAG\n"
+                   "         [--registry-insecure] [--registry-ca CA.pem] [--registry-creds "
+                   "USER:PASS]\n"
+                   "         SOURCE DESTINATION\n"
+                   "  SOURCE, DESTINATION: oci:DIR[:TAG] (an OCI layout; a tag is needed to write) "
+                   "or\n"
+                   "                 docker://HOST/REPO:TAG (a registry, through cc-image-pull's "
+                   "client;\n"
+                   "                 an index is resolved to linux/this machine's architecture)\n"
                    "  --kek FILE     the 32-byte key-encryption key (raw bytes)\n"
                    "  --new-kek      create FILE with 32 random bytes (mode 0600) first\n"
                    "  --kid URI      the KEK's resource URI in the KBS, e.g. "
@@ -36,18 +43,28 @@ static void usage(FILE *f)
                    "                 (ocicrypt's JWE recipients; repeatable)\n");
 }
 
-/* "oci:DIR[:TAG]" -> dir, tag (NULL when absent). */
-static int parse_ref(char *s, char **dir, char **tag)
+/* An image location: an OCI layout (oci:DIR[:TAG]) or a registry (docker://HOST/REPO:TAG). */
+struct loc {
+        char *dir; /* layout, or NULL for a registry */
+        char *tag;
+        const char *ref; /* registry reference */
+};
+
+static int parse_loc(char *s, struct loc *l)
 {
+        *l = (struct loc){};
+        if (strncmp(s, "docker://", 9) == 0 && s[9]) {
+                l->ref = s + 9;
+                return 0;
+        }
         if (strncmp(s, "oci:", 4) != 0 || !s[4])
                 return -EINVAL;
-        *dir = s + 4;
-        char *colon = strrchr(*dir, ':');
-        *tag = NULL;
+        l->dir = s + 4;
+        char *colon = strrchr(l->dir, ':');
         if (colon) {
                 *colon = 0;
-                *tag = colon + 1;
-                if (!**tag || !**dir)
+                l->tag = colon + 1;
+                if (!*l->tag || !*l->dir)
                         return -EINVAL;
         }
         return 0;
@@ -118,6 +135,49 @@ static int load_recipient(const char *arg, EVP_PKEY **ret)
         return 0;
 }
 
+/* Source to layout, encryption, layout to destination; registries go through a scratch layout. */
+static int run(const struct loc *src, const struct loc *dst, const struct kbs_registry_opts *ro,
+               const uint8_t kek[32], const char *kid, const struct recipients *rc,
+               struct cc_error **err)
+{
+        char scratch[] = "/var/tmp/cc-image-encrypt.XXXXXX";
+        char src_dir[64], dst_dir[64];
+        const char *sdir = src->dir, *stag = src->tag, *ddir = dst->dir, *dtag = dst->tag;
+        unsigned layers = 0;
+        int r = 0;
+        if (src->ref || dst->ref) {
+                if (!mkdtemp(scratch))
+                        return cc_error_set(err, errno, "%s: %m", scratch);
+                snprintf(src_dir, sizeof(src_dir), "%s/src", scratch);
+                snprintf(dst_dir, sizeof(dst_dir), "%s/dst", scratch);
+        }
+        if (src->ref) {
+                sdir = src_dir;
+                stag = "src";
+                r = kbs_image_fetch(src->ref, ro, sdir, stag, err);
+        }
+        if (dst->ref) {
+                ddir = dst_dir;
+                dtag = "encrypted";
+        }
+        if (r == 0)
+                r = kbs_image_encrypt(sdir, stag, ddir, dtag, kek, kid, rc->keys, rc->n, &layers,
+                                      err);
+        if (r == 0 && dst->ref)
+                r = kbs_image_push(ddir, dtag, dst->ref, ro, err);
+        if (r == 0)
+                printf("encrypted %u layer(s) of %s%s%s into %s%s%s, key %s\n", layers,
+                       src->ref ? src->ref : src->dir, src->tag ? ":" : "",
+                       src->tag ? src->tag : "", dst->ref ? dst->ref : dst->dir,
+                       dst->tag ? ":" : "", dst->tag ? dst->tag : "", kid);
+        if (src->ref || dst->ref) {
+                _cleanup_close_ int fd = open("/var/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0)
+                        cc_rm_rf_at(fd, scratch + strlen("/var/tmp/"));
+        }
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -130,12 +190,16 @@ int main(int argc, char **argv)
                 {"insecure", no_argument, NULL, 'I'},
                 {"help", no_argument, NULL, 'h'},
                 {"recipient", required_argument, NULL, 'r'},
+                {"registry-insecure", no_argument, NULL, 'R'},
+                {"registry-ca", required_argument, NULL, 'C'},
+                {"registry-creds", required_argument, NULL, 'P'},
                 {},
         };
         const char *kek_path = NULL, *kid = NULL;
         bool new_kek = false;
         struct kbs_admin_client kbs = {};
         _cleanup_(recipients_free) struct recipients rc = {};
+        struct kbs_registry_opts ro = {};
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (o) {
@@ -165,6 +229,15 @@ int main(int argc, char **argv)
                                 return 2;
                         rc.n++;
                         break;
+                case 'R':
+                        ro.insecure = true;
+                        break;
+                case 'C':
+                        ro.ca_file = optarg;
+                        break;
+                case 'P':
+                        ro.creds = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -173,25 +246,20 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        char *src, *src_tag, *dst, *dst_tag;
-        if (argc - optind != 2 || !kek_path || !kid ||
-            parse_ref(argv[optind], &src, &src_tag) < 0 ||
-            parse_ref(argv[optind + 1], &dst, &dst_tag) < 0 || !dst_tag) {
+        struct loc src, dst;
+        if (argc - optind != 2 || !kek_path || !kid || parse_loc(argv[optind], &src) < 0 ||
+            parse_loc(argv[optind + 1], &dst) < 0 || (dst.dir && !dst.tag)) {
                 usage(stderr);
                 return 2;
         }
         _cleanup_error_ struct cc_error *err = NULL;
         uint8_t kek[32];
-        unsigned layers = 0;
         if (load_kek(kek_path, new_kek, kek, &err) < 0 ||
-            kbs_image_encrypt(src, src_tag, dst, dst_tag, kek, kid, rc.keys, rc.n, &layers, &err) <
-                    0) {
+            run(&src, &dst, &ro, kek, kid, &rc, &err) < 0) {
                 OPENSSL_cleanse(kek, sizeof(kek));
                 fprintf(stderr, "cc-image-encrypt: %s\n", cc_error_message(err));
                 return 1;
         }
-        printf("encrypted %u layer(s) of %s%s%s into %s:%s, key %s\n", layers, src,
-               src_tag ? ":" : "", src_tag ? src_tag : "", dst, dst_tag, kid);
         if (kbs.url) {
                 char path[300];
                 snprintf(path, sizeof(path), "resource/%s", kid + 7);

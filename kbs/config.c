@@ -107,7 +107,7 @@ int kbs_config_parse(const char *name, const char *text, size_t len, struct kbs_
                 .max_connections = 256,
                 .threads = 4,
                 .session_timeout_s = 300, /* Trustee: 5 minutes */
-                .max_sessions = 100000,
+                .max_sessions = 10000,    /* ~2 KiB each once attested (the token) */
                 .token_lifetime_s = 300,
         };
         int r = cc_toml_parse_string(name, text, len, &doc, err);

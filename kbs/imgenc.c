@@ -26,12 +26,13 @@
 
 #include "kbs/kbs.h"
 
-#define ANN_PUBOPTS  "org.opencontainers.image.enc.pubopts"
-#define ANN_PROVIDER "org.opencontainers.image.enc.keys.provider.attestation-agent"
-#define ANN_JWE      "org.opencontainers.image.enc.keys.jwe"
-#define ANN_REF      "org.opencontainers.image.ref.name"
-#define OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MAX_JSON     (4u << 20)
+#define ANN_PUBOPTS     "org.opencontainers.image.enc.pubopts"
+#define ANN_PROVIDER    "org.opencontainers.image.enc.keys.provider.attestation-agent"
+#define ANN_JWE         "org.opencontainers.image.enc.keys.jwe"
+#define ANN_REF         "org.opencontainers.image.ref.name"
+#define OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
+#define DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define MAX_JSON        (4u << 20)
 
 int kbs_layer_crypt_init(struct kbs_layer_crypt *c, const uint8_t symkey[32],
                          const uint8_t nonce[16])
@@ -393,8 +394,8 @@ static int prepare_dst(const char *dst, struct cc_error **err)
 }
 
 /* Adds (or replaces) `tag` -> manifest in dst/index.json, written atomically. */
-static int index_put(const char *dst, const char *tag, const char *digest, size_t size,
-                     struct cc_error **err)
+static int index_put(const char *dst, const char *tag, const char *media_type, const char *digest,
+                     size_t size, struct cc_error **err)
 {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
         _cleanup_json_ struct json_object *index = NULL;
@@ -421,7 +422,7 @@ static int index_put(const char *dst, const char *tag, const char *digest, size_
                         json_object_array_del_idx(ms, i, 1);
         }
         struct json_object *d = json_object_new_object(), *ann = json_object_new_object();
-        json_object_object_add(d, "mediaType", json_object_new_string(OCI_MANIFEST));
+        json_object_object_add(d, "mediaType", json_object_new_string(media_type));
         json_object_object_add(d, "digest", json_object_new_string(digest));
         json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
         json_object_object_add(ann, ANN_REF, json_object_new_string(tag));
@@ -457,7 +458,9 @@ int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, con
                 return cc_error_wrap(err, EINVAL, "%s", src);
         if (!digest_ok(mdigest))
                 return cc_error_set(err, EINVAL, "%s: manifest digest '%.80s'", src, mdigest);
-        if (cc_json_get_string(desc, "mediaType", &mt, NULL) == 0 && strcmp(mt, OCI_MANIFEST) != 0)
+        if (cc_json_get_string(desc, "mediaType", &mt, NULL) < 0)
+                mt = OCI_MANIFEST;
+        if (strcmp(mt, OCI_MANIFEST) != 0 && strcmp(mt, DOCKER_MANIFEST) != 0)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "%s: '%s' is not an OCI image manifest (indexes "
                                     "are not supported)",
@@ -504,8 +507,50 @@ int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, con
         char ndigest[72];
         r = write_blob(dst, text, strlen(text), ndigest, err);
         if (r == 0)
-                r = index_put(dst, dst_tag, ndigest, strlen(text), err);
+                r = index_put(dst, dst_tag, mt, ndigest, strlen(text), err);
         if (r == 0 && ret_layers)
                 *ret_layers = (unsigned)json_object_array_length(layers);
         return r;
+}
+
+int kbs__layout_add(const char *layout, const char *tag, const char *media_type, const char *buf,
+                    size_t len, struct cc_error **err)
+{
+        char digest[72];
+        int r = prepare_dst(layout, err);
+        if (r == 0)
+                r = write_blob(layout, buf, len, digest, err);
+        if (r == 0)
+                r = index_put(layout, tag, media_type, digest, len, err);
+        return r;
+}
+
+int kbs__layout_manifest(const char *layout, const char *tag, char **ret, size_t *ret_len,
+                         char **ret_type, struct cc_error **err)
+{
+        _cleanup_free_ char *ipath = NULL, *mpath = NULL;
+        _cleanup_json_ struct json_object *index = NULL;
+        struct json_object *desc = NULL;
+        const char *digest, *mt;
+        if (asprintf(&ipath, "%s/index.json", layout) < 0)
+                return -ENOMEM;
+        int r = read_json(ipath, &index, err);
+        if (r == 0)
+                r = find_manifest(index, tag, &desc, err);
+        if (r == 0)
+                r = cc_json_get_string(desc, "digest", &digest, err);
+        if (r < 0)
+                return r;
+        if (!digest_ok(digest))
+                return cc_error_set(err, EINVAL, "%s: manifest digest '%.80s'", layout, digest);
+        if (cc_json_get_string(desc, "mediaType", &mt, NULL) < 0)
+                mt = OCI_MANIFEST;
+        mpath = blob_path(layout, digest);
+        if (!mpath)
+                return -ENOMEM;
+        r = cc_read_file(mpath, MAX_JSON, ret, ret_len, err);
+        if (r < 0)
+                return r;
+        *ret_type = strdup(mt);
+        return *ret_type ? 0 : -ENOMEM;
 }

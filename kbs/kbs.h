@@ -354,6 +354,27 @@ int kbs_image_encrypt(const char *src, const char *src_tag, const char *dst, con
                       const uint8_t kek[32], const char *kid, EVP_PKEY *const *rcpts, size_t nrcpts,
                       unsigned *ret_layers, struct cc_error **err);
 
+/* Adds a manifest (bytes as given) to a layout under `tag`; reads one back. */
+int kbs__layout_add(const char *layout, const char *tag, const char *media_type, const char *buf,
+                    size_t len, struct cc_error **err);
+int kbs__layout_manifest(const char *layout, const char *tag, char **ret, size_t *ret_len,
+                         char **ret_type, struct cc_error **err);
+
+/* ---- imgreg.c: registries, through the image library's client ---- */
+
+struct kbs_registry_opts {
+        bool insecure;       /* plain HTTP */
+        const char *ca_file; /* extra CA for HTTPS */
+        const char *creds;   /* "user:password" or NULL */
+};
+
+/* Fetches one platform's image (linux/this arch when `ref` names an index) into `layout`:`tag`. */
+int kbs_image_fetch(const char *ref, const struct kbs_registry_opts *o, const char *layout,
+                    const char *tag, struct cc_error **err);
+/* Pushes layout:tag to `ref` (host/repo:tag): every blob, then the manifest. */
+int kbs_image_push(const char *layout, const char *tag, const char *ref,
+                   const struct kbs_registry_opts *o, struct cc_error **err);
+
 /* ---- admin-client.c: Trustee's admin API from the client side (libcurl) ---- */
 
 struct kbs_admin_client {

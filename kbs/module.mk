@@ -7,7 +7,7 @@ LIBKBS := $(BUILD)/libcckbs.a
 LIBS := $(LIBKBS) $(LIBS)
 EXTRA_LIBS += $(shell $(PKG_CONFIG) --libs $(KBS_PKGS))
 
-$(KBS_OBJS) $(BUILD)/kbs/main.o $(BUILD)/kbs/cc-image-encrypt.o: CFLAGS += $(shell $(PKG_CONFIG) --cflags $(KBS_PKGS))
+$(KBS_OBJS) $(BUILD)/kbs/main.o $(BUILD)/kbs/cc-image-encrypt.o: CFLAGS += $(shell $(PKG_CONFIG) --cflags $(KBS_PKGS) $(IMG_PKGS))
 
 $(LIBKBS): $(KBS_OBJS)
 	@rm -f $@
@@ -22,9 +22,9 @@ $(BUILD)/cc-kbs: $(BUILD)/kbs/main.o $(LIBKBS) $(LIBCC)
 
 BINS += $(BUILD)/cc-image-encrypt
 
-$(BUILD)/cc-image-encrypt: $(BUILD)/kbs/cc-image-encrypt.o $(LIBKBS) $(LIBCC)
+# It reads and writes registries through the image library's client (guest-agent/image/).
+$(BUILD)/cc-image-encrypt: $(BUILD)/kbs/cc-image-encrypt.o $(LIBKBS) $(LIBIMG) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(shell $(PKG_CONFIG) --libs $(KBS_PKGS)) \
-		$(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
 INTEGRATION_TESTS += test/integration/kbs-rcar.sh test/integration/kbs-image-encrypt.sh

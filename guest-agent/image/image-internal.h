@@ -123,6 +123,12 @@ int img__blob_next(struct img_blob *b, const uint8_t **ret, size_t *ret_len, str
 uint64_t img__blob_offset(const struct img_blob *b);
 uint64_t img__blob_digest_ns(const struct img_blob *b); /* time spent hashing */
 struct img_blob *img__blob_free(struct img_blob *b);
+/* Uploads (cc-image-encrypt): a blob from fd (size bytes, skipped when the registry has it),
+ * a manifest under a tag. Credentials and token challenges as for pulls. */
+int img__registry_push_blob(struct img_registry *r, const char *digest, int fd, uint64_t size,
+                            struct cc_error **err);
+int img__registry_push_manifest(struct img_registry *r, const char *tag, const char *media_type,
+                                const void *buf, size_t len, struct cc_error **err);
 /* Parses a WWW-Authenticate challenge; exposed for the fuzzer. */
 int img__auth_parse(const char *h, char **scheme, char **realm, char **service, char **scope);
 

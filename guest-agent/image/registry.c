@@ -59,6 +59,7 @@ struct resp {
         char *retry_after;
         char *content_range;
         char *docker_digest;
+        char *location;
 };
 
 static void resp_done(struct resp *h)
@@ -68,6 +69,7 @@ static void resp_done(struct resp *h)
         free(h->retry_after);
         free(h->content_range);
         free(h->docker_digest);
+        free(h->location);
         *h = (struct resp){0};
 }
 
@@ -88,6 +90,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
                 {"retry-after", offsetof(struct resp, retry_after)},
                 {"content-range", offsetof(struct resp, content_range)},
                 {"docker-content-digest", offsetof(struct resp, docker_digest)},
+                {"location", offsetof(struct resp, location)},
         };
         const char *colon = memchr(line, ':', len);
         if (!colon)
@@ -883,4 +886,162 @@ int img__blob_next(struct img_blob *b, const uint8_t **ret, size_t *ret_len, str
                         continue;
                 curl_multi_poll(b->multi, NULL, 0, 200, NULL);
         }
+}
+
+/* ---- uploads (cc-image-encrypt pushes through the same client and credentials) ---- */
+
+struct upload {
+        int fd; /* the body from fd at offset 0.., or from buf */
+        const uint8_t *buf;
+        uint64_t len, off;
+        bool failed;
+};
+
+static size_t upload_read_cb(char *dst, size_t size, size_t n, void *userdata)
+{
+        struct upload *u = userdata;
+        size_t want = size * n;
+        if (u->off >= u->len)
+                return 0;
+        if (want > u->len - u->off)
+                want = (size_t)(u->len - u->off);
+        if (u->buf) {
+                memcpy(dst, u->buf + u->off, want);
+        } else {
+                ssize_t got = pread(u->fd, dst, want, (off_t)u->off);
+                if (got <= 0) {
+                        u->failed = true;
+                        return CURL_READFUNC_ABORT;
+                }
+                want = (size_t)got;
+        }
+        u->off += want;
+        return want;
+}
+
+/*
+ * One request with an optional body; a 401 with a challenge is authorized (the challenge's
+ * scope, e.g. pull,push) and retried once. *ret_code is the final status; *ret_location the
+ * Location header made absolute (NULL when absent).
+ */
+static int send_request(struct img_registry *r, const char *method, const char *url,
+                        const char *content_type, struct upload *up, long *ret_code,
+                        char **ret_location, struct cc_error **err)
+{
+        for (bool auth_done = false;;) {
+                CURL *h = curl_easy_init();
+                if (!h)
+                        return -ENOMEM;
+                struct resp resp = {0};
+                struct stall st = {.limit_ms = r->stall_ms};
+                struct body b = {.max = 64 * 1024};
+                struct curl_slist *hl = request_headers(r, NULL, 0), *t;
+                char ct[160];
+                if (content_type) {
+                        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+                        if ((t = curl_slist_append(hl, ct)))
+                                hl = t;
+                }
+                easy_common(r, h, url, &resp, &st);
+                curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+                curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+                curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+                if (up) {
+                        up->off = 0;
+                        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+                        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+                        curl_easy_setopt(h, CURLOPT_READFUNCTION, upload_read_cb);
+                        curl_easy_setopt(h, CURLOPT_READDATA, up);
+                        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)up->len);
+                } else if (!strcmp(method, "POST")) {
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+                } else if (!strcmp(method, "HEAD")) {
+                        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+                }
+                stall_reset(&st);
+                CURLcode c = curl_easy_perform(h);
+                long code = 0;
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+                curl_easy_cleanup(h);
+                curl_slist_free_all(hl);
+                char etext[256];
+                error_text(b.buf, b.len, etext, sizeof(etext));
+                free(b.buf);
+                _cleanup_free_ char *www = TAKE_PTR(resp.www_auth);
+                _cleanup_free_ char *loc = TAKE_PTR(resp.location);
+                resp_done(&resp);
+                if (c != CURLE_OK)
+                        return cc_error_set(err, EIO, "%s %s: %s", method, url,
+                                            up && up->failed ? "reading the blob failed"
+                                                             : curl_easy_strerror(c));
+                if (code == 401 && !auth_done && www) {
+                        auth_done = true;
+                        int q = authorize(r, www, err);
+                        if (q < 0)
+                                return q;
+                        continue;
+                }
+                *ret_code = code;
+                if (ret_location) {
+                        *ret_location = NULL;
+                        if (loc && loc[0] == '/') {
+                                if (asprintf(ret_location, "%s://%s%s", r->scheme, r->host, loc) <
+                                    0)
+                                        return -ENOMEM;
+                        } else if (loc) {
+                                *ret_location = TAKE_PTR(loc);
+                        }
+                }
+                if (code >= 300)
+                        return cc_error_set(err, code == 401 || code == 403 ? EACCES : EIO,
+                                            "%s %s: HTTP %ld%s", method, url, code, etext);
+                return 0;
+        }
+}
+
+int img__registry_push_blob(struct img_registry *r, const char *digest, int fd, uint64_t size,
+                            struct cc_error **err)
+{
+        _cleanup_free_ char *url = NULL, *loc = NULL, *put = NULL;
+        long code = 0;
+        if (asprintf(&url, "%s://%s/v2/%s/blobs/%s", r->scheme, r->host, r->repo, digest) < 0)
+                return -ENOMEM;
+        /* Already there (same repository, or a previous push): nothing to send. */
+        if (send_request(r, "HEAD", url, NULL, NULL, &code, NULL, NULL) == 0 && code == 200)
+                return 0;
+        free(url);
+        if (asprintf(&url, "%s://%s/v2/%s/blobs/uploads/", r->scheme, r->host, r->repo) < 0)
+                return -ENOMEM;
+        int q = send_request(r, "POST", url, NULL, NULL, &code, &loc, err);
+        if (q < 0)
+                return q;
+        if (code != 202 || !loc)
+                return cc_error_set(err, EIO, "POST %s: HTTP %ld without an upload location", url,
+                                    code);
+        if (asprintf(&put, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", digest) < 0)
+                return -ENOMEM;
+        struct upload up = {.fd = fd, .len = size};
+        q = send_request(r, "PUT", put, "application/octet-stream", &up, &code, NULL, err);
+        if (q < 0)
+                return q;
+        return code == 201 ? 0 : cc_error_set(err, EIO, "PUT blob %s: HTTP %ld", digest, code);
+}
+
+int img__registry_push_manifest(struct img_registry *r, const char *tag, const char *media_type,
+                                const void *buf, size_t len, struct cc_error **err)
+{
+        _cleanup_free_ char *url = NULL;
+        long code = 0;
+        if (asprintf(&url, "%s://%s/v2/%s/manifests/%s", r->scheme, r->host, r->repo, tag) < 0)
+                return -ENOMEM;
+        struct upload up = {.fd = -1, .buf = buf, .len = len};
+        int q = send_request(r, "PUT", url, media_type, &up, &code, NULL, err);
+        if (q < 0)
+                return q;
+        return code == 201 || code == 200
+                       ? 0
+                       : cc_error_set(err, EIO, "PUT manifest %s: HTTP %ld", tag, code);
 }

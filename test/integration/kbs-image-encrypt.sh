@@ -2,7 +2,8 @@
 # cc-image-encrypt round trip: a two-layer image (umoci) encrypted into a new OCI layout in
 # CoCo's key-provider format, its KEK registered in cc-kbs in the same step; the layout pushed
 # with plain `skopeo copy` (no key provider), pulled and decrypted by cc-image-pull with the KEK
-# (offline_fs keys file); the rootfs equals `umoci unpack` of the plain image. The independent
+# (offline_fs keys file); the rootfs equals `umoci unpack` of the plain image. The same from a
+# registry straight to a registry (cc-image-encrypt's own registry client, no skopeo). The independent
 # client then follows the guest's flow (ref 6.3): attest, fetch each packet's kid from cc-kbs
 # with the token, unwrap the layer options, whose digests must be the plain layers'. Errors:
 # JWE recipients (RSA, EC) decrypted by Debian's skopeo and by cc-image-pull. Errors: wrong KEK,
@@ -91,6 +92,23 @@ mkdir -p "$T/pull"
         { cat "$T/pull.log"; fail "cc-image-pull of the encrypted image"; }
 img_compare "$T/pull" "$T/ref/rootfs"
 echo "ok  pulled and decrypted by cc-image-pull: rootfs equals umoci unpack of the plain image"
+
+# Registry to registry, no layout in between on our side and no skopeo for the encrypted image:
+# the plain image pushed by skopeo, read and re-pushed encrypted by cc-image-encrypt through the
+# image library's registry client (an index is resolved to this machine's platform).
+img_push "oci:$T/oci:v1" plain/app:v1
+"$ENC" --kek "$T/kek" --kid kbs:///default/image-kek/1 --registry-insecure \
+        "docker://$REG/plain/app:v1" "docker://$REG/coco/enc3:v1" || fail "cc-image-encrypt registry to registry"
+curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/coco/enc3/manifests/v1" |
+        grep -q 'provider.attestation-agent' || fail "the registry's manifest is not encrypted"
+mkdir -p "$T/pull3"
+"$PULL" --insecure --keys-json "$T/keys.json" "$REG/coco/enc3:v1" "$T/pull3" >"$T/pull.log" 2>&1 ||
+        { cat "$T/pull.log"; fail "cc-image-pull of the registry-to-registry image"; }
+img_compare "$T/pull3" "$T/ref/rootfs"
+echo "ok  registry to registry: pulled and decrypted by cc-image-pull, rootfs equals umoci's"
+expect_fail "registry source that does not exist" "HTTP 404" \
+        "$ENC" --kek "$T/kek" --kid kbs:///default/image-kek/1 --registry-insecure \
+        "docker://$REG/plain/none:v1" "oci:$T/none:v1"
 
 # The guest's flow with the independent client: attestation, KEK from cc-kbs, unwrap.
 $PY "$CLIENT" image-keys --url "$url" --cacert "$T/tls.crt" --manifest "$manifest" >"$T/keys.out" ||

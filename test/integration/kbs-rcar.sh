@@ -49,7 +49,7 @@ listen = "127.0.0.1:0"
 tls_cert = "$d/tls.crt"
 tls_key = "$d/tls.key"
 max_body_bytes = 2097152
-timeout_s = 10
+timeout_s = 4
 
 [session]
 timeout_s = $SESSION
@@ -99,7 +99,7 @@ printf 'version = 1\n[[rule]]\nresources = ["*/*/*"]\ntee = ["sample"]\nallow = 
 
 $PY $CLIENT suite --url "$URL_main" --cacert "$d/tls.crt" --admin-key "$d/admin.key" \
         --other-key "$d/other.key" --snp-dir "$d/snp" --secret "$SECRET" \
-        --session-timeout $SESSION --token-lifetime $TOKEN | tee "$d/suite.out"
+        --session-timeout $SESSION --token-lifetime $TOKEN --idle-timeout 4 | tee "$d/suite.out"
 [ "${PIPESTATUS[0]}" -eq 0 ] || cc_fail "suite: $(grep -c '^not ok' "$d/suite.out") checks failed"
 kill -0 "$PID_main" || cc_fail "cc-kbs died during the suite"
 # Refusals are explained in the log (never to the client): a few of the suite's.
