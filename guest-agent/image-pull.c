@@ -13,6 +13,7 @@
  *    "insecure_registries": ["10.0.2.2:5000"], "mirror": "host:port",
  *    "auth_file": "/etc/cc-agent/auth.json", "ca_file": "/etc/cc-agent/ca.pem",
  *    "key_files": ["/etc/cc-agent/keys/key.pem"],
+ *    "keys_json": "/etc/cc-agent/keys.json",  (offline_fs KEKs: {"repo/type/tag": "base64"})
  *    "kbs_url": "https://kbs.example:8080", "kbs_cert_file": "/etc/cc-agent/kbs-ca.pem",
  *    "signature_policy": "/etc/containers/policy.json",
  *    "registries_d": "/etc/containers/registries.d"}
@@ -65,6 +66,7 @@ struct image_settings {
         char **key_files;
         char *kbs_url;
         char *kbs_cert_file;
+        char *keys_json;
         char *signature_policy;
         char *registries_d;
 };
@@ -77,6 +79,7 @@ static void settings_done(struct image_settings *s)
         free(s->auth_file);
         free(s->kbs_url);
         free(s->kbs_cert_file);
+        free(s->keys_json);
         free(s->ca_file);
         cc_strv_free(s->key_files);
         free(s->signature_policy);
@@ -167,6 +170,7 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
                     (r = get_opt_string(o, "ca_file", &s->ca_file, err)) < 0 ||
                     (r = get_opt_strv(o, "insecure_registries", &s->insecure, err)) < 0 ||
                     (r = get_opt_strv(o, "key_files", &s->key_files, err)) < 0 ||
+                    (r = get_opt_string(o, "keys_json", &s->keys_json, err)) < 0 ||
                     (r = get_opt_string(o, "kbs_url", &s->kbs_url, err)) < 0 ||
                     (r = get_opt_string(o, "kbs_cert_file", &s->kbs_cert_file, err)) < 0 ||
                     (r = get_opt_string(o, "signature_policy", &s->signature_policy, err)) < 0 ||
@@ -246,8 +250,9 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
         struct image_settings s = {0};
         int r = load_settings(req, &s, err);
         _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
-        if (r == 0 && s.key_files)
-                r = img_key_broker_offline_fs((const char *const *)s.key_files, NULL, &keys, err);
+        if (r == 0 && (s.key_files || s.keys_json))
+                r = img_key_broker_offline_fs((const char *const *)s.key_files, s.keys_json, &keys,
+                                              err);
         if (r == 0)
                 r = kbs_broker(&s, &keys, err);
         if (r < 0) {
