@@ -565,9 +565,9 @@ static int b64_decode(const char *in, unsigned char **ret, size_t *ret_len)
 static const char *manifest_digest(struct json_object *vol)
 {
         struct json_object *pull = member(vol, "image_pull", json_type_object);
-        const char *d = json_object_get_string(
-                member(member(pull, "metadata", json_type_object),
-                       "containerd.io/snapshot/cri.manifest-digest", json_type_string));
+        const char *d = json_object_get_string(member(member(pull, "metadata", json_type_object),
+                                                      "containerd.io/snapshot/cri.manifest-digest",
+                                                      json_type_string));
         if (!d || strlen(d) != 71 || strncmp(d, "sha256:", 7) != 0 ||
             strspn(d + 7, "0123456789abcdef") != 64)
                 return NULL;
