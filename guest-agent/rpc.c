@@ -56,7 +56,7 @@ static struct agent_ctr_info **ctr_find_locked(struct agent *a, const char *id)
         return p;
 }
 
-/* Sets one field of the container's record (creating it); `field` selects name or pulled. */
+/* Sets the container's name, or with `pulled` its pulled image, creating its record. */
 static int ctr_set(struct agent *a, const char *id, bool pulled, const char *value)
 {
         _cleanup_free_ char *v = strdup(value ? value : "");

@@ -565,9 +565,9 @@ static int b64_decode(const char *in, unsigned char **ret, size_t *ret_len)
 static const char *manifest_digest(struct json_object *vol)
 {
         struct json_object *pull = member(vol, "image_pull", json_type_object);
-        const char *d = json_object_get_string(
-                member(member(pull, "metadata", json_type_object),
-                       "containerd.io/snapshot/cri.manifest-digest", json_type_string));
+        const char *d = json_object_get_string(member(member(pull, "metadata", json_type_object),
+                                                      "containerd.io/snapshot/cri.manifest-digest",
+                                                      json_type_string));
         if (!d || strlen(d) != 71 || strncmp(d, "sha256:", 7) != 0 ||
             strspn(d + 7, "0123456789abcdef") != 64)
                 return NULL;
@@ -577,20 +577,14 @@ static const char *manifest_digest(struct json_object *vol)
 /*
  * The reference the guest pulls: `src` pinned to the digest containerd resolved, so that the
  * guest runs the image CRI reports even if the registry moves the tag in between (the image
- * library fetches manifests/<digest> and checks the bytes against it). A reference that names
- * another digest already is a contradiction, refused naming both.
+ * library fetches manifests/<digest> and checks the bytes against it; a registry that answers
+ * other bytes fails the pull naming both digests). A reference that names a digest already is
+ * pinned as it is: containerd's label holds the platform manifest's digest, and the reference
+ * may name the image index that leads to it.
  */
-static int pin_digest(const char *src, const char *digest, char **ret, struct cc_error **err)
+static int pin_digest(const char *src, const char *digest, char **ret)
 {
-        const char *at = strchr(src, '@');
-        if (!digest)
-                *ret = strdup(src);
-        else if (at && strcmp(at + 1, digest) != 0)
-                return cc_error_set(err, EINVAL,
-                                    "rootfs volume: image %s names digest %s, but containerd "
-                                    "resolved it to %s",
-                                    src, at + 1, digest);
-        else if (at)
+        if (!digest || strchr(src, '@'))
                 *ret = strdup(src);
         else if (asprintf(ret, "%s@%s", src, digest) < 0)
                 *ret = NULL;
@@ -634,7 +628,7 @@ int shim_rootfs_classify(const struct shim_mount *m, size_t n, enum shim_rootfs_
                         const char *src = NULL;
                         if (cc_json_get_string(vol, "source", &src, NULL) == 0 &&
                             !cc_isempty(src) && strcmp(src, "dummy-image-reference") != 0 &&
-                            (r = pin_digest(src, manifest_digest(vol), ret_image, err)) < 0)
+                            (r = pin_digest(src, manifest_digest(vol), ret_image)) < 0)
                                 return r;
                         *ret = SHIM_ROOTFS_GUEST_PULL;
                         return 0;

@@ -8,6 +8,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "guest-agent/agent.h"
@@ -45,13 +46,32 @@ static void convert(const char *method, const ProtobufCMessage *m)
         if (strcmp(method, "CreateContainer") == 0) {
                 const Grpc__CreateContainerRequest *r = (const void *)m;
                 struct agent_spec *s = NULL;
-                if (agent_spec_from_oci(r->oci, &s, &err) == 0)
+                if (agent_spec_from_oci(r->oci, &s, &err) == 0) {
+                        /* The whole request against the TEE default (policy version 2). */
+                        static struct agent_policy *tee;
+                        if (!tee && agent_policy_tee_default(&tee, NULL) < 0)
+                                abort();
+                        struct agent_policy_create c = {
+                                .container_id = "c1",
+                                .name = agent_spec_annotation(r->oci,
+                                                              "io.kubernetes.cri.container-name"),
+                                .image = agent_spec_annotation(r->oci,
+                                                               "io.kubernetes.cri.image-name"),
+                                .spec = s,
+                        };
+                        (void)agent_policy_check_create(tee, &c, &err);
                         agent_spec_free(s);
+                }
         } else if (strcmp(method, "ExecProcess") == 0) {
                 const Grpc__ExecProcessRequest *r = (const void *)m;
                 struct agent_process p;
                 (void)agent_process_from_oci(r->process, &p, &err);
                 agent_process_done(&p);
+        } else if (strcmp(method, "SetPolicy") == 0) {
+                const Grpc__SetPolicyRequest *r = (const void *)m;
+                struct agent_policy *p = NULL;
+                if (r->policy && agent_policy_parse(r->policy, &p, &err) == 0)
+                        agent_policy_free(p);
         } else if (strcmp(method, "UpdateContainer") == 0) {
                 const Grpc__UpdateContainerRequest *r = (const void *)m;
                 struct agent_resources res = {0};
@@ -79,6 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct cc_ttrpc_method *meth = idx < svcs[0]->n_methods
                                                      ? &svcs[0]->methods[idx]
                                                      : &svcs[1]->methods[idx - svcs[0]->n_methods];
+        /* The ttrpc server's NUL check (reject_nul_strings) runs on the same bytes first. */
+        char field[128];
+        (void)cc_pb_find_nul_string(meth->request, data + 1, size - 1, field, sizeof(field));
         ProtobufCMessage *m = protobuf_c_message_unpack(meth->request, NULL, size - 1, data + 1);
         if (!m)
                 return 0;

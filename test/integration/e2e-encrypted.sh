@@ -100,7 +100,7 @@ if enc_pod nokey-pod kata c2 " (no key)"; then
         fail "StartContainer without the key succeeded"
 else
         err=$(cat "$CC_TMP/c2.start.err")
-        if [[ "$err" == *"pull image $IMAGE in the guest"* ]] && [[ "$err" == *"encrypted layer sha256:"*"key"* ]]; then
+        if [[ "$err" == *"pull image $IMAGE@sha256:"*" in the guest"* ]] && [[ "$err" == *"encrypted layer sha256:"*"key"* ]]; then
                 ok "StartContainer without the key fails: ${err#error: }"
         else
                 fail "no-key error does not name the key: $err"
