@@ -84,7 +84,7 @@ static void digest_str(EVP_MD_CTX *md, char out[72])
 {
         uint8_t d[32];
         EVP_DigestFinal_ex(md, d, NULL);
-        _cleanup_free_ char *h = kbs_hex(d, 32);
+        _cleanup_free_ char *h = cc_hex(d, 32);
         snprintf(out, 72, "sha256:%s", h ? h : "");
 }
 
@@ -103,8 +103,8 @@ int kbs_layer_crypt_final(struct kbs_layer_crypt *c, char plain_digest[72], char
 static int plbco_json(const uint8_t symkey[32], const uint8_t nonce[16], const char *plain_digest,
                       char **ret)
 {
-        _cleanup_free_ char *k64 = kbs_b64_encode(symkey, 32, false);
-        _cleanup_free_ char *n64 = kbs_b64_encode(nonce, 16, false);
+        _cleanup_free_ char *k64 = cc_b64_encode(symkey, 32, false);
+        _cleanup_free_ char *n64 = cc_b64_encode(nonce, 16, false);
         if (!k64 || !n64 ||
             asprintf(ret,
                      "{\"symkey\":\"%s\",\"digest\":\"%s\",\"cipheroptions\":{\"nonce\":\"%s\"}}",
@@ -121,7 +121,7 @@ int kbs_ocicrypt_annotations(const uint8_t symkey[32], const uint8_t nonce[16],
                              const uint8_t kek[32], const char *kid, const uint8_t iv[12],
                              char **ret_pubopts, char **ret_packet, struct cc_error **err)
 {
-        _cleanup_free_ char *h64 = kbs_b64_encode(hmac, 32, false);
+        _cleanup_free_ char *h64 = cc_b64_encode(hmac, 32, false);
         _cleanup_free_ char *plbco = NULL, *pubopts = NULL, *packet = NULL;
         if (!h64)
                 return -ENOMEM;
@@ -146,16 +146,16 @@ int kbs_ocicrypt_annotations(const uint8_t symkey[32], const uint8_t nonce[16],
         OPENSSL_cleanse(plbco, pl);
         if (!ok)
                 return cc_error_set(err, EIO, "AES-256-GCM wrap failed");
-        _cleanup_free_ char *w64 = kbs_b64_encode(wrapped, pl + 16, false);
-        _cleanup_free_ char *iv64 = kbs_b64_encode(iv, 12, false);
+        _cleanup_free_ char *w64 = cc_b64_encode(wrapped, pl + 16, false);
+        _cleanup_free_ char *iv64 = cc_b64_encode(iv, 12, false);
         if (!w64 || !iv64 ||
             asprintf(&packet,
                      "{\"kid\":\"%s\",\"wrapped_data\":\"%s\",\"iv\":\"%s\",\"wrap_type\":"
                      "\"A256GCM\"}",
                      kid, w64, iv64) < 0)
                 return -ENOMEM;
-        *ret_pubopts = kbs_b64_encode((const uint8_t *)pubopts, strlen(pubopts), false);
-        *ret_packet = kbs_b64_encode((const uint8_t *)packet, strlen(packet), false);
+        *ret_pubopts = cc_b64_encode((const uint8_t *)pubopts, strlen(pubopts), false);
+        *ret_packet = cc_b64_encode((const uint8_t *)packet, strlen(packet), false);
         if (!*ret_pubopts || !*ret_packet) {
                 free(*ret_pubopts);
                 free(*ret_packet);
@@ -229,7 +229,7 @@ static int write_blob(const char *layout, const char *data, size_t len, char dig
 {
         uint8_t d[32];
         EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
-        _cleanup_free_ char *h = kbs_hex(d, 32), *path = NULL;
+        _cleanup_free_ char *h = cc_hex(d, 32), *path = NULL;
         if (!h)
                 return -ENOMEM;
         snprintf(digest, 72, "sha256:%s", h);
@@ -320,7 +320,7 @@ static int encrypt_layer(const char *src, const char *dst, struct json_object *d
                                                        strlen(plbco), &jwe, err);
                 if (plbco)
                         OPENSSL_cleanse(plbco, strlen(plbco));
-                if (r == 0 && !(jwe64 = kbs_b64_encode((const uint8_t *)jwe, strlen(jwe), false)))
+                if (r == 0 && !(jwe64 = cc_b64_encode((const uint8_t *)jwe, strlen(jwe), false)))
                         r = -ENOMEM;
         }
         OPENSSL_cleanse(symkey, sizeof(symkey));

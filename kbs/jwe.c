@@ -51,7 +51,7 @@ static char *coord(EVP_PKEY *k, const char *name, size_t size)
         uint8_t buf[66];
         if (!EVP_PKEY_get_bn_param(k, name, &bn) || BN_bn2binpad(bn, buf, (int)size) < 0)
                 return NULL;
-        return kbs_b64_encode(buf, size, true);
+        return cc_b64_encode(buf, size, true);
 }
 
 /* The JWK curve name and coordinate size of an EC key; 0 for curves JWE does not name. */
@@ -159,9 +159,9 @@ static int gcm_parts(const uint8_t cek[32], const uint8_t iv[12], const char *pr
             !EVP_EncryptUpdate(c, ct, &l, pt, (int)len) || !EVP_EncryptFinal_ex(c, ct + l, &l2) ||
             !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag))
                 return -EIO;
-        *iv64 = kbs_b64_encode(iv, 12, true);
-        *ct64 = kbs_b64_encode(ct, len, true);
-        *tag64 = kbs_b64_encode(tag, 16, true);
+        *iv64 = cc_b64_encode(iv, 12, true);
+        *ct64 = cc_b64_encode(ct, len, true);
+        *tag64 = cc_b64_encode(tag, 16, true);
         return *iv64 && *ct64 && *tag64 ? 0 : -ENOMEM;
 }
 
@@ -190,8 +190,8 @@ int kbs__jwe_encrypt_with(const struct kbs_jwk *k, const uint8_t *pt, size_t len
         }
         if (r < 0)
                 return cc_error_set(err, -r, "wrapping the content key failed");
-        _cleanup_free_ char *prot = kbs_b64_encode((const uint8_t *)header, strlen(header), true);
-        _cleanup_free_ char *ek64 = kbs_b64_encode(ek, ek_len, true);
+        _cleanup_free_ char *prot = cc_b64_encode((const uint8_t *)header, strlen(header), true);
+        _cleanup_free_ char *ek64 = cc_b64_encode(ek, ek_len, true);
         _cleanup_free_ char *iv64 = NULL, *ct64 = NULL, *tag64 = NULL;
         if (!prot || !ek64)
                 return -ENOMEM;
@@ -235,7 +235,7 @@ int kbs_jwe_encrypt_recipients(EVP_PKEY *const *keys, size_t n, const uint8_t *p
                                             "public keys",
                                             i + 1);
                 }
-                ek64 = kbs_b64_encode(ek, ek_len, true);
+                ek64 = cc_b64_encode(ek, ek_len, true);
                 if (!ek64)
                         return -ENOMEM;
                 if (epk)
@@ -249,7 +249,7 @@ int kbs_jwe_encrypt_recipients(EVP_PKEY *const *keys, size_t n, const uint8_t *p
         }
         if (fflush(f) != 0)
                 return -ENOMEM;
-        _cleanup_free_ char *prot = kbs_b64_encode((const uint8_t *)header, strlen(header), true);
+        _cleanup_free_ char *prot = cc_b64_encode((const uint8_t *)header, strlen(header), true);
         _cleanup_free_ char *iv64 = NULL, *ct64 = NULL, *tag64 = NULL;
         int r = prot ? gcm_parts(cek, iv, prot, pt, len, &iv64, &ct64, &tag64) : -ENOMEM;
         OPENSSL_cleanse(cek, sizeof(cek));

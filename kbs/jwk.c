@@ -126,8 +126,8 @@ static int ec_pkey(const struct kbs_jwk *k, EVP_PKEY **ret, struct cc_error **er
         }
         _cleanup_free_ uint8_t *x = NULL, *y = NULL;
         size_t xl, yl;
-        if (kbs_b64_decode(k->x, strlen(k->x), true, &x, &xl) < 0 ||
-            kbs_b64_decode(k->y, strlen(k->y), true, &y, &yl) < 0)
+        if (cc_b64_decode(k->x, strlen(k->x), true, &x, &xl) < 0 ||
+            cc_b64_decode(k->y, strlen(k->y), true, &y, &yl) < 0)
                 return cc_error_set(err, EINVAL, "tee-pubkey: x/y are not base64url");
         if (xl != size || yl != size)
                 return cc_error_set(err, EINVAL, "tee-pubkey: %s coordinates must be %zu bytes",
@@ -161,8 +161,8 @@ static int rsa_pkey(const struct kbs_jwk *k, EVP_PKEY **ret, struct cc_error **e
                                     k->alg);
         _cleanup_free_ uint8_t *n = NULL, *e = NULL;
         size_t nl, el;
-        if (kbs_b64_decode(k->n, strlen(k->n), true, &n, &nl) < 0 ||
-            kbs_b64_decode(k->e, strlen(k->e), true, &e, &el) < 0)
+        if (cc_b64_decode(k->n, strlen(k->n), true, &n, &nl) < 0 ||
+            cc_b64_decode(k->e, strlen(k->e), true, &e, &el) < 0)
                 return cc_error_set(err, EINVAL, "tee-pubkey: n/e are not base64url");
         _cleanup_(BN_freep) BIGNUM *bn = BN_bin2bn(n, (int)nl, NULL);
         _cleanup_(BN_freep) BIGNUM *be = BN_bin2bn(e, (int)el, NULL);

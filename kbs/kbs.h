@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cc/cleanup.h"
+#include "cc/codec.h"
 #include "cc/error.h"
 
 #define KBS_PROTOCOL_VERSION "0.4.0"
@@ -22,26 +23,7 @@
 #define KBS_NONCE_BYTES      32
 #define KBS_SESSION_COOKIE   "kbs-session-id"
 
-/* ---- codec.c: base64 (ref 0: b64 with padding, b64url without), hex, JCS (RFC 8785) ---- */
-
-/* b64 (url=false: standard alphabet, '=' padding) or b64url (url=true: no padding). */
-char *kbs_b64_encode(const uint8_t *in, size_t len, bool url);
-/*
- * Strict decoding: url=false requires the padding a standard encoder writes, url=true rejects
- * padding; characters of the other alphabet, whitespace and non-zero trailing bits are errors.
- * -EINVAL on bad input; *ret is NUL-terminated for convenience (not counted in *ret_len).
- */
-int kbs_b64_decode(const char *in, size_t len, bool url, uint8_t **ret, size_t *ret_len);
-char *kbs_hex(const uint8_t *in, size_t len);
-/* Decodes exactly `len` bytes of lowercase or uppercase hex; -EINVAL otherwise. */
-int kbs_unhex(const char *in, uint8_t *out, size_t len);
-/*
- * RFC 8785 canonical form of a JSON value: members sorted by UTF-16 code units, no whitespace,
- * ECMAScript string escaping. Integers only (a float is -EINVAL: nothing we hash has one).
- */
-int kbs_jcs(struct json_object *v, char **ret);
-/* The JSON text of a string (quotes and RFC 8785 escaping) appended to a growing buffer. */
-int kbs_json_quote(const char *s, size_t len, char **buf, size_t *n, size_t *cap);
+/* Encodings (base64, hex, RFC 8785): lib/codec.c, cc/codec.h. */
 
 /* ---- tee.c ---- */
 

@@ -122,7 +122,7 @@ static int cmd_policy(const struct kbs_admin_client *cl, int argc, char **argv)
                 fprintf(stderr, "cc-kbs: %s\n", cc_error_message(err));
                 return 1;
         }
-        b64 = kbs_b64_encode((const uint8_t *)text, len, true);
+        b64 = cc_b64_encode((const uint8_t *)text, len, true);
         if (!b64 || asprintf(&body, "{\"policy\":\"%s\"}", b64) < 0)
                 return 1;
         return admin(cl, "POST", "resource-policy", body, strlen(body), "application/json");

@@ -161,7 +161,7 @@ int kbs_runtime_data_digest(const struct kbs_jwk *key, const char *nonce,
         json_object_object_add(o, "nonce", json_object_new_string(nonce));
         json_object_object_add(o, "additional-evidence",
                                json_object_new_string(additional_evidence));
-        int r = kbs_jcs(o, &canon);
+        int r = cc_jcs(o, &canon);
         if (r < 0)
                 return r;
         unsigned n = 0;

@@ -145,8 +145,8 @@ static enum MHD_Result fail(struct ctx *x, unsigned status, const char *variant,
         snprintf(type, sizeof(type), KBS_ERROR_PREFIX "%s", variant);
         log_request(x->conn, x->rq, x->method, x->url, status, reason ? reason : detail);
         x->rq->answered = true;
-        if (kbs_json_quote(type, strlen(type), &qt, &n1, &c1) < 0 ||
-            kbs_json_quote(detail, strlen(detail), &qd, &n2, &c2) < 0 ||
+        if (cc_json_quote(type, strlen(type), &qt, &n1, &c1) < 0 ||
+            cc_json_quote(detail, strlen(detail), &qd, &n2, &c2) < 0 ||
             asprintf(&body, "{\"type\":%s,\"detail\":%s}", qt, qd) < 0)
                 return MHD_NO;
         return send_response(x->conn, status, body, strlen(body), NULL, NULL);
@@ -248,7 +248,7 @@ static struct json_object *token_claims(struct kbs_server *srv, enum kbs_tee tee
         json_object_object_add(c, "submods", submods);
         json_object_object_add(ours, "tee", json_object_new_string(kbs_tee_to_string(tee)));
         if (init) {
-                _cleanup_free_ char *h = kbs_hex(init->digest, init->digest_len);
+                _cleanup_free_ char *h = cc_hex(init->digest, init->digest_len);
                 json_object_object_add(ours, "init_data_digest",
                                        json_object_new_string(h ? h : ""));
         }
@@ -497,7 +497,7 @@ static enum MHD_Result handle_policy(struct ctx *x, bool set)
                 r = cc_json_get_string(o, "policy", &b64, &err);
         if (r == -ENOENT)
                 r = cc_error_set(&err, EINVAL, "missing 'policy'");
-        if (r == 0 && kbs_b64_decode(b64, strlen(b64), true, &text, &len) < 0)
+        if (r == 0 && cc_b64_decode(b64, strlen(b64), true, &text, &len) < 0)
                 r = cc_error_set(&err, EINVAL, "'policy' is not base64url without padding");
         if (r == 0 && memchr(text, 0, len))
                 r = cc_error_set(&err, EINVAL, "policy contains a NUL byte");

@@ -114,8 +114,8 @@ int kbs_session_create(struct kbs_sessions *t, enum kbs_tee tee, int64_t now,
         uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
         uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
         struct session *s = calloc(1, sizeof(*s));
-        _cleanup_free_ char *hex = kbs_hex(uuid, sizeof(uuid));
-        _cleanup_free_ char *b64 = kbs_b64_encode(nonce, sizeof(nonce), false);
+        _cleanup_free_ char *hex = cc_hex(uuid, sizeof(uuid));
+        _cleanup_free_ char *b64 = cc_b64_encode(nonce, sizeof(nonce), false);
         if (!s || !hex || !b64) {
                 free(s);
                 return -ENOMEM;

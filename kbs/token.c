@@ -27,7 +27,7 @@ static char *coord(EVP_PKEY *k, const char *name)
         uint8_t buf[32];
         if (!EVP_PKEY_get_bn_param(k, name, &bn) || BN_bn2binpad(bn, buf, 32) < 0)
                 return NULL;
-        return kbs_b64_encode(buf, 32, true);
+        return cc_b64_encode(buf, 32, true);
 }
 
 int kbs_token_signer_init(struct kbs_token_signer *s, const char *pem_path, struct cc_error **err)
@@ -82,7 +82,7 @@ static int sign(EVP_PKEY *key, bool es256, const char *input, char **ret)
             EVP_DigestSign(md, der, &len, (const uint8_t *)input, strlen(input)) != 1)
                 return -EIO;
         if (!es256) {
-                *ret = kbs_b64_encode(der, len, true);
+                *ret = cc_b64_encode(der, len, true);
                 return *ret ? 0 : -ENOMEM;
         }
         /* JWS wants r || s, 32 bytes each, not DER. */
@@ -92,7 +92,7 @@ static int sign(EVP_PKEY *key, bool es256, const char *input, char **ret)
         if (!sig || BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32) < 0 ||
             BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32) < 0)
                 return -EIO;
-        *ret = kbs_b64_encode(raw, 64, true);
+        *ret = cc_b64_encode(raw, 64, true);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -104,8 +104,8 @@ int kbs_token_issue(const struct kbs_token_signer *s, struct json_object *claims
                 claims, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (asprintf(&header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"jwk\":%s}", s->jwk_json) < 0)
                 return -ENOMEM;
-        h64 = kbs_b64_encode((const uint8_t *)header, strlen(header), true);
-        p64 = kbs_b64_encode((const uint8_t *)payload, strlen(payload), true);
+        h64 = cc_b64_encode((const uint8_t *)header, strlen(header), true);
+        p64 = cc_b64_encode((const uint8_t *)payload, strlen(payload), true);
         if (!h64 || !p64 || asprintf(&input, "%s.%s", h64, p64) < 0)
                 return -ENOMEM;
         if (sign(s->key, true, input, &sig) < 0)
@@ -131,9 +131,9 @@ static int jws_verify(EVP_PKEY *key, bool es256, const char *token, struct json_
                 return cc_error_set(err, EINVAL, "token is not a compact JWS");
         _cleanup_free_ uint8_t *h = NULL, *p = NULL, *sig = NULL;
         size_t hl, pl, sl;
-        if (kbs_b64_decode(token, (size_t)(d1 - token), true, &h, &hl) < 0 ||
-            kbs_b64_decode(d1 + 1, (size_t)(d2 - d1 - 1), true, &p, &pl) < 0 ||
-            kbs_b64_decode(d2 + 1, strlen(d2 + 1), true, &sig, &sl) < 0)
+        if (cc_b64_decode(token, (size_t)(d1 - token), true, &h, &hl) < 0 ||
+            cc_b64_decode(d1 + 1, (size_t)(d2 - d1 - 1), true, &p, &pl) < 0 ||
+            cc_b64_decode(d2 + 1, strlen(d2 + 1), true, &sig, &sl) < 0)
                 return cc_error_set(err, EINVAL, "token: bad base64url");
         _cleanup_json_ struct json_object *hdr = NULL;
         const char *alg;
@@ -217,8 +217,8 @@ int kbs_admin_token_mint(EVP_PKEY *priv, int64_t now, int64_t lifetime, char **r
                      "\"role\":\"admin\",\"iat\":%lld,\"exp\":%lld}",
                      (long long)now, (long long)(now + lifetime)) < 0)
                 return -ENOMEM;
-        h64 = kbs_b64_encode((const uint8_t *)header, strlen(header), true);
-        p64 = kbs_b64_encode((const uint8_t *)claims, strlen(claims), true);
+        h64 = cc_b64_encode((const uint8_t *)header, strlen(header), true);
+        p64 = cc_b64_encode((const uint8_t *)claims, strlen(claims), true);
         if (!h64 || !p64 || asprintf(&input, "%s.%s", h64, p64) < 0)
                 return -ENOMEM;
         if (sign(priv, false, input, &sig) < 0)

@@ -17,7 +17,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
 
 static int add_bytes_hex(struct json_object *o, const char *key, const uint8_t *b, size_t n)
 {
-        _cleanup_free_ char *h = kbs_hex(b, n);
+        _cleanup_free_ char *h = cc_hex(b, n);
         if (!h)
                 return -ENOMEM;
         json_object_object_add(o, key, json_object_new_string(h));
@@ -43,7 +43,7 @@ static int verify_sample(const struct kbs_verifiers *v, const struct kbs_evidenc
         }
         _cleanup_free_ uint8_t *got = NULL;
         size_t got_len = 0;
-        if (kbs_b64_decode(rd_s, strlen(rd_s), false, &got, &got_len) < 0)
+        if (cc_b64_decode(rd_s, strlen(rd_s), false, &got, &got_len) < 0)
                 return cc_error_set(err, EINVAL, "sample evidence: report_data is not base64");
         /* Exactly the digest, not padded (ref 2.2). */
         if (got_len != in->report_data_len || memcmp(got, in->report_data, got_len) != 0)
@@ -63,7 +63,7 @@ static int verify_sample(const struct kbs_verifiers *v, const struct kbs_evidenc
         json_object_object_add(c, "debug", json_object_new_boolean(false));
         if (in->init_data) {
                 _cleanup_free_ char *b =
-                        kbs_b64_encode(in->init_data->digest, in->init_data->digest_len, false);
+                        cc_b64_encode(in->init_data->digest, in->init_data->digest_len, false);
                 json_object_object_add(c, "init_data", json_object_new_string(b ? b : ""));
         }
         *claims = c;

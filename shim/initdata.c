@@ -46,7 +46,7 @@ static char *field_b64(const struct kbc_initdata *id, size_t n)
 {
         uint8_t f[64];
         kbc_regularize(id->digest, id->digest_len, f, n);
-        return kbc_b64_encode(f, n, false);
+        return cc_b64_encode(f, n, false);
 }
 
 int shim_initdata_prepare(const struct shim_config *c, const char *run_dir,

@@ -137,9 +137,9 @@ int main(int argc, char **argv)
                 printf("algorithm %s\n", kbc_hash_name(id->alg));
                 hexprint("digest", id->digest, id->digest_len);
                 kbc_regularize(id->digest, id->digest_len, f, 48);
-                _cleanup_free_ char *mr = kbc_b64_encode(f, 48, false);
+                _cleanup_free_ char *mr = cc_b64_encode(f, 48, false);
                 kbc_regularize(id->digest, id->digest_len, f, 32);
-                _cleanup_free_ char *hd = kbc_b64_encode(f, 32, false);
+                _cleanup_free_ char *hd = cc_b64_encode(f, 32, false);
                 printf("tdx-mrconfigid %s\nsnp-host-data %s\n", mr, hd);
                 return 0;
         }

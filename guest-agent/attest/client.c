@@ -410,7 +410,7 @@ int kbc__parse_token(const char *body, size_t len, int64_t *exp)
                 return -EPROTO;
         _cleanup_free_ uint8_t *payload = NULL;
         size_t pl = 0;
-        if (kbc_b64_decode(a + 1, (size_t)(b - a - 1), true, &payload, &pl) < 0)
+        if (cc_b64_decode(a + 1, (size_t)(b - a - 1), true, &payload, &pl) < 0)
                 return -EPROTO;
         _cleanup_(json_putp) struct json_object *o = parse_exact((const char *)payload, pl);
         struct json_object *v;
@@ -500,7 +500,7 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         json_object_object_add(rd, "nonce", json_object_new_string(nonce));
         json_object_object_add(rd, "tee-pubkey", kbc_tee_key_jwk(c->key));
         _cleanup_free_ char *material = NULL;
-        if ((k = kbc_jcs(rd, &material)) < 0)
+        if ((k = cc_jcs(rd, &material)) < 0)
                 return k;
         uint8_t digest[64];
         if (kbc_hash(hash, material, strlen(material), digest) < 0)

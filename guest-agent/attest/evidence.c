@@ -30,7 +30,7 @@ const char *kbc_tee_name(enum kbc_tee t)
 
 struct json_object *kbc_evidence_sample(const uint8_t *digest, size_t len)
 {
-        _cleanup_free_ char *rd = kbc_b64_encode(digest, len, false);
+        _cleanup_free_ char *rd = cc_b64_encode(digest, len, false);
         _cleanup_(json_putp) struct json_object *o = json_object_new_object();
         if (!rd || !o)
                 return NULL;
@@ -320,7 +320,7 @@ int kbc_evidence_tdx(const uint8_t *quote, size_t len, struct json_object **ret,
         int r = kbc_tdx_quote_fields(quote, len, NULL, NULL, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *b = kbc_b64_encode(quote, len, false);
+        _cleanup_free_ char *b = cc_b64_encode(quote, len, false);
         _cleanup_(json_putp) struct json_object *o = json_object_new_object();
         if (!b || !o || json_object_object_add(o, "cc_eventlog", NULL) < 0 ||
             add(o, "quote", json_object_new_string(b)) < 0)

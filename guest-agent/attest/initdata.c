@@ -143,7 +143,7 @@ int kbc_initdata_from_annotation(const char *b64, struct kbc_initdata **ret, str
                                     bl);
         _cleanup_free_ uint8_t *gz = NULL;
         size_t gl = 0;
-        if (kbc_b64_decode(b64, bl, false, &gz, &gl) < 0)
+        if (cc_b64_decode(b64, bl, false, &gz, &gl) < 0)
                 return cc_error_set(err, EINVAL, "initdata annotation: not base64");
         _cleanup_free_ char *toml = NULL;
         size_t tl = 0;
@@ -177,7 +177,7 @@ int kbc_initdata_annotation_encode(const char *toml, size_t len, char **ret)
         deflateEnd(&z);
         if (zr != Z_STREAM_END)
                 return -EIO;
-        *ret = kbc_b64_encode(gz, n, false);
+        *ret = cc_b64_encode(gz, n, false);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -190,7 +190,7 @@ int kbc_initdata_disk_encode(const char *b64_annotation, uint8_t **ret, size_t *
                                     bl);
         _cleanup_free_ uint8_t *gz = NULL;
         size_t gl = 0;
-        if (kbc_b64_decode(b64_annotation, bl, false, &gz, &gl) < 0)
+        if (cc_b64_decode(b64_annotation, bl, false, &gz, &gl) < 0)
                 return cc_error_set(err, EINVAL, "initdata annotation: not base64");
         size_t total = (16 + gl + 511) / 512 * 512;
         uint8_t *disk = calloc(1, total);

@@ -155,7 +155,7 @@ static char *bn_b64url(EVP_PKEY *pkey, const char *param, size_t pad)
         uint8_t buf[1024];
         if (BN_bn2binpad(bn, buf, (int)n) < 0)
                 return NULL;
-        return kbc_b64_encode(buf, n, true);
+        return cc_b64_encode(buf, n, true);
 }
 
 static int add_str(struct json_object *o, const char *k, char *v_owned)
@@ -213,7 +213,7 @@ static int b64url_field(struct json_object *o, const char *k, uint8_t **ret, siz
         const char *s = get_str(o, k);
         if (!s)
                 return cc_error_set(err, EBADMSG, "JWE: no string member '%s'", k);
-        if (kbc_b64_decode(s, strlen(s), true, ret, len) < 0)
+        if (cc_b64_decode(s, strlen(s), true, ret, len) < 0)
                 return cc_error_set(err, EBADMSG, "JWE: member '%s' is not base64url", k);
         return 0;
 }

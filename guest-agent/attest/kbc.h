@@ -5,7 +5,6 @@
  * KBS's answers, and initdata. Wire facts: ../shared/reference/attestation-kbs.md (section
  * numbers below refer to it).
  *
- *   kbc_jcs()             RFC 8785 canonical JSON (the runtime data that is hashed, 2.1)
  *   kbc_tee_key_*()       the ephemeral TEE key and its JWK (1.6)
  *   kbc_jwe_decrypt()     flattened JWE: ECDH-ES+A256KW, RSA-OAEP-256, RSA1_5 with A256GCM (1.8)
  *   kbc_evidence_*()      sample, SNP and TDX evidence JSON; report parsers (3.1, 4)
@@ -20,18 +19,10 @@
 #include <stdint.h>
 
 #include "cc/cleanup.h"
+#include "cc/codec.h"
 #include "cc/error.h"
 
-/* ---- encodings -------------------------------------------------------------------------- */
-
-/* RFC 4648 base64: `url` selects the URL-safe alphabet without padding (b64url), else the
- * standard alphabet with padding (b64). Decoding accepts missing padding in both. */
-char *kbc_b64_encode(const uint8_t *in, size_t len, bool url);
-int kbc_b64_decode(const char *in, size_t in_len, bool url, uint8_t **ret, size_t *ret_len);
-
-/* RFC 8785 canonical JSON of v (strings, objects, arrays, integers, booleans, null; doubles
- * are refused with -EINVAL since nothing this protocol hashes has one). */
-int kbc_jcs(struct json_object *v, char **ret);
+/* Encodings (b64, b64url, RFC 8785 JSON) are libcc's: cc/codec.h. */
 
 /* ---- hashes ----------------------------------------------------------------------------- */
 

@@ -86,23 +86,23 @@ static void test_b64(void **state)
         uint8_t v3[32];
         for (int i = 0; i < 32; i++)
                 v3[i] = (uint8_t)i;
-        char *s = kbc_b64_encode(v3, 32, false);
+        char *s = cc_b64_encode(v3, 32, false);
         assert_string_equal(s, v3_nonce);
         free(s);
-        s = kbc_b64_encode((const uint8_t *)"\xfb\xff", 2, true);
+        s = cc_b64_encode((const uint8_t *)"\xfb\xff", 2, true);
         assert_string_equal(s, "-_8");
         free(s);
         uint8_t *d = NULL;
         size_t n = 0;
-        assert_int_equal(kbc_b64_decode(v3_nonce, strlen(v3_nonce), false, &d, &n), 0);
+        assert_int_equal(cc_b64_decode(v3_nonce, strlen(v3_nonce), false, &d, &n), 0);
         assert_int_equal(n, 32);
         assert_memory_equal(d, v3, 32);
         free(d);
         /* Wrong alphabet, junk, a non-canonical tail: refused. */
-        assert_int_equal(kbc_b64_decode("-_8", 3, false, &d, &n), -EINVAL);
-        assert_int_equal(kbc_b64_decode("ab$d", 4, false, &d, &n), -EINVAL);
-        assert_int_equal(kbc_b64_decode("QR==", 4, false, &d, &n), -EINVAL);
-        assert_int_equal(kbc_b64_decode("A", 1, true, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("-_8", 3, false, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("ab$d", 4, false, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("QR==", 4, false, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("A", 1, true, &d, &n), -EINVAL);
 }
 
 static void test_jcs(void **state)
@@ -110,7 +110,7 @@ static void test_jcs(void **state)
         /* Trustee's canonicalizer vector (2.1). */
         struct json_object *o = json_tokener_parse("{\"b\":1,\"a\":\"test\",\"c\":{\"d\":\"e\"}}");
         char *s = NULL;
-        assert_int_equal(kbc_jcs(o, &s), 0);
+        assert_int_equal(cc_jcs(o, &s), 0);
         assert_string_equal(s, "{\"a\":\"test\",\"b\":1,\"c\":{\"d\":\"e\"}}");
         uint8_t md[64];
         char h[129];
@@ -124,14 +124,14 @@ static void test_jcs(void **state)
          * UTF-16 code units (U+10000 sorts before U+E000 there, after it in UTF-8). */
         o = json_tokener_parse(
                 "{\"\\ue000\":1,\"\\ud800\\udc00\":2,\"x\":\"a/\\u0001\\n\\\"\\u00e9\"}");
-        assert_int_equal(kbc_jcs(o, &s), 0);
+        assert_int_equal(cc_jcs(o, &s), 0);
         assert_string_equal(
                 s,
                 "{\"x\":\"a/\\u0001\\n\\\"\xc3\xa9\",\"\xf0\x90\x80\x80\":2,\"\xee\x80\x80\":1}");
         free(s);
         json_object_put(o);
         o = json_tokener_parse("{\"f\":1.5}");
-        assert_int_equal(kbc_jcs(o, &s), -EINVAL);
+        assert_int_equal(cc_jcs(o, &s), -EINVAL);
         json_object_put(o);
 }
 
@@ -149,7 +149,7 @@ static void test_runtime_data_v4(void **state)
         json_object_object_add(rd, "nonce", json_object_new_string(v3_nonce));
         json_object_object_add(rd, "additional-evidence", json_object_new_string(""));
         char *m = NULL;
-        assert_int_equal(kbc_jcs(rd, &m), 0);
+        assert_int_equal(cc_jcs(rd, &m), 0);
         char want[512];
         snprintf(want, sizeof(want),
                  "{\"additional-evidence\":\"\",\"nonce\":\"%s\",\"tee-pubkey\":{\"alg\":\"ECDH-ES+"
@@ -201,7 +201,7 @@ static void test_rsa_jwk_v4(void **state)
         json_object_object_add(rd, "nonce", json_object_new_string(v3_nonce));
         json_object_object_add(rd, "additional-evidence", json_object_new_string(""));
         char *m = NULL;
-        assert_int_equal(kbc_jcs(rd, &m), 0);
+        assert_int_equal(cc_jcs(rd, &m), 0);
         uint8_t md[64];
         char h[129];
         kbc_hash(KBC_SHA384, m, strlen(m), md);
@@ -337,11 +337,11 @@ static void test_initdata_v12(void **state)
                                "4c2129710a460959f902e2f9bea75");
         uint8_t f[48];
         kbc_regularize(d->digest, d->digest_len, f, 48);
-        char *b = kbc_b64_encode(f, 48, false);
+        char *b = cc_b64_encode(f, 48, false);
         assert_string_equal(b, "7opbzJV7q6grgGvfUHC6o4aCOJ59AIIHtFx85Qq4mZviRMISlxCkYJWfkC4vm+p1");
         free(b);
         kbc_regularize(d->digest, d->digest_len, f, 32);
-        b = kbc_b64_encode(f, 32, false);
+        b = cc_b64_encode(f, 32, false);
         assert_string_equal(b, "7opbzJV7q6grgGvfUHC6o4aCOJ59AIIHtFx85Qq4mZs=");
         free(b);
         assert_non_null(strstr(kbc_initdata_get(d, "aa.toml"), "url = \"http://10.0.2.2:8080\""));

@@ -56,7 +56,7 @@ static void jwk_of(const char *json, struct kbs_jwk *k)
 
 static char *hex_of(const uint8_t *b, size_t n)
 {
-        return kbs_hex(b, n);
+        return cc_hex(b, n);
 }
 
 static void test_base64(void **state)
@@ -64,30 +64,30 @@ static void test_base64(void **state)
         uint8_t nonce[32];
         for (int i = 0; i < 32; i++)
                 nonce[i] = (uint8_t)i;
-        _cleanup_free_ char *s = kbs_b64_encode(nonce, 32, false);
+        _cleanup_free_ char *s = cc_b64_encode(nonce, 32, false);
         assert_string_equal(s, V3_NONCE); /* V3 */
-        _cleanup_free_ char *u = kbs_b64_encode((const uint8_t *)"\xfb\xff", 2, true);
+        _cleanup_free_ char *u = cc_b64_encode((const uint8_t *)"\xfb\xff", 2, true);
         assert_string_equal(u, "-_8");
         _cleanup_free_ uint8_t *d = NULL;
         size_t n;
-        assert_int_equal(kbs_b64_decode(V3_NONCE, 44, false, &d, &n), 0);
+        assert_int_equal(cc_b64_decode(V3_NONCE, 44, false, &d, &n), 0);
         assert_int_equal(n, 32);
         assert_memory_equal(d, nonce, 32);
         free(TAKE_PTR(d));
         /* strictness: missing padding, the other alphabet, padding in b64url, dirty tail bits */
-        assert_int_equal(kbs_b64_decode("AAECAw", 6, false, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("-_8=", 4, false, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("+/8", 3, true, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("-_8=", 4, true, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("-_9", 3, true, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("A", 1, true, &d, &n), -EINVAL);
-        assert_int_equal(kbs_b64_decode("", 0, true, &d, &n), 0);
+        assert_int_equal(cc_b64_decode("AAECAw", 6, false, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("-_8=", 4, false, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("+/8", 3, true, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("-_8=", 4, true, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("-_9", 3, true, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("A", 1, true, &d, &n), -EINVAL);
+        assert_int_equal(cc_b64_decode("", 0, true, &d, &n), 0);
         assert_int_equal(n, 0);
         /* V15: the policy body is b64url without padding */
         static const char rego[] =
                 "package policy\n\ndefault allow = false\n\nallow if {\n\tdata.plugin "
                 "== \"resource\"\n}\n";
-        _cleanup_free_ char *p = kbs_b64_encode((const uint8_t *)rego, strlen(rego), true);
+        _cleanup_free_ char *p = cc_b64_encode((const uint8_t *)rego, strlen(rego), true);
         assert_string_equal(p,
                             "cGFja2FnZSBwb2xpY3kKCmRlZmF1bHQgYWxsb3cgPSBmYWxzZQoKYWxsb3cgaWYgewoJZG"
                             "F0YS5wbHVnaW4gPT0gInJlc291cmNlIgp9Cg");
@@ -98,7 +98,7 @@ static void test_jcs(void **state)
         _cleanup_json_ struct json_object *o =
                 parse("{\"b\":1,\"a\":\"test\",\"c\":{\"d\":\"e\"}}");
         _cleanup_free_ char *c = NULL;
-        assert_int_equal(kbs_jcs(o, &c), 0);
+        assert_int_equal(cc_jcs(o, &c), 0);
         assert_string_equal(c, "{\"a\":\"test\",\"b\":1,\"c\":{\"d\":\"e\"}}");
         uint8_t md[48];
         unsigned n;
@@ -111,12 +111,12 @@ static void test_jcs(void **state)
         _cleanup_json_ struct json_object *e =
                 parse("{\"\\ud83d\\ude00\":1,\"\\ufb01\":2,\"s\":\"a/b\\u0001\\n\\u00e9\\\"\"}");
         _cleanup_free_ char *ec = NULL;
-        assert_int_equal(kbs_jcs(e, &ec), 0);
+        assert_int_equal(cc_jcs(e, &ec), 0);
         assert_string_equal(ec, "{\"s\":\"a/b\\u0001\\n\xc3\xa9\\\"\",\"\xf0\x9f\x98\x80\":1,"
                                 "\"\xef\xac\x81\":2}");
         _cleanup_json_ struct json_object *f = parse("[1.5]");
         _cleanup_free_ char *fc = NULL;
-        assert_int_equal(kbs_jcs(f, &fc), -EINVAL);
+        assert_int_equal(cc_jcs(f, &fc), -EINVAL);
 }
 
 static void test_runtime_digest(void **state)
@@ -129,7 +129,7 @@ static void test_runtime_digest(void **state)
         assert_string_equal(h,
                             "ab8fc7597b2bce642fb271760f6ef8e5a69a7d93c992aae0a40ce52f150b5f5f61fbe0"
                             "ece9c5e67cc538c798329f34d4"); /* V4 */
-        _cleanup_free_ char *s = kbs_b64_encode(d, 48, false);
+        _cleanup_free_ char *s = cc_b64_encode(d, 48, false);
         assert_string_equal(s, "q4/HWXsrzmQvsnF2D2745aaafZPJkqrgpAzlLxULX19h++Ds6cXmfMU4x5gynzTU");
         kbs_jwk_done(&k);
         /* extra members are dropped: a JWK with "use" gives the same digest as without */
@@ -181,7 +181,7 @@ static void test_attest_v5(void **state)
         v.sample_enabled = true;
         uint8_t pad[64] = {};
         memcpy(pad, d, 48);
-        _cleanup_free_ char *p64 = kbs_b64_encode(pad, 64, false);
+        _cleanup_free_ char *p64 = cc_b64_encode(pad, 64, false);
         _cleanup_json_ struct json_object *ev = json_object_new_object();
         json_object_object_add(ev, "svn", json_object_new_string("1"));
         json_object_object_add(ev, "report_data", json_object_new_string(p64));
@@ -228,7 +228,7 @@ static void test_auth(void **state)
 static EVP_PKEY *ec_key_from_scalar(const char *hex)
 {
         uint8_t priv[32];
-        assert_int_equal(kbs_unhex(hex, priv, 32), 0);
+        assert_int_equal(cc_unhex(hex, priv, 32), 0);
         BIGNUM *bn = BN_bin2bn(priv, 32, NULL);
         EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
         EC_POINT *pt = EC_POINT_new(g);
@@ -259,10 +259,10 @@ static void test_jwe_v6(void **state)
         uint8_t cek[32], iv[12];
         jwk_of(V1_JWK, &k);
         assert_int_equal(
-                kbs_unhex("25d60d3f1c9fe44e5ea8da61facd64ae5158870887f55e05656cd341685ca0f1", cek,
+                cc_unhex("25d60d3f1c9fe44e5ea8da61facd64ae5158870887f55e05656cd341685ca0f1", cek,
                           32),
                 0);
-        assert_int_equal(kbs_unhex("000102030405060708090a0b", iv, 12), 0);
+        assert_int_equal(cc_unhex("000102030405060708090a0b", iv, 12), 0);
         EVP_PKEY *eph = ec_key_from_scalar(
                 "05be979a45d73d5fc9423915a62b5de8a6ae7167e41ebf3d0f6f449e652555d3");
         _cleanup_free_ char *out = NULL;
@@ -294,8 +294,8 @@ static void test_jwe_rsa_roundtrip(void **state)
         uint8_t nb[256], eb[3];
         BN_bn2binpad(n, nb, 256);
         BN_bn2binpad(e, eb, 3);
-        _cleanup_free_ char *n64 = kbs_b64_encode(nb, 256, true),
-                            *e64 = kbs_b64_encode(eb, 3, true);
+        _cleanup_free_ char *n64 = cc_b64_encode(nb, 256, true),
+                            *e64 = cc_b64_encode(eb, 3, true);
         struct kbs_jwk k = {.kty = KBS_KTY_RSA,
                             .alg = strdup("RSA-OAEP-256"),
                             .n = strdup(n64),
@@ -313,12 +313,12 @@ static void test_jwe_rsa_roundtrip(void **state)
         assert_int_equal(cc_json_get_string(j, "tag", &tag, NULL), 0);
         _cleanup_free_ uint8_t *hdr = NULL, *ekb = NULL, *ivb = NULL, *ctb = NULL, *tagb = NULL;
         size_t hl, el, il, cl, tl;
-        assert_int_equal(kbs_b64_decode(prot, strlen(prot), true, &hdr, &hl), 0);
+        assert_int_equal(cc_b64_decode(prot, strlen(prot), true, &hdr, &hl), 0);
         assert_string_equal((char *)hdr, "{\"alg\":\"RSA-OAEP-256\",\"enc\":\"A256GCM\"}");
-        assert_int_equal(kbs_b64_decode(ek, strlen(ek), true, &ekb, &el), 0);
-        assert_int_equal(kbs_b64_decode(ivs, strlen(ivs), true, &ivb, &il), 0);
-        assert_int_equal(kbs_b64_decode(ct, strlen(ct), true, &ctb, &cl), 0);
-        assert_int_equal(kbs_b64_decode(tag, strlen(tag), true, &tagb, &tl), 0);
+        assert_int_equal(cc_b64_decode(ek, strlen(ek), true, &ekb, &el), 0);
+        assert_int_equal(cc_b64_decode(ivs, strlen(ivs), true, &ivb, &il), 0);
+        assert_int_equal(cc_b64_decode(ct, strlen(ct), true, &ctb, &cl), 0);
+        assert_int_equal(cc_b64_decode(tag, strlen(tag), true, &tagb, &tl), 0);
         assert_int_equal(il, 12);
         assert_int_equal(tl, 16);
         EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(priv, NULL);
@@ -589,7 +589,7 @@ static void test_initdata(void **state)
         assert_string_equal(json_object_get_string(v), "http://10.0.2.2:8080");
         uint8_t host[32];
         kbs_regularize(d.digest, d.digest_len, host, 32);
-        _cleanup_free_ char *hb = kbs_b64_encode(host, 32, false);
+        _cleanup_free_ char *hb = cc_b64_encode(host, 32, false);
         assert_string_equal(hb,
                             "7opbzJV7q6grgGvfUHC6o4aCOJ59AIIHtFx85Qq4mZs="); /* QEMU host-data */
         kbs_initdata_done(&d);
@@ -607,15 +607,15 @@ static void test_ocicrypt_v9_v10(void **state)
 {
         uint8_t symkey[32], nonce[16], kek[32], iv[12], hmac[32], ct[18];
         assert_int_equal(
-                kbs_unhex("52eb62a4a4608841ad5255708352c2908606a893a288086314507fd8be3df5f6",
+                cc_unhex("52eb62a4a4608841ad5255708352c2908606a893a288086314507fd8be3df5f6",
                           symkey, 32),
                 0);
-        assert_int_equal(kbs_unhex("000102030405060708090a0b0c0d0e0f", nonce, 16), 0);
+        assert_int_equal(cc_unhex("000102030405060708090a0b0c0d0e0f", nonce, 16), 0);
         assert_int_equal(
-                kbs_unhex("cf2fdba392a4686b3a861c97eea0d6f845d485de025ae9176ab0441e82a2ed33", kek,
+                cc_unhex("cf2fdba392a4686b3a861c97eea0d6f845d485de025ae9176ab0441e82a2ed33", kek,
                           32),
                 0);
-        assert_int_equal(kbs_unhex("0102030405060708090a0b0c", iv, 12), 0);
+        assert_int_equal(cc_unhex("0102030405060708090a0b0c", iv, 12), 0);
         struct kbs_layer_crypt c;
         char plain[72], enc[72];
         assert_int_equal(kbs_layer_crypt_init(&c, symkey, nonce), 0);

@@ -250,7 +250,7 @@ static void test_shipped_examples(void **state)
         _cleanup_(kbs_policy_freep) struct kbs_policy *p = policy(text);
         struct kbs_initdata d = {};
         assert_int_equal(kbs_initdata_parse("toml", init, ilen, &d, &err), 0);
-        _cleanup_free_ char *digest = kbs_hex(d.digest, d.digest_len);
+        _cleanup_free_ char *digest = cc_hex(d.digest, d.digest_len);
         kbs_initdata_done(&d);
         static const char zero[] =
                 "000000000000000000000000000000000000000000000000000000000000000000000000"

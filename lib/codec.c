@@ -1,15 +1,23 @@
-/* cc-kbs encodings: base64 in both of the protocol's flavours, hex, and RFC 8785 JSON. */
+/*
+ * Encodings the attestation protocols mix (../shared/reference/attestation-kbs.md section 0):
+ * base64 in both flavours, hex, RFC 8785 canonical JSON. Shared by cc-kbs (kbs/) and the guest's
+ * KBS client (guest-agent/attest/). Written here rather than taken from OpenSSL: EVP_EncodeBlock
+ * and EVP_DecodeBlock know neither the URL-safe alphabet nor unpadded input; and Debian packages no
+ * C implementation of RFC 8785 (json-c's printer sorts nothing and escapes '/').
+ */
+#include "cc/codec.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbs/kbs.h"
+#include "cc/cleanup.h"
 
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *kbs_b64_encode(const uint8_t *in, size_t len, bool url)
+char *cc_b64_encode(const uint8_t *in, size_t len, bool url)
 {
         const char *abc = url ? b64_url : b64_std;
         char *out = malloc(4 * ((len + 2) / 3) + 1);
@@ -50,7 +58,7 @@ static int b64_val(char c, bool url)
         return p ? (int)(p - abc) : -1;
 }
 
-int kbs_b64_decode(const char *in, size_t len, bool url, uint8_t **ret, size_t *ret_len)
+int cc_b64_decode(const char *in, size_t len, bool url, uint8_t **ret, size_t *ret_len)
 {
         size_t data = len;
         if (!url) {
@@ -89,7 +97,7 @@ int kbs_b64_decode(const char *in, size_t len, bool url, uint8_t **ret, size_t *
         return 0;
 }
 
-char *kbs_hex(const uint8_t *in, size_t len)
+char *cc_hex(const uint8_t *in, size_t len)
 {
         static const char hex[] = "0123456789abcdef";
         char *out = malloc(2 * len + 1);
@@ -114,7 +122,7 @@ static int hexval(char c)
         return -1;
 }
 
-int kbs_unhex(const char *in, uint8_t *out, size_t len)
+int cc_unhex(const char *in, uint8_t *out, size_t len)
 {
         if (strlen(in) != 2 * len)
                 return -EINVAL;
@@ -145,7 +153,7 @@ static int buf_add(char **buf, size_t *n, size_t *cap, const char *s, size_t len
         return 0;
 }
 
-int kbs_json_quote(const char *s, size_t len, char **buf, size_t *n, size_t *cap)
+int cc_json_quote(const char *s, size_t len, char **buf, size_t *n, size_t *cap)
 {
         int r = buf_add(buf, n, cap, "\"", 1);
         for (size_t i = 0; r == 0 && i < len; i++) {
@@ -264,8 +272,8 @@ static int jcs_add(struct json_object *v, int depth, char **buf, size_t *n, size
         case json_type_double:
                 return -EINVAL;
         case json_type_string:
-                return kbs_json_quote(json_object_get_string(v),
-                                      (size_t)json_object_get_string_len(v), buf, n, cap);
+                return cc_json_quote(json_object_get_string(v),
+                                     (size_t)json_object_get_string_len(v), buf, n, cap);
         case json_type_array: {
                 size_t len = json_object_array_length(v);
                 r = buf_add(buf, n, cap, "[", 1);
@@ -294,7 +302,7 @@ static int jcs_add(struct json_object *v, int depth, char **buf, size_t *n, size
                         if (i)
                                 r = buf_add(buf, n, cap, ",", 1);
                         if (r == 0)
-                                r = kbs_json_quote(keys[i], strlen(keys[i]), buf, n, cap);
+                                r = cc_json_quote(keys[i], strlen(keys[i]), buf, n, cap);
                         if (r == 0)
                                 r = buf_add(buf, n, cap, ":", 1);
                         if (r == 0)
@@ -307,7 +315,7 @@ static int jcs_add(struct json_object *v, int depth, char **buf, size_t *n, size
         return -EINVAL;
 }
 
-int kbs_jcs(struct json_object *v, char **ret)
+int cc_jcs(struct json_object *v, char **ret)
 {
         _cleanup_free_ char *buf = NULL;
         size_t n = 0, cap = 0;
