@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cc/cleanup.h"
+#include "cc/json.h"
 #include "cc/log.h"
 
 #include "guest-agent/attest/kbc-internal.h"
@@ -67,22 +68,12 @@ static double now_ms(void)
         return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static struct json_object *parse_exact(const char *data, size_t len)
+/* A whole buffer as one JSON value, strictly (libcc's parser: RFC 8259, UTF-8, nothing after
+ * the value); NULL if it is not exactly that. */
+static struct json_object *parse_exact(const void *data, size_t len)
 {
-        struct json_tokener *tok = json_tokener_new();
-        if (!tok || len > INT32_MAX) {
-                json_tokener_free(tok);
-                return NULL;
-        }
-        struct json_object *o = json_tokener_parse_ex(tok, data, (int)len);
-        bool complete = json_tokener_get_error(tok) == json_tokener_success &&
-                        json_tokener_get_parse_end(tok) == len;
-        json_tokener_free(tok);
-        if (!complete) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
+        struct json_object *o = NULL;
+        return cc_json_parse("KBS answer", data, len, 32, &o, NULL) == 0 ? o : NULL;
 }
 
 int kbc_resource_path(const char *uri, char *out, size_t n)

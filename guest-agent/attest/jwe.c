@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "cc/cleanup.h"
+#include "cc/json.h"
 
 #include "guest-agent/attest/kbc.h"
 
@@ -53,22 +54,12 @@ static void json_putp(struct json_object **p)
 }
 
 /* A whole buffer as one JSON value (NULL if it is not exactly that). */
+/* A whole buffer as one JSON value, strictly (libcc's parser: RFC 8259, UTF-8, nothing after
+ * the value); NULL if it is not exactly that. */
 static struct json_object *parse_exact(const void *data, size_t len)
 {
-        struct json_tokener *tok = json_tokener_new();
-        if (!tok || len > INT32_MAX) {
-                json_tokener_free(tok);
-                return NULL;
-        }
-        struct json_object *o = json_tokener_parse_ex(tok, data, (int)len);
-        bool complete = json_tokener_get_error(tok) == json_tokener_success &&
-                        json_tokener_get_parse_end(tok) == len;
-        json_tokener_free(tok);
-        if (!complete) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
+        struct json_object *o = NULL;
+        return cc_json_parse("KBS answer", data, len, 32, &o, NULL) == 0 ? o : NULL;
 }
 
 static int key_kind(EVP_PKEY *pkey, enum kbc_key_alg *alg)
