@@ -134,7 +134,7 @@ if [ "$mode" = kernels ]; then
                         --pull-helper build/cc-agent-pull --kernel-dir "${!k}" --out "$tmp/$k" >/dev/null
         done
         # libhv's command line for a pod (HV_QEMU_BASE_PARAMS), plus quiet and the channel.
-        base=$(sed -n '/define HV_GUEST_BASE_PARAMS/,/^$/p' hypervisor/hv-internal.h | grep -o '"[^"]*"' | tr -d '"' | tr -s ' ')
+        base=$(sed -n '/define HV_GUEST_BASE_PARAMS/,/^$/p' hypervisor/hv-internal.h | grep -o '"[^"]*"' | tr -d '"\n' | tr -s ' ')
         cmdline="console=ttyS0 ${base% } quiet agent.server_addr=serial://agent.channel.0"
         wd=() wp=() gd=() gp=()
         for i in $(seq "$runs"); do
