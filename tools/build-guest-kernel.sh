@@ -44,13 +44,14 @@ done
 
 out=$(mkdir -p "$out" && cd "$out" && pwd)
 work=${work:-$out.work}
+mkdir -p "$work"
+work=$(cd "$work" && pwd) # absolute: the steps below run inside the tree
 key=$( { echo "$srcpkg=$srcver"; sha256sum <"$fragment"; sha256sum <"$0"; } | sha256sum | cut -d' ' -f1)
 if [ -z "$force" ] && [ -f "$out/vmlinuz" ] && [ "$(cat "$out/cache-key" 2>/dev/null)" = "$key" ]; then
         exit 0
 fi
 
 # The source tree, unpacked once per source version.
-mkdir -p "$work"
 tree=$work/$srcpkg
 if [ "$(cat "$work/source" 2>/dev/null)" != "$srcpkg=$srcver" ]; then
         rm -rf "$tree" "$work/source"
