@@ -65,7 +65,9 @@ stamp=$(zcat "/usr/share/doc/$srcpkg/changelog.Debian.gz" | sed -n '0,/^ -- / s/
 [ -n "$stamp" ] || { echo "build-guest-kernel: no date in $srcpkg's changelog" >&2; exit 1; }
 export KBUILD_BUILD_TIMESTAMP="$stamp" KBUILD_BUILD_USER=cc KBUILD_BUILD_HOST=cc-guest-kernel \
         KBUILD_BUILD_VERSION=1 ARCH=x86_64 LC_ALL=C TZ=UTC
-unset KCONFIG_CONFIG CROSS_COMPILE
+# A make of its own with -j$KERNEL_JOBS: not a sub-make of whatever ran this script (a parent's
+# jobserver fds are not passed down, and its flags are not the kernel's).
+unset KCONFIG_CONFIG CROSS_COMPILE MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
 # allnoconfig + fragment. merge_config.sh only warns when a requested value did not survive
 # (a missing dependency): here that fails the build, naming the option.
