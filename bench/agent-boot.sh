@@ -119,6 +119,8 @@ boot() { # initrd kind [kernel [cmdline]] -> prints seconds to ready
         t1=$(date +%s%N)
         for _ in $(seq 50); do grep -q 'uptime_ms=' "$tmp/console.log" && break; sleep 0.1; done
         grep -o 'uptime_ms=[0-9]*' "$tmp/console.log" | head -1 | cut -d= -f2 >"$tmp/uptime"
+        # QEMU's resident set at ready (guest pages touched + TCG's translation cache + QEMU).
+        awk '/^VmRSS:/ {print $2}' "/proc/$qpid/status" >"$tmp/rss"
         kill "$qpid"
         wait "$qpid" 2>/dev/null || true
         qpid=""
@@ -134,23 +136,27 @@ if [ "$mode" = kernels ]; then
                         --pull-helper build/cc-agent-pull --kernel-dir "${!k}" --out "$tmp/$k" >/dev/null
         done
         # libhv's command line for a pod (HV_QEMU_BASE_PARAMS), plus quiet and the channel.
-        base=$(sed -n '/define HV_GUEST_BASE_PARAMS/,/^$/p' hypervisor/hv-internal.h | grep -o '"[^"]*"' | tr -d '"' | tr -s ' ')
+        base=$(sed -n '/define HV_GUEST_BASE_PARAMS/,/^$/p' hypervisor/hv-internal.h | grep -o '"[^"]*"' | tr -d '"\n' | tr -s ' ')
         cmdline="console=ttyS0 ${base% } quiet agent.server_addr=serial://agent.channel.0"
-        wd=() wp=() gd=() gp=()
+        wd=() wp=() gd=() gp=() rd=() rp=()
         for i in $(seq "$runs"); do
                 wd+=("$(boot "$tmp/deb/initrd.img" agent "$tmp/deb/vmlinuz" "$cmdline")")
-                gd+=("$(cat "$tmp/uptime")")
+                gd+=("$(cat "$tmp/uptime")") rd+=("$(cat "$tmp/rss")")
                 wp+=("$(boot "$tmp/prj/initrd.img" agent "$tmp/prj/vmlinuz" "$cmdline")")
-                gp+=("$(cat "$tmp/uptime")")
-                echo "run $i: debian ${wd[-1]} s (guest clock ${gd[-1]} ms), project ${wp[-1]} s (guest clock ${gp[-1]} ms)" >&2
+                gp+=("$(cat "$tmp/uptime")") rp+=("$(cat "$tmp/rss")")
+                echo "run $i: debian ${wd[-1]} s (guest clock ${gd[-1]} ms, QEMU RSS ${rd[-1]} KiB), project ${wp[-1]} s (guest clock ${gp[-1]} ms, QEMU RSS ${rp[-1]} KiB)" >&2
         done
         mwd=$(median "${wd[@]}") mwp=$(median "${wp[@]}") mgd=$(median "${gd[@]}") mgp=$(median "${gp[@]}")
+        mrd=$(median "${rd[@]}") mrp=$(median "${rp[@]}")
         kib() { echo $(($(stat -c %s "$1") / 1024)); }
+        mib() { echo "scale=1; $1 / 1024" | bc; }
         printf '\n%-52s %12s %12s %7s\n' "cc-agent ready under TCG (median of $runs)" "debian" "project" "ratio"
         printf '%-52s %12s %12s %7s\n' "QEMU start -> ready, host wall clock (s)" "$mwd" "$mwp" "$(ratio "$mwp" "$mwd")"
         printf '%-52s %12s %12s %7s\n' "kernel start -> ready, guest clock (ms)" "$mgd" "$mgp" "$(ratio "$mgp" "$mgd")"
         printf '%-52s %12s %12s\n' "before the guest clock starts (s, wall - guest)" \
                 "$(echo "scale=3; $mwd - $mgd / 1000" | bc)" "$(echo "scale=3; $mwp - $mgp / 1000" | bc)"
+        printf '%-52s %12s %12s %7s\n' "QEMU resident set at ready, 512 MiB guest (MiB)" "$(mib "$mrd")" "$(mib "$mrp")" \
+                "$(ratio "$mrp" "$mrd")"
         printf '%-52s %12s %12s %7s\n' "kernel (vmlinuz, KiB)" "$(kib "$tmp/deb/vmlinuz")" "$(kib "$tmp/prj/vmlinuz")" \
                 "$(ratio "$(kib "$tmp/prj/vmlinuz")" "$(kib "$tmp/deb/vmlinuz")")"
         printf '%-52s %12s %12s %7s\n' "initramfs (KiB)" "$(kib "$tmp/deb/initrd.img")" "$(kib "$tmp/prj/initrd.img")" \

@@ -44,13 +44,14 @@ done
 
 out=$(mkdir -p "$out" && cd "$out" && pwd)
 work=${work:-$out.work}
+mkdir -p "$work"
+work=$(cd "$work" && pwd) # absolute: the steps below run inside the tree
 key=$( { echo "$srcpkg=$srcver"; sha256sum <"$fragment"; sha256sum <"$0"; } | sha256sum | cut -d' ' -f1)
 if [ -z "$force" ] && [ -f "$out/vmlinuz" ] && [ "$(cat "$out/cache-key" 2>/dev/null)" = "$key" ]; then
         exit 0
 fi
 
 # The source tree, unpacked once per source version.
-mkdir -p "$work"
 tree=$work/$srcpkg
 if [ "$(cat "$work/source" 2>/dev/null)" != "$srcpkg=$srcver" ]; then
         rm -rf "$tree" "$work/source"
@@ -64,7 +65,9 @@ stamp=$(zcat "/usr/share/doc/$srcpkg/changelog.Debian.gz" | sed -n '0,/^ -- / s/
 [ -n "$stamp" ] || { echo "build-guest-kernel: no date in $srcpkg's changelog" >&2; exit 1; }
 export KBUILD_BUILD_TIMESTAMP="$stamp" KBUILD_BUILD_USER=cc KBUILD_BUILD_HOST=cc-guest-kernel \
         KBUILD_BUILD_VERSION=1 ARCH=x86_64 LC_ALL=C TZ=UTC
-unset KCONFIG_CONFIG CROSS_COMPILE
+# A make of its own with -j$KERNEL_JOBS: not a sub-make of whatever ran this script (a parent's
+# jobserver fds are not passed down, and its flags are not the kernel's).
+unset KCONFIG_CONFIG CROSS_COMPILE MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
 # allnoconfig + fragment. merge_config.sh only warns when a requested value did not survive
 # (a missing dependency): here that fails the build, naming the option.

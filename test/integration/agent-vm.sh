@@ -95,6 +95,10 @@ echo "guest details: $details"
 rss=$(echo "$details" | sed -n 's/.*smaps_rss_kib=\([0-9]*\).*/\1/p')
 echo "agent resident set in the guest after the tests: ${rss} KiB (smaps_rollup)"
 grep -o ' rss_kib=[0-9]*' "$tmp/console.log" | head -1 | sed 's/^ /agent resident set at ready: /'
+# The ready line names the kernel the VM booted: the image manifest's kernel-version.
+kver=$(sed -n 's/^kernel-version //p' build/guest/manifest.txt)
+grep -q "agent ready .* kernel=$kver " "$tmp/console.log" && ok "the ready line names the kernel booted ($kver)" ||
+        fail "no kernel=$kver in the ready line: $(grep -m1 'agent ready' "$tmp/console.log")"
 
 grep -q 'msg="container created id=vm1"' "$tmp/agent-log.txt" 2>/dev/null &&
         ok "agent logs on the log port (agent.log.0)" || fail "no logs on the log port"

@@ -39,4 +39,15 @@ if [ "${ver:-0}" -lt 101 ]; then
         case "$line" in *"has no usable tdx-guest object: tdx needs QEMU >= 10.1.0"*) ;; *) echo "QEMU version not named"; exit 1 ;; esac
 fi
 grep -Eq '^  kata-bad .*configuration-bad.toml:2:1: ' "$tmp/out" || { echo "broken config not located"; exit 1; }
+# Which kernel each handler boots: a file that is no kernel is named as such; the guest image's
+# kernel, when built, by its version string and the manifest beside it.
+grep -q "^    kernel: $kernel: not a bzImage (no HdrS boot header)$" "$tmp/out" || { echo "the fake kernel is not named as no bzImage"; exit 1; }
+if [ -f build/guest/vmlinuz ] && [ -f build/guest/manifest.txt ]; then
+        kver=$(sed -n 's/^kernel-version //p' build/guest/manifest.txt)
+        CC_CONFIG_DIR=$tmp "$BUILD/cc-runtime" check --kernel "$PWD/build/guest/vmlinuz" >"$tmp/out2" || true
+        grep -q "^    kernel: $PWD/build/guest/vmlinuz: $kver (" "$tmp/out2" || { echo "the guest image's kernel $kver not named"; cat "$tmp/out2"; exit 1; }
+        grep -q "^    kernel: sha256 $(sha256sum build/guest/vmlinuz | cut -d' ' -f1) vmlinuz (" "$tmp/out2" ||
+                { echo "the manifest's kernel SHA-256 not shown"; exit 1; }
+        echo "ok: the guest image's kernel: $(grep -m1 "^    kernel: $PWD" "$tmp/out2")"
+fi
 echo "PASS: hv-check"
