@@ -59,6 +59,7 @@ struct resp {
         char *retry_after;
         char *content_range;
         char *docker_digest;
+        char *xrss; /* X-Registry-Supports-Signatures */
 };
 
 static void resp_done(struct resp *h)
@@ -68,6 +69,7 @@ static void resp_done(struct resp *h)
         free(h->retry_after);
         free(h->content_range);
         free(h->docker_digest);
+        free(h->xrss);
         *h = (struct resp){0};
 }
 
@@ -88,6 +90,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
                 {"retry-after", offsetof(struct resp, retry_after)},
                 {"content-range", offsetof(struct resp, content_range)},
                 {"docker-content-digest", offsetof(struct resp, docker_digest)},
+                {"x-registry-supports-signatures", offsetof(struct resp, xrss)},
         };
         const char *colon = memchr(line, ':', len);
         if (!colon)
@@ -514,13 +517,12 @@ static int authorize(struct img_registry *r, const char *challenge, struct cc_er
         return 0;
 }
 
-int img__registry_get(struct img_registry *r, const char *kind, const char *ref, const char *accept,
-                      uint64_t max, char **ret_buf, size_t *ret_len, char **ret_content_type,
-                      struct cc_error **err)
+/* GET url (on the registry) into memory; *ret_xrss (may be NULL) gets the response's
+ * X-Registry-Supports-Signatures header or NULL. */
+static int get_url(struct img_registry *r, const char *url, const char *accept, uint64_t max,
+                   char **ret_buf, size_t *ret_len, char **ret_content_type, char **ret_xrss,
+                   struct cc_error **err)
 {
-        _cleanup_free_ char *url = NULL;
-        if (asprintf(&url, "%s://%s/v2/%s/%s/%s", r->scheme, r->host, r->repo, kind, ref) < 0)
-                return -ENOMEM;
         bool auth_done = false;
         for (unsigned attempt = 0;; attempt++) {
                 CURL *h = curl_easy_init();
@@ -561,6 +563,8 @@ int img__registry_get(struct img_registry *r, const char *kind, const char *ref,
                                 *ret_content_type = resp.content_type;
                                 resp.content_type = NULL;
                         }
+                        if (ret_xrss)
+                                *ret_xrss = TAKE_PTR(resp.xrss);
                         resp_done(&resp);
                         return *ret_buf ? 0 : -ENOMEM;
                 }
@@ -598,6 +602,39 @@ int img__registry_get(struct img_registry *r, const char *kind, const char *ref,
                 int e = code == 404 ? ENOENT : code == 401 || code == 403 ? EACCES : EIO;
                 return cc_error_set(err, e, "GET %s: HTTP %ld%s", url, code, etext);
         }
+}
+
+int img__registry_get(struct img_registry *r, const char *kind, const char *ref, const char *accept,
+                      uint64_t max, char **ret_buf, size_t *ret_len, char **ret_content_type,
+                      struct cc_error **err)
+{
+        _cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "%s://%s/v2/%s/%s/%s", r->scheme, r->host, r->repo, kind, ref) < 0)
+                return -ENOMEM;
+        return get_url(r, url, accept, max, ret_buf, ret_len, ret_content_type, NULL, err);
+}
+
+int img__registry_supports_signatures(struct img_registry *r, bool *ret, struct cc_error **err)
+{
+        _cleanup_free_ char *url = NULL, *buf = NULL, *xrss = NULL;
+        size_t len;
+        if (asprintf(&url, "%s://%s/v2/", r->scheme, r->host) < 0)
+                return -ENOMEM;
+        int q = get_url(r, url, NULL, 1 << 20, &buf, &len, NULL, &xrss, err);
+        if (q < 0)
+                return q;
+        *ret = xrss && !strcmp(xrss, "1");
+        return 0;
+}
+
+int img__registry_get_signatures(struct img_registry *r, const char *digest, char **ret_buf,
+                                 size_t *ret_len, struct cc_error **err)
+{
+        _cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "%s://%s/extensions/v2/%s/signatures/%s", r->scheme, r->host, r->repo,
+                     digest) < 0)
+                return -ENOMEM;
+        return get_url(r, url, NULL, 4 << 20, ret_buf, ret_len, NULL, NULL, err);
 }
 
 /* ---- streaming blob reader ---- */

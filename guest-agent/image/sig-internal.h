@@ -191,6 +191,11 @@ bool img__regsd_use_attachments(const struct img_regsd *rd, const char *ref);
 /* <base>/<repository path>@<algo>=<hex>/signature-<n> */
 char *img__lookaside_url(const char *base, const char *ref_name, const char *digest, unsigned n);
 
+/* Parses the registry signature extension's answer ({"signatures":[{"schemaVersion":2,
+ * "type":"atomic","content":"<base64>",...}]}); other entries are skipped. */
+int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, size_t *ret_n,
+                    struct cc_error **err);
+
 struct img_registry;
 /* A source reading the lookaside of `rd` and the attachments of `reg` (may be NULL). */
 struct img_sigsrc_ctx {

@@ -2,6 +2,9 @@
  * Where signatures come from: containers-registries.d(5) configuration, the lookaside store
  * (file:// or http(s)://) for simple signatures, and sigstore attachments in the registry.
  *
+ * A registry whose /v2/ answers X-Registry-Supports-Signatures: 1 is asked for simple
+ * signatures at /extensions/v2/<repo>/signatures/<digest> instead of the lookaside.
+ *
  * registries.d is YAML. libyaml's document API is used and only what verification needs is
  * read: `default-docker` and `docker.<scope>` sections with `lookaside` (or its older
  * spelling `sigstore`, the only one image-rs knows) and `use-sigstore-attachments`; the
@@ -11,6 +14,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 
 #include "cc/cleanup.h"
 #include "cc/fileio.h"
+#include "cc/json.h"
 #include "cc/log.h"
 
 #include "guest-agent/image/image-internal.h"
@@ -332,12 +337,86 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
                             c != CURLE_OK ? 0L : code);
 }
 
+int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, size_t *ret_n,
+                    struct cc_error **err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        _cleanup_(json_object_putp) struct json_object *o = img__json_parse_strict(buf, len, err);
+        if (!o)
+                return cc_error_wrap(err, EBADMSG, "signature extension response");
+        struct json_object *arr = img__jget(o, "signatures");
+        if (!arr)
+                return 0;
+        if (!json_object_is_type(arr, json_type_array))
+                return cc_error_set(err, EBADMSG,
+                                    "signature extension response: \"signatures\" is not an array");
+        size_t n = json_object_array_length(arr);
+        if (n > IMG_SIG_MAX_COUNT)
+                return cc_error_set(err, E2BIG, "signature extension: %zu signatures, at most %d",
+                                    n, IMG_SIG_MAX_COUNT);
+        struct img_sig_blob *v = calloc(n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        size_t k = 0;
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                struct json_object *e = json_object_array_get_idx(arr, i);
+                struct json_object *sv = img__jget(e, "schemaVersion"), *t = img__jget(e, "type"),
+                                   *c = img__jget(e, "content");
+                /* Only version 2 "atomic" entries are simple signatures; others are skipped. */
+                if (!json_object_is_type(sv, json_type_int) || json_object_get_int64(sv) != 2 ||
+                    !json_object_is_type(t, json_type_string) ||
+                    strcmp(json_object_get_string(t), "atomic"))
+                        continue;
+                const char *b64 = json_object_get_string(c);
+                if (!json_object_is_type(c, json_type_string) ||
+                    img__b64_decode(b64, strlen(b64), false, &v[k].data, &v[k].len) < 0) {
+                        r = cc_error_set(err, EBADMSG,
+                                         "signature extension: entry %zu: content is not base64",
+                                         i + 1);
+                        break;
+                }
+                if (asprintf(&v[k].name, "signature-%zu (registry extension)", k + 1) < 0) {
+                        v[k].name = NULL;
+                        r = -ENOMEM;
+                }
+                k++;
+        }
+        if (r < 0) {
+                img__sig_blobs_free(v, k);
+                return r;
+        }
+        *ret = v;
+        *ret_n = k;
+        return 0;
+}
+
 static int src_simple(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
                       struct cc_error **err)
 {
         const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
         *ret_n = 0;
+        if (ctx->reg) {
+                /* A registry announcing the signature API extension is asked instead of the
+                 * lookaside, as containers/image does. */
+                bool ext = false;
+                int q = img__registry_supports_signatures(ctx->reg, &ext, err);
+                if (q < 0)
+                        return cc_error_wrap(err, -q, "signature extension probe");
+                if (ext) {
+                        _cleanup_free_ char *buf = NULL;
+                        size_t len;
+                        if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) <
+                            0)
+                                return q == -ENOENT ? 0 : q;
+                        q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
+                        cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n,
+                                     digest);
+                        return q;
+                }
+        }
         struct img_dref d;
         int r = img__dref_parse(ctx->ref, true, &d, err);
         if (r < 0)

@@ -1,6 +1,7 @@
 /*
  * Fuzz target: the JSON of signatures. The input is parsed as a simple-signing and as a cosign
- * payload (strict JSON, duplicate keys), as a sigstore attachment manifest, and used as the
+ * payload (strict JSON, duplicate keys), as a sigstore attachment manifest, as the registry
+ * signature extension's answer, and used as the
  * base64 signature annotation of a cosign layer checked against a P-256 key.
  */
 #include <stdint.h>
@@ -31,6 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n, other;
         if (img__sigstore_manifest_parse(NULL, data, size, &l, &n, &other, &err) == 0)
                 img__sigstore_layers_free(l, n);
+        struct img_sig_blob *b;
+        if (img__xrss_parse(data, size, &b, &n, &err) == 0)
+                img__sig_blobs_free(b, n);
         if (size < 4096) {
                 char *s = strndup((const char *)data, size);
                 if (s)

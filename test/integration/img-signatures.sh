@@ -7,7 +7,8 @@
 # the verdicts must agree: signed accepted; unsigned refused by signedBy; a signature for
 # another digest; identity mismatch (same manifest under another tag); a valid signature by an
 # untrusted key; a reject default with an insecureAcceptAnything scope; several signatures
-# where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity.
+# where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
+# signatures served by the registry API extension (through test/tools/xrss-proxy.py).
 # Sigstore attachments (Debian's skopeo cannot sign or check them): built with OpenSSL by
 # test/tools/cosign-attach.py and pushed with HTTP: signed (one foreign and one trusted
 # layer) accepted; unsigned, foreign key only, wrong digest and identity mismatch refused.
@@ -64,8 +65,8 @@ done
 push() { # src-tag repo:tag [skopeo copy args]
         local src=$1 dst=$2
         shift 2
-        skopeo --policy "$T/insecure.json" --registries.d "$T/regd" copy -q --dest-tls-verify=false \
-                "$@" "oci:$T/oci:$src" "docker://$REG/$dst" >"$T/skopeo.log" 2>&1 ||
+        skopeo --policy "$T/insecure.json" --registries.d "${PUSH_REGD:-$T/regd}" copy -q \
+                --dest-tls-verify=false "$@" "oci:$T/oci:$src" "docker://$REG/$dst" >"$T/skopeo.log" 2>&1 ||
                 { cat "$T/skopeo.log"; fail "push $dst"; }
 }
 digest_of() { # repo:tag
@@ -120,7 +121,7 @@ n=0
 ours() {
         local out=$T/ours-$n
         mkdir -p "$out"
-        if "$PULL" --insecure --policy "$1" --registries-d "$2" "$REG/$3" "$out" >"$T/ours.out" \
+        if "$PULL" --insecure --policy "$1" --registries-d "$2" "${HOST:-$REG}/$3" "$out" >"$T/ours.out" \
                 2>"$T/ours.err"; then
                 echo accept
         else
@@ -132,7 +133,7 @@ ours() {
 skopeo_verdict() { # policy regd ref
         rm -rf "$T/sk"
         if skopeo --policy "$1" --registries.d "$2" copy -q --src-tls-verify=false \
-                "docker://$REG/$3" "dir:$T/sk" >"$T/sk.out" 2>"$T/sk.err"; then
+                "docker://${HOST:-$REG}/$3" "dir:$T/sk" >"$T/sk.out" 2>"$T/sk.err"; then
                 echo accept
         else
                 echo reject
@@ -144,8 +145,8 @@ case_simple() {
         local desc=$1 pol=$2 ref=$3 want=$4 re=${5:-}
         local o s
         n=$((n + 1))
-        o=$(ours "$pol" "$T/regd" "$ref")
-        s=$(skopeo_verdict "$pol" "$T/regd" "$ref")
+        o=$(ours "$pol" "${REGD:-$T/regd}" "$ref")
+        s=$(skopeo_verdict "$pol" "${REGD:-$T/regd}" "$ref")
         [ "$o" = "$s" ] || { cat "$T/ours.err" "$T/sk.err"; fail "$desc: cc-image-pull $o, skopeo $s"; }
         [ "$o" = "$want" ] || { cat "$T/ours.err"; fail "$desc: $o, expected $want"; }
         if [ "$o" = reject ]; then
@@ -179,6 +180,32 @@ case_simple "remapIdentity" "$T/p-remap.json" test/mirror:1.0 accept
 out=$T/nopolicy && mkdir -p "$out"
 "$PULL" --insecure "$REG/test/unsigned:v1" "$out" >"$T/log" 2>&1 || { cat "$T/log"; fail "pull without policy"; }
 echo "ok  no policy: unsigned image pulled"
+
+# ---- the registry's signature API extension (X-Registry-Supports-Signatures) ----
+# docker-registry lacks it: test/tools/xrss-proxy.py fronts the registry, announces it on /v2/
+# and serves $T/xsigs through it. registries.d gives the proxy's name an empty lookaside, so an
+# accepted image proves the signatures came through the extension (for skopeo as for us).
+XPORT=$(free_port)
+python3 "$(dirname "$ATTACH")/xrss-proxy.py" "$XPORT" "$REG" "$T/xsigs" >"$T/xrss.log" 2>&1 &
+PIDS+=($!)
+wait_port "$XPORT"
+XREG=127.0.0.1:$XPORT
+mkdir -p "$T/xsigs" "$T/empty" "$T/regd-x"
+cat >"$T/regd-x/lab.yaml" <<EOF
+docker:
+  $REG:
+    lookaside: file://$T/xsigs
+  $XREG:
+    lookaside: file://$T/empty
+EOF
+PUSH_REGD=$T/regd-x push a test/xsigned:v1 --sign-by "$FPR_A" --sign-identity "$XREG/test/xsigned:v1"
+[ -s "$T/xsigs/test/xsigned@${DA/:/=}/signature-1" ] || fail "no signature behind the extension"
+cat >"$T/p-x.json" <<EOF
+{"default":[{"type":"reject"}],"transports":{"docker":{"$XREG/test":[$SIGNED_A]}}}
+EOF
+HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: signed" "$T/p-x.json" test/xsigned:v1 accept
+HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: unsigned" "$T/p-x.json" \
+        test/unsigned:v1 reject "no signature"
 
 # ---- sigstore attachments ----
 openssl ecparam -name prime256v1 -genkey -noout -out "$T/k1.pem"

@@ -993,8 +993,8 @@ static void test_lookaside_file(void **state)
         char dir[] = "/tmp/test-img-lookaside.XXXXXX";
         assert_non_null(mkdtemp(dir));
         _cleanup_free_ char *yaml = NULL, *sigdir = NULL, *cmd = NULL;
-        assert_true(asprintf(&yaml, "docker:\n  127.0.0.1:5000:\n    lookaside: file://%s\n",
-                             dir) > 0);
+        assert_true(asprintf(&yaml, "docker:\n  127.0.0.1:5000:\n    lookaside: file://%s\n", dir) >
+                    0);
         assert_true(asprintf(&sigdir, "%s/test/app@sha256=%s", dir, KAT1_DIGEST + 7) > 0);
         assert_true(asprintf(&cmd, "mkdir -p '%s'", sigdir) > 0);
         assert_int_equal(system(cmd), 0);
@@ -1043,6 +1043,32 @@ static void test_lookaside_file(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* The registry signature extension's answer. */
+static void test_xrss_parse(void **state)
+{
+        const char *j =
+                "{\"signatures\":[{\"schemaVersion\":2,\"name\":\"x@1\",\"type\":\"atomic\","
+                "\"content\":\"b25l\"},{\"schemaVersion\":1,\"type\":\"atomic\",\"content\":"
+                "\"AAAA\"},{\"schemaVersion\":2,\"type\":\"other\",\"content\":\"AAAA\"},"
+                "{\"schemaVersion\":2,\"type\":\"atomic\",\"content\":\"dHdv\"}]}";
+        struct img_sig_blob *b;
+        size_t n;
+        assert_int_equal(img__xrss_parse((const uint8_t *)j, strlen(j), &b, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_memory_equal(b[0].data, "one", 3);
+        assert_memory_equal(b[1].data, "two", 3);
+        assert_string_equal(b[1].name, "signature-2 (registry extension)");
+        img__sig_blobs_free(b, n);
+        assert_int_equal(img__xrss_parse((const uint8_t *)"{}", 2, &b, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        const char *bad =
+                "{\"signatures\":[{\"schemaVersion\":2,\"type\":\"atomic\",\"content\":\"!\"}]}";
+        assert_int_equal(img__xrss_parse((const uint8_t *)bad, strlen(bad), &b, &n, NULL),
+                         -EBADMSG);
+        assert_int_equal(img__xrss_parse((const uint8_t *)"{\"signatures\":1}", 16, &b, &n, NULL),
+                         -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1061,6 +1087,7 @@ int main(void)
                 cmocka_unit_test(test_sigstore_manifest),
                 cmocka_unit_test(test_registries_d),
                 cmocka_unit_test(test_lookaside_file),
+                cmocka_unit_test(test_xrss_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
