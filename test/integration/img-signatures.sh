@@ -8,7 +8,8 @@
 # another digest; identity mismatch (same manifest under another tag); a valid signature by an
 # untrusted key; a reject default with an insecureAcceptAnything scope; several signatures
 # where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
-# signatures served by the registry API extension (through test/tools/xrss-proxy.py).
+# signatures served by the registry API extension (through test/tools/xrss-proxy.py); an
+# http:// lookaside, and one answering HTTP 500 (an error, not "unsigned").
 # Sigstore attachments (Debian's skopeo cannot sign or check them): built with OpenSSL by
 # test/tools/cosign-attach.py and pushed with HTTP: signed (one foreign and one trusted
 # layer) accepted; unsigned, foreign key only, wrong digest and identity mismatch refused.
@@ -206,6 +207,17 @@ EOF
 HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: signed" "$T/p-x.json" test/xsigned:v1 accept
 HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: unsigned" "$T/p-x.json" \
         test/unsigned:v1 reject "no signature"
+
+# An http:// lookaside (the proxy serves $T/lookaside's copy, $T/xsigs, at /lookaside/), and a
+# lookaside answering HTTP 500: an error naming the store, not "no signature".
+mkdir -p "$T/regd-http" "$T/regd-500"
+printf 'docker:\n  %s:\n    lookaside: http://%s/lookaside\n' "$REG" "$XREG" >"$T/regd-http/lab.yaml"
+printf 'docker:\n  %s:\n    lookaside: http://%s/broken\n' "$REG" "$XREG" >"$T/regd-500/lab.yaml"
+cp -r "$T/lookaside/test/app@${DA/:/=}" "$T/xsigs/test/"
+REGD=$T/regd-http case_simple "http lookaside: signed" "$T/p-a.json" test/app:v1 accept
+REGD=$T/regd-http case_simple "http lookaside: unsigned" "$T/p-a.json" test/unsigned:v1 reject "no signature"
+REGD=$T/regd-500 case_simple "http lookaside answering 500" "$T/p-a.json" test/app:v1 reject \
+        "requirement 1 \(signedBy\): reading simple signatures: lookaside http://$XREG/broken/test/app@sha256=[0-9a-f]+/signature-1: HTTP 500"
 
 # ---- sigstore attachments ----
 openssl ecparam -name prime256v1 -genkey -noout -out "$T/k1.pem"

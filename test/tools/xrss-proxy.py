@@ -7,6 +7,8 @@ does). This forwards GET/HEAD requests to a real registry, adds
 GET /extensions/v2/<repo>/signatures/<algo>:<hex> from a lookaside-style directory
 (<dir>/<repo>@<algo>=<hex>/signature-<n>) as
 {"signatures":[{"schemaVersion":2,"name":"<digest>@<n>","type":"atomic","content":"<b64>"}]}.
+The same directory is also an HTTP lookaside at /lookaside/... (404 for a missing file), and
+/broken/... answers 500 (a failing signature store).
 
 usage: xrss-proxy.py LISTEN_PORT UPSTREAM_HOST:PORT SIGNATURE_DIR
 Prints "ready" once listening; runs until killed.
@@ -18,6 +20,7 @@ import os
 import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 EXT = re.compile(r"^/extensions/v2/(.+)/signatures/([a-z0-9]+):([a-f0-9]+)$")
@@ -46,6 +49,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = EXT.match(self.path)
         if m and not head:
             return self.signatures(*m.groups())
+        if self.path.startswith("/broken/"):
+            self.send_error(500)
+            return
+        if self.path.startswith("/lookaside/"):
+            rel = urllib.parse.unquote(self.path[len("/lookaside/"):])
+            p = os.path.normpath(os.path.join(self.server.sigdir, rel))
+            if not p.startswith(self.server.sigdir + "/") or not os.path.isfile(p):
+                self.send_error(404)
+                return
+            with open(p, "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         hdrs = {k: ", ".join(self.headers.get_all(k)) for k in ("Accept", "Authorization")
                 if self.headers.get_all(k)}
         req = urllib.request.Request(f"http://{self.server.upstream}{self.path}", headers=hdrs,
@@ -77,7 +96,7 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-    srv.upstream, srv.sigdir = sys.argv[2], sys.argv[3]
+    srv.upstream, srv.sigdir = sys.argv[2], os.path.realpath(sys.argv[3])
     print("ready", flush=True)
     srv.serve_forever()
 
