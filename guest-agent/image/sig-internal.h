@@ -3,7 +3,9 @@
  * Internal interfaces of image signature verification (containers-policy.json(5), simple
  * signing, sigstore attachments), shared between its files, the pull and the tests.
  *
- *   sigpolicy.c   policy.json: load, scope choice, requirement evaluation, signedIdentity
+ *   sigpolicy.c   policy.json: load, scope choice, requirement evaluation
+ *   sigident.c    docker references and the signedIdentity rules
+ *   sigjson.c     strict JSON (json-c plus a duplicated-key refusal) and small JSON helpers
  *   openpgp.c     the OpenPGP subset simple signing needs: keyrings and signed messages
  *   simplesign.c  the signature payload (both critical.type values) and one simple signature
  *   sigstore.c    sigstore attachment manifests, one cosign layer (ECDSA/RSA/Ed25519 key)
@@ -35,6 +37,13 @@ struct json_object;
 struct json_object *img__json_parse_strict(const void *buf, size_t len, struct cc_error **err);
 /* Member `key` of `o` when `o` is an object and has it (NULL for absent, and for JSON null). */
 struct json_object *img__jget(struct json_object *o, const char *key);
+/* Refuses members of object `o` not in the NULL-terminated `allowed` ("<what>: unknown
+ * member"). */
+int img__json_only_members(struct json_object *o, const char *what, const char *const *allowed,
+                           struct cc_error **err);
+/* *ret = strdup of string member `key`; absent is an error only when `required`. */
+int img__json_get_string(struct json_object *o, const char *key, const char *what, bool required,
+                         char **ret, struct cc_error **err);
 
 /* ---- docker references as policy and signatures see them (sigpolicy.c) ---- */
 
@@ -51,6 +60,27 @@ int img__dref_parse(const char *s, bool default_tag, struct img_dref *ret, struc
 void img__dref_done(struct img_dref *r);
 /* name[:tag][@digest] into a new string. */
 char *img__dref_string(const struct img_dref *r);
+
+/* signedIdentity (sigident.c) */
+enum img_id_type {
+        IMG_ID_REPO_DIGEST_OR_EXACT, /* the default when signedIdentity is absent */
+        IMG_ID_MATCH_REPOSITORY,
+        IMG_ID_MATCH_EXACT,
+        IMG_ID_EXACT_REFERENCE,
+        IMG_ID_EXACT_REPOSITORY,
+        IMG_ID_REMAP,
+};
+extern const char *const img__identity_names[]; /* by enum img_id_type */
+struct img_sig_identity {
+        enum img_id_type type;
+        char *ref;                    /* dockerReference / dockerRepository */
+        char *prefix, *signed_prefix; /* remapIdentity */
+};
+int img__identity_parse(struct json_object *o, struct img_sig_identity *id, struct cc_error **err);
+void img__identity_done(struct img_sig_identity *id);
+/* Does a signature claiming `signed_ref` satisfy `id` for the image `img` (as pulled)? */
+bool img__identity_matches(const struct img_sig_identity *id, const struct img_dref *img,
+                           const char *signed_ref);
 
 /* ---- OpenPGP (openpgp.c) ---- */
 
@@ -169,7 +199,7 @@ char **img__policy_scopes(const char *ref);
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
                       const struct img_sig_source *src, int64_t now, struct cc_error **err);
 
-/* signedIdentity checks, exposed for tests: does a signature claiming `signed_ref` satisfy
+/* signedIdentity checks for tests (sigident.c): does a signature claiming `signed_ref` satisfy
  * identity rule `rule` (JSON object text) for the image `image_ref`? */
 int img__policy_identity_test(const char *rule_json, const char *image_ref, const char *signed_ref,
                               bool *ret_match, struct cc_error **err);
