@@ -431,11 +431,14 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
         _cleanup_(img__policy_freep) struct img_policy *policy = NULL;
         _cleanup_(img__regsd_freep) struct img_regsd *rd = NULL;
         if (o.policy_file) {
-                if ((r = img__policy_load_file(o.policy_file, &policy, err)) < 0 ||
+                if ((r = img__policy_load_uri(o.policy_file, o.keys, &policy, err)) < 0 ||
                     (r = img__regsd_load(o.registries_d, &rd, err)) < 0) {
                         img__ref_done(&ref);
                         return cc_error_wrap(err, -r, "signature policy");
                 }
+                cc_log_debug("signature policy %s (%s)", o.policy_file,
+                             !strncmp(o.policy_file, "kbs://", 6) ? "resource from the key broker"
+                                                                  : "file");
         } else {
                 static bool logged;
                 if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))

@@ -19,6 +19,8 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
+#include "guest-agent/image/image.h"
+
 /* containers/image reads at most this much per signature (iolimits.MaxSignatureBodySize). */
 #define IMG_SIG_MAX_BYTES (4u << 20)
 /* ...and gives up after this many lookaside signatures. */
@@ -183,6 +185,11 @@ struct img_policy;
 int img__policy_load(const uint8_t *buf, size_t len, const char *base_dir, struct img_policy **ret,
                      struct cc_error **err);
 int img__policy_load_file(const char *path, struct img_policy **ret, struct cc_error **err);
+/* The policy from `uri`: a path, file:///path, or kbs:///repo/type/tag through `broker`'s
+ * resource(); key paths in it may be such URIs too (kbs:/// ones need the broker). */
+struct img_key_broker;
+int img__policy_load_uri(const char *uri, const struct img_key_broker *broker,
+                         struct img_policy **ret, struct cc_error **err);
 struct img_policy *img__policy_free(struct img_policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_policy *, img__policy_free)
 /* The scope whose requirements apply to `ref` (a normalised reference with tag or digest):

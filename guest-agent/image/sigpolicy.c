@@ -54,6 +54,7 @@ struct reqlist {
 
 struct img_policy {
         char *base_dir;
+        const struct img_key_broker *broker; /* for kbs:/// key paths; may be NULL */
         struct reqlist def;
         struct reqlist *docker; /* transports.docker, "" included */
         size_t n_docker;
@@ -316,6 +317,30 @@ int img__policy_load_file(const char *path, struct img_policy **ret, struct cc_e
         return 0;
 }
 
+int img__policy_load_uri(const char *uri, const struct img_key_broker *broker,
+                         struct img_policy **ret, struct cc_error **err)
+{
+        if (strncmp(uri, "kbs://", 6)) {
+                int r = img__policy_load_file(!strncmp(uri, "file://", 7) ? uri + 7 : uri, ret,
+                                              err);
+                if (r == 0)
+                        (*ret)->broker = broker;
+                return r;
+        }
+        if (!broker || !broker->resource)
+                return cc_error_set(err, ENOKEY, "policy %s: no key broker configured", uri);
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r = broker->resource(broker->data, uri, &buf, &len, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "policy %s", uri);
+        r = img__policy_load(buf, len, NULL, ret, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "%s", uri);
+        (*ret)->broker = broker;
+        return 0;
+}
+
 /* ---- scopes ---- */
 
 char **img__policy_scopes(const char *ref)
@@ -436,11 +461,26 @@ static int key_bytes(const struct img_policy *p, const struct keysrc *k, char **
                 *ret_len = k->len;
                 return 0;
         }
+        /* A resource URI (as image-rs accepts): kbs:///repo/type/tag from the key broker, which
+         * is what delivers keys after attestation; file:///path is a plain path. */
+        if (!strncmp(k->path, "kbs://", 6)) {
+                if (!p->broker || !p->broker->resource)
+                        return cc_error_set(err, ENOKEY, "key %s: no key broker configured",
+                                            k->path);
+                uint8_t *b = NULL;
+                int r = p->broker->resource(p->broker->data, k->path, &b, ret_len, err);
+                if (r < 0)
+                        return cc_error_wrap(err, -r, "key %s", k->path);
+                *ret_owned = (char *)b;
+                *ret = b;
+                return 0;
+        }
+        const char *kp = !strncmp(k->path, "file://", 7) ? k->path + 7 : k->path;
         _cleanup_free_ char *path = NULL;
-        if (k->path[0] != '/' && p->base_dir) {
-                if (asprintf(&path, "%s/%s", p->base_dir, k->path) < 0)
+        if (kp[0] != '/' && p->base_dir) {
+                if (asprintf(&path, "%s/%s", p->base_dir, kp) < 0)
                         return -ENOMEM;
-        } else if (!(path = strdup(k->path))) {
+        } else if (!(path = strdup(kp))) {
                 return -ENOMEM;
         }
         int r = cc_read_file(path, IMG_SIG_MAX_BYTES, ret_owned, ret_len, err);

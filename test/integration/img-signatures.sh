@@ -182,6 +182,22 @@ out=$T/nopolicy && mkdir -p "$out"
 "$PULL" --insecure "$REG/test/unsigned:v1" "$out" >"$T/log" 2>&1 || { cat "$T/log"; fail "pull without policy"; }
 echo "ok  no policy: unsigned image pulled"
 
+# The policy and its key as kbs:/// resources through the key broker (offline_fs, CoCo's
+# aa-offline_fs_kbc-resources.json layout), as a guest gets them after attestation.
+printf '{"default/security-policy/test":"%s","default/gpg-public-key/test":"%s"}\n' \
+        "$(sed "s|$T/keyA.gpg|kbs:///default/gpg-public-key/test|" "$T/p-a.json" | base64 -w0)" \
+        "$(base64 -w0 "$T/keyA.gpg")" >"$T/resources.json"
+kbs_pull() { # repo:tag
+        n=$((n + 1))
+        mkdir -p "$T/ours-$n"
+        "$PULL" --insecure --keys-json "$T/resources.json" --policy kbs:///default/security-policy/test \
+                --registries-d "$T/regd" "$REG/$1" "$T/ours-$n" >"$T/ours.out" 2>"$T/ours.err"
+}
+kbs_pull test/app:v1 || { cat "$T/ours.err"; fail "policy and key from kbs:/// resources"; }
+! kbs_pull test/unsigned:v1 && grep -q "no signature" "$T/ours.err" ||
+        { cat "$T/ours.err"; fail "kbs:/// policy: unsigned image"; }
+echo "ok  policy and key as kbs:/// resources: signed accepted, unsigned refused"
+
 # ---- the registry's signature API extension (X-Registry-Supports-Signatures) ----
 # docker-registry lacks it: test/tools/xrss-proxy.py fronts the registry, announces it on /v2/
 # and serves $T/xsigs through it. registries.d gives the proxy's name an empty lookaside, so an

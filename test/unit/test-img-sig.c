@@ -1069,6 +1069,44 @@ static void test_xrss_parse(void **state)
                          -EBADMSG);
 }
 
+/* Policy and key as kbs:/// resources through the offline_fs key broker (CoCo's
+ * aa-offline_fs_kbc-resources.json layout), and file:// key paths. */
+static void test_policy_resources(void **state)
+{
+        char dir[] = "/tmp/test-img-kbs.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        const char *pol = "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
+                          "\"keyPath\":\"kbs:///default/gpg-public-key/test\"}]}";
+        _cleanup_free_ char *pol64 = img__b64_encode((const uint8_t *)pol, strlen(pol));
+        char path[128];
+        snprintf(path, sizeof(path), "%s/keys.json", dir);
+        FILE *f = fopen(path, "w");
+        fprintf(f,
+                "{\"default/security-policy/test\":\"%s\","
+                "\"default/gpg-public-key/test\":\"%s\"}",
+                pol64, KAT1_KEY);
+        fclose(f);
+        _cleanup_(img_key_broker_freep) struct img_key_broker *kb = NULL;
+        assert_int_equal(img_key_broker_offline_fs(NULL, path, &kb, NULL), 0);
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(img__policy_load_uri("kbs:///default/security-policy/test", kb, &p, &err),
+                         0);
+        struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
+        struct img_sig_source src = {.data = &kat1, .simple = mock_simple};
+        assert_int_equal(img__policy_check(p, APP, KAT1_DIGEST, &src, 0, &err), 0);
+        p = img__policy_free(p);
+        /* No broker: a clear error; a missing resource names it. */
+        assert_int_equal(
+                img__policy_load_uri("kbs:///default/security-policy/test", NULL, &p, &err),
+                -ENOKEY);
+        assert_int_equal(img__policy_load_uri("kbs:///default/security-policy/other", kb, &p, &err),
+                         -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "default/security-policy/other"));
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1088,6 +1126,7 @@ int main(void)
                 cmocka_unit_test(test_registries_d),
                 cmocka_unit_test(test_lookaside_file),
                 cmocka_unit_test(test_xrss_parse),
+                cmocka_unit_test(test_policy_resources),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
