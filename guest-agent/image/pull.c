@@ -46,18 +46,20 @@ struct sigcheck {
         const char *ref; /* as the caller named the image */
 };
 
-/* Applies the policy to the digest of the manifest the reference names (an index's own
- * digest for a multi-platform image, as containers/image signs and checks it), before the
- * config or any layer is fetched. */
+/* Applies the policy to the digest of the image's manifest (for a multi-platform image, the
+ * platform manifest chosen from the index, which is what skopeo checks when it copies one
+ * platform; sigstore signatures over the index count too), before the config or any layer is
+ * fetched. */
 static int signature_check(const struct sigcheck *sc, struct img_registry *reg, const char *digest,
-                           struct cc_error **err)
+                           const char *index_digest, struct cc_error **err)
 {
         if (!sc->policy)
                 return 0;
         struct img_sigsrc_ctx ctx = {.rd = sc->rd, .reg = reg, .ref = sc->ref};
         struct img_sig_source src;
         img__sig_source_init(&src, &ctx);
-        int r = img__policy_check(sc->policy, sc->ref, digest, &src, (int64_t)time(NULL), err);
+        int r = img__policy_check(sc->policy, sc->ref, digest, index_digest, &src,
+                                  (int64_t)time(NULL), err);
         if (r < 0)
                 return r;
         cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s)", sc->ref,
@@ -219,10 +221,9 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                            mdigest, err);
         if (r < 0)
                 return r;
-        uint64_t t_verify = img__now_ns();
-        if ((r = signature_check(sc, reg, mdigest, err)) < 0)
-                return r;
-        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
+        char index_digest[72] = "";
+        if (m->is_index)
+                memcpy(index_digest, mdigest, sizeof(index_digest));
         /* Indexes may nest (OCI allows it); follow at most a few levels. */
         for (int depth = 0; m->is_index; depth++) {
                 const struct img_descriptor *d;
@@ -244,6 +245,10 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 m = sub;
         }
         cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
+        uint64_t t_verify = img__now_ns();
+        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
+                return r;
+        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
 
         /* Config: small, fetched whole, verified before it is parsed. */
         if ((uint64_t)m->config.size > o->max_config_bytes)

@@ -200,11 +200,15 @@ char **img__policy_scopes(const char *ref);
 
 /*
  * Decides whether `ref` (as pulled), whose manifest hashed to `manifest_digest`, may be used.
+ * For a multi-platform image, manifest_digest is the platform manifest's and index_digest the
+ * index's (else NULL): simple signatures are checked against the platform manifest (as skopeo
+ * and image-rs do), sigstore signatures against either (as image-rs does).
  * 0 = allowed; -EACCES = denied, the message names the image, the scope, the requirement and
  * why each signature failed; other -errno = signatures could not be read.
  */
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
-                      const struct img_sig_source *src, int64_t now, struct cc_error **err);
+                      const char *index_digest, const struct img_sig_source *src, int64_t now,
+                      struct cc_error **err);
 
 /* signedIdentity checks for tests (sigident.c): does a signature claiming `signed_ref` satisfy
  * identity rule `rule` (JSON object text) for the image `image_ref`? */

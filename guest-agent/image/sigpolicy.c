@@ -403,6 +403,12 @@ const char *img__policy_scope_for(const struct img_policy *p, const char *ref)
 
 /* ---- evaluation ---- */
 
+struct pem_key {
+        char *owned;
+        const uint8_t *b;
+        size_t l;
+};
+
 /* Reasons of rejected signatures, joined with "; ". */
 struct reasons {
         char *buf;
@@ -544,36 +550,28 @@ static int eval_signed_by(const struct img_policy *p, const struct requirement *
         return 0;
 }
 
-static int eval_sigstore(const struct img_policy *p, const struct requirement *req,
-                         const struct img_dref *img, const char *digest,
-                         const struct img_sig_source *src, struct reasons *rs, bool *accepted,
-                         struct cc_error **err)
+/* Sigstore attachments of `digest`; `what` prefixes reasons ("layer" or "index layer"). */
+static int sigstore_digest(const struct requirement *req, const struct img_dref *img,
+                           const char *digest, const char *what, const struct img_sig_source *src,
+                           const struct pem_key *keys, size_t nk, struct reasons *rs,
+                           size_t *n_seen, bool *accepted, struct cc_error **err)
 {
-        struct pem {
-                char *owned;
-                const uint8_t *b;
-                size_t l;
-        } keys[16] = {0};
-        size_t nk = CC_MIN(req->n_keys, CC_ARRAY_SIZE(keys));
-        int r = 0;
-        for (size_t i = 0; i < nk && r >= 0; i++)
-                r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l, err);
         struct img_sigstore_sig *sigs = NULL;
         size_t n = 0;
-        if (r >= 0 && src && src->sigstore &&
-            (r = src->sigstore(src->data, digest, &sigs, &n, err)) < 0)
-                cc_error_wrap(err, -r, "reading sigstore attachments");
+        int r = src && src->sigstore ? src->sigstore(src->data, digest, &sigs, &n, err) : 0;
+        if (r < 0)
+                return cc_error_wrap(err, -r, "reading sigstore attachments");
+        *n_seen += n;
         for (size_t i = 0; r >= 0 && i < n && !*accepted; i++) {
                 const struct img_sigstore_sig *s = &sigs[i];
                 if (!s->payload) {
-                        reason_add(rs, "layer %zu: payload blob does not match its descriptor",
+                        reason_add(rs, "%s %zu: payload blob does not match its descriptor", what,
                                    i + 1);
                         continue;
                 }
                 if (!s->signature_b64) {
-                        reason_add(rs,
-                                   "layer %zu: missing " IMG_COSIGN_SIG_ANNOTATION " annotation",
-                                   i + 1);
+                        reason_add(rs, "%s %zu: missing " IMG_COSIGN_SIG_ANNOTATION " annotation",
+                                   what, i + 1);
                         continue;
                 }
                 _cleanup_error_ struct cc_error *verr = NULL;
@@ -585,7 +583,7 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
                                                      s->payload_len, s->signature_b64, &verr) == 0;
                 }
                 if (!verified) {
-                        reason_add(rs, "layer %zu: bad signature or unknown key: %s", i + 1,
+                        reason_add(rs, "%s %zu: bad signature or unknown key: %s", what, i + 1,
                                    cc_error_message(verr));
                         continue;
                 }
@@ -597,9 +595,31 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
                 else if (q == 0)
                         *accepted = true;
                 else
-                        reason_add(rs, "layer %zu: %s", i + 1, why);
+                        reason_add(rs, "%s %zu: %s", what, i + 1, why);
         }
         img__sigstore_sigs_free(sigs, n);
+        return r;
+}
+
+/* Sigstore signatures over the (platform) manifest, then over the index that named it, as
+ * image-rs tries them; cosign signs either, depending on how it was given the image. */
+static int eval_sigstore(const struct img_policy *p, const struct requirement *req,
+                         const struct img_dref *img, const char *digest, const char *index_digest,
+                         const struct img_sig_source *src, struct reasons *rs, bool *accepted,
+                         struct cc_error **err)
+{
+        struct pem_key keys[16] = {0};
+        size_t nk = CC_MIN(req->n_keys, CC_ARRAY_SIZE(keys));
+        int r = 0;
+        for (size_t i = 0; i < nk && r >= 0; i++)
+                r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l, err);
+        size_t n = 0;
+        if (r >= 0)
+                r = sigstore_digest(req, img, digest, "layer", src, keys, nk, rs, &n, accepted,
+                                    err);
+        if (r >= 0 && !*accepted && index_digest)
+                r = sigstore_digest(req, img, index_digest, "index layer", src, keys, nk, rs, &n,
+                                    accepted, err);
         for (size_t i = 0; i < nk; i++)
                 free(keys[i].owned);
         if (r < 0)
@@ -611,7 +631,8 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
 }
 
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
-                      const struct img_sig_source *src, int64_t now, struct cc_error **err)
+                      const char *index_digest, const struct img_sig_source *src, int64_t now,
+                      struct cc_error **err)
 {
         struct img_dref img;
         int r = img__dref_parse(ref, true, &img, err);
@@ -643,8 +664,8 @@ int img__policy_check(const struct img_policy *p, const char *ref, const char *m
                                            &eerr);
                         break;
                 case REQ_SIGSTORE:
-                        r = eval_sigstore(p, req, &img, manifest_digest, src, &rs, &accepted,
-                                          &eerr);
+                        r = eval_sigstore(p, req, &img, manifest_digest, index_digest, src, &rs,
+                                          &accepted, &eerr);
                         break;
                 }
                 const char *scope = *l->scope ? l->scope : "\"\" (docker default)";

@@ -9,7 +9,8 @@
 # untrusted key; a reject default with an insecureAcceptAnything scope; several signatures
 # where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
 # signatures served by the registry API extension (through test/tools/xrss-proxy.py); an
-# http:// lookaside, and one answering HTTP 500 (an error, not "unsigned").
+# http:// lookaside, and one answering HTTP 500 (an error, not "unsigned"); an index whose
+# platform manifest, or only itself, is signed.
 # Sigstore attachments (Debian's skopeo cannot sign or check them): built with OpenSSL by
 # test/tools/cosign-attach.py and pushed with HTTP: signed (one foreign and one trusted
 # layer) accepted; unsigned, foreign key only, wrong digest and identity mismatch refused.
@@ -181,6 +182,35 @@ case_simple "remapIdentity" "$T/p-remap.json" test/mirror:1.0 accept
 out=$T/nopolicy && mkdir -p "$out"
 "$PULL" --insecure "$REG/test/unsigned:v1" "$out" >"$T/log" 2>&1 || { cat "$T/log"; fail "pull without policy"; }
 echo "ok  no policy: unsigned image pulled"
+
+# An index (made here, one linux/amd64 entry: image a). Pulling one platform, skopeo checks the
+# platform manifest's signatures, not the index's (measured here: "copying system image from
+# manifest list: Source image rejected"), and so does cc-image-pull: platform manifest signed
+# -> both accept; only the index signed -> both refuse; nothing signed -> both refuse.
+skopeo inspect --raw --tls-verify=false "docker://$REG/test/app:v1" >"$T/plat.json"
+cat >"$T/index.json" <<EOF
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$DA","size":$(stat -c %s "$T/plat.json"),"platform":{"architecture":"amd64","os":"linux"}}]}
+EOF
+DI=sha256:$(sha256sum <"$T/index.json" | awk '{print $1}')
+for r in idx-signed idx-plat idx-none; do
+        push a "test/$r:plat"
+        curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+                --data-binary @"$T/index.json" "http://$REG/v2/test/$r/manifests/v1" >/dev/null ||
+                fail "push index test/$r"
+done
+standalone() { # manifest-file repo digest
+        mkdir -p "$(lookaside_dir "$2" "$3")"
+        skopeo standalone-sign "$1" "$REG/$2:v1" "$FPR_A" -o "$(lookaside_dir "$2" "$3")/signature-1" ||
+                fail "standalone-sign $2"
+}
+standalone "$T/index.json" test/idx-signed "$DI"
+standalone "$T/plat.json" test/idx-plat "$DA"
+if [ "$(uname -m)" = x86_64 ]; then
+        case_simple "index, platform manifest signed" "$T/p-a.json" test/idx-plat:v1 accept
+        case_simple "index, only the index signed" "$T/p-a.json" test/idx-signed:v1 reject \
+                "no signature"
+        case_simple "index, nothing signed" "$T/p-a.json" test/idx-none:v1 reject "no signature"
+fi
 
 # The policy and its key as kbs:/// resources through the key broker (offline_fs, CoCo's
 # aa-offline_fs_kbc-resources.json layout), as a guest gets them after attestation.

@@ -334,6 +334,7 @@ struct mock {
         int simple_rc;
         const char *const *sigstore; /* pairs: payload, signature (NULL = none) */
         size_t n_sigstore;
+        const char *only_digest; /* sigstore signatures for this digest only, if set */
         unsigned calls;
 };
 
@@ -365,6 +366,11 @@ static int mock_sigstore(void *data, const char *digest, struct img_sigstore_sig
 {
         struct mock *m = data;
         m->calls++;
+        if (m->only_digest && strcmp(m->only_digest, digest)) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
         struct img_sigstore_sig *s = calloc(m->n_sigstore + 1, sizeof(*s));
         assert_non_null(s);
         for (size_t i = 0; i < m->n_sigstore; i++) {
@@ -391,7 +397,7 @@ static int check(const char *json, const char *ref, const char *digest, struct m
                 fprintf(stderr, "load: %s\n", cc_error_message(err));
         assert_int_equal(r, 0);
         struct img_sig_source src = {.data = m, .simple = mock_simple, .sigstore = mock_sigstore};
-        r = img__policy_check(p, ref, digest, &src, 1800000000, &err);
+        r = img__policy_check(p, ref, digest, NULL, &src, 1800000000, &err);
         if (ret_msg)
                 *ret_msg = r < 0 ? strdup(cc_error_message(err)) : NULL;
         return r;
@@ -1094,7 +1100,7 @@ static void test_policy_resources(void **state)
                          0);
         struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
         struct img_sig_source src = {.data = &kat1, .simple = mock_simple};
-        assert_int_equal(img__policy_check(p, APP, KAT1_DIGEST, &src, 0, &err), 0);
+        assert_int_equal(img__policy_check(p, APP, KAT1_DIGEST, NULL, &src, 0, &err), 0);
         p = img__policy_free(p);
         /* No broker: a clear error; a missing resource names it. */
         assert_int_equal(
@@ -1105,6 +1111,38 @@ static void test_policy_resources(void **state)
         assert_non_null(strstr(cc_error_message(err), "default/security-policy/other"));
         unlink(path);
         rmdir(dir);
+}
+
+/* A multi-platform image: sigstore signatures over the index count, simple ones do not. */
+static void test_check_index(void **state)
+{
+        _cleanup_free_ char *k1 = img__b64_encode((const uint8_t *)KAT2_K1, strlen(KAT2_K1));
+        _cleanup_free_ char *pol = NULL;
+        assert_true(asprintf(&pol, "{\"default\":[" SIGSTORE("%s", "") "]}", k1) > 0);
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, NULL), 0);
+        struct mock idx = {.sigstore = (const char *const[]){KAT2_PAYLOAD, KAT2_SIG_K1},
+                           .n_sigstore = 1,
+                           .only_digest = KAT2_DIGEST};
+        struct img_sig_source src = {
+                .data = &idx, .simple = mock_simple, .sigstore = mock_sigstore};
+        _cleanup_error_ struct cc_error *err = NULL;
+        /* Platform manifest KAT1 (unsigned), index KAT2 (signed): accepted via the index. */
+        assert_int_equal(img__policy_check(p, COSIGNED, KAT1_DIGEST, KAT2_DIGEST, &src, 0, &err),
+                         0);
+        assert_int_equal(idx.calls, 2);
+        /* Without the index digest: refused. */
+        assert_int_equal(img__policy_check(p, COSIGNED, KAT1_DIGEST, NULL, &src, 0, &err), -EACCES);
+        /* Simple signing: only the platform manifest's signatures are read. */
+        const char *sp = POLICY(SIGNED_BY(KAT1_KEY, ""));
+        _cleanup_(img__policy_freep) struct img_policy *p2 = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)sp, strlen(sp), NULL, &p2, NULL), 0);
+        struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
+        src.data = &kat1;
+        assert_int_equal(img__policy_check(p2, APP, KAT2_DIGEST, KAT1_DIGEST, &src, 0, &err),
+                         -EACCES);
+        assert_non_null(strstr(cc_error_message(err), "digest mismatch"));
+        assert_int_equal(kat1.calls, 1);
 }
 
 int main(void)
@@ -1127,6 +1165,7 @@ int main(void)
                 cmocka_unit_test(test_lookaside_file),
                 cmocka_unit_test(test_xrss_parse),
                 cmocka_unit_test(test_policy_resources),
+                cmocka_unit_test(test_check_index),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
