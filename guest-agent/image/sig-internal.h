@@ -104,7 +104,8 @@ const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n);
  * compressed packet or not) made by one of `kr`'s keys, at time `now` (seconds). On success
  * returns the literal data (the payload) and the signer's fingerprint. Errors:
  *   -ENOKEY       signer not in the keyring (message names its key ID / fingerprint)
- *   -EKEYEXPIRED  the signature has expired
+ *   -EKEYEXPIRED  the signature, or the key (per its self-signatures), has expired
+ *   -EKEYREVOKED  the keyring holds a valid revocation of the key
  *   -EBADMSG      bad signature, or not exactly one one-pass/literal/signature sequence
  *   -EPROTONOSUPPORT  an algorithm refused here (MD5, SHA-1, ElGamal, v3/v5 packets...)
  */

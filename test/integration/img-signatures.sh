@@ -6,8 +6,8 @@
 # Every case is decided twice, by cc-image-pull and by `skopeo copy --policy` on the host, and
 # the verdicts must agree: signed accepted; unsigned refused by signedBy; a signature for
 # another digest; identity mismatch (same manifest under another tag); a valid signature by an
-# untrusted key; a reject default with an insecureAcceptAnything scope; several signatures
-# where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
+# untrusted key; a key revoked in its keyring; a reject default with an insecureAcceptAnything
+# scope; several signatures where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
 # signatures served by the registry API extension (through test/tools/xrss-proxy.py); an
 # http:// lookaside, and one answering HTTP 500 (an error, not "unsigned"); an index whose
 # platform manifest, or only itself, is signed.
@@ -178,6 +178,16 @@ case_simple "two signedBy requirements, second unmet" "$T/p-ab.json" test/app:v1
         "requirement 2 \(signedBy\): signature-1: unknown key: signed by key $FPR_A"
 case_simple "keyPaths trusting both keys" "$T/p-keypaths.json" test/otherkey:v1 accept
 case_simple "remapIdentity" "$T/p-remap.json" test/mirror:1.0 accept
+# A key revoked after signing (its revocation certificate imported into the exported keyring).
+FPR_C=$(gen_key 'Revoked Signer C <c@example.test>' ed25519)
+push b test/revoked:v1 --sign-by "$FPR_C"
+sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$FPR_C.rev" >"$T/revC.asc"
+gpg --batch --import "$T/revC.asc" >/dev/null 2>&1 || fail "import revocation"
+gpg --export "$FPR_C" >"$T/keyC.gpg"
+policy "$T/p-c.json" '{"type":"signedBy","keyType":"GPGKeys","keyPath":"'$T/keyC.gpg'"}'
+case_simple "signature by a revoked key" "$T/p-c.json" test/revoked:v1 reject \
+        "signature-1: key $FPR_C is revoked"
+
 # Without --policy: today's behaviour, and no verification.
 out=$T/nopolicy && mkdir -p "$out"
 "$PULL" --insecure "$REG/test/unsigned:v1" "$out" >"$T/log" 2>&1 || { cat "$T/log"; fail "pull without policy"; }

@@ -290,6 +290,43 @@
         "-----END PGP PUBLIC KEY BLOCK-----\n"                               \
         "\n"
 
+/* A key made with a one-day expiry (created 1796667671, self-signature key expiration 86400 s)
+ * and a key whose revocation certificate was imported, each with a signature of the payload
+ * made before (gpg --sign). */
+#define EXPKEY_FPR     "D1D9A012213FF4BE40A72489A714F017F041F653"
+#define EXPKEY_CREATED 1796667671
+#define REVKEY_FPR     "AEFB311455DF9B609EB88B46ED976922DA717039"
+#define EXPKEY_PUB                                                                     \
+        "mDMEaxb5FxYJKwYBBAHaRw8BAQdAix+KA87rdE8x8LpUFcDGxRhwqIJgxhCRupVBlewSBT60G0V4" \
+        "cGlyaW5nIDxleHBAZXhhbXBsZS50ZXN0PoiWBBMWCAA+FiEE0dmgEiE/9L5ApySJpxTwF/BB9lMF" \
+        "AmsW+RcCGwMFCQABUYAFCwkIBwIGFQoJCAsCBBYCAwECHgECF4AACgkQpxTwF/BB9lP1HgD+MgN5" \
+        "QcK8/YPjMNfhqQKcaNGipkVs6hoxeeaTh7ucRGsBAJ93syGxq+1FS5VaaOzsZoE3t0Gs8ySMEXpr" \
+        "qOXN9P4K"
+#define EXPKEY_SIG                                                                     \
+        "owGbwMvMwCG2XOSD+AfHb8GMaxl1kngKEitz8hNT9LKK8/OyxX6KVyslF2WWZCYn5ihZVStlpqTm" \
+        "lWSWVILYKfnJ2alFukWpaalFqXnJqUpWSoZG5noGQGhoZWpgYKBfklpcop9YUGBVZqhUq6OUmZuY" \
+        "noqkMzcxLzMNqEQ3JTMdSAH1F2ckGpmaWVkYpRiaGlmmGSamGqcmJ1smGxsmpRibJxubmxlYGiSl" \
+        "GBiYpxlbmieaGKcZJhsZJhmYp5obpqSZJJmkmRobGJuCLCupLAC5KLEkPzczWSE5P68kMTMvtUih" \
+        "ODM9L7GktCgVpCi/oCQzPw/iteSiVKDiIoQeUz0jYz1DJaBRmblA5yXmFihZGZpbmpmZmVqYWdbW" \
+        "dpSyMIhxMMiKKbJcvLlASNH+yz6H5SqdsOBkZQIFHwMXpwBMxHclw//SWbvdnLdk/+w9yC9l9eIu" \
+        "05+r9/Puel2Qkw2+JTZ/5fv3jAx9987d/dYdIqxT1hV4PD3fe9m5U84NU9X7X7Tlvbn73IIFAA=="
+#define REVKEY_PUB                                                                     \
+        "mDMEaxb5FxYJKwYBBAHaRw8BAQdANfZ9Da4tOqaB4UBKtacabDjmfaPIMrhORuTt/dJc4KmIeAQg" \
+        "FggAIBYhBK77MRRV35tgnriLRu2XaSLacXA5BQJrFvkXAh0AAAoJEO2XaSLacXA5Nw4BAI4nGh0p" \
+        "sKwyjGeI5Jfv6sG3F6wRdUo8cVYd2uSbMru/AQC++qsbw8d+1N3i3jJVDQWF9+TCpblaWINqHxED" \
+        "V6pkA7QaUmV2b2tlZCA8cmV2QGV4YW1wbGUudGVzdD6IkAQTFggAOBYhBK77MRRV35tgnriLRu2X" \
+        "aSLacXA5BQJrFvkXAhsDBQsJCAcCBhUKCQgLAgQWAgMBAh4BAheAAAoJEO2XaSLacXA57u8BAKe+" \
+        "cVvqXSsxP9Cd3uysSgYmNLBPTlW5uUdurytZFqKoAQCzBlIti1AlMNNWpmenwErZqom4sSXv9N1E" \
+        "39/iphjlDQ=="
+#define REVKEY_SIG                                                                     \
+        "owFNUD1Iw0AUTv3DioKDpDgI9QZRtPUu1yRNwFFBJxcXcfByudSz5sfkKtTaRSsKLg5CB8FBHFzU" \
+        "VXB3cFIcBEGcHB0cRVATRJQ3vMfj+973vW+/p1XqlF+bHDyuBkbqLDVmdQekuuITO78c+V5Zfs/U" \
+        "AA254JSsALMGuM08wUU1mW2fllmYC5nDQuZRBkyAFD0P40KmCiEcFywS4yQIzDUE6mOAu6TE/jFd" \
+        "4nEnhuRsXopbzI+WiKJqZlGxkaoYDiIMM0oNipFlY51iXYMGtGwIdQcbOilgB1EFWVBnOrKdglVw" \
+        "VAyxmoiJapA4IsJ3Oc1S3xOEeyzMRrzkEVEJWQLyA8F97+c1GrIYHP5x1LyC8wjEp7gb2yNuAEyk" \
+        "G5qmqUXNqNd3K22S3CkNyINt5x+ob+75cPHocm/qN872liQ+qSvd+7vJSdLXwsnARnn4TWkOjexs" \
+        "adfNh9sJOZCN3fu7tPtpHs+mpKf12tXE/E2/O32x3WAo89C43Xw9MydnfOnl9GC04xs="
+
 /* ---- helpers ---- */
 
 static uint8_t *unb64(const char *s, size_t *len)
@@ -499,6 +536,15 @@ static void test_pgp_refused(void **state)
                 assert_true(img__pgp_verify(&kr, sig, n, 1800000000, &payload, &plen, fpr, NULL) <
                             0);
         assert_null(payload);
+}
+
+/* Key expiry and revocation as the keyring's self-signatures state them. */
+static void test_pgp_key_state(void **state)
+{
+        assert_int_equal(verify(EXPKEY_PUB, EXPKEY_SIG, EXPKEY_CREATED + 60, EXPKEY_FPR), 0);
+        assert_int_equal(verify(EXPKEY_PUB, EXPKEY_SIG, EXPKEY_CREATED + 86400 + 1, NULL),
+                         -EKEYEXPIRED);
+        assert_int_equal(verify(REVKEY_PUB, REVKEY_SIG, EXPKEY_CREATED + 60, NULL), -EKEYREVOKED);
 }
 
 static void test_simple_gate(void **state)
@@ -1151,6 +1197,7 @@ int main(void)
                 cmocka_unit_test(test_kat1),
                 cmocka_unit_test(test_pgp_algorithms),
                 cmocka_unit_test(test_pgp_refused),
+                cmocka_unit_test(test_pgp_key_state),
                 cmocka_unit_test(test_simple_gate),
                 cmocka_unit_test(test_payload),
                 cmocka_unit_test(test_policy_load_errors),
