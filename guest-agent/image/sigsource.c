@@ -183,6 +183,11 @@ int img__regsd_load(const char *dir, struct img_regsd **ret, struct cc_error **e
                 rd->configured = true;
                 struct dirent **names;
                 int n = scandir(dir, &names, yaml_filter, alphasort);
+                if (n < 0 && errno == ENOENT) {
+                        /* As containers/image: a missing directory is an empty configuration. */
+                        *ret = TAKE_PTR(rd);
+                        return 0;
+                }
                 if (n < 0)
                         return cc_error_set(err, errno, "registries.d '%s'", dir);
                 int r = 0;
@@ -315,6 +320,9 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         CURLcode c = curl_easy_perform(h);
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

@@ -996,6 +996,10 @@ static void test_registries_d(void **state)
         assert_string_equal(img__regsd_lookaside(rd, APP), "file:///var/lib/containers/sigstore");
         assert_true(img__regsd_use_attachments(rd, APP));
         img__regsd_free(rd);
+        /* A missing directory is an empty configuration (as for skopeo): no attachments. */
+        assert_int_equal(img__regsd_load("/nonexistent/registries.d", &rd, NULL), 0);
+        assert_false(img__regsd_use_attachments(rd, APP));
+        img__regsd_free(rd);
 
         char dir[] = "/tmp/test-img-regsd.XXXXXX";
         assert_non_null(mkdtemp(dir));
