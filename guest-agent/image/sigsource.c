@@ -294,7 +294,8 @@ static size_t http_cb(char *d, size_t sz, size_t nm, void *u)
 }
 
 /* One lookaside signature: 0 with data, -ENOENT when absent (the end of the list). */
-static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct cc_error **err)
+static int lookaside_get(CURL **hp, const char *url, uint8_t **ret, size_t *ret_len,
+                         struct cc_error **err)
 {
         if (!strncmp(url, "file://", 7)) {
                 char *buf;
@@ -309,9 +310,11 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
         if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
                 return cc_error_set(err, EPROTONOSUPPORT,
                                     "lookaside %s: only file://, http:// and https://", url);
-        CURL *h = curl_easy_init();
-        if (!h)
+        /* One handle for signature-1, -2, ...: they share a connection. */
+        if (!*hp && !(*hp = curl_easy_init()))
                 return -ENOMEM;
+        CURL *h = *hp;
+        curl_easy_reset(h);
         struct http_body b = {0};
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_cb);
@@ -326,7 +329,6 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
         CURLcode c = curl_easy_perform(h);
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(h);
         if (c == CURLE_OK && code == 200) {
                 *ret = b.buf ? b.buf : calloc(1, 1);
                 *ret_len = b.len;
@@ -432,6 +434,7 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
         const char *base = img__regsd_lookaside(ctx->rd, ctx->ref);
         struct img_sig_blob *v = NULL;
         size_t n = 0;
+        CURL *h = NULL;
         for (unsigned i = 1;; i++) {
                 if (i > IMG_SIG_MAX_COUNT) {
                         r = cc_error_set(err, E2BIG,
@@ -447,7 +450,7 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
                 }
                 uint8_t *buf = NULL;
                 size_t len = 0;
-                r = lookaside_get(url, &buf, &len, err);
+                r = lookaside_get(&h, url, &buf, &len, err);
                 if (r == -ENOENT) {
                         r = 0;
                         break;
@@ -468,6 +471,8 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
                         break;
                 }
         }
+        if (h)
+                curl_easy_cleanup(h);
         cc_log_debug("lookaside %s: %zu signatures for %s@%s", base, n, d.name, digest);
         img__dref_done(&d);
         if (r < 0) {
