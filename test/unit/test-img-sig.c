@@ -21,6 +21,8 @@
 #include <string.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -958,6 +960,55 @@ static void test_sigstore_verify(void **state)
                          0);
 }
 
+/* Keys of each supported type made here with OpenSSL, signed as containers/image signs
+ * (SHA-256 for EC and RSA, pure Ed25519), checked through the PEM reader's fast path (P-256,
+ * P-384, Ed25519) and OpenSSL's generic one (RSA). */
+static void test_sigstore_key_types(void **state)
+{
+        static const char *const types[][2] = {
+                {"EC", "P-256"}, {"EC", "P-384"}, {"ED25519", NULL}, {"RSA", NULL}};
+        const char *payload = KAT2_PAYLOAD;
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+                EVP_PKEY *k = types[i][1] ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", types[i][1])
+                              : !strcmp(types[i][0], "RSA")
+                                      ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+                                      : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+                assert_non_null(k);
+                bool ed = !strcmp(types[i][0], "ED25519");
+                EVP_MD_CTX *c = EVP_MD_CTX_new();
+                uint8_t sig[1024];
+                size_t sl = sizeof(sig);
+                assert_int_equal(EVP_DigestSignInit(c, NULL, ed ? NULL : EVP_sha256(), NULL, k), 1);
+                assert_int_equal(
+                        EVP_DigestSign(c, sig, &sl, (const uint8_t *)payload, strlen(payload)), 1);
+                EVP_MD_CTX_free(c);
+                BIO *b = BIO_new(BIO_s_mem());
+                assert_int_equal(PEM_write_bio_PUBKEY(b, k), 1);
+                char *pem;
+                long pl = BIO_get_mem_data(b, &pem);
+                _cleanup_free_ char *b64 = img__b64_encode(sig, sl);
+                assert_int_equal(img__sigstore_verify((const uint8_t *)pem, (size_t)pl,
+                                                      (const uint8_t *)payload, strlen(payload),
+                                                      b64, NULL),
+                                 0);
+                assert_int_equal(img__sigstore_verify((const uint8_t *)pem, (size_t)pl,
+                                                      (const uint8_t *)payload, strlen(payload) - 1,
+                                                      b64, NULL),
+                                 -EBADMSG);
+                BIO_free(b);
+                EVP_PKEY_free(k);
+        }
+        /* A P-256 SubjectPublicKeyInfo whose point is not on the curve. */
+        _cleanup_free_ char *bad = strdup(KAT2_K1);
+        char *x = strstr(bad, "ETTp");
+        x[0] = 'F';
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(img__sigstore_verify((const uint8_t *)bad, strlen(bad),
+                                              (const uint8_t *)payload, strlen(payload),
+                                              KAT2_SIG_K1, &err),
+                         -EINVAL);
+}
+
 static void test_sigstore_manifest(void **state)
 {
         const char *m =
@@ -1211,6 +1262,7 @@ int main(void)
                 cmocka_unit_test(test_check_key_file),
                 cmocka_unit_test(test_check_sigstore),
                 cmocka_unit_test(test_sigstore_verify),
+                cmocka_unit_test(test_sigstore_key_types),
                 cmocka_unit_test(test_sigstore_manifest),
                 cmocka_unit_test(test_registries_d),
                 cmocka_unit_test(test_lookaside_file),
