@@ -114,6 +114,12 @@ int img__registry_get(struct img_registry *r, const char *kind, const char *ref,
                       uint64_t max, char **ret_buf, size_t *ret_len, char **ret_content_type,
                       struct cc_error **err);
 
+/* GET /v2/ and read X-Registry-Supports-Signatures (the simple-signing API extension). */
+int img__registry_supports_signatures(struct img_registry *r, bool *ret, struct cc_error **err);
+/* GET /extensions/v2/<repo>/signatures/<digest> (at most 4 MiB). */
+int img__registry_get_signatures(struct img_registry *r, const char *digest, char **ret_buf,
+                                 size_t *ret_len, struct cc_error **err);
+
 /* Streaming blob reader: yields chunks whose sha256 and total size are checked at EOF. */
 struct img_blob;
 int img__blob_open(struct img_registry *r, const char *digest, int64_t size, struct img_blob **ret,

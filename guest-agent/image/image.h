@@ -77,10 +77,12 @@ struct img_pull_opts {
 
         /* Signature verification: a containers-policy.json(5) file and a
          * containers-registries.d(5) directory (lookaside stores, sigstore attachments), with
-         * skopeo's meaning. With a policy, the manifest digest the reference resolves to is
-         * checked against it before the config or any layer is fetched; NULL = signatures are
-         * not verified (logged once per process). registries_d NULL = no lookaside but the
-         * default store, sigstore attachments read. */
+         * skopeo's meaning. policy_file (and key paths inside the policy) may also be
+         * kbs:///repo/type/tag resource URIs, fetched through `keys` (the key broker). With a
+         * policy, the manifest digest the reference resolves to is checked against it before the
+         * config or any layer is fetched; NULL = signatures are not verified (logged once per
+         * process). registries_d NULL = no lookaside but the default store, sigstore attachments
+         * read. */
         const char *policy_file;
         const char *registries_d;
 

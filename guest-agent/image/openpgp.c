@@ -16,9 +16,9 @@
  * compressed packet), v4 signatures of class 0x00 over SHA-2 only. Trusted identities are the
  * primary keys' fingerprints, as in the containers/image that Debian's skopeo is built from: a
  * signature by a subkey is refused like one by an unknown key.
- * Not implemented: key expiry and revocation read from the keyring's self-signatures (a
- * policy's keyring is trusted as it is), signature subpackets other than creation time,
- * expiration time, issuer and issuer fingerprint (a critical unknown one is refused).
+ * Keys: a verified revocation or key expiration in the keyring's self-signatures is honoured.
+ * Not implemented: signature subpackets other than creation time, expiration times, issuer and
+ * issuer fingerprint (a critical unknown one is refused); SHA-1 self-signatures are ignored.
  */
 #include <bzlib.h>
 #include <errno.h>
@@ -52,6 +52,10 @@ struct img_pgp_key {
         uint8_t keyid[8];
         int algo;
         EVP_PKEY *pkey;
+        int64_t created;
+        int64_t expires;      /* from the newest verified self-signature; 0 = never */
+        int64_t selfsig_time; /* creation time of that self-signature */
+        bool revoked;         /* a verified key revocation signature is in the keyring */
 };
 
 const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n)
@@ -89,6 +93,8 @@ static int pkt_next(const uint8_t *buf, size_t len, size_t *pos, struct pkt *ret
         size_t blen;
         if (!(ctb & 0x40)) { /* old format */
                 ret->tag = (ctb >> 2) & 0xf;
+                if (ret->tag == 0)
+                        return -EBADMSG;
                 int lt = ctb & 3;
                 if (lt == 3) {
                         blen = len - p;
@@ -108,6 +114,8 @@ static int pkt_next(const uint8_t *buf, size_t len, size_t *pos, struct pkt *ret
                 return 0;
         }
         ret->tag = ctb & 0x3f;
+        if (ret->tag == 0) /* reserved; and 0 means "end of the buffer" to the callers */
+                return -EBADMSG;
         uint8_t *acc = NULL;
         size_t acc_len = 0;
         for (;;) {
@@ -267,39 +275,68 @@ static int key_parse(const uint8_t *b, size_t len, struct img_pgp_key *k)
         for (int i = 0; i < 20; i++)
                 sprintf(k->fpr + 2 * i, "%02X", md[i]);
         memcpy(k->keyid, md + 12, 8);
+        k->created =
+                (int64_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
         return 0;
 }
 
+static void key_self_sig(struct img_pgp_key *k, const uint8_t *kbody, size_t klen,
+                         const uint8_t *uid, size_t uid_len, const uint8_t *sb, size_t sl);
+
+/* Adds the primary keys of binary packets; the signatures that follow a primary key before its
+ * first subkey are its self-signatures (revocation, expiry), checked by key_self_sig(). */
 static int keyring_add_binary(struct img_pgp_keyring *kr, const uint8_t *b, size_t len)
 {
         size_t pos = 0;
-        int found = 0;
+        int found = 0, r = 0;
+        ssize_t cur = -1; /* the primary key whose packets follow, or -1 */
+        _cleanup_free_ uint8_t *kbody = NULL, *uid = NULL;
+        size_t klen = 0, uid_len = 0;
         for (;;) {
                 struct pkt pk;
-                int r = pkt_next(b, len, &pos, &pk);
-                if (r < 0)
-                        return r;
-                if (pk.tag == 0)
+                if ((r = pkt_next(b, len, &pos, &pk)) < 0 || pk.tag == 0)
                         break;
                 if (pk.tag == TAG_PUBKEY) {
                         struct img_pgp_key k = {0};
-                        r = key_parse(pk.body, pk.len, &k);
-                        if (r == 0) {
+                        cur = -1;
+                        free(TAKE_PTR(uid));
+                        if (key_parse(pk.body, pk.len, &k) == 0) {
                                 struct img_pgp_key *n =
                                         realloc(kr->keys, (kr->n + 1) * sizeof(*kr->keys));
-                                if (!n) {
+                                free(kbody);
+                                kbody = malloc(pk.len + 1);
+                                if (!n || !kbody) {
+                                        if (n)
+                                                kr->keys = n;
                                         EVP_PKEY_free(k.pkey);
                                         free(pk.owned);
                                         return -ENOMEM;
                                 }
+                                memcpy(kbody, pk.body, pk.len);
+                                klen = pk.len;
                                 kr->keys = n;
+                                cur = (ssize_t)kr->n;
                                 kr->keys[kr->n++] = k;
                                 found++;
                         }
+                } else if (pk.tag == TAG_PUBSUBKEY) {
+                        cur = -1;
+                } else if (pk.tag == 13 && cur >= 0) { /* user ID */
+                        free(uid);
+                        if (!(uid = malloc(pk.len + 1))) {
+                                free(pk.owned);
+                                return -ENOMEM;
+                        }
+                        memcpy(uid, pk.body, pk.len);
+                        uid_len = pk.len;
+                } else if (pk.tag == 17) { /* user attribute: its certifications are not ours */
+                        free(TAKE_PTR(uid));
+                } else if (pk.tag == TAG_SIG && cur >= 0) {
+                        key_self_sig(&kr->keys[cur], kbody, klen, uid, uid_len, pk.body, pk.len);
                 }
                 free(pk.owned);
         }
-        return found;
+        return r < 0 ? r : found;
 }
 
 /* ASCII armor: header lines, a blank line, base64 lines, an optional "=" CRC line, END. */
@@ -480,6 +517,7 @@ struct sig {
         const uint8_t *mpis;
         size_t mpis_len;
         int64_t created, expires; /* expires: seconds after creation, 0 = never */
+        int64_t key_expires;      /* key expiration: seconds after the key's creation */
         bool has_keyid, has_fpr;
         uint8_t keyid[8];
         char fpr[41];
@@ -522,6 +560,14 @@ static int subpackets(const uint8_t *b, size_t len, bool hashed, struct sig *s)
                         if (hashed)
                                 s->expires = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
                                                        (uint32_t)d[2] << 8 | d[3]);
+                        break;
+                case 9: /* key expiration time (self-signatures) */
+                        if (dl != 4)
+                                return -EBADMSG;
+                        if (hashed)
+                                s->key_expires =
+                                        (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+                                                  (uint32_t)d[2] << 8 | d[3]);
                         break;
                 case 16: /* issuer key ID: a hint, never trusted by itself */
                         if (dl != 8)
@@ -638,6 +684,56 @@ static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uin
                 OPENSSL_free(der);
         }
         return ok ? 0 : -EBADMSG;
+}
+
+/*
+ * One signature following primary key k in a keyring. Only self-signatures verified with k
+ * count: a key revocation (0x20) marks k revoked; the newest certification of a user ID
+ * (0x10-0x13) or direct-key signature (0x1f) sets k's expiry from its key expiration time.
+ * Anything else (certifications by others, unverifiable or SHA-1 self-signatures) is ignored:
+ * the keyring is the policy's and trusted as it is, this only honours what it says itself.
+ */
+static void key_self_sig(struct img_pgp_key *k, const uint8_t *kbody, size_t klen,
+                         const uint8_t *uid, size_t uid_len, const uint8_t *sb, size_t sl)
+{
+        struct sig s;
+        if (sig_parse(sb, sl, &s) < 0)
+                return;
+        bool cert = s.sigclass >= 0x10 && s.sigclass <= 0x13;
+        if (s.sigclass != 0x20 && s.sigclass != 0x1f && !(cert && uid))
+                return;
+        if (s.has_fpr ? strcmp(s.fpr, k->fpr) != 0
+                      : s.has_keyid && memcmp(s.keyid, k->keyid, 8) != 0)
+                return;
+        const EVP_MD *md = hash_md(s.hash);
+        if (!md || klen > 0xffff)
+                return;
+        uint8_t khdr[3] = {0x99, (uint8_t)(klen >> 8), (uint8_t)klen};
+        uint8_t uhdr[5] = {0xb4, (uint8_t)(uid_len >> 24), (uint8_t)(uid_len >> 16),
+                           (uint8_t)(uid_len >> 8), (uint8_t)uid_len};
+        uint8_t trailer[6] = {4,
+                              0xff,
+                              (uint8_t)(s.hashed_len >> 24),
+                              (uint8_t)(s.hashed_len >> 16),
+                              (uint8_t)(s.hashed_len >> 8),
+                              (uint8_t)s.hashed_len};
+        uint8_t digest[EVP_MAX_MD_SIZE];
+        unsigned dl = 0;
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        bool ok = c && EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, khdr, 3) &&
+                  EVP_DigestUpdate(c, kbody, klen) &&
+                  (!cert || (EVP_DigestUpdate(c, uhdr, 5) && EVP_DigestUpdate(c, uid, uid_len))) &&
+                  EVP_DigestUpdate(c, s.hashed, s.hashed_len) && EVP_DigestUpdate(c, trailer, 6) &&
+                  EVP_DigestFinal_ex(c, digest, &dl);
+        EVP_MD_CTX_free(c);
+        if (!ok || memcmp(digest, s.left16, 2) || sig_check(&s, k, digest, dl) < 0)
+                return;
+        if (s.sigclass == 0x20) {
+                k->revoked = true;
+        } else if (s.created >= k->selfsig_time) {
+                k->selfsig_time = s.created;
+                k->expires = s.key_expires ? k->created + s.key_expires : 0;
+        }
 }
 
 struct msg {
@@ -816,6 +912,16 @@ int img__pgp_verify(const struct img_pgp_keyring *kr, const uint8_t *msg, size_t
                 return cc_error_set(err, EBADMSG,
                                     "bad signature: the signature by key %s does not verify",
                                     k->fpr);
+        }
+        if (k->revoked) {
+                msg_done(&m);
+                return cc_error_set(err, EKEYREVOKED, "key %s is revoked (its keyring says so)",
+                                    k->fpr);
+        }
+        if (k->expires && k->expires <= now) {
+                msg_done(&m);
+                return cc_error_set(err, EKEYEXPIRED, "key %s expired at %lld", k->fpr,
+                                    (long long)k->expires);
         }
         if (s.expires && s.created + s.expires <= now) {
                 msg_done(&m);

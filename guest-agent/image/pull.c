@@ -46,22 +46,26 @@ struct sigcheck {
         const char *ref; /* as the caller named the image */
 };
 
-/* Applies the policy to the digest of the manifest the reference names (an index's own
- * digest for a multi-platform image, as containers/image signs and checks it), before the
- * config or any layer is fetched. */
+/* Applies the policy to the digest of the image's manifest (for a multi-platform image, the
+ * platform manifest chosen from the index, which is what skopeo checks when it copies one
+ * platform; sigstore signatures over the index count too), before the config or any layer is
+ * fetched. */
 static int signature_check(const struct sigcheck *sc, struct img_registry *reg, const char *digest,
-                           struct cc_error **err)
+                           const char *index_digest, struct cc_error **err)
 {
         if (!sc->policy)
                 return 0;
         struct img_sigsrc_ctx ctx = {.rd = sc->rd, .reg = reg, .ref = sc->ref};
         struct img_sig_source src;
         img__sig_source_init(&src, &ctx);
-        int r = img__policy_check(sc->policy, sc->ref, digest, &src, (int64_t)time(NULL), err);
+        uint64_t t0 = img__now_ns();
+        int r = img__policy_check(sc->policy, sc->ref, digest, index_digest, &src,
+                                  (int64_t)time(NULL), err);
         if (r < 0)
                 return r;
-        cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s)", sc->ref,
-                    digest, img__policy_scope_for(sc->policy, sc->ref));
+        cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s) in %.1f ms",
+                    sc->ref, digest, img__policy_scope_for(sc->policy, sc->ref),
+                    (double)(img__now_ns() - t0) / 1e6);
         return 0;
 }
 
@@ -219,10 +223,9 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                            mdigest, err);
         if (r < 0)
                 return r;
-        uint64_t t_verify = img__now_ns();
-        if ((r = signature_check(sc, reg, mdigest, err)) < 0)
-                return r;
-        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
+        char index_digest[72] = "";
+        if (m->is_index)
+                memcpy(index_digest, mdigest, sizeof(index_digest));
         /* Indexes may nest (OCI allows it); follow at most a few levels. */
         for (int depth = 0; m->is_index; depth++) {
                 const struct img_descriptor *d;
@@ -244,6 +247,10 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 m = sub;
         }
         cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
+        uint64_t t_verify = img__now_ns();
+        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
+                return r;
+        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
 
         /* Config: small, fetched whole, verified before it is parsed. */
         if ((uint64_t)m->config.size > o->max_config_bytes)
@@ -431,11 +438,14 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
         _cleanup_(img__policy_freep) struct img_policy *policy = NULL;
         _cleanup_(img__regsd_freep) struct img_regsd *rd = NULL;
         if (o.policy_file) {
-                if ((r = img__policy_load_file(o.policy_file, &policy, err)) < 0 ||
+                if ((r = img__policy_load_uri(o.policy_file, o.keys, &policy, err)) < 0 ||
                     (r = img__regsd_load(o.registries_d, &rd, err)) < 0) {
                         img__ref_done(&ref);
                         return cc_error_wrap(err, -r, "signature policy");
                 }
+                cc_log_debug("signature policy %s (%s)", o.policy_file,
+                             !strncmp(o.policy_file, "kbs://", 6) ? "resource from the key broker"
+                                                                  : "file");
         } else {
                 static bool logged;
                 if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))

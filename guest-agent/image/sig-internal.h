@@ -3,7 +3,9 @@
  * Internal interfaces of image signature verification (containers-policy.json(5), simple
  * signing, sigstore attachments), shared between its files, the pull and the tests.
  *
- *   sigpolicy.c   policy.json: load, scope choice, requirement evaluation, signedIdentity
+ *   sigpolicy.c   policy.json: load, scope choice, requirement evaluation
+ *   sigident.c    docker references and the signedIdentity rules
+ *   sigjson.c     strict JSON (json-c plus a duplicated-key refusal) and small JSON helpers
  *   openpgp.c     the OpenPGP subset simple signing needs: keyrings and signed messages
  *   simplesign.c  the signature payload (both critical.type values) and one simple signature
  *   sigstore.c    sigstore attachment manifests, one cosign layer (ECDSA/RSA/Ed25519 key)
@@ -16,6 +18,8 @@
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+
+#include "guest-agent/image/image.h"
 
 /* containers/image reads at most this much per signature (iolimits.MaxSignatureBodySize). */
 #define IMG_SIG_MAX_BYTES (4u << 20)
@@ -35,6 +39,13 @@ struct json_object;
 struct json_object *img__json_parse_strict(const void *buf, size_t len, struct cc_error **err);
 /* Member `key` of `o` when `o` is an object and has it (NULL for absent, and for JSON null). */
 struct json_object *img__jget(struct json_object *o, const char *key);
+/* Refuses members of object `o` not in the NULL-terminated `allowed` ("<what>: unknown
+ * member"). */
+int img__json_only_members(struct json_object *o, const char *what, const char *const *allowed,
+                           struct cc_error **err);
+/* *ret = strdup of string member `key`; absent is an error only when `required`. */
+int img__json_get_string(struct json_object *o, const char *key, const char *what, bool required,
+                         char **ret, struct cc_error **err);
 
 /* ---- docker references as policy and signatures see them (sigpolicy.c) ---- */
 
@@ -51,6 +62,27 @@ int img__dref_parse(const char *s, bool default_tag, struct img_dref *ret, struc
 void img__dref_done(struct img_dref *r);
 /* name[:tag][@digest] into a new string. */
 char *img__dref_string(const struct img_dref *r);
+
+/* signedIdentity (sigident.c) */
+enum img_id_type {
+        IMG_ID_REPO_DIGEST_OR_EXACT, /* the default when signedIdentity is absent */
+        IMG_ID_MATCH_REPOSITORY,
+        IMG_ID_MATCH_EXACT,
+        IMG_ID_EXACT_REFERENCE,
+        IMG_ID_EXACT_REPOSITORY,
+        IMG_ID_REMAP,
+};
+extern const char *const img__identity_names[]; /* by enum img_id_type */
+struct img_sig_identity {
+        enum img_id_type type;
+        char *ref;                    /* dockerReference / dockerRepository */
+        char *prefix, *signed_prefix; /* remapIdentity */
+};
+int img__identity_parse(struct json_object *o, struct img_sig_identity *id, struct cc_error **err);
+void img__identity_done(struct img_sig_identity *id);
+/* Does a signature claiming `signed_ref` satisfy `id` for the image `img` (as pulled)? */
+bool img__identity_matches(const struct img_sig_identity *id, const struct img_dref *img,
+                           const char *signed_ref);
 
 /* ---- OpenPGP (openpgp.c) ---- */
 
@@ -72,7 +104,8 @@ const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n);
  * compressed packet or not) made by one of `kr`'s keys, at time `now` (seconds). On success
  * returns the literal data (the payload) and the signer's fingerprint. Errors:
  *   -ENOKEY       signer not in the keyring (message names its key ID / fingerprint)
- *   -EKEYEXPIRED  the signature has expired
+ *   -EKEYEXPIRED  the signature, or the key (per its self-signatures), has expired
+ *   -EKEYREVOKED  the keyring holds a valid revocation of the key
  *   -EBADMSG      bad signature, or not exactly one one-pass/literal/signature sequence
  *   -EPROTONOSUPPORT  an algorithm refused here (MD5, SHA-1, ElGamal, v3/v5 packets...)
  */
@@ -153,6 +186,11 @@ struct img_policy;
 int img__policy_load(const uint8_t *buf, size_t len, const char *base_dir, struct img_policy **ret,
                      struct cc_error **err);
 int img__policy_load_file(const char *path, struct img_policy **ret, struct cc_error **err);
+/* The policy from `uri`: a path, file:///path, or kbs:///repo/type/tag through `broker`'s
+ * resource(); key paths in it may be such URIs too (kbs:/// ones need the broker). */
+struct img_key_broker;
+int img__policy_load_uri(const char *uri, const struct img_key_broker *broker,
+                         struct img_policy **ret, struct cc_error **err);
 struct img_policy *img__policy_free(struct img_policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_policy *, img__policy_free)
 /* The scope whose requirements apply to `ref` (a normalised reference with tag or digest):
@@ -163,13 +201,17 @@ char **img__policy_scopes(const char *ref);
 
 /*
  * Decides whether `ref` (as pulled), whose manifest hashed to `manifest_digest`, may be used.
+ * For a multi-platform image, manifest_digest is the platform manifest's and index_digest the
+ * index's (else NULL): simple signatures are checked against the platform manifest (as skopeo
+ * and image-rs do), sigstore signatures against either (as image-rs does).
  * 0 = allowed; -EACCES = denied, the message names the image, the scope, the requirement and
  * why each signature failed; other -errno = signatures could not be read.
  */
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
-                      const struct img_sig_source *src, int64_t now, struct cc_error **err);
+                      const char *index_digest, const struct img_sig_source *src, int64_t now,
+                      struct cc_error **err);
 
-/* signedIdentity checks, exposed for tests: does a signature claiming `signed_ref` satisfy
+/* signedIdentity checks for tests (sigident.c): does a signature claiming `signed_ref` satisfy
  * identity rule `rule` (JSON object text) for the image `image_ref`? */
 int img__policy_identity_test(const char *rule_json, const char *image_ref, const char *signed_ref,
                               bool *ret_match, struct cc_error **err);
@@ -190,6 +232,11 @@ const char *img__regsd_lookaside(const struct img_regsd *rd, const char *ref);
 bool img__regsd_use_attachments(const struct img_regsd *rd, const char *ref);
 /* <base>/<repository path>@<algo>=<hex>/signature-<n> */
 char *img__lookaside_url(const char *base, const char *ref_name, const char *digest, unsigned n);
+
+/* Parses the registry signature extension's answer ({"signatures":[{"schemaVersion":2,
+ * "type":"atomic","content":"<base64>",...}]}); other entries are skipped. */
+int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, size_t *ret_n,
+                    struct cc_error **err);
 
 struct img_registry;
 /* A source reading the lookaside of `rd` and the attachments of `reg` (may be NULL). */

@@ -232,3 +232,32 @@ struct json_object *img__json_parse_strict(const void *buf, size_t len, struct c
         }
         return o;
 }
+
+/* Refuses members of `o` not in the NULL-terminated `allowed`. */
+int img__json_only_members(struct json_object *o, const char *what, const char *const *allowed,
+                           struct cc_error **err)
+{
+        json_object_object_foreach(o, k, v)
+        {
+                (void)v;
+                const char *const *a = allowed;
+                while (*a && strcmp(*a, k))
+                        a++;
+                if (!*a)
+                        return cc_error_set(err, EINVAL, "%s: unknown member \"%s\"", what, k);
+        }
+        return 0;
+}
+
+int img__json_get_string(struct json_object *o, const char *key, const char *what, bool required,
+                         char **ret, struct cc_error **err)
+{
+        struct json_object *v = img__jget(o, key);
+        *ret = NULL;
+        if (!v)
+                return required ? cc_error_set(err, EINVAL, "%s: \"%s\" is missing", what, key) : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return cc_error_set(err, EINVAL, "%s: \"%s\" is not a string", what, key);
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}

@@ -32,29 +32,6 @@ static const char *const req_names[] = {
         [REQ_BASE_LAYER] = "signedBaseLayer",
 };
 
-enum id_type {
-        ID_REPO_DIGEST_OR_EXACT, /* the default when signedIdentity is absent */
-        ID_MATCH_REPOSITORY,
-        ID_MATCH_EXACT,
-        ID_EXACT_REFERENCE,
-        ID_EXACT_REPOSITORY,
-        ID_REMAP,
-};
-static const char *const id_names[] = {
-        [ID_REPO_DIGEST_OR_EXACT] = "matchRepoDigestOrExact",
-        [ID_MATCH_REPOSITORY] = "matchRepository",
-        [ID_MATCH_EXACT] = "matchExact",
-        [ID_EXACT_REFERENCE] = "exactReference",
-        [ID_EXACT_REPOSITORY] = "exactRepository",
-        [ID_REMAP] = "remapIdentity",
-};
-
-struct identity {
-        enum id_type type;
-        char *ref;                    /* dockerReference / dockerRepository */
-        char *prefix, *signed_prefix; /* remapIdentity */
-};
-
 struct keysrc {
         char *path; /* read at evaluation, or */
         uint8_t *data;
@@ -66,7 +43,7 @@ struct requirement {
         char *unimplemented_keytype; /* signedBy keyType that parses but cannot be evaluated */
         struct keysrc *keys;
         size_t n_keys;
-        struct identity id;
+        struct img_sig_identity id;
 };
 
 struct reqlist {
@@ -77,154 +54,13 @@ struct reqlist {
 
 struct img_policy {
         char *base_dir;
+        const struct img_key_broker *broker; /* for kbs:/// key paths; may be NULL */
         struct reqlist def;
         struct reqlist *docker; /* transports.docker, "" included */
         size_t n_docker;
 };
 
-/* ---- references ---- */
-
-void img__dref_done(struct img_dref *r)
-{
-        free(r->name);
-        free(r->tag);
-        free(r->digest);
-        *r = (struct img_dref){0};
-}
-
-int img__dref_parse(const char *s, bool default_tag, struct img_dref *ret, struct cc_error **err)
-{
-        struct img_ref r;
-        int q = img__ref_parse(s, &r, err);
-        if (q < 0)
-                return q;
-        /* img__ref_parse adds ":latest" to a name-only reference; undo that unless wanted. */
-        bool had_tag = true;
-        if (r.tag && !r.digest && !strcmp(r.tag, "latest")) {
-                const char *last = strrchr(s, '/');
-                had_tag = strchr(last ? last : s, ':') != NULL;
-        }
-        struct img_dref d = {0};
-        /* The API host of Docker Hub is not its name in references, scopes and signatures. */
-        const char *host = strcmp(r.registry, "registry-1.docker.io") ? r.registry : "docker.io";
-        if (asprintf(&d.name, "%s/%s", host, r.repo) < 0)
-                d.name = NULL;
-        if (r.tag && (had_tag || default_tag))
-                d.tag = strdup(r.tag);
-        if (r.digest)
-                d.digest = strdup(r.digest);
-        bool oom =
-                !d.name || (r.tag && (had_tag || default_tag) && !d.tag) || (r.digest && !d.digest);
-        img__ref_done(&r);
-        if (oom) {
-                img__dref_done(&d);
-                return -ENOMEM;
-        }
-        *ret = d;
-        return 0;
-}
-
-char *img__dref_string(const struct img_dref *r)
-{
-        char *s;
-        if (asprintf(&s, "%s%s%s%s%s", r->name, r->tag ? ":" : "", r->tag ? r->tag : "",
-                     r->digest ? "@" : "", r->digest ? r->digest : "") < 0)
-                return NULL;
-        return s;
-}
-
-static bool dref_name_only(const struct img_dref *r)
-{
-        return !r->tag && !r->digest;
-}
-
-/* Both parse and their full strings are equal. */
-static bool dref_equal(const struct img_dref *a, const struct img_dref *b)
-{
-        _cleanup_free_ char *x = img__dref_string(a), *y = img__dref_string(b);
-        return x && y && !strcmp(x, y);
-}
-
-/* matchRepoDigestOrExact: the signature names a tag or digest; an intended tag must match the
- * full string, an intended digest-only reference only the repository (the digest itself is
- * checked against the manifest separately). */
-static bool match_repo_digest_or_exact(const struct img_dref *img, const struct img_dref *sig)
-{
-        if (dref_name_only(sig))
-                return false;
-        if (img->tag)
-                return dref_equal(img, sig);
-        if (img->digest)
-                return !strcmp(img->name, sig->name);
-        return false;
-}
-
-static bool identity_matches(const struct identity *id, const struct img_dref *img,
-                             const char *signed_ref)
-{
-        struct img_dref sig;
-        if (img__dref_parse(signed_ref, false, &sig, NULL) < 0)
-                return false;
-        bool ok = false;
-        switch (id->type) {
-        case ID_REPO_DIGEST_OR_EXACT:
-                ok = match_repo_digest_or_exact(img, &sig);
-                break;
-        case ID_MATCH_EXACT:
-                ok = !dref_name_only(img) && !dref_name_only(&sig) && dref_equal(img, &sig);
-                break;
-        case ID_MATCH_REPOSITORY:
-                ok = !strcmp(img->name, sig.name);
-                break;
-        case ID_EXACT_REFERENCE: {
-                struct img_dref want;
-                if (img__dref_parse(id->ref, false, &want, NULL) == 0) {
-                        ok = !dref_name_only(&want) && !dref_name_only(&sig) &&
-                             dref_equal(&want, &sig);
-                        img__dref_done(&want);
-                }
-                break;
-        }
-        case ID_EXACT_REPOSITORY: {
-                struct img_dref want;
-                if (img__dref_parse(id->ref, false, &want, NULL) == 0) {
-                        ok = !strcmp(want.name, sig.name);
-                        img__dref_done(&want);
-                }
-                break;
-        }
-        case ID_REMAP: {
-                size_t pl = strlen(id->prefix);
-                const struct img_dref *use = img;
-                struct img_dref remapped = {0};
-                if (!strncmp(img->name, id->prefix, pl) &&
-                    (img->name[pl] == 0 || img->name[pl] == '/')) {
-                        /* Replace the first occurrence of prefix in the full string (it is the
-                         * name's start), then read the result again. */
-                        _cleanup_free_ char *full = img__dref_string(img), *s = NULL;
-                        if (full && asprintf(&s, "%s%s", id->signed_prefix, full + pl) >= 0 &&
-                            img__dref_parse(s, false, &remapped, NULL) == 0)
-                                use = &remapped;
-                        else
-                                use = NULL;
-                }
-                ok = use && match_repo_digest_or_exact(use, &sig);
-                img__dref_done(&remapped);
-                break;
-        }
-        }
-        img__dref_done(&sig);
-        return ok;
-}
-
 /* ---- loading ---- */
-
-static void identity_done(struct identity *id)
-{
-        free(id->ref);
-        free(id->prefix);
-        free(id->signed_prefix);
-}
 
 static void reqlist_done(struct reqlist *l)
 {
@@ -236,7 +72,7 @@ static void reqlist_done(struct reqlist *l)
                 }
                 free(r->keys);
                 free(r->unimplemented_keytype);
-                identity_done(&r->id);
+                img__identity_done(&r->id);
         }
         free(l->reqs);
         free(l->scope);
@@ -254,126 +90,6 @@ struct img_policy *img__policy_free(struct img_policy *p)
         free(p->base_dir);
         free(p);
         return NULL;
-}
-
-/* Refuses members of `o` not in the NULL-terminated `allowed`. */
-static int only_members(struct json_object *o, const char *what, const char *const *allowed,
-                        struct cc_error **err)
-{
-        json_object_object_foreach(o, k, v)
-        {
-                (void)v;
-                const char *const *a = allowed;
-                while (*a && strcmp(*a, k))
-                        a++;
-                if (!*a)
-                        return cc_error_set(err, EINVAL, "%s: unknown member \"%s\"", what, k);
-        }
-        return 0;
-}
-
-static int get_string(struct json_object *o, const char *key, const char *what, bool required,
-                      char **ret, struct cc_error **err)
-{
-        struct json_object *v = img__jget(o, key);
-        *ret = NULL;
-        if (!v)
-                return required ? cc_error_set(err, EINVAL, "%s: \"%s\" is missing", what, key) : 0;
-        if (!json_object_is_type(v, json_type_string))
-                return cc_error_set(err, EINVAL, "%s: \"%s\" is not a string", what, key);
-        *ret = strdup(json_object_get_string(v));
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* remapIdentity prefixes: host[:port], namespace or repository, fully spelled, no tag/digest. */
-static bool prefix_valid(const char *s)
-{
-        if (!*s || strchr(s, '@'))
-                return false;
-        if (!strchr(s, '/')) {
-                for (const char *p = s; *p; p++)
-                        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                              (*p >= '0' && *p <= '9') || strchr(".-:", *p)))
-                                return false;
-                return true;
-        }
-        struct img_dref d;
-        if (img__dref_parse(s, false, &d, NULL) < 0)
-                return false;
-        bool ok = dref_name_only(&d) && !strcmp(d.name, s);
-        img__dref_done(&d);
-        return ok;
-}
-
-static int identity_parse(struct json_object *o, struct identity *id, struct cc_error **err)
-{
-        if (!json_object_is_type(o, json_type_object))
-                return cc_error_set(err, EINVAL, "signedIdentity is not an object");
-        struct json_object *t = img__jget(o, "type");
-        if (!json_object_is_type(t, json_type_string))
-                return cc_error_set(err, EINVAL,
-                                    "signedIdentity: \"type\" missing or not a string");
-        const char *ts = json_object_get_string(t);
-        size_t i = 0;
-        while (i < CC_ARRAY_SIZE(id_names) && strcmp(id_names[i], ts))
-                i++;
-        if (i == CC_ARRAY_SIZE(id_names))
-                return cc_error_set(err, EINVAL, "signedIdentity: unknown type \"%s\"", ts);
-        id->type = (enum id_type)i;
-        int r;
-        switch (id->type) {
-        case ID_EXACT_REFERENCE: {
-                static const char *const allowed[] = {"type", "dockerReference", NULL};
-                if ((r = only_members(o, "exactReference", allowed, err)) < 0 ||
-                    (r = get_string(o, "dockerReference", "exactReference", true, &id->ref, err)) <
-                            0)
-                        return r;
-                struct img_dref d;
-                if (img__dref_parse(id->ref, false, &d, NULL) < 0)
-                        return cc_error_set(err, EINVAL, "exactReference: invalid reference \"%s\"",
-                                            id->ref);
-                bool name_only = dref_name_only(&d);
-                img__dref_done(&d);
-                if (name_only)
-                        return cc_error_set(err, EINVAL,
-                                            "exactReference: \"%s\" has no tag or digest", id->ref);
-                return 0;
-        }
-        case ID_EXACT_REPOSITORY: {
-                static const char *const allowed[] = {"type", "dockerRepository", NULL};
-                if ((r = only_members(o, "exactRepository", allowed, err)) < 0 ||
-                    (r = get_string(o, "dockerRepository", "exactRepository", true, &id->ref,
-                                    err)) < 0)
-                        return r;
-                struct img_dref d;
-                if (img__dref_parse(id->ref, false, &d, NULL) < 0)
-                        return cc_error_set(err, EINVAL,
-                                            "exactRepository: invalid repository \"%s\"", id->ref);
-                img__dref_done(&d);
-                return 0;
-        }
-        case ID_REMAP: {
-                static const char *const allowed[] = {"type", "prefix", "signedPrefix", NULL};
-                if ((r = only_members(o, "remapIdentity", allowed, err)) < 0 ||
-                    (r = get_string(o, "prefix", "remapIdentity", true, &id->prefix, err)) < 0 ||
-                    (r = get_string(o, "signedPrefix", "remapIdentity", true, &id->signed_prefix,
-                                    err)) < 0)
-                        return r;
-                if (!prefix_valid(id->prefix))
-                        return cc_error_set(err, EINVAL,
-                                            "remapIdentity: prefix \"%s\" is not valid",
-                                            id->prefix);
-                if (!prefix_valid(id->signed_prefix))
-                        return cc_error_set(err, EINVAL,
-                                            "remapIdentity: signedPrefix \"%s\" is not valid",
-                                            id->signed_prefix);
-                return 0;
-        }
-        default: {
-                static const char *const allowed[] = {"type", NULL};
-                return only_members(o, ts, allowed, err);
-        }
-        }
 }
 
 /* keyPath | keyPaths | keyData (| keyDatas for sigstoreSigned): exactly one. */
@@ -445,20 +161,20 @@ static int requirement_parse(struct json_object *o, struct requirement *req, str
         case REQ_ACCEPT:
         case REQ_REJECT: {
                 static const char *const allowed[] = {"type", NULL};
-                return only_members(o, ts, allowed, err);
+                return img__json_only_members(o, ts, allowed, err);
         }
         case REQ_BASE_LAYER: {
                 static const char *const allowed[] = {"type", "layerIdentity", NULL};
-                return only_members(o, ts, allowed, err);
+                return img__json_only_members(o, ts, allowed, err);
         }
         case REQ_SIGNED_BY: {
                 static const char *const allowed[] = {"type",     "keyType", "keyPath",
                                                       "keyPaths", "keyData", "signedIdentity",
                                                       NULL};
-                if ((r = only_members(o, ts, allowed, err)) < 0)
+                if ((r = img__json_only_members(o, ts, allowed, err)) < 0)
                         return r;
                 _cleanup_free_ char *kt = NULL;
-                if ((r = get_string(o, "keyType", ts, true, &kt, err)) < 0)
+                if ((r = img__json_get_string(o, "keyType", ts, true, &kt, err)) < 0)
                         return r;
                 if (strcmp(kt, "GPGKeys")) {
                         if (strcmp(kt, "signedByGPGKeys") && strcmp(kt, "X509Certificates") &&
@@ -490,7 +206,7 @@ static int requirement_parse(struct json_object *o, struct requirement *req, str
                 static const char *const allowed[] = {"type",    "keyPath",  "keyPaths",
                                                       "keyData", "keyDatas", "signedIdentity",
                                                       NULL};
-                if ((r = only_members(o, ts, allowed, err)) < 0)
+                if ((r = img__json_only_members(o, ts, allowed, err)) < 0)
                         return r;
                 break;
         }
@@ -499,7 +215,7 @@ static int requirement_parse(struct json_object *o, struct requirement *req, str
         if ((r = keys_parse(o, ts, sigstore, sigstore, req, err)) < 0)
                 return r;
         struct json_object *id = img__jget(o, "signedIdentity");
-        if (id && (r = identity_parse(id, &req->id, err)) < 0)
+        if (id && (r = img__identity_parse(id, &req->id, err)) < 0)
                 return cc_error_wrap(err, EINVAL, "%s", ts);
         return 0;
 }
@@ -541,7 +257,7 @@ int img__policy_load(const uint8_t *buf, size_t len, const char *base_dir, struc
         if (!json_object_is_type(o, json_type_object))
                 return cc_error_set(err, EINVAL, "policy: not a JSON object");
         static const char *const allowed[] = {"default", "transports", NULL};
-        int r = only_members(o, "policy", allowed, err);
+        int r = img__json_only_members(o, "policy", allowed, err);
         if (r < 0)
                 return r;
         _cleanup_(img__policy_freep) struct img_policy *p = calloc(1, sizeof(*p));
@@ -598,6 +314,30 @@ int img__policy_load_file(const char *path, struct img_policy **ret, struct cc_e
         r = img__policy_load((const uint8_t *)buf, len, dir, ret, err);
         if (r < 0)
                 return cc_error_wrap(err, -r, "%s", path);
+        return 0;
+}
+
+int img__policy_load_uri(const char *uri, const struct img_key_broker *broker,
+                         struct img_policy **ret, struct cc_error **err)
+{
+        if (strncmp(uri, "kbs://", 6)) {
+                int r = img__policy_load_file(!strncmp(uri, "file://", 7) ? uri + 7 : uri, ret,
+                                              err);
+                if (r == 0)
+                        (*ret)->broker = broker;
+                return r;
+        }
+        if (!broker || !broker->resource)
+                return cc_error_set(err, ENOKEY, "policy %s: no key broker configured", uri);
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r = broker->resource(broker->data, uri, &buf, &len, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "policy %s", uri);
+        r = img__policy_load(buf, len, NULL, ret, err);
+        if (r < 0)
+                return cc_error_wrap(err, -r, "%s", uri);
+        (*ret)->broker = broker;
         return 0;
 }
 
@@ -663,6 +403,12 @@ const char *img__policy_scope_for(const struct img_policy *p, const char *ref)
 
 /* ---- evaluation ---- */
 
+struct pem_key {
+        char *owned;
+        const uint8_t *b;
+        size_t l;
+};
+
 /* Reasons of rejected signatures, joined with "; ". */
 struct reasons {
         char *buf;
@@ -702,11 +448,11 @@ static int payload_check(const uint8_t *payload, size_t len, const char *type,
         if (strcmp(pl.manifest_digest, digest))
                 r = asprintf(ret_reason, "digest mismatch: signature is for %s, manifest is %s",
                              pl.manifest_digest, digest);
-        else if (!identity_matches(&req->id, img, pl.docker_reference))
+        else if (!img__identity_matches(&req->id, img, pl.docker_reference))
                 r = asprintf(ret_reason,
                              "identity mismatch: signed identity %s is not accepted "
                              "by %s",
-                             pl.docker_reference, id_names[req->id.type]);
+                             pl.docker_reference, img__identity_names[req->id.type]);
         else
                 r = 1;
         img__sig_payload_done(&pl);
@@ -721,11 +467,26 @@ static int key_bytes(const struct img_policy *p, const struct keysrc *k, char **
                 *ret_len = k->len;
                 return 0;
         }
+        /* A resource URI (as image-rs accepts): kbs:///repo/type/tag from the key broker, which
+         * is what delivers keys after attestation; file:///path is a plain path. */
+        if (!strncmp(k->path, "kbs://", 6)) {
+                if (!p->broker || !p->broker->resource)
+                        return cc_error_set(err, ENOKEY, "key %s: no key broker configured",
+                                            k->path);
+                uint8_t *b = NULL;
+                int r = p->broker->resource(p->broker->data, k->path, &b, ret_len, err);
+                if (r < 0)
+                        return cc_error_wrap(err, -r, "key %s", k->path);
+                *ret_owned = (char *)b;
+                *ret = b;
+                return 0;
+        }
+        const char *kp = !strncmp(k->path, "file://", 7) ? k->path + 7 : k->path;
         _cleanup_free_ char *path = NULL;
-        if (k->path[0] != '/' && p->base_dir) {
-                if (asprintf(&path, "%s/%s", p->base_dir, k->path) < 0)
+        if (kp[0] != '/' && p->base_dir) {
+                if (asprintf(&path, "%s/%s", p->base_dir, kp) < 0)
                         return -ENOMEM;
-        } else if (!(path = strdup(k->path))) {
+        } else if (!(path = strdup(kp))) {
                 return -ENOMEM;
         }
         int r = cc_read_file(path, IMG_SIG_MAX_BYTES, ret_owned, ret_len, err);
@@ -789,36 +550,28 @@ static int eval_signed_by(const struct img_policy *p, const struct requirement *
         return 0;
 }
 
-static int eval_sigstore(const struct img_policy *p, const struct requirement *req,
-                         const struct img_dref *img, const char *digest,
-                         const struct img_sig_source *src, struct reasons *rs, bool *accepted,
-                         struct cc_error **err)
+/* Sigstore attachments of `digest`; `what` prefixes reasons ("layer" or "index layer"). */
+static int sigstore_digest(const struct requirement *req, const struct img_dref *img,
+                           const char *digest, const char *what, const struct img_sig_source *src,
+                           const struct pem_key *keys, size_t nk, struct reasons *rs,
+                           size_t *n_seen, bool *accepted, struct cc_error **err)
 {
-        struct pem {
-                char *owned;
-                const uint8_t *b;
-                size_t l;
-        } keys[16] = {0};
-        size_t nk = CC_MIN(req->n_keys, CC_ARRAY_SIZE(keys));
-        int r = 0;
-        for (size_t i = 0; i < nk && r >= 0; i++)
-                r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l, err);
         struct img_sigstore_sig *sigs = NULL;
         size_t n = 0;
-        if (r >= 0 && src && src->sigstore &&
-            (r = src->sigstore(src->data, digest, &sigs, &n, err)) < 0)
-                cc_error_wrap(err, -r, "reading sigstore attachments");
+        int r = src && src->sigstore ? src->sigstore(src->data, digest, &sigs, &n, err) : 0;
+        if (r < 0)
+                return cc_error_wrap(err, -r, "reading sigstore attachments");
+        *n_seen += n;
         for (size_t i = 0; r >= 0 && i < n && !*accepted; i++) {
                 const struct img_sigstore_sig *s = &sigs[i];
                 if (!s->payload) {
-                        reason_add(rs, "layer %zu: payload blob does not match its descriptor",
+                        reason_add(rs, "%s %zu: payload blob does not match its descriptor", what,
                                    i + 1);
                         continue;
                 }
                 if (!s->signature_b64) {
-                        reason_add(rs,
-                                   "layer %zu: missing " IMG_COSIGN_SIG_ANNOTATION " annotation",
-                                   i + 1);
+                        reason_add(rs, "%s %zu: missing " IMG_COSIGN_SIG_ANNOTATION " annotation",
+                                   what, i + 1);
                         continue;
                 }
                 _cleanup_error_ struct cc_error *verr = NULL;
@@ -830,7 +583,7 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
                                                      s->payload_len, s->signature_b64, &verr) == 0;
                 }
                 if (!verified) {
-                        reason_add(rs, "layer %zu: bad signature or unknown key: %s", i + 1,
+                        reason_add(rs, "%s %zu: bad signature or unknown key: %s", what, i + 1,
                                    cc_error_message(verr));
                         continue;
                 }
@@ -842,9 +595,31 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
                 else if (q == 0)
                         *accepted = true;
                 else
-                        reason_add(rs, "layer %zu: %s", i + 1, why);
+                        reason_add(rs, "%s %zu: %s", what, i + 1, why);
         }
         img__sigstore_sigs_free(sigs, n);
+        return r;
+}
+
+/* Sigstore signatures over the (platform) manifest, then over the index that named it, as
+ * image-rs tries them; cosign signs either, depending on how it was given the image. */
+static int eval_sigstore(const struct img_policy *p, const struct requirement *req,
+                         const struct img_dref *img, const char *digest, const char *index_digest,
+                         const struct img_sig_source *src, struct reasons *rs, bool *accepted,
+                         struct cc_error **err)
+{
+        struct pem_key keys[16] = {0};
+        size_t nk = CC_MIN(req->n_keys, CC_ARRAY_SIZE(keys));
+        int r = 0;
+        for (size_t i = 0; i < nk && r >= 0; i++)
+                r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l, err);
+        size_t n = 0;
+        if (r >= 0)
+                r = sigstore_digest(req, img, digest, "layer", src, keys, nk, rs, &n, accepted,
+                                    err);
+        if (r >= 0 && !*accepted && index_digest)
+                r = sigstore_digest(req, img, index_digest, "index layer", src, keys, nk, rs, &n,
+                                    accepted, err);
         for (size_t i = 0; i < nk; i++)
                 free(keys[i].owned);
         if (r < 0)
@@ -856,7 +631,8 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
 }
 
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,
-                      const struct img_sig_source *src, int64_t now, struct cc_error **err)
+                      const char *index_digest, const struct img_sig_source *src, int64_t now,
+                      struct cc_error **err)
 {
         struct img_dref img;
         int r = img__dref_parse(ref, true, &img, err);
@@ -888,8 +664,8 @@ int img__policy_check(const struct img_policy *p, const char *ref, const char *m
                                            &eerr);
                         break;
                 case REQ_SIGSTORE:
-                        r = eval_sigstore(p, req, &img, manifest_digest, src, &rs, &accepted,
-                                          &eerr);
+                        r = eval_sigstore(p, req, &img, manifest_digest, index_digest, src, &rs,
+                                          &accepted, &eerr);
                         break;
                 }
                 const char *scope = *l->scope ? l->scope : "\"\" (docker default)";
@@ -925,25 +701,4 @@ int img__policy_check(const struct img_policy *p, const char *ref, const char *m
         }
         img__dref_done(&img);
         return r < 0 ? r : 0;
-}
-
-int img__policy_identity_test(const char *rule_json, const char *image_ref, const char *signed_ref,
-                              bool *ret_match, struct cc_error **err)
-{
-        _cleanup_(json_object_putp) struct json_object *o =
-                img__json_parse_strict(rule_json, strlen(rule_json), err);
-        if (!o)
-                return -EINVAL;
-        struct identity id = {0};
-        int r = identity_parse(o, &id, err);
-        if (r >= 0) {
-                struct img_dref img;
-                r = img__dref_parse(image_ref, true, &img, err);
-                if (r >= 0) {
-                        *ret_match = identity_matches(&id, &img, signed_ref);
-                        img__dref_done(&img);
-                }
-        }
-        identity_done(&id);
-        return r;
 }

@@ -2,6 +2,9 @@
  * Where signatures come from: containers-registries.d(5) configuration, the lookaside store
  * (file:// or http(s)://) for simple signatures, and sigstore attachments in the registry.
  *
+ * A registry whose /v2/ answers X-Registry-Supports-Signatures: 1 is asked for simple
+ * signatures at /extensions/v2/<repo>/signatures/<digest> instead of the lookaside.
+ *
  * registries.d is YAML. libyaml's document API is used and only what verification needs is
  * read: `default-docker` and `docker.<scope>` sections with `lookaside` (or its older
  * spelling `sigstore`, the only one image-rs knows) and `use-sigstore-attachments`; the
@@ -11,6 +14,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 
 #include "cc/cleanup.h"
 #include "cc/fileio.h"
+#include "cc/json.h"
 #include "cc/log.h"
 
 #include "guest-agent/image/image-internal.h"
@@ -178,6 +183,11 @@ int img__regsd_load(const char *dir, struct img_regsd **ret, struct cc_error **e
                 rd->configured = true;
                 struct dirent **names;
                 int n = scandir(dir, &names, yaml_filter, alphasort);
+                if (n < 0 && errno == ENOENT) {
+                        /* As containers/image: a missing directory is an empty configuration. */
+                        *ret = TAKE_PTR(rd);
+                        return 0;
+                }
                 if (n < 0)
                         return cc_error_set(err, errno, "registries.d '%s'", dir);
                 int r = 0;
@@ -284,7 +294,8 @@ static size_t http_cb(char *d, size_t sz, size_t nm, void *u)
 }
 
 /* One lookaside signature: 0 with data, -ENOENT when absent (the end of the list). */
-static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct cc_error **err)
+static int lookaside_get(CURL **hp, const char *url, uint8_t **ret, size_t *ret_len,
+                         struct cc_error **err)
 {
         if (!strncmp(url, "file://", 7)) {
                 char *buf;
@@ -299,9 +310,11 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
         if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
                 return cc_error_set(err, EPROTONOSUPPORT,
                                     "lookaside %s: only file://, http:// and https://", url);
-        CURL *h = curl_easy_init();
-        if (!h)
+        /* One handle for signature-1, -2, ...: they share a connection. */
+        if (!*hp && !(*hp = curl_easy_init()))
                 return -ENOMEM;
+        CURL *h = *hp;
+        curl_easy_reset(h);
         struct http_body b = {0};
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_cb);
@@ -310,10 +323,12 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         CURLcode c = curl_easy_perform(h);
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(h);
         if (c == CURLE_OK && code == 200) {
                 *ret = b.buf ? b.buf : calloc(1, 1);
                 *ret_len = b.len;
@@ -332,12 +347,86 @@ static int lookaside_get(const char *url, uint8_t **ret, size_t *ret_len, struct
                             c != CURLE_OK ? 0L : code);
 }
 
+int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, size_t *ret_n,
+                    struct cc_error **err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        _cleanup_(json_object_putp) struct json_object *o = img__json_parse_strict(buf, len, err);
+        if (!o)
+                return cc_error_wrap(err, EBADMSG, "signature extension response");
+        struct json_object *arr = img__jget(o, "signatures");
+        if (!arr)
+                return 0;
+        if (!json_object_is_type(arr, json_type_array))
+                return cc_error_set(err, EBADMSG,
+                                    "signature extension response: \"signatures\" is not an array");
+        size_t n = json_object_array_length(arr);
+        if (n > IMG_SIG_MAX_COUNT)
+                return cc_error_set(err, E2BIG, "signature extension: %zu signatures, at most %d",
+                                    n, IMG_SIG_MAX_COUNT);
+        struct img_sig_blob *v = calloc(n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        size_t k = 0;
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                struct json_object *e = json_object_array_get_idx(arr, i);
+                struct json_object *sv = img__jget(e, "schemaVersion"), *t = img__jget(e, "type"),
+                                   *c = img__jget(e, "content");
+                /* Only version 2 "atomic" entries are simple signatures; others are skipped. */
+                if (!json_object_is_type(sv, json_type_int) || json_object_get_int64(sv) != 2 ||
+                    !json_object_is_type(t, json_type_string) ||
+                    strcmp(json_object_get_string(t), "atomic"))
+                        continue;
+                const char *b64 = json_object_get_string(c);
+                if (!json_object_is_type(c, json_type_string) ||
+                    img__b64_decode(b64, strlen(b64), false, &v[k].data, &v[k].len) < 0) {
+                        r = cc_error_set(err, EBADMSG,
+                                         "signature extension: entry %zu: content is not base64",
+                                         i + 1);
+                        break;
+                }
+                if (asprintf(&v[k].name, "signature-%zu (registry extension)", k + 1) < 0) {
+                        v[k].name = NULL;
+                        r = -ENOMEM;
+                }
+                k++;
+        }
+        if (r < 0) {
+                img__sig_blobs_free(v, k);
+                return r;
+        }
+        *ret = v;
+        *ret_n = k;
+        return 0;
+}
+
 static int src_simple(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
                       struct cc_error **err)
 {
         const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
         *ret_n = 0;
+        if (ctx->reg) {
+                /* A registry announcing the signature API extension is asked instead of the
+                 * lookaside, as containers/image does. */
+                bool ext = false;
+                int q = img__registry_supports_signatures(ctx->reg, &ext, err);
+                if (q < 0)
+                        return cc_error_wrap(err, -q, "signature extension probe");
+                if (ext) {
+                        _cleanup_free_ char *buf = NULL;
+                        size_t len;
+                        if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) <
+                            0)
+                                return q == -ENOENT ? 0 : q;
+                        q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
+                        cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n,
+                                     digest);
+                        return q;
+                }
+        }
         struct img_dref d;
         int r = img__dref_parse(ctx->ref, true, &d, err);
         if (r < 0)
@@ -345,6 +434,7 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
         const char *base = img__regsd_lookaside(ctx->rd, ctx->ref);
         struct img_sig_blob *v = NULL;
         size_t n = 0;
+        CURL *h = NULL;
         for (unsigned i = 1;; i++) {
                 if (i > IMG_SIG_MAX_COUNT) {
                         r = cc_error_set(err, E2BIG,
@@ -360,7 +450,7 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
                 }
                 uint8_t *buf = NULL;
                 size_t len = 0;
-                r = lookaside_get(url, &buf, &len, err);
+                r = lookaside_get(&h, url, &buf, &len, err);
                 if (r == -ENOENT) {
                         r = 0;
                         break;
@@ -381,6 +471,8 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
                         break;
                 }
         }
+        if (h)
+                curl_easy_cleanup(h);
         cc_log_debug("lookaside %s: %zu signatures for %s@%s", base, n, d.name, digest);
         img__dref_done(&d);
         if (r < 0) {

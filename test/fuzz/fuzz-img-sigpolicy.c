@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 struct img_sig_source src = {.simple = one_blob};
                 for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
                         img__policy_scope_for(p, refs[i]);
-                        img__policy_check(p, refs[i], DIGEST, &src, 0, &err);
+                        img__policy_check(p, refs[i], DIGEST, i % 2 ? DIGEST : NULL, &src, 0, &err);
                 }
                 img__policy_free(p);
         }

@@ -6,8 +6,11 @@
 # Every case is decided twice, by cc-image-pull and by `skopeo copy --policy` on the host, and
 # the verdicts must agree: signed accepted; unsigned refused by signedBy; a signature for
 # another digest; identity mismatch (same manifest under another tag); a valid signature by an
-# untrusted key; a reject default with an insecureAcceptAnything scope; several signatures
-# where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity.
+# untrusted key; a key revoked in its keyring; a reject default with an insecureAcceptAnything
+# scope; several signatures where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
+# signatures served by the registry API extension (through test/tools/xrss-proxy.py); an
+# http:// lookaside, and one answering HTTP 500 (an error, not "unsigned"); an index whose
+# platform manifest, or only itself, is signed.
 # Sigstore attachments (Debian's skopeo cannot sign or check them): built with OpenSSL by
 # test/tools/cosign-attach.py and pushed with HTTP: signed (one foreign and one trusted
 # layer) accepted; unsigned, foreign key only, wrong digest and identity mismatch refused.
@@ -64,8 +67,8 @@ done
 push() { # src-tag repo:tag [skopeo copy args]
         local src=$1 dst=$2
         shift 2
-        skopeo --policy "$T/insecure.json" --registries.d "$T/regd" copy -q --dest-tls-verify=false \
-                "$@" "oci:$T/oci:$src" "docker://$REG/$dst" >"$T/skopeo.log" 2>&1 ||
+        skopeo --policy "$T/insecure.json" --registries.d "${PUSH_REGD:-$T/regd}" copy -q \
+                --dest-tls-verify=false "$@" "oci:$T/oci:$src" "docker://$REG/$dst" >"$T/skopeo.log" 2>&1 ||
                 { cat "$T/skopeo.log"; fail "push $dst"; }
 }
 digest_of() { # repo:tag
@@ -120,7 +123,7 @@ n=0
 ours() {
         local out=$T/ours-$n
         mkdir -p "$out"
-        if "$PULL" --insecure --policy "$1" --registries-d "$2" "$REG/$3" "$out" >"$T/ours.out" \
+        if "$PULL" --insecure --policy "$1" --registries-d "$2" "${HOST:-$REG}/$3" "$out" >"$T/ours.out" \
                 2>"$T/ours.err"; then
                 echo accept
         else
@@ -132,7 +135,7 @@ ours() {
 skopeo_verdict() { # policy regd ref
         rm -rf "$T/sk"
         if skopeo --policy "$1" --registries.d "$2" copy -q --src-tls-verify=false \
-                "docker://$REG/$3" "dir:$T/sk" >"$T/sk.out" 2>"$T/sk.err"; then
+                "docker://${HOST:-$REG}/$3" "dir:$T/sk" >"$T/sk.out" 2>"$T/sk.err"; then
                 echo accept
         else
                 echo reject
@@ -144,8 +147,8 @@ case_simple() {
         local desc=$1 pol=$2 ref=$3 want=$4 re=${5:-}
         local o s
         n=$((n + 1))
-        o=$(ours "$pol" "$T/regd" "$ref")
-        s=$(skopeo_verdict "$pol" "$T/regd" "$ref")
+        o=$(ours "$pol" "${REGD:-$T/regd}" "$ref")
+        s=$(skopeo_verdict "$pol" "${REGD:-$T/regd}" "$ref")
         [ "$o" = "$s" ] || { cat "$T/ours.err" "$T/sk.err"; fail "$desc: cc-image-pull $o, skopeo $s"; }
         [ "$o" = "$want" ] || { cat "$T/ours.err"; fail "$desc: $o, expected $want"; }
         if [ "$o" = reject ]; then
@@ -175,10 +178,102 @@ case_simple "two signedBy requirements, second unmet" "$T/p-ab.json" test/app:v1
         "requirement 2 \(signedBy\): signature-1: unknown key: signed by key $FPR_A"
 case_simple "keyPaths trusting both keys" "$T/p-keypaths.json" test/otherkey:v1 accept
 case_simple "remapIdentity" "$T/p-remap.json" test/mirror:1.0 accept
+# A key revoked after signing (its revocation certificate imported into the exported keyring).
+FPR_C=$(gen_key 'Revoked Signer C <c@example.test>' ed25519)
+push b test/revoked:v1 --sign-by "$FPR_C"
+sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$FPR_C.rev" >"$T/revC.asc"
+gpg --batch --import "$T/revC.asc" >/dev/null 2>&1 || fail "import revocation"
+gpg --export "$FPR_C" >"$T/keyC.gpg"
+policy "$T/p-c.json" '{"type":"signedBy","keyType":"GPGKeys","keyPath":"'$T/keyC.gpg'"}'
+case_simple "signature by a revoked key" "$T/p-c.json" test/revoked:v1 reject \
+        "signature-1: key $FPR_C is revoked"
+
 # Without --policy: today's behaviour, and no verification.
 out=$T/nopolicy && mkdir -p "$out"
 "$PULL" --insecure "$REG/test/unsigned:v1" "$out" >"$T/log" 2>&1 || { cat "$T/log"; fail "pull without policy"; }
 echo "ok  no policy: unsigned image pulled"
+
+# An index (made here, one linux/amd64 entry: image a). Pulling one platform, skopeo checks the
+# platform manifest's signatures, not the index's (measured here: "copying system image from
+# manifest list: Source image rejected"), and so does cc-image-pull: platform manifest signed
+# -> both accept; only the index signed -> both refuse; nothing signed -> both refuse.
+skopeo inspect --raw --tls-verify=false "docker://$REG/test/app:v1" >"$T/plat.json"
+cat >"$T/index.json" <<EOF
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$DA","size":$(stat -c %s "$T/plat.json"),"platform":{"architecture":"amd64","os":"linux"}}]}
+EOF
+DI=sha256:$(sha256sum <"$T/index.json" | awk '{print $1}')
+for r in idx-signed idx-plat idx-none; do
+        push a "test/$r:plat"
+        curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+                --data-binary @"$T/index.json" "http://$REG/v2/test/$r/manifests/v1" >/dev/null ||
+                fail "push index test/$r"
+done
+standalone() { # manifest-file repo digest
+        mkdir -p "$(lookaside_dir "$2" "$3")"
+        skopeo standalone-sign "$1" "$REG/$2:v1" "$FPR_A" -o "$(lookaside_dir "$2" "$3")/signature-1" ||
+                fail "standalone-sign $2"
+}
+standalone "$T/index.json" test/idx-signed "$DI"
+standalone "$T/plat.json" test/idx-plat "$DA"
+if [ "$(uname -m)" = x86_64 ]; then
+        case_simple "index, platform manifest signed" "$T/p-a.json" test/idx-plat:v1 accept
+        case_simple "index, only the index signed" "$T/p-a.json" test/idx-signed:v1 reject \
+                "no signature"
+        case_simple "index, nothing signed" "$T/p-a.json" test/idx-none:v1 reject "no signature"
+fi
+
+# The policy and its key as kbs:/// resources through the key broker (offline_fs, CoCo's
+# aa-offline_fs_kbc-resources.json layout), as a guest gets them after attestation.
+printf '{"default/security-policy/test":"%s","default/gpg-public-key/test":"%s"}\n' \
+        "$(sed "s|$T/keyA.gpg|kbs:///default/gpg-public-key/test|" "$T/p-a.json" | base64 -w0)" \
+        "$(base64 -w0 "$T/keyA.gpg")" >"$T/resources.json"
+kbs_pull() { # repo:tag
+        n=$((n + 1))
+        mkdir -p "$T/ours-$n"
+        "$PULL" --insecure --keys-json "$T/resources.json" --policy kbs:///default/security-policy/test \
+                --registries-d "$T/regd" "$REG/$1" "$T/ours-$n" >"$T/ours.out" 2>"$T/ours.err"
+}
+kbs_pull test/app:v1 || { cat "$T/ours.err"; fail "policy and key from kbs:/// resources"; }
+! kbs_pull test/unsigned:v1 && grep -q "no signature" "$T/ours.err" ||
+        { cat "$T/ours.err"; fail "kbs:/// policy: unsigned image"; }
+echo "ok  policy and key as kbs:/// resources: signed accepted, unsigned refused"
+
+# ---- the registry's signature API extension (X-Registry-Supports-Signatures) ----
+# docker-registry lacks it: test/tools/xrss-proxy.py fronts the registry, announces it on /v2/
+# and serves $T/xsigs through it. registries.d gives the proxy's name an empty lookaside, so an
+# accepted image proves the signatures came through the extension (for skopeo as for us).
+XPORT=$(free_port)
+python3 "$(dirname "$ATTACH")/xrss-proxy.py" "$XPORT" "$REG" "$T/xsigs" >"$T/xrss.log" 2>&1 &
+PIDS+=($!)
+wait_port "$XPORT"
+XREG=127.0.0.1:$XPORT
+mkdir -p "$T/xsigs" "$T/empty" "$T/regd-x"
+cat >"$T/regd-x/lab.yaml" <<EOF
+docker:
+  $REG:
+    lookaside: file://$T/xsigs
+  $XREG:
+    lookaside: file://$T/empty
+EOF
+PUSH_REGD=$T/regd-x push a test/xsigned:v1 --sign-by "$FPR_A" --sign-identity "$XREG/test/xsigned:v1"
+[ -s "$T/xsigs/test/xsigned@${DA/:/=}/signature-1" ] || fail "no signature behind the extension"
+cat >"$T/p-x.json" <<EOF
+{"default":[{"type":"reject"}],"transports":{"docker":{"$XREG/test":[$SIGNED_A]}}}
+EOF
+HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: signed" "$T/p-x.json" test/xsigned:v1 accept
+HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: unsigned" "$T/p-x.json" \
+        test/unsigned:v1 reject "no signature"
+
+# An http:// lookaside (the proxy serves $T/lookaside's copy, $T/xsigs, at /lookaside/), and a
+# lookaside answering HTTP 500: an error naming the store, not "no signature".
+mkdir -p "$T/regd-http" "$T/regd-500"
+printf 'docker:\n  %s:\n    lookaside: http://%s/lookaside\n' "$REG" "$XREG" >"$T/regd-http/lab.yaml"
+printf 'docker:\n  %s:\n    lookaside: http://%s/broken\n' "$REG" "$XREG" >"$T/regd-500/lab.yaml"
+cp -r "$T/lookaside/test/app@${DA/:/=}" "$T/xsigs/test/"
+REGD=$T/regd-http case_simple "http lookaside: signed" "$T/p-a.json" test/app:v1 accept
+REGD=$T/regd-http case_simple "http lookaside: unsigned" "$T/p-a.json" test/unsigned:v1 reject "no signature"
+REGD=$T/regd-500 case_simple "http lookaside answering 500" "$T/p-a.json" test/app:v1 reject \
+        "requirement 1 \(signedBy\): reading simple signatures: lookaside http://$XREG/broken/test/app@sha256=[0-9a-f]+/signature-1: HTTP 500"
 
 # ---- sigstore attachments ----
 openssl ecparam -name prime256v1 -genkey -noout -out "$T/k1.pem"

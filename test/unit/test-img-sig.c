@@ -21,6 +21,8 @@
 #include <string.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -290,6 +292,43 @@
         "-----END PGP PUBLIC KEY BLOCK-----\n"                               \
         "\n"
 
+/* A key made with a one-day expiry (created 1796667671, self-signature key expiration 86400 s)
+ * and a key whose revocation certificate was imported, each with a signature of the payload
+ * made before (gpg --sign). */
+#define EXPKEY_FPR     "D1D9A012213FF4BE40A72489A714F017F041F653"
+#define EXPKEY_CREATED 1796667671
+#define REVKEY_FPR     "AEFB311455DF9B609EB88B46ED976922DA717039"
+#define EXPKEY_PUB                                                                     \
+        "mDMEaxb5FxYJKwYBBAHaRw8BAQdAix+KA87rdE8x8LpUFcDGxRhwqIJgxhCRupVBlewSBT60G0V4" \
+        "cGlyaW5nIDxleHBAZXhhbXBsZS50ZXN0PoiWBBMWCAA+FiEE0dmgEiE/9L5ApySJpxTwF/BB9lMF" \
+        "AmsW+RcCGwMFCQABUYAFCwkIBwIGFQoJCAsCBBYCAwECHgECF4AACgkQpxTwF/BB9lP1HgD+MgN5" \
+        "QcK8/YPjMNfhqQKcaNGipkVs6hoxeeaTh7ucRGsBAJ93syGxq+1FS5VaaOzsZoE3t0Gs8ySMEXpr" \
+        "qOXN9P4K"
+#define EXPKEY_SIG                                                                     \
+        "owGbwMvMwCG2XOSD+AfHb8GMaxl1kngKEitz8hNT9LKK8/OyxX6KVyslF2WWZCYn5ihZVStlpqTm" \
+        "lWSWVILYKfnJ2alFukWpaalFqXnJqUpWSoZG5noGQGhoZWpgYKBfklpcop9YUGBVZqhUq6OUmZuY" \
+        "noqkMzcxLzMNqEQ3JTMdSAH1F2ckGpmaWVkYpRiaGlmmGSamGqcmJ1smGxsmpRibJxubmxlYGiSl" \
+        "GBiYpxlbmieaGKcZJhsZJhmYp5obpqSZJJmkmRobGJuCLCupLAC5KLEkPzczWSE5P68kMTMvtUih" \
+        "ODM9L7GktCgVpCi/oCQzPw/iteSiVKDiIoQeUz0jYz1DJaBRmblA5yXmFihZGZpbmpmZmVqYWdbW" \
+        "dpSyMIhxMMiKKbJcvLlASNH+yz6H5SqdsOBkZQIFHwMXpwBMxHclw//SWbvdnLdk/+w9yC9l9eIu" \
+        "05+r9/Puel2Qkw2+JTZ/5fv3jAx9987d/dYdIqxT1hV4PD3fe9m5U84NU9X7X7Tlvbn73IIFAA=="
+#define REVKEY_PUB                                                                     \
+        "mDMEaxb5FxYJKwYBBAHaRw8BAQdANfZ9Da4tOqaB4UBKtacabDjmfaPIMrhORuTt/dJc4KmIeAQg" \
+        "FggAIBYhBK77MRRV35tgnriLRu2XaSLacXA5BQJrFvkXAh0AAAoJEO2XaSLacXA5Nw4BAI4nGh0p" \
+        "sKwyjGeI5Jfv6sG3F6wRdUo8cVYd2uSbMru/AQC++qsbw8d+1N3i3jJVDQWF9+TCpblaWINqHxED" \
+        "V6pkA7QaUmV2b2tlZCA8cmV2QGV4YW1wbGUudGVzdD6IkAQTFggAOBYhBK77MRRV35tgnriLRu2X" \
+        "aSLacXA5BQJrFvkXAhsDBQsJCAcCBhUKCQgLAgQWAgMBAh4BAheAAAoJEO2XaSLacXA57u8BAKe+" \
+        "cVvqXSsxP9Cd3uysSgYmNLBPTlW5uUdurytZFqKoAQCzBlIti1AlMNNWpmenwErZqom4sSXv9N1E" \
+        "39/iphjlDQ=="
+#define REVKEY_SIG                                                                     \
+        "owFNUD1Iw0AUTv3DioKDpDgI9QZRtPUu1yRNwFFBJxcXcfByudSz5sfkKtTaRSsKLg5CB8FBHFzU" \
+        "VXB3cFIcBEGcHB0cRVATRJQ3vMfj+973vW+/p1XqlF+bHDyuBkbqLDVmdQekuuITO78c+V5Zfs/U" \
+        "AA254JSsALMGuM08wUU1mW2fllmYC5nDQuZRBkyAFD0P40KmCiEcFywS4yQIzDUE6mOAu6TE/jFd" \
+        "4nEnhuRsXopbzI+WiKJqZlGxkaoYDiIMM0oNipFlY51iXYMGtGwIdQcbOilgB1EFWVBnOrKdglVw" \
+        "VAyxmoiJapA4IsJ3Oc1S3xOEeyzMRrzkEVEJWQLyA8F97+c1GrIYHP5x1LyC8wjEp7gb2yNuAEyk" \
+        "G5qmqUXNqNd3K22S3CkNyINt5x+ob+75cPHocm/qN872liQ+qSvd+7vJSdLXwsnARnn4TWkOjexs" \
+        "adfNh9sJOZCN3fu7tPtpHs+mpKf12tXE/E2/O32x3WAo89C43Xw9MydnfOnl9GC04xs="
+
 /* ---- helpers ---- */
 
 static uint8_t *unb64(const char *s, size_t *len)
@@ -334,6 +373,7 @@ struct mock {
         int simple_rc;
         const char *const *sigstore; /* pairs: payload, signature (NULL = none) */
         size_t n_sigstore;
+        const char *only_digest; /* sigstore signatures for this digest only, if set */
         unsigned calls;
 };
 
@@ -365,6 +405,11 @@ static int mock_sigstore(void *data, const char *digest, struct img_sigstore_sig
 {
         struct mock *m = data;
         m->calls++;
+        if (m->only_digest && strcmp(m->only_digest, digest)) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
         struct img_sigstore_sig *s = calloc(m->n_sigstore + 1, sizeof(*s));
         assert_non_null(s);
         for (size_t i = 0; i < m->n_sigstore; i++) {
@@ -391,7 +436,7 @@ static int check(const char *json, const char *ref, const char *digest, struct m
                 fprintf(stderr, "load: %s\n", cc_error_message(err));
         assert_int_equal(r, 0);
         struct img_sig_source src = {.data = m, .simple = mock_simple, .sigstore = mock_sigstore};
-        r = img__policy_check(p, ref, digest, &src, 1800000000, &err);
+        r = img__policy_check(p, ref, digest, NULL, &src, 1800000000, &err);
         if (ret_msg)
                 *ret_msg = r < 0 ? strdup(cc_error_message(err)) : NULL;
         return r;
@@ -493,6 +538,15 @@ static void test_pgp_refused(void **state)
                 assert_true(img__pgp_verify(&kr, sig, n, 1800000000, &payload, &plen, fpr, NULL) <
                             0);
         assert_null(payload);
+}
+
+/* Key expiry and revocation as the keyring's self-signatures state them. */
+static void test_pgp_key_state(void **state)
+{
+        assert_int_equal(verify(EXPKEY_PUB, EXPKEY_SIG, EXPKEY_CREATED + 60, EXPKEY_FPR), 0);
+        assert_int_equal(verify(EXPKEY_PUB, EXPKEY_SIG, EXPKEY_CREATED + 86400 + 1, NULL),
+                         -EKEYEXPIRED);
+        assert_int_equal(verify(REVKEY_PUB, REVKEY_SIG, EXPKEY_CREATED + 60, NULL), -EKEYREVOKED);
 }
 
 static void test_simple_gate(void **state)
@@ -906,6 +960,55 @@ static void test_sigstore_verify(void **state)
                          0);
 }
 
+/* Keys of each supported type made here with OpenSSL, signed as containers/image signs
+ * (SHA-256 for EC and RSA, pure Ed25519), checked through the PEM reader's fast path (P-256,
+ * P-384, Ed25519) and OpenSSL's generic one (RSA). */
+static void test_sigstore_key_types(void **state)
+{
+        static const char *const types[][2] = {
+                {"EC", "P-256"}, {"EC", "P-384"}, {"ED25519", NULL}, {"RSA", NULL}};
+        const char *payload = KAT2_PAYLOAD;
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+                EVP_PKEY *k = types[i][1] ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", types[i][1])
+                              : !strcmp(types[i][0], "RSA")
+                                      ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+                                      : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+                assert_non_null(k);
+                bool ed = !strcmp(types[i][0], "ED25519");
+                EVP_MD_CTX *c = EVP_MD_CTX_new();
+                uint8_t sig[1024];
+                size_t sl = sizeof(sig);
+                assert_int_equal(EVP_DigestSignInit(c, NULL, ed ? NULL : EVP_sha256(), NULL, k), 1);
+                assert_int_equal(
+                        EVP_DigestSign(c, sig, &sl, (const uint8_t *)payload, strlen(payload)), 1);
+                EVP_MD_CTX_free(c);
+                BIO *b = BIO_new(BIO_s_mem());
+                assert_int_equal(PEM_write_bio_PUBKEY(b, k), 1);
+                char *pem;
+                long pl = BIO_get_mem_data(b, &pem);
+                _cleanup_free_ char *b64 = img__b64_encode(sig, sl);
+                assert_int_equal(img__sigstore_verify((const uint8_t *)pem, (size_t)pl,
+                                                      (const uint8_t *)payload, strlen(payload),
+                                                      b64, NULL),
+                                 0);
+                assert_int_equal(img__sigstore_verify((const uint8_t *)pem, (size_t)pl,
+                                                      (const uint8_t *)payload, strlen(payload) - 1,
+                                                      b64, NULL),
+                                 -EBADMSG);
+                BIO_free(b);
+                EVP_PKEY_free(k);
+        }
+        /* A P-256 SubjectPublicKeyInfo whose point is not on the curve. */
+        _cleanup_free_ char *bad = strdup(KAT2_K1);
+        char *x = strstr(bad, "ETTp");
+        x[0] = 'F';
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(img__sigstore_verify((const uint8_t *)bad, strlen(bad),
+                                              (const uint8_t *)payload, strlen(payload),
+                                              KAT2_SIG_K1, &err),
+                         -EINVAL);
+}
+
 static void test_sigstore_manifest(void **state)
 {
         const char *m =
@@ -943,6 +1046,10 @@ static void test_registries_d(void **state)
         assert_int_equal(img__regsd_load(NULL, &rd, NULL), 0);
         assert_string_equal(img__regsd_lookaside(rd, APP), "file:///var/lib/containers/sigstore");
         assert_true(img__regsd_use_attachments(rd, APP));
+        img__regsd_free(rd);
+        /* A missing directory is an empty configuration (as for skopeo): no attachments. */
+        assert_int_equal(img__regsd_load("/nonexistent/registries.d", &rd, NULL), 0);
+        assert_false(img__regsd_use_attachments(rd, APP));
         img__regsd_free(rd);
 
         char dir[] = "/tmp/test-img-regsd.XXXXXX";
@@ -993,8 +1100,8 @@ static void test_lookaside_file(void **state)
         char dir[] = "/tmp/test-img-lookaside.XXXXXX";
         assert_non_null(mkdtemp(dir));
         _cleanup_free_ char *yaml = NULL, *sigdir = NULL, *cmd = NULL;
-        assert_true(asprintf(&yaml, "docker:\n  127.0.0.1:5000:\n    lookaside: file://%s\n",
-                             dir) > 0);
+        assert_true(asprintf(&yaml, "docker:\n  127.0.0.1:5000:\n    lookaside: file://%s\n", dir) >
+                    0);
         assert_true(asprintf(&sigdir, "%s/test/app@sha256=%s", dir, KAT1_DIGEST + 7) > 0);
         assert_true(asprintf(&cmd, "mkdir -p '%s'", sigdir) > 0);
         assert_int_equal(system(cmd), 0);
@@ -1043,12 +1150,109 @@ static void test_lookaside_file(void **state)
         assert_int_equal(system(cmd), 0);
 }
 
+/* The registry signature extension's answer. */
+static void test_xrss_parse(void **state)
+{
+        const char *j =
+                "{\"signatures\":[{\"schemaVersion\":2,\"name\":\"x@1\",\"type\":\"atomic\","
+                "\"content\":\"b25l\"},{\"schemaVersion\":1,\"type\":\"atomic\",\"content\":"
+                "\"AAAA\"},{\"schemaVersion\":2,\"type\":\"other\",\"content\":\"AAAA\"},"
+                "{\"schemaVersion\":2,\"type\":\"atomic\",\"content\":\"dHdv\"}]}";
+        struct img_sig_blob *b;
+        size_t n;
+        assert_int_equal(img__xrss_parse((const uint8_t *)j, strlen(j), &b, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_memory_equal(b[0].data, "one", 3);
+        assert_memory_equal(b[1].data, "two", 3);
+        assert_string_equal(b[1].name, "signature-2 (registry extension)");
+        img__sig_blobs_free(b, n);
+        assert_int_equal(img__xrss_parse((const uint8_t *)"{}", 2, &b, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        const char *bad =
+                "{\"signatures\":[{\"schemaVersion\":2,\"type\":\"atomic\",\"content\":\"!\"}]}";
+        assert_int_equal(img__xrss_parse((const uint8_t *)bad, strlen(bad), &b, &n, NULL),
+                         -EBADMSG);
+        assert_int_equal(img__xrss_parse((const uint8_t *)"{\"signatures\":1}", 16, &b, &n, NULL),
+                         -EBADMSG);
+}
+
+/* Policy and key as kbs:/// resources through the offline_fs key broker (CoCo's
+ * aa-offline_fs_kbc-resources.json layout), and file:// key paths. */
+static void test_policy_resources(void **state)
+{
+        char dir[] = "/tmp/test-img-kbs.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        const char *pol = "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
+                          "\"keyPath\":\"kbs:///default/gpg-public-key/test\"}]}";
+        _cleanup_free_ char *pol64 = img__b64_encode((const uint8_t *)pol, strlen(pol));
+        char path[128];
+        snprintf(path, sizeof(path), "%s/keys.json", dir);
+        FILE *f = fopen(path, "w");
+        fprintf(f,
+                "{\"default/security-policy/test\":\"%s\","
+                "\"default/gpg-public-key/test\":\"%s\"}",
+                pol64, KAT1_KEY);
+        fclose(f);
+        _cleanup_(img_key_broker_freep) struct img_key_broker *kb = NULL;
+        assert_int_equal(img_key_broker_offline_fs(NULL, path, &kb, NULL), 0);
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(img__policy_load_uri("kbs:///default/security-policy/test", kb, &p, &err),
+                         0);
+        struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
+        struct img_sig_source src = {.data = &kat1, .simple = mock_simple};
+        assert_int_equal(img__policy_check(p, APP, KAT1_DIGEST, NULL, &src, 0, &err), 0);
+        p = img__policy_free(p);
+        /* No broker: a clear error; a missing resource names it. */
+        assert_int_equal(
+                img__policy_load_uri("kbs:///default/security-policy/test", NULL, &p, &err),
+                -ENOKEY);
+        assert_int_equal(img__policy_load_uri("kbs:///default/security-policy/other", kb, &p, &err),
+                         -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "default/security-policy/other"));
+        unlink(path);
+        rmdir(dir);
+}
+
+/* A multi-platform image: sigstore signatures over the index count, simple ones do not. */
+static void test_check_index(void **state)
+{
+        _cleanup_free_ char *k1 = img__b64_encode((const uint8_t *)KAT2_K1, strlen(KAT2_K1));
+        _cleanup_free_ char *pol = NULL;
+        assert_true(asprintf(&pol, "{\"default\":[" SIGSTORE("%s", "") "]}", k1) > 0);
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, NULL), 0);
+        struct mock idx = {.sigstore = (const char *const[]){KAT2_PAYLOAD, KAT2_SIG_K1},
+                           .n_sigstore = 1,
+                           .only_digest = KAT2_DIGEST};
+        struct img_sig_source src = {
+                .data = &idx, .simple = mock_simple, .sigstore = mock_sigstore};
+        _cleanup_error_ struct cc_error *err = NULL;
+        /* Platform manifest KAT1 (unsigned), index KAT2 (signed): accepted via the index. */
+        assert_int_equal(img__policy_check(p, COSIGNED, KAT1_DIGEST, KAT2_DIGEST, &src, 0, &err),
+                         0);
+        assert_int_equal(idx.calls, 2);
+        /* Without the index digest: refused. */
+        assert_int_equal(img__policy_check(p, COSIGNED, KAT1_DIGEST, NULL, &src, 0, &err), -EACCES);
+        /* Simple signing: only the platform manifest's signatures are read. */
+        const char *sp = POLICY(SIGNED_BY(KAT1_KEY, ""));
+        _cleanup_(img__policy_freep) struct img_policy *p2 = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)sp, strlen(sp), NULL, &p2, NULL), 0);
+        struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
+        src.data = &kat1;
+        assert_int_equal(img__policy_check(p2, APP, KAT2_DIGEST, KAT1_DIGEST, &src, 0, &err),
+                         -EACCES);
+        assert_non_null(strstr(cc_error_message(err), "digest mismatch"));
+        assert_int_equal(kat1.calls, 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kat1),
                 cmocka_unit_test(test_pgp_algorithms),
                 cmocka_unit_test(test_pgp_refused),
+                cmocka_unit_test(test_pgp_key_state),
                 cmocka_unit_test(test_simple_gate),
                 cmocka_unit_test(test_payload),
                 cmocka_unit_test(test_policy_load_errors),
@@ -1058,9 +1262,13 @@ int main(void)
                 cmocka_unit_test(test_check_key_file),
                 cmocka_unit_test(test_check_sigstore),
                 cmocka_unit_test(test_sigstore_verify),
+                cmocka_unit_test(test_sigstore_key_types),
                 cmocka_unit_test(test_sigstore_manifest),
                 cmocka_unit_test(test_registries_d),
                 cmocka_unit_test(test_lookaside_file),
+                cmocka_unit_test(test_xrss_parse),
+                cmocka_unit_test(test_policy_resources),
+                cmocka_unit_test(test_check_index),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Signature verification in the guest under QEMU TCG, side by side in one VM: the guest image
+# (static agent + pull helper, `make guest-image`) with an extra initrd segment holding
+# /etc/cc-agent/image.json, a policy.json, a GPG key, a cosign public key and a registries.d
+# file; then PullImage, alternating, of three images with the same layer:
+#   unsigned   scope insecureAcceptAnything (the policy is loaded, nothing to verify)
+#   simple     signedBy: GPG RSA-3072 signature by skopeo, read from an http lookaside on the
+#              host (test/tools/xrss-proxy.py serves it at 10.0.2.2)
+#   sigstore   sigstoreSigned: ECDSA P-256 attachment (two layers: foreign, valid)
+# The first round fetches the layer (cold); the others find it in the store, so a pull is the
+# manifest, the policy check, the config and the rootfs mount: the check's share is visible.
+# Reported: median wall time per variant over ROUNDS warm rounds, seen by the host, and the
+# difference to the unsigned pull.
+# Usage: BUILD=build [ROUNDS=9] bash bench/img-signatures-guest.sh   (root)
+set -uo pipefail
+BUILD=${BUILD:-build}
+ROUNDS=${ROUNDS:-9}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../test/integration/img-lib.sh"
+QEMU=$(command -v qemu-system-x86_64) || { echo "img-signatures-guest: no qemu-system-x86_64"; exit 0; }
+for tool in gpg gpg-connect-agent openssl cpio; do
+        command -v $tool >/dev/null || { echo "$tool not installed"; exit 77; }
+done
+CTL=$(realpath "$BUILD/cc-agent-ctl")
+MAC=52:54:00:12:34:56
+img_setup
+export GNUPGHOME=$T/gnupg
+mkdir -m 700 "$GNUPGHOME"
+AGENT_PID=
+trap '[ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null; img_cleanup' EXIT
+
+make -s guest-image >"$T/image.log" 2>&1 || { cat "$T/image.log"; fail "make guest-image"; }
+GUEST_REG=10.0.2.2:$PORT
+
+# Keys, images, signatures (identities as the guest names the images).
+gpg --batch --passphrase '' --quick-gen-key 'Bench <bench@example.test>' rsa3072 sign never >/dev/null 2>&1
+FPR=$(gpg --list-keys --with-colons 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
+AGENT_PID=$(gpg-connect-agent 'getinfo pid' /bye 2>/dev/null | awk '/^D / {print $2}')
+mkdir -p "$T/src/files" "$T/regd" "$T/lookaside"
+head -c $((4 << 20)) /dev/urandom >"$T/src/big"
+for i in $(seq 1 200); do head -c 512 /dev/urandom >"$T/src/files/f$i"; done
+img_build "$T/oci" v1 "$T/src"
+printf 'docker:\n  %s:\n    lookaside: file://%s/lookaside\n' "$REG" "$T" >"$T/regd/push.yaml"
+echo '{"default":[{"type":"insecureAcceptAnything"}],"transports":{}}' >"$T/insecure.json"
+push() { # repo [skopeo args]
+        local dst=$1
+        shift
+        skopeo --policy "$T/insecure.json" --registries.d "$T/regd" copy -q --dest-tls-verify=false \
+                "$@" "oci:$T/oci:v1" "docker://$REG/$dst" >"$T/skopeo.log" 2>&1 ||
+                { cat "$T/skopeo.log"; fail "push $dst"; }
+}
+push bench/unsigned:v1
+push bench/simple:v1 --sign-by "$FPR" --sign-identity "$GUEST_REG/bench/simple:v1"
+push bench/sigstore:v1
+D=$(skopeo inspect --raw --tls-verify=false "docker://$REG/bench/sigstore:v1" | sha256sum | awk '{print "sha256:" $1}')
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/k1.pem"
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/k2.pem"
+python3 "$HERE/../test/tools/cosign-attach.py" "$REG" bench/sigstore "$D" \
+        "$GUEST_REG/bench/sigstore:v1" "$T/k2.pem" "$T/k1.pem" >/dev/null || fail "attachment"
+XPORT=$(free_port)
+python3 "$HERE/../test/tools/xrss-proxy.py" "$XPORT" "$REG" "$T/lookaside" >"$T/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_port "$XPORT"
+
+# The extra initrd segment: the agent's image settings, policy and keys.
+e=$T/extra/etc/cc-agent
+mkdir -p "$e/registries.d" "$T/extra/etc/containers"
+gpg --export "$FPR" >"$e/key.gpg"
+openssl pkey -in "$T/k1.pem" -pubout -out "$e/cosign.pub" 2>/dev/null
+echo '{"signature_policy":"/etc/containers/policy.json","registries_d":"/etc/cc-agent/registries.d"}' >"$e/image.json"
+cat >"$T/extra/etc/containers/policy.json" <<EOF
+{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{
+ "$GUEST_REG/bench/simple":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/etc/cc-agent/key.gpg"}],
+ "$GUEST_REG/bench/sigstore":[{"type":"sigstoreSigned","keyPath":"/etc/cc-agent/cosign.pub"}]}}}
+EOF
+# LOOKASIDE=file: the signatures travel in the initrd (file:// lookaside), to tell the network's
+# share of the check from the rest.
+lookaside=http://10.0.2.2:$XPORT/lookaside
+if [ "${LOOKASIDE:-http}" = file ]; then
+        cp -r "$T/lookaside" "$e/lookaside"
+        lookaside=file:///etc/cc-agent/lookaside
+fi
+printf 'docker:\n  %s:\n    lookaside: %s\n    use-sigstore-attachments: true\n' \
+        "$GUEST_REG" "$lookaside" >"$e/registries.d/bench.yaml"
+(cd "$T/extra" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -n) >"$T/extra.cpio.gz"
+cat build/guest/initrd.img "$T/extra.cpio.gz" >"$T/initrd.img"
+
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+sock=$T/agent.sock
+"$QEMU" -machine q35,accel=tcg -cpu max -m 512 -smp 1 -nodefaults -nographic -no-reboot \
+        -kernel build/guest/vmlinuz -initrd "$T/initrd.img" \
+        -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.image_insecure=$GUEST_REG" \
+        -serial "file:$T/console" -device virtio-serial-pci \
+        -chardev "socket,id=agent,path=$sock,server=on,wait=off" \
+        -device virtserialport,chardev=agent,name=agent.channel.0 \
+        -netdev user,id=net0 -device "virtio-net-pci,netdev=net0,mac=$MAC" &
+PIDS+=($!)
+for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
+ctl() { "$CTL" --addr "unix://$sock" "$@"; }
+ctl check --wait 180 >/dev/null || { cat "$T/console"; fail "the agent did not answer"; }
+ctl create-sandbox --id bench --hostname bench >/dev/null
+ctl update-interface -- "$MAC" eth0 0 10.0.2.15/24 >/dev/null || fail "UpdateInterface"
+ctl update-routes -- default,10.0.2.2,eth0 >/dev/null || fail "UpdateRoutes"
+
+: >"$T/results"
+n=0
+for round in $(seq 0 "$ROUNDS"); do
+        for v in unsigned simple sigstore; do
+                n=$((n + 1))
+                t0=$(date +%s%N)
+                out=$(ctl pull-image --id "c$n" -- "$GUEST_REG/bench/$v:v1" 2>&1) ||
+                        { echo "$out"; tail -20 "$T/console"; fail "PullImage $v"; }
+                [ "$round" = 0 ] || echo "$v $(ms_since "$t0")" >>"$T/results"
+        done
+done
+# A refusal, to show the policy is in force: the signed repository's scope, an unsigned image.
+push bench/simple:unsigned
+out=$(ctl pull-image --id refused -- "$GUEST_REG/bench/simple:unsigned" 2>&1) &&
+        fail "the guest pulled an unsigned image against its policy"
+echo "$out" | grep -q "Image policy rejected" || fail "refusal: $out"
+ctl destroy-sandbox >/dev/null
+
+base=$(awk '$1 == "unsigned" {print $2}' "$T/results" | median)
+printf '%-10s %14s %12s\n' variant "warm pull ms" "vs unsigned"
+for v in unsigned simple sigstore; do
+        m=$(awk -v v=$v '$1 == v {print $2}' "$T/results" | median)
+        printf '%-10s %14s %+12d\n' "$v" "$m" $((m - base))
+done
+# The check itself, as the pull helper logs it in the guest (median per variant).
+for v in simple sigstore; do
+        printf 'in-guest check, %-9s median %s ms\n' "$v" "$(grep -o "scope $GUEST_REG/bench/$v) in [0-9.]* ms" "$T/console" |
+                awk '{print $(NF-1)}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')"
+done
+echo "(QEMU TCG, 1 vCPU, ROUNDS=$ROUNDS warm rounds, lookaside ${LOOKASIDE:-http}; refused as expected: $(echo "$out" | grep -o 'requirement 1 (signedBy): [a-z ]*' | head -1))"
