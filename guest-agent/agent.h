@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "cc/error.h"
 #include "cc/log.h"
@@ -49,6 +50,8 @@ struct agent_ctr_info {
         struct agent_ctr_info *next;
 };
 
+struct agent_volume;
+
 struct agent {
         struct agent_config cfg;
         struct agent_runtime *rt;
@@ -56,7 +59,8 @@ struct agent {
          * under policy_lock; SetPolicy (when the policy allows it) replaces it. */
         struct agent_policy *policy;
         pthread_rwlock_t policy_lock;
-        struct agent_ctr_info *ctrs; /* under lock */
+        struct agent_ctr_info *ctrs;  /* under lock */
+        struct agent_volume *volumes; /* the pod's emptyDirs (storage.c), under lock */
         struct cc_ttrpc_server *srv;
         pthread_mutex_t lock;
         bool sandbox_created;
@@ -107,6 +111,22 @@ void agent_image_prestart(struct agent *a);
 struct Grpc__Storage;
 int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
                          size_t n, struct cc_error **err);
+/* Where the pod's volumes live (storage.c): local/<name> and ephemeral/<name>. */
+#define AGENT_SANDBOX_DIR "/run/kata-containers/sandbox"
+/*
+ * CreateContainer's storages (storage.c): at most one image_guest_pull (agent_image_storages),
+ * "local" (a guest directory) and "ephemeral" (a guest tmpfs) volumes shared by the pod's
+ * containers; anything else is refused. On an error nothing of this container's is kept.
+ */
+int agent_storages_add(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
+                       size_t n, struct cc_error **err);
+/* Drops the container's uses of volumes; a volume goes with its last user. */
+void agent_storages_release(struct agent *a, const char *container_id);
+/* The image reference of the image_guest_pull storage among them, or NULL. */
+const char *agent_storages_image(struct Grpc__Storage *const *storages, size_t n);
+/* Checks a local/ephemeral storage: its mount point and options (exposed for the unit test). */
+int agent_storage_volume_check(const struct Grpc__Storage *st, bool *ret_tmpfs, mode_t *ret_mode,
+                               char **ret_size, struct cc_error **err);
 /* Unmounts and removes the rootfs PullImage made for a container (no-op when there is none). */
 void agent_image_release(struct agent *a, const char *container_id);
 /* The network handlers of grpc.AgentService (rpc-net.c, on guest-agent/network/). */

@@ -116,6 +116,7 @@ int main(int argc, char **argv)
         if ((r = agent_cgroup_init("/sys/fs/cgroup", AGENT_CGROUP_NONE)) < 0)
                 cc_log_warn("no usable cgroup v2 hierarchy: containers run without limits");
         struct agent_runtime_config rc = {.containers_dir = a.cfg.containers_dir,
+                                          .volumes_dir = AGENT_SANDBOX_DIR,
                                           .cgroup_root = a.cfg.cgroup_root};
         if ((r = agent_runtime_new(&rc, &a.rt)) < 0) {
                 cc_error_set(&err, -r, "runtime: %s", strerror(-r));

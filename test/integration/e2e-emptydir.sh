@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# emptyDir volumes in the guest (issue 15, "How it is shown", second bullet), through containerd
+# 1.6's CRI and a kata pod: the kubelet's emptyDir host paths (made here as the kubelet makes
+# them: .../pods/<uid>/volumes/kubernetes.io~empty-dir/<name>, a plain directory for the default
+# medium and a tmpfs for medium Memory) in two containers' mounts become the pod's guest volumes
+# (a guest directory and a guest tmpfs). One container writes, the other reads what it wrote;
+# the volume outlives the writer's removal (it goes with its last user); nothing of it reaches
+# the host directories; a plain host bind mount is dropped and named in the shim's one warning.
+set -uo pipefail
+. "$(dirname "$0")/e2e-lib.sh"
+e2e_start
+grep -q '^allow_host_rootfs = true' "$E2E_CFG" || cc_fail "allow_host_rootfs not set in $E2E_CFG"
+
+KUBELET=$CC_TMP/kubelet/pods/pod-uid-$$/volumes/kubernetes.io~empty-dir
+mkdir -p "$KUBELET/shared" "$KUBELET/mem" "$CC_TMP/hostdir"
+mount -t tmpfs -o size=8m tmpfs "$KUBELET/mem" || cc_fail "cannot mount the Memory emptyDir's tmpfs"
+trap 'umount -l "$KUBELET/mem" 2>/dev/null; e2e_cleanup' EXIT
+MARK=emptydir-marker-$$-$RANDOM
+
+e2e_busybox_registry
+e2e_cni
+e2e_containerd
+e2e_runp ed-pod
+POD=$E2E_POD
+[ -n "$POD" ] || cc_fail "RunPodSandbox: $(cat "$CC_TMP/ed-pod.runp.err")"
+ok "RunPodSandbox $POD"
+cri pull "$IMAGE" >/dev/null || cc_fail "PullImage $IMAGE"
+
+# ctr NAME CMD: a container with the three mounts (CRI's Mount: host_path -> container_path).
+ctr() {
+        cat >"$CC_TMP/$1.ctr.json" <<JSON
+{"metadata": {"name": "$1"}, "image": {"image": "$IMAGE"},
+ "command": ["/bin/sh", "-c", "$2"], "log_path": "$1.log", "linux_": {},
+ "mounts": [{"container_path": "/data", "host_path": "$KUBELET/shared"},
+            {"container_path": "/mem", "host_path": "$KUBELET/mem"},
+            {"container_path": "/hostdir", "host_path": "$CC_TMP/hostdir"}]}
+JSON
+        cri create "$POD" "$CC_TMP/$1.ctr.json" "$CC_TMP/ed-pod.json" 2>"$CC_TMP/$1.create.err" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["container_id"])' 2>/dev/null
+}
+
+W=$(ctr writer "echo $MARK >/data/f; echo $MARK-mem >/mem/f; mkdir /data/d; echo written; trap 'exit 0' TERM; while true; do busybox sleep 1; done")
+[ -n "$W" ] && ok "CreateContainer writer" || cc_fail "CreateContainer writer: $(cat "$CC_TMP/writer.create.err")"
+cri start "$W" >/dev/null || cc_fail "StartContainer writer"
+cc_wait_for 60 grep -q "stdout F written" "$CC_TMP/logs/ed-pod/writer.log" && ok "the writer wrote" ||
+        fail "writer log: $(cat "$CC_TMP/logs/ed-pod/writer.log" 2>&1)"
+
+R=$(ctr reader "trap 'exit 0' TERM; while true; do busybox sleep 1; done")
+[ -n "$R" ] && ok "CreateContainer reader" || cc_fail "CreateContainer reader: $(cat "$CC_TMP/reader.create.err")"
+cri start "$R" >/dev/null || cc_fail "StartContainer reader"
+out=$(cri exec-sync "$R" cat /data/f)
+[ "$out" = "$MARK" ] && ok "the reader sees the writer's file in the default-medium emptyDir" || fail "reader /data/f: '$out'"
+out=$(cri exec-sync "$R" cat /mem/f)
+[ "$out" = "$MARK-mem" ] && ok "the reader sees the writer's file in the Memory emptyDir" || fail "reader /mem/f: '$out'"
+out=$(cri exec-sync "$R" /bin/sh -c 'busybox stat -f -c %T /mem; busybox stat -c %a /data')
+[ "$(echo $out)" = "tmpfs 777" ] && ok "in the guest: /mem is a tmpfs, /data mode 777 ($(echo $out))" ||
+        fail "guest fs types/modes: '$(echo $out)'"
+out=$(cri exec-sync "$R" /bin/sh -c 'ls -A /hostdir 2>&1; echo rc=$?')
+# The host bind mount is dropped: /hostdir is not the host's (it does not exist in the image).
+case "$out" in *"rc=0"*) fail "/hostdir exists in the guest: $out" ;; *) ok "the plain host bind mount is not in the guest" ;; esac
+cri exec-sync "$R" /bin/sh -c "echo back-$MARK >/data/from-reader" >/dev/null
+out=$(cri exec-sync "$W" cat /data/from-reader)
+[ "$out" = "back-$MARK" ] && ok "and the writer sees the reader's" || fail "writer /data/from-reader: '$out'"
+
+# Nothing reached the host.
+[ -z "$(ls -A "$KUBELET/shared")" ] && [ -z "$(ls -A "$KUBELET/mem")" ] && [ -z "$(ls -A "$CC_TMP/hostdir")" ] &&
+        ok "the host directories are empty" ||
+        fail "host dirs: $(ls -A "$KUBELET/shared" "$KUBELET/mem" "$CC_TMP/hostdir")"
+grep -rqs "$MARK" "$CC_TMP/kubelet" "$CC_TMP/hostdir" && fail "the marker is on the host" || ok "no marker byte on the host"
+
+# One warning per container, naming the dropped host mount and no emptyDir.
+warn=$(grep -a "host mount.*not visible in the guest" "$CC_TMP/containerd.log" | grep -a "$W" | head -1)
+case "$warn" in
+*"$CC_TMP/hostdir -> /hostdir"*)
+        case "$warn" in *empty-dir*) fail "the warning names an emptyDir: $warn" ;; *) ok "the shim's warning names the dropped host mount" ;; esac ;;
+*) fail "no warning naming $CC_TMP/hostdir: '$warn'" ;;
+esac
+[ "$(grep -a "not visible in the guest" "$CC_TMP/containerd.log" | grep -c "$W")" = 1 ] &&
+        ok "one warning for the writer" || fail "warnings for the writer: $(grep -a "not visible in the guest" "$CC_TMP/containerd.log" | grep -c "$W")"
+
+# The volume goes with its last user, not its first.
+cri stop --timeout 10 "$W" >/dev/null && cri rm "$W" >/dev/null || fail "stop/rm writer"
+out=$(cri exec-sync "$R" cat /data/f /mem/f)
+[ "$(echo $out)" = "$MARK $MARK-mem" ] && ok "the volumes outlive the writer's removal" || fail "after rm writer: '$out'"
+# A third container gets the same volume (refcounted, not remade).
+T=$(ctr third "cat /data/f; ls /data; trap 'exit 0' TERM; while true; do busybox sleep 1; done")
+cri start "$T" >/dev/null || fail "StartContainer third"
+cc_wait_for 30 grep -q "stdout F $MARK" "$CC_TMP/logs/ed-pod/third.log" && ok "a later container sees the volume's content" ||
+        fail "third log: $(cat "$CC_TMP/logs/ed-pod/third.log" 2>&1)"
+for c in "$R" "$T"; do cri stop --timeout 10 "$c" >/dev/null; cri rm "$c" >/dev/null || fail "rm $c"; done
+
+cri stopp "$POD" >/dev/null || fail "StopPodSandbox"
+cri rmp "$POD" >/dev/null || fail "RemovePodSandbox"
+umount "$KUBELET/mem" || fail "umount the host tmpfs"
+left=$(e2e_leftovers)
+[ -z "$left" ] && ok "nothing left (VM, shim, mounts, netns, bundles)" || fail "left: $left"
+
+e2e_finish e2e-emptydir
