@@ -36,6 +36,9 @@ struct agent_config {
         /* agent.initdata_digest=<alg>:<hex> (kernel command line only): the digest of the pod's
          * initdata the shim bound to the launch; the initdata disk must match it. */
         char *initdata_digest;
+        /* agent.trusted_storage=<serial>[,integrity] (kernel command line only): the scratch
+         * disk to encrypt and hold the pod's layers and volumes (trusted-storage.c). NULL. */
+        char *trusted_storage;
         bool is_init; /* PID 1 in the guest */
         /* agent.tee_defaults=1 / --tee-defaults: behave as in a TEE even where none is
          * detected (tests without hardware). Can only turn the TEE defaults on. */
@@ -93,6 +96,17 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
  */
 int agent_selfcheck(const char *list_path, const char *root, unsigned *ret_files,
                     uint64_t *ret_bytes, struct cc_error **err);
+
+/* Trusted ephemeral storage (trusted-storage.c): mounted here, the parent of the image store,
+ * the containers area and the pod's volumes. */
+#define AGENT_TRUSTED_STORAGE_DIR "/run/kata-containers"
+/* Finds the disk named by `spec` (<serial>[,integrity]) by its serial, encrypts it (LUKS2,
+ * a key made in the guest and never stored), makes ext4 and mounts it on mountpoint. */
+int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct cc_error **err);
+/* Its parts, for the unit test: the option's syntax, the lookup of a disk by serial. */
+int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
+                                struct cc_error **err);
+int agent_block_by_serial(const char *sys_block, const char *serial, char *name, size_t len);
 
 /* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
 int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);

@@ -89,6 +89,10 @@ int main(int argc, char **argv)
                         }
                 }
         }
+        /* Trusted storage, before anything uses the directories it covers. */
+        if (a.cfg.is_init && a.cfg.trusted_storage &&
+            agent_trusted_storage_setup(a.cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, &err) < 0)
+                fatal(&a, "trusted storage", err);
         char tee_why[160];
         a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
         cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);

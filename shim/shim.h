@@ -86,6 +86,12 @@ struct shim_config {
         bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
         uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
         unsigned create_container_timeout_s;
+        /* [runtime] trusted_storage_mib (ours): every pod gets a scratch disk of this size, a
+         * sparse file in its run directory, that the guest encrypts with a key of its own and
+         * keeps its image layers, writable layers and emptyDirs on (0: none, guest RAM);
+         * trusted_storage_integrity adds dm-integrity (hmac(sha256)). */
+        unsigned trusted_storage_mib;
+        bool trusted_storage_integrity;
         /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
          * none, user (QEMU only, refused for TEE profiles). */
         enum shim_net_model network_model;
@@ -172,6 +178,13 @@ void shim_file_copies_free(struct shim_file_copy *f, size_t n);
 int shim_emptydir_guest_path(const char *host_src, char **ret);
 /* The Storages (Kata's "local"/"ephemeral") for the volumes a translated spec's bind mounts
  * name, once each; *ret is NULL when there are none. */
+/* The serial the guest finds the trusted storage disk by (agent.trusted_storage=). */
+#define SHIM_TRUSTED_STORAGE_SERIAL "cc-trusted-store"
+/* With [runtime] trusted_storage_mib: creates <run_dir>/trusted-storage.img, a sparse file of
+ * that size (removed with the run dir), *ret = its path; else *ret = NULL. */
+struct shim_config;
+int shim_trusted_storage_prepare(const struct shim_config *c, const char *run_dir, char **ret,
+                                 struct cc_error **err);
 struct Grpc__Storage;
 int shim_storages_for(const Grpc__Spec *spec, struct Grpc__Storage ***ret, size_t *ret_n);
 void shim_storages_free(struct Grpc__Storage **st, size_t n);

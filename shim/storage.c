@@ -11,11 +11,13 @@
  * the first container's CreateContainer and removes it with the last one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include "cc/cleanup.h"
 
@@ -121,5 +123,33 @@ int shim_storages_for(const Grpc__Spec *spec, Grpc__Storage ***ret, size_t *ret_
         }
         *ret = st;
         *ret_n = n;
+        return 0;
+}
+
+/*
+ * Trusted storage's scratch disk: a sparse file, so that a pod costs host disk only for what
+ * its guest writes (ciphertext). The guest formats it at every boot; the file goes with the
+ * run dir (also after a kill -9 of the shim: shim_sandbox_cleanup_dead).
+ */
+int shim_trusted_storage_prepare(const struct shim_config *c, const char *run_dir, char **ret,
+                                 struct cc_error **err)
+{
+        *ret = NULL;
+        if (!c->trusted_storage_mib)
+                return 0;
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/trusted-storage.img", run_dir) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd =
+                open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return cc_error_set(err, errno, "trusted storage: create %s: %m", path);
+        if (ftruncate(fd, (off_t)c->trusted_storage_mib << 20) < 0) {
+                int e = errno;
+                unlink(path);
+                return cc_error_set(err, e, "trusted storage: size %s to %u MiB: %s", path,
+                                    c->trusted_storage_mib, strerror(e));
+        }
+        *ret = TAKE_PTR(path);
         return 0;
 }

@@ -237,12 +237,66 @@ static void test_agent_volume_check(void **state)
         cc_error_free(err);
 }
 
+/* agent.trusted_storage=: the option's syntax, and the disk found by its serial, not its order. */
+static void test_trusted_storage_lookup(void **state)
+{
+        (void)state;
+        char serial[32];
+        bool integrity;
+        struct cc_error *err = NULL;
+        assert_int_equal(agent_trusted_storage_parse("cc-trusted-store", serial, sizeof(serial),
+                                                     &integrity, NULL),
+                         0);
+        assert_string_equal(serial, "cc-trusted-store");
+        assert_false(integrity);
+        assert_int_equal(agent_trusted_storage_parse("d1,integrity", serial, sizeof(serial),
+                                                     &integrity, NULL),
+                         0);
+        assert_string_equal(serial, "d1");
+        assert_true(integrity);
+        static const char *const bad[] = {
+                "", ",integrity", "a,b", "x/../y", "123456789012345678901", "a b"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(agent_trusted_storage_parse(bad[i], serial, sizeof(serial),
+                                                             &integrity, &err),
+                                 -EINVAL);
+                assert_non_null(strstr(cc_error_message(err), "agent.trusted_storage"));
+                cc_error_free(err);
+                err = NULL;
+        }
+        char dir[] = "/tmp/test-storage-sys.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        static const char *const devs[][2] = {{"vda", "initdata"},
+                                              {"vdb", "other\n"},
+                                              {"vdc", "cc-trusted-store\n"},
+                                              {"loop0", NULL}};
+        for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+                char p[256];
+                snprintf(p, sizeof(p), "%s/%s", dir, devs[i][0]);
+                assert_int_equal(mkdir(p, 0755), 0);
+                if (!devs[i][1])
+                        continue;
+                strcat(p, "/serial");
+                FILE *f = fopen(p, "w");
+                assert_non_null(f);
+                fputs(devs[i][1], f);
+                fclose(f);
+        }
+        char name[64];
+        assert_int_equal(agent_block_by_serial(dir, "cc-trusted-store", name, sizeof(name)), 0);
+        assert_string_equal(name, "vdc");
+        assert_int_equal(agent_block_by_serial(dir, "cc-trusted", name, sizeof(name)), -ENOENT);
+        assert_int_equal(agent_block_by_serial("/nonexistent", "x", name, sizeof(name)), -ENOENT);
+        rm_base(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_emptydir_paths),
                 cmocka_unit_test(test_spec_volumes),
                 cmocka_unit_test(test_agent_volume_check),
+                cmocka_unit_test(test_trusted_storage_lookup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
