@@ -170,6 +170,7 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
                                     "trusted storage: no disk with serial '%s' in /sys/block "
                                     "(%s)",
                                     serial, strerror(-r));
+        int64_t found_ms = now_ms() - t0;
         if ((r = agent_pull_libs_mount(err)) < 0)
                 return cc_error_wrap(err, -r, "trusted storage: the helper's libraries");
         char dev[96];
@@ -183,8 +184,11 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
                         integrity ? (char *)"integrity" : NULL,
                         NULL};
         char msg[1024];
+        int64_t t1 = now_ms();
         if ((r = run_helper(argv, msg, sizeof(msg), err)) < 0)
                 return cc_error_wrap(err, -r, "trusted storage on %s (serial %s)", dev, serial);
-        cc_log_info("trusted storage: %s (%lld ms)", msg, (long long)(now_ms() - t0));
+        cc_log_info("trusted storage: %s (disk found in %lld ms, helper %lld ms, %lld ms in all)",
+                    msg, (long long)found_ms, (long long)(now_ms() - t1),
+                    (long long)(now_ms() - t0));
         return 0;
 }
