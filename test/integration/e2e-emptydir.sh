@@ -14,7 +14,8 @@ grep -q '^allow_host_rootfs = true' "$E2E_CFG" || cc_fail "allow_host_rootfs not
 KUBELET=$CC_TMP/kubelet/pods/pod-uid-$$/volumes/kubernetes.io~empty-dir
 mkdir -p "$KUBELET/shared" "$KUBELET/mem" "$CC_TMP/hostdir"
 mount -t tmpfs -o size=8m tmpfs "$KUBELET/mem" || cc_fail "cannot mount the Memory emptyDir's tmpfs"
-trap 'umount -l "$KUBELET/mem" 2>/dev/null; e2e_cleanup' EXIT
+# The host tmpfs goes too when the run is cut short; the test's exit status is kept.
+trap 'rc=$?; umount -l "$KUBELET/mem" 2>/dev/null; (exit $rc); e2e_cleanup' EXIT
 MARK=emptydir-marker-$$-$RANDOM
 
 e2e_busybox_registry
