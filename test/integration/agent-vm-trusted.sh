@@ -145,7 +145,9 @@ PY
 
 # --- 2. without it: a clear error ------------------------------------------------------------
 boot plain ""
-out=$(ctl pull-image --id c1 -- "$GUEST_REG/big:1" 2>&1) && soft_fail "a $BIG_MIB MiB image was pulled into a $VM_MIB MiB VM's memory"
+t0=$(date +%s.%N)
+out=$(ctl pull-image --id c1 -- "$GUEST_REG/big:1" 2>&1) &&
+        soft_fail "a $BIG_MIB MiB image was pulled into a $VM_MIB MiB VM's memory ($(echo "$(date +%s.%N) - $t0" | bc) s; onto trusted storage: $pull_s s)"
 echo "$out" | grep -q "does not fit in the guest's memory.*trusted_storage_mib" &&
         ok "without trusted storage the pull fails clearly: $out" || soft_fail "pull without trusted storage: $out"
 ctl check >/dev/null && ok "the agent still serves after the failed pull" || soft_fail "the agent died"
