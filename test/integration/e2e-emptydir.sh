@@ -102,7 +102,8 @@ left=$(e2e_leftovers)
 # --- the same pod with trusted storage ([runtime] trusted_storage_mib) -------------------------
 # The shim attaches a sparse scratch disk; the guest encrypts it and keeps the containers'
 # rootfs (copied here: allow_host_rootfs) and the default-medium emptyDir on it, the Memory one
-# stays a guest tmpfs. The host's file holds no plaintext; it goes with the pod.
+# stays a guest tmpfs. The host's file holds no plaintext; it goes with the pod, also when the
+# shim is killed with SIGKILL.
 e2e_cfg_set trusted_storage_mib 512
 mount -t tmpfs -o size=8m tmpfs "$KUBELET/mem" || cc_fail "cannot mount the Memory emptyDir's tmpfs"
 PODNAME=ts-pod
@@ -130,11 +131,18 @@ out=$(cri exec-sync "$W" /bin/sh -c 'busybox stat -f -c %T / /data /mem; cat /da
 sync
 grep -a -q "$MARK" "$img" && fail "the scratch file holds the emptyDir's marker" || ok "the host's scratch file holds no marker byte"
 [ -z "$(ls -A "$KUBELET/shared")" ] && ok "the host's emptyDir stays empty" || fail "host emptyDir: $(ls -A "$KUBELET/shared")"
-cri stop --timeout 10 "$W" >/dev/null; cri rm "$W" >/dev/null || fail "rm writer"
+# kill -9 of the shim: containerd's delete of the dead shim removes the VM and the disk.
+spid=$(shims)
+[ "$(wc -w <<<"$spid")" = 1 ] && kill -9 "$spid" || fail "shims: '$spid'"
+cc_wait_for 30 bash -c "[ ! -e '$img' ]" && ok "kill -9 of the shim: the scratch disk is removed" ||
+        fail "$img left after the shim's kill -9"
+cc_wait_for 30 bash -c "[ -z \"\$(pgrep -f -- '[q]emu-system.*$CC_SHIM_RUN_DIR')\" ]" && ok "and the VM is gone" ||
+        fail "QEMU left: $(qemus)"
+cri stop --timeout 10 "$W" >/dev/null
+cri rm "$W" >/dev/null || fail "rm writer"
 cri stopp "$POD" >/dev/null || fail "StopPodSandbox"
 cri rmp "$POD" >/dev/null || fail "RemovePodSandbox"
 umount "$KUBELET/mem" || fail "umount the host tmpfs"
-[ ! -e "$img" ] && ok "the scratch disk went with the pod" || fail "$img left"
 left=$(e2e_leftovers)
 [ -z "$left" ] && ok "nothing left (VM, shim, scratch disk, mounts, netns, bundles)" || fail "left: $left"
 
