@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "cc/error.h"
 #include "cc/log.h"
@@ -35,6 +36,9 @@ struct agent_config {
         /* agent.initdata_digest=<alg>:<hex> (kernel command line only): the digest of the pod's
          * initdata the shim bound to the launch; the initdata disk must match it. */
         char *initdata_digest;
+        /* agent.trusted_storage=<serial>[,integrity] (kernel command line only): the scratch
+         * disk to encrypt and hold the pod's layers and volumes (trusted-storage.c). NULL. */
+        char *trusted_storage;
         bool is_init; /* PID 1 in the guest */
         /* agent.tee_defaults=1 / --tee-defaults: behave as in a TEE even where none is
          * detected (tests without hardware). Can only turn the TEE defaults on. */
@@ -49,6 +53,8 @@ struct agent_ctr_info {
         struct agent_ctr_info *next;
 };
 
+struct agent_volume;
+
 struct agent {
         struct agent_config cfg;
         struct agent_runtime *rt;
@@ -56,7 +62,8 @@ struct agent {
          * under policy_lock; SetPolicy (when the policy allows it) replaces it. */
         struct agent_policy *policy;
         pthread_rwlock_t policy_lock;
-        struct agent_ctr_info *ctrs; /* under lock */
+        struct agent_ctr_info *ctrs;  /* under lock */
+        struct agent_volume *volumes; /* the pod's emptyDirs (storage.c), under lock */
         struct cc_ttrpc_server *srv;
         pthread_mutex_t lock;
         bool sandbox_created;
@@ -90,6 +97,17 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
 int agent_selfcheck(const char *list_path, const char *root, unsigned *ret_files,
                     uint64_t *ret_bytes, struct cc_error **err);
 
+/* Trusted ephemeral storage (trusted-storage.c): mounted here, the parent of the image store,
+ * the containers area and the pod's volumes. */
+#define AGENT_TRUSTED_STORAGE_DIR "/run/kata-containers"
+/* Finds the disk named by `spec` (<serial>[,integrity]) by its serial, encrypts it (LUKS2,
+ * a key made in the guest and never stored), makes ext4 and mounts it on mountpoint. */
+int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct cc_error **err);
+/* Its parts, for the unit test: the option's syntax, the lookup of a disk by serial. */
+int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
+                                struct cc_error **err);
+int agent_block_by_serial(const char *sys_block, const char *serial, char *name, size_t len);
+
 /* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
 int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);
 /* The grpc.AgentService / grpc.Health method tables (for the fuzz targets). */
@@ -107,6 +125,22 @@ void agent_image_prestart(struct agent *a);
 struct Grpc__Storage;
 int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
                          size_t n, struct cc_error **err);
+/* Where the pod's volumes live (storage.c): local/<name> and ephemeral/<name>. */
+#define AGENT_SANDBOX_DIR "/run/kata-containers/sandbox"
+/*
+ * CreateContainer's storages (storage.c): at most one image_guest_pull (agent_image_storages),
+ * "local" (a guest directory) and "ephemeral" (a guest tmpfs) volumes shared by the pod's
+ * containers; anything else is refused. On an error nothing of this container's is kept.
+ */
+int agent_storages_add(struct agent *a, const char *container_id, struct Grpc__Storage **storages,
+                       size_t n, struct cc_error **err);
+/* Drops the container's uses of volumes; a volume goes with its last user. */
+void agent_storages_release(struct agent *a, const char *container_id);
+/* The image reference of the image_guest_pull storage among them, or NULL. */
+const char *agent_storages_image(struct Grpc__Storage *const *storages, size_t n);
+/* Checks a local/ephemeral storage: its mount point and options (exposed for the unit test). */
+int agent_storage_volume_check(const struct Grpc__Storage *st, bool *ret_tmpfs, mode_t *ret_mode,
+                               char **ret_size, struct cc_error **err);
 /* Unmounts and removes the rootfs PullImage made for a container (no-op when there is none). */
 void agent_image_release(struct agent *a, const char *container_id);
 /* The network handlers of grpc.AgentService (rpc-net.c, on guest-agent/network/). */

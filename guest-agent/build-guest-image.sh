@@ -15,7 +15,7 @@
 # after loading loop and squashfs (/etc/cc-agent/modules.pull). The image is part of the
 # measured initrd; its files are listed in the manifest too.
 #
-#   build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]
+#   build-guest-image.sh --agent BIN [--pull-helper BIN] [--storage-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]
 #                        [--libs-in-initrd]   (no squashfs image: for bench/agent-pull.sh)
 #                        [--tee-defaults]     (/etc/cc-agent/tee-defaults: the agent's TEE
 #                                             defaults without TEE hardware, see tee.c)
@@ -24,11 +24,12 @@
 # directory, so no module goes in and no module list is written; DIR/config, the full .config,
 # is copied beside the image as kernel.config).
 set -euo pipefail
-agent="" helper="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults=""
+agent="" helper="" storage="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults=""
 while [ $# -gt 0 ]; do
         case "$1" in
         --agent) agent=$2; shift 2 ;;
         --pull-helper) helper=$2; shift 2 ;;
+        --storage-helper) storage=$2; shift 2 ;;
         --kernel-dir) kdir=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --policy) policy=$2; shift 2 ;;
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         esac
 done
 [ -x "$agent" ] && [ -f "$kdir/vmlinuz" ] && [ -n "$out" ] && { [ -z "$helper" ] || [ -x "$helper" ]; } || {
-        echo "usage: build-guest-image.sh --agent BIN [--pull-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]" >&2
+        echo "usage: build-guest-image.sh --agent BIN [--pull-helper BIN] [--storage-helper BIN] --kernel-dir DIR --out DIR [--policy FILE]" >&2
         exit 2
 }
 kver=$(cat "$kdir/version")
@@ -69,6 +70,23 @@ if [ -n "$helper" ]; then
         chmod 0755 "$root/usr/libexec/cc-agent/cc-agent-pull"
 fi
 
+# The trusted storage helper (guest-agent/storage/) and the mke2fs it runs (e2fsprogs, the
+# build machine's: ext4 through libext2fs would mean re-implementing mke2fs), stripped, where
+# the helper looks for them; their libraries join the pull helper's below.
+storage_bins=""
+if [ -n "$storage" ]; then
+        mke2fs=$(command -v mke2fs || echo /sbin/mke2fs)
+        [ -x "$mke2fs" ] || { echo "build-guest-image: mke2fs not found (package e2fsprogs)" >&2; exit 1; }
+        mkdir -p "$root/usr/libexec/cc-agent"
+        cp "$storage" "$root/usr/libexec/cc-agent/cc-agent-storage"
+        cp "$mke2fs" "$root/usr/libexec/cc-agent/mke2fs"
+        for b in cc-agent-storage mke2fs; do
+                strip --strip-unneeded "$root/usr/libexec/cc-agent/$b"
+                chmod 0755 "$root/usr/libexec/cc-agent/$b"
+        done
+        storage_bins="$storage $mke2fs"
+fi
+
 # The CA bundle the registry client trusts (libcurl's default path; an image.json ca_file
 # replaces it): Debian's ca-certificates of the build machine, measured with the rest. Without
 # it the guest can pull from plain-HTTP development registries only.
@@ -93,7 +111,7 @@ if [ -n "$helper" ] && [ -z "$libs_in_initrd" ] && ! ldd "$agent" 2>/dev/null | 
         sqfs_libs=$tmp/pull-libs
         mkdir -p "$sqfs_libs" "$root$libsdir"
 fi
-for bin in "$agent" $helper; do ldd "$bin" 2>/dev/null || true; done | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
+for bin in "$agent" $helper $storage_bins; do ldd "$bin" 2>/dev/null || true; done | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sort -u | while read -r lib; do
         real=$(readlink -f "$lib")
         if [ -n "$sqfs_libs" ] && [ "$(dirname "$lib")" = "$libsdir" ]; then
                 dst=$sqfs_libs/$(basename "$lib")

@@ -21,6 +21,7 @@ void agent_config_done(struct agent_config *cfg)
         free(cfg->log_port);
         free(cfg->image_insecure);
         free(cfg->initdata_digest);
+        free(cfg->trusted_storage);
         *cfg = (struct agent_config){0};
 }
 
@@ -55,6 +56,8 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                 {"agent.image_insecure=", offsetof(struct agent_config, image_insecure)},
                 /* Set by the shim from the pod's initdata; measured with the kernel in a TEE. */
                 {"agent.initdata_digest=", offsetof(struct agent_config, initdata_digest)},
+                /* Set by the shim when the pod has a scratch disk (trusted-storage.c). */
+                {"agent.trusted_storage=", offsetof(struct agent_config, trusted_storage)},
         };
         _cleanup_free_ char *copy = strdup(cmdline);
         if (!copy)

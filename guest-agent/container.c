@@ -83,6 +83,7 @@ struct oom_event {
 
 struct agent_runtime {
         char *containers_dir;
+        char *volumes_dir; /* or NULL */
         char *cgroup_root;
         int containers_dirfd;
         pthread_mutex_t lock;
@@ -385,7 +386,8 @@ int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runti
         int r = -ENOMEM;
         rt->containers_dir = strdup(cfg->containers_dir);
         rt->cgroup_root = strdup(cfg->cgroup_root ? cfg->cgroup_root : "cc-agent");
-        if (!rt->containers_dir || !rt->cgroup_root)
+        if (!rt->containers_dir || !rt->cgroup_root ||
+            (cfg->volumes_dir && !(rt->volumes_dir = strdup(cfg->volumes_dir))))
                 goto fail;
         /* The area may be on a fresh tmpfs (/run in the guest): create it with its parents. */
         for (char *sl = strchr(rt->containers_dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
@@ -675,6 +677,37 @@ static void exec_process(const struct agent_process *p, int status_fd)
         child_die(status_fd, "exec '%s': %s", p->args[0], strerror(errno));
 }
 
+/* A pod volume, <volumes_dir>/<kind>/<name> exactly (storage.c made it): opened beneath
+ * volumes_dir without following any symlink, so that a container cannot plant one there to
+ * lead another container's mount elsewhere. */
+static int open_volume(struct agent_runtime *rt, const char *path, const char *what,
+                       struct cc_error **err)
+{
+        const char *rel = path + strlen(rt->volumes_dir);
+        while (*rel == '/')
+                rel++;
+        const char *slash = strchr(rel, '/');
+        if (!slash || slash == rel || !slash[1] || strchr(slash + 1, '/'))
+                return cc_error_set(err, EPERM, "%s '%s' is not a volume (%s/<kind>/<name>)", what,
+                                    path, rt->volumes_dir);
+        _cleanup_close_ int dfd = open(rt->volumes_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return cc_error_set(err, errno, "%s '%s': the pod has no volumes (%s: %m)", what,
+                                    path, rt->volumes_dir);
+        int fd = agent__openat2(dfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+        if (fd == -ELOOP || fd == -EXDEV)
+                return cc_error_set(err, EPERM, "%s '%s' leaves the volumes area", what, path);
+        if (fd == -ENOENT)
+                return cc_error_set(err, ENOENT,
+                                    "%s '%s': no such volume (no local or ephemeral Storage made "
+                                    "it)",
+                                    what, path);
+        if (fd < 0)
+                return cc_error_set(err, -fd, "%s '%s': %s", what, path, strerror(-fd));
+        return fd;
+}
+
 /* Validates that a host-supplied guest path lies in this container's area (see
  * agent_runtime_config) and opens it beneath containers_dir, so that a symlink planted in
  * the area cannot lead out of it either. */
@@ -684,6 +717,8 @@ static int open_in_area(struct agent_runtime *rt, const char *id, const char *pa
         int r = agent_validate_abs_path(path, what, err);
         if (r < 0)
                 return r;
+        if (rt->volumes_dir && agent_path_is_under(path, rt->volumes_dir))
+                return open_volume(rt, path, what, err);
         if (!agent_path_is_under(path, rt->containers_dir))
                 return cc_error_set(err, EPERM, "%s '%s' is outside the containers area %s", what,
                                     path, rt->containers_dir);
@@ -1627,6 +1662,7 @@ void agent_runtime_free(struct agent_runtime *rt)
         }
         free(rt->containers);
         free(rt->containers_dir);
+        free(rt->volumes_dir);
         free(rt->cgroup_root);
         pthread_cond_destroy(&rt->cond);
         pthread_mutex_destroy(&rt->lock);

@@ -89,6 +89,10 @@ int main(int argc, char **argv)
                         }
                 }
         }
+        /* Trusted storage, before anything uses the directories it covers. */
+        if (a.cfg.is_init && a.cfg.trusted_storage &&
+            agent_trusted_storage_setup(a.cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, &err) < 0)
+                fatal(&a, "trusted storage", err);
         char tee_why[160];
         a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
         cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
@@ -116,6 +120,7 @@ int main(int argc, char **argv)
         if ((r = agent_cgroup_init("/sys/fs/cgroup", AGENT_CGROUP_NONE)) < 0)
                 cc_log_warn("no usable cgroup v2 hierarchy: containers run without limits");
         struct agent_runtime_config rc = {.containers_dir = a.cfg.containers_dir,
+                                          .volumes_dir = AGENT_SANDBOX_DIR,
                                           .cgroup_root = a.cfg.cgroup_root};
         if ((r = agent_runtime_new(&rc, &a.rt)) < 0) {
                 cc_error_set(&err, -r, "runtime: %s", strerror(-r));

@@ -43,6 +43,13 @@ $(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
 	$(Q)$(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBAGENT) \
 		$(LIBAGENTNET) $(LIBKBC) $(LIBCC) $(AGENT_STATIC_LIBS) $(LDLIBS)
 
+# cc-agent-storage: the trusted storage helper (guest-agent/storage/), dynamically linked with
+# libcryptsetup (Debian 12 has no static archive of it).
+BINS += $(BUILD)/cc-agent-storage
+$(BUILD)/cc-agent-storage: $(BUILD)/guest-agent/storage/cc-agent-storage.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcryptsetup)
+
 # cc-agent-pull: the pull helper (guest-agent/pull/), dynamically linked with libccimage.
 BINS += $(BUILD)/cc-agent-pull
 $(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o \
@@ -84,15 +91,18 @@ GUEST_POLICY ?=
 GUEST_TEE_DEFAULTS ?=
 .PHONY: guest-image
 guest-image: $(if $(filter project,$(GUEST_KERNEL)),guest-kernel,guest-kernel-debian)
-	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER)
+	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER) \
+		build/cc-agent-storage
 	bash guest-agent/build-guest-image.sh --agent $(GUEST_AGENT) \
 		$(if $(GUEST_PULL_HELPER),--pull-helper $(GUEST_PULL_HELPER)) \
+		--storage-helper build/cc-agent-storage \
 		--kernel-dir $(GUEST_KERNEL_DIR) --out $(GUEST_DIR) \
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY)) \
 		$(if $(GUEST_TEE_DEFAULTS),--tee-defaults)
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
 INTEGRATION_TESTS += test/integration/agent-vm-pull.sh
+INTEGRATION_TESTS += test/integration/agent-vm-trusted.sh
 INTEGRATION_TESTS += test/integration/agent-hostile-vm.sh
 # Sanitizer and fuzz builds cannot link -static-pie.
 ifeq ($(SANITIZE)$(FUZZ),)

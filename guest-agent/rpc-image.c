@@ -5,8 +5,10 @@
  * it made is released with the container (agent_image_release).
  */
 #include <errno.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 #include "cc/macro.h"
 
@@ -15,6 +17,23 @@
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 #include "kata/image.pb-c.h"
+
+/* agent_image_pull, and a full store named for what it is: without trusted storage the layers
+ * are in guest RAM (a tmpfs), so an image larger than the VM's memory cannot fit there. */
+static int pull(struct agent *a, const char *image, const char *container_id, const char *creds,
+                struct cc_error **err)
+{
+        int r = agent_image_pull(a, image, container_id, creds, err);
+        struct statfs sf;
+        if (r == -ENOSPC && statfs(a->cfg.containers_dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+                return cc_error_wrap(err, ENOSPC,
+                                     "the image does not fit in the guest's memory (its layers "
+                                     "are kept on a %llu MiB tmpfs): give the pod trusted "
+                                     "storage ([runtime] trusted_storage_mib) for images larger "
+                                     "than the VM's memory",
+                                     (unsigned long long)sf.f_blocks * sf.f_bsize >> 20);
+        return r;
+}
 
 /*
  * Kata >= 3.3's guest pull: CreateContainer carries one Storage with driver
@@ -44,7 +63,7 @@ int agent_image_storages(struct agent *a, const char *container_id, Grpc__Storag
                                     st->mount_point, container_id, rootfs);
         if (strcmp(st->source, "pause") == 0)
                 return 0;
-        return agent_image_pull(a, st->source, container_id, NULL, err);
+        return pull(a, st->source, container_id, NULL, err);
 }
 
 static int pull_image(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_,
@@ -64,7 +83,7 @@ static int pull_image(struct cc_ttrpc_call *call, void *userdata, const Protobuf
                 return cc_error_set(err, EINVAL, "PullImage needs a container_id");
         if ((r = agent_validate_id(req->container_id, "container id", err)) < 0)
                 return r;
-        if ((r = agent_image_pull(a, req->image, req->container_id, req->source_creds, err)) < 0)
+        if ((r = pull(a, req->image, req->container_id, req->source_creds, err)) < 0)
                 return r;
         /* The policy's "image" is checked against what was pulled, at CreateContainer. */
         if ((r = agent_note_pulled(a, req->container_id, req->image)) < 0)

@@ -119,10 +119,9 @@ static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req
         for (size_t i = 0; i < n_sysctls; i++)
                 sysctls[i] = l->sysctl[i]->key;
         _cleanup_free_ char *pulled = ctr_get(a, req->container_id, true);
-        const char *storage_image = NULL;
-        if (req->n_storages == 1 && req->storages[0] &&
-            !cc_streq(req->storages[0]->source, "pause"))
-                storage_image = req->storages[0]->source;
+        const char *storage_image = agent_storages_image(req->storages, req->n_storages);
+        if (cc_streq(storage_image, "pause"))
+                storage_image = NULL;
         struct agent_policy_create c = {
                 .container_id = req->container_id,
                 .name = agent_spec_annotation(req->oci, "io.kubernetes.cri.container-name"),
@@ -192,15 +191,17 @@ HANDLER(create_container)
         if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
             (r = admit_create(a, req, spec, err)) < 0)
                 return r;
-        /* Storages: only the guest-pull one; refusing any other is safer than ignoring a mount
-         * the container expects. */
-        if (req->n_storages > 0 && (r = agent_image_storages(a, req->container_id, req->storages,
-                                                             req->n_storages, err)) < 0)
+        /* Storages: the guest pull and the pod's volumes; refusing any other is safer than
+         * ignoring a mount the container expects. */
+        if (req->n_storages > 0 &&
+            (r = agent_storages_add(a, req->container_id, req->storages, req->n_storages, err)) < 0)
                 return r;
         if ((r = agent_container_create(a->rt, req->container_id, req->exec_id, TAKE_PTR(spec),
                                         err)) < 0) {
-                if (req->n_storages > 0)
+                if (req->n_storages > 0) {
                         agent_image_release(a, req->container_id);
+                        agent_storages_release(a, req->container_id);
+                }
                 return r;
         }
         const char *name = agent_spec_annotation(req->oci, "io.kubernetes.cri.container-name");
@@ -228,6 +229,7 @@ HANDLER(remove_container)
         /* The pulled rootfs goes with the container, also when it never ran. */
         if (r == 0 || r == -ENOENT) {
                 agent_image_release(a, req->container_id);
+                agent_storages_release(a, req->container_id);
                 ctr_drop(a, req->container_id);
         }
         return r;

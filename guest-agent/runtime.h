@@ -32,6 +32,9 @@ struct agent_runtime_config {
          * container's rootfs and bind-mount sources must lie in <containers_dir>/<id>/ or
          * <containers_dir>/<id>-* (Kata's per-container shared files). */
         const char *containers_dir;
+        /* Guest directory of the pod's volumes (storage.c): a bind-mount source may also be
+         * <volumes_dir>/<kind>/<name>, a volume shared by the pod's containers. NULL: none. */
+        const char *volumes_dir;
         /* Cgroup subtree (relative to the agent's own cgroup) that holds container cgroups. */
         const char *cgroup_root;
 };

@@ -159,8 +159,10 @@ void hv__config_done(struct hv_config *cfg)
 {
         for (size_t i = 0; i < CC_ARRAY_SIZE(config_strings); i++)
                 free(*config_string(cfg, i));
-        for (size_t i = 0; i < cfg->n_disks; i++)
+        for (size_t i = 0; i < cfg->n_disks; i++) {
                 free((char *)cfg->disks[i].path);
+                free((char *)cfg->disks[i].serial);
+        }
         free((void *)cfg->disks);
         for (size_t i = 0; i < cfg->n_nets; i++) {
                 cc_close(cfg->nets[i].tap_fd);
@@ -190,7 +192,10 @@ int hv__config_copy(struct hv_config *dst, const struct hv_config *src)
                 dst->disks = d;
                 for (size_t i = 0; r == 0 && i < src->n_disks; i++) {
                         d[i] = src->disks[i];
+                        d[i].serial = NULL;
                         r = dup_str((char **)&d[i].path, src->disks[i].path);
+                        if (r == 0)
+                                r = dup_str((char **)&d[i].serial, src->disks[i].serial);
                         dst->n_disks = i + 1;
                 }
         }
@@ -339,6 +344,16 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                                             "NIC %zu: a tap by name (%s) is for the libvirt "
                                             "backend; backend %s takes tap fds",
                                             i, n->tap_name, cfg->backend);
+        }
+        for (size_t i = 0; i < cfg->n_disks; i++) {
+                const char *s = cfg->disks[i].serial;
+                if (s && (!*s || strlen(s) > 20 ||
+                          strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789._-") != strlen(s)))
+                        return cc_error_set(err, EINVAL,
+                                            "disk %zu: invalid serial '%.32s' (1-20 of "
+                                            "[A-Za-z0-9._-])",
+                                            i, s);
         }
         if (!cfg->user_net && cfg->user_net_mac)
                 return cc_error_set(err, EINVAL, "user_net_mac set without user_net");

@@ -92,6 +92,9 @@ struct hv_tee_config {
 struct hv_disk {
         const char *path; /* raw image or block device */
         bool readonly;
+        /* The guest finds the disk by it (/sys/block/vdX/serial), not by its order: at most
+         * 20 bytes (virtio-blk's limit) of [A-Za-z0-9._-]. NULL: none. */
+        const char *serial;
 };
 
 struct hv_net {

@@ -423,16 +423,28 @@ static int load_doc(const char *path, const struct cc_toml_table *doc, struct sh
                 return r;
         if (rt) {
                 static const char *const used[] = {
-                        "allow_host_rootfs", "host_rootfs_max_mib",   "create_container_timeout",
-                        "network_model",     "internetworking_model", "valid_config_paths"};
+                        "allow_host_rootfs",        "host_rootfs_max_mib",
+                        "create_container_timeout", "network_model",
+                        "internetworking_model",    "valid_config_paths",
+                        "trusted_storage_mib",      "trusted_storage_integrity"};
                 warn_unknown(rt, "runtime", used, CC_ARRAY_SIZE(used), kata_runtime_ignored,
                              CC_ARRAY_SIZE(kata_runtime_ignored), quiet);
                 unsigned mib = (unsigned)(c->host_rootfs_max_bytes >> 20);
                 if ((r = get_bool(rt, "allow_host_rootfs", &c->allow_host_rootfs, err)) < 0 ||
                     (r = get_uint(rt, "host_rootfs_max_mib", 1, 65536, &mib, err)) < 0 ||
                     (r = get_uint(rt, "create_container_timeout", 1, 3600,
-                                  &c->create_container_timeout_s, err)) < 0)
+                                  &c->create_container_timeout_s, err)) < 0 ||
+                    (r = get_uint(rt, "trusted_storage_mib", 0, 1u << 22, &c->trusted_storage_mib,
+                                  err)) < 0 ||
+                    (r = get_bool(rt, "trusted_storage_integrity", &c->trusted_storage_integrity,
+                                  err)) < 0)
                         return r;
+                /* LUKS2's header takes 16 MiB; below 64 MiB nothing useful is left. */
+                if (c->trusted_storage_mib && c->trusted_storage_mib < 64)
+                        return bad_value(rt, "trusted_storage_mib", err,
+                                         "%u MiB is too small for trusted storage (0 for none, "
+                                         "at least 64)",
+                                         c->trusted_storage_mib);
                 c->host_rootfs_max_bytes = (uint64_t)mib << 20;
                 if (c->allow_host_rootfs && c->tee != HV_TEE_NONE)
                         return bad_value(rt, "allow_host_rootfs", err,

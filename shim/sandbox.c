@@ -127,15 +127,27 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         _cleanup_(shim_initdata_done) struct shim_initdata idata = {0};
         if ((r = shim_initdata_prepare(c, sb->run_dir, &idata, err)) < 0)
                 return r;
+        /* The pod's scratch disk for trusted storage (storage.c). */
+        _cleanup_free_ char *scratch = NULL;
+        if ((r = shim_trusted_storage_prepare(c, sb->run_dir, &scratch, err)) < 0)
+                return r;
         _cleanup_free_ char *params = NULL;
-        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s",
+        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s%s%s",
                      c->kernel_params ? c->kernel_params : "", c->kernel_params ? " " : "",
                      channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024"
                                                  : "serial://" HV_AGENT_SERIAL_NAME,
                      c->debug ? " agent.log=debug" : "", idata.kparam ? " " : "",
-                     idata.kparam ? idata.kparam : "") < 0)
+                     idata.kparam ? idata.kparam : "",
+                     scratch ? " agent.trusted_storage=" SHIM_TRUSTED_STORAGE_SERIAL : "",
+                     scratch && c->trusted_storage_integrity ? ",integrity" : "") < 0)
                 return -ENOMEM;
-        struct hv_disk idisk = {.path = idata.disk_path, .readonly = true};
+        struct hv_disk disks[2];
+        size_t n_disks = 0;
+        if (idata.disk_path)
+                disks[n_disks++] = (struct hv_disk){.path = idata.disk_path, .readonly = true};
+        if (scratch)
+                disks[n_disks++] =
+                        (struct hv_disk){.path = scratch, .serial = SHIM_TRUSTED_STORAGE_SERIAL};
         unsigned vcpus = c->vcpus, mem = c->memory_mib;
         size_vm(spec, &vcpus, &mem);
         struct hv_config hc = {
@@ -150,10 +162,12 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 .kernel_params = params,
                 .firmware = c->firmware,
                 .accel = c->accel,
-                .tee = {.kind = c->tee, .mrconfigid = idata.mrconfigid, .host_data = idata.host_data},
+                .tee = {.kind = c->tee,
+                        .mrconfigid = idata.mrconfigid,
+                        .host_data = idata.host_data},
                 .channel = channel,
-                .disks = idata.disk_path ? &idisk : NULL,
-                .n_disks = idata.disk_path ? 1 : 0,
+                .disks = n_disks ? disks : NULL,
+                .n_disks = n_disks,
         };
         /* Whether this host can run this VM at all comes first: no pod network is touched for
          * a VM that cannot start. The mock backend (tests) runs anywhere. */

@@ -39,6 +39,8 @@
 #define SHIM_DEFAULT_CONFIG "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
 /* Where the agent accepts container roots and CopyFile destinations (agent.h). */
 #define SHIM_GUEST_CONTAINERS_DIR "/run/kata-containers/shared/containers"
+/* Where the agent makes the pod's volumes: local/<name>, ephemeral/<name> (agent.h). */
+#define SHIM_GUEST_SANDBOX_DIR    "/run/kata-containers/sandbox"
 
 #define ANNO_CONTAINER_TYPE "io.kubernetes.cri.container-type"
 #define ANNO_SANDBOX_ID     "io.kubernetes.cri.sandbox-id"
@@ -84,6 +86,12 @@ struct shim_config {
         bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
         uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
         unsigned create_container_timeout_s;
+        /* [runtime] trusted_storage_mib (ours): every pod gets a scratch disk of this size, a
+         * sparse file in its run directory, that the guest encrypts with a key of its own and
+         * keeps its image layers, writable layers and emptyDirs on (0: none, guest RAM);
+         * trusted_storage_integrity adds dm-integrity (hmac(sha256)). */
+        unsigned trusted_storage_mib;
+        bool trusted_storage_integrity;
         /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
          * none, user (QEMU only, refused for TEE profiles). */
         enum shim_net_model network_model;
@@ -159,6 +167,27 @@ int shim_spec_from_oci(struct json_object *spec, const char *cid, const char *gu
                        Grpc__Spec **ret, struct shim_file_copy **ret_files, size_t *ret_n_files,
                        struct cc_error **err);
 void shim_file_copies_free(struct shim_file_copy *f, size_t n);
+
+/* ---- storage.c ---------------------------------------------------------------------- */
+
+/*
+ * An emptyDir bind source (the kubelet's .../volumes/kubernetes.io~empty-dir/<name>): 1 and
+ * *ret = the volume's guest path (ephemeral/<name> when the host directory is a tmpfs, i.e.
+ * medium Memory; local/<name> otherwise); 0 when host_src is not an emptyDir.
+ */
+int shim_emptydir_guest_path(const char *host_src, char **ret);
+/* The Storages (Kata's "local"/"ephemeral") for the volumes a translated spec's bind mounts
+ * name, once each; *ret is NULL when there are none. */
+/* The serial the guest finds the trusted storage disk by (agent.trusted_storage=). */
+#define SHIM_TRUSTED_STORAGE_SERIAL "cc-trusted-store"
+/* With [runtime] trusted_storage_mib: creates <run_dir>/trusted-storage.img, a sparse file of
+ * that size (removed with the run dir), *ret = its path; else *ret = NULL. */
+struct shim_config;
+int shim_trusted_storage_prepare(const struct shim_config *c, const char *run_dir, char **ret,
+                                 struct cc_error **err);
+struct Grpc__Storage;
+int shim_storages_for(const Grpc__Spec *spec, struct Grpc__Storage ***ret, size_t *ret_n);
+void shim_storages_free(struct Grpc__Storage **st, size_t n);
 /* LinuxResources JSON -> grpc.LinuxResources (memory, cpu, pids). */
 int shim_resources_from_oci(struct json_object *r, Grpc__LinuxResources **ret,
                             struct cc_error **err);

@@ -317,9 +317,11 @@ static bool copyable_bind(const char *dst, const char *src)
 static const char *const guest_fs_types[] = {"proc",   "sysfs",  "tmpfs",  "devpts",
                                              "mqueue", "cgroup", "cgroup2"};
 
-static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *out,
-                       struct shim_file_copy **files, size_t *n_files, struct cc_error **err)
+static int mounts_add(struct json_object *spec, const char *cid, Grpc__Spec *out,
+                      struct shim_file_copy **files, size_t *n_files, FILE *dropped,
+                      size_t *ret_n_dropped, struct cc_error **err)
 {
+        size_t n_dropped = 0;
         struct json_object *ms = member(spec, "mounts", json_type_array);
         size_t n = ms ? json_object_array_length(ms) : 0;
         if (n > 512)
@@ -339,14 +341,20 @@ static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *ou
                 bool bind = cc_streq(type, "bind") || has_option(m, "bind") ||
                             has_option(m, "rbind");
                 char *guest_src = NULL;
-                if (bind) {
+                _cleanup_free_ char *volume_src = NULL;
+                if (bind && (r = shim_emptydir_guest_path(src, &volume_src)) < 0)
+                        return r;
+                if (bind && volume_src) {
+                        /* An emptyDir: the pod's volume in the guest (storage.c). */
+                        guest_src = volume_src;
+                } else if (bind) {
                         struct stat st;
                         if (!src || !copyable_bind(dst, src) || stat(src, &st) < 0 ||
                             (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) ||
                             (S_ISREG(st.st_mode) && st.st_size > MAX_SMALL_FILE)) {
-                                cc_log_warn("container %s: host bind mount %s -> %s is not "
-                                            "visible in the guest; dropped",
-                                            cid, src ? src : "?", dst);
+                                if (dropped)
+                                        fprintf(dropped, "%s%s -> %s", n_dropped++ ? ", " : "",
+                                                src ? src : "?", dst);
                                 continue;
                         }
                         if (asprintf(&guest_src, "%s/%s-files/%zu", SHIM_GUEST_CONTAINERS_DIR,
@@ -361,9 +369,10 @@ static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *ou
                         for (size_t k = 0; k < CC_ARRAY_SIZE(guest_fs_types); k++)
                                 ok = ok || cc_streq(type, guest_fs_types[k]);
                         if (!ok) {
-                                cc_log_warn("container %s: mount of type '%s' at %s dropped: it "
-                                            "needs the host",
-                                            cid, type ? type : "?", dst);
+                                if (dropped)
+                                        fprintf(dropped, "%s%s (type %s) -> %s",
+                                                n_dropped++ ? ", " : "", src ? src : "?",
+                                                type ? type : "?", dst);
                                 continue;
                         }
                 }
@@ -384,7 +393,27 @@ static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *ou
                                  err)) < 0)
                         return r;
         }
+        *ret_n_dropped = n_dropped;
         return 0;
+}
+
+/* The spec's mounts; the host mounts the guest cannot see are dropped and named in one
+ * warning, so that a pod author finds every one of them in one place. */
+static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *out,
+                       struct shim_file_copy **files, size_t *n_files, struct cc_error **err)
+{
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0, n_dropped = 0;
+        FILE *dropped = open_memstream(&list, &len);
+        int r = mounts_add(spec, cid, out, files, n_files, dropped, &n_dropped, err);
+        if (dropped)
+                fclose(dropped);
+        if (r == 0 && n_dropped)
+                cc_log_warn("container %s: %zu host mount%s not visible in the guest (no host "
+                            "directory is shared with the VM; emptyDirs are guest volumes), "
+                            "dropped: %s",
+                            cid, n_dropped, n_dropped == 1 ? " is" : "s are", list ? list : "?");
+        return r;
 }
 
 static int linux_from(struct json_object *l, Grpc__Spec *out, struct cc_error **err)

@@ -553,14 +553,22 @@ static int create_guest_container(struct shim *s, const Containerd__Task__V2__Cr
                 return cc_error_wrap(err, -r, "config.json of %s", cid);
         r = copy_small_files(s, files, n_files, err);
         shim_file_copies_free(files, n_files);
+        /* The pod's volumes (emptyDirs) the mounts name, made in the guest (storage.c). */
+        Grpc__Storage **storages = NULL;
+        size_t n_storages = 0;
+        if (r >= 0)
+                r = shim_storages_for(gspec, &storages, &n_storages);
         if (r >= 0) {
                 Grpc__CreateContainerRequest creq = GRPC__CREATE_CONTAINER_REQUEST__INIT;
                 creq.container_id = (char *)cid;
                 creq.exec_id = (char *)cid;
                 creq.oci = gspec;
+                creq.storages = storages;
+                creq.n_storages = n_storages;
                 r = shim_agent_call(s->sb, AGENT_SERVICE, "CreateContainer", &creq.base, NULL,
                                     NULL, (int64_t)cfg->create_container_timeout_s * SEC, err);
         }
+        shim_storages_free(storages, n_storages);
         protobuf_c_message_free_unpacked(&gspec->base, NULL);
         return r;
 }

@@ -23,6 +23,8 @@ pkgs=(
         # the project's guest kernel (tools/build-guest-kernel.sh): Debian's kernel source and
         # what building it needs (lz4: the bzImage's compressor)
         linux-source-6.1 flex bison bc libelf-dev lz4 xz-utils
+        # the guest image's mke2fs for trusted storage (guest-agent/storage/)
+        e2fsprogs
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
         python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3

@@ -87,6 +87,8 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
                 add_str(d, "path", cfg->disks[i].path);
                 json_object_object_add(d, "readonly",
                                        json_object_new_boolean(cfg->disks[i].readonly));
+                if (cfg->disks[i].serial)
+                        add_str(d, "serial", cfg->disks[i].serial);
                 json_object_array_add(disks, d);
         }
 

@@ -189,6 +189,8 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
                 fprintf(f, "'/>\n      <target dev='vd%c' bus='virtio'/>\n", (char)('a' + i));
                 if (cfg->disks[i].readonly)
                         fputs("      <readonly/>\n", f);
+                if (cfg->disks[i].serial)
+                        element(f, "      ", "serial", cfg->disks[i].serial);
                 fputs("    </disk>\n", f);
         }
         for (size_t i = 0; i < cfg->n_nets; i++) {

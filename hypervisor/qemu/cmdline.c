@@ -218,7 +218,10 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
                 hv__argv_addf(a, "file=%s,if=none,id=disk%zu,format=raw%s", path, i,
                               cfg->disks[i].readonly ? ",readonly=on" : "");
                 hv__argv_add(a, "-device");
-                hv__argv_addf(a, "virtio-blk-pci,drive=disk%zu,id=blk%zu", i, i);
+                /* The serial is checked (hv_disk_serial_ok): no escaping needed. */
+                hv__argv_addf(a, "virtio-blk-pci,drive=disk%zu,id=blk%zu%s%s", i, i,
+                              cfg->disks[i].serial ? ",serial=" : "",
+                              cfg->disks[i].serial ? cfg->disks[i].serial : "");
         }
         for (size_t i = 0; i < cfg->n_nets; i++) {
                 hv__argv_add(a, "-netdev");

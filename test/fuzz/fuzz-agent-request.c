@@ -4,8 +4,10 @@
  * the method's descriptor exactly as the ttrpc server does, then put through the agent's own
  * request checks and conversions that run before any side effect: id validation, the OCI spec
  * conversion (CreateContainer), the process conversion (ExecProcess), the resources conversion
- * (UpdateContainer), path checks (CopyFile) and a policy decision.
+ * (UpdateContainer), path checks (CopyFile), the volume Storages' checks (CreateContainer) and
+ * a policy decision.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,6 +63,18 @@ static void convert(const char *method, const ProtobufCMessage *m)
                         };
                         (void)agent_policy_check_create(tee, &c, &err);
                         agent_spec_free(s);
+                }
+                /* The pod's volumes: mount point and options (storage.c). */
+                (void)agent_storages_image(r->storages, r->n_storages);
+                for (size_t i = 0; i < r->n_storages; i++) {
+                        bool tmpfs;
+                        mode_t mode;
+                        char *size = NULL;
+                        cc_error_free(err);
+                        err = NULL;
+                        if (r->storages[i] && agent_storage_volume_check(r->storages[i], &tmpfs,
+                                                                         &mode, &size, &err) == 0)
+                                free(size);
                 }
         } else if (strcmp(method, "ExecProcess") == 0) {
                 const Grpc__ExecProcessRequest *r = (const void *)m;

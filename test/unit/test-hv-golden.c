@@ -165,8 +165,9 @@ static void test_qemu_none(void **state)
 static void test_qemu_none_devices(void **state)
 {
         struct hv_config c = base_config(HV_TEE_NONE);
-        const struct hv_disk disks[] = {{.path = "/run/cc/vm/0123/scratch,1.img"},
-                                        {.path = "/dev/mapper/rootfs", .readonly = true}};
+        const struct hv_disk disks[] = {
+                {.path = "/run/cc/vm/0123/scratch,1.img", .serial = "cc-trusted-store"},
+                {.path = "/dev/mapper/rootfs", .readonly = true}};
         const struct hv_net nets[] = {{.tap_fd = 99, .mac = "52:54:00:12:34:56"}};
         c.disks = disks;
         c.n_disks = 2;

@@ -151,11 +151,21 @@ static void test_config_copied(void **state)
         struct hv_config c = mock_config();
         c.name = name;
         c.run_dir = dir;
-        const struct hv_disk disks[] = {{.path = "/img"}};
+        struct hv_disk disks[] = {{.path = "/img", .serial = "bad serial"}};
         c.disks = disks;
         c.n_disks = 1;
         _cleanup_error_ struct cc_error *err = NULL;
         _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        /* A disk's serial is checked (the guest looks it up; QEMU takes it in an option). */
+        static const char *const bad[] = {"bad serial", "", "a,b", "123456789012345678901"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                disks[0].serial = bad[i];
+                assert_int_equal(hv_vm_new(&c, &vm, &err), -EINVAL);
+                assert_non_null(strstr(cc_error_message(err), "invalid serial"));
+                cc_error_free(err);
+                err = NULL;
+        }
+        disks[0].serial = "cc-trusted-store";
         assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
         memset(name, 'x', sizeof(name) - 1);
         memset(dir, 'x', sizeof(dir) - 1);

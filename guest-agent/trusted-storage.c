@@ -1,0 +1,194 @@
+/*
+ * Trusted ephemeral storage: the pod's image layers, containers' writable layers and
+ * default-medium emptyDirs on an encrypted disk instead of guest RAM.
+ *
+ * The shim attaches a scratch disk with a serial and names it on the kernel command line
+ * (agent.trusted_storage=<serial>[,integrity], measured with the kernel in a TEE launch). At
+ * boot, before the runtime opens its directories, the agent finds the disk by that serial in
+ * /sys/block/<dev>/serial (never by its order) and runs cc-agent-storage
+ * (guest-agent/storage/), which formats it as LUKS2 with a key made in the guest and never
+ * stored, makes ext4 and mounts it on AGENT_TRUSTED_STORAGE_DIR, the parent of the image
+ * store, the containers area and the pod's volumes. Any failure stops the boot (a pod that
+ * asked for the disk must not fall back to RAM silently).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc/cleanup.h"
+#include "cc/fileio.h"
+#include "cc/log.h"
+
+#include "guest-agent/agent.h"
+#include "guest-agent/image-pull.h"
+
+#define STORAGE_HELPER "/usr/libexec/cc-agent/cc-agent-storage"
+#define MAPPING_NAME   "cc-trusted-store"
+#define FIND_WAIT_MS   10000
+
+extern char **environ;
+
+/* The guest image built for the dynamic agent has its libraries in place: nothing to mount
+ * (variants/pull-libs.c has the static agent's definition). */
+__attribute__((weak)) int agent_pull_libs_mount(struct cc_error **err)
+{
+        (void)err;
+        return 0;
+}
+
+int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
+                                struct cc_error **err)
+{
+        const char *comma = strchr(spec, ',');
+        size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+        *integrity = false;
+        if (comma && strcmp(comma + 1, "integrity") != 0)
+                return cc_error_set(err, EINVAL,
+                                    "agent.trusted_storage: unknown option '%.32s' (only "
+                                    "'integrity')",
+                                    comma + 1);
+        *integrity = comma != NULL;
+        if (n == 0 || n > 20 || n >= len ||
+            strspn(spec, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") < n)
+                return cc_error_set(err, EINVAL,
+                                    "agent.trusted_storage: '%.32s' is not a disk serial (1-20 "
+                                    "of [A-Za-z0-9._-])",
+                                    spec);
+        memcpy(serial, spec, n);
+        serial[n] = '\0';
+        return 0;
+}
+
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
+int agent_block_by_serial(const char *sys_block, const char *serial, char *name, size_t len)
+{
+        _cleanup_(closedirp) DIR *d = opendir(sys_block);
+        if (!d)
+                return -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char path[512], buf[64];
+                snprintf(path, sizeof(path), "%s/%s/serial", sys_block, de->d_name);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t k = read(fd, buf, sizeof(buf) - 1);
+                if (k <= 0)
+                        continue;
+                buf[k] = '\0';
+                buf[strcspn(buf, "\n")] = '\0';
+                if (strcmp(buf, serial) == 0 && strlen(de->d_name) < len) {
+                        snprintf(name, len, "%s", de->d_name);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the helper (before the runtime's reaper exists: waitpid is ours) and returns its
+ * result line in *msg. */
+static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error **err)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return cc_error_set(err, errno, "pipe: %m");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+        pid_t pid;
+        int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[1]);
+        if (r) {
+                close(p[0]);
+                return cc_error_set(err, r, "start %s: %s", argv[0], strerror(r));
+        }
+        size_t off = 0;
+        for (;;) {
+                ssize_t k = read(p[0], msg + off, len - 1 - off);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                off += (size_t)k;
+                if (off == len - 1)
+                        break;
+        }
+        msg[off] = '\0';
+        msg[strcspn(msg, "\n")] = '\0';
+        close(p[0]);
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        char *end = NULL;
+        long e = strtol(msg, &end, 10);
+        if (end == msg || e < 0 || e > 4095 || *end != ' ')
+                return cc_error_set(err, EIO, "%s gave no result (status %d): '%.200s'", argv[0],
+                                    st, msg);
+        memmove(msg, end + 1, strlen(end + 1) + 1);
+        if (e)
+                return cc_error_set(err, (int)e, "%s", msg);
+        return 0;
+}
+
+int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct cc_error **err)
+{
+        char serial[32], name[64];
+        bool integrity;
+        int r = agent_trusted_storage_parse(spec, serial, sizeof(serial), &integrity, err);
+        if (r < 0)
+                return r;
+        int64_t t0 = now_ms();
+        /* virtio-blk probes asynchronously to PID 1's start: give it a moment. */
+        while ((r = agent_block_by_serial("/sys/block", serial, name, sizeof(name))) == -ENOENT &&
+               now_ms() - t0 < FIND_WAIT_MS)
+                poll(NULL, 0, 50);
+        if (r < 0)
+                return cc_error_set(err, -r,
+                                    "trusted storage: no disk with serial '%s' in /sys/block "
+                                    "(%s)",
+                                    serial, strerror(-r));
+        int64_t found_ms = now_ms() - t0;
+        if ((r = agent_pull_libs_mount(err)) < 0)
+                return cc_error_wrap(err, -r, "trusted storage: the helper's libraries");
+        char dev[96];
+        snprintf(dev, sizeof(dev), "/dev/%s", name);
+        if ((r = cc_mkdir_p(mountpoint, 0755)) < 0)
+                return cc_error_set(err, -r, "mkdir %s: %s", mountpoint, strerror(-r));
+        char *argv[] = {(char *)STORAGE_HELPER,
+                        dev,
+                        (char *)MAPPING_NAME,
+                        (char *)mountpoint,
+                        integrity ? (char *)"integrity" : NULL,
+                        NULL};
+        char msg[1024];
+        int64_t t1 = now_ms();
+        if ((r = run_helper(argv, msg, sizeof(msg), err)) < 0)
+                return cc_error_wrap(err, -r, "trusted storage on %s (serial %s)", dev, serial);
+        cc_log_info("trusted storage: %s (disk found in %lld ms, helper %lld ms, %lld ms in all)",
+                    msg, (long long)found_ms, (long long)(now_ms() - t1),
+                    (long long)(now_ms() - t0));
+        return 0;
+}
