@@ -6,8 +6,9 @@
 # Every case is decided twice, by cc-image-pull and by `skopeo copy --policy` on the host, and
 # the verdicts must agree: signed accepted; unsigned refused by signedBy; a signature for
 # another digest; identity mismatch (same manifest under another tag); a valid signature by an
-# untrusted key; a key revoked in its keyring; a reject default with an insecureAcceptAnything
-# scope; several signatures where one is valid; two signedBy requirements; keyPaths trusting both keys; remapIdentity;
+# untrusted key; a tampered signature; a key revoked in its keyring; a reject default with an
+# insecureAcceptAnything scope; several signatures where one is valid; two signedBy
+# requirements; keyPaths trusting both keys; remapIdentity;
 # signatures served by the registry API extension (through test/tools/xrss-proxy.py); an
 # http:// lookaside, and one answering HTTP 500 (an error, not "unsigned"); an index whose
 # platform manifest, or only itself, is signed.
@@ -178,6 +179,13 @@ case_simple "two signedBy requirements, second unmet" "$T/p-ab.json" test/app:v1
         "requirement 2 \(signedBy\): signature-1: unknown key: signed by key $FPR_A"
 case_simple "keyPaths trusting both keys" "$T/p-keypaths.json" test/otherkey:v1 accept
 case_simple "remapIdentity" "$T/p-remap.json" test/mirror:1.0 accept
+# A signature blob with its last byte changed (skopeo's are compressed: the packets break).
+push a test/tampered:v1 --sign-by "$FPR_A"
+python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-1] ^= 1; open(p, "wb").write(b)' \
+        "$(lookaside_dir test/tampered "$DA")/signature-1"
+case_simple "tampered signature" "$T/p-a.json" test/tampered:v1 reject \
+        "signature-1: bad signature"
+
 # A key revoked after signing (its revocation certificate imported into the exported keyring).
 FPR_C=$(gen_key 'Revoked Signer C <c@example.test>' ed25519)
 push b test/revoked:v1 --sign-by "$FPR_C"
