@@ -15,6 +15,8 @@
 #      layer) but not the image's marker bytes, nor the big file's first 64 bytes: ciphertext.
 #   4. The same pull in a VM without trusted storage fails with an error that says the image
 #      does not fit in the guest's memory and names the configuration key.
+#   5. With ",integrity": dm-integrity hmac(sha256) under dm-crypt (the kernel's table shows
+#      authenc(hmac(sha256),xts(aes)), a 768-bit key: 512 for XTS, 256 for the HMAC).
 set -u
 . "$(dirname "$0")/img-lib.sh"
 CTL=$(realpath "$BUILD/cc-agent-ctl")
@@ -151,6 +153,20 @@ out=$(ctl pull-image --id c1 -- "$GUEST_REG/big:1" 2>&1) &&
 echo "$out" | grep -q "does not fit in the guest's memory.*trusted_storage_mib" &&
         ok "without trusted storage the pull fails clearly: $out" || soft_fail "pull without trusted storage: $out"
 ctl check >/dev/null && ok "the agent still serves after the failed pull" || soft_fail "the agent died"
+poweroff
+
+# --- 3. with dm-integrity (trusted_storage_integrity): a small disk, wiped once at boot -------
+truncate -s 128M "$T/scratch-i.img"
+boot integrity agent.trusted_storage=cc-trusted-store,integrity \
+        -drive "file=$T/scratch-i.img,if=none,id=scratch,format=raw" \
+        -device virtio-blk-pci,drive=scratch,serial=cc-trusted-store
+line=$(grep -a -o "trusted storage: .*" "$T/integrity.log" | head -1)
+case "$line" in
+*"kernel's table: capi:authenc(hmac(sha256),xts(aes))-plain64 volume key 768 bits, sector size 4096, integrity hmac(sha256)"*"ext4 on /run/kata-containers"*)
+        ok "with integrity: $(echo "$line" | grep -o "capi:[^ ]* volume key [0-9]* bits") (LUKS2 and the wipe: $(echo "$line" | grep -o "LUKS2 [0-9]* ms"))" ;;
+*) soft_fail "integrity log line: '$line'" ;;
+esac
+ctl check >/dev/null && ok "the agent serves on integrity-protected storage" || soft_fail "agent after integrity setup"
 poweroff
 
 if [ "$fails" -ne 0 ]; then
