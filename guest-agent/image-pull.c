@@ -19,8 +19,9 @@
  *    "registries_d": "/etc/containers/registries.d"}
  * Every key is optional; no file means the defaults (TLS to every registry, no keys, image
  * signatures not verified). signature_policy and its keys are files of the measured guest
- * image (containers-policy.json(5), as for skopeo --policy); initdata and KBS-delivered
- * policies are not wired yet.
+ * image (containers-policy.json(5), as for skopeo --policy). The pod's initdata can name
+ * another in its cdh.toml, [image] image_security_policy_uri (CoCo's key): a kbs:/// resource
+ * (fetched after attestation, its keys likewise) or a file of the guest image.
  *
  * Keys for layers encrypted with CoCo's key provider come from a KBS after attestation
  * (guest-agent/attest): the one the pod's initdata names (its cdh.toml [kbc] url and kbs_cert,
@@ -198,7 +199,7 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
  * offline_fs broker in *keys if any. The TEE is the guest's own: sample evidence only where no
  * TEE device exists (the client refuses it in a TEE).
  */
-static int kbs_broker(const struct image_settings *s, struct img_key_broker **keys,
+static int kbs_broker(struct image_settings *s, struct img_key_broker **keys,
                       struct cc_error **err)
 {
         _cleanup_(kbc_initdata_freep) struct kbc_initdata *id = NULL;
@@ -207,9 +208,19 @@ static int kbs_broker(const struct image_settings *s, struct img_key_broker **ke
         _cleanup_error_ struct cc_error *rerr = NULL;
         int r = cc_read_file(KBC_INITDATA_FILE, 256 << 10, &text, &len, &rerr);
         if (r == 0) {
+                _cleanup_free_ char *policy = NULL;
                 if ((r = kbc_initdata_parse(text, len, &id, err)) < 0 ||
-                    (r = kbc_initdata_kbs(id, &url, &cert, err)) < 0)
+                    (r = kbc_initdata_kbs(id, &url, &cert, err)) < 0 ||
+                    (r = kbc_initdata_cdh_get(id, "image.image_security_policy_uri", &policy,
+                                              err)) < 0)
                         return cc_error_wrap(err, -r, "%s", KBC_INITDATA_FILE);
+                /* The pod owner's signature policy (a kbs:/// resource or a guest file) replaces
+                 * the image's: initdata is bound to the launch. */
+                if (policy) {
+                        cc_log_info("signature policy from initdata: %s", policy);
+                        free(s->signature_policy);
+                        s->signature_policy = TAKE_PTR(policy);
+                }
         } else if (r != -ENOENT) {
                 return cc_error_set(err, -r, "%s", cc_error_message(rerr));
         }

@@ -276,3 +276,11 @@ int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
         }
         return r;
 }
+
+int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **ret,
+                         struct cc_error **err)
+{
+        *ret = NULL;
+        const char *cdh = kbc_initdata_get(d, "cdh.toml");
+        return cdh ? toml_str(cdh, "initdata cdh.toml", path, ret, err) : 0;
+}

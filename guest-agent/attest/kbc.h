@@ -176,6 +176,11 @@ int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *l
 int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
                      struct cc_error **err);
 
+/* One string of the initdata's cdh.toml by dotted path (e.g.
+ * "image.image_security_policy_uri", CoCo's CDH key); *ret NULL when absent. */
+int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **ret,
+                         struct cc_error **err);
+
 /* A resource path from a URI: "kbs:///a/b/c", "kbs://host:1/a/b/c" (host ignored, as the
  * guest components do) or "a/b/c"; three segments matching Trustee's segment syntax. */
 int kbc_resource_path(const char *uri, char *out, size_t n);
