@@ -25,7 +25,7 @@ pkgs=(
         linux-source-6.1 flex bison bc libelf-dev lz4 xz-utils
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
-        python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
+        python3-grpcio python3-protobuf python3-websocket python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # cc-genpolicy (tools/): Kubernetes pod YAML
         python3-yaml
         # signing test images (skopeo --sign-by uses gpg through gpgme)
