@@ -4,6 +4,7 @@
 INTEGRATION_TESTS += test/integration/deploy-installer.sh
 INTEGRATION_TESTS += test/integration/e2e-cri.sh
 INTEGRATION_TESTS += test/integration/e2e-exec.sh
+INTEGRATION_TESTS += test/integration/e2e-console.sh
 INTEGRATION_TESTS += test/integration/e2e-pods.sh
 INTEGRATION_TESTS += test/integration/e2e-configs.sh
 INTEGRATION_TESTS += test/integration/e2e-bootfail.sh

@@ -72,6 +72,8 @@ int main(int argc, char **argv)
         sigaddset(&mask, SIGINT);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+        if (a.cfg.is_init && a.cfg.debug_console && (r = agent_debug_console_start()) < 0)
+                cc_log_errno(CC_LOG_WARN, -r, "debug console");
 
         /* The pod's initdata, before the policy: its policy.json, measured with the launch,
          * replaces the image's. */
@@ -142,8 +144,10 @@ int main(int argc, char **argv)
                 unsigned files = 0;
                 uint64_t bytes = 0;
                 r = agent_selfcheck(AGENT_IMAGE_DIGESTS, NULL, &files, &bytes, &err);
-                if (r == -ENOENT && !access("/init", F_OK) && access(AGENT_IMAGE_DIGESTS, F_OK) < 0) {
-                        cc_log_warn("no %s: the guest image's files are not checked", AGENT_IMAGE_DIGESTS);
+                if (r == -ENOENT && !access("/init", F_OK) &&
+                    access(AGENT_IMAGE_DIGESTS, F_OK) < 0) {
+                        cc_log_warn("no %s: the guest image's files are not checked",
+                                    AGENT_IMAGE_DIGESTS);
                         cc_error_free(TAKE_PTR(err));
                 } else if (r < 0) {
                         fatal(&a, "guest image", err);

@@ -128,12 +128,13 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         if ((r = shim_initdata_prepare(c, sb->run_dir, &idata, err)) < 0)
                 return r;
         _cleanup_free_ char *params = NULL;
-        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s",
+        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s%s",
                      c->kernel_params ? c->kernel_params : "", c->kernel_params ? " " : "",
                      channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024"
                                                  : "serial://" HV_AGENT_SERIAL_NAME,
-                     c->debug ? " agent.log=debug" : "", idata.kparam ? " " : "",
-                     idata.kparam ? idata.kparam : "") < 0)
+                     c->debug ? " agent.log=debug" : "",
+                     c->debug_console ? " agent.debug_console agent.debug_console_vport=1026" : "",
+                     idata.kparam ? " " : "", idata.kparam ? idata.kparam : "") < 0)
                 return -ENOMEM;
         struct hv_disk idisk = {.path = idata.disk_path, .readonly = true};
         unsigned vcpus = c->vcpus, mem = c->memory_mib;
@@ -150,8 +151,11 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 .kernel_params = params,
                 .firmware = c->firmware,
                 .accel = c->accel,
-                .tee = {.kind = c->tee, .mrconfigid = idata.mrconfigid, .host_data = idata.host_data},
+                .tee = {.kind = c->tee,
+                        .mrconfigid = idata.mrconfigid,
+                        .host_data = idata.host_data},
                 .channel = channel,
+                .debug_console = c->debug_console,
                 .disks = idata.disk_path ? &idisk : NULL,
                 .n_disks = idata.disk_path ? 1 : 0,
         };

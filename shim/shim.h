@@ -32,11 +32,12 @@
 #include "shim/annotations.h"
 #include "shim/network/shim-net.h"
 
-#define SHIM_NAME          "containerd-shim-kata-cc-v2"
-#define SHIM_VERSION       "0.1.0"
-#define SHIM_SOCKET_DIR    "/run/containerd/s"
-#define SHIM_RUN_DIR       "/run/kata-cc-shim" /* VM run dirs; env CC_SHIM_RUN_DIR overrides */
-#define SHIM_DEFAULT_CONFIG "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
+#define SHIM_NAME       "containerd-shim-kata-cc-v2"
+#define SHIM_VERSION    "0.1.0"
+#define SHIM_SOCKET_DIR "/run/containerd/s"
+#define SHIM_RUN_DIR    "/run/kata-cc-shim" /* VM run dirs; env CC_SHIM_RUN_DIR overrides */
+#define SHIM_DEFAULT_CONFIG \
+        "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
 /* Where the agent accepts container roots and CopyFile destinations (agent.h). */
 #define SHIM_GUEST_CONTAINERS_DIR "/run/kata-containers/shared/containers"
 
@@ -80,9 +81,10 @@ struct shim_config {
         enum hv_channel channel;
         unsigned vcpus, memory_mib;
         bool debug;
-        unsigned dial_timeout_s;          /* [agent.kata] dial_timeout */
-        bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
-        uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
+        unsigned dial_timeout_s;        /* [agent.kata] dial_timeout */
+        bool debug_console;             /* [agent.kata] debug_console_enabled (Kata's) */
+        bool allow_host_rootfs;         /* [runtime] allow_host_rootfs (ours) */
+        uint64_t host_rootfs_max_bytes; /* [runtime] host_rootfs_max_mib (ours) */
         unsigned create_container_timeout_s;
         /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
          * none, user (QEMU only, refused for TEE profiles). */
