@@ -32,6 +32,8 @@ pkgs=(
         gnupg
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
+        # the debug console test's terminal (e2e-console.sh drives cc-runtime exec in a pane)
+        tmux
 )
 missing=()
 for p in "${pkgs[@]}"; do
