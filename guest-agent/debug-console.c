@@ -148,7 +148,16 @@ static void session(int port)
         int m = -1;
         pid_t pid = spawn_shell(&m);
         if (pid < 0) {
-                cc_log_errno(CC_LOG_WARN, -pid, "debug console: cannot start a shell");
+                /* Consume what started the session (else it would start again at once) and
+                 * tell the host why it ends. */
+                char drop[4096];
+                while (read(port, drop, sizeof(drop)) > 0)
+                        ;
+                char msg[160];
+                snprintf(msg, sizeof(msg), "cc-agent debug console: cannot start a shell: %s%s",
+                         strerror((int)-pid), AGENT_DEBUG_CONSOLE_END);
+                (void)write_all(port, msg, strlen(msg));
+                cc_log_errno(CC_LOG_WARN, (int)-pid, "debug console: cannot start a shell");
                 return;
         }
         cc_log_info("debug console: session started (shell pid %d)", (int)pid);

@@ -97,7 +97,9 @@ pane | grep -q '^n=0' && ok "nothing left in the guest after a session (its back
 tm send-keys -t con 'exit' Enter
 cc_wait_for 30 bash -c "tmux -S $TMUX_SOCK capture-pane -p -t con | grep -q '^RC=0'" || fail "second exit: $(pane)"
 tm kill-server
-[ -z "$(pgrep -f "cc-runtime exec $POD")" ] && ok "no cc-runtime exec left" || fail "cc-runtime exec still runs"
+# Only cc-runtime itself (the pane's sh -c names it too, and goes with the tmux server).
+cc_wait_for 10 bash -c "[ -z \"\$(pgrep -f '^$(realpath "$BUILD/cc-runtime") exec $POD')\" ]" && ok "no cc-runtime exec left" ||
+        fail "cc-runtime exec still runs: $(pgrep -af "cc-runtime exec $POD")"
 
 # --- refusals -----------------------------------------------------------------------------------
 e2e_runp nocon-pod kata-nocon
