@@ -20,6 +20,10 @@
 #define AGENT_DEFAULT_CONTAINERS_DIR "/run/kata-containers/shared/containers"
 #define AGENT_DEFAULT_POLICY         "/etc/cc-agent/policy.json"
 #define AGENT_SERIAL_PORT_NAME       "agent.channel.0"
+/* The debug console's virtio-serial port (debug-console.c), and what the agent writes there
+ * when a session's shell has exited (the guest cannot hang the port up). */
+#define AGENT_DEBUG_CONSOLE_PORT     "agent.debug_console"
+#define AGENT_DEBUG_CONSOLE_END      "\r\n[cc-agent: debug console session ended]\r\n"
 /* Largest ReadStdout/ReadStderr answer, well below ttrpc's 4 MiB frame. */
 #define AGENT_MAX_READ               (1u << 20)
 
@@ -43,6 +47,8 @@ struct agent_config {
         /* agent.tee_defaults=1 / --tee-defaults: behave as in a TEE even where none is
          * detected (tests without hardware). Can only turn the TEE defaults on. */
         bool tee_defaults;
+        /* agent.debug_console (kernel command line only): serve the debug console. */
+        bool debug_console;
 };
 
 /* What the policy needs to remember of a container between requests (rpc.c). */
@@ -182,6 +188,8 @@ int agent_rpc_admit(struct agent *a, const char *request, const char *container_
 int agent_transport_start(struct agent *a, struct cc_error **err);
 /* Finds a virtio-serial port by name ("agent.channel.0") or takes a path; -ENOENT. */
 int agent_find_serial_port(const char *name, char *out, size_t n);
+/* Serves the debug console (a root shell) on AGENT_DEBUG_CONSOLE_PORT. */
+int agent_debug_console_start(void);
 /* Sends the logs to the console and to the named virtio-serial port as well. */
 int agent_logport_start(const char *name);
 /* on_conn_closed callback for the ttrpc server. */

@@ -19,12 +19,15 @@
 #                        [--libs-in-initrd]   (no squashfs image: for bench/agent-pull.sh)
 #                        [--tee-defaults]     (/etc/cc-agent/tee-defaults: the agent's TEE
 #                                             defaults without TEE hardware, see tee.c)
+#                        [--debug-shell]      (Debian's busybox-static as /bin/busybox and
+#                                             /bin/sh: the shell of the agent's debug console,
+#                                             for development images only)
 # DIR from tools/fetch-guest-kernel.sh (Debian's kernel: DIR/vmlinuz, DIR/modules/<version>/,
 # DIR/package) or tools/build-guest-kernel.sh (the project's: everything built in, no modules/
 # directory, so no module goes in and no module list is written; DIR/config, the full .config,
 # is copied beside the image as kernel.config).
 set -euo pipefail
-agent="" helper="" storage="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults=""
+agent="" helper="" storage="" kdir="" out="" policy="" libs_in_initrd="" tee_defaults="" debug_shell=""
 while [ $# -gt 0 ]; do
         case "$1" in
         --agent) agent=$2; shift 2 ;;
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
         --policy) policy=$2; shift 2 ;;
         --libs-in-initrd) libs_in_initrd=1; shift ;;
         --tee-defaults) tee_defaults=1; shift ;;
+        --debug-shell) debug_shell=1; shift ;;
         *) echo "build-guest-image: unknown option $1" >&2; exit 2 ;;
         esac
 done
@@ -158,6 +162,16 @@ if [ -n "$kmods" ]; then
 fi
 if [ -n "$policy" ]; then
         cp "$policy" "$root/etc/cc-agent/policy.json"
+fi
+# The debug console's shell (agent.debug_console): only in images built for it, so a
+# production image has no shell at all, whatever its kernel command line says.
+if [ -n "$debug_shell" ]; then
+        bb=$(command -v busybox)
+        file -L "$bb" | grep -q 'statically linked' || { echo "build-guest-image: --debug-shell needs busybox-static ($bb is not static)" >&2; exit 2; }
+        mkdir -p "$root/bin"
+        cp "$bb" "$root/bin/busybox"
+        chmod 0755 "$root/bin/busybox"
+        ln -s busybox "$root/bin/sh"
 fi
 if [ -n "$tee_defaults" ]; then
         echo "The agent applies its TEE defaults in this image (guest-agent/tee.c)." \

@@ -68,6 +68,10 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                  * them off. */
                 if (strcmp(w, "agent.tee_defaults=1") == 0)
                         cfg->tee_defaults = true;
+                /* Kata's words; its vsock port (agent.debug_console_vport=) is not used: the
+                 * console is a virtio-serial port here (debug-console.c). */
+                if (strcmp(w, "agent.debug_console") == 0)
+                        cfg->debug_console = true;
                 for (size_t i = 0; i < CC_ARRAY_SIZE(keys); i++) {
                         size_t n = strlen(keys[i].key);
                         if (strncmp(w, keys[i].key, n) != 0)

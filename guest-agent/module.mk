@@ -89,6 +89,7 @@ GUEST_PULL_HELPER := $(if $(filter dynamic,$(GUEST_AGENT_LINK)),,build/cc-agent-
 GUEST_POLICY ?=
 # GUEST_TEE_DEFAULTS=1: the image marker that gives the agent its TEE defaults (tee.c).
 GUEST_TEE_DEFAULTS ?=
+GUEST_DEBUG_SHELL ?=
 .PHONY: guest-image
 guest-image: $(if $(filter project,$(GUEST_KERNEL)),guest-kernel,guest-kernel-debian)
 	$(MAKE) --no-print-directory BUILD=build SANITIZE= FUZZ= $(GUEST_AGENT) $(GUEST_PULL_HELPER) \
@@ -98,7 +99,8 @@ guest-image: $(if $(filter project,$(GUEST_KERNEL)),guest-kernel,guest-kernel-de
 		--storage-helper build/cc-agent-storage \
 		--kernel-dir $(GUEST_KERNEL_DIR) --out $(GUEST_DIR) \
 		$(if $(GUEST_POLICY),--policy $(GUEST_POLICY)) \
-		$(if $(GUEST_TEE_DEFAULTS),--tee-defaults)
+		$(if $(GUEST_TEE_DEFAULTS),--tee-defaults) \
+		$(if $(GUEST_DEBUG_SHELL),--debug-shell)
 INTEGRATION_TESTS += test/integration/agent-vm.sh
 INTEGRATION_TESTS += test/integration/agent-serial.sh
 INTEGRATION_TESTS += test/integration/agent-vm-pull.sh

@@ -67,8 +67,12 @@ enum hv_channel {
         _HV_CHANNEL_MAX,
 };
 
-#define HV_AGENT_VSOCK_PORT  1024
-#define HV_AGENT_SERIAL_NAME "agent.channel.0"
+#define HV_AGENT_VSOCK_PORT   1024
+#define HV_AGENT_SERIAL_NAME  "agent.channel.0"
+/* The agent's debug console (hv_config.debug_console): a virtio-serial port of this name on a
+ * unix socket <run_dir>/HV_DEBUG_CONSOLE_SOCK, where `cc-runtime exec` connects. */
+#define HV_DEBUG_CONSOLE_NAME "agent.debug_console"
+#define HV_DEBUG_CONSOLE_SOCK "console.sock"
 
 /* TEE parameters; zero/NULL fields take the profile's default. */
 struct hv_tee_config {
@@ -126,6 +130,7 @@ struct hv_config {
         enum hv_channel channel;
         uint32_t vsock_cid;      /* 0 = pick a free one (>= 3) */
         const char *console_log; /* NULL = <run_dir>/console.log (removed by hv_vm_free) */
+        bool debug_console;      /* QEMU: the debug console port (HV_DEBUG_CONSOLE_NAME) */
         const struct hv_disk *disks;
         size_t n_disks;
         const struct hv_net *nets;

@@ -21,9 +21,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libvirt/libvirt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -33,6 +37,7 @@
 #include "hypervisor/hv-internal.h"
 #include "hypervisor/qemu/qemu.h"
 #include "shim/annotations.h"
+#include "shim/shim.h"
 
 #define DEFAULT_CONFIG_DIR "/opt/confidential-containers/share/defaults/kata-containers"
 #define SHARE              "/opt/confidential-containers/share"
@@ -45,8 +50,9 @@ struct handler {
         char *kernel;
         char *initrd;
         char *firmware;
-        char *error;       /* the config itself is broken */
-        char *annotations; /* which pod annotations it honours */
+        char *error;        /* the config itself is broken */
+        char *annotations;  /* which pod annotations it honours */
+        bool debug_console; /* [agent.kata] debug_console_enabled */
 };
 
 static const char *yes_no(bool b)
@@ -118,6 +124,10 @@ static void load_config(const char *path, struct handler *h)
                 h->initrd = strdup(s);
         if (cc_toml_get_string(hv, "firmware", &s, NULL) == 0 && *s)
                 h->firmware = strdup(s);
+        const struct cc_toml_table *agent = NULL, *ak = NULL;
+        if (cc_toml_get_table(doc, "agent", &agent, NULL) == 0 &&
+            cc_toml_get_table(agent, "kata", &ak, NULL) == 0)
+                (void)cc_toml_get_bool(ak, "debug_console_enabled", &h->debug_console, NULL);
         const struct cc_toml_table *rt = NULL;
         (void)cc_toml_get_table(doc, "runtime", &rt, NULL);
         struct shim_anno_policy p = {0};
@@ -213,7 +223,8 @@ static void print_kernel(const char *path)
 static void usage(FILE *f)
 {
         fputs("usage: cc-runtime check [--config FILE]... [--kernel PATH] [--initrd PATH] "
-              "[--libvirt-uri URI]\n",
+              "[--libvirt-uri URI]\n"
+              "       cc-runtime exec [--namespace NS] SANDBOX_ID   (the agent's debug console)\n",
               f);
 }
 
@@ -315,6 +326,13 @@ static int cmd_check(int argc, char **argv)
                 /* Only for a handler the shim could use (qemu, clh): the built-in list has
                  * no files, so nothing is enabled there either. */
                 printf("      annotations: %s\n", h->annotations ? h->annotations : "none");
+                /* A shell in the guest: said for every handler, loudly for a TEE one. */
+                printf("      debug console: %s\n",
+                       !h->debug_console ? "off (cc-runtime exec is refused)"
+                       : h->tee != HV_TEE_NONE
+                               ? "ENABLED in a TEE handler: the guest has a root shell; "
+                                 "agent.debug_console is on the measured kernel command line"
+                               : "enabled (cc-runtime exec SANDBOX_ID; development only)");
                 print_kernel(cfg.kernel);
         }
         for (size_t i = 0; i < n; i++) {
@@ -330,8 +348,149 @@ static int cmd_check(int argc, char **argv)
         return bad ? 1 : 0;
 }
 
+/* What the agent writes on the console port when a session's shell has exited
+ * (guest-agent/debug-console.c: AGENT_DEBUG_CONSOLE_END). */
+#define CONSOLE_END "\r\n[cc-agent: debug console session ended]\r\n"
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void restore_tty(void)
+{
+        if (tio_saved)
+                tcsetattr(0, TCSADRAIN, &saved_tio);
+}
+
+static int write_all(int fd, const char *buf, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = write(fd, buf, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return -1;
+                buf += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+/*
+ * cc-runtime exec [--namespace NS] SANDBOX: a terminal on the guest agent's debug console, as
+ * `kata-runtime exec` does: the console port's socket in the shim's run directory of that
+ * sandbox ($CC_SHIM_RUN_DIR, default /run/kata-cc-shim, then sha256(NS/SANDBOX)), the local
+ * terminal in raw mode while connected, the session's end (the shell exited: the agent's end
+ * line) or the VM's end returns. Only a sandbox whose handler's configuration sets
+ * debug_console_enabled has the socket; everything else is refused with the reason.
+ */
+static int cmd_exec(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"namespace", required_argument, NULL, 'n'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *ns = "k8s.io";
+        int c;
+        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'n':
+                        ns = optarg;
+                        break;
+                case 'h':
+                        puts("usage: cc-runtime exec [--namespace NS] SANDBOX_ID");
+                        return 0;
+                default:
+                        return 2;
+                }
+        }
+        if (optind + 1 != argc) {
+                fputs("usage: cc-runtime exec [--namespace NS] SANDBOX_ID\n", stderr);
+                return 2;
+        }
+        const char *id = argv[optind];
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        if (shim_vm_run_dir(ns, id, &dir) < 0 ||
+            asprintf(&path, "%s/%s", dir, HV_DEBUG_CONSOLE_SOCK) < 0)
+                return 1;
+        if (access(dir, F_OK) < 0) {
+                fprintf(stderr,
+                        "cc-runtime exec: no sandbox %s in namespace %s on this node (%s)\n", id,
+                        ns, dir);
+                return 1;
+        }
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return 1;
+        strcpy(sa.sun_path, path);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (access(path, F_OK) < 0 || fd < 0 ||
+            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                fprintf(stderr,
+                        "cc-runtime exec: sandbox %s has no debug console: its handler's "
+                        "configuration does not set debug_console_enabled = true in "
+                        "[agent.kata] (off by default; a TEE handler gets one only from its own "
+                        "configuration, and it is then on the measured kernel command line)\n",
+                        id);
+                return 1;
+        }
+        if (isatty(0) && tcgetattr(0, &saved_tio) == 0) {
+                struct termios raw = saved_tio;
+                cfmakeraw(&raw);
+                tio_saved = tcsetattr(0, TCSADRAIN, &raw) == 0;
+                atexit(restore_tty);
+        }
+        fprintf(stderr,
+                "cc-runtime exec: debug console of sandbox %s (the shell's exit ends the "
+                "session)\r\n",
+                id);
+        /* The agent starts a session with the first byte the host writes. */
+        (void)write_all(fd, "\r", 1);
+        char buf[4096], tail[sizeof(CONSOLE_END)] = "";
+        size_t tail_len = 0, end_len = strlen(CONSOLE_END);
+        bool in_open = true;
+        for (;;) {
+                struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                                      {.fd = in_open ? 0 : -1, .events = POLLIN}};
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents) {
+                        ssize_t n = read(fd, buf, sizeof(buf));
+                        if (n <= 0) {
+                                fputs("\r\ncc-runtime exec: the VM closed the console\r\n", stderr);
+                                break;
+                        }
+                        if (write_all(1, buf, (size_t)n) < 0)
+                                break;
+                        /* The end line may come split over reads: keep the last bytes. */
+                        for (ssize_t i = 0; i < n; i++) {
+                                if (tail_len == end_len) {
+                                        memmove(tail, tail + 1, end_len - 1);
+                                        tail_len--;
+                                }
+                                tail[tail_len++] = buf[i];
+                        }
+                        if (tail_len == end_len && memcmp(tail, CONSOLE_END, end_len) == 0)
+                                break;
+                }
+                if (in_open && p[1].revents) {
+                        ssize_t n = read(0, buf, sizeof(buf));
+                        if (n <= 0)
+                                in_open = false; /* keep showing the session until it ends */
+                        else if (write_all(fd, buf, (size_t)n) < 0)
+                                break;
+                }
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc >= 2 && strcmp(argv[1], "exec") == 0)
+                return cmd_exec(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "check") == 0)
                 return cmd_check(argc - 1, argv + 1);
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

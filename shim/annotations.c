@@ -351,6 +351,14 @@ static int apply_one(struct shim_config *c, const struct hv_anno *a, const char 
                                             "annotation %s: kernel parameters must be printable "
                                             "ASCII of at most %d bytes",
                                             key, KPARAMS_MAX);
+                /* The debug console is the handler's decision (debug_console_enabled), never
+                 * the pod author's: a shell in the guest would bypass the agent's policy. */
+                if (strstr(value, "agent.debug_console"))
+                        return cc_error_set(err, EPERM,
+                                            "annotation %s: agent.debug_console is refused: "
+                                            "only the handler's configuration "
+                                            "(debug_console_enabled) enables the debug console",
+                                            key);
                 if (n == 0)
                         return 0;
                 char *joined = NULL;
@@ -366,7 +374,9 @@ static int apply_one(struct shim_config *c, const struct hv_anno *a, const char 
                 /* Only its size and alphabet here; initdata.c decodes and validates it. */
                 size_t n = strlen(value);
                 if (n == 0 || n > SHIM_INITDATA_ANNOTATION_MAX ||
-                    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
+                    strspn(value,
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") !=
+                            n)
                         return cc_error_set(err, EINVAL,
                                             "annotation %s: not base64 of at most %d characters "
                                             "(base64 of gzip of the initdata TOML)",

@@ -128,18 +128,37 @@ static const char *const kata_hv_ignored[] = {"image",
                                               "confidential_guest_mode",
                                               "initrd_confidential",
                                               "kernel_confidential"};
-static const char *const kata_agent_ignored[] = {
-        "enable_tracing", "kernel_modules", "debug_console_enabled", "launch_process_timeout",
-        "container_pipe_size", "mem_agent_enable", "cdh_api_timeout"};
-static const char *const kata_runtime_ignored[] = {
-        "sandbox_cgroup_only", "static_sandbox_resource_mgmt",
-        "disable_guest_seccomp", "disable_guest_empty_dir", "emptydir_mode", "dan_conf",
-        "experimental_force_guest_pull", "kubelet_root_dir", "pod_resource_api_sock",
-        "enable_pprof", "vfio_mode", "experimental", "enable_debug", "enable_tracing",
-        "disable_new_netns", "sandbox_bind_mounts", "jaeger_endpoint", "jaeger_user",
-        "jaeger_password", "sealed_secret_enabled", "enable_vcpus_pinning",
-        "disable_selinux", "disable_guest_selinux", "guest_selinux_label",
-        "static_sandbox_workload_defaults", "name", "hypervisor_name", "agent_name"};
+static const char *const kata_agent_ignored[] = {"enable_tracing",         "kernel_modules",
+                                                 "launch_process_timeout", "container_pipe_size",
+                                                 "mem_agent_enable",       "cdh_api_timeout"};
+static const char *const kata_runtime_ignored[] = {"sandbox_cgroup_only",
+                                                   "static_sandbox_resource_mgmt",
+                                                   "disable_guest_seccomp",
+                                                   "disable_guest_empty_dir",
+                                                   "emptydir_mode",
+                                                   "dan_conf",
+                                                   "experimental_force_guest_pull",
+                                                   "kubelet_root_dir",
+                                                   "pod_resource_api_sock",
+                                                   "enable_pprof",
+                                                   "vfio_mode",
+                                                   "experimental",
+                                                   "enable_debug",
+                                                   "enable_tracing",
+                                                   "disable_new_netns",
+                                                   "sandbox_bind_mounts",
+                                                   "jaeger_endpoint",
+                                                   "jaeger_user",
+                                                   "jaeger_password",
+                                                   "sealed_secret_enabled",
+                                                   "enable_vcpus_pinning",
+                                                   "disable_selinux",
+                                                   "disable_guest_selinux",
+                                                   "guest_selinux_label",
+                                                   "static_sandbox_workload_defaults",
+                                                   "name",
+                                                   "hypervisor_name",
+                                                   "agent_name"};
 
 static bool in_list(const char *k, const char *const *list, size_t n)
 {
@@ -280,8 +299,8 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
                         return bad_value(hv, "tee", err,
                                          "unknown TEE '%s' (none, tdx, sev, sev-es, sev-snp)", s);
                 if (c->tee != HV_TEE_NONE && !confidential)
-                        return bad_value(hv, "tee", err,
-                                         "TEE '%s' needs confidential_guest = true", s);
+                        return bad_value(hv, "tee", err, "TEE '%s' needs confidential_guest = true",
+                                         s);
         } else if (r != -ENOENT) {
                 return r;
         } else if (confidential) {
@@ -292,8 +311,8 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
                                  "sev_snp_guest");
         if ((r = cc_toml_get_string(hv, "accel", &s, err)) == 0) {
                 if (hv_accel_from_string(s, &c->accel) < 0)
-                        return bad_value(hv, "accel", err, "unknown accelerator '%s' (auto, kvm, tcg)",
-                                         s);
+                        return bad_value(hv, "accel", err,
+                                         "unknown accelerator '%s' (auto, kvm, tcg)", s);
         } else if (r != -ENOENT) {
                 return r;
         }
@@ -372,8 +391,8 @@ static int load_doc(const char *path, const struct cc_toml_table *doc, struct sh
                     bool quiet, struct cc_error **err)
 {
         int r;
-        static const char *const top[] = {"hypervisor", "agent", "runtime", "image", "factory",
-                                          "netmon"};
+        static const char *const top[] = {"hypervisor", "agent",   "runtime",
+                                          "image",      "factory", "netmon"};
         warn_unknown(doc, "top level", top, CC_ARRAY_SIZE(top), NULL, 0, quiet);
 
         const struct cc_toml_table *hvs = NULL;
@@ -408,14 +427,24 @@ static int load_doc(const char *path, const struct cc_toml_table *doc, struct sh
         if (agents && (r = cc_toml_get_table(agents, "kata", &ak, err)) < 0 && r != -ENOENT)
                 return r;
         if (ak) {
-                static const char *const used[] = {"enable_debug", "dial_timeout"};
+                static const char *const used[] = {"enable_debug", "dial_timeout",
+                                                   "debug_console_enabled"};
                 warn_unknown(ak, "agent.kata", used, CC_ARRAY_SIZE(used), kata_agent_ignored,
                              CC_ARRAY_SIZE(kata_agent_ignored), quiet);
                 bool dbg = false;
                 if ((r = get_bool(ak, "enable_debug", &dbg, err)) < 0 ||
-                    (r = get_uint(ak, "dial_timeout", 1, 3600, &c->dial_timeout_s, err)) < 0)
+                    (r = get_uint(ak, "dial_timeout", 1, 3600, &c->dial_timeout_s, err)) < 0 ||
+                    (r = get_bool(ak, "debug_console_enabled", &c->debug_console, err)) < 0)
                         return r;
                 c->debug = c->debug || dbg;
+                /* A shell in a confidential guest is a hole in it: a TEE handler gets one only
+                 * because its own file says so, and it is then on the measured kernel command
+                 * line (agent.debug_console), so a verifier sees it. Said at every load. */
+                if (c->debug_console && c->tee != HV_TEE_NONE && !quiet)
+                        cc_log_warn("%s: debug_console_enabled = true for the %s profile: the "
+                                    "guest has a root shell (agent.debug_console is on the "
+                                    "measured kernel command line)",
+                                    c->path ? c->path : "configuration", hv_tee_to_string(c->tee));
         }
 
         const struct cc_toml_table *rt = NULL;
@@ -508,8 +537,8 @@ int shim_config_check(const struct shim_config *c, struct cc_error **err)
                 if (cc_isempty(files[i].path) || strcmp(c->backend, "mock") == 0)
                         continue;
                 if (access(files[i].path, R_OK) < 0)
-                        return cc_error_set(err, errno, "%s: key '%s': %s: %m", file,
-                                            files[i].key, files[i].path);
+                        return cc_error_set(err, errno, "%s: key '%s': %s: %m", file, files[i].key,
+                                            files[i].path);
         }
         return 0;
 }

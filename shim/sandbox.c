@@ -132,12 +132,13 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         if ((r = shim_trusted_storage_prepare(c, sb->run_dir, &scratch, err)) < 0)
                 return r;
         _cleanup_free_ char *params = NULL;
-        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s%s%s",
+        if (asprintf(&params, "%s%sagent.server_addr=%s%s%s%s%s%s%s",
                      c->kernel_params ? c->kernel_params : "", c->kernel_params ? " " : "",
                      channel == HV_CHANNEL_VSOCK ? "vsock://-1:1024"
                                                  : "serial://" HV_AGENT_SERIAL_NAME,
-                     c->debug ? " agent.log=debug" : "", idata.kparam ? " " : "",
-                     idata.kparam ? idata.kparam : "",
+                     c->debug ? " agent.log=debug" : "",
+                     c->debug_console ? " agent.debug_console agent.debug_console_vport=1026" : "",
+                     idata.kparam ? " " : "", idata.kparam ? idata.kparam : "",
                      scratch ? " agent.trusted_storage=" SHIM_TRUSTED_STORAGE_SERIAL : "",
                      scratch && c->trusted_storage_integrity ? ",integrity" : "") < 0)
                 return -ENOMEM;
@@ -166,6 +167,7 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                         .mrconfigid = idata.mrconfigid,
                         .host_data = idata.host_data},
                 .channel = channel,
+                .debug_console = c->debug_console,
                 .disks = n_disks ? disks : NULL,
                 .n_disks = n_disks,
         };

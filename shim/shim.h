@@ -32,11 +32,12 @@
 #include "shim/annotations.h"
 #include "shim/network/shim-net.h"
 
-#define SHIM_NAME          "containerd-shim-kata-cc-v2"
-#define SHIM_VERSION       "0.1.0"
-#define SHIM_SOCKET_DIR    "/run/containerd/s"
-#define SHIM_RUN_DIR       "/run/kata-cc-shim" /* VM run dirs; env CC_SHIM_RUN_DIR overrides */
-#define SHIM_DEFAULT_CONFIG "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
+#define SHIM_NAME       "containerd-shim-kata-cc-v2"
+#define SHIM_VERSION    "0.1.0"
+#define SHIM_SOCKET_DIR "/run/containerd/s"
+#define SHIM_RUN_DIR    "/run/kata-cc-shim" /* VM run dirs; env CC_SHIM_RUN_DIR overrides */
+#define SHIM_DEFAULT_CONFIG \
+        "/opt/confidential-containers/share/defaults/kata-containers/configuration.toml"
 /* Where the agent accepts container roots and CopyFile destinations (agent.h). */
 #define SHIM_GUEST_CONTAINERS_DIR "/run/kata-containers/shared/containers"
 /* Where the agent makes the pod's volumes: local/<name>, ephemeral/<name> (agent.h). */
@@ -82,9 +83,10 @@ struct shim_config {
         enum hv_channel channel;
         unsigned vcpus, memory_mib;
         bool debug;
-        unsigned dial_timeout_s;          /* [agent.kata] dial_timeout */
-        bool allow_host_rootfs;           /* [runtime] allow_host_rootfs (ours) */
-        uint64_t host_rootfs_max_bytes;   /* [runtime] host_rootfs_max_mib (ours) */
+        unsigned dial_timeout_s;        /* [agent.kata] dial_timeout */
+        bool debug_console;             /* [agent.kata] debug_console_enabled (Kata's) */
+        bool allow_host_rootfs;         /* [runtime] allow_host_rootfs (ours) */
+        uint64_t host_rootfs_max_bytes; /* [runtime] host_rootfs_max_mib (ours) */
         unsigned create_container_timeout_s;
         /* [runtime] trusted_storage_mib (ours): every pod gets a scratch disk of this size, a
          * sparse file in its run directory, that the guest encrypts with a key of its own and

@@ -336,17 +336,16 @@ static bool type_url_is(const char *url, const char *name)
  * precedence); the pod's io.katacontainers.config_path may then select another file within the
  * limits that configuration sets (shim_config_resolve). */
 static int resolve_config(const Containerd__Task__V2__CreateTaskRequest *req,
-                          struct json_object *spec, struct shim_config *cfg,
-                          struct cc_error **err)
+                          struct json_object *spec, struct shim_config *cfg, struct cc_error **err)
 {
         _cleanup_free_ char *from_opts = NULL;
-        if (req->options && (type_url_is(req->options->type_url, "runtimeoptions.v1.Options") ||
-                             type_url_is(req->options->type_url, "cri.runtimeoptions.v1.Options"))) {
+        if (req->options &&
+            (type_url_is(req->options->type_url, "runtimeoptions.v1.Options") ||
+             type_url_is(req->options->type_url, "cri.runtimeoptions.v1.Options"))) {
                 Runtimeoptions__V1__Options *o = runtimeoptions__v1__options__unpack(
                         NULL, req->options->value.len, req->options->value.data);
                 if (!o)
-                        return cc_error_set(err, EINVAL,
-                                            "cannot decode the runtime options (%s)",
+                        return cc_error_set(err, EINVAL, "cannot decode the runtime options (%s)",
                                             req->options->type_url);
                 if (!cc_isempty(o->config_path))
                         from_opts = strdup(o->config_path);
@@ -363,7 +362,8 @@ static int resolve_config(const Containerd__Task__V2__CreateTaskRequest *req,
         return 0;
 }
 
-/* ---- guest containers -------------------------------------------------------------------------- */
+/* ---- guest containers --------------------------------------------------------------------------
+ */
 
 static bool dir_has_entries(const char *path)
 {
@@ -454,7 +454,8 @@ static int guest_pull(struct shim *s, const char *cid, const char *image, struct
         return 0;
 }
 
-static int create_guest_container(struct shim *s, const Containerd__Task__V2__CreateTaskRequest *req,
+static int create_guest_container(struct shim *s,
+                                  const Containerd__Task__V2__CreateTaskRequest *req,
                                   struct json_object *spec, struct cc_error **err)
 {
         const char *cid = req->id;
@@ -575,8 +576,8 @@ static int create_guest_container(struct shim *s, const Containerd__Task__V2__Cr
 
 /* ---- Task handlers ------------------------------------------------------------------------- */
 
-#define HANDLER(name)                                                                              \
-        static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_,  \
+#define HANDLER(name)                                                                             \
+        static int name(struct cc_ttrpc_call *call, void *userdata, const ProtobufCMessage *req_, \
                         ProtobufCMessage *resp_, struct cc_error **err)
 
 static void task_free(struct task *t)
@@ -615,7 +616,8 @@ static int do_create(struct shim *s, const Containerd__Task__V2__CreateTaskReque
         if (cc_isempty(req->id) || cc_isempty(req->bundle))
                 return cc_error_set(err, EINVAL, "id and bundle are required");
         if (!cc_isempty(req->checkpoint))
-                return cc_error_set(err, EOPNOTSUPP, "restoring from a checkpoint is not supported");
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "restoring from a checkpoint is not supported");
         pthread_mutex_lock(&s->lock);
         bool exists = task_find(s, req->id) != NULL;
         pthread_mutex_unlock(&s->lock);
@@ -716,7 +718,9 @@ static int do_create(struct shim *s, const Containerd__Task__V2__CreateTaskReque
         pthread_mutex_unlock(&s->lock);
         *ret_pid = vmm_pid(s);
         cc_log_info("task %s created (%s)", req->id,
-                    role == SHIM_ROLE_SANDBOX ? "sandbox" : role == SHIM_ROLE_SINGLE ? "single" : "container");
+                    role == SHIM_ROLE_SANDBOX  ? "sandbox"
+                    : role == SHIM_ROLE_SINGLE ? "single"
+                                               : "container");
         return 0;
 }
 
@@ -743,6 +747,18 @@ HANDLER(task_create)
         return r;
 }
 
+/*
+ * An exec the agent did not start (its policy refused it, the binary is missing) never runs.
+ * containerd waits for it before Start (CRI's exec does), so its Wait calls end now, with 255,
+ * as the runc shim's do; no exit event, since no start was published. Delete then removes it.
+ */
+static void exec_start_failed(struct shim *s, struct proc *p)
+{
+        pthread_mutex_lock(&s->lock);
+        proc_exited(s, p, 255);
+        pthread_mutex_unlock(&s->lock);
+}
+
 HANDLER(task_start)
 {
         struct shim *s = userdata;
@@ -756,8 +772,8 @@ HANDLER(task_start)
                 r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
                                       "task %s: process already started", req->id);
         if (r == 0 && p->exec_id && (t->init.exited || t->init.state == P_CREATED))
-                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
-                                      "task %s is not running", req->id);
+                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION, "task %s is not running",
+                                      req->id);
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r;
@@ -775,15 +791,21 @@ HANDLER(task_start)
                 ereq.exec_id = p->exec_id;
                 ereq.process = p->gproc;
                 if ((r = shim_agent_call(s->sb, AGENT_SERVICE, "ExecProcess", &ereq.base, NULL,
-                                         NULL, 30 * SEC, err)) < 0)
+                                         NULL, 30 * SEC, err)) < 0) {
+                        exec_start_failed(s, p);
                         return r;
+                }
         }
-        if (p->io && (r = shim_io_start(p->io, err)) < 0)
+        if (p->io && (r = shim_io_start(p->io, err)) < 0) {
+                if (p->exec_id)
+                        exec_start_failed(s, p);
                 return r;
+        }
         pthread_mutex_lock(&s->lock);
         p->state = P_RUNNING;
         if (p->exec_id) {
-                Containerd__Events__TaskExecStarted ev = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+                Containerd__Events__TaskExecStarted ev =
+                        CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
                 ev.container_id = t->id;
                 ev.exec_id = p->exec_id;
                 ev.pid = vmm_pid(s);
@@ -853,8 +875,8 @@ HANDLER(task_delete)
                 for (struct task *o = s->tasks; o; o = o->next)
                         if (o != t)
                                 r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
-                                                      "sandbox %s still has container %s",
-                                                      t->id, o->id);
+                                                      "sandbox %s still has container %s", t->id,
+                                                      o->id);
         }
         if (r < 0) {
                 pthread_mutex_unlock(&s->lock);
@@ -983,8 +1005,8 @@ static int simple_container_call(struct shim *s, const char *id, const char *met
         pthread_mutex_lock(&s->lock);
         int r = proc_find(s, id, NULL, &t, &p, err);
         if (r == 0 && p->state != want)
-                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
-                                      "task %s is not %s", id, want == P_RUNNING ? "running" : "paused");
+                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION, "task %s is not %s", id,
+                                      want == P_RUNNING ? "running" : "paused");
         if (r == 0 && !t->in_guest)
                 r = cc_error_set_code(err, CC_GRPC_UNIMPLEMENTED,
                                       "%s of the pod sandbox is not supported", method);
@@ -1045,6 +1067,16 @@ HANDLER(task_kill)
         int r = proc_find(s, req->id, req->exec_id, &t, &p, err);
         if (r == 0 && p->exited)
                 r = cc_error_set(err, ENOENT, "task %s: process already finished", req->id);
+        /*
+         * An exec whose Start failed (or never came) has no process in the guest. As the runc
+         * shim, that is FailedPrecondition: containerd's WithProcessKill (CRI's exec cleanup)
+         * then deletes it at once, where NotFound from the agent would make it wait for an
+         * exit that never comes (a minute per refused exec).
+         */
+        if (r == 0 && p->exec_id && p->state == P_CREATED)
+                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
+                                      "exec %s of task %s: process not created", p->exec_id,
+                                      req->id);
         bool sandbox = r == 0 && !p->exec_id && t->role == SHIM_ROLE_SANDBOX;
         if (sandbox)
                 t->kill_status = 128 + (req->signal & 0x7f);
@@ -1400,14 +1432,17 @@ HANDLER(image_pull)
                                 (int64_t)s->sb->cfg.create_container_timeout_s * SEC, err);
         if (r < 0)
                 return r;
-        resp->image_ref = cc_ttrpc_call_strdup(call, cc_isempty(pr->image_ref) ? req->image
-                                                                               : pr->image_ref);
+        resp->image_ref =
+                cc_ttrpc_call_strdup(call, cc_isempty(pr->image_ref) ? req->image : pr->image_ref);
         protobuf_c_message_free_unpacked(&pr->base, NULL);
         return resp->image_ref ? 0 : -ENOMEM;
 }
 
 #define T(name) containerd__task__v2__##name##__descriptor
-#define M(rpc, req, resp, fn, fl) {rpc, &T(req), resp, fn, fl}
+#define M(rpc, req, resp, fn, fl)          \
+        {                                  \
+                rpc, &T(req), resp, fn, fl \
+        }
 
 static const struct cc_ttrpc_method task_methods[] = {
         M("State", state_request, &T(state_response), task_state, CC_TTRPC_METHOD_INLINE),

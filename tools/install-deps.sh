@@ -27,13 +27,15 @@ pkgs=(
         e2fsprogs
         # real peers for integration tests
         containerd runc qemu-system-x86 qemu-utils ovmf libvirt-daemon-system docker-registry skopeo umoci
-        python3-grpcio python3-protobuf python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
+        python3-grpcio python3-protobuf python3-websocket python3-jwcrypto python3-cryptography busybox-static iproute2 cpio squashfs-tools zstd kmod socat openssl curl fuse3
         # cc-genpolicy (tools/): Kubernetes pod YAML
         python3-yaml
         # signing test images (skopeo --sign-by uses gpg through gpgme)
         gnupg
         # CNI plugins for CRI pods in the e2e test (bin_dir /usr/lib/cni)
         containernetworking-plugins
+        # the debug console test's terminal (e2e-console.sh drives cc-runtime exec in a pane)
+        tmux
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -129,9 +129,11 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
         ESC(console, plan->console_log);
         _cleanup_free_ char *pidfile = hv__path(cfg->run_dir, HV_QEMU_PIDFILE);
         _cleanup_free_ char *agent_raw = hv__path(cfg->run_dir, HV_QEMU_AGENT_SOCK);
-        if (!pidfile || !agent_raw)
+        _cleanup_free_ char *dbg_raw = hv__path(cfg->run_dir, HV_DEBUG_CONSOLE_SOCK);
+        if (!pidfile || !agent_raw || !dbg_raw)
                 return cc_error_set(err, ENOMEM, "out of memory");
         ESC(agent, agent_raw);
+        ESC(dbgcon, dbg_raw);
 
         hv__argv_add(a, cfg->vmm_path ? cfg->vmm_path : "qemu-system-x86_64");
         hv__argv_add(a, "-name");
@@ -211,6 +213,19 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
                 hv__argv_add(a, "-device");
                 hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=agent0,id=channel0,"
                                 "name=" HV_AGENT_SERIAL_NAME);
+        }
+        if (cfg->debug_console) {
+                /* The agent's debug console: its own port on its own socket (Kata: vsock port
+                 * 1026); only when the handler's configuration enables it. */
+                if (plan->channel == HV_CHANNEL_VSOCK) {
+                        hv__argv_add(a, "-device");
+                        hv__argv_add(a, "virtio-serial-pci,id=serial0");
+                }
+                hv__argv_add(a, "-chardev");
+                hv__argv_addf(a, "socket,id=dbgcon0,path=%s,server=on,wait=off", dbgcon);
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=dbgcon0,id=channel1,"
+                                "name=" HV_DEBUG_CONSOLE_NAME);
         }
         for (size_t i = 0; i < cfg->n_disks; i++) {
                 ESC(path, cfg->disks[i].path);

@@ -29,6 +29,7 @@ struct qemu_vm {
         int vhost_fd;
         char *qmp_path;
         char *agent_path;
+        char *dbg_path; /* the debug console's socket (whether or not it is enabled) */
         char *pid_path;
         char *log_path;
 };
@@ -118,6 +119,7 @@ static void remove_run_files(struct qemu_vm *q)
         hv__unlink(q->qmp_path);
         hv__unlink(q->agent_path);
         hv__unlink(q->pid_path);
+        hv__unlink(q->dbg_path);
 }
 
 /*
@@ -194,13 +196,15 @@ static int qemu_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
 
         free(q->qmp_path);
         free(q->agent_path);
+        free(q->dbg_path);
         free(q->pid_path);
         free(q->log_path);
         q->qmp_path = hv__path(cfg->run_dir, HV_QEMU_QMP_SOCK);
         q->agent_path = hv__path(cfg->run_dir, HV_QEMU_AGENT_SOCK);
+        q->dbg_path = hv__path(cfg->run_dir, HV_DEBUG_CONSOLE_SOCK);
         q->pid_path = hv__path(cfg->run_dir, HV_QEMU_PIDFILE);
         q->log_path = hv__path(cfg->run_dir, HV_QEMU_LOG);
-        if (!q->qmp_path || !q->agent_path || !q->pid_path || !q->log_path)
+        if (!q->qmp_path || !q->agent_path || !q->dbg_path || !q->pid_path || !q->log_path)
                 return cc_error_set(err, ENOMEM, "out of memory");
         /* A fresh log per start, so an error quotes this run's message. */
         hv__unlink(q->log_path);

@@ -38,6 +38,22 @@ static void test_cmdline_and_flags(void **state)
         assert_string_equal(c.log_level, "debug");
         assert_string_equal(c.log_port, "agent.log.0");
         assert_string_equal(c.containers_dir, "/run/x");
+        assert_false(c.debug_console);
+        agent_config_done(&c);
+        /* Kata's debug console words; only the exact word turns it on. */
+        assert_int_equal(agent_config_parse(&c,
+                                            "quiet agent.debug_console "
+                                            "agent.debug_console_vport=1026",
+                                            0, NULL, &err),
+                         0);
+        assert_true(c.debug_console);
+        agent_config_done(&c);
+        assert_int_equal(agent_config_parse(&c,
+                                            "agent.debug_console_vport=1026 "
+                                            "agent.debug_consolex=1",
+                                            0, NULL, &err),
+                         0);
+        assert_false(c.debug_console);
         agent_config_done(&c);
         /* agent.image_insecure= (development images: plain-HTTP registries for PullImage). */
         assert_null(c.image_insecure);

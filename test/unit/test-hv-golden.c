@@ -186,6 +186,50 @@ static void test_qemu_none_user_net(void **state)
         qemu_golden("qemu-none-user.args", &c, HV_ACCEL_TCG, HV_CHANNEL_SERIAL);
 }
 
+/* The debug console's port: only when asked, on its own socket in the run dir; with the vsock
+ * channel the virtio-serial bus comes with it. */
+static char *qemu_text(const struct hv_config *c, enum hv_channel channel)
+{
+        struct hv_qemu_plan plan = {.cfg = c,
+                                    .console_log = "/x",
+                                    .accel = HV_ACCEL_TCG,
+                                    .channel = channel,
+                                    .cid = 3,
+                                    .cbitpos = 51,
+                                    .qmp_fd = 3,
+                                    .vhost_fd = -1,
+                                    .tap_fd_base = 4};
+        struct hv_argv a = {0};
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv_qemu_argv(&plan, &a, &err) < 0)
+                fail_msg("%s", cc_error_message(err));
+        char *text = join_argv(a.v);
+        hv__argv_done(&a);
+        return text;
+}
+
+static void test_qemu_debug_console(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "-chardev\nsocket,id=dbgcon0,path=%s/console.sock,server=on,wait=off\n-device\n"
+                 "virtserialport,bus=serial0.0,chardev=dbgcon0,id=channel1,"
+                 "name=agent.debug_console",
+                 c.run_dir);
+        _cleanup_free_ char *off = qemu_text(&c, HV_CHANNEL_SERIAL);
+        assert_null(strstr(off, "debug_console"));
+        assert_null(strstr(off, "dbgcon"));
+        c.debug_console = true;
+        _cleanup_free_ char *serial = qemu_text(&c, HV_CHANNEL_SERIAL);
+        if (!strstr(serial, want))
+                fail_msg("serial: %s lacks %s", serial, want);
+        _cleanup_free_ char *vsock = qemu_text(&c, HV_CHANNEL_VSOCK);
+        if (!strstr(vsock, "-device\nvirtio-serial-pci,id=serial0\n-chardev\nsocket,id=dbgcon0") ||
+            !strstr(vsock, want))
+                fail_msg("vsock: %s", vsock);
+}
+
 /* The user-mode network is never rendered for, or accepted with, a TEE profile. */
 static void test_qemu_user_net_refused_for_tee(void **state)
 {
@@ -398,6 +442,7 @@ int main(void)
                 cmocka_unit_test(test_qemu_none),
                 cmocka_unit_test(test_qemu_none_devices),
                 cmocka_unit_test(test_qemu_none_user_net),
+                cmocka_unit_test(test_qemu_debug_console),
                 cmocka_unit_test(test_qemu_user_net_refused_for_tee),
                 cmocka_unit_test(test_qemu_tdx),
                 cmocka_unit_test(test_qemu_sev),

@@ -393,6 +393,16 @@ static void test_values(void **state)
         const char *parts[] = {"at most 1024 bytes", NULL};
         expect_error(apply(&c, long_params, &err), -EINVAL, &err, parts);
         free(long_params);
+        /* The debug console is the handler's decision only (debug_console_enabled). */
+        const char *dparts[] = {"io.katacontainers.config.hypervisor.kernel_params",
+                                "agent.debug_console is refused: only the handler's "
+                                "configuration (debug_console_enabled) enables the debug console",
+                                NULL};
+        expect_error(apply(&c,
+                           "\"io.katacontainers.config.hypervisor.kernel_params\": "
+                           "\"quiet agent.debug_console_vport=1026 agent.debug_console\"",
+                           &err),
+                     -EPERM, &err, dparts);
         /* The refused values left the configuration as it was. */
         assert_int_equal(c.vcpus, 4);
         assert_int_equal(c.memory_mib, 4096);

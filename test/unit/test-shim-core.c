@@ -6,10 +6,10 @@
 #include <errno.h>
 #include <glob.h>
 #include <stdbool.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* cmocka.h needs these first. */
@@ -22,12 +22,14 @@
 
 #include "cc/json.h"
 #include "cc/log.h"
+
 #include "shim/shim.h"
 
 static void test_path_clean(void **state)
 {
         static const char *const cases[][2] = {
-                {"/run/containerd/containerd.sock/k8s.io/abc", "/run/containerd/containerd.sock/k8s.io/abc"},
+                {"/run/containerd/containerd.sock/k8s.io/abc",
+                 "/run/containerd/containerd.sock/k8s.io/abc"},
                 {"/run//containerd/./x/../y/", "/run/containerd/y"},
                 {"unix:///run/c.sock/ns/id", "unix:/run/c.sock/ns/id"},
                 {"/../a", "/a"},
@@ -47,12 +49,14 @@ static void test_socket_address(void **state)
 {
         char *a = NULL;
         /* sha256 of "/run/containerd/containerd.sock/k8s.io/abc" (checked with sha256sum). */
-        assert_int_equal(shim_socket_address("/run/containerd/containerd.sock", "k8s.io", "abc", &a), 0);
+        assert_int_equal(
+                shim_socket_address("/run/containerd/containerd.sock", "k8s.io", "abc", &a), 0);
         assert_string_equal(a, "unix:///run/containerd/s/"
                                "a99a1752d3a0fadfb1f869026f16760475df03a572e20f4ccea9e6c1e5470b72");
         free(a);
         /* filepath.Join cleans: a trailing slash or a doubled one changes nothing. */
-        assert_int_equal(shim_socket_address("/run/containerd//containerd.sock/", "k8s.io", "abc", &a), 0);
+        assert_int_equal(
+                shim_socket_address("/run/containerd//containerd.sock/", "k8s.io", "abc", &a), 0);
         assert_string_equal(a, "unix:///run/containerd/s/"
                                "a99a1752d3a0fadfb1f869026f16760475df03a572e20f4ccea9e6c1e5470b72");
         free(a);
@@ -105,7 +109,9 @@ static void test_rootfs_classify(void **state)
         /* {"volume_type":"image_guest_pull","source":"docker.io/library/busybox:latest",
          *  "image_pull":{"metadata":{}}} */
         char *opts[] = {"workdir=/x/work", "upperdir=/x/fs",
-                        "io.katacontainers.volume=eyJ2b2x1bWVfdHlwZSI6ImltYWdlX2d1ZXN0X3B1bGwiLCJzb3VyY2UiOiJkb2NrZXIuaW8vbGlicmFyeS9idXN5Ym94OmxhdGVzdCIsImltYWdlX3B1bGwiOnsibWV0YWRhdGEiOnt9fX0="};
+                        "io.katacontainers.volume="
+                        "eyJ2b2x1bWVfdHlwZSI6ImltYWdlX2d1ZXN0X3B1bGwiLCJzb3VyY2UiOiJkb2NrZXIuaW8vbG"
+                        "licmFyeS9idXN5Ym94OmxhdGVzdCIsImltYWdlX3B1bGwiOnsibWV0YWRhdGEiOnt9fX0="};
         struct shim_mount m = {"fuse.nydus-overlayfs", "overlay", opts, 3};
         assert_int_equal(shim_rootfs_classify(&m, 1, &k, &image, &err), 0);
         assert_int_equal(k, SHIM_ROOTFS_GUEST_PULL);
@@ -158,24 +164,30 @@ static void test_rootfs_classify(void **state)
 
 static const char oci_spec[] =
         "{\"ociVersion\":\"1.0.2\",\"hostname\":\"h1\","
-        "\"process\":{\"terminal\":false,\"user\":{\"uid\":1000,\"gid\":1000,\"additionalGids\":[5]},"
+        "\"process\":{\"terminal\":false,\"user\":{\"uid\":1000,\"gid\":1000,\"additionalGids\":[5]"
+        "},"
         "\"args\":[\"/bin/sh\",\"-c\",\"echo hi\"],\"env\":[\"PATH=/bin\"],\"cwd\":\"/\","
         "\"capabilities\":{\"bounding\":[\"CAP_KILL\"],\"effective\":[\"CAP_KILL\"]},"
         "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
         "\"noNewPrivileges\":true,\"apparmorProfile\":\"cri-containerd.apparmor.d\"},"
         "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
         "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-        "{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/etc/hosts\",\"options\":[\"rbind\",\"ro\"]},"
-        "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/var/lib/data\",\"options\":[\"rbind\"]},"
+        "{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/etc/"
+        "hosts\",\"options\":[\"rbind\",\"ro\"]},"
+        "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/var/lib/"
+        "data\",\"options\":[\"rbind\"]},"
         "{\"destination\":\"/x\",\"type\":\"overlay\",\"source\":\"overlay\"}],"
         "\"hooks\":{\"prestart\":[{\"path\":\"/usr/bin/evil\"}]},"
         "\"annotations\":{\"io.kubernetes.cri.container-type\":\"container\"},"
-        "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/proc/1/ns/net\"},"
+        "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/proc/1/ns/"
+        "net\"},"
         "{\"type\":\"ipc\",\"path\":\"/proc/1/ns/ipc\"},{\"type\":\"mount\"}],"
         "\"cgroupsPath\":\"/kubepods/x\",\"devices\":[{\"path\":\"/dev/sda\",\"type\":\"b\"}],"
-        "\"resources\":{\"memory\":{\"limit\":67108864},\"cpu\":{\"quota\":50000,\"period\":100000},"
+        "\"resources\":{\"memory\":{\"limit\":67108864},\"cpu\":{\"quota\":50000,\"period\":100000}"
+        ","
         "\"pids\":{\"limit\":100}},"
-        "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
+        "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":[\"SCMP_ARCH_X86_64\"]"
+        ","
         "\"syscalls\":[{\"names\":[\"read\",\"write\"],\"action\":\"SCMP_ACT_ALLOW\"},"
         "{\"names\":[\"ptrace\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1,"
         "\"args\":[{\"index\":0,\"value\":1,\"op\":\"SCMP_CMP_EQ\"}]}]},"
@@ -190,8 +202,9 @@ static void test_spec_translation(void **state)
         size_t n_files = 0;
         struct cc_error *err = NULL;
         cc_log_set_level(CC_LOG_ERROR); /* the dropped mounts warn */
-        assert_int_equal(shim_spec_from_oci(o, "c1", "/run/kata-containers/shared/containers/c1/rootfs",
-                                            &s, &files, &n_files, &err),
+        assert_int_equal(shim_spec_from_oci(o, "c1",
+                                            "/run/kata-containers/shared/containers/c1/rootfs", &s,
+                                            &files, &n_files, &err),
                          0);
         assert_string_equal(s->version, "1.0.2");
         assert_string_equal(s->hostname, "h1");
@@ -209,7 +222,8 @@ static void test_spec_translation(void **state)
         assert_int_equal(s->n_mounts, 2);
         assert_string_equal(s->mounts[0]->destination, "/proc");
         assert_string_equal(s->mounts[1]->destination, "/etc/hosts");
-        assert_string_equal(s->mounts[1]->source, "/run/kata-containers/shared/containers/c1-files/0");
+        assert_string_equal(s->mounts[1]->source,
+                            "/run/kata-containers/shared/containers/c1-files/0");
         assert_int_equal(n_files, 1);
         assert_string_equal(files[0].host_path, "/etc/hosts");
         assert_string_equal(files[0].guest_path, s->mounts[1]->source);
@@ -273,6 +287,7 @@ static void test_config(void **state)
         assert_int_equal(c.accel, HV_ACCEL_TCG);
         assert_int_equal(c.channel, HV_CHANNEL_SERIAL);
         assert_int_equal(c.dial_timeout_s, 30);
+        assert_false(c.debug_console); /* off by default */
         assert_true(c.allow_host_rootfs);
         assert_int_equal(c.tee, HV_TEE_NONE);
         /* A missing kernel file is named with its key. */
@@ -282,6 +297,18 @@ static void test_config(void **state)
         assert_string_equal(cc_error_message(err), want);
         cc_error_free(err);
         err = NULL;
+        shim_config_done(&c);
+        unlink(p);
+        free(p);
+
+        /* Kata's debug_console_enabled; a TEE handler may set it too (its own decision, which
+         * then shows on the measured kernel command line). */
+        p = write_tmp("[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\n"
+                      "sev_snp_guest = true\n[agent.kata]\ndebug_console_enabled = true\n");
+        shim_config_init(&c);
+        assert_int_equal(shim_config_load(p, &c, &err), 0);
+        assert_true(c.debug_console);
+        assert_int_equal(c.tee, HV_TEE_SEV_SNP);
         shim_config_done(&c);
         unlink(p);
         free(p);
@@ -306,26 +333,33 @@ static void test_config(void **state)
                 {"[hypervisor.qemu]\nkernel = \"/k\"\ndefault_vcpus = 0\n", "default_vcpus"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\nmachine_type = \"pc\"\n",
                  ":3: key 'machine_type': machine type 'pc' is not supported"},
-                {"[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\nsev_snp_guest = true\n"
+                {"[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\nsev_snp_guest = "
+                 "true\n"
                  "[runtime]\nallow_host_rootfs = true\n",
                  ":6: key 'allow_host_rootfs': sharing the host rootfs is refused for the sev-snp"},
                 {"[hypervisor.qemu]\ninitrd = \"/i\"\n", "has no 'kernel'"},
-                {"[hypervisor.firecracker]\nkernel = \"/k\"\n", "hypervisor 'firecracker' is not supported"},
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[agent.kata]\ndebug_console_enabled = 1\n",
+                 ":4:1: key 'debug_console_enabled'"},
+                {"[hypervisor.firecracker]\nkernel = \"/k\"\n",
+                 "hypervisor 'firecracker' is not supported"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\nbackend = \"vbox\"\n",
                  "unknown hypervisor backend 'vbox'"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = \"bridged\"\n",
                  ":4: key 'network_model': unknown network model 'bridged' (tcfilter, none, user)"},
-                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\ninternetworking_model = \"macvtap\"\n",
+                {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\ninternetworking_model = "
+                 "\"macvtap\"\n",
                  ":4: key 'internetworking_model': unknown network model 'macvtap'"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = \"none\"\n"
                  "internetworking_model = \"tcfilter\"\n",
-                 ":5: key 'internetworking_model': 'tcfilter' disagrees with network_model = 'none'"},
+                 ":5: key 'internetworking_model': 'tcfilter' disagrees with network_model = "
+                 "'none'"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\ntee = \"tdx\"\n"
                  "[runtime]\nnetwork_model = \"user\"\n",
                  ":6: key 'network_model': the user-mode network is for development only and is "
                  "refused for the tdx profile"},
                 {"[hypervisor.clh]\nkernel = \"/k\"\n[runtime]\ninternetworking_model = \"user\"\n",
-                 ":4: key 'internetworking_model': the user-mode network exists only with the qemu"},
+                 ":4: key 'internetworking_model': the user-mode network exists only with the "
+                 "qemu"},
                 {"[hypervisor.qemu]\nkernel = \"/k\"\n[runtime]\nnetwork_model = 3\n",
                  "network_model"},
         };
@@ -371,7 +405,8 @@ static void test_config(void **state)
         }
 
         /* SNP from Kata's keys. */
-        p = write_tmp("[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = true\nsev_snp_guest = true\n");
+        p = write_tmp("[hypervisor.qemu]\nkernel = \"/k\"\nconfidential_guest = "
+                      "true\nsev_snp_guest = true\n");
         shim_config_init(&c);
         assert_int_equal(shim_config_load(p, &c, &err), 0);
         assert_int_equal(c.tee, HV_TEE_SEV_SNP);
@@ -423,9 +458,12 @@ static void test_shipped_configs(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_path_clean),      cmocka_unit_test(test_socket_address),
-                cmocka_unit_test(test_roles),           cmocka_unit_test(test_rootfs_classify),
-                cmocka_unit_test(test_spec_translation), cmocka_unit_test(test_config),
+                cmocka_unit_test(test_path_clean),
+                cmocka_unit_test(test_socket_address),
+                cmocka_unit_test(test_roles),
+                cmocka_unit_test(test_rootfs_classify),
+                cmocka_unit_test(test_spec_translation),
+                cmocka_unit_test(test_config),
                 cmocka_unit_test(test_shipped_configs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,7 @@
 
 #include "cc/log.h"
 #include "cc/ttrpc.h"
+
 #include "containerd/events/task.pb-c.h"
 #include "containerd/services/events/ttrpc/v1/events.pb-c.h"
 #include "containerd/task/v2/image.pb-c.h"
@@ -62,8 +63,8 @@ static void record(const char *what)
         pthread_mutex_unlock(&lock);
 }
 
-#define H(name)                                                                                    \
-        static int name(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *req_,        \
+#define H(name)                                                                             \
+        static int name(struct cc_ttrpc_call *call, void *ud, const ProtobufCMessage *req_, \
                         ProtobufCMessage *resp_, struct cc_error **err)
 
 H(a_check)
@@ -73,11 +74,11 @@ H(a_check)
         return 0;
 }
 
-#define PLAIN(fn, name)                                                                            \
-        H(fn)                                                                                      \
-        {                                                                                          \
-                record(name);                                                                      \
-                return 0;                                                                          \
+#define PLAIN(fn, name)       \
+        H(fn)                 \
+        {                     \
+                record(name); \
+                return 0;     \
         }
 static char dns[512]; /* CreateSandboxRequest.dns, joined with '|' */
 
@@ -101,13 +102,22 @@ PLAIN(a_copy, "CopyFile")
 PLAIN(a_resize, "TtyWinResize")
 PLAIN(a_close_stdin, "CloseStdin")
 
+/* ExecProcess: refused as the agent's policy refuses it. */
+H(a_exec)
+{
+        record("ExecProcess");
+        return cc_error_set_code(err, CC_GRPC_PERMISSION_DENIED,
+                                 "ExecProcess denied by agent policy rule 'no-exec'");
+}
+
 /* UpdateContainer: the resources arrive translated from the OCI JSON. */
 H(a_update)
 {
         const Grpc__UpdateContainerRequest *r = (const void *)req_;
         char buf[64];
         snprintf(buf, sizeof(buf), "UpdateContainer:%lld",
-                 r->resources && r->resources->memory ? (long long)r->resources->memory->limit : -1);
+                 r->resources && r->resources->memory ? (long long)r->resources->memory->limit
+                                                      : -1);
         record(buf);
         return 0;
 }
@@ -191,7 +201,10 @@ H(a_update_routes)
         return 0;
 }
 
-#define AM(n, rq, rs, fn, ud) {n, &rq##__descriptor, rs, fn, 0}
+#define AM(n, rq, rs, fn, ud)                   \
+        {                                       \
+                n, &rq##__descriptor, rs, fn, 0 \
+        }
 static const struct cc_ttrpc_method agent_methods[] = {
         AM("CreateSandbox", grpc__create_sandbox_request, NULL, a_create_sandbox, 0),
         AM("DestroySandbox", grpc__destroy_sandbox_request, NULL, a_destroy_sandbox, 0),
@@ -205,6 +218,7 @@ static const struct cc_ttrpc_method agent_methods[] = {
            0),
         AM("CopyFile", grpc__copy_file_request, NULL, a_copy, 0),
         AM("TtyWinResize", grpc__tty_win_resize_request, NULL, a_resize, 0),
+        AM("ExecProcess", grpc__exec_process_request, NULL, a_exec, 0),
         AM("CloseStdin", grpc__close_stdin_request, NULL, a_close_stdin, 0),
         AM("UpdateContainer", grpc__update_container_request, NULL, a_update, 0),
         AM("UpdateInterface", grpc__update_interface_request, NULL, a_update_interface, 0),
@@ -214,7 +228,8 @@ static const struct cc_ttrpc_method health_methods[] = {
         AM("Check", grpc__check_request, &grpc__health_check_response__descriptor, a_check, 0),
 };
 static const struct cc_ttrpc_method image_methods[] = {
-        AM("PullImage", grpc__pull_image_request, &grpc__pull_image_response__descriptor, a_pull, 0),
+        AM("PullImage", grpc__pull_image_request, &grpc__pull_image_response__descriptor, a_pull,
+           0),
 };
 static const struct cc_ttrpc_service agent_svc = {"grpc.AgentService", agent_methods,
                                                   CC_ARRAY_SIZE(agent_methods)};
@@ -278,7 +293,8 @@ static char *bundle(const char *id, const char *annotations)
 }
 
 static int call(const char *method, const ProtobufCMessage *req,
-                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, struct cc_error **err)
+                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp,
+                struct cc_error **err)
 {
         struct cc_ttrpc_call_opts o = {.timeout_ns = 30000000000ll};
         return cc_ttrpc_client_call(client, "containerd.task.v2.Task", method, req, rd, resp, &o,
@@ -291,7 +307,8 @@ static uint8_t options_buf[512];
 static int create(const char *id, const char *bundle_dir, Containerd__Types__Mount **rootfs,
                   size_t n_rootfs, const char *out, struct cc_error **err)
 {
-        Containerd__Task__V2__CreateTaskRequest req = CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
+        Containerd__Task__V2__CreateTaskRequest req =
+                CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
         req.id = (char *)id;
         req.bundle = (char *)bundle_dir;
         req.rootfs = rootfs;
@@ -351,8 +368,10 @@ static int setup(void **state)
         assert_int_equal(cc_ttrpc_server_register(events_srv, &events_svc, NULL), 0);
         assert_int_equal(cc_ttrpc_server_listen(events_srv, cc_unix_listen(path, 16)), 0);
         /* The shim, and containerd's connection to it. */
-        struct shim_options o = {.ns = "k8s.io", .address = "/run/containerd/containerd.sock",
-                                 .ttrpc_address = path, .id = "pod1"};
+        struct shim_options o = {.ns = "k8s.io",
+                                 .address = "/run/containerd/containerd.sock",
+                                 .ttrpc_address = path,
+                                 .id = "pod1"};
         assert_int_equal(shim_new(&o, &shim), 0);
         assert_int_equal(cc_ttrpc_server_new(&so, &shim_srv), 0);
         assert_int_equal(shim_register(shim, shim_srv), 0);
@@ -391,7 +410,8 @@ static void wait_topics(const char *want)
         pthread_mutex_unlock(&lock);
 }
 
-/* ---- the pod ----------------------------------------------------------------------------------- */
+/* ---- the pod -----------------------------------------------------------------------------------
+ */
 
 static int simple(const char *method, const ProtobufCMessageDescriptor *d, const char *id,
                   struct cc_error **err)
@@ -423,14 +443,18 @@ static void test_pod(void **state)
          * CreateSandbox.dns, comments and other lines do not. */
         char resolv[160], extra[512];
         snprintf(resolv, sizeof(resolv), "%s/resolv.conf", tmp);
-        write_file(resolv, "# from the node\nnameserver 10.96.0.10\r\n  search ns1.svc.cluster.local "
-                           "svc.cluster.local\nsortlist 10.0.0.0\noptions ndots:5  \n");
+        write_file(resolv,
+                   "# from the node\nnameserver 10.96.0.10\r\n  search ns1.svc.cluster.local "
+                   "svc.cluster.local\nsortlist 10.0.0.0\noptions ndots:5  \n");
         snprintf(extra, sizeof(extra),
                  "\"linux\":{\"namespaces\":[{\"type\":\"network\"}]},\"mounts\":[{\"destination\":"
-                 "\"/etc/resolv.conf\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]}]",
+                 "\"/etc/"
+                 "resolv.conf\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]}]",
                  resolv);
-        char *sb = bundle_spec("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
-                                       "\"io.kubernetes.cri.sandbox-id\":\"pod1\"", extra);
+        char *sb = bundle_spec("pod1",
+                               "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                               "\"io.kubernetes.cri.sandbox-id\":\"pod1\"",
+                               extra);
         assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
         char *mc = hv_mock_calls();
         assert_non_null(strstr(mc, "start:pod1"));
@@ -441,18 +465,19 @@ static void test_pod(void **state)
         /* No network namespace path (a new, empty namespace): no interface calls. */
         assert_null(strstr(calls, "UpdateInterface"));
         assert_null(strstr(calls, "CreateContainer")); /* the pause process is the agent's */
-        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(
+                simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
 
         /* The CC fork's image pull delegation: forwarded to the agent, image_ref unchanged. */
         Containerd__Task__V2__PullImageRequest pr = CONTAINERD__TASK__V2__PULL_IMAGE_REQUEST__INIT;
         pr.image = "registry.local/enc:1";
         Containerd__Task__V2__PullImageResponse *presp = NULL;
         struct cc_ttrpc_call_opts po = {.timeout_ns = 30000000000ll};
-        assert_int_equal(cc_ttrpc_client_call(client, "containerd.task.v2.Image", "PullImage",
-                                              &pr.base,
-                                              &containerd__task__v2__pull_image_response__descriptor,
-                                              (ProtobufCMessage **)&presp, &po, &err),
-                         0);
+        assert_int_equal(
+                cc_ttrpc_client_call(client, "containerd.task.v2.Image", "PullImage", &pr.base,
+                                     &containerd__task__v2__pull_image_response__descriptor,
+                                     (ProtobufCMessage **)&presp, &po, &err),
+                0);
         assert_string_equal(presp->image_ref, "registry.local/enc:1");
         assert_string_equal(pulled, "registry.local/enc:1 for ");
         protobuf_c_message_free_unpacked(&presp->base, NULL);
@@ -469,7 +494,10 @@ static void test_pod(void **state)
                                   "\"io.kubernetes.cri.sandbox-id\":\"pod1\","
                                   "\"io.kubernetes.cri.image-name\":\"registry.local/app:1\"");
         Containerd__Types__Mount m = CONTAINERD__TYPES__MOUNT__INIT;
-        char *opts[] = {"upperdir=/x", "io.katacontainers.volume=eyJ2b2x1bWVfdHlwZSI6ImltYWdlX2d1ZXN0X3B1bGwiLCJzb3VyY2UiOiJkb2NrZXIuaW8vbGlicmFyeS9idXN5Ym94OmxhdGVzdCIsImltYWdlX3B1bGwiOnsibWV0YWRhdGEiOnt9fX0="};
+        char *opts[] = {"upperdir=/x",
+                        "io.katacontainers.volume="
+                        "eyJ2b2x1bWVfdHlwZSI6ImltYWdlX2d1ZXN0X3B1bGwiLCJzb3VyY2UiOiJkb2NrZXIuaW8vbG"
+                        "licmFyeS9idXN5Ym94OmxhdGVzdCIsImltYWdlX3B1bGwiOnsibWV0YWRhdGEiOnt9fX0="};
         m.type = "fuse.nydus-overlayfs";
         m.source = "overlay";
         m.options = opts;
@@ -481,7 +509,8 @@ static void test_pod(void **state)
         /* The CRI image name wins over the volume's source (the join key with the pull). */
         assert_string_equal(pulled, "registry.local/app:1 for app1");
         assert_string_equal(created_root, "/run/kata-containers/shared/containers/app1/rootfs");
-        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "app1", &err), 0);
+        assert_int_equal(
+                simple("Start", &containerd__task__v2__start_request__descriptor, "app1", &err), 0);
 
         /* Update (OCI LinuxResources JSON), ResizePty, CloseIO (no stdin relay: direct). */
         static const char res[] = "{\"memory\":{\"limit\":1048576}}";
@@ -489,7 +518,8 @@ static void test_pod(void **state)
         ra.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
         ra.value.data = (uint8_t *)res;
         ra.value.len = strlen(res);
-        Containerd__Task__V2__UpdateTaskRequest ur = CONTAINERD__TASK__V2__UPDATE_TASK_REQUEST__INIT;
+        Containerd__Task__V2__UpdateTaskRequest ur =
+                CONTAINERD__TASK__V2__UPDATE_TASK_REQUEST__INIT;
         ur.id = "app1";
         ur.resources = &ra;
         assert_int_equal(call("Update", &ur.base, NULL, NULL, &err), 0);
@@ -516,13 +546,80 @@ static void test_pod(void **state)
         assert_string_equal(st->stdout, out);
         protobuf_c_message_free_unpacked(&st->base, NULL);
 
+        /* An exec the agent refuses (its policy): Start carries the agent's error, and the
+         * exec counts as exited (255, no exit event): Wait answers at once (containerd waits
+         * before Start), Kill says it finished (NotFound) without reaching the agent, Delete
+         * removes it. An exec never started: Kill is FailedPrecondition, as the runc shim's;
+         * either way containerd's WithProcessKill deletes at once instead of waiting for an
+         * exit that never comes. */
+        static const char pspec[] = "{\"args\":[\"/bin/true\"],\"cwd\":\"/\"}";
+        Google__Protobuf__Any pa = GOOGLE__PROTOBUF__ANY__INIT;
+        pa.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+        pa.value.data = (uint8_t *)pspec;
+        pa.value.len = strlen(pspec);
+        Containerd__Task__V2__ExecProcessRequest er =
+                CONTAINERD__TASK__V2__EXEC_PROCESS_REQUEST__INIT;
+        er.id = "app1";
+        er.exec_id = "e1";
+        er.spec = &pa;
+        assert_int_equal(call("Exec", &er.base, NULL, NULL, &err), 0);
+        er.exec_id = "e2";
+        assert_int_equal(call("Exec", &er.base, NULL, NULL, &err), 0);
+        Containerd__Task__V2__StartRequest sq = CONTAINERD__TASK__V2__START_REQUEST__INIT;
+        sq.id = "app1";
+        sq.exec_id = "e1";
+        assert_true(call("Start", &sq.base, NULL, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_PERMISSION_DENIED);
+        assert_non_null(strstr(cc_error_message(err), "denied by agent policy rule 'no-exec'"));
+        cc_error_free(err);
+        err = NULL;
+        Containerd__Task__V2__WaitRequest ew = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
+        ew.id = "app1";
+        ew.exec_id = "e1";
+        Containerd__Task__V2__WaitResponse *ewr = NULL;
+        assert_int_equal(call("Wait", &ew.base, &containerd__task__v2__wait_response__descriptor,
+                              (ProtobufCMessage **)&ewr, &err),
+                         0);
+        assert_int_equal(ewr->exit_status, 255);
+        protobuf_c_message_free_unpacked(&ewr->base, NULL);
+        pthread_mutex_lock(&lock);
+        calls[0] = '\0';
+        pthread_mutex_unlock(&lock);
+        Containerd__Task__V2__KillRequest kq = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+        kq.id = "app1";
+        kq.exec_id = "e1";
+        kq.signal = 9;
+        kq.all = true;
+        assert_true(call("Kill", &kq.base, NULL, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_NOT_FOUND);
+        cc_error_free(err);
+        err = NULL;
+        kq.exec_id = "e2";
+        assert_true(call("Kill", &kq.base, NULL, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_FAILED_PRECONDITION);
+        assert_non_null(strstr(cc_error_message(err), "exec e2 of task app1: process not created"));
+        cc_error_free(err);
+        err = NULL;
+        assert_null(strstr(calls, "SignalProcess"));
+        Containerd__Task__V2__DeleteRequest dq = CONTAINERD__TASK__V2__DELETE_REQUEST__INIT;
+        dq.id = "app1";
+        dq.exec_id = "e1";
+        assert_int_equal(call("Delete", &dq.base, NULL, NULL, &err), 0);
+        assert_true(call("Delete", &dq.base, NULL, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_NOT_FOUND);
+        cc_error_free(err);
+        err = NULL;
+        dq.exec_id = "e2";
+        assert_int_equal(call("Delete", &dq.base, NULL, NULL, &err), 0);
+
         /* Checkpoint: Unimplemented; unknown ids: NotFound. */
         assert_true(simple("Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor,
                            "app1", &err) < 0);
         assert_int_equal(cc_error_grpc_code(err), CC_GRPC_UNIMPLEMENTED);
         cc_error_free(err);
         err = NULL;
-        assert_true(simple("Start", &containerd__task__v2__start_request__descriptor, "nope", &err) < 0);
+        assert_true(simple("Start", &containerd__task__v2__start_request__descriptor, "nope",
+                           &err) < 0);
         assert_int_equal(cc_error_grpc_code(err), CC_GRPC_NOT_FOUND);
         cc_error_free(err);
         err = NULL;
@@ -547,11 +644,16 @@ static void test_pod(void **state)
         assert_string_equal(text, "hello\nbye\n");
 
         /* Delete the container; Shutdown is ignored while the sandbox remains. */
-        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "app1", &err), 0);
-        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor, "app1", &err), 0);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "app1", &err),
+                0);
+        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor,
+                                "app1", &err),
+                         0);
         struct pollfd pf = {.fd = shim_exit_fd(shim), .events = POLLIN};
         assert_int_equal(poll(&pf, 1, 100), 0);
-        wait_topics("/tasks/create /tasks/start /tasks/create /tasks/start /tasks/exit /tasks/delete");
+        wait_topics("/tasks/create /tasks/start /tasks/create /tasks/start /tasks/exec-added "
+                    "/tasks/exec-added /tasks/delete /tasks/delete /tasks/exit /tasks/delete");
 
         /* The VM dies: the sandbox's Wait returns 255, then the pod can be deleted and the
          * shim asks to exit on Shutdown. */
@@ -563,8 +665,12 @@ static void test_pod(void **state)
                          0);
         assert_int_equal(wresp->exit_status, 255);
         protobuf_c_message_free_unpacked(&wresp->base, NULL);
-        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err), 0);
-        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err),
+                0);
+        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor,
+                                "pod1", &err),
+                         0);
         assert_int_equal(poll(&pf, 1, 2000), 1);
         free(sb);
         free(sb2);
@@ -657,7 +763,8 @@ static void test_agent_lost(void **state)
         char *b = bundle("pod1", annos);
         assert_int_equal(create("pod1", b, NULL, 0, NULL, &err), 0);
         assert_string_equal(pulled, "registry.local/app:2 for pod1");
-        assert_int_equal(simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(
+                simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
         usleep(100 * 1000); /* the monitor is in WaitProcess */
         /* Break the shim's end of the agent connection (the fd whose peer is agent.sock). */
         char *vmdir = NULL;
@@ -685,7 +792,9 @@ static void test_agent_lost(void **state)
         char *mc = hv_mock_calls();
         assert_non_null(strstr(mc, "stop:pod1"));
         free(mc);
-        assert_int_equal(simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err), 0);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err),
+                0);
         /* Let the fake agent's parked handlers go, so its server can stop. */
         pthread_mutex_lock(&lock);
         exit_status = 0;
