@@ -60,7 +60,7 @@ $(BUILD)/cc-agent-pull: $(BUILD)/guest-agent/pull/cc-agent-pull.o \
 # The guest kernel. GUEST_KERNEL=project (the default): the project's own, built from Debian's
 # linux-source-6.1 with guest-kernel/config-fragment (tools/build-guest-kernel.sh; cached in
 # build/guest/kernel-project by source version and fragment, so a rebuild of the image costs
-# nothing; the first build takes 5-11 minutes on two shared cores). GUEST_KERNEL=debian:
+# nothing; the first build takes 6-12 minutes on two shared cores). GUEST_KERNEL=debian:
 # Debian's kernel package, fetched with apt-get download and never installed on the host, for
 # comparison and for hosts where building is not wanted; GUEST_KERNEL_PKG=linux-image-amd64
 # selects the standard kernel (TDX and SEV guest drivers as modules) instead of the cloud one.
