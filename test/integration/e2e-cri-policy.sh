@@ -8,8 +8,10 @@
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 e2e_start
-kdir=build/guest/kernel-${GUEST_KERNEL_PKG:-linux-image-cloud-amd64}
-[ -f "$kdir/vmlinuz" ] || cc_fail "no guest kernel in $kdir (make guest-image)"
+# The guest image's own kernel (the project's by default, GUEST_KERNEL=debian for Debian's):
+# `make guest-kernel-dir` builds or fetches it if needed and names its directory last.
+kdir=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory guest-kernel-dir 2>/dev/null | tail -n1)
+[ -n "$kdir" ] && [ -f "$kdir/vmlinuz" ] || cc_fail "no guest kernel in '$kdir' (make guest-kernel-dir)"
 cat >"$CC_TMP/policy.json" <<'JSON'
 { "version": 2, "default": "allow",
   "rules": [ { "name": "pod-owner-no-exec", "requests": ["ExecProcess"], "action": "deny" } ] }
