@@ -63,7 +63,10 @@ ps -o args= -C qemu-system-x86_64 | grep "$POD" | grep -q "name=agent.debug_cons
         fail "no console port in QEMU's command line"
 
 TMUX_SOCK=$CC_TMP/tmux.sock
-tm() { tmux -S "$TMUX_SOCK" "$@"; }
+# tmux runs a session's command with $SHELL -c: under a runner whose SHELL is not a shell
+# (SHELL=/bin/false, as seen in CI) nothing would run. Its own server, no config file, a known
+# shell and terminal type, whatever the caller's environment.
+tm() { SHELL=/bin/sh TERM=xterm tmux -f /dev/null -S "$TMUX_SOCK" "$@"; }
 pane() { tm capture-pane -p -t con -S -200; }
 # session N: cc-runtime exec in a fresh tmux session; its exit status is printed after it.
 session() {
