@@ -88,10 +88,11 @@ void agent_config_done(struct agent_config *cfg);
 
 /* The pod's initdata (initdata.c): finds its disk among dev_dir's vd* and sd* devices, checks its
  * digest against the TEE's launch field and cmdline_digest, and writes initdata.toml, aa.toml,
- * cdh.toml and policy.json into out_dir. *found says whether there was one. */
+ * cdh.toml and policy.json into out_dir. *found says whether there was one, *bound whether its
+ * digest was checked against something the launch bound (the TEE's field or cmdline_digest). */
 #define AGENT_INITDATA_DIR "/run/confidential-containers/initdata"
 int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const char *out_dir,
-                        bool *found, struct cc_error **err);
+                        bool *found, bool *bound, struct cc_error **err);
 
 /* The guest image's own digest list (guest-agent/build-guest-image.sh writes it). */
 #define AGENT_IMAGE_DIGESTS "/etc/cc-agent/image.sha256"

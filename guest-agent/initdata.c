@@ -135,9 +135,9 @@ static int write_file(const char *dir, const char *name, const char *data, size_
 }
 
 int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const char *out_dir,
-                        bool *found, struct cc_error **err)
+                        bool *found, bool *bound, struct cc_error **err)
 {
-        *found = false;
+        *found = *bound = false;
         _cleanup_free_ uint8_t *disk = NULL;
         size_t len = 0;
         char name[300] = "";
@@ -194,5 +194,6 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
                     : cc_isempty(cmdline_digest) ? "nothing"
                                                  : "the kernel command line");
         *found = true;
+        *bound = tee != KBC_TEE_SAMPLE || !cc_isempty(cmdline_digest);
         return 0;
 }

@@ -75,14 +75,23 @@ int main(int argc, char **argv)
         if (a.cfg.is_init && a.cfg.debug_console && (r = agent_debug_console_start()) < 0)
                 cc_log_errno(CC_LOG_WARN, -r, "debug console");
 
-        /* The pod's initdata, before the policy: its policy.json, measured with the launch,
-         * replaces the image's. */
+        char tee_why[160];
+        a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
+        cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
+        /* The pod's initdata, before the policy: its policy.json replaces the image's, but in a
+         * TEE guest only when the initdata was checked against what the launch bound (the TEE's
+         * field or the measured command line). Otherwise a host could attach a disk of its own
+         * with a permissive policy and no digest anywhere to compare it with. */
         if (a.cfg.is_init) {
-                bool found = false;
+                bool found = false, bound = false;
                 if (agent_initdata_load("/dev", a.cfg.initdata_digest, AGENT_INITDATA_DIR, &found,
-                                        &err) < 0)
+                                        &bound, &err) < 0)
                         fatal(&a, "initdata", err);
-                if (found && access(AGENT_INITDATA_DIR "/policy.json", F_OK) == 0) {
+                bool has_policy = found && access(AGENT_INITDATA_DIR "/policy.json", F_OK) == 0;
+                if (has_policy && a.tee && !bound) {
+                        cc_log_warn("initdata policy.json ignored: this TEE guest has no launch "
+                                    "digest to check the initdata against");
+                } else if (has_policy) {
                         free(a.cfg.policy_path);
                         a.cfg.policy_path = strdup(AGENT_INITDATA_DIR "/policy.json");
                         if (!a.cfg.policy_path) {
@@ -95,9 +104,6 @@ int main(int argc, char **argv)
         if (a.cfg.is_init && a.cfg.trusted_storage &&
             agent_trusted_storage_setup(a.cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, &err) < 0)
                 fatal(&a, "trusted storage", err);
-        char tee_why[160];
-        a.tee = agent_tee_detect(&a.cfg, tee_why, sizeof(tee_why));
-        cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
         r = agent_policy_load(a.cfg.policy_path, &a.policy, &err);
         if (r == -ENOENT && a.tee) {
                 cc_error_free(TAKE_PTR(err));
