@@ -5,8 +5,8 @@
  *   SNP  configfs-tsm (provider sev_guest: outblob = the report, auxblob = the certificate
  *        table) where the kernel has it, else /dev/sev-guest's SNP_GET_EXT_REPORT, falling
  *        back to SNP_GET_REPORT when the host supplies no certificates;
- *   TDX  configfs-tsm (provider tdx_guest: outblob = the TD quote); the legacy path (TDREPORT
- *        to the host's quote generation service over vsock) is not implemented;
+ *   TDX  configfs-tsm only (provider tdx_guest: outblob = the TD quote; Linux >= 6.7), the
+ *        path guest-components keeps too;
  *   sample  no TEE: development only, and refused by the client when a TEE device exists.
  *
  * No TEE hardware is available where this was written: the device paths are exercised only
@@ -296,9 +296,8 @@ int kbc_attester_evidence(enum kbc_tee tee, const struct kbc_attester_paths *p,
         r = tsm_report(p, "tdx_guest", rd, &out, &ol, NULL, NULL, err);
         if (r == -ENOENT || r == -ENOTDIR)
                 return cc_error_set(err, EOPNOTSUPP,
-                                    "TDX quote: no configfs-tsm at %s (kernel >= 6.7 with "
-                                    "CONFIG_TSM_REPORTS); the vsock quote service path is not "
-                                    "implemented",
+                                    "TDX quote: no configfs-tsm at %s (the guest kernel needs "
+                                    "CONFIG_TSM_REPORTS, Linux >= 6.7)",
                                     tsm_dir(p));
         if (r < 0)
                 return r;
