@@ -14,6 +14,7 @@
 #include "hypervisor/hv.h"
 
 struct cc_error;
+struct hv_ops;
 
 /*
  * Kernel parameters every backend puts after the console and before the configured ones.
@@ -29,15 +30,14 @@ struct cc_error;
         "reboot=k panic=1 tsc=reliable no_timer_check rcupdate.rcu_expedited=1 i8042.direct=1 " \
         "i8042.dumbkbd=1 i8042.nopnp=1 i8042.noaux=1 noreplace-smp cryptomgr.notests"
 
-/* Backend capability bits (struct hv_ops.caps). */
+/*
+ * Backend capability bits (struct hv_ops.caps): the TEE families a backend renders. A profile
+ * names the bit it needs (hv_tee_profile.backend_cap); hv__tee_supported() reads both.
+ */
 enum {
-        HV_CAP_VSOCK = 1 << 0,   /* agent over AF_VSOCK (vhost-vsock) */
-        HV_CAP_HVSOCK = 1 << 1,  /* agent over hybrid vsock (unix socket + CONNECT) */
-        HV_CAP_SERIAL = 1 << 2,  /* agent over a named virtio-serial port */
-        HV_CAP_EXIT_FD = 1 << 3, /* hv_vm_exit_fd() works */
-        HV_CAP_TEE_SEV = 1 << 4, /* sev and sev-es */
-        HV_CAP_TEE_SNP = 1 << 5, /* sev-snp */
-        HV_CAP_TEE_TDX = 1 << 6, /* tdx */
+        HV_CAP_TEE_SEV = 1 << 0, /* sev and sev-es */
+        HV_CAP_TEE_SNP = 1 << 1, /* sev-snp */
+        HV_CAP_TEE_TDX = 1 << 2, /* tdx */
 };
 
 /*
@@ -72,22 +72,33 @@ int hv__kernel_version_parse(const uint8_t *buf, size_t len, char *out, size_t o
                              struct cc_error **err);
 int hv__kernel_version(const char *path, char *out, size_t out_len, struct cc_error **err);
 
-/* One TEE profile: data the backends render and the checks read. */
+/*
+ * One TEE profile: the data every backend renders and the checks read. The backends render
+ * the parts that differ in shape (QEMU's object options, libvirt's <launchSecurity> children,
+ * CH's platform) with one hook per TEE each (hypervisor/<backend>/), taking names, versions and
+ * flags from here.
+ */
 struct hv_tee_profile {
         enum hv_tee kind;
         const char *name;
-        const char *kvm_module;      /* "kvm_intel" / "kvm_amd" */
-        const char *kvm_param;       /* parameter of that module that enables the TEE */
-        const char *qemu_object;     /* QOM type of the confidential-guest-support object */
-        unsigned qemu_since;         /* first QEMU with that object, major*10000+minor*100+micro */
-        bool qemu_pflash;            /* firmware as read-only pflash (SEV, SEV-ES), else -bios */
-        bool kernel_hashes;          /* measured direct boot: kernel-hashes=on */
-        uint64_t default_policy;     /* SEV policy / SNP policy / TDX attributes */
-        const char *libvirt_type;    /* <launchSecurity type=...> */
+        unsigned backend_cap;      /* HV_CAP_TEE_* a backend needs to render it; 0 for none */
+        const char *kvm_module;    /* "kvm_intel" / "kvm_amd" */
+        const char *kvm_param;     /* parameter of that module that enables the TEE */
+        const char *firmware_what; /* what the firmware file must be, for the check's message */
+        uint64_t default_policy;   /* SEV policy / SNP policy / TDX attributes */
+        bool kernel_hashes;        /* measured direct boot (QEMU kernel-hashes, libvirt
+                                      kernelHashes) */
+        const char *qemu_object;   /* QOM type of the confidential-guest-support object */
+        unsigned qemu_since;       /* first QEMU with that object, major*10000+minor*100+micro */
+        bool qemu_pflash;         /* QEMU: firmware as read-only pflash (SEV, SEV-ES), else -bios */
+        const char *libvirt_type; /* <launchSecurity type=...> */
         unsigned long libvirt_since; /* first libvirt that accepts it, major*1000000+minor*1000 */
-        bool clh;                    /* our clh backend renders it */
+        bool libvirt_pflash;         /* libvirt: firmware as stateless read-only pflash, else ROM */
+        const char *clh_platform;    /* CH: the platform flag that turns it on ("tdx") */
 };
 const struct hv_tee_profile *hv__tee_profile(enum hv_tee tee);
+/* Whether backend `ops` renders TEE profile `p` (its caps hold the profile's bit). */
+bool hv__tee_supported(const struct hv_ops *ops, const struct hv_tee_profile *p);
 /* Effective AMD parameters: configured value, else the probed/default one. */
 uint64_t hv__tee_policy(const struct hv_tee_config *tee);
 unsigned hv__tee_cbitpos(const struct hv_tee_config *tee, const struct hv_host *host);

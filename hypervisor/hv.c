@@ -18,10 +18,33 @@
 
 #include "hypervisor/hv-internal.h"
 
+#ifdef HV_NO_LIBVIRT
+/*
+ * libhv-nolibvirt.a (hypervisor/module.mk), the static shim's libhv: libvirt.so and its chain
+ * (glib, gnutls, ICU, libxml2, Kerberos ...) cannot be linked statically and would by
+ * themselves cost a per-pod daemon several MiB of RSS. That build has no libvirt backend
+ * objects; a configuration that asks for it gets this error instead.
+ */
+static int nolibvirt_alloc(struct hv_vm **ret, struct cc_error **err)
+{
+        return cc_error_set(err, EOPNOTSUPP,
+                            "the libvirt backend is not built into this (static) shim; rebuild "
+                            "with `make SHIM_LINK=dynamic` or use backend \"qemu\"");
+}
+
+static const struct hv_ops libvirt_absent_ops = {
+        .name = "libvirt",
+        .alloc = nolibvirt_alloc,
+};
+#define LIBVIRT_OPS libvirt_absent_ops
+#else
+#define LIBVIRT_OPS hv_libvirt_ops
+#endif
+
 static const struct hv_ops *const backends[] = {
         &hv_qemu_ops,
         &hv_clh_ops,
-        &hv_libvirt_ops,
+        &LIBVIRT_OPS,
         &hv_mock_ops,
 };
 
@@ -40,10 +63,6 @@ const struct hv_ops *hv__backend_lookup(const char *name)
         return NULL;
 }
 
-static const char *const tee_names[_HV_TEE_MAX] = {
-        [HV_TEE_NONE] = "none",     [HV_TEE_TDX] = "tdx",         [HV_TEE_SEV] = "sev",
-        [HV_TEE_SEV_ES] = "sev-es", [HV_TEE_SEV_SNP] = "sev-snp",
-};
 static const char *const accel_names[_HV_ACCEL_MAX] = {"auto", "kvm", "tcg"};
 static const char *const channel_names[_HV_CHANNEL_MAX] = {"auto", "vsock", "serial"};
 
@@ -57,16 +76,18 @@ static int lookup(const char *const *names, size_t n, const char *s)
 
 const char *hv_tee_to_string(enum hv_tee tee)
 {
-        return (unsigned)tee < _HV_TEE_MAX ? tee_names[tee] : "invalid";
+        const struct hv_tee_profile *p = hv__tee_profile(tee);
+        return p ? p->name : "invalid";
 }
 
 int hv_tee_from_string(const char *s, enum hv_tee *ret)
 {
-        int r = lookup(tee_names, _HV_TEE_MAX, s);
-        if (r < 0)
-                return r;
-        *ret = (enum hv_tee)r;
-        return 0;
+        for (int i = 0; s && i < _HV_TEE_MAX; i++)
+                if (strcmp(hv__tee_profile((enum hv_tee)i)->name, s) == 0) {
+                        *ret = (enum hv_tee)i;
+                        return 0;
+                }
+        return -EINVAL;
 }
 
 const char *hv_accel_to_string(enum hv_accel accel)

@@ -11,6 +11,21 @@ $(LIBHV): $(HV_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# libhv-nolibvirt.a: libhv without the libvirt backend, for the static shim (libvirt.so cannot
+# be linked statically). A build-time switch, not link order: hv.c is compiled a second time
+# with -DHV_NO_LIBVIRT, whose backend table names a stand-in that refuses "libvirt" with an
+# error, and no libvirt object is in the archive.
+LIBHV_NOLIBVIRT := $(BUILD)/libhv-nolibvirt.a
+HV_NOLIBVIRT_OBJS := $(BUILD)/hypervisor/hv-nolibvirt.o \
+	$(filter-out $(BUILD)/hypervisor/hv.o $(BUILD)/hypervisor/libvirt/%,$(HV_OBJS))
+$(BUILD)/hypervisor/hv-nolibvirt.o: hypervisor/hv.c | $(GENERATED_HDRS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) -DHV_NO_LIBVIRT $(CFLAGS) -c -o $@ $<
+$(LIBHV_NOLIBVIRT): $(HV_NOLIBVIRT_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 BINS += $(BUILD)/cc-runtime
 $(BUILD)/cc-runtime: $(BUILD)/hypervisor/main.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")

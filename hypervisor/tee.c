@@ -21,7 +21,6 @@ static const struct hv_tee_profile profiles[_HV_TEE_MAX] = {
                 {
                         .kind = HV_TEE_NONE,
                         .name = "none",
-                        .clh = true,
                 },
         /* tdx-guest since QEMU 10.1; TDVF loaded with -bios, never pflash (no read-only
          * memslots in a TD); libvirt <launchSecurity type='tdx'> since 11.6.0; CH:
@@ -30,63 +29,74 @@ static const struct hv_tee_profile profiles[_HV_TEE_MAX] = {
                 {
                         .kind = HV_TEE_TDX,
                         .name = "tdx",
+                        .backend_cap = HV_CAP_TEE_TDX,
                         .kvm_module = "kvm_intel",
                         .kvm_param = "tdx",
+                        .firmware_what = "TDVF or TD-Shim",
                         .qemu_object = "tdx-guest",
                         .qemu_since = 100100,
-                        .qemu_pflash = false,
                         .libvirt_type = "tdx",
                         .libvirt_since = 11006000,
-                        .clh = true,
+                        .clh_platform = "tdx",
                 },
         /* sev-guest since QEMU 2.12, kernel-hashes since 6.2; firmware as read-only pflash
-         * (Kata); QEMU's default policy 0x1 (no debug); libvirt type='sev' since 4.4.0
+         * (Kata; libvirt: stateless, no NVRAM, so the measured firmware is exactly the file,
+         * 3.2); QEMU's default policy 0x1 (no debug); libvirt type='sev' since 4.4.0
          * (kernelHashes 8.0.0). Reference 1.3, 1.4, 1.10, 3.1. */
         [HV_TEE_SEV] =
                 {
                         .kind = HV_TEE_SEV,
                         .name = "sev",
+                        .backend_cap = HV_CAP_TEE_SEV,
                         .kvm_module = "kvm_amd",
                         .kvm_param = "sev",
+                        .firmware_what = "OVMF built for SEV",
+                        .default_policy = 0x1,
+                        .kernel_hashes = true,
                         .qemu_object = "sev-guest",
                         .qemu_since = 60200,
                         .qemu_pflash = true,
-                        .kernel_hashes = true,
-                        .default_policy = 0x1,
                         .libvirt_type = "sev",
                         .libvirt_since = 8000000,
+                        .libvirt_pflash = true,
                 },
         /* SEV-ES is sev-guest with policy bit 2 (ES required): 0x5. Reference 1.3. */
         [HV_TEE_SEV_ES] =
                 {
                         .kind = HV_TEE_SEV_ES,
                         .name = "sev-es",
+                        .backend_cap = HV_CAP_TEE_SEV,
                         .kvm_module = "kvm_amd",
                         .kvm_param = "sev_es",
+                        .firmware_what = "OVMF built for SEV",
+                        .default_policy = 0x5,
+                        .kernel_hashes = true,
                         .qemu_object = "sev-guest",
                         .qemu_since = 60200,
                         .qemu_pflash = true,
-                        .kernel_hashes = true,
-                        .default_policy = 0x5,
                         .libvirt_type = "sev",
                         .libvirt_since = 8000000,
+                        .libvirt_pflash = true,
                 },
         /* sev-snp-guest since QEMU 9.1, firmware with -bios (Kata), policy 0x30000 (Kata's
-         * default); libvirt type='sev-snp' since 10.5.0. Our clh backend does not render SNP
-         * (CH needs IGVM firmware for it, reference 2.3). Reference 1.3, 1.10, 3.1. */
+         * default); libvirt type='sev-snp' since 10.5.0, firmware as stateless pflash. Our clh
+         * backend does not render SNP (CH needs IGVM firmware for it, reference 2.3).
+         * Reference 1.3, 1.10, 3.1. */
         [HV_TEE_SEV_SNP] =
                 {
                         .kind = HV_TEE_SEV_SNP,
                         .name = "sev-snp",
+                        .backend_cap = HV_CAP_TEE_SNP,
                         .kvm_module = "kvm_amd",
                         .kvm_param = "sev_snp",
+                        .firmware_what = "OVMF built for SEV",
+                        .default_policy = 0x30000,
+                        .kernel_hashes = true,
                         .qemu_object = "sev-snp-guest",
                         .qemu_since = 90100,
-                        .qemu_pflash = false,
-                        .kernel_hashes = true,
-                        .default_policy = 0x30000,
                         .libvirt_type = "sev-snp",
                         .libvirt_since = 10005000,
+                        .libvirt_pflash = true,
                 },
 };
 
@@ -95,6 +105,11 @@ const struct hv_tee_profile *hv__tee_profile(enum hv_tee tee)
         if ((unsigned)tee >= _HV_TEE_MAX)
                 return NULL;
         return &profiles[tee];
+}
+
+bool hv__tee_supported(const struct hv_ops *ops, const struct hv_tee_profile *p)
+{
+        return (ops->caps & p->backend_cap) == p->backend_cap;
 }
 
 uint64_t hv__tee_policy(const struct hv_tee_config *tee)
@@ -207,8 +222,7 @@ void hv__check_common(const struct hv_config *cfg, const struct hv_host *host, s
                                                : "");
                 if (!cfg->firmware)
                         hv__reason_add(r, EINVAL, "%s needs a firmware file (%s)", p->name,
-                                       cfg->tee.kind == HV_TEE_TDX ? "TDVF or TD-Shim"
-                                                                   : "OVMF built for SEV");
+                                       p->firmware_what);
                 if (cfg->accel == HV_ACCEL_TCG)
                         hv__reason_add(r, EINVAL, "%s cannot run under TCG", p->name);
         } else if (cfg->accel == HV_ACCEL_KVM && !host->kvm) {

@@ -14,8 +14,8 @@ $(LIBSHIM): $(SHIM_OBJS)
 
 # The shim is linked -static-pie by default (SHIM_LINK=static): one daemon runs per pod, and a
 # static binary maps far fewer pages than glibc + libcrypto + json-c + protobuf-c + libvirt's
-# chain of shared libraries (bench/shim-rss.sh). That build has no libvirt backend
-# (shim/static/hv-nolibvirt.c); SHIM_LINK=dynamic links everything, libvirt included. Both
+# chain of shared libraries (bench/shim-rss.sh). That build links libhv-nolibvirt.a (no libvirt
+# backend, hypervisor/module.mk); SHIM_LINK=dynamic links everything, libvirt included. Both
 # link the pod network (libshimnet, raw netlink through libcc: no library of its own).
 # Sanitizer and fuzz builds are always dynamic.
 SHIM_LINK ?= static
@@ -27,11 +27,11 @@ endif
 SHIM_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libcrypto.a -l:libz.a
 BINS += $(BUILD)/containerd-shim-kata-cc-v2
 ifeq ($(SHIM_LINK),static)
-$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(BUILD)/shim/static/hv-nolibvirt.o \
-		$(LIBSHIM) $(LIBSHIMNET) $(LIBHV) $(LIBKBC) $(LIBCC)
+$(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o \
+		$(LIBSHIM) $(LIBSHIMNET) $(LIBHV_NOLIBVIRT) $(LIBKBC) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)set -o pipefail; $(CC) -static-pie -Wl,-z,relro,-z,now $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBSHIM) \
-		$(LIBSHIMNET) $(LIBHV) $(LIBKBC) $(LIBCC) $(SHIM_STATIC_LIBS) $(LDLIBS) 2>&1 | \
+		$(LIBSHIMNET) $(LIBHV_NOLIBVIRT) $(LIBKBC) $(LIBCC) $(SHIM_STATIC_LIBS) $(LDLIBS) 2>&1 | \
 		{ grep -v -e "statically linked applications requires at runtime" -e "in function" || true; }
 else
 $(BUILD)/containerd-shim-kata-cc-v2: $(BUILD)/shim/main.o $(LIBSHIM) $(LIBSHIMNET) $(LIBHV) $(LIBKBC) $(LIBCC)

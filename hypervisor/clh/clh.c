@@ -39,7 +39,8 @@ static void clh_check(const struct hv_config *cfg, const struct hv_host *host, s
         if (!hv__find_program(path))
                 hv__reason_add(r, ENOENT, "%s not found%s", path,
                                strchr(path, '/') ? "" : " in PATH");
-        if (cfg->tee.kind != HV_TEE_NONE && cfg->tee.kind != HV_TEE_TDX)
+        const struct hv_tee_profile *p = hv__tee_profile(cfg->tee.kind);
+        if (p && !hv__tee_supported(&hv_clh_ops, p))
                 hv__reason_add(r, EOPNOTSUPP, "clh backend renders only none and tdx, not %s",
                                hv_tee_to_string(cfg->tee.kind));
 }
@@ -285,7 +286,7 @@ static void clh_free(struct hv_vm *vm)
 
 const struct hv_ops hv_clh_ops = {
         .name = "clh",
-        .caps = HV_CAP_HVSOCK | HV_CAP_EXIT_FD | HV_CAP_TEE_TDX,
+        .caps = HV_CAP_TEE_TDX,
         .check = clh_check,
         .alloc = clh_alloc,
         .start = clh_start,

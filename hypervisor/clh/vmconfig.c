@@ -21,15 +21,19 @@ static void add_str(json_object *o, const char *key, const char *v)
 int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc_error **err)
 {
         const struct hv_config *cfg = plan->cfg;
-        bool tdx = cfg->tee.kind == HV_TEE_TDX;
-        if (cfg->tee.kind != HV_TEE_NONE && !tdx)
+        const struct hv_tee_profile *p = hv__tee_profile(cfg->tee.kind);
+        if (!p || !hv__tee_supported(&hv_clh_ops, p))
                 return cc_error_set(err, EOPNOTSUPP,
                                     "clh backend: TEE profile %s is not supported (Cloud "
                                     "Hypervisor runs SEV-SNP only with IGVM firmware; only tdx "
                                     "and none are rendered)",
                                     hv_tee_to_string(cfg->tee.kind));
-        if (tdx && !cfg->firmware)
-                return cc_error_set(err, EINVAL, "clh backend: tdx needs TD-Shim or TDVF firmware");
+        /* A CH TEE guest (TDX, the one CH runs) boots its firmware (CH takes TD-Shim as well
+         * as TDVF) and has no serial port: its console is virtio (hvc0) (2.3). */
+        bool tee = p->clh_platform != NULL;
+        if (tee && !cfg->firmware)
+                return cc_error_set(err, EINVAL, "clh backend: %s needs TD-Shim or TDVF firmware",
+                                    p->name);
         if (cfg->channel == HV_CHANNEL_SERIAL)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "clh backend: the agent channel is hybrid vsock; no "
@@ -40,8 +44,7 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
 
         _cleanup_free_ char *vsock_path = hv__path(cfg->run_dir, HV_CLH_VSOCK_SOCK);
         _cleanup_free_ char *cmdline = NULL;
-        /* TDX guests of CH have no serial port: the console is virtio (hvc0) (2.3). */
-        if (asprintf(&cmdline, "console=%s " HV_GUEST_BASE_PARAMS "%s%s", tdx ? "hvc0" : "ttyS0",
+        if (asprintf(&cmdline, "console=%s " HV_GUEST_BASE_PARAMS "%s%s", tee ? "hvc0" : "ttyS0",
                      cc_isempty(cfg->kernel_params) ? "" : " ",
                      cc_isempty(cfg->kernel_params) ? "" : cfg->kernel_params) < 0)
                 cmdline = NULL;
@@ -50,9 +53,7 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
 
         json_object *vm = json_object_new_object();
         json_object *payload = json_object_new_object();
-        if (tdx)
-                add_str(payload, "firmware", cfg->firmware);
-        else if (cfg->firmware)
+        if (cfg->firmware)
                 add_str(payload, "firmware", cfg->firmware);
         add_str(payload, "kernel", cfg->kernel);
         add_str(payload, "cmdline", cmdline);
@@ -71,9 +72,9 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
         json_object_object_add(memory, "shared", json_object_new_boolean(false));
         json_object_object_add(vm, "memory", memory);
 
-        if (tdx) {
+        if (tee) {
                 json_object *platform = json_object_new_object();
-                json_object_object_add(platform, "tdx", json_object_new_boolean(true));
+                json_object_object_add(platform, p->clh_platform, json_object_new_boolean(true));
                 json_object_object_add(vm, "platform", platform);
         }
 
@@ -92,10 +93,10 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
                 json_object_array_add(disks, d);
         }
 
-        /* Console log: serial to a file (ttyS0), or the virtio console for TDX. */
+        /* Console log: serial to a file (ttyS0), or the virtio console for a TEE guest. */
         json_object *serial = json_object_new_object();
         json_object *console = json_object_new_object();
-        if (tdx) {
+        if (tee) {
                 add_str(serial, "mode", "Off");
                 add_str(console, "mode", "File");
                 add_str(console, "file", plan->console_log);

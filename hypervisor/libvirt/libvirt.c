@@ -324,7 +324,7 @@ static void lv_free(struct hv_vm *vm)
 
 const struct hv_ops hv_libvirt_ops = {
         .name = "libvirt",
-        .caps = HV_CAP_VSOCK | HV_CAP_SERIAL | HV_CAP_TEE_SEV | HV_CAP_TEE_SNP | HV_CAP_TEE_TDX,
+        .caps = HV_CAP_TEE_SEV | HV_CAP_TEE_SNP | HV_CAP_TEE_TDX,
         .check = lv_check,
         .alloc = lv_alloc,
         .start = lv_start,

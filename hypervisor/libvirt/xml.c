@@ -53,51 +53,67 @@ static void version_string(unsigned long v, char *buf, size_t size)
         snprintf(buf, size, "%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
 }
 
-static void launch_security(FILE *f, const struct hv_libvirt_plan *plan)
+/*
+ * <launchSecurity>, one hook per TEE profile; the type, the default policy and kernelHashes
+ * come from the profile (hypervisor/tee.c). SEV and SEV-ES (the same type) write the policy
+ * with 4 hex digits, SNP with 8, as libvirt's documentation does (3.1).
+ */
+static void amd_launch(FILE *f, const struct hv_libvirt_plan *plan, const struct hv_tee_profile *p,
+                       int policy_digits)
 {
         const struct hv_tee_config *tee = &plan->cfg->tee;
-        unsigned rpb = hv__tee_reduced_phys_bits(tee);
-        uint64_t policy = hv__tee_policy(tee);
-        switch (tee->kind) {
-        case HV_TEE_SEV:
-        case HV_TEE_SEV_ES:
-                fputs("  <launchSecurity type='sev' kernelHashes='yes'>\n", f);
-                fprintf(f, "    <cbitpos>%u</cbitpos>\n", plan->cbitpos);
-                fprintf(f, "    <reducedPhysBits>%u</reducedPhysBits>\n", rpb);
-                fprintf(f, "    <policy>0x%04" PRIx64 "</policy>\n", policy);
-                fputs("  </launchSecurity>\n", f);
-                break;
-        case HV_TEE_SEV_SNP:
-                fputs("  <launchSecurity type='sev-snp' kernelHashes='yes'>\n", f);
-                fprintf(f, "    <cbitpos>%u</cbitpos>\n", plan->cbitpos);
-                fprintf(f, "    <reducedPhysBits>%u</reducedPhysBits>\n", rpb);
-                fprintf(f, "    <policy>0x%08" PRIx64 "</policy>\n", policy);
-                if (tee->id_block)
-                        element(f, "    ", "idBlock", tee->id_block);
-                if (tee->id_auth)
-                        element(f, "    ", "idAuth", tee->id_auth);
-                if (tee->host_data)
-                        element(f, "    ", "hostData", tee->host_data);
-                fputs("  </launchSecurity>\n", f);
-                break;
-        case HV_TEE_TDX:
-                fputs("  <launchSecurity type='tdx'>\n", f);
-                fprintf(f, "    <policy>0x%" PRIx64 "</policy>\n", policy);
-                if (tee->mrconfigid)
-                        element(f, "    ", "mrConfigId", tee->mrconfigid);
-                if (tee->qgs_socket) {
-                        fputs("    <quoteGenerationService path='", f);
-                        xml_text(f, tee->qgs_socket);
-                        fputs("'/>\n", f);
-                } else {
-                        fputs("    <quoteGenerationService/>\n", f);
-                }
-                fputs("  </launchSecurity>\n", f);
-                break;
-        default:
-                break;
-        }
+        fprintf(f, "  <launchSecurity type='%s'%s>\n", p->libvirt_type,
+                p->kernel_hashes ? " kernelHashes='yes'" : "");
+        fprintf(f, "    <cbitpos>%u</cbitpos>\n", plan->cbitpos);
+        fprintf(f, "    <reducedPhysBits>%u</reducedPhysBits>\n", hv__tee_reduced_phys_bits(tee));
+        fprintf(f, "    <policy>0x%0*" PRIx64 "</policy>\n", policy_digits, hv__tee_policy(tee));
 }
+
+static void sev_launch(FILE *f, const struct hv_libvirt_plan *plan, const struct hv_tee_profile *p)
+{
+        amd_launch(f, plan, p, 4);
+        fputs("  </launchSecurity>\n", f);
+}
+
+/* SNP adds the launch's id-block and id-auth and the host data. */
+static void snp_launch(FILE *f, const struct hv_libvirt_plan *plan, const struct hv_tee_profile *p)
+{
+        const struct hv_tee_config *tee = &plan->cfg->tee;
+        amd_launch(f, plan, p, 8);
+        if (tee->id_block)
+                element(f, "    ", "idBlock", tee->id_block);
+        if (tee->id_auth)
+                element(f, "    ", "idAuth", tee->id_auth);
+        if (tee->host_data)
+                element(f, "    ", "hostData", tee->host_data);
+        fputs("  </launchSecurity>\n", f);
+}
+
+static void tdx_launch(FILE *f, const struct hv_libvirt_plan *plan, const struct hv_tee_profile *p)
+{
+        const struct hv_tee_config *tee = &plan->cfg->tee;
+        fprintf(f, "  <launchSecurity type='%s'>\n", p->libvirt_type);
+        fprintf(f, "    <policy>0x%" PRIx64 "</policy>\n", hv__tee_policy(tee));
+        if (tee->mrconfigid)
+                element(f, "    ", "mrConfigId", tee->mrconfigid);
+        if (tee->qgs_socket) {
+                fputs("    <quoteGenerationService path='", f);
+                xml_text(f, tee->qgs_socket);
+                fputs("'/>\n", f);
+        } else {
+                fputs("    <quoteGenerationService/>\n", f);
+        }
+        fputs("  </launchSecurity>\n", f);
+}
+
+typedef void launch_security_fn(FILE *f, const struct hv_libvirt_plan *plan,
+                                const struct hv_tee_profile *p);
+static launch_security_fn *const launch_security[_HV_TEE_MAX] = {
+        [HV_TEE_TDX] = tdx_launch,
+        [HV_TEE_SEV] = sev_launch,
+        [HV_TEE_SEV_ES] = sev_launch,
+        [HV_TEE_SEV_SNP] = snp_launch,
+};
 
 int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct cc_error **err)
 {
@@ -147,11 +163,10 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
         fprintf(f, "  <vcpu placement='static'>%u</vcpu>\n", cfg->vcpus);
         fputs("  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n", f);
         if (cfg->firmware) {
-                /* SEV, SEV-ES, SNP: stateless read-only pflash, no NVRAM, so the measured
-                 * firmware is exactly the file (3.2); TDX and none: a ROM loader, the -bios
-                 * equivalent (TDVF cannot run from pflash, 1.2). */
-                if (tee->kind == HV_TEE_SEV || tee->kind == HV_TEE_SEV_ES ||
-                    tee->kind == HV_TEE_SEV_SNP)
+                /* Stateless read-only pflash where the profile says so (the AMD ones: no NVRAM,
+                 * so the measured firmware is exactly the file, 3.2); else a ROM loader, the
+                 * -bios equivalent (TDVF cannot run from pflash, 1.2). */
+                if (tee->libvirt_pflash)
                         fputs("    <loader readonly='yes' type='pflash' stateless='yes'>", f);
                 else
                         fputs("    <loader type='rom'>", f);
@@ -230,7 +245,8 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
                       f);
         }
         fputs("    <memballoon model='none'/>\n  </devices>\n", f);
-        launch_security(f, plan);
+        if (launch_security[tee->kind])
+                launch_security[tee->kind](f, plan, tee);
         fputs("</domain>\n", f);
         if (fclose(f) != 0 || !out) {
                 free(out);

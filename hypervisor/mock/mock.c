@@ -171,7 +171,7 @@ static void mock_free(struct hv_vm *vm)
 
 const struct hv_ops hv_mock_ops = {
         .name = "mock",
-        .caps = HV_CAP_SERIAL | HV_CAP_EXIT_FD | HV_CAP_TEE_SEV | HV_CAP_TEE_SNP | HV_CAP_TEE_TDX,
+        .caps = HV_CAP_TEE_SEV | HV_CAP_TEE_SNP | HV_CAP_TEE_TDX,
         .alloc = mock_alloc,
         .start = mock_start,
         .stop = mock_stop,

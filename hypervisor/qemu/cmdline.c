@@ -39,26 +39,30 @@ static char *opt_escape(const char *s)
                 return cc_error_set(err, ENOMEM, "out of memory");
 
 /*
- * TDX object in JSON syntax: quote-generation-socket is a SocketAddress struct, which the
+ * The confidential-guest-support object "tee0", one hook per TEE profile; the QOM type, the
+ * default policy and kernel-hashes come from the profile (hypervisor/tee.c).
+ *
+ * TDX: JSON syntax, because quote-generation-socket is a SocketAddress struct, which the
  * key=value syntax cannot express (reference 1.2). vsock cid/port are strings there.
  */
-static int tdx_object(const struct hv_config *cfg, struct hv_argv *a, struct cc_error **err)
+static int tdx_object(const struct hv_qemu_plan *plan, const struct hv_tee_profile *p,
+                      struct hv_argv *a, struct cc_error **err)
 {
+        const struct hv_tee_config *tee = &plan->cfg->tee;
         json_object *o = json_object_new_object();
         if (!o)
                 return cc_error_set(err, ENOMEM, "out of memory");
-        json_object_object_add(o, "qom-type", json_object_new_string("tdx-guest"));
+        json_object_object_add(o, "qom-type", json_object_new_string(p->qemu_object));
         json_object_object_add(o, "id", json_object_new_string("tee0"));
-        uint64_t attrs = hv__tee_policy(&cfg->tee);
+        uint64_t attrs = hv__tee_policy(tee);
         if (attrs)
                 json_object_object_add(o, "attributes", json_object_new_uint64(attrs));
-        if (!cc_isempty(cfg->tee.mrconfigid))
-                json_object_object_add(o, "mrconfigid",
-                                       json_object_new_string(cfg->tee.mrconfigid));
+        if (!cc_isempty(tee->mrconfigid))
+                json_object_object_add(o, "mrconfigid", json_object_new_string(tee->mrconfigid));
         json_object *qgs = json_object_new_object();
-        if (!cc_isempty(cfg->tee.qgs_socket)) {
+        if (!cc_isempty(tee->qgs_socket)) {
                 json_object_object_add(qgs, "type", json_object_new_string("unix"));
-                json_object_object_add(qgs, "path", json_object_new_string(cfg->tee.qgs_socket));
+                json_object_object_add(qgs, "path", json_object_new_string(tee->qgs_socket));
         } else {
                 json_object_object_add(qgs, "type", json_object_new_string("vsock"));
                 json_object_object_add(qgs, "cid", json_object_new_string("2"));
@@ -72,47 +76,131 @@ static int tdx_object(const struct hv_config *cfg, struct hv_argv *a, struct cc_
         return 0;
 }
 
-static int tee_args(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_error **err)
+/* SEV, SEV-ES (the same object with policy bit 2 set) and SNP: key=value options; `extra`
+ * are the profile's own options, each starting with ','. */
+static void amd_object(const struct hv_qemu_plan *plan, const struct hv_tee_profile *p,
+                       const char *extra, struct hv_argv *a)
+{
+        const struct hv_tee_config *tee = &plan->cfg->tee;
+        hv__argv_add(a, "-object");
+        hv__argv_addf(a, "%s,id=tee0,cbitpos=%u,reduced-phys-bits=%u,policy=0x%" PRIx64 "%s%s",
+                      p->qemu_object, plan->cbitpos, hv__tee_reduced_phys_bits(tee),
+                      hv__tee_policy(tee), p->kernel_hashes ? ",kernel-hashes=on" : "", extra);
+}
+
+static int sev_object(const struct hv_qemu_plan *plan, const struct hv_tee_profile *p,
+                      struct hv_argv *a, struct cc_error **err)
+{
+        amd_object(plan, p, "", a);
+        return 0;
+}
+
+/* SNP adds the launch's id-block and id-auth (both or none) and the host data. */
+static int snp_object(const struct hv_qemu_plan *plan, const struct hv_tee_profile *p,
+                      struct hv_argv *a, struct cc_error **err)
+{
+        const struct hv_tee_config *tee = &plan->cfg->tee;
+        _cleanup_free_ char *extra = NULL;
+        if (asprintf(&extra, "%s%s%s%s%s%s", tee->id_block ? ",id-block=" : "",
+                     tee->id_block ? tee->id_block : "", tee->id_auth ? ",id-auth=" : "",
+                     tee->id_auth ? tee->id_auth : "", tee->host_data ? ",host-data=" : "",
+                     tee->host_data ? tee->host_data : "") < 0)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        amd_object(plan, p, extra, a);
+        return 0;
+}
+
+typedef int tee_object_fn(const struct hv_qemu_plan *plan, const struct hv_tee_profile *p,
+                          struct hv_argv *a, struct cc_error **err);
+static tee_object_fn *const tee_objects[_HV_TEE_MAX] = {
+        [HV_TEE_TDX] = tdx_object,
+        [HV_TEE_SEV] = sev_object,
+        [HV_TEE_SEV_ES] = sev_object,
+        [HV_TEE_SEV_SNP] = snp_object,
+};
+
+/* Firmware: read-only pflash where the profile says so (SEV, SEV-ES, 1.4), else -bios (none,
+ * SNP, TDX: TDVF cannot run from pflash, 1.2). */
+static int firmware_args(const struct hv_config *cfg, const struct hv_tee_profile *p,
+                         struct hv_argv *a, struct cc_error **err)
+{
+        if (!cfg->firmware)
+                return 0;
+        if (p->qemu_pflash) {
+                ESC(fw, cfg->firmware);
+                hv__argv_add(a, "-drive");
+                hv__argv_addf(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", fw);
+        } else {
+                hv__argv_add(a, "-bios");
+                hv__argv_add(a, cfg->firmware);
+        }
+        return 0;
+}
+
+/* The agent's channel and, when the handler enables it, the debug console's port. */
+static void channel_args(const struct hv_qemu_plan *plan, const char *agent, const char *dbgcon,
+                         struct hv_argv *a)
+{
+        if (plan->channel == HV_CHANNEL_VSOCK) {
+                /* vhost-vsock with the fd that reserves the CID (1.7). */
+                hv__argv_add(a, "-device");
+                if (plan->vhost_fd >= 0)
+                        hv__argv_addf(a,
+                                      "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32 ",vhostfd=%d",
+                                      plan->cid, plan->vhost_fd);
+                else
+                        hv__argv_addf(a, "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32, plan->cid);
+        } else {
+                /* A named virtio-serial port on a unix socket chardev (7.3). */
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtio-serial-pci,id=serial0");
+                hv__argv_add(a, "-chardev");
+                hv__argv_addf(a, "socket,id=agent0,path=%s,server=on,wait=off", agent);
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=agent0,id=channel0,"
+                                "name=" HV_AGENT_SERIAL_NAME);
+        }
+        if (plan->cfg->debug_console) {
+                /* The agent's debug console: its own port on its own socket (Kata: vsock port
+                 * 1026); only when the handler's configuration enables it. */
+                if (plan->channel == HV_CHANNEL_VSOCK) {
+                        hv__argv_add(a, "-device");
+                        hv__argv_add(a, "virtio-serial-pci,id=serial0");
+                }
+                hv__argv_add(a, "-chardev");
+                hv__argv_addf(a, "socket,id=dbgcon0,path=%s,server=on,wait=off", dbgcon);
+                hv__argv_add(a, "-device");
+                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=dbgcon0,id=channel1,"
+                                "name=" HV_DEBUG_CONSOLE_NAME);
+        }
+}
+
+/* Disks, then the pod's tap NICs (fds passed from tap_fd_base on). */
+static int device_args(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_error **err)
 {
         const struct hv_config *cfg = plan->cfg;
-        const struct hv_tee_profile *p = hv__tee_profile(cfg->tee.kind);
-        switch (cfg->tee.kind) {
-        case HV_TEE_NONE:
-                return 0;
-        case HV_TEE_TDX:
-                return tdx_object(cfg, a, err);
-        case HV_TEE_SEV:
-        case HV_TEE_SEV_ES:
-                /* SEV-ES is the same object with policy bit 2 set (default 0x5). */
-                hv__argv_add(a, "-object");
-                hv__argv_addf(a,
-                              "sev-guest,id=tee0,cbitpos=%u,reduced-phys-bits=%u,policy=0x%" PRIx64
-                              ",kernel-hashes=on",
-                              plan->cbitpos, hv__tee_reduced_phys_bits(&cfg->tee),
-                              hv__tee_policy(&cfg->tee));
-                return 0;
-        case HV_TEE_SEV_SNP: {
-                _cleanup_free_ char *extra = NULL;
-                if (asprintf(&extra, "%s%s%s%s%s%s", cfg->tee.id_block ? ",id-block=" : "",
-                             cfg->tee.id_block ? cfg->tee.id_block : "",
-                             cfg->tee.id_auth ? ",id-auth=" : "",
-                             cfg->tee.id_auth ? cfg->tee.id_auth : "",
-                             cfg->tee.host_data ? ",host-data=" : "",
-                             cfg->tee.host_data ? cfg->tee.host_data : "") < 0)
-                        return cc_error_set(err, ENOMEM, "out of memory");
-                hv__argv_add(a, "-object");
-                hv__argv_addf(
-                        a,
-                        "sev-snp-guest,id=tee0,cbitpos=%u,reduced-phys-bits=%u,policy=0x%" PRIx64
-                        ",kernel-hashes=on%s",
-                        plan->cbitpos, hv__tee_reduced_phys_bits(&cfg->tee),
-                        hv__tee_policy(&cfg->tee), extra);
-                return 0;
+        for (size_t i = 0; i < cfg->n_disks; i++) {
+                ESC(path, cfg->disks[i].path);
+                hv__argv_add(a, "-drive");
+                hv__argv_addf(a, "file=%s,if=none,id=disk%zu,format=raw%s", path, i,
+                              cfg->disks[i].readonly ? ",readonly=on" : "");
+                hv__argv_add(a, "-device");
+                /* The serial is checked (hv_disk_serial_ok): no escaping needed. */
+                hv__argv_addf(a, "virtio-blk-pci,drive=disk%zu,id=blk%zu%s%s", i, i,
+                              cfg->disks[i].serial ? ",serial=" : "",
+                              cfg->disks[i].serial ? cfg->disks[i].serial : "");
         }
-        default:
-                return cc_error_set(err, EINVAL, "unknown TEE profile %d", (int)cfg->tee.kind);
+        for (size_t i = 0; i < cfg->n_nets; i++) {
+                hv__argv_add(a, "-netdev");
+                hv__argv_addf(a, "tap,id=net%zu,fd=%d", i, plan->tap_fd_base + (int)i);
+                hv__argv_add(a, "-device");
+                if (cfg->nets[i].mac)
+                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu,mac=%s", i, i,
+                                      cfg->nets[i].mac);
+                else
+                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu", i, i);
         }
-        (void)p;
+        return 0;
 }
 
 int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_error **err)
@@ -171,21 +259,10 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
         hv__argv_addf(a, "file,id=console0,path=%s", console);
         hv__argv_add(a, "-serial");
         hv__argv_add(a, "chardev:console0");
-        int r = tee_args(plan, a, err);
-        if (r < 0)
+        tee_object_fn *tee_object = tee_objects[cfg->tee.kind];
+        int r = tee_object ? tee_object(plan, tee, a, err) : 0;
+        if (r < 0 || (r = firmware_args(cfg, tee, a, err)) < 0)
                 return r;
-        if (cfg->firmware) {
-                ESC(fw, cfg->firmware);
-                if (tee->qemu_pflash) {
-                        /* SEV/SEV-ES: read-only pflash (1.4). */
-                        hv__argv_add(a, "-drive");
-                        hv__argv_addf(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", fw);
-                } else {
-                        /* none, SNP, TDX: -bios (TDVF cannot run from pflash, 1.2). */
-                        hv__argv_add(a, "-bios");
-                        hv__argv_add(a, cfg->firmware);
-                }
-        }
         hv__argv_add(a, "-kernel");
         hv__argv_add(a, cfg->kernel);
         if (cfg->initrd) {
@@ -195,59 +272,9 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
         hv__argv_add(a, "-append");
         hv__argv_addf(a, "%s%s%s", HV_QEMU_BASE_PARAMS, cc_isempty(cfg->kernel_params) ? "" : " ",
                       cc_isempty(cfg->kernel_params) ? "" : cfg->kernel_params);
-        if (plan->channel == HV_CHANNEL_VSOCK) {
-                /* vhost-vsock with the fd that reserves the CID (1.7). */
-                hv__argv_add(a, "-device");
-                if (plan->vhost_fd >= 0)
-                        hv__argv_addf(a,
-                                      "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32 ",vhostfd=%d",
-                                      plan->cid, plan->vhost_fd);
-                else
-                        hv__argv_addf(a, "vhost-vsock-pci,id=vsock0,guest-cid=%" PRIu32, plan->cid);
-        } else {
-                /* A named virtio-serial port on a unix socket chardev (7.3). */
-                hv__argv_add(a, "-device");
-                hv__argv_add(a, "virtio-serial-pci,id=serial0");
-                hv__argv_add(a, "-chardev");
-                hv__argv_addf(a, "socket,id=agent0,path=%s,server=on,wait=off", agent);
-                hv__argv_add(a, "-device");
-                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=agent0,id=channel0,"
-                                "name=" HV_AGENT_SERIAL_NAME);
-        }
-        if (cfg->debug_console) {
-                /* The agent's debug console: its own port on its own socket (Kata: vsock port
-                 * 1026); only when the handler's configuration enables it. */
-                if (plan->channel == HV_CHANNEL_VSOCK) {
-                        hv__argv_add(a, "-device");
-                        hv__argv_add(a, "virtio-serial-pci,id=serial0");
-                }
-                hv__argv_add(a, "-chardev");
-                hv__argv_addf(a, "socket,id=dbgcon0,path=%s,server=on,wait=off", dbgcon);
-                hv__argv_add(a, "-device");
-                hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=dbgcon0,id=channel1,"
-                                "name=" HV_DEBUG_CONSOLE_NAME);
-        }
-        for (size_t i = 0; i < cfg->n_disks; i++) {
-                ESC(path, cfg->disks[i].path);
-                hv__argv_add(a, "-drive");
-                hv__argv_addf(a, "file=%s,if=none,id=disk%zu,format=raw%s", path, i,
-                              cfg->disks[i].readonly ? ",readonly=on" : "");
-                hv__argv_add(a, "-device");
-                /* The serial is checked (hv_disk_serial_ok): no escaping needed. */
-                hv__argv_addf(a, "virtio-blk-pci,drive=disk%zu,id=blk%zu%s%s", i, i,
-                              cfg->disks[i].serial ? ",serial=" : "",
-                              cfg->disks[i].serial ? cfg->disks[i].serial : "");
-        }
-        for (size_t i = 0; i < cfg->n_nets; i++) {
-                hv__argv_add(a, "-netdev");
-                hv__argv_addf(a, "tap,id=net%zu,fd=%d", i, plan->tap_fd_base + (int)i);
-                hv__argv_add(a, "-device");
-                if (cfg->nets[i].mac)
-                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu,mac=%s", i, i,
-                                      cfg->nets[i].mac);
-                else
-                        hv__argv_addf(a, "virtio-net-pci,netdev=net%zu,id=nic%zu", i, i);
-        }
+        channel_args(plan, agent, dbgcon, a);
+        if ((r = device_args(plan, a, err)) < 0)
+                return r;
         if (cfg->user_net) {
                 /* Development only: QEMU's user-mode network (slirp), the guest's 10.0.2.2 being
                  * the host's loopback. Checked here as well as in hv_vm_new() because this

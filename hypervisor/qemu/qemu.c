@@ -374,8 +374,7 @@ static void qemu_free(struct hv_vm *vm)
 
 const struct hv_ops hv_qemu_ops = {
         .name = "qemu",
-        .caps = HV_CAP_VSOCK | HV_CAP_SERIAL | HV_CAP_EXIT_FD | HV_CAP_TEE_SEV | HV_CAP_TEE_SNP |
-                HV_CAP_TEE_TDX,
+        .caps = HV_CAP_TEE_SEV | HV_CAP_TEE_SNP | HV_CAP_TEE_TDX,
         .check = qemu_check,
         .alloc = qemu_alloc,
         .start = qemu_start,

@@ -436,6 +436,29 @@ static void test_clh_tdx(void **state)
         clh_golden("clh-tdx.json", HV_TEE_TDX);
 }
 
+/* The pairs with no golden file: Cloud Hypervisor renders none and tdx only (SEV-SNP needs IGVM
+ * firmware there, reference 2.3), and says so. */
+static void test_clh_amd_refused(void **state)
+{
+        enum hv_tee tees[] = {HV_TEE_SEV, HV_TEE_SEV_ES, HV_TEE_SEV_SNP};
+        for (size_t i = 0; i < CC_ARRAY_SIZE(tees); i++) {
+                struct hv_config c = base_config(tees[i]);
+                c.backend = "clh";
+                struct hv_clh_plan plan = {.cfg = &c, .console_log = RUN_DIR "/console.log"};
+                json_object *o = NULL;
+                _cleanup_error_ struct cc_error *err = NULL;
+                _cleanup_free_ char *want = NULL;
+                assert_true(asprintf(&want,
+                                     "clh backend: TEE profile %s is not supported (Cloud "
+                                     "Hypervisor runs SEV-SNP only with IGVM firmware; only tdx "
+                                     "and none are rendered)",
+                                     hv_tee_to_string(tees[i])) > 0);
+                assert_int_equal(hv_clh_vmconfig(&plan, &o, &err), -EOPNOTSUPP);
+                assert_null(o);
+                assert_string_equal(cc_error_message(err), want);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -451,6 +474,7 @@ int main(void)
                 cmocka_unit_test(test_qemu_tee_refuses_tcg),
                 cmocka_unit_test(test_clh_none),
                 cmocka_unit_test(test_clh_tdx),
+                cmocka_unit_test(test_clh_amd_refused),
                 cmocka_unit_test(test_libvirt_none),
                 cmocka_unit_test(test_libvirt_none_nic),
                 cmocka_unit_test(test_libvirt_sev),
