@@ -78,6 +78,7 @@ struct agent {
         bool tee;
         /* Written by DestroySandbox; main() powers off (init) once the reply went out. */
         int destroy_efd;
+        const struct agent_puller *puller; /* set by main(), never NULL */
 };
 
 /* Fills defaults, then applies the kernel command line (agent.server_addr=, agent.log=,
@@ -122,12 +123,24 @@ const struct cc_ttrpc_service *agent_rpc_service(void);
 const struct cc_ttrpc_service *agent_rpc_health_service(void);
 /* The image service (rpc-image.c); the PullImage handler is where libccimage plugs in. */
 int agent_rpc_register_image(struct agent *a, struct cc_ttrpc_server *srv);
-/* Pulls `image` in the guest and mounts it as <containers_dir>/<container_id>/rootfs. */
-int agent_image_pull(struct agent *a, const char *image, const char *container_id,
-                     const char *creds, struct cc_error **err);
-/* Called by CreateSandbox: where pulls run in a helper process, starts one ahead for the pod's
- * first pull (variants/image-pull-exec.c); nothing where the agent pulls itself. */
-void agent_image_prestart(struct agent *a);
+/*
+ * How this agent pulls images, chosen at build time (guest-agent/module.mk compiles main.c
+ * once per binary with AGENT_PULLER naming the table): cc-agent pulls in its own process
+ * (agent_puller_in_process, image-pull.c); cc-agent-static starts a helper process per pull
+ * (agent_puller_helper, variants/image-pull-exec.c), so that it never maps the pull's
+ * libraries. Each binary links exactly the one its main.o names.
+ */
+struct agent_puller {
+        const char *name;
+        /* Pulls `image` in the guest and mounts it as <containers_dir>/<container_id>/rootfs. */
+        int (*pull)(struct agent *a, const char *image, const char *container_id, const char *creds,
+                    struct cc_error **err);
+        /* Called by CreateSandbox: starts a helper ahead for the pod's first pull, or nothing
+         * where the agent pulls itself. */
+        void (*prestart)(struct agent *a);
+};
+extern const struct agent_puller agent_puller_in_process;
+extern const struct agent_puller agent_puller_helper;
 /* CreateContainer's storages: one "image_guest_pull" Storage (Kata >= 3.3) pulls the image. */
 struct Grpc__Storage;
 int agent_image_storages(struct agent *a, const char *container_id, struct Grpc__Storage **storages,

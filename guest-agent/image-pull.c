@@ -37,6 +37,8 @@
  * (SEV/SNP kernel-hashes, TDX RTMR[2]), so a different line gives a different measurement and
  * attestation fails. Only the request fields stay untrusted.
  */
+#include "guest-agent/image-pull.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -51,7 +53,6 @@
 #include "cc/macro.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/image-pull.h"
 #include "guest-agent/attest/kbc.h"
 #include "guest-agent/image/image.h"
 
@@ -199,8 +200,7 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
  * offline_fs broker in *keys if any. The TEE is the guest's own: sample evidence only where no
  * TEE device exists (the client refuses it in a TEE).
  */
-static int kbs_broker(struct image_settings *s, struct img_key_broker **keys,
-                      struct cc_error **err)
+static int kbs_broker(struct image_settings *s, struct img_key_broker **keys, struct cc_error **err)
 {
         _cleanup_(kbc_initdata_freep) struct kbc_initdata *id = NULL;
         _cleanup_free_ char *url = NULL, *cert = NULL, *text = NULL;
@@ -314,8 +314,8 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
 }
 
 /* The agent built with the pull library pulls in its own process. */
-int agent_image_pull(struct agent *a, const char *image, const char *container_id,
-                     const char *creds, struct cc_error **err)
+static int pull_in_process(struct agent *a, const char *image, const char *container_id,
+                           const char *creds, struct cc_error **err)
 {
         const struct agent_pull_req req = {
                 .containers_dir = a->cfg.containers_dir,
@@ -328,6 +328,12 @@ int agent_image_pull(struct agent *a, const char *image, const char *container_i
 }
 
 /* The agent's own process is always ready to pull: nothing to start ahead. */
-void agent_image_prestart(struct agent *a)
+static void prestart_nothing(struct agent *a)
 {
 }
+
+const struct agent_puller agent_puller_in_process = {
+        .name = "in-process",
+        .pull = pull_in_process,
+        .prestart = prestart_nothing,
+};

@@ -43,11 +43,18 @@ static _noreturn_ void fatal(struct agent *a, const char *what, struct cc_error 
         exit(EXIT_FAILURE);
 }
 
+/* The image puller of this binary (struct agent_puller): guest-agent/module.mk sets it for
+ * cc-agent-static; cc-agent pulls in its own process. */
+#ifndef AGENT_PULLER
+#define AGENT_PULLER agent_puller_in_process
+#endif
+
 int main(int argc, char **argv)
 {
         struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
                           .policy_lock = PTHREAD_RWLOCK_INITIALIZER,
-                          .destroy_efd = -1};
+                          .destroy_efd = -1,
+                          .puller = &AGENT_PULLER};
         /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
         mallopt(M_ARENA_MAX, 1);
         _cleanup_error_ struct cc_error *err = NULL;

@@ -28,7 +28,7 @@ INTEGRATION_TESTS += test/integration/agent-net-rpc.sh
 INTEGRATION_TESTS += test/integration/agent-hostile.sh
 
 # cc-agent-static: the agent linked -static-pie, with image pull in a helper process:
-# guest-agent/variants/image-pull-exec.c stands in for image-pull.c and starts cc-agent-pull
+# guest-agent/variants/image-pull-exec.c (agent_puller_helper) replaces image-pull.c's puller and starts cc-agent-pull
 # per pull, so libccimage (libcurl and its chain, OpenSSL, ISA-L, zstd, libarchive) is never
 # mapped by PID 1; variants/pull-libs.c mounts the guest image's squashfs of the helper's
 # libraries before the first one starts. No loader or shared libraries for the agent itself, and few mapped pages.
@@ -36,7 +36,13 @@ INTEGRATION_TESTS += test/integration/agent-hostile.sh
 # dependencies have no static archives.)
 AGENT_STATIC_LIBS := -l:libprotobuf-c.a -l:libjson-c.a -l:libseccomp.a -l:libcap.a -l:libcrypto.a \
 	-l:libz.a
-$(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main.o \
+# Its main.o is compiled with the helper's puller (struct agent_puller in agent.h): a build-time
+# switch, so that no link order decides which pull code is in the binary.
+$(BUILD)/guest-agent/main-static.o: guest-agent/main.c | $(GENERATED_HDRS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) -DAGENT_PULLER=agent_puller_helper $(CFLAGS) -c -o $@ $<
+$(BUILD)/cc-agent-static: $(BUILD)/guest-agent/main-static.o \
 		$(BUILD)/guest-agent/variants/image-pull-exec.o \
 		$(BUILD)/guest-agent/variants/pull-libs.o $(LIBAGENT) $(LIBAGENTNET) $(LIBKBC) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")

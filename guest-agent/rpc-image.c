@@ -1,6 +1,6 @@
 /*
  * grpc.Image (Kata CC-0.8.0 image.proto) and CreateContainer's image_guest_pull storage: the
- * requests are admitted here (policy, ids), the pull itself is agent_image_pull()
+ * requests are admitted here (policy, ids), the pull itself is a->puller
  * (image-pull.c in cc-agent, a cc-agent-pull helper process in cc-agent-static), and the rootfs
  * it made is released with the container (agent_image_release).
  */
@@ -18,12 +18,12 @@
 #include "kata/agent.pb-c.h"
 #include "kata/image.pb-c.h"
 
-/* agent_image_pull, and a full store named for what it is: without trusted storage the layers
+/* The pull (a->puller), and a full store named for what it is: without trusted storage the layers
  * are in guest RAM (a tmpfs), so an image larger than the VM's memory cannot fit there. */
 static int pull(struct agent *a, const char *image, const char *container_id, const char *creds,
                 struct cc_error **err)
 {
-        int r = agent_image_pull(a, image, container_id, creds, err);
+        int r = a->puller->pull(a, image, container_id, creds, err);
         struct statfs sf;
         if (r == -ENOSPC && statfs(a->cfg.containers_dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
                 return cc_error_wrap(err, ENOSPC,
@@ -53,7 +53,8 @@ int agent_image_storages(struct agent *a, const char *container_id, Grpc__Storag
         const Grpc__Storage *st = storages[0];
         if (cc_isempty(st->source) || strlen(st->source) > 4096)
                 return cc_error_set(err, EINVAL, "image_guest_pull storage has no image reference");
-        _cleanup_free_ char *rootfs = agent_container_path(a->cfg.containers_dir, container_id, "rootfs");
+        _cleanup_free_ char *rootfs =
+                agent_container_path(a->cfg.containers_dir, container_id, "rootfs");
         if (!rootfs)
                 return -ENOMEM;
         if (!cc_isempty(st->mount_point) && strcmp(st->mount_point, rootfs) != 0)

@@ -523,7 +523,7 @@ HANDLER(create_sandbox)
         a->sandbox_id = strdup(req->sandbox_id ? req->sandbox_id : "");
         pthread_mutex_unlock(&a->lock);
         cc_log_info("sandbox created id=%s", req->sandbox_id ? req->sandbox_id : "");
-        agent_image_prestart(a);
+        a->puller->prestart(a);
         return 0;
 }
 

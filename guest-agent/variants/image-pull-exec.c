@@ -1,9 +1,10 @@
 /*
- * agent_image_pull() for cc-agent-static: each pull runs in a helper process, cc-agent-pull
+ * agent_puller_helper, the image puller of cc-agent-static (struct agent_puller in agent.h,
+ * chosen by guest-agent/module.mk): each pull runs in a helper process, cc-agent-pull
  * (guest-agent/pull/), so the agent itself never maps the pull's libraries (libcurl and its
  * chain, OpenSSL, ISA-L, zstd, libarchive) and stays a static binary of about 1.4 MiB
- * resident; the helper's memory is returned when the pull ends. Linked ahead of libagent.a, so
- * image-pull.o (and libccimage) stays out.
+ * resident; the helper's memory is returned when the pull ends. Nothing in cc-agent-static
+ * names agent_puller_in_process, so image-pull.o (and libccimage) stays out of it.
  *
  * The channel is a stream socketpair, the helper's fd 3:
  *   agent -> helper   the image, the container id and the source credentials, each as
@@ -15,7 +16,7 @@
  * Starting the helper costs its dynamic loading (about 75 ms under TCG once its libraries are
  * in the page cache; the first start in a VM also mounts them and reads them from the guest
  * image's squashfs, variants/pull-libs.c, bench/agent-results.md), so CreateSandbox starts
- * one ahead (agent_image_prestart, in a thread of its own, so that CreateSandbox does not wait
+ * one ahead (prestart, in a thread of its own, so that CreateSandbox does not wait
  * for it): it loads and waits, at most AGENT_PULL_SPARE_SECONDS, for the pod's first pull,
  * which waits for it if it is still being started; later pulls start their own. A spare that
  * gives no result (it timed out just as it was taken) is replaced by a fresh helper once.
@@ -184,7 +185,7 @@ static void *prestart_thread(void *p)
         return NULL;
 }
 
-void agent_image_prestart(struct agent *a)
+static void prestart(struct agent *a)
 {
         const char *env = getenv("CC_AGENT_PULL_SPARE_SECONDS");
         unsigned wait_s = cc_isempty(env) ? AGENT_PULL_SPARE_SECONDS : (unsigned)atoi(env);
@@ -285,8 +286,8 @@ static int pull_with(const struct helper *h, const char *image, const char *cont
         return e == 0 ? 0 : cc_error_set(err, (int)e, "%s", msg + 1);
 }
 
-int agent_image_pull(struct agent *a, const char *image, const char *container_id,
-                     const char *creds, struct cc_error **err)
+static int pull(struct agent *a, const char *image, const char *container_id, const char *creds,
+                struct cc_error **err)
 {
         if (creds && strlen(creds) > AGENT_PULL_CREDS_MAX)
                 return cc_error_set(err, EINVAL, "source credentials longer than %d bytes",
@@ -314,3 +315,9 @@ int agent_image_pull(struct agent *a, const char *image, const char *container_i
                             h.pid);
         }
 }
+
+const struct agent_puller agent_puller_helper = {
+        .name = "helper",
+        .pull = pull,
+        .prestart = prestart,
+};
