@@ -208,6 +208,37 @@ enum snap_mode snap_config_mode(const struct snap_config *c, const char *name);
 /* Policy decision for a CRI pull of image_ref. */
 bool snap_config_guest_image(const struct snap_config *c, const char *image_ref);
 
+/* ---- decide.c: what Prepare does (pure) ---------------------------------------------------- */
+
+/* What Prepare knows before it acts: the request, the mode and the parent chain. */
+struct snap_prepare_facts {
+        enum snap_mode mode; /* of the request's snapshotter name */
+        const char *key;
+        bool view;
+        bool target;          /* the remote-snapshot target label is set: a layer unpack */
+        bool cri;             /* the CRI image reference and layer digest labels are set */
+        bool guest_image;     /* the policy sends that image to the guest (asked in policy mode) */
+        bool guest_chain;     /* a snapshot of the parent chain is a guest placeholder */
+        size_t chain_len;     /* snapshots in the parent chain */
+        const char *pod_mode; /* the pod's cc.mode label ("guest", "local") or NULL */
+};
+
+enum snap_prepare_action {
+        SNAP_PREPARE_CREATE,      /* an active snapshot or a view, of the decided flavor */
+        SNAP_PREPARE_GUEST_LAYER, /* a committed placeholder at the target; AlreadyExists */
+        SNAP_PREPARE_NEED_CRI,    /* refused: guest mode without the CRI labels */
+        SNAP_PREPARE_HAZARD,      /* refused: local data on guest placeholders */
+};
+
+struct snap_prepare_decision {
+        enum snap_prepare_action action;
+        enum snap_flavor flavor;
+};
+
+struct snap_prepare_decision snap_prepare_decide(const struct snap_prepare_facts *f);
+/* A layer unpack's key: "[<ns>/<seq>/]extract-<unique> sha256:<chain id>". */
+bool snap_is_unpack_key(const char *key);
+
 /* ---- snapshotter.c: the operations ----------------------------------------------------------- */
 
 struct snap;

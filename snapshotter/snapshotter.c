@@ -283,26 +283,138 @@ static int make_dirs(struct snap *s, int64_t id, bool with_work, const struct sn
         return r;
 }
 
+/* Records a committed placeholder for a guest-pulled layer at `target`: no data, an empty fs
+ * dir that keeps the on-disk shape (and host mounts) uniform. */
+static int record_guest_layer(struct snap *s, const char *ns, const char *target,
+                              const struct snap_info *pinfo, const struct snap_labels *labels,
+                              int64_t *ret_id, struct cc_error **err)
+{
+        struct snap_info existing;
+        if (snap_store_get(s->store, ns, target, &existing, NULL) == 0) {
+                snap_info_clear(&existing);
+                return cc_error_set(err, EEXIST, "target snapshot %s: already exists", target);
+        }
+        struct snap_labels l = {0};
+        int64_t id;
+        int r = snap_labels_copy(&l, labels);
+        if (r == 0)
+                r = snap_labels_set(&l, SNAP_LABEL_GUEST, "true");
+        if (r < 0)
+                r = cc_error_set(err, ENOMEM, "out of memory");
+        else
+                r = snap_store_insert(s->store, ns, target, pinfo->id, SNAP_KIND_COMMITTED,
+                                      SNAP_GUEST_LAYER, &l, &id, err);
+        snap_labels_clear(&l);
+        if (r == 0 && (r = make_dirs(s, id, false, NULL, err)) == 0)
+                *ret_id = id;
+        return r;
+}
+
+/* Creates the active snapshot (or view) `key` of `flavor` and its mounts. */
+static int create_snapshot(struct snap *s, const char *ns, const char *key,
+                           const struct snap_info *pinfo, const struct snap_info *chain, size_t n,
+                           const struct snap_labels *labels, bool view, enum snap_flavor flavor,
+                           int64_t *ret_id, struct snap_mounts *ret, struct cc_error **err)
+{
+        enum snap_kind kind = view ? SNAP_KIND_VIEW : SNAP_KIND_ACTIVE;
+        int64_t id;
+        int r = snap_store_insert(s->store, ns, key, pinfo->id, kind, flavor, labels, &id, err);
+        if (r < 0)
+                return r;
+        r = make_dirs(s, id, !view, pinfo->id ? pinfo : NULL, err);
+        if (r < 0)
+                return r;
+        *ret_id = id;
+        struct snap_info self = {.id = id, .kind = kind, .flavor = flavor, .labels = *labels};
+        return build_mounts(s, &self, chain, n, ret, err);
+}
+
+/* The parent (must be committed) and its chain, nearest first; nothing without a parent. */
+static int load_parent(struct snap *s, const char *ns, const char *parent, struct snap_info *pinfo,
+                       struct snap_info **chain, size_t *n, struct cc_error **err)
+{
+        if (cc_isempty(parent))
+                return 0;
+        int r = snap_store_get(s->store, ns, parent, pinfo, err);
+        if (r == -ENOENT)
+                return cc_error_set(err, ENOENT, "parent snapshot %s does not exist", parent);
+        if (r < 0)
+                return r;
+        if (pinfo->kind != SNAP_KIND_COMMITTED)
+                return cc_error_set(err, EINVAL,
+                                    "failed to create snapshot: parent \"%s\" is not "
+                                    "committed snapshot",
+                                    parent);
+        struct snap_info self = {.parent_id = pinfo->id};
+        return load_chain(s, &self, chain, n, err);
+}
+
+#define PREPARED_GUEST_LAYER 1
+
 /*
- * True for the key of a layer unpack: containerd names them "extract-<unique> <chainID>"
- * (snapshots.UnpackKeyFormat), which the metadata layer prefixes with "<namespace>/<seq>/".
- * image.Unpack (ctr pull, CRI's fallback) prepares them without the snapshot.ref label, so
- * the key is how we know a layer is about to be written into the mount we return.
+ * Prepare inside the transaction: gathers the facts, decides (snap_prepare_decide) and carries
+ * the decision out. 0: a snapshot was created; PREPARED_GUEST_LAYER: a guest placeholder was
+ * recorded; -errno. *ret_id is the id whose directory exists once made (0: none yet).
  */
-static bool is_unpack_key(const char *key)
+static int prepare_txn(struct snap *s, const char *ns, const char *key, const char *parent,
+                       const struct snap_labels *labels, bool view, int64_t *ret_id,
+                       struct snap_mounts *ret, struct cc_error **err)
 {
-        const char *p = strstr(key, "extract-");
-        if (!p || (p != key && p[-1] != '/'))
-                return false;
-        const char *sp = strchr(p, ' ');
-        return sp && strncmp(sp + 1, "sha256:", 7) == 0;
+        struct snap_info pinfo = {0};
+        struct snap_info *chain = NULL;
+        size_t n = 0;
+        int r = load_parent(s, ns, parent, &pinfo, &chain, &n, err);
+        if (r < 0) {
+                chain_free(chain, n);
+                snap_info_clear(&pinfo);
+                return r;
+        }
+        const char *target = snap_labels_get(labels, SNAP_LABEL_TARGET);
+        const char *image_ref = snap_labels_get(labels, SNAP_LABEL_IMAGE_REF);
+        const char *guest_ref = NULL;
+        struct snap_prepare_facts f = {
+                .mode = snap_config_mode(s->cfg, ns),
+                .key = key,
+                .view = view,
+                .target = target != NULL,
+                .cri = !cc_isempty(image_ref) &&
+                       !cc_isempty(snap_labels_get(labels, SNAP_LABEL_LAYER_DIGEST)),
+                .guest_chain = chain_has_guest(chain, n, &guest_ref),
+                .chain_len = n,
+                .pod_mode = snap_labels_get(labels, SNAP_LABEL_MODE),
+        };
+        f.guest_image = f.mode == SNAP_MODE_POLICY && f.cri && f.target && !view &&
+                        snap_config_guest_image(s->cfg, image_ref);
+        struct snap_prepare_decision d = snap_prepare_decide(&f);
+        switch (d.action) {
+        case SNAP_PREPARE_GUEST_LAYER:
+                r = record_guest_layer(s, ns, target, &pinfo, labels, ret_id, err);
+                if (r == 0)
+                        r = PREPARED_GUEST_LAYER;
+                break;
+        case SNAP_PREPARE_NEED_CRI:
+                r = cc_error_set_code(err, CC_GRPC_FAILED_PRECONDITION,
+                                      "snapshotter %s pulls images in the guest and needs the "
+                                      "CRI snapshot labels (%s, %s), which %s lacks: set "
+                                      "disable_snapshot_annotations = false in containerd's CRI "
+                                      "configuration",
+                                      ns, SNAP_LABEL_IMAGE_REF, SNAP_LABEL_LAYER_DIGEST, key);
+                break;
+        case SNAP_PREPARE_HAZARD:
+                r = hazard(err, key, guest_ref);
+                break;
+        case SNAP_PREPARE_CREATE:
+                r = create_snapshot(s, ns, key, &pinfo, chain, n, labels, view, d.flavor, ret_id,
+                                    ret, err);
+                break;
+        }
+        chain_free(chain, n);
+        snap_info_clear(&pinfo);
+        return r;
 }
 
-static bool is_true(const char *v)
-{
-        return v && (strcmp(v, "guest") == 0);
-}
-
+/* One transaction: committed when prepare_txn succeeded, else rolled back; a directory it made
+ * goes when the transaction does not commit. */
 int snap_prepare(struct snap *s, const char *ns, const char *key, const char *parent,
                  const struct snap_labels *labels, bool view, struct snap_mounts *ret,
                  struct cc_error **err)
@@ -310,153 +422,30 @@ int snap_prepare(struct snap *s, const char *ns, const char *key, const char *pa
         if (cc_isempty(key))
                 return cc_error_set(err, EINVAL, "snapshot key must not be empty");
         int r = snap_labels_validate(labels, err);
-        if (r < 0)
+        if (r < 0 || (r = snap_store_begin(s->store, err)) < 0)
                 return r;
-        enum snap_mode mode = snap_config_mode(s->cfg, ns);
-        const char *target = snap_labels_get(labels, SNAP_LABEL_TARGET);
-        const char *image_ref = snap_labels_get(labels, SNAP_LABEL_IMAGE_REF);
-        const char *layer = snap_labels_get(labels, SNAP_LABEL_LAYER_DIGEST);
-        const char *pod_mode = snap_labels_get(labels, SNAP_LABEL_MODE);
-
-        r = snap_store_begin(s->store, err);
-        if (r < 0)
-                return r;
-        struct snap_info pinfo = {0};
-        struct snap_info *chain = NULL;
-        size_t n = 0;
-        if (!cc_isempty(parent)) {
-                r = snap_store_get(s->store, ns, parent, &pinfo, err);
-                if (r == -ENOENT)
-                        r = cc_error_set(err, ENOENT, "parent snapshot %s does not exist", parent);
-                if (r < 0)
-                        goto out;
-                if (pinfo.kind != SNAP_KIND_COMMITTED) {
-                        r = cc_error_set(err, EINVAL,
-                                         "failed to create snapshot: parent \"%s\" is not "
-                                         "committed snapshot",
-                                         parent);
-                        goto out;
-                }
-                struct snap_info self = {.parent_id = pinfo.id};
-                r = load_chain(s, &self, &chain, &n, err);
-                if (r < 0)
-                        goto out;
-        }
-        const char *guest_ref = NULL;
-        bool guest_chain = chain_has_guest(chain, n, &guest_ref);
-
-        if (target && !view) {
-                /* A layer unpack (remote-snapshot protocol). Guest-pull it? */
-                bool has_cri = !cc_isempty(image_ref) && !cc_isempty(layer);
-                bool guest = false;
-                if (mode == SNAP_MODE_GUEST) {
-                        if (!has_cri) {
-                                r = cc_error_set_code(
-                                        err, CC_GRPC_FAILED_PRECONDITION,
-                                        "snapshotter %s pulls images in the guest and needs "
-                                        "the CRI snapshot labels (%s, %s), which %s lacks: set "
-                                        "disable_snapshot_annotations = false in containerd's "
-                                        "CRI configuration",
-                                        ns, SNAP_LABEL_IMAGE_REF, SNAP_LABEL_LAYER_DIGEST, key);
-                                goto out;
-                        }
-                        guest = true;
-                } else if (mode == SNAP_MODE_POLICY && has_cri) {
-                        guest = snap_config_guest_image(s->cfg, image_ref);
-                }
-                if (guest) {
-                        struct snap_info existing;
-                        if (snap_store_get(s->store, ns, target, &existing, NULL) == 0) {
-                                snap_info_clear(&existing);
-                                r = cc_error_set(err, EEXIST, "target snapshot %s: already exists",
-                                                 target);
-                                goto out;
-                        }
-                        struct snap_labels l = {0};
-                        int64_t id;
-                        if (snap_labels_copy(&l, labels) < 0 ||
-                            snap_labels_set(&l, SNAP_LABEL_GUEST, "true") < 0) {
-                                snap_labels_clear(&l);
-                                r = cc_error_set(err, ENOMEM, "out of memory");
-                                goto out;
-                        }
-                        r = snap_store_insert(s->store, ns, target, pinfo.id, SNAP_KIND_COMMITTED,
-                                              SNAP_GUEST_LAYER, &l, &id, err);
-                        snap_labels_clear(&l);
-                        if (r < 0)
-                                goto out;
-                        /* An empty fs dir keeps the on-disk shape (and host mounts) uniform. */
-                        r = make_dirs(s, id, false, NULL, err);
-                        if (r < 0)
-                                goto out;
-                        r = snap_store_commit(s->store, err);
-                        chain_free(chain, n);
-                        snap_info_clear(&pinfo);
-                        if (r < 0)
-                                return r;
-                        cc_log_debug("guest layer %s of %s recorded", target, image_ref);
-                        /* AlreadyExists tells containerd to adopt it and skip the layer. */
-                        return cc_error_set(err, EEXIST, "target snapshot %s: already exists",
-                                            target);
-                }
-                if (guest_chain) {
-                        r = hazard(err, key, guest_ref);
-                        goto out;
-                }
-        }
-
-        /* A layer unpack without the remote-snapshot label (image.Unpack) writes real data
-         * on top of the chain: on guest placeholders that is the hazard again. */
-        if (!target && !view && guest_chain && is_unpack_key(key)) {
-                r = hazard(err, key, guest_ref);
-                goto out;
-        }
-        enum snap_flavor flavor = SNAP_LOCAL;
-        if (mode != SNAP_MODE_LOCAL && !target) {
-                if (pod_mode && strcmp(pod_mode, "local") == 0 && guest_chain) {
-                        r = hazard(err, key, guest_ref);
-                        goto out;
-                }
-                if (guest_chain || is_true(pod_mode) || (mode == SNAP_MODE_GUEST && n > 0))
-                        flavor = SNAP_GUEST_ROOTFS;
-        }
-        int64_t id;
-        r = snap_store_insert(s->store, ns, key, pinfo.id, view ? SNAP_KIND_VIEW : SNAP_KIND_ACTIVE,
-                              flavor, labels, &id, err);
-        if (r < 0)
-                goto out;
-        r = make_dirs(s, id, !view, pinfo.id ? &pinfo : NULL, err);
-        if (r < 0)
-                goto out;
-        struct snap_info self = {.id = id,
-                                 .kind = view ? SNAP_KIND_VIEW : SNAP_KIND_ACTIVE,
-                                 .flavor = flavor,
-                                 .labels = *labels};
-        r = build_mounts(s, &self, chain, n, ret, err);
-        if (r < 0) {
-                _cleanup_free_ char *p = path_of(s, id, NULL);
+        int64_t id = 0;
+        r = prepare_txn(s, ns, key, parent, labels, view, &id, ret, err);
+        if (r >= 0) {
+                int c = snap_store_commit(s->store, err);
+                if (c < 0)
+                        snap_mounts_clear(ret);
+                r = c < 0 ? c : r;
+        } else {
                 snap_store_rollback(s->store);
-                if (p)
-                        snap_rm_rf(p);
-                chain_free(chain, n);
-                snap_info_clear(&pinfo);
-                return r;
         }
-        r = snap_store_commit(s->store, err);
-        if (r < 0) {
+        if (r < 0 && id) {
                 _cleanup_free_ char *p = path_of(s, id, NULL);
                 if (p)
                         snap_rm_rf(p);
-                snap_mounts_clear(ret);
         }
-        chain_free(chain, n);
-        snap_info_clear(&pinfo);
-        return r;
-out:
-        snap_store_rollback(s->store);
-        chain_free(chain, n);
-        snap_info_clear(&pinfo);
-        return r;
+        if (r != PREPARED_GUEST_LAYER)
+                return r;
+        const char *target = snap_labels_get(labels, SNAP_LABEL_TARGET);
+        cc_log_debug("guest layer %s of %s recorded", target,
+                     snap_labels_get(labels, SNAP_LABEL_IMAGE_REF));
+        /* AlreadyExists tells containerd to adopt it and skip the layer. */
+        return cc_error_set(err, EEXIST, "target snapshot %s: already exists", target);
 }
 
 int snap_get_mounts(struct snap *s, const char *ns, const char *key, struct snap_mounts *ret,
