@@ -72,146 +72,210 @@ static int write_file(const char *dir, const char *name, const char *data, size_
         return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, parsed. */
+struct cli {
+        struct img_pull_opts o;
+        const char *keys[33];
+        size_t n_keys;
+        const char *keys_json;
+        const char *store;
+        bool do_mount;
+        char *platform; /* owned: o.os, o.arch and o.variant point into it */
+};
+
+enum {
+        O_KEYS_JSON = 256,
+        O_CREDS,
+        O_AUTHFILE,
+        O_CA,
+        O_PLATFORM,
+        O_STORE,
+        O_JOBS,
+        O_RETRIES,
+        O_STALL,
+        O_MAX_MANIFEST,
+        O_MAX_LAYER,
+        O_MAX_IMAGE,
+        O_NO_OWNERS,
+        O_MOUNT,
+        O_DEBUG,
+        O_MIRROR,
+        O_MAX_INODES,
+        O_POLICY,
+        O_REGISTRIES_D,
+};
+
+static const struct option longopts[] = {
+        {"insecure", no_argument, NULL, 'i'},
+        {"key", required_argument, NULL, 'k'},
+        {"keys-json", required_argument, NULL, O_KEYS_JSON},
+        {"creds", required_argument, NULL, O_CREDS},
+        {"authfile", required_argument, NULL, O_AUTHFILE},
+        {"ca", required_argument, NULL, O_CA},
+        {"platform", required_argument, NULL, O_PLATFORM},
+        {"store", required_argument, NULL, O_STORE},
+        {"jobs", required_argument, NULL, O_JOBS},
+        {"retries", required_argument, NULL, O_RETRIES},
+        {"stall-timeout", required_argument, NULL, O_STALL},
+        {"max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST},
+        {"max-layer-bytes", required_argument, NULL, O_MAX_LAYER},
+        {"max-image-bytes", required_argument, NULL, O_MAX_IMAGE},
+        {"no-owners", no_argument, NULL, O_NO_OWNERS},
+        {"mount", no_argument, NULL, O_MOUNT},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"mirror", required_argument, NULL, O_MIRROR},
+        {"max-inodes", required_argument, NULL, O_MAX_INODES},
+        {"policy", required_argument, NULL, O_POLICY},
+        {"registries-d", required_argument, NULL, O_REGISTRIES_D},
+        {"registries.d", required_argument, NULL, O_REGISTRIES_D},
+        {"help", no_argument, NULL, 'h'},
+        {},
+};
+
+static void cli_done(struct cli *cli)
 {
-        enum {
-                O_KEYS_JSON = 256,
-                O_CREDS,
-                O_AUTHFILE,
-                O_CA,
-                O_PLATFORM,
-                O_STORE,
-                O_JOBS,
-                O_RETRIES,
-                O_STALL,
-                O_MAX_MANIFEST,
-                O_MAX_LAYER,
-                O_MAX_IMAGE,
-                O_NO_OWNERS,
-                O_MOUNT,
-                O_DEBUG,
-                O_MIRROR,
-                O_MAX_INODES,
-                O_POLICY,
-                O_REGISTRIES_D,
-        };
-        static const struct option longopts[] = {
-                {"insecure", no_argument, NULL, 'i'},
-                {"key", required_argument, NULL, 'k'},
-                {"keys-json", required_argument, NULL, O_KEYS_JSON},
-                {"creds", required_argument, NULL, O_CREDS},
-                {"authfile", required_argument, NULL, O_AUTHFILE},
-                {"ca", required_argument, NULL, O_CA},
-                {"platform", required_argument, NULL, O_PLATFORM},
-                {"store", required_argument, NULL, O_STORE},
-                {"jobs", required_argument, NULL, O_JOBS},
-                {"retries", required_argument, NULL, O_RETRIES},
-                {"stall-timeout", required_argument, NULL, O_STALL},
-                {"max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST},
-                {"max-layer-bytes", required_argument, NULL, O_MAX_LAYER},
-                {"max-image-bytes", required_argument, NULL, O_MAX_IMAGE},
-                {"no-owners", no_argument, NULL, O_NO_OWNERS},
-                {"mount", no_argument, NULL, O_MOUNT},
-                {"debug", no_argument, NULL, O_DEBUG},
-                {"mirror", required_argument, NULL, O_MIRROR},
-                {"max-inodes", required_argument, NULL, O_MAX_INODES},
-                {"policy", required_argument, NULL, O_POLICY},
-                {"registries-d", required_argument, NULL, O_REGISTRIES_D},
-                {"registries.d", required_argument, NULL, O_REGISTRIES_D},
-                {"help", no_argument, NULL, 'h'},
-                {},
-        };
-        struct img_pull_opts o = {.flags = geteuid() == 0 ? IMG_PULL_KEEP_OWNERS : 0};
-        const char *keys[33] = {0};
-        size_t n_keys = 0;
-        const char *keys_json = NULL, *store = NULL;
-        bool do_mount = false;
-        _cleanup_free_ char *platform = NULL;
-        int c;
-        while ((c = getopt_long(argc, argv, "ik:h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'i':
-                        o.flags |= IMG_PULL_ALL_INSECURE;
-                        break;
-                case 'k':
-                        if (n_keys + 1 >= CC_ARRAY_SIZE(keys)) {
-                                fprintf(stderr, "cc-image-pull: too many keys\n");
-                                return 2;
-                        }
-                        keys[n_keys++] = optarg;
-                        break;
-                case O_KEYS_JSON:
-                        keys_json = optarg;
-                        break;
-                case O_CREDS:
-                        o.creds = optarg;
-                        break;
-                case O_AUTHFILE:
-                        o.auth_file = optarg;
-                        break;
-                case O_CA:
-                        o.ca_file = optarg;
-                        break;
-                case O_PLATFORM: {
-                        free(platform);
-                        platform = strdup(optarg);
-                        if (!platform)
-                                return 1;
-                        o.os = strtok(platform, "/");
-                        o.arch = strtok(NULL, "/");
-                        o.variant = strtok(NULL, "/");
-                        break;
-                }
-                case O_STORE:
-                        store = optarg;
-                        break;
-                case O_JOBS:
-                        o.max_parallel_layers = (unsigned)atoi(optarg);
-                        break;
-                case O_RETRIES:
-                        o.retries = (unsigned)atoi(optarg);
-                        break;
-                case O_STALL:
-                        o.stall_timeout_ms = (unsigned)atoi(optarg);
-                        break;
-                case O_MAX_MANIFEST:
-                        o.max_manifest_bytes = strtoull(optarg, NULL, 0);
-                        break;
-                case O_MAX_LAYER:
-                        o.max_layer_bytes = strtoull(optarg, NULL, 0);
-                        break;
-                case O_MAX_IMAGE:
-                        o.max_image_bytes = strtoull(optarg, NULL, 0);
-                        break;
-                case O_NO_OWNERS:
-                        o.flags &= ~(unsigned)IMG_PULL_KEEP_OWNERS;
-                        break;
-                case O_MOUNT:
-                        do_mount = true;
-                        break;
-                case O_MIRROR:
-                        o.mirror = optarg;
-                        break;
-                case O_MAX_INODES:
-                        o.max_inodes = strtoull(optarg, NULL, 0);
-                        break;
-                case O_POLICY:
-                        o.policy_file = optarg;
-                        break;
-                case O_REGISTRIES_D:
-                        o.registries_d = optarg;
-                        break;
-                case O_DEBUG:
-                        cc_log_set_level(CC_LOG_DEBUG);
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
+        free(cli->platform);
+}
+
+/* One option into cli: 0, or the exit status (1 out of memory, 2 usage). */
+static int parse_option(struct cli *cli, int c, const char *arg)
+{
+        struct img_pull_opts *o = &cli->o;
+        switch (c) {
+        case 'i':
+                o->flags |= IMG_PULL_ALL_INSECURE;
+                break;
+        case 'k':
+                if (cli->n_keys + 1 >= CC_ARRAY_SIZE(cli->keys)) {
+                        fprintf(stderr, "cc-image-pull: too many keys\n");
                         return 2;
                 }
+                cli->keys[cli->n_keys++] = arg;
+                break;
+        case O_KEYS_JSON:
+                cli->keys_json = arg;
+                break;
+        case O_CREDS:
+                o->creds = arg;
+                break;
+        case O_AUTHFILE:
+                o->auth_file = arg;
+                break;
+        case O_CA:
+                o->ca_file = arg;
+                break;
+        case O_PLATFORM:
+                free(cli->platform);
+                cli->platform = strdup(arg);
+                if (!cli->platform)
+                        return 1;
+                o->os = strtok(cli->platform, "/");
+                o->arch = strtok(NULL, "/");
+                o->variant = strtok(NULL, "/");
+                break;
+        case O_STORE:
+                cli->store = arg;
+                break;
+        case O_JOBS:
+                o->max_parallel_layers = (unsigned)atoi(arg);
+                break;
+        case O_RETRIES:
+                o->retries = (unsigned)atoi(arg);
+                break;
+        case O_STALL:
+                o->stall_timeout_ms = (unsigned)atoi(arg);
+                break;
+        case O_MAX_MANIFEST:
+                o->max_manifest_bytes = strtoull(arg, NULL, 0);
+                break;
+        case O_MAX_LAYER:
+                o->max_layer_bytes = strtoull(arg, NULL, 0);
+                break;
+        case O_MAX_IMAGE:
+                o->max_image_bytes = strtoull(arg, NULL, 0);
+                break;
+        case O_NO_OWNERS:
+                o->flags &= ~(unsigned)IMG_PULL_KEEP_OWNERS;
+                break;
+        case O_MOUNT:
+                cli->do_mount = true;
+                break;
+        case O_MIRROR:
+                o->mirror = arg;
+                break;
+        case O_MAX_INODES:
+                o->max_inodes = strtoull(arg, NULL, 0);
+                break;
+        case O_POLICY:
+                o->policy_file = arg;
+                break;
+        case O_REGISTRIES_D:
+                o->registries_d = arg;
+                break;
+        case O_DEBUG:
+                cc_log_set_level(CC_LOG_DEBUG);
+                break;
+        default:
+                usage(stderr);
+                return 2;
         }
+        return 0;
+}
+
+/* DIR/config.json and DIR/layers (one layer directory a line, bottom to top). */
+static int write_outputs(const char *dir, const struct img_pulled *p)
+{
+        size_t cap = 1;
+        for (size_t i = 0; i < p->n_layers; i++)
+                cap += strlen(p->layer_dirs[i]) + 1;
+        _cleanup_free_ char *list = calloc(1, cap);
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_layers; i++) {
+                strcat(list, p->layer_dirs[i]);
+                strcat(list, "\n");
+        }
+        int r = write_file(dir, "config.json", p->config_json, p->config_json_len);
+        return r < 0 ? r : write_file(dir, "layers", list, strlen(list));
+}
+
+static int mount_rootfs(const char *dir, const struct img_pulled *p, unsigned flags,
+                        struct cc_error **err)
+{
+        _cleanup_free_ char *up = NULL, *wk = NULL, *rf = NULL;
+        if (asprintf(&up, "%s/upper", dir) < 0 || asprintf(&wk, "%s/work", dir) < 0 ||
+            asprintf(&rf, "%s/rootfs", dir) < 0)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        return img_rootfs_mount(p, up, wk, rf, flags, err);
+}
+
+static void report(const struct img_pulled *p, const struct img_pull_opts *o, double secs)
+{
+        printf("pulled %s manifest %s, %zu layers, %.1f MiB fetched in %.3f s\n", p->ref,
+               p->manifest_digest, p->n_layers, (double)p->bytes_fetched / 1048576.0, secs);
+        printf("layer time (s, summed over threads): network %.3f digest %.3f decrypt %.3f "
+               "inflate %.3f extract %.3f\n",
+               (double)p->ns.network / 1e9, (double)p->ns.digest / 1e9, (double)p->ns.decrypt / 1e9,
+               (double)p->ns.inflate / 1e9, (double)p->ns.extract / 1e9);
+        if (o->policy_file)
+                printf("signature check: %.3f ms\n", (double)p->ns.verify / 1e6);
+}
+
+int main(int argc, char **argv)
+{
+        _cleanup_(cli_done) struct cli cli = {
+                .o = {.flags = geteuid() == 0 ? IMG_PULL_KEEP_OWNERS : 0}};
+        int c;
+        while ((c = getopt_long(argc, argv, "ik:h", longopts, NULL)) != -1) {
+                if (c == 'h') {
+                        usage(stdout);
+                        return 0;
+                }
+                int st = parse_option(&cli, c, optarg);
+                if (st)
+                        return st;
+        }
+        struct img_pull_opts *o = &cli.o;
         if (argc - optind != 2) {
                 usage(stderr);
                 return 2;
@@ -224,68 +288,43 @@ int main(int argc, char **argv)
         }
         _cleanup_free_ char *def_store = NULL;
         char store_abs[PATH_MAX];
-        if (!store) {
+        if (!cli.store) {
                 if (asprintf(&def_store, "%s/store", dir) < 0)
                         return 1;
-                store = def_store;
-        } else if (realpath(store, store_abs)) {
-                store = store_abs;
+                cli.store = def_store;
+        } else if (realpath(cli.store, store_abs)) {
+                cli.store = store_abs;
         }
-        o.store_dir = store;
+        o->store_dir = cli.store;
         _cleanup_error_ struct cc_error *err = NULL;
         _cleanup_(img_key_broker_freep) struct img_key_broker *kb = NULL;
-        if (n_keys || keys_json) {
-                if (img_key_broker_offline_fs(keys, keys_json, &kb, &err) < 0) {
+        if (cli.n_keys || cli.keys_json) {
+                if (img_key_broker_offline_fs(cli.keys, cli.keys_json, &kb, &err) < 0) {
                         fprintf(stderr, "cc-image-pull: %s\n", cc_error_message(err));
                         return 1;
                 }
-                o.keys = kb;
+                o->keys = kb;
         }
         if (isatty(STDERR_FILENO))
-                o.progress = progress;
+                o->progress = progress;
 
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         _cleanup_(img_pulled_freep) struct img_pulled *p = NULL;
-        if (img_pull(&o, ref, &p, &err) < 0) {
+        if (img_pull(o, ref, &p, &err) < 0) {
                 fprintf(stderr, "cc-image-pull: %s: %s\n", ref, cc_error_message(err));
                 return 1;
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-
-        size_t cap = 1;
-        for (size_t i = 0; i < p->n_layers; i++)
-                cap += strlen(p->layer_dirs[i]) + 1;
-        _cleanup_free_ char *list = calloc(1, cap);
-        if (!list)
-                return 1;
-        for (size_t i = 0; i < p->n_layers; i++) {
-                strcat(list, p->layer_dirs[i]);
-                strcat(list, "\n");
-        }
-        if (write_file(dir, "config.json", p->config_json, p->config_json_len) < 0 ||
-            write_file(dir, "layers", list, strlen(list)) < 0) {
+        if (write_outputs(dir, p) < 0) {
                 fprintf(stderr, "cc-image-pull: write into %s: %m\n", dir);
                 return 1;
         }
-        if (do_mount) {
-                _cleanup_free_ char *up = NULL, *wk = NULL, *rf = NULL;
-                if (asprintf(&up, "%s/upper", dir) < 0 || asprintf(&wk, "%s/work", dir) < 0 ||
-                    asprintf(&rf, "%s/rootfs", dir) < 0)
-                        return 1;
-                if (img_rootfs_mount(p, up, wk, rf, o.flags, &err) < 0) {
-                        fprintf(stderr, "cc-image-pull: %s\n", cc_error_message(err));
-                        return 1;
-                }
+        if (cli.do_mount && mount_rootfs(dir, p, o->flags, &err) < 0) {
+                fprintf(stderr, "cc-image-pull: %s\n", cc_error_message(err));
+                return 1;
         }
-        printf("pulled %s manifest %s, %zu layers, %.1f MiB fetched in %.3f s\n", p->ref,
-               p->manifest_digest, p->n_layers, (double)p->bytes_fetched / 1048576.0, secs);
-        printf("layer time (s, summed over threads): network %.3f digest %.3f decrypt %.3f "
-               "inflate %.3f extract %.3f\n",
-               (double)p->ns.network / 1e9, (double)p->ns.digest / 1e9, (double)p->ns.decrypt / 1e9,
-               (double)p->ns.inflate / 1e9, (double)p->ns.extract / 1e9);
-        if (o.policy_file)
-                printf("signature check: %.3f ms\n", (double)p->ns.verify / 1e6);
+        report(p, o, secs);
         return 0;
 }

@@ -183,9 +183,9 @@ static int fetch_manifest(struct img_registry *reg, const struct img_pull_opts *
         return img__manifest_parse(ct, buf, len, ret, err);
 }
 
-static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, const char *host,
-                     const char *creds, const struct sigcheck *sc, struct img_pulled **ret,
-                     struct cc_error **err)
+/* A registry client for ref's repository on `host`, with creds ("user:password" or NULL). */
+static int open_registry(const struct img_pull_opts *o, const struct img_ref *ref, const char *host,
+                         const char *creds, struct img_registry **ret, struct cc_error **err)
 {
         _cleanup_free_ char *user = NULL;
         const char *pass = NULL;
@@ -210,23 +210,29 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 .stall_timeout_ms = o->stall_timeout_ms,
                 .connect_timeout_ms = o->connect_timeout_ms,
         };
-        _cleanup_(img__registry_freep) struct img_registry *reg = NULL;
-        int r = img__registry_new(&rc, &reg, err);
+        int r = img__registry_new(&rc, ret, err);
         if (user)
                 OPENSSL_cleanse(user, strlen(user));
-        if (r < 0)
-                return r;
+        return r;
+}
 
+/*
+ * The manifest step: the manifest ref names, through nested indexes (OCI allows them; at most
+ * a few levels) to the platform's manifest. mdigest gets the platform manifest's digest,
+ * index_digest the top index's ("" when the image has none).
+ */
+static int resolve_manifest(struct img_registry *reg, const struct img_pull_opts *o,
+                            const struct img_ref *ref, struct img_manifest **ret, char mdigest[72],
+                            char index_digest[72], struct cc_error **err)
+{
         _cleanup_(img__manifest_freep) struct img_manifest *m = NULL;
-        char mdigest[72];
-        r = fetch_manifest(reg, o, ref->digest ? ref->digest : ref->tag, ref->digest, -1, &m,
-                           mdigest, err);
+        int r = fetch_manifest(reg, o, ref->digest ? ref->digest : ref->tag, ref->digest, -1, &m,
+                               mdigest, err);
         if (r < 0)
                 return r;
-        char index_digest[72] = "";
+        index_digest[0] = '\0';
         if (m->is_index)
-                memcpy(index_digest, mdigest, sizeof(index_digest));
-        /* Indexes may nest (OCI allows it); follow at most a few levels. */
+                memcpy(index_digest, mdigest, 72);
         for (int depth = 0; m->is_index; depth++) {
                 const struct img_descriptor *d;
                 if (depth > 3)
@@ -246,20 +252,25 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 img__manifest_free(m);
                 m = sub;
         }
-        cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
-        uint64_t t_verify = img__now_ns();
-        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
-                return r;
-        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
 
-        /* Config: small, fetched whole, verified before it is parsed. */
+/*
+ * The config step: small, fetched whole, verified against the manifest before it is parsed
+ * into p->config; one diff_id per layer. p->config_json keeps the bytes.
+ */
+static int fetch_config(struct img_registry *reg, const struct img_pull_opts *o,
+                        const struct img_manifest *m, struct img_pulled *p, char ***ret_diff_ids,
+                        struct cc_error **err)
+{
         if ((uint64_t)m->config.size > o->max_config_bytes)
                 return cc_error_set(err, EFBIG, "config %s: %lld bytes exceeds the limit",
                                     m->config.digest, (long long)m->config.size);
         _cleanup_free_ char *cbuf = NULL;
         size_t clen;
-        r = img__registry_get(reg, "blobs", m->config.digest, NULL, o->max_config_bytes, &cbuf,
-                              &clen, NULL, err);
+        int r = img__registry_get(reg, "blobs", m->config.digest, NULL, o->max_config_bytes, &cbuf,
+                                  &clen, NULL, err);
         if (r < 0)
                 return cc_error_wrap(err, r, "config");
         char cdigest[72];
@@ -267,9 +278,6 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         if (strcmp(cdigest, m->config.digest) || clen != (size_t)m->config.size)
                 return cc_error_set(err, EBADMSG, "config %s: digest or size mismatch",
                                     m->config.digest);
-        _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));
-        if (!p)
-                return -ENOMEM;
         _cleanup_strv_ char **diff_ids = NULL;
         r = img__config_parse(cbuf, clen, &p->config, &diff_ids, err);
         if (r < 0)
@@ -280,15 +288,25 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         if (img__strv_len(diff_ids) != m->n_layers)
                 return cc_error_set(err, EBADMSG, "config lists %zu diff_ids for %zu layers",
                                     img__strv_len(diff_ids), m->n_layers);
+        if (!(p->config_digest = strdup(cdigest)))
+                return -ENOMEM;
+        p->config_json = TAKE_PTR(cbuf);
+        p->config_json_len = clen;
+        *ret_diff_ids = TAKE_PTR(diff_ids);
+        return 0;
+}
 
+/* Names what the pull makes: the image, its digests, one store directory per layer. */
+static int pulled_names(struct img_pulled *p, const struct img_pull_opts *o,
+                        const struct img_ref *ref, const struct img_manifest *m,
+                        const char *mdigest)
+{
         p->n_layers = m->n_layers;
         p->layer_dirs = calloc(m->n_layers + 1, sizeof(char *));
         p->layer_digests = calloc(m->n_layers + 1, sizeof(char *));
         p->ref = img__ref_string(ref);
         p->manifest_digest = strdup(mdigest);
-        p->config_digest = strdup(cdigest);
-        if (!p->layer_dirs || !p->layer_digests || !p->ref || !p->manifest_digest ||
-            !p->config_digest)
+        if (!p->layer_dirs || !p->layer_digests || !p->ref || !p->manifest_digest)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_layers; i++) {
                 if (asprintf(&p->layer_dirs[i], "%s/layers/sha256/%s", o->store_dir,
@@ -296,24 +314,39 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                     !(p->layer_digests[i] = strdup(m->layers[i].digest)))
                         return -ENOMEM;
         }
+        return 0;
+}
 
-        /* Layers: a pool of threads, each pulling whole layers; first failure cancels all. */
+static void pool_done(struct pool *pool)
+{
+        for (size_t i = 0; pool->errs && i < pool->n; i++)
+                cc_error_free(pool->errs[i]);
+        free(pool->jobs);
+        free(pool->errs);
+        free(pool->rcs);
+}
+
+/*
+ * The layer step: a pool of threads, each pulling whole layers; the first failure cancels
+ * all, and the error reported is the root cause (the first failure that was not a
+ * cancellation). The layers' bytes and timings are added to p.
+ */
+static int pull_layers(struct img_registry *reg, const struct img_pull_opts *o,
+                       const struct img_manifest *m, char **diff_ids, struct img_pulled *p,
+                       struct cc_error **err)
+{
         uint64_t bytes = 0, inodes = 0;
         struct img_limits lim = {.max_bytes = o->max_image_bytes,
                                  .max_inodes = o->max_inodes,
                                  .min_free = o->min_free_bytes,
                                  .bytes = &bytes,
                                  .inodes = &inodes};
-        struct pool pool = {.n = m->n_layers};
+        _cleanup_(pool_done) struct pool pool = {.n = m->n_layers};
         pool.jobs = calloc(m->n_layers + 1, sizeof(*pool.jobs));
         pool.errs = calloc(m->n_layers + 1, sizeof(*pool.errs));
         pool.rcs = calloc(m->n_layers + 1, sizeof(int));
-        if (!pool.jobs || !pool.errs || !pool.rcs) {
-                free(pool.jobs);
-                free(pool.errs);
-                free(pool.rcs);
+        if (!pool.jobs || !pool.errs || !pool.rcs)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < m->n_layers; i++)
                 pool.jobs[i] = (struct img_layer_job){
                         .reg = reg,
@@ -336,8 +369,7 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 worker(&pool);
         for (size_t i = 0; i < started; i++)
                 pthread_join(th[i], NULL);
-        r = 0;
-        /* Report the root cause: the first failure that was not a cancellation. */
+        int r = 0;
         for (int round = 0; round < 2 && r == 0; round++)
                 for (size_t i = 0; i < m->n_layers; i++) {
                         if (pool.rcs[i] < 0 && (round == 1 || pool.rcs[i] != -ECANCELED)) {
@@ -355,16 +387,40 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
                 p->ns.inflate += j->ns_inflate;
                 uint64_t known = j->ns_network + j->ns_digest + j->ns_decrypt + j->ns_inflate;
                 p->ns.extract += j->ns_total > known ? j->ns_total - known : 0;
-                cc_error_free(pool.errs[i]);
         }
-        free(pool.jobs);
-        free(pool.errs);
-        free(pool.rcs);
+        return r;
+}
+
+/* One pull from one host: manifest (and the signature policy on it), config, layers. */
+static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, const char *host,
+                     const char *creds, const struct sigcheck *sc, struct img_pulled **ret,
+                     struct cc_error **err)
+{
+        _cleanup_(img__registry_freep) struct img_registry *reg = NULL;
+        int r = open_registry(o, ref, host, creds, &reg, err);
         if (r < 0)
                 return r;
+        _cleanup_(img__manifest_freep) struct img_manifest *m = NULL;
+        char mdigest[72], index_digest[72];
+        if ((r = resolve_manifest(reg, o, ref, &m, mdigest, index_digest, err)) < 0)
+                return r;
+        cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
+        uint64_t t_verify = img__now_ns();
+        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
+                return r;
+        t_verify = sc->policy ? img__now_ns() - t_verify : 0;
+
+        _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        _cleanup_strv_ char **diff_ids = NULL;
+        if ((r = fetch_config(reg, o, m, p, &diff_ids, err)) < 0)
+                return r;
+        if ((r = pulled_names(p, o, ref, m, mdigest)) < 0)
+                return r;
+        if ((r = pull_layers(reg, o, m, diff_ids, p, err)) < 0)
+                return r;
         p->ns.verify = t_verify;
-        p->config_json = TAKE_PTR(cbuf);
-        p->config_json_len = clen;
         *ret = TAKE_PTR(p);
         return 0;
 }
