@@ -20,7 +20,7 @@ $(BUILD)/cc-agent: $(BUILD)/guest-agent/main.o $(LIBS)
 
 # cc-agent-ctl: the test and debugging client (a C client of the agent API, as a shim uses it).
 BINS += $(BUILD)/cc-agent-ctl
-$(BUILD)/cc-agent-ctl: $(BUILD)/guest-agent/ctl/agent-ctl.o $(LIBS)
+$(BUILD)/cc-agent-ctl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard guest-agent/ctl/*.c)) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 INTEGRATION_TESTS += test/integration/agent-host.sh
