@@ -309,12 +309,12 @@ static int parse_selector(const char **p, struct selector *sel, struct cc_error 
                                                     (size_t)(s - whole), whole);
                         seg = strndup(s, (size_t)(*p - s));
                         if (!seg)
-                                return -ENOMEM;
+                                return cc_error_set(err, ENOMEM, "out of memory");
                 }
                 char **np = realloc(sel->path, (n + 2) * sizeof(char *));
                 if (!np) {
                         free(seg);
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
                 }
                 sel->path = np;
                 sel->path[n++] = seg;
@@ -355,7 +355,7 @@ static int parse_selector(const char **p, struct selector *sel, struct cc_error 
                         e--;
                 sel->value = strndup(s, (size_t)(e - s));
                 if (!sel->value)
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
         }
         if (sel->op == OP_MATCH) {
                 if (!regex_tame(sel->value))
@@ -376,13 +376,13 @@ int snap_filter_parse(const char *s, struct snap_filter **ret, struct cc_error *
 {
         struct snap_filter *f = calloc(1, sizeof(*f));
         if (!f)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         const char *p = s;
         for (;;) {
                 struct selector *nv = realloc(f->v, (f->n + 1) * sizeof(*nv));
                 if (!nv) {
                         snap_filter_free(f);
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
                 }
                 f->v = nv;
                 f->v[f->n] = (struct selector){0};

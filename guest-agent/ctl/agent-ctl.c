@@ -52,6 +52,28 @@ int ctl_call(const char *service, const char *method, const ProtobufCMessage *re
         return r;
 }
 
+static _noreturn_ void out_of_memory(void)
+{
+        fprintf(stderr, "error: out of memory\n");
+        exit(1);
+}
+
+void *ctl_calloc(size_t n, size_t size)
+{
+        void *p = calloc(n ? n : 1, size ? size : 1);
+        if (!p)
+                out_of_memory();
+        return p;
+}
+
+char *ctl_strdup(const char *s)
+{
+        char *p = strdup(s);
+        if (!p)
+                out_of_memory();
+        return p;
+}
+
 static int connect_addr(const char *addr)
 {
         const char *path = addr;

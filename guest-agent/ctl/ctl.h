@@ -43,6 +43,11 @@ int ctl_call(const char *service, const char *method, const ProtobufCMessage *re
              const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, int64_t timeout_ns,
              bool fatal);
 
+/* Allocation for a one-shot test client: out of memory prints "error: out of memory" and exits
+ * 1, as any other failed request does (docs/error-style.md). */
+void *ctl_calloc(size_t n, size_t size);
+char *ctl_strdup(const char *s);
+
 /* The grpc.Process and grpc.Spec a shim would send, from the options (spec.c). */
 Grpc__Process *ctl_process_new(const struct opts *o);
 Grpc__Spec *ctl_spec_new(const struct opts *o);

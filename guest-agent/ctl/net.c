@@ -28,9 +28,7 @@ static size_t split_fields(char *s, char **f, size_t n)
 /* "ADDR/LEN" (or "ADDR") into an IPAddress; the family follows from the address. */
 static Types__IPAddress *ipaddress_new(char *s)
 {
-        Types__IPAddress *ip = calloc(1, sizeof(*ip));
-        if (!ip)
-                abort();
+        Types__IPAddress *ip = ctl_calloc(1, sizeof(*ip));
         types__ipaddress__init(ip);
         char *slash = strchr(s, '/');
         if (slash)

@@ -35,7 +35,7 @@ static void do_create(const struct opts *o)
 /* Start/Pause/Resume requests are all { string container_id = 1; }. */
 static void do_simple_id(const char *method, const ProtobufCMessageDescriptor *d, const char *id)
 {
-        ProtobufCMessage *m = calloc(1, d->sizeof_message);
+        ProtobufCMessage *m = ctl_calloc(1, d->sizeof_message);
         d->message_init(m);
         *(char **)((char *)m + d->fields[0].offset) = (char *)id;
         ctl_call(AGENT, method, m, NULL, NULL, 0, true);

@@ -2,7 +2,7 @@
  * The grpc.Process and grpc.Spec cc-agent-ctl sends, built from the options the way a shim
  * builds them from config.json: the default mounts, namespaces, masked and read-only paths,
  * and what the options add (env, caps, rlimits, mounts, annotations, sysctls, resources, a
- * seccomp errno rule). Allocation failures abort: this is a test client.
+ * seccomp errno rule). Out of memory ends the client (ctl_calloc, ctl_strdup).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,40 +12,40 @@
 
 static Grpc__Mount *mount_new(const char *dst, const char *src, const char *type, const char *opts)
 {
-        Grpc__Mount *m = calloc(1, sizeof(*m));
+        Grpc__Mount *m = ctl_calloc(1, sizeof(*m));
         grpc__mount__init(m);
-        m->destination = strdup(dst);
-        m->source = strdup(src);
-        m->type = strdup(type);
-        char *o = strdup(opts), *save = NULL;
-        m->options = calloc(16, sizeof(char *));
+        m->destination = ctl_strdup(dst);
+        m->source = ctl_strdup(src);
+        m->type = ctl_strdup(type);
+        char *o = ctl_strdup(opts), *save = NULL;
+        m->options = ctl_calloc(16, sizeof(char *));
         for (char *t = strtok_r(o, ",", &save); t && m->n_options < 16;
              t = strtok_r(NULL, ",", &save))
-                m->options[m->n_options++] = strdup(t);
+                m->options[m->n_options++] = ctl_strdup(t);
         free(o);
         return m;
 }
 
 static char **strv(const char *const *v, size_t n)
 {
-        char **out = calloc(n + 1, sizeof(char *));
+        char **out = ctl_calloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++)
-                out[i] = strdup(v[i]);
+                out[i] = ctl_strdup(v[i]);
         return out;
 }
 
 Grpc__Process *ctl_process_new(const struct opts *o)
 {
-        Grpc__Process *p = calloc(1, sizeof(*p));
+        Grpc__Process *p = ctl_calloc(1, sizeof(*p));
         grpc__process__init(p);
         p->terminal = o->tty;
         if (o->rows) {
-                p->consolesize = calloc(1, sizeof(*p->consolesize));
+                p->consolesize = ctl_calloc(1, sizeof(*p->consolesize));
                 grpc__box__init(p->consolesize);
                 p->consolesize->height = o->rows;
                 p->consolesize->width = o->cols;
         }
-        p->user = calloc(1, sizeof(*p->user));
+        p->user = ctl_calloc(1, sizeof(*p->user));
         grpc__user__init(p->user);
         if (o->user) {
                 unsigned uid = 0, gid = 0;
@@ -53,7 +53,7 @@ Grpc__Process *ctl_process_new(const struct opts *o)
                 sscanf(o->user, "%u:%u:%255s", &uid, &gid, extra);
                 p->user->uid = uid;
                 p->user->gid = gid;
-                p->user->additionalgids = calloc(16, sizeof(uint32_t));
+                p->user->additionalgids = ctl_calloc(16, sizeof(uint32_t));
                 char *save = NULL;
                 for (char *t = strtok_r(extra, ",", &save); t && p->user->n_additionalgids < 16;
                      t = strtok_r(NULL, ",", &save))
@@ -70,9 +70,9 @@ Grpc__Process *ctl_process_new(const struct opts *o)
                 envs[ne++] = o->envs[i];
         p->env = strv(envs, ne);
         p->n_env = ne;
-        p->cwd = strdup(o->cwd ? o->cwd : "/");
+        p->cwd = ctl_strdup(o->cwd ? o->cwd : "/");
         if (o->caps_set) {
-                Grpc__LinuxCapabilities *c = calloc(1, sizeof(*c));
+                Grpc__LinuxCapabilities *c = ctl_calloc(1, sizeof(*c));
                 grpc__linux_capabilities__init(c);
                 c->bounding = strv(o->caps, o->n_caps);
                 c->n_bounding = o->n_caps;
@@ -82,7 +82,7 @@ Grpc__Process *ctl_process_new(const struct opts *o)
                 c->n_permitted = o->n_caps;
                 p->capabilities = c;
         }
-        p->rlimits = calloc(o->n_rlimits + 1, sizeof(*p->rlimits));
+        p->rlimits = ctl_calloc(o->n_rlimits + 1, sizeof(*p->rlimits));
         for (size_t i = 0; i < o->n_rlimits; i++) {
                 char type[64];
                 unsigned long long soft = 0, hard = 0;
@@ -90,9 +90,9 @@ Grpc__Process *ctl_process_new(const struct opts *o)
                         fprintf(stderr, "bad --rlimit %s (TYPE:SOFT:HARD)\n", o->rlimits[i]);
                         exit(2);
                 }
-                Grpc__POSIXRlimit *l = calloc(1, sizeof(*l));
+                Grpc__POSIXRlimit *l = ctl_calloc(1, sizeof(*l));
                 grpc__posixrlimit__init(l);
-                l->type = strdup(type);
+                l->type = ctl_strdup(type);
                 l->soft = soft;
                 l->hard = hard;
                 p->rlimits[p->n_rlimits++] = l;
@@ -103,16 +103,16 @@ Grpc__Process *ctl_process_new(const struct opts *o)
 
 Grpc__Spec *ctl_spec_new(const struct opts *o)
 {
-        Grpc__Spec *s = calloc(1, sizeof(*s));
+        Grpc__Spec *s = ctl_calloc(1, sizeof(*s));
         grpc__spec__init(s);
-        s->version = strdup("1.1.0");
+        s->version = ctl_strdup("1.1.0");
         s->process = ctl_process_new(o);
-        s->root = calloc(1, sizeof(*s->root));
+        s->root = ctl_calloc(1, sizeof(*s->root));
         grpc__root__init(s->root);
-        s->root->path = strdup(o->rootfs ? o->rootfs : "");
+        s->root->path = ctl_strdup(o->rootfs ? o->rootfs : "");
         s->root->readonly = o->readonly;
-        s->hostname = strdup(o->hostname ? o->hostname : "");
-        s->mounts = calloc(16 + MAX_LIST, sizeof(*s->mounts));
+        s->hostname = ctl_strdup(o->hostname ? o->hostname : "");
+        s->mounts = ctl_calloc(16 + MAX_LIST, sizeof(*s->mounts));
         s->mounts[s->n_mounts++] = mount_new("/proc", "proc", "proc", "nosuid,noexec,nodev");
         s->mounts[s->n_mounts++] =
                 mount_new("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k");
@@ -135,33 +135,33 @@ Grpc__Spec *ctl_spec_new(const struct opts *o)
                 s->mounts[s->n_mounts++] = mount_new(dst, src, type, mo);
         }
         s->n_annotations = o->n_annotations + (o->sandbox ? 1 : 0);
-        s->annotations = calloc(s->n_annotations + 1, sizeof(*s->annotations));
+        s->annotations = ctl_calloc(s->n_annotations + 1, sizeof(*s->annotations));
         for (size_t i = 0; i < s->n_annotations; i++) {
-                Grpc__Spec__AnnotationsEntry *e = calloc(1, sizeof(*e));
+                Grpc__Spec__AnnotationsEntry *e = ctl_calloc(1, sizeof(*e));
                 grpc__spec__annotations_entry__init(e);
                 if (i < o->n_annotations) {
-                        char *kv = strdup(o->annotations[i]), *eq = strchr(kv, '=');
+                        char *kv = ctl_strdup(o->annotations[i]), *eq = strchr(kv, '=');
                         if (eq)
                                 *eq++ = '\0';
                         e->key = kv;
-                        e->value = strdup(eq ? eq : "");
+                        e->value = ctl_strdup(eq ? eq : "");
                 } else {
-                        e->key = strdup("io.kubernetes.cri.container-type");
-                        e->value = strdup("sandbox");
+                        e->key = ctl_strdup("io.kubernetes.cri.container-type");
+                        e->value = ctl_strdup("sandbox");
                 }
                 s->annotations[i] = e;
         }
-        Grpc__Linux *l = calloc(1, sizeof(*l));
+        Grpc__Linux *l = ctl_calloc(1, sizeof(*l));
         grpc__linux__init(l);
         static const char *const ns[] = {"mount", "uts", "ipc", "pid"};
-        l->namespaces = calloc(4, sizeof(*l->namespaces));
+        l->namespaces = ctl_calloc(4, sizeof(*l->namespaces));
         for (size_t i = 0; i < 4; i++) {
                 if ((o->no_pidns && strcmp(ns[i], "pid") == 0) ||
                     (o->no_ipcns && strcmp(ns[i], "ipc") == 0))
                         continue;
-                Grpc__LinuxNamespace *n = calloc(1, sizeof(*n));
+                Grpc__LinuxNamespace *n = ctl_calloc(1, sizeof(*n));
                 grpc__linux_namespace__init(n);
-                n->type = strdup(ns[i]);
+                n->type = ctl_strdup(ns[i]);
                 l->namespaces[l->n_namespaces++] = n;
         }
         static const char *const masked[] = {"/proc/acpi", "/proc/kcore", "/proc/keys",
@@ -175,43 +175,43 @@ Grpc__Spec *ctl_spec_new(const struct opts *o)
                 l->n_readonlypaths = 5;
         }
         if (o->n_sysctls) {
-                l->sysctl = calloc(o->n_sysctls, sizeof(*l->sysctl));
+                l->sysctl = ctl_calloc(o->n_sysctls, sizeof(*l->sysctl));
                 for (size_t i = 0; i < o->n_sysctls; i++) {
-                        Grpc__Linux__SysctlEntry *e = calloc(1, sizeof(*e));
+                        Grpc__Linux__SysctlEntry *e = ctl_calloc(1, sizeof(*e));
                         grpc__linux__sysctl_entry__init(e);
-                        char *kv = strdup(o->sysctls[i]), *eq = strchr(kv, '=');
+                        char *kv = ctl_strdup(o->sysctls[i]), *eq = strchr(kv, '=');
                         if (eq)
                                 *eq++ = '\0';
                         e->key = kv;
-                        e->value = strdup(eq ? eq : "");
+                        e->value = ctl_strdup(eq ? eq : "");
                         l->sysctl[l->n_sysctl++] = e;
                 }
         }
         if (o->memory || o->pids) {
-                l->resources = calloc(1, sizeof(*l->resources));
+                l->resources = ctl_calloc(1, sizeof(*l->resources));
                 grpc__linux_resources__init(l->resources);
                 if (o->memory) {
-                        l->resources->memory = calloc(1, sizeof(Grpc__LinuxMemory));
+                        l->resources->memory = ctl_calloc(1, sizeof(Grpc__LinuxMemory));
                         grpc__linux_memory__init(l->resources->memory);
                         l->resources->memory->limit = o->memory;
                         l->resources->memory->swap = o->memory;
                 }
                 if (o->pids) {
-                        l->resources->pids = calloc(1, sizeof(Grpc__LinuxPids));
+                        l->resources->pids = ctl_calloc(1, sizeof(Grpc__LinuxPids));
                         grpc__linux_pids__init(l->resources->pids);
                         l->resources->pids->limit = o->pids;
                 }
         }
         if (o->n_seccomp) {
-                Grpc__LinuxSeccomp *sc = calloc(1, sizeof(*sc));
+                Grpc__LinuxSeccomp *sc = ctl_calloc(1, sizeof(*sc));
                 grpc__linux_seccomp__init(sc);
-                sc->defaultaction = strdup("SCMP_ACT_ALLOW");
-                sc->syscalls = calloc(1, sizeof(*sc->syscalls));
-                Grpc__LinuxSyscall *rule = calloc(1, sizeof(*rule));
+                sc->defaultaction = ctl_strdup("SCMP_ACT_ALLOW");
+                sc->syscalls = ctl_calloc(1, sizeof(*sc->syscalls));
+                Grpc__LinuxSyscall *rule = ctl_calloc(1, sizeof(*rule));
                 grpc__linux_syscall__init(rule);
                 rule->names = strv(o->seccomp_errno, o->n_seccomp);
                 rule->n_names = o->n_seccomp;
-                rule->action = strdup("SCMP_ACT_ERRNO");
+                rule->action = ctl_strdup("SCMP_ACT_ERRNO");
                 rule->errno_ret_case = GRPC__LINUX_SYSCALL__ERRNO_RET_ERRNORET;
                 rule->errnoret = 1; /* EPERM */
                 sc->syscalls[0] = rule;

@@ -192,7 +192,7 @@ static int open_registry(const struct img_pull_opts *o, const struct img_ref *re
         if (creds) {
                 user = strdup(creds);
                 if (!user)
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
                 char *c = strchr(user, ':');
                 if (c) {
                         *c = 0;
@@ -244,7 +244,7 @@ static int resolve_manifest(struct img_registry *reg, const struct img_pull_opts
                 _cleanup_free_ char *dg = strdup(d->digest);
                 int64_t size = d->size;
                 if (!dg)
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
                 struct img_manifest *sub = NULL;
                 r = fetch_manifest(reg, o, dg, dg, size, &sub, mdigest, err);
                 if (r < 0)
@@ -289,7 +289,7 @@ static int fetch_config(struct img_registry *reg, const struct img_pull_opts *o,
                 return cc_error_set(err, EBADMSG, "config lists %zu diff_ids for %zu layers",
                                     img__strv_len(diff_ids), m->n_layers);
         if (!(p->config_digest = strdup(cdigest)))
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         p->config_json = TAKE_PTR(cbuf);
         p->config_json_len = clen;
         *ret_diff_ids = TAKE_PTR(diff_ids);
@@ -299,7 +299,7 @@ static int fetch_config(struct img_registry *reg, const struct img_pull_opts *o,
 /* Names what the pull makes: the image, its digests, one store directory per layer. */
 static int pulled_names(struct img_pulled *p, const struct img_pull_opts *o,
                         const struct img_ref *ref, const struct img_manifest *m,
-                        const char *mdigest)
+                        const char *mdigest, struct cc_error **err)
 {
         p->n_layers = m->n_layers;
         p->layer_dirs = calloc(m->n_layers + 1, sizeof(char *));
@@ -307,12 +307,12 @@ static int pulled_names(struct img_pulled *p, const struct img_pull_opts *o,
         p->ref = img__ref_string(ref);
         p->manifest_digest = strdup(mdigest);
         if (!p->layer_dirs || !p->layer_digests || !p->ref || !p->manifest_digest)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; i < m->n_layers; i++) {
                 if (asprintf(&p->layer_dirs[i], "%s/layers/sha256/%s", o->store_dir,
                              m->layers[i].digest + 7) < 0 ||
                     !(p->layer_digests[i] = strdup(m->layers[i].digest)))
-                        return -ENOMEM;
+                        return cc_error_set(err, ENOMEM, "out of memory");
         }
         return 0;
 }
@@ -346,7 +346,7 @@ static int pull_layers(struct img_registry *reg, const struct img_pull_opts *o,
         pool.errs = calloc(m->n_layers + 1, sizeof(*pool.errs));
         pool.rcs = calloc(m->n_layers + 1, sizeof(int));
         if (!pool.jobs || !pool.errs || !pool.rcs)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         for (size_t i = 0; i < m->n_layers; i++)
                 pool.jobs[i] = (struct img_layer_job){
                         .reg = reg,
@@ -412,11 +412,11 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
 
         _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));
         if (!p)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         _cleanup_strv_ char **diff_ids = NULL;
         if ((r = fetch_config(reg, o, m, p, &diff_ids, err)) < 0)
                 return r;
-        if ((r = pulled_names(p, o, ref, m, mdigest)) < 0)
+        if ((r = pulled_names(p, o, ref, m, mdigest, err)) < 0)
                 return r;
         if ((r = pull_layers(reg, o, m, diff_ids, p, err)) < 0)
                 return r;
@@ -477,7 +477,7 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
         if (asprintf(&layers, "%s/layers/sha256", o.store_dir) < 0 ||
             asprintf(&staging, "%s/staging", o.store_dir) < 0) {
                 img__ref_done(&ref);
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         }
         if ((r = cc_mkdir_p(layers, 0700)) < 0 || (r = cc_mkdir_p(staging, 0700)) < 0) {
                 img__ref_done(&ref);

@@ -352,11 +352,11 @@ int cc_grpc_client_call(struct cc_grpc_client *c, const char *service, const cha
 {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "/%s/%s", service, method) < 0)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         size_t len = req ? protobuf_c_message_get_packed_size(req) : 0;
         _cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
         if (!buf)
-                return -ENOMEM;
+                return cc_error_set(err, ENOMEM, "out of memory");
         if (req)
                 protobuf_c_message_pack(req, buf);
         struct cc_grpc_stream *st;
