@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,54 +84,64 @@ struct cli {
         char *platform; /* owned: o.os, o.arch and o.variant point into it */
 };
 
-enum {
-        O_KEYS_JSON = 256,
-        O_CREDS,
-        O_AUTHFILE,
-        O_CA,
-        O_PLATFORM,
-        O_STORE,
-        O_JOBS,
-        O_RETRIES,
-        O_STALL,
-        O_MAX_MANIFEST,
-        O_MAX_LAYER,
-        O_MAX_IMAGE,
-        O_NO_OWNERS,
-        O_MOUNT,
-        O_DEBUG,
-        O_MIRROR,
-        O_MAX_INODES,
-        O_POLICY,
-        O_REGISTRIES_D,
+/* Options that set one field: a string, an unsigned or a 64-bit size (0x... accepted). */
+enum opt_kind { OPT_STR, OPT_UINT, OPT_U64 };
+
+struct opt_field {
+        const char *name;
+        enum opt_kind kind;
+        size_t off; /* in struct cli */
 };
 
-static const struct option longopts[] = {
+#define OPT_FIELD(name, kind, field)                    \
+        {                                               \
+                name, kind, offsetof(struct cli, field) \
+        }
+
+static const struct opt_field opt_fields[] = {
+        OPT_FIELD("keys-json", OPT_STR, keys_json),
+        OPT_FIELD("creds", OPT_STR, o.creds),
+        OPT_FIELD("authfile", OPT_STR, o.auth_file),
+        OPT_FIELD("ca", OPT_STR, o.ca_file),
+        OPT_FIELD("store", OPT_STR, store),
+        OPT_FIELD("jobs", OPT_UINT, o.max_parallel_layers),
+        OPT_FIELD("retries", OPT_UINT, o.retries),
+        OPT_FIELD("stall-timeout", OPT_UINT, o.stall_timeout_ms),
+        OPT_FIELD("max-manifest-bytes", OPT_U64, o.max_manifest_bytes),
+        OPT_FIELD("max-layer-bytes", OPT_U64, o.max_layer_bytes),
+        OPT_FIELD("max-image-bytes", OPT_U64, o.max_image_bytes),
+        OPT_FIELD("mirror", OPT_STR, o.mirror),
+        OPT_FIELD("max-inodes", OPT_U64, o.max_inodes),
+        OPT_FIELD("policy", OPT_STR, o.policy_file),
+        OPT_FIELD("registries-d", OPT_STR, o.registries_d),
+        OPT_FIELD("registries.d", OPT_STR, o.registries_d),
+};
+
+/* getopt_long's value for opt_fields[i] is O_FIELD + i; the other long options have their
+ * own values. */
+enum { O_PLATFORM = 256, O_NO_OWNERS, O_MOUNT, O_DEBUG, O_FIELD = 512 };
+
+static const struct option other_opts[] = {
         {"insecure", no_argument, NULL, 'i'},
         {"key", required_argument, NULL, 'k'},
-        {"keys-json", required_argument, NULL, O_KEYS_JSON},
-        {"creds", required_argument, NULL, O_CREDS},
-        {"authfile", required_argument, NULL, O_AUTHFILE},
-        {"ca", required_argument, NULL, O_CA},
         {"platform", required_argument, NULL, O_PLATFORM},
-        {"store", required_argument, NULL, O_STORE},
-        {"jobs", required_argument, NULL, O_JOBS},
-        {"retries", required_argument, NULL, O_RETRIES},
-        {"stall-timeout", required_argument, NULL, O_STALL},
-        {"max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST},
-        {"max-layer-bytes", required_argument, NULL, O_MAX_LAYER},
-        {"max-image-bytes", required_argument, NULL, O_MAX_IMAGE},
         {"no-owners", no_argument, NULL, O_NO_OWNERS},
         {"mount", no_argument, NULL, O_MOUNT},
         {"debug", no_argument, NULL, O_DEBUG},
-        {"mirror", required_argument, NULL, O_MIRROR},
-        {"max-inodes", required_argument, NULL, O_MAX_INODES},
-        {"policy", required_argument, NULL, O_POLICY},
-        {"registries-d", required_argument, NULL, O_REGISTRIES_D},
-        {"registries.d", required_argument, NULL, O_REGISTRIES_D},
         {"help", no_argument, NULL, 'h'},
-        {},
 };
+
+/* The long options of getopt_long: other_opts, then one per opt_fields entry. */
+static void long_options(struct option *lo)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < CC_ARRAY_SIZE(other_opts); i++)
+                lo[n++] = other_opts[i];
+        for (size_t i = 0; i < CC_ARRAY_SIZE(opt_fields); i++)
+                lo[n++] = (struct option){opt_fields[i].name, required_argument, NULL,
+                                          O_FIELD + (int)i};
+        lo[n] = (struct option){0};
+}
 
 static void cli_done(struct cli *cli)
 {
@@ -141,6 +152,17 @@ static void cli_done(struct cli *cli)
 static int parse_option(struct cli *cli, int c, const char *arg)
 {
         struct img_pull_opts *o = &cli->o;
+        if (c >= O_FIELD && (size_t)(c - O_FIELD) < CC_ARRAY_SIZE(opt_fields)) {
+                const struct opt_field *f = &opt_fields[c - O_FIELD];
+                char *field = (char *)cli + f->off;
+                if (f->kind == OPT_STR)
+                        *(const char **)field = arg;
+                else if (f->kind == OPT_UINT)
+                        *(unsigned *)field = (unsigned)atoi(arg);
+                else
+                        *(uint64_t *)field = strtoull(arg, NULL, 0);
+                return 0;
+        }
         switch (c) {
         case 'i':
                 o->flags |= IMG_PULL_ALL_INSECURE;
@@ -152,18 +174,6 @@ static int parse_option(struct cli *cli, int c, const char *arg)
                 }
                 cli->keys[cli->n_keys++] = arg;
                 break;
-        case O_KEYS_JSON:
-                cli->keys_json = arg;
-                break;
-        case O_CREDS:
-                o->creds = arg;
-                break;
-        case O_AUTHFILE:
-                o->auth_file = arg;
-                break;
-        case O_CA:
-                o->ca_file = arg;
-                break;
         case O_PLATFORM:
                 free(cli->platform);
                 cli->platform = strdup(arg);
@@ -173,44 +183,11 @@ static int parse_option(struct cli *cli, int c, const char *arg)
                 o->arch = strtok(NULL, "/");
                 o->variant = strtok(NULL, "/");
                 break;
-        case O_STORE:
-                cli->store = arg;
-                break;
-        case O_JOBS:
-                o->max_parallel_layers = (unsigned)atoi(arg);
-                break;
-        case O_RETRIES:
-                o->retries = (unsigned)atoi(arg);
-                break;
-        case O_STALL:
-                o->stall_timeout_ms = (unsigned)atoi(arg);
-                break;
-        case O_MAX_MANIFEST:
-                o->max_manifest_bytes = strtoull(arg, NULL, 0);
-                break;
-        case O_MAX_LAYER:
-                o->max_layer_bytes = strtoull(arg, NULL, 0);
-                break;
-        case O_MAX_IMAGE:
-                o->max_image_bytes = strtoull(arg, NULL, 0);
-                break;
         case O_NO_OWNERS:
                 o->flags &= ~(unsigned)IMG_PULL_KEEP_OWNERS;
                 break;
         case O_MOUNT:
                 cli->do_mount = true;
-                break;
-        case O_MIRROR:
-                o->mirror = arg;
-                break;
-        case O_MAX_INODES:
-                o->max_inodes = strtoull(arg, NULL, 0);
-                break;
-        case O_POLICY:
-                o->policy_file = arg;
-                break;
-        case O_REGISTRIES_D:
-                o->registries_d = arg;
                 break;
         case O_DEBUG:
                 cc_log_set_level(CC_LOG_DEBUG);
@@ -265,8 +242,10 @@ int main(int argc, char **argv)
 {
         _cleanup_(cli_done) struct cli cli = {
                 .o = {.flags = geteuid() == 0 ? IMG_PULL_KEEP_OWNERS : 0}};
+        struct option lo[CC_ARRAY_SIZE(other_opts) + CC_ARRAY_SIZE(opt_fields) + 1];
+        long_options(lo);
         int c;
-        while ((c = getopt_long(argc, argv, "ik:h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "ik:h", lo, NULL)) != -1) {
                 if (c == 'h') {
                         usage(stdout);
                         return 0;

@@ -119,21 +119,28 @@ bool cc_grpc_call_cancelled(struct cc_grpc_call *gc)
         return closed;
 }
 
+int cc_grpc__buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t first)
+{
+        if (need <= *cap)
+                return 0;
+        size_t n = *cap ? *cap : first;
+        while (n < need)
+                n *= 2;
+        uint8_t *p = realloc(*buf, n);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *cap = n;
+        return 0;
+}
+
 /* Appends one Length-Prefixed-Message; conn->lock held. */
 static int out_append(struct call *call, const ProtobufCMessage *msg)
 {
         size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
         size_t need = call->n_out + CC_GRPC_PREFIX_SIZE + len;
-        if (need > call->cap_out) {
-                size_t cap = call->cap_out ? call->cap_out : 256;
-                while (cap < need)
-                        cap *= 2;
-                uint8_t *p = realloc(call->out, cap);
-                if (!p)
-                        return -ENOMEM;
-                call->out = p;
-                call->cap_out = cap;
-        }
+        if (cc_grpc__buf_reserve(&call->out, &call->cap_out, need, 256) < 0)
+                return -ENOMEM;
         uint8_t *p = call->out + call->n_out;
         p[0] = 0;
         p[1] = (uint8_t)(len >> 24);

@@ -141,16 +141,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
                                 "more than one request message on a unary call", 200);
                 return 0;
         }
-        if (total > call->cap_in) {
-                size_t cap = call->cap_in ? call->cap_in : 512;
-                while (cap < total)
-                        cap *= 2;
-                uint8_t *p = realloc(call->in, cap);
-                if (!p)
-                        return NGHTTP2_ERR_CALLBACK_FAILURE;
-                call->in = p;
-                call->cap_in = cap;
-        }
+        if (cc_grpc__buf_reserve(&call->in, &call->cap_in, total, 512) < 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
         memcpy(call->in + call->n_in, data, len);
         call->n_in = total;
         return 0;

@@ -130,6 +130,8 @@ struct call {
         bool closed;       /* the stream is gone: further sends fail */
 };
 
+/* Grows *buf (capacity *cap, doubling from `first`) to hold `need` bytes: 0 or -ENOMEM. */
+int cc_grpc__buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t first);
 /* Monotonic nanoseconds. */
 int64_t cc_grpc__now_ns(void);
 /* Drops a reference; the last frees the conn (its eventfd, lock). */
