@@ -25,6 +25,11 @@ $(BUILD)/hypervisor/hv-nolibvirt.o: hypervisor/hv.c | $(GENERATED_HDRS)
 $(LIBHV_NOLIBVIRT): $(HV_NOLIBVIRT_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
+# Its unit test links it instead of libhv.a (and no libvirt library).
+$(BUILD)/test/unit/test-hv-nolibvirt: $(BUILD)/test/unit/test-hv-nolibvirt.o $(LIBHV_NOLIBVIRT) $(LIBCC)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $< $(LIBHV_NOLIBVIRT) $(LIBCC) \
+		$(shell $(PKG_CONFIG) --libs json-c libprotobuf-c) $(CMOCKA_LIBS) -ldl -lpthread
 
 BINS += $(BUILD)/cc-runtime
 $(BUILD)/cc-runtime: $(BUILD)/hypervisor/main.o $(LIBS)
