@@ -86,8 +86,7 @@ struct hv_tee_profile {
         const char *kvm_param;     /* parameter of that module that enables the TEE */
         const char *firmware_what; /* what the firmware file must be, for the check's message */
         uint64_t default_policy;   /* SEV policy / SNP policy / TDX attributes */
-        bool kernel_hashes;        /* measured direct boot (QEMU kernel-hashes, libvirt
-                                      kernelHashes) */
+        bool kernel_hashes;        /* measured direct boot: kernel-hashes, kernelHashes */
         const char *qemu_object;   /* QOM type of the confidential-guest-support object */
         unsigned qemu_since;       /* first QEMU with that object, major*10000+minor*100+micro */
         bool qemu_pflash;         /* QEMU: firmware as read-only pflash (SEV, SEV-ES), else -bios */
