@@ -51,7 +51,7 @@ done
 SRC=$CC_TMP/src
 mkdir -p "$SRC/build/guest" "$SRC/tools"
 cp -r configs "$SRC/"
-cp tools/cc-deploy "$SRC/tools/"
+cp tools/cc-deploy tools/cc_deploy_toml.py "$SRC/tools/"
 cp "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" "$SRC/build/"
 cp "$GUEST/vmlinuz" "$GUEST/initrd.img" "$SRC/build/guest/"
 DEPLOY=(env -u BUILD bash "$SRC/tools/cc-deploy")
