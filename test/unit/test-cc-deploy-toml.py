@@ -8,6 +8,7 @@ CC_GOLDEN_UPDATE=1 rewrites the expected files (then read the diff before commit
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import unittest
@@ -235,6 +236,32 @@ class Annotations(unittest.TestCase):
             with self.assertRaises(cdt.MergeError) as e:
                 cdt.pod_annotations(d, "missing")
             self.assertIn("configuration-missing.toml: cannot read the runtime configuration", str(e.exception))
+
+
+class Fragments(unittest.TestCase):
+    def test_version_3_fragments_are_what_cc_deploy_writes(self):
+        """configs/containerd/{runtimes,cc-snapshotter}-2.toml (merge-by-hand fragments) are the
+        merge of an absent config for containerd 2.x with every handler of tools/cc-deploy."""
+        with open(os.path.join(ROOT, "tools", "cc-deploy")) as f:
+            handlers = [tuple(h.split("=")) for h in re.search(r"HANDLERS=\(([^)]*)\)", f.read()).group(1).split()]
+        confdir = os.path.join(ROOT, "configs", "runtime")
+        annotations = {v: cdt.pod_annotations(confdir, v) for _, v in handlers}
+        got = tomllib.loads(merge("", "2", handlers, annotations)[0])
+        want = {}
+        for name in ("cc-snapshotter-2.toml", "runtimes-2.toml"):
+            with open(os.path.join(ROOT, "configs", "containerd", name), "rb") as f:
+                deep_merge(want, tomllib.load(f))
+        get(want, V3_RUNTIME)["runtimes"]["runc"] = {"runtime_type": "io.containerd.runc.v2"}
+        self.assertEqual(got, want)
+
+
+def deep_merge(a, b):
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            deep_merge(a[k], v)
+        else:
+            a[k] = v
+    return a
 
 
 class CommandLine(unittest.TestCase):
