@@ -2,26 +2,10 @@
 # The checks of test/integration/agent-serial.sh: a raw ttrpc client on the agent's pty transport
 # (BUILD and TMPDIR from the environment).
 import os, struct, subprocess, sys, time, select
+from ttrpc_wire import field, request, varint
 
 build = os.environ["BUILD"]
 tmp = os.environ["TMPDIR"]
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-def field(num, data):
-    return varint(num << 3 | 2) + varint(len(data)) + data
-
-def request(stream, service, method, payload=b""):
-    body = field(1, service.encode()) + field(2, method.encode()) + field(3, payload)
-    return struct.pack(">IIBB", len(body), stream, 1, 0) + body
 
 def read_exact(fd, n, deadline):
     buf = b""

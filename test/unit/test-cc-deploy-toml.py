@@ -247,21 +247,17 @@ class Fragments(unittest.TestCase):
         confdir = os.path.join(ROOT, "configs", "runtime")
         annotations = {v: cdt.pod_annotations(confdir, v) for _, v in handlers}
         got = tomllib.loads(merge("", "2", handlers, annotations)[0])
-        want = {}
-        for name in ("cc-snapshotter-2.toml", "runtimes-2.toml"):
+        snap, rts = ({}, {})
+        for name, d in (("cc-snapshotter-2.toml", snap), ("runtimes-2.toml", rts)):
             with open(os.path.join(ROOT, "configs", "containerd", name), "rb") as f:
-                deep_merge(want, tomllib.load(f))
-        get(want, V3_RUNTIME)["runtimes"]["runc"] = {"runtime_type": "io.containerd.runc.v2"}
-        self.assertEqual(got, want)
-
-
-def deep_merge(a, b):
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(a.get(k), dict):
-            deep_merge(a[k], v)
-        else:
-            a[k] = v
-    return a
+                d.update(tomllib.load(f))
+        self.assertEqual(got["proxy_plugins"], snap["proxy_plugins"])
+        images = get(got, V3_IMAGES)
+        self.assertEqual(images.pop("runtime_platforms"), get(rts, V3_IMAGES)["runtime_platforms"])
+        self.assertEqual(images, get(snap, V3_IMAGES))
+        want_rts = dict(get(rts, V3_RUNTIME)["runtimes"], runc={"runtime_type": "io.containerd.runc.v2"})
+        self.assertEqual(get(got, V3_RUNTIME)["runtimes"], want_rts)
+        self.assertEqual(got["version"], 3)
 
 
 class CommandLine(unittest.TestCase):
