@@ -46,54 +46,7 @@ cc_busybox_rootfs "$R" busybox sh cat
 printf '#!/bin/sh\nexec /bin/busybox cat >/dev/null\n' >"$R/bin/sink"
 chmod +x "$R/bin/sink"
 
-cat >"$CC_TMP/client.py" <<'PY'
-import socket, statistics, sys, time
-host, mode = sys.argv[1], sys.argv[2]
-if mode == "wait":  # until the echo server answers
-    for _ in range(600):
-        try:
-            s = socket.create_connection((host, 7777), timeout=2)
-            s.sendall(b"x"); s.settimeout(5)
-            if s.recv(1) == b"x":
-                sys.exit(0)
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit(1)
-if mode == "rtt":
-    count = int(sys.argv[3])
-    s = socket.create_connection((host, 7777))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    msg = b"m" * 64
-    samples = []
-    for i in range(count + 50):
-        t0 = time.perf_counter_ns()
-        s.sendall(msg)
-        got = 0
-        while got < len(msg):
-            got += len(s.recv(4096))
-        if i >= 50:  # warm-up
-            samples.append((time.perf_counter_ns() - t0) / 1000)
-    samples.sort()
-    print("rtt_us median=%.1f p90=%.1f n=%d" % (statistics.median(samples), samples[int(len(samples) * 0.9)], count))
-if mode == "bulk":
-    mib = int(sys.argv[3])
-    best = 0.0
-    buf = b"\0" * (1 << 16)
-    for _ in range(3):
-        s = socket.create_connection((host, 7778))
-        t0 = time.perf_counter()
-        for _ in range(mib * 16):
-            s.sendall(buf)
-        s.shutdown(socket.SHUT_WR)
-        while s.recv(4096):
-            pass
-        dt = time.perf_counter() - t0
-        s.close()
-        best = max(best, mib / dt)
-    print("bulk_mib_s best=%.2f mib=%d" % (best, mib))
-PY
-client() { ip netns exec "$NODE" /usr/bin/python3 "$CC_TMP/client.py" "$POD_IP" "$@"; }
+client() { ip netns exec "$NODE" /usr/bin/python3 "$(dirname "$0")/net-pod-client.py" "$POD_IP" "$@"; }
 val() { grep -o "$1=[0-9.]*" <<<"$2" | cut -d= -f2; }
 
 # (b) plain namespaces: the servers run in the pod namespace on the host.

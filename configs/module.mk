@@ -12,3 +12,7 @@ INTEGRATION_TESTS += test/integration/e2e-configs.sh
 INTEGRATION_TESTS += test/integration/e2e-bootfail.sh
 INTEGRATION_TESTS += test/integration/e2e-guest-pull.sh
 INTEGRATION_TESTS += test/integration/e2e-encrypted.sh
+# The installer's config merge (tools/cc_deploy_toml.py): its rules and the golden files of
+# test/golden/deploy/ (containerd config versions 1, 2 and 3). A Python unittest program, run
+# like the cmocka ones.
+UNIT_TESTS += test/unit/test-cc-deploy-toml.py

@@ -51,7 +51,7 @@ done
 SRC=$CC_TMP/src
 mkdir -p "$SRC/build/guest" "$SRC/tools"
 cp -r configs "$SRC/"
-cp tools/cc-deploy "$SRC/tools/"
+cp tools/cc-deploy tools/cc_deploy_toml.py "$SRC/tools/"
 cp "$BUILD/containerd-shim-kata-cc-v2" "$BUILD/cc-snapshotter" "$BUILD/nydus-overlayfs" "$SRC/build/"
 cp "$GUEST/vmlinuz" "$GUEST/initrd.img" "$SRC/build/guest/"
 DEPLOY=(env -u BUILD bash "$SRC/tools/cc-deploy")
@@ -136,62 +136,7 @@ mkcase default < <(containerd config default)
 # ---- checks --------------------------------------------------------------------------------------
 # check_merged ORIG|"" MERGED VERSION CRI_ID: our entries are there, everything else is the same.
 check_merged() {
-	"$PY" - "$@" "${HANDLERS[@]}" <<'PY'
-import sys, tomllib, copy
-orig_path, merged_path, ver, cri = sys.argv[1:5]
-handlers = [h.split("=") for h in sys.argv[5:]]
-orig = tomllib.load(open(orig_path, "rb")) if orig_path else {}
-m = tomllib.load(open(merged_path, "rb"))
-def fail(msg):
-    sys.exit("FAIL: %s: %s" % (merged_path, msg))
-ctrd = m["plugins"][cri]["containerd"]
-sock = "/run/cc-snapshotter/cc-snapshotter.sock"
-names = ["cc-snapshotter"] if ver == "1.6" else ["cc-guest", "cc-local"]
-for n in names:
-    if m["proxy_plugins"].get(n) != {"type": "snapshot", "address": sock}:
-        fail("proxy_plugins.%s is %r" % (n, m["proxy_plugins"].get(n)))
-want = {"snapshotter": "cc-snapshotter" if ver == "1.6" else "cc-local",
-        "disable_snapshot_annotations": False, "discard_unpacked_layers": False}
-for k, v in want.items():
-    if ctrd.get(k) != v:
-        fail("CRI containerd.%s = %r, want %r" % (k, ctrd.get(k), v))
-for h, variant in handlers:
-    r = ctrd["runtimes"].get(h) or fail("no runtime %s" % h)
-    # The shipped configurations honour no annotation: containerd forwards none.
-    exp = {"runtime_type": "io.containerd.kata-cc.v2", "privileged_without_host_devices": True,
-           "pod_annotations": [],
-           "options": {"ConfigPath": "/opt/confidential-containers/share/defaults/kata-containers/configuration-%s.toml" % variant}}
-    if ver != "1.6":
-        exp["snapshotter"] = "cc-guest"
-    if r != exp:
-        fail("runtime %s is %r" % (h, r))
-# Unrelated settings kept: remove ours from the merged file and the keys we set from the
-# original; the rest must be equal.
-for n in names:
-    del m["proxy_plugins"][n]
-for h, _ in handlers:
-    del ctrd["runtimes"][h]
-# cc-deploy declares runc when the file had no runtimes.runc (containerd's built-in default).
-if "runc" not in orig.get("plugins", {}).get(cri, {}).get("containerd", {}).get("runtimes", {}):
-    if ctrd["runtimes"].pop("runc", None) != {"runtime_type": "io.containerd.runc.v2"}:
-        fail("runc entry missing or different")
-o = copy.deepcopy(orig)
-oc = o.get("plugins", {}).get(cri, {}).get("containerd", {})
-for k in want:
-    ctrd.pop(k, None)
-    oc.pop(k, None)
-def prune(d):
-    for k in list(d):
-        if isinstance(d[k], dict):
-            prune(d[k])
-            if not d[k]:
-                del d[k]
-    return d
-if not orig:
-    m.pop("version", None)
-if prune(m) != prune(o):
-    fail("settings other than cc-deploy's differ:\n%r\n%r" % (m, o))
-PY
+	"$PY" test/tools/deploy-check-merged.py "$@" "${HANDLERS[@]}"
 }
 
 # tree DIR: every path with size, mode, mtime and link target, except the running
@@ -204,41 +149,7 @@ tree() {
 # scratch COPY: the merged config with containerd's root, state, sockets and the snapshotter
 # address moved under $2 (a private containerd never touches the system's paths).
 scratch() {
-	"$PY" - "$1" "$2" "$3" "$4" <<'PY'
-import re, sys, tomllib
-src, dst, priv, snapsock = sys.argv[1:5]
-lines = open(src).read().splitlines(keepends=True)
-if lines and not lines[-1].endswith("\n"):
-    lines[-1] += "\n"
-def is_header(l):
-    return re.match(r"\s*\[", l) is not None
-def set_key(table, key, val):
-    hdr = re.compile(r"\s*\[\s*%s\s*\]\s*(#.*)?$" % re.escape(table))
-    for i, l in enumerate(lines):
-        if hdr.match(l):
-            j = i + 1
-            while j < len(lines) and not is_header(lines[j]):
-                if re.match(r"\s*%s\s*=" % key, lines[j]):
-                    lines[j] = "#" + lines[j]
-                j += 1
-            lines.insert(i + 1, "%s = %s\n" % (key, val))
-            return
-    lines.extend(["[%s]\n" % table, "%s = %s\n" % (key, val)])
-first = next((i for i, l in enumerate(lines) if is_header(l)), len(lines))
-for i in range(first):
-    if re.match(r"(root|state)\s*=", lines[i]):
-        lines[i] = "#" + lines[i]
-lines[0:0] = ['root = "%s/root"\n' % priv, 'state = "%s/state"\n' % priv]
-for t in ("grpc", "ttrpc", "debug"):
-    set_key(t, "address", '"%s/%s.sock"' % (priv, t))
-text = "".join(lines).replace("/run/cc-snapshotter/cc-snapshotter.sock", snapsock)
-text = text.replace('"/opt/containerd"', '"%s/opt"' % priv)
-d = tomllib.loads(text)
-assert d["root"].startswith(priv) and d["state"].startswith(priv), "scratch paths"
-for t in ("grpc", "ttrpc", "debug"):
-    assert d[t]["address"].startswith(priv), t
-open(dst, "w").write(text)
-PY
+	"$PY" test/tools/deploy-scratch-config.py "$1" "$2" "$3" "$4"
 }
 
 # containerd_check NAME CONFIG CRI: a private containerd on a scratch copy loads everything.
@@ -346,28 +257,8 @@ mkdir -p "$frag"; DESTS+=("$frag")
 for ver in 1.6 1.7; do
 	"${DEPLOY[@]}" install --dest-root "$frag" --containerd-version "$ver" >"$CC_TMP/frag-$ver.log" 2>&1 ||
 		{ cat "$CC_TMP/frag-$ver.log"; cc_fail "fragments $ver: install failed"; }
-	"$PY" - "$frag/etc/containerd/config.toml" "$SRC/configs/containerd/runtimes-$ver.toml" \
-		"$SRC/configs/containerd/cc-snapshotter-$ver.toml" "${HANDLERS[@]}" <<'PY'
-import sys, tomllib
-merged, runtimes, snap = (tomllib.load(open(p, "rb")) for p in sys.argv[1:4])
-handlers = {h.split("=")[0] for h in sys.argv[4:]}
-def deep(a, b):  # b merged into a
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(a.get(k), dict):
-            deep(a[k], v)
-        else:
-            a[k] = v
-    return a
-want = deep(deep({}, snap), runtimes)
-rts = want["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
-for h in list(rts):
-    if h not in handlers:
-        del rts[h]
-rts["runc"] = {"runtime_type": "io.containerd.runc.v2"}
-if merged != want:
-    sys.exit("FAIL: cc-deploy's %s config differs from configs/containerd/*-%s.toml:\n%r\n%r"
-             % (sys.argv[2][-8:-5], sys.argv[2][-8:-5], merged, want))
-PY
+	"$PY" test/tools/deploy-check-fragments.py "$frag/etc/containerd/config.toml" "$SRC/configs/containerd/runtimes-$ver.toml" \
+		"$SRC/configs/containerd/cc-snapshotter-$ver.toml" "${HANDLERS[@]}"
 	"${DEPLOY[@]}" uninstall --dest-root "$frag" --purge >/dev/null 2>&1 || cc_fail "fragments $ver: uninstall failed"
 done
 [ -z "$(ls -A "$frag")" ] || cc_fail "fragments: uninstall left $(ls -A "$frag")"
@@ -390,19 +281,7 @@ ann=$CC_TMP/annotations/root
 mkdir -p "$ann"; DESTS+=("$ann")
 env -u BUILD bash "$SRC2/tools/cc-deploy" install --dest-root "$ann" --containerd-version 1.6 \
 	>"$CC_TMP/annotations.log" 2>&1 || { cat "$CC_TMP/annotations.log"; cc_fail "annotations: install failed"; }
-"$PY" - "$ann/etc/containerd/config.toml" "${HANDLERS[@]}" <<'PY'
-import sys, tomllib
-rts = tomllib.load(open(sys.argv[1], "rb"))["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
-hv = "io.katacontainers.config.hypervisor."
-want = {"qemu": [hv + "default_vcpus", hv + "kernel_params", "io.katacontainers.config_path"],
-        "qemu-tdx": [hv + "*"]}
-for h in sys.argv[2:]:
-    name, variant = h.split("=")
-    got = rts[name]["pod_annotations"]
-    if got != want.get(variant, []):
-        sys.exit("FAIL: %s (configuration-%s.toml) forwards %r, want %r" % (name, variant, got, want.get(variant, [])))
-    print("  %-14s pod_annotations = %r" % (name, got))
-PY
+"$PY" test/tools/deploy-check-annotations.py "$ann/etc/containerd/config.toml" "${HANDLERS[@]}"
 env -u BUILD bash "$SRC2/tools/cc-deploy" uninstall --dest-root "$ann" --purge >/dev/null 2>&1 ||
 	cc_fail "annotations: uninstall failed"
 [ -z "$(ls -A "$ann")" ] || cc_fail "annotations: uninstall left $(ls -A "$ann")"
@@ -483,36 +362,7 @@ refuse foreign-shim 'usr/local/bin/containerd-shim-kata-cc-v2 already exists and
 
 # ---- the Kubernetes manifests agree with the installer -------------------------------------------
 if "$PY" -c 'import yaml' 2>/dev/null; then
-	"$PY" - <<'PY'
-import re, yaml
-def docs(p):
-    return [d for d in yaml.safe_load_all(open(p)) if d]
-deploy = open("tools/cc-deploy").read()
-handlers = re.search(r"HANDLERS=\(([^)]*)\)", deploy).group(1).split()
-names = [h.split("=")[0] for h in handlers]
-rcs = {d["metadata"]["name"]: d for d in docs("configs/k8s/runtimeclasses.yaml")}
-assert sorted(rcs) == sorted(names), ("RuntimeClasses vs cc-deploy handlers", sorted(rcs), names)
-for n, d in rcs.items():
-    assert d["apiVersion"] == "node.k8s.io/v1" and d["kind"] == "RuntimeClass", n
-    assert d["handler"] == n, (n, d["handler"])
-    assert set(d["overhead"]["podFixed"]) == {"memory", "cpu"}, n
-    assert d["scheduling"]["nodeSelector"] == {"katacontainers.io/kata-runtime": "true"}, n
-ds = [d for d in docs("configs/k8s/installer-daemonset.yaml") if d["kind"] == "DaemonSet"][0]
-spec = ds["spec"]["template"]["spec"]
-assert spec["nodeSelector"] == {"confidentialcontainers.org/preinstall": "true"}
-script = spec["containers"][0]["args"][0]
-assert "cc-deploy install" in script and "katacontainers.io/kata-runtime=true" in script
-mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
-for p in ("/etc/containerd", "/opt/confidential-containers", "/usr/local/bin", "/var/lib/cc-deploy",
-          "/etc/cc-snapshotter", "/etc/systemd/system", "/run/cc-snapshotter"):
-    assert "/host" + p in mounts, p
-for p in ("configs/k8s/examples/nginx.yaml", "configs/k8s/examples/encrypted-image.yaml"):
-    for d in docs(p):
-        rc = d["spec"]["runtimeClassName"]
-        assert rc in rcs, (p, rc)
-        assert d["metadata"]["annotations"]["io.containerd.cri.runtime-handler"] == rc, p
-print("PASS manifests: %d RuntimeClasses (handler = name) match cc-deploy's handlers; DaemonSet and examples consistent" % len(rcs))
-PY
+	"$PY" test/tools/deploy-check-manifests.py
 else
 	echo "manifests not checked: $PY has no yaml module (python3-yaml)"
 fi

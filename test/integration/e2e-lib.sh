@@ -361,21 +361,7 @@ TOML
         e2e_cfg_set kernel_params "\"agent.image_insecure=$REG\""
         e2e_cfg_set default_memory 384
         cc_containerd_dirs containerd
-        python3 - "$E2E_NODE/etc/containerd/config.toml" "$CTRD_DIR/config.toml" "$CTRD_DIR" "$E2E_NODE" <<'PY'
-import sys, tomllib
-src, dst, d, node = sys.argv[1:5]
-text = open(src).read()
-text = text.replace('"/opt/confidential-containers/', '"%s/opt/confidential-containers/' % node)
-text = text.replace('"/run/cc-snapshotter/', '"%s/run/cc-snapshotter/' % node)
-head = ('root = "%s/root"\nstate = "%s/state"\n'
-        'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
-        '"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]\n'
-        '[grpc]\n  address = "%s/containerd.sock"\n[ttrpc]\n  address = "%s/containerd.sock.ttrpc"\n') % (d, d, d, d)
-assert text.startswith("version = 2\n")
-text = "version = 2\n" + head + text[len("version = 2\n"):]
-tomllib.loads(text)
-open(dst, "w").write(text)
-PY
+        python3 test/tools/e2e-node-config.py "$E2E_NODE/etc/containerd/config.toml" "$CTRD_DIR/config.toml" "$CTRD_DIR" "$E2E_NODE"
         snap_cri_launch containerd
 }
 

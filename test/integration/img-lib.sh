@@ -69,50 +69,6 @@ EOF
         wait_port "$REG_PORT"
 }
 
-# Writes the tree comparer: path type mode uid gid content/target, and hardlink groups.
-write_tree_py() {
-        cat >"$T/tree.py" <<'EOF'
-import hashlib, os, stat, sys
-def walk(root):
-    out = {}
-    inodes = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            rel = os.path.relpath(p, root)
-            st = os.lstat(p)
-            m = st.st_mode
-            if stat.S_ISREG(m):
-                h = hashlib.sha256(open(p, 'rb').read()).hexdigest()
-                kind = 'f ' + h
-                inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
-            elif stat.S_ISDIR(m):
-                kind = 'd'
-            elif stat.S_ISLNK(m):
-                kind = 'l ' + os.readlink(p)
-            elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
-                kind = 'c %d:%d' % (os.major(st.st_rdev), os.minor(st.st_rdev))
-            else:
-                kind = 'o'
-            mode = stat.S_IMODE(m) if not stat.S_ISLNK(m) else 0
-            out[rel] = '%s %o %d:%d' % (kind, mode, st.st_uid, st.st_gid)
-    links = sorted(' = '.join(sorted(v)) for v in inodes.values() if len(v) > 1)
-    return out, links
-a, la = walk(sys.argv[1])
-b, lb = walk(sys.argv[2])
-bad = 0
-for k in sorted(set(a) | set(b)):
-    if a.get(k) != b.get(k):
-        print('DIFF %s: ours=%s umoci=%s' % (k, a.get(k), b.get(k)))
-        bad += 1
-if la != lb:
-    print('HARDLINKS ours=%s umoci=%s' % (la, lb))
-    bad += 1
-print('%d entries compared, %d differences' % (len(set(a) | set(b)), bad))
-sys.exit(1 if bad else 0)
-EOF
-}
-
 img_setup() {
         [ "$(id -u)" -eq 0 ] || { echo "needs root (overlay mounts, whiteout device nodes, chown)"; exit 77; }
         for tool in docker-registry skopeo umoci curl python3; do
@@ -121,7 +77,6 @@ img_setup() {
         [ -x "$PULL" ] || fail "$PULL not built"
         T=$(mktemp -d /tmp/img-test.XXXXXX)
         trap img_cleanup EXIT
-        write_tree_py
         img_registry registry
         PORT=$REG_PORT
         REG=127.0.0.1:$PORT
@@ -175,7 +130,7 @@ img_compare() { # pulldir umoci_rootfs
                 mount -t overlay overlay -o "lowerdir=$lower" "$dir/m" || fail "overlay mount"
         fi
         MOUNTS+=("$dir/m")
-        python3 "$T/tree.py" "$dir/m" "$ref" || { umount "$dir/m"; fail "rootfs differs from umoci unpack"; }
+        python3 test/tools/img-tree.py "$dir/m" "$ref" || { umount "$dir/m"; fail "rootfs differs from umoci unpack"; }
         umount "$dir/m"
 }
 
@@ -201,70 +156,12 @@ assert_clean_store() { # store
 # hand (config with diff_ids, manifest, index.json). COMP: none | gzip | gzip2 (two gzip
 # members) | zstd | zstd2 (two zstd frames).
 img_mkimage() {
-        python3 - "$@" <<'EOF' || fail "mkimage $*"
-import gzip, hashlib, json, os, subprocess, sys
-args = sys.argv[1:]
-root, tag = args[0], args[1]
-bad_diff = "--bad-diff-id" in args
-annotate = 0
-if "--annotate" in args:
-    annotate = int(args[args.index("--annotate") + 1])
-layers = [a for a in args[2:] if ":" in a]
-os.makedirs(root + "/blobs/sha256", exist_ok=True)
-def blob(data):
-    d = hashlib.sha256(data).hexdigest()
-    open("%s/blobs/sha256/%s" % (root, d), "wb").write(data)
-    return "sha256:" + d, len(data)
-def zstd(data):
-    return subprocess.run(["zstd", "-q", "-c", "-3"], input=data, stdout=subprocess.PIPE, check=True).stdout
-diff_ids, descs = [], []
-for spec in layers:
-    comp, path = spec.split(":", 1)
-    tar = open(path, "rb").read()
-    diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
-    half = len(tar) // 2
-    mt = "application/vnd.oci.image.layer.v1.tar"
-    if comp == "none": data = tar
-    elif comp == "gzip": data = gzip.compress(tar); mt += "+gzip"
-    elif comp == "gzip2": data = gzip.compress(tar[:half]) + gzip.compress(tar[half:]); mt += "+gzip"
-    elif comp == "zstd": data = zstd(tar); mt += "+zstd"
-    elif comp == "zstd2": data = zstd(tar[:half]) + zstd(tar[half:]); mt += "+zstd"
-    d, s = blob(data)
-    descs.append({"mediaType": mt, "digest": d, "size": s})
-if bad_diff:
-    diff_ids[-1] = "sha256:" + "0" * 64
-cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-                  "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-cd, cs = blob(cfg)
-man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-       "layers": descs}
-if annotate:
-    man["annotations"] = {"padding": "x" * annotate}
-md, ms = blob(json.dumps(man).encode())
-idx_path = root + "/index.json"
-idx = json.load(open(idx_path)) if os.path.exists(idx_path) else {"schemaVersion": 2, "manifests": []}
-idx["manifests"] = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
-idx["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-                         "annotations": {"org.opencontainers.image.ref.name": tag}})
-json.dump(idx, open(idx_path, "w"))
-open(root + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-EOF
+        python3 test/tools/img-mkimage.py "$@" || fail "mkimage $*"
 }
 
 # img_tar OUT 'python statements using add(name, data=None, mode=0o644, kind="f", link=None)'
 img_tar() {
-        python3 - "$1" "$2" <<'EOF' || fail "tar $1"
-import io, sys, tarfile
-kinds = {"f": tarfile.REGTYPE, "d": tarfile.DIRTYPE, "l": tarfile.SYMTYPE, "h": tarfile.LNKTYPE}
-with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
-    def add(name, data=None, mode=0o644, kind="f", link=None):
-        ti = tarfile.TarInfo(name); ti.mode = mode; ti.type = kinds[kind]; ti.mtime = 1700000000
-        if link: ti.linkname = link
-        if data is not None: ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data) if data is not None else None)
-    exec(sys.argv[2])
-EOF
+        python3 test/tools/img-tar.py "$1" "$2" || fail "tar $1"
 }
 
 # Path of a blob's data file inside registry storage.
@@ -282,25 +179,7 @@ layer_digest() { # repo tag index
 # img_push_raw LAYOUT TAG REPO:TAG pushes an OCI layout's image verbatim with the registry API
 # (skopeo would recompress uncompressed layers and cannot write zstd here).
 img_push_raw() {
-        python3 - "$REG" "$@" <<'EOF' || fail "push_raw $*"
-import json, sys, urllib.request
-reg, root, tag, dst = sys.argv[1:5]
-repo, rtag = dst.rsplit(":", 1)
-idx = json.load(open(root + "/index.json"))
-m = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]
-def read(d): return open("%s/blobs/sha256/%s" % (root, d.split(":")[1]), "rb").read()
-man = read(m["digest"])
-mj = json.loads(man)
-for d in [mj["config"]] + mj["layers"]:
-    r = urllib.request.urlopen(urllib.request.Request("http://%s/v2/%s/blobs/uploads/" % (reg, repo), method="POST"))
-    loc = r.headers["Location"]
-    loc = (loc if loc.startswith("http") else "http://" + reg + loc)
-    loc += ("&" if "?" in loc else "?") + "digest=" + d["digest"]
-    urllib.request.urlopen(urllib.request.Request(loc, data=read(d["digest"]), method="PUT",
-                           headers={"Content-Type": "application/octet-stream"}))
-urllib.request.urlopen(urllib.request.Request("http://%s/v2/%s/manifests/%s" % (reg, repo, rtag), data=man,
-                       method="PUT", headers={"Content-Type": m["mediaType"]}))
-EOF
+        python3 test/tools/img-push-raw.py "$REG" "$@" || fail "push_raw $*"
 }
 
 # (Not snap_busybox_image: another layout in $T, with /etc, /proc and /dev for the agent's VM.)

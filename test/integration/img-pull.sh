@@ -46,19 +46,7 @@ layer2() {
 img_layer "$layout" v1 layer2
 # Layer 3 by hand (umoci 0.4.7 `insert --opaque` writes a tar without its end padding): an
 # opaque marker placed after the directory's new children, as the image-spec example does.
-python3 - "$T/layer3.tar" <<'EOF' || fail "layer3"
-import io, sys, tarfile
-with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
-    def add(name, data=None, mode=0o644, kind=tarfile.REGTYPE):
-        ti = tarfile.TarInfo(name); ti.mode = mode; ti.type = kind; ti.mtime = 1700000000
-        if data is not None: ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data) if data is not None else None)
-    add("opt/replaced", mode=0o755, kind=tarfile.DIRTYPE)
-    add("opt/replaced/sub2", mode=0o700, kind=tarfile.DIRTYPE)
-    add("opt/replaced/sub2/fresh", b"fresh\n")
-    add("opt/replaced/.wh..wh..opq", b"")
-    add("usr/share/doc/.wh.blob", b"")
-EOF
+python3 test/tools/img-pull-layer3.py "$T/layer3.tar" || fail "layer3"
 umoci raw add-layer --image "$layout:v1" "$T/layer3.tar" >/dev/null || fail "add-layer"
 umoci_rootfs "$layout" v1 "$T/ref-v1"
 
@@ -72,14 +60,7 @@ img_compare "$out" "$T/ref-v1/rootfs"
 echo "ok  OCI manifest, gzip: rootfs matches umoci unpack"
 
 # The image config comes back verbatim and carries what the agent needs.
-python3 - "$out/config.json" <<'EOF' || fail "config.json"
-import json, sys
-c = json.load(open(sys.argv[1]))["config"]
-assert c["Entrypoint"] == ["/bin/app"], c
-assert c["Cmd"] == ["--help"], c
-assert "FOO=bar" in c["Env"], c
-assert c["WorkingDir"] == "/srv" and c["User"] == "1000:1000", c
-EOF
+python3 test/tools/img-pull-check-config.py "$out/config.json" || fail "config.json"
 echo "ok  image config"
 
 # Overlay whiteout representation in the layer dirs themselves.
@@ -159,27 +140,7 @@ umoci config --image "$layout:arm" --architecture arm64 >/dev/null
 mkdir -p "$T/amd"
 echo amd64 >"$T/amd/which"
 img_build "$layout" amd "$T/amd"
-python3 - "$layout" <<'EOF' || fail "index"
-import hashlib, json, sys
-root = sys.argv[1]
-idx = json.load(open(root + "/index.json"))
-def ref(tag):
-    return [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag][0]
-ents = []
-# An attestation-style entry first: must never be selected.
-for tag, arch in [("arm", "unknown"), ("arm", "arm64"), ("amd", "amd64")]:
-    m = dict(ref(tag)); m.pop("annotations")
-    m["platform"] = {"architecture": arch, "os": "unknown" if arch == "unknown" else "linux"}
-    ents.append(m)
-data = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                   "manifests": ents}).encode()
-d = hashlib.sha256(data).hexdigest()
-open("%s/blobs/sha256/%s" % (root, d), "wb").write(data)
-idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
-    "digest": "sha256:" + d, "size": len(data),
-    "annotations": {"org.opencontainers.image.ref.name": "multi"}})
-json.dump(idx, open(root + "/index.json", "w"))
-EOF
+python3 test/tools/img-pull-index.py "$layout" || fail "index"
 img_push "oci:$layout:multi" test/multi:latest --all
 for arch in amd64 arm64; do
         out=$T/pull-$arch && mkdir -p "$out"

@@ -43,27 +43,6 @@ workload() {
 }
 
 # Our own List over the socket, backend names, one per line.
-cat >"$CC_TMP/list.py" <<'PY'
-import os, subprocess, sys, tempfile
-import grpc
-from google.protobuf import descriptor_pb2, message_factory
-with tempfile.TemporaryDirectory() as d:
-    out = os.path.join(d, "s.pb")
-    subprocess.run(["protoc-c", "-Iprotos", "--include_imports", "--descriptor_set_out=" + out,
-                    "containerd/services/snapshots/v1/snapshots.proto"], check=True)
-    fds = descriptor_pb2.FileDescriptorSet()
-    fds.ParseFromString(open(out, "rb").read())
-M = message_factory.GetMessages(list(fds.file))
-P = "containerd.services.snapshots.v1."
-ch = grpc.insecure_channel("unix://" + sys.argv[1])
-lst = ch.unary_stream("/" + P + "Snapshots/List",
-                      request_serializer=lambda m: m.SerializeToString(),
-                      response_deserializer=M[P + "ListSnapshotsResponse"].FromString)
-req = M[P + "ListSnapshotsRequest"](snapshotter="cc-snapshotter")
-for resp in lst(req, timeout=30):
-    for i in resp.info:
-        print(i.name, i.kind)
-PY
 
 check_round() {
         "$SNAP_BIN" --check --root "$SNAP_ROOT" --address "$SNAP_SOCK" | grep -qx ok ||
@@ -104,7 +83,7 @@ wait "$WL"
 $S prepare gc-trigger >/dev/null && $S rm gc-trigger >/dev/null
 sleep 3
 $S ls | tail -n +2 | awk '{print $1}' | sort >"$CC_TMP/ctr-keys"
-/usr/bin/python3 "$CC_TMP/list.py" "$SNAP_SOCK" >"$CC_TMP/ours" || cc_fail "List failed"
+/usr/bin/python3 test/tools/snap-list.py "$SNAP_SOCK" >"$CC_TMP/ours" || cc_fail "List failed"
 # Backend names are <namespace>/<seq>/<key>.
 sed 's#^crash/[0-9]*/##' "$CC_TMP/ours" | awk '{print $1}' | sort >"$CC_TMP/our-keys"
 extra=$(comm -13 "$CC_TMP/ctr-keys" "$CC_TMP/our-keys")
