@@ -243,6 +243,7 @@ struct img_registry;
 struct img_sigsrc_ctx {
         const struct img_regsd *rd;
         struct img_registry *reg;
-        const char *ref; /* normalised, with tag or digest */
+        const char *ref;  /* normalised, with tag or digest */
+        uint64_t read_ns; /* time spent reading signatures, added up (for the log) */
 };
 void img__sig_source_init(struct img_sig_source *src, struct img_sigsrc_ctx *ctx);
