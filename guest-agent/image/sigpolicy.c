@@ -498,9 +498,9 @@ static int key_bytes(const struct img_policy *p, const struct keysrc *k, char **
 }
 
 /* The signatures of one digest, read by a thread of their own while the keys are parsed and
- * their code first run: in the guest, under TCG, both take about as long (the first RSA or EC
- * key runs code the process never ran; the reads mostly wait for the lookaside and the
- * registry), so the check costs about the longer of the two rather than their sum. */
+ * their code first run: in the guest, under TCG, the first RSA or EC key costs the translation
+ * of code the process never ran (20-50 ms) and the reads wait partly for the lookaside and the
+ * registry, so the two can overlap (bench/README.md). */
 struct sig_read {
         const struct img_sig_source *src;
         const char *digest;

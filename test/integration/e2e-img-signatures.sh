@@ -103,13 +103,7 @@ cat build/guest/initrd.img "$x.cpio.gz" >"$CC_TMP/initrd-sig.img"
 } >"$CC_TMP/initdata.toml"
 ANNO=$(gzip -9n <"$CC_TMP/initdata.toml" | base64 -w0)
 
-E2E_NODE_EXTRA="
-    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-sig]
-      runtime_type = \"io.containerd.kata-cc.v2\"
-      privileged_without_host_devices = true
-      pod_annotations = [\"io.katacontainers.config.hypervisor.cc_init_data\"]
-      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-sig.options]
-        ConfigPath = \"$CC_TMP/configuration-qemu-sig.toml\""
+E2E_NODE_EXTRA=$(e2e_runtime_toml kata-sig "$CC_TMP/configuration-qemu-sig.toml")
 e2e_pause_image pause:1
 e2e_installed_node
 sed -e "s|^initrd = .*|initrd = \"$CC_TMP/initrd-sig.img\"|" \
