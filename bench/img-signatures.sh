@@ -8,6 +8,9 @@
 # fresh store so that all of them fetch and unpack everything. Prints the median wall time of
 # each, the difference to the unsigned pull, and the median of the check itself as
 # cc-image-pull measures it (policy load, signature fetch, verification).
+# The peer, side by side: Debian's skopeo 1.9 copying the same images to a dir: without a
+# policy (--insecure-policy) and with the signedBy policy (gpgme, the same lookaside): the
+# difference is what verification costs skopeo (it cannot check sigstore signatures).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}
@@ -57,14 +60,19 @@ EOF
 
 run() { # variant -> "seconds check_ms"
         local out=$T/run && rm -rf "$out" && mkdir -p "$out"
-        local a=()
+        local a=() cmd=("$PULL" --insecure)
         case $1 in
         simple) a=(--policy "$T/p-simple.json" --registries-d "$T/regd") ;;
         sigstore) a=(--policy "$T/p-sigstore.json" --registries-d "$T/regd") ;;
+        skopeo-*) cmd=(skopeo --registries.d "$T/regd") ;;&
+        skopeo-unsigned) cmd+=(--insecure-policy copy -q --src-tls-verify=false) ;;
+        skopeo-simple) cmd+=(--policy "$T/p-simple.json" copy -q --src-tls-verify=false) ;;
         esac
+        local src=$REG/bench/${1#skopeo-}:v1 dst=$out
+        case $1 in skopeo-*) src=docker://$src dst=dir:$out/dir ;; esac
         local t0 t1
         t0=$(date +%s%N)
-        "$PULL" --insecure "${a[@]}" "$REG/bench/$1:v1" "$out" >"$T/run.log" 2>&1 ||
+        "${cmd[@]}" "${a[@]}" "$src" "$dst" >"$T/run.log" 2>&1 ||
                 { cat "$T/run.log"; fail "pull $1"; }
         t1=$(date +%s%N)
         local ms
@@ -73,17 +81,18 @@ run() { # variant -> "seconds check_ms"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-for v in unsigned simple sigstore; do run $v >/dev/null; done
+VARIANTS="unsigned simple sigstore skopeo-unsigned skopeo-simple"
+for v in $VARIANTS; do run $v >/dev/null; done
 : >"$T/results"
 for i in $(seq 1 "$RUNS"); do
-        for v in unsigned simple sigstore; do echo "$v $(run $v)" >>"$T/results"; done
+        for v in $VARIANTS; do echo "$v $(run $v)" >>"$T/results"; done
 done
-base=$(awk '$1 == "unsigned" {print $2}' "$T/results" | median)
-printf '%-10s %12s %12s %16s\n' variant "median ms" "vs unsigned" "check ms (median)"
-for v in unsigned simple sigstore; do
+printf '%-16s %12s %12s %16s\n' variant "median ms" "vs unsigned" "check ms (median)"
+for v in $VARIANTS; do
+        base=$(awk -v u="${v%%-*}" '$1 == (u == "skopeo" ? "skopeo-unsigned" : "unsigned") {print $2}' "$T/results" | median)
         wall=$(awk -v v=$v '$1 == v {print $2}' "$T/results" | median)
         chk=$(awk -v v=$v '$1 == v {print $3}' "$T/results" | median)
-        printf '%-10s %12.1f %+11.1f %16.3f\n' "$v" "$(echo "$wall / 1000" | bc -l)" \
+        printf '%-16s %12.1f %+11.1f %16.3f\n' "$v" "$(echo "$wall / 1000" | bc -l)" \
                 "$(echo "($wall - $base) / 1000" | bc -l)" "$chk"
 done
 echo "(RUNS=$RUNS, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -35,3 +35,4 @@ INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.s
 	test/integration/img-encrypted.sh test/integration/img-faults.sh \
 	test/integration/img-signatures.sh
 INTEGRATION_TESTS += test/integration/agent-pull.sh
+INTEGRATION_TESTS += test/integration/e2e-img-signatures.sh

@@ -19,14 +19,25 @@
  * Keys: a verified revocation or key expiration in the keyring's self-signatures is honoured.
  * Not implemented: signature subpackets other than creation time, expiration times, issuer and
  * issuer fingerprint (a critical unknown one is refused); SHA-1 self-signatures are ignored.
+ *
+ * RSA and ECDSA keys, and the hashes, use OpenSSL's low-level functions (RSA_verify,
+ * ECDSA_do_verify, SHA256_Init...), deprecated in OpenSSL 3 but not going away in 3.x, rather
+ * than EVP: each pull is a new helper process, and under TCG a process pays for translating
+ * every code path it runs once. EVP's key and signature fetches (provider method stores, name
+ * maps, parameter builders) more than double the code one verification runs: measured on the
+ * host with valgrind, a first RSA-3072 verification touches 1,710 new basic blocks through EVP
+ * and 727 through RSA_verify, a first P-256 one 2,522 and 1,605 (bench/README.md has the
+ * guest's numbers). Ed25519 has no low-level API and stays on EVP.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <bzlib.h>
 #include <errno.h>
-#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
+#include <openssl/obj_mac.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +62,9 @@ struct img_pgp_key {
         char fpr[41];
         uint8_t keyid[8];
         int algo;
-        EVP_PKEY *pkey;
+        RSA *rsa;     /* PK_RSA, PK_RSA_S */
+        EC_KEY *ec;   /* PK_ECDSA */
+        EVP_PKEY *ed; /* PK_EDDSA (Ed25519) */
         int64_t created;
         int64_t expires;      /* from the newest verified self-signature; 0 = never */
         int64_t selfsig_time; /* creation time of that self-signature */
@@ -63,10 +76,20 @@ const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n)
         return n < kr->n ? kr->keys[n].fpr : NULL;
 }
 
+static void key_free(struct img_pgp_key *k)
+{
+        RSA_free(k->rsa);
+        EC_KEY_free(k->ec);
+        EVP_PKEY_free(k->ed);
+        k->rsa = NULL;
+        k->ec = NULL;
+        k->ed = NULL;
+}
+
 void img__pgp_keyring_done(struct img_pgp_keyring *kr)
 {
         for (size_t i = 0; i < kr->n; i++)
-                EVP_PKEY_free(kr->keys[i].pkey);
+                key_free(&kr->keys[i]);
         free(kr->keys);
         *kr = (struct img_pgp_keyring){0};
 }
@@ -191,17 +214,16 @@ static const uint8_t OID_P256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x0
 static const uint8_t OID_P384[] = {0x2b, 0x81, 0x04, 0x00, 0x22};
 static const uint8_t OID_P521[] = {0x2b, 0x81, 0x04, 0x00, 0x23};
 
-static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
+/* An EC public key on curve `nid` from an uncompressed or compressed point; NULL when the
+ * point is not on the curve. */
+static EC_KEY *ec_key(int nid, const uint8_t *point, size_t len)
 {
-        OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-        EVP_PKEY *pk = NULL;
-        if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-            EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-                pk = NULL;
-        EVP_PKEY_CTX_free(ctx);
-        OSSL_PARAM_free(params);
-        return pk;
+        EC_KEY *ec = EC_KEY_new_by_curve_name(nid);
+        if (ec && EC_KEY_oct2key(ec, point, len, NULL) != 1) {
+                EC_KEY_free(ec);
+                ec = NULL;
+        }
+        return ec;
 }
 
 /* A v4 public key packet body into an OpenSSL key; unsupported algorithms give -ENOTSUP. */
@@ -216,12 +238,13 @@ static int key_parse(const uint8_t *b, size_t len, struct img_pgp_key *k)
         if (k->algo == PK_RSA || k->algo == PK_RSA_S) {
                 if (mpi_read(b, len, &p, &m1, &l1) < 0 || mpi_read(b, len, &p, &m2, &l2) < 0)
                         return -EBADMSG;
-                OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+                RSA *rsa = RSA_new();
                 BIGNUM *n = BN_bin2bn(m1, (int)l1, NULL), *e = BN_bin2bn(m2, (int)l2, NULL);
-                if (bld && n && e && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
-                    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-                        k->pkey = pkey_from_params("RSA", bld);
-                OSSL_PARAM_BLD_free(bld);
+                if (rsa && n && e && RSA_set0_key(rsa, n, e, NULL) == 1) {
+                        k->rsa = TAKE_PTR(rsa);
+                        n = e = NULL;
+                }
+                RSA_free(rsa);
                 BN_free(n);
                 BN_free(e);
         } else if (k->algo == PK_EDDSA || k->algo == PK_ECDSA) {
@@ -237,39 +260,26 @@ static int key_parse(const uint8_t *b, size_t len, struct img_pgp_key *k)
                         /* Legacy EdDSA: the point is 0x40 || 32-byte key. */
                         if (!OID_IS(OID_ED25519) || l1 != 33 || m1[0] != 0x40)
                                 return -ENOTSUP;
-                        k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, m1 + 1, 32);
+                        k->ed = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, m1 + 1, 32);
                 } else {
-                        const char *group = OID_IS(OID_P256)   ? "P-256"
-                                            : OID_IS(OID_P384) ? "P-384"
-                                            : OID_IS(OID_P521) ? "P-521"
-                                                               : NULL;
-                        if (!group)
+                        int nid = OID_IS(OID_P256)   ? NID_X9_62_prime256v1
+                                  : OID_IS(OID_P384) ? NID_secp384r1
+                                  : OID_IS(OID_P521) ? NID_secp521r1
+                                                     : NID_undef;
+                        if (nid == NID_undef)
                                 return -ENOTSUP;
-                        OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-                        if (bld &&
-                            OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                                            0) &&
-                            OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, m1, l1))
-                                k->pkey = pkey_from_params("EC", bld);
-                        OSSL_PARAM_BLD_free(bld);
+                        k->ec = ec_key(nid, m1, l1);
                 }
 #undef OID_IS
         } else {
                 return -ENOTSUP;
         }
-        if (!k->pkey)
-                return -EBADMSG;
         /* v4 fingerprint: SHA-1 over 0x99, a 2-byte length and the packet body. */
         uint8_t hdr[3] = {0x99, (uint8_t)(len >> 8), (uint8_t)len}, md[20];
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        unsigned mdl = 0;
-        bool ok = c && len <= 0xffff && EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
-                  EVP_DigestUpdate(c, hdr, 3) && EVP_DigestUpdate(c, b, len) &&
-                  EVP_DigestFinal_ex(c, md, &mdl) && mdl == 20;
-        EVP_MD_CTX_free(c);
-        if (!ok) {
-                EVP_PKEY_free(k->pkey);
-                k->pkey = NULL;
+        SHA_CTX c;
+        if ((!k->rsa && !k->ec && !k->ed) || len > 0xffff || !SHA1_Init(&c) ||
+            !SHA1_Update(&c, hdr, 3) || !SHA1_Update(&c, b, len) || !SHA1_Final(md, &c)) {
+                key_free(k);
                 return -EBADMSG;
         }
         for (int i = 0; i < 20; i++)
@@ -308,7 +318,7 @@ static int keyring_add_binary(struct img_pgp_keyring *kr, const uint8_t *b, size
                                 if (!n || !kbody) {
                                         if (n)
                                                 kr->keys = n;
-                                        EVP_PKEY_free(k.pkey);
+                                        key_free(&k);
                                         free(pk.owned);
                                         return -ENOMEM;
                                 }
@@ -493,20 +503,57 @@ static int inflate_buf(const uint8_t *in, size_t len, int algo, uint8_t **ret, s
         return 0;
 }
 
-static const EVP_MD *hash_md(int h)
+/* A signature's hash (RFC 4880 9.4 ids), SHA-2 only: MD5 (1), SHA-1 (2), RIPEMD-160 (3) and
+ * unknown ids are refused. */
+struct md {
+        int nid;
+        size_t len;
+        union {
+                SHA256_CTX s256; /* SHA-224, SHA-256 */
+                SHA512_CTX s512; /* SHA-384, SHA-512 */
+        } u;
+};
+
+static bool md_known(int h)
+{
+        return h >= 8 && h <= 11;
+}
+
+static bool md_init(struct md *m, int h)
 {
         switch (h) {
         case 8:
-                return EVP_sha256();
+                *m = (struct md){.nid = NID_sha256, .len = 32};
+                return SHA256_Init(&m->u.s256);
         case 9:
-                return EVP_sha384();
+                *m = (struct md){.nid = NID_sha384, .len = 48};
+                return SHA384_Init(&m->u.s512);
         case 10:
-                return EVP_sha512();
+                *m = (struct md){.nid = NID_sha512, .len = 64};
+                return SHA512_Init(&m->u.s512);
         case 11:
-                return EVP_sha224();
+                *m = (struct md){.nid = NID_sha224, .len = 28};
+                return SHA224_Init(&m->u.s256);
         default:
-                return NULL; /* MD5 (1), SHA-1 (2), RIPEMD-160 (3) and unknown: refused */
+                return false;
         }
+}
+
+static void md_update(struct md *m, const void *d, size_t n)
+{
+        if (m->len <= 32)
+                SHA256_Update(&m->u.s256, d, n);
+        else
+                SHA512_Update(&m->u.s512, d, n);
+}
+
+/* SHA-224's and SHA-384's Final are SHA-256's and SHA-512's: the length is in the context. */
+static void md_final(struct md *m, uint8_t out[64])
+{
+        if (m->len <= 32)
+                SHA256_Final(out, &m->u.s256);
+        else
+                SHA512_Final(out, &m->u.s512);
 }
 
 struct sig {
@@ -622,9 +669,9 @@ static int sig_parse(const uint8_t *b, size_t len, struct sig *s)
         return 0;
 }
 
-/* Verifies the public-key part over `digest` (the message hash) with key k. */
-static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uint8_t *digest,
-                     size_t dl)
+/* Verifies the public-key part over `digest` (the message hash, of type `nid`) with key k. */
+static int sig_check(const struct sig *s, const struct img_pgp_key *k, int nid,
+                     const uint8_t *digest, size_t dl)
 {
         size_t p = 0;
         const uint8_t *m1, *m2;
@@ -636,21 +683,14 @@ static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uin
                 if (s->pk != PK_RSA && s->pk != PK_RSA_S)
                         return -EBADMSG;
                 /* PKCS#1 v1.5 with the hash's DigestInfo; the MPI lost its leading zeros. */
-                size_t klen = (size_t)EVP_PKEY_get_size(k->pkey);
+                size_t klen = (size_t)RSA_size(k->rsa);
                 if (l1 > klen)
                         return -EBADMSG;
                 _cleanup_free_ uint8_t *sig = calloc(1, klen);
-                EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pkey, NULL);
-                if (!sig || !c) {
-                        EVP_PKEY_CTX_free(c);
+                if (!sig)
                         return -ENOMEM;
-                }
                 memcpy(sig + klen - l1, m1, l1);
-                ok = EVP_PKEY_verify_init(c) > 0 &&
-                     EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) > 0 &&
-                     EVP_PKEY_CTX_set_signature_md(c, hash_md(s->hash)) > 0 &&
-                     EVP_PKEY_verify(c, sig, klen, digest, dl) == 1;
-                EVP_PKEY_CTX_free(c);
+                ok = RSA_verify(nid, digest, (unsigned)dl, sig, (unsigned)klen, k->rsa) == 1;
         } else if (k->algo == PK_EDDSA) {
                 /* Ed25519 over the hash value; R and S left-padded to 32 bytes each. */
                 if (s->pk != PK_EDDSA || mpi_read(s->mpis, s->mpis_len, &p, &m2, &l2) < 0 ||
@@ -660,7 +700,7 @@ static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uin
                 memcpy(sig + 32 - l1, m1, l1);
                 memcpy(sig + 64 - l2, m2, l2);
                 EVP_MD_CTX *c = EVP_MD_CTX_new();
-                ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, k->pkey) > 0 &&
+                ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, k->ed) > 0 &&
                      EVP_DigestVerify(c, sig, 64, digest, dl) == 1;
                 EVP_MD_CTX_free(c);
         } else if (k->algo == PK_ECDSA) {
@@ -668,20 +708,13 @@ static int sig_check(const struct sig *s, const struct img_pgp_key *k, const uin
                         return -EBADMSG;
                 ECDSA_SIG *es = ECDSA_SIG_new();
                 BIGNUM *r = BN_bin2bn(m1, (int)l1, NULL), *sv = BN_bin2bn(m2, (int)l2, NULL);
-                unsigned char *der = NULL;
-                int der_len = -1;
                 if (es && r && sv && ECDSA_SIG_set0(es, r, sv)) {
                         r = sv = NULL;
-                        der_len = i2d_ECDSA_SIG(es, &der);
+                        ok = ECDSA_do_verify(digest, (int)dl, es, k->ec) == 1;
                 }
                 BN_free(r);
                 BN_free(sv);
                 ECDSA_SIG_free(es);
-                EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pkey, NULL);
-                ok = der_len > 0 && c && EVP_PKEY_verify_init(c) > 0 &&
-                     EVP_PKEY_verify(c, der, (size_t)der_len, digest, dl) == 1;
-                EVP_PKEY_CTX_free(c);
-                OPENSSL_free(der);
         }
         return ok ? 0 : -EBADMSG;
 }
@@ -705,8 +738,8 @@ static void key_self_sig(struct img_pgp_key *k, const uint8_t *kbody, size_t kle
         if (s.has_fpr ? strcmp(s.fpr, k->fpr) != 0
                       : s.has_keyid && memcmp(s.keyid, k->keyid, 8) != 0)
                 return;
-        const EVP_MD *md = hash_md(s.hash);
-        if (!md || klen > 0xffff)
+        struct md md;
+        if (klen > 0xffff || !md_init(&md, s.hash))
                 return;
         uint8_t khdr[3] = {0x99, (uint8_t)(klen >> 8), (uint8_t)klen};
         uint8_t uhdr[5] = {0xb4, (uint8_t)(uid_len >> 24), (uint8_t)(uid_len >> 16),
@@ -717,16 +750,17 @@ static void key_self_sig(struct img_pgp_key *k, const uint8_t *kbody, size_t kle
                               (uint8_t)(s.hashed_len >> 16),
                               (uint8_t)(s.hashed_len >> 8),
                               (uint8_t)s.hashed_len};
-        uint8_t digest[EVP_MAX_MD_SIZE];
-        unsigned dl = 0;
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        bool ok = c && EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, khdr, 3) &&
-                  EVP_DigestUpdate(c, kbody, klen) &&
-                  (!cert || (EVP_DigestUpdate(c, uhdr, 5) && EVP_DigestUpdate(c, uid, uid_len))) &&
-                  EVP_DigestUpdate(c, s.hashed, s.hashed_len) && EVP_DigestUpdate(c, trailer, 6) &&
-                  EVP_DigestFinal_ex(c, digest, &dl);
-        EVP_MD_CTX_free(c);
-        if (!ok || memcmp(digest, s.left16, 2) || sig_check(&s, k, digest, dl) < 0)
+        uint8_t digest[64];
+        md_update(&md, khdr, 3);
+        md_update(&md, kbody, klen);
+        if (cert) {
+                md_update(&md, uhdr, 5);
+                md_update(&md, uid, uid_len);
+        }
+        md_update(&md, s.hashed, s.hashed_len);
+        md_update(&md, trailer, 6);
+        md_final(&md, digest);
+        if (memcmp(digest, s.left16, 2) || sig_check(&s, k, md.nid, digest, md.len) < 0)
                 return;
         if (s.sigclass == 0x20) {
                 k->revoked = true;
@@ -849,7 +883,6 @@ int img__pgp_verify(const struct img_pgp_keyring *kr, const uint8_t *msg, size_t
         struct sig s;
         r = sig_parse(m.sig, m.sig_len, &s);
         int e = 0;
-        const EVP_MD *md = NULL;
         if (r < 0)
                 e = cc_error_set(err, -r, "bad signature: %s signature packet",
                                  r == -EPROTONOSUPPORT ? "unsupported (not v4, or a critical "
@@ -863,7 +896,7 @@ int img__pgp_verify(const struct img_pgp_keyring *kr, const uint8_t *msg, size_t
                 e = cc_error_set(err, EBADMSG,
                                  "bad signature: one-pass and signature packets "
                                  "disagree");
-        else if (!(md = hash_md(s.hash)))
+        else if (!md_known(s.hash))
                 e = cc_error_set(err, EPROTONOSUPPORT,
                                  "bad signature: hash algorithm %d refused (SHA-2 only)", s.hash);
         if (e < 0) {
@@ -895,19 +928,17 @@ int img__pgp_verify(const struct img_pgp_keyring *kr, const uint8_t *msg, size_t
                               (uint8_t)(s.hashed_len >> 16),
                               (uint8_t)(s.hashed_len >> 8),
                               (uint8_t)s.hashed_len};
-        uint8_t digest[EVP_MAX_MD_SIZE];
-        unsigned dl = 0;
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        bool hashed = c && EVP_DigestInit_ex(c, md, NULL) &&
-                      EVP_DigestUpdate(c, m.literal, m.literal_len) &&
-                      EVP_DigestUpdate(c, s.hashed, s.hashed_len) &&
-                      EVP_DigestUpdate(c, trailer, 6) && EVP_DigestFinal_ex(c, digest, &dl);
-        EVP_MD_CTX_free(c);
-        if (!hashed) {
+        uint8_t digest[64];
+        struct md md;
+        if (!md_init(&md, s.hash)) {
                 msg_done(&m);
                 return -ENOMEM;
         }
-        if (memcmp(digest, s.left16, 2) || sig_check(&s, k, digest, dl) < 0) {
+        md_update(&md, m.literal, m.literal_len);
+        md_update(&md, s.hashed, s.hashed_len);
+        md_update(&md, trailer, 6);
+        md_final(&md, digest);
+        if (memcmp(digest, s.left16, 2) || sig_check(&s, k, md.nid, digest, md.len) < 0) {
                 msg_done(&m);
                 return cc_error_set(err, EBADMSG,
                                     "bad signature: the signature by key %s does not verify",

@@ -156,6 +156,10 @@ void img__sigstore_layers_free(struct img_sigstore_layer *l, size_t n);
  * ECDSA P-256/384 as cosign makes, RSA, Ed25519). -EBADMSG on a bad signature. */
 int img__sigstore_verify(const uint8_t *pem, size_t pem_len, const uint8_t *payload,
                          size_t payload_len, const char *sig_b64, struct cc_error **err);
+/* Runs the verification code of the EC key `pem` once, on a signature that cannot verify, so
+ * that its first run in the process (under TCG, translating that code is most of the first
+ * verification's cost) overlaps the reading of the attachments instead of following it. */
+void img__sigstore_key_warm(const uint8_t *pem, size_t pem_len);
 
 /* ---- where signatures come from (sigsource.c, or a test's mock) ---- */
 
@@ -243,6 +247,7 @@ struct img_registry;
 struct img_sigsrc_ctx {
         const struct img_regsd *rd;
         struct img_registry *reg;
-        const char *ref; /* normalised, with tag or digest */
+        const char *ref;  /* normalised, with tag or digest */
+        uint64_t read_ns; /* time spent reading signatures, added up (for the log) */
 };
 void img__sig_source_init(struct img_sig_source *src, struct img_sigsrc_ctx *ctx);

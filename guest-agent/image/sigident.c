@@ -106,6 +106,15 @@ bool img__identity_matches(const struct img_sig_identity *id, const struct img_d
         struct img_dref sig;
         if (img__dref_parse(signed_ref, false, &sig, NULL) < 0)
                 return false;
+        /* A reference with both a tag and a digest (how the shim names a CRI image: the tag the
+         * pod asked for, pinned to the digest containerd resolved) is identified by its tag; the
+         * digest is the manifest's, which the signature's digest is checked against anyway.
+         * containers/image never evaluates such a reference (its docker transport refuses it). */
+        struct img_dref tagged = *img;
+        if (img->tag && img->digest) {
+                tagged.digest = NULL;
+                img = &tagged;
+        }
         bool ok = false;
         switch (id->type) {
         case IMG_ID_REPO_DIGEST_OR_EXACT:

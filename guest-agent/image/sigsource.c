@@ -402,8 +402,8 @@ int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, s
         return 0;
 }
 
-static int src_simple(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
-                      struct cc_error **err)
+static int simple_read(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
+                       struct cc_error **err)
 {
         const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
@@ -484,8 +484,8 @@ static int src_simple(void *data, const char *digest, struct img_sig_blob **ret,
         return 0;
 }
 
-static int src_sigstore(void *data, const char *digest, struct img_sigstore_sig **ret,
-                        size_t *ret_n, struct cc_error **err)
+static int sigstore_read(void *data, const char *digest, struct img_sigstore_sig **ret,
+                         size_t *ret_n, struct cc_error **err)
 {
         const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
@@ -559,6 +559,27 @@ static int src_sigstore(void *data, const char *digest, struct img_sigstore_sig 
         *ret = s;
         *ret_n = n;
         return 0;
+}
+
+/* The source's entry points: the reads, timed for the pull's log. */
+static int src_simple(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
+                      struct cc_error **err)
+{
+        struct img_sigsrc_ctx *ctx = data;
+        uint64_t t0 = img__now_ns();
+        int r = simple_read(data, digest, ret, ret_n, err);
+        ctx->read_ns += img__now_ns() - t0;
+        return r;
+}
+
+static int src_sigstore(void *data, const char *digest, struct img_sigstore_sig **ret,
+                        size_t *ret_n, struct cc_error **err)
+{
+        struct img_sigsrc_ctx *ctx = data;
+        uint64_t t0 = img__now_ns();
+        int r = sigstore_read(data, digest, ret, ret_n, err);
+        ctx->read_ns += img__now_ns() - t0;
+        return r;
 }
 
 void img__sig_source_init(struct img_sig_source *src, struct img_sigsrc_ctx *ctx)

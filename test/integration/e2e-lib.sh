@@ -374,3 +374,17 @@ e2e_uninstall_node() {
         E2E_NODE=
         return $rc
 }
+
+# e2e_runtime_toml NAME CONFIG: a CRI runtime entry, handler NAME on our shim with CONFIG, the
+# initdata annotation passed through (for E2E_NODE_EXTRA or E2E_EXTRA_RUNTIMES).
+e2e_runtime_toml() {
+        cat <<TOML
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$1]
+      runtime_type = "io.containerd.kata-cc.v2"
+      privileged_without_host_devices = true
+      pod_annotations = ["io.katacontainers.config.hypervisor.cc_init_data"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$1.options]
+        ConfigPath = "$2"
+TOML
+}

@@ -731,6 +731,12 @@ static void test_identity(void **state)
                 {"{\"type\":\"matchRepoDigestOrExact\"}", "docker.io/library/busybox:latest",
                  "busybox:latest", true},
                 {"{\"type\":\"matchRepoDigestOrExact\"}", "a.io/b/c:1", "not a ref!", false},
+                /* a tag pinned to a digest (CRI through the shim): held to its tag */
+                {"{\"type\":\"matchRepoDigestOrExact\"}", "a.io/b/c:1@" KAT1_DIGEST, "a.io/b/c:1",
+                 true},
+                {"{\"type\":\"matchRepoDigestOrExact\"}", "a.io/b/c:2@" KAT1_DIGEST, "a.io/b/c:1",
+                 false},
+                {"{\"type\":\"matchExact\"}", "a.io/b/c:1@" KAT1_DIGEST, "a.io/b/c:1", true},
                 /* matchExact */
                 {"{\"type\":\"matchExact\"}", "a.io/b/c:1", "a.io/b/c:1", true},
                 {"{\"type\":\"matchExact\"}", "a.io/b/c@" KAT1_DIGEST, "a.io/b/c:1", false},
