@@ -267,6 +267,8 @@ static void remove_dir_files(const char *dir)
 
 void shim_sandbox_stop(struct shim_sandbox *sb)
 {
+        /* DestroySandbox powers the guest off: the VM watcher sees an exit it need not warn of. */
+        sb->stopping = true;
         /* The agent client stays allocated: other threads may be inside a call on it; they
          * fail with ECONNRESET once the VMM is gone, and shim_sandbox_free() frees it. */
         if (sb->agent && !sb->vm_dead) {

@@ -236,7 +236,8 @@ struct shim_sandbox {
         struct hv_vm *vm;
         pid_t vmm_pid;
         struct cc_ttrpc_client *agent;
-        bool vm_dead; /* set once the VMM exited */
+        bool vm_dead;  /* set once the VMM exited */
+        bool stopping; /* shim_sandbox_stop() began: the VMM's exit is expected */
         /* The pod network (network_model tcfilter): taps and filters in the pod namespace,
          * recorded in <run_dir>/network so that `delete` can remove them after a crash. */
         struct shim_net *net;
