@@ -24,6 +24,9 @@
  * when a session's shell has exited (the guest cannot hang the port up). */
 #define AGENT_DEBUG_CONSOLE_PORT     "agent.debug_console"
 #define AGENT_DEBUG_CONSOLE_END      "\r\n[cc-agent: debug console session ended]\r\n"
+/* What the host sends in its stream to set the console's window size: this, then
+ * "<rows>;<cols>" and ESC '\' (an APC string; cc-runtime exec sends it, debug-console.c). */
+#define AGENT_DEBUG_CONSOLE_WINSIZE  "\033_cc-winsize="
 /* Largest ReadStdout/ReadStderr answer, well below ttrpc's 4 MiB frame. */
 #define AGENT_MAX_READ               (1u << 20)
 
@@ -49,6 +52,8 @@ struct agent_config {
         bool tee_defaults;
         /* agent.debug_console (kernel command line only): serve the debug console. */
         bool debug_console;
+        /* agent.debug_console_vport=N (kernel command line only): its vsock port; 0 none. */
+        unsigned debug_console_vport;
 };
 
 /* What the policy needs to remember of a container between requests (rpc.c). */
@@ -202,8 +207,26 @@ int agent_rpc_admit(struct agent *a, const char *request, const char *container_
 int agent_transport_start(struct agent *a, struct cc_error **err);
 /* Finds a virtio-serial port by name ("agent.channel.0") or takes a path; -ENOENT. */
 int agent_find_serial_port(const char *name, char *out, size_t n);
-/* Serves the debug console (a root shell) on AGENT_DEBUG_CONSOLE_PORT. */
-int agent_debug_console_start(void);
+/* Serves the debug console (a root shell) on AGENT_DEBUG_CONSOLE_PORT and, when vport is not 0,
+ * on that vsock port (Kata's agent.debug_console_vport). */
+int agent_debug_console_start(unsigned vport);
+/* A session for every connection accepted on listen_fd (a thread; the vsock listener's). */
+int agent_debug_console_serve(int listen_fd);
+/* One session (a shell on a new pty) relayed over fd until the shell exits or the host leaves;
+ * serial: fd is the virtio-serial port. */
+void agent_debug_console_session(int fd, bool serial);
+/* Takes AGENT_DEBUG_CONSOLE_WINSIZE sequences out of the host's bytes in[0..n): the rest goes
+ * to out (room for n + sizeof(held) bytes; returns how many), the last size in *ws with
+ * *resized set. A sequence may span calls: its start is held until it completes or is not
+ * one; _flush hands what is held over (a lone ESC key after a pause). */
+struct winsize;
+struct agent_console_filter {
+        char held[32];
+        size_t n_held;
+};
+size_t agent_console_filter(struct agent_console_filter *f, const char *in, size_t n, char *out,
+                            struct winsize *ws, bool *resized);
+size_t agent_console_filter_flush(struct agent_console_filter *f, char *out);
 /* Sends the logs to the console and to the named virtio-serial port as well. */
 int agent_logport_start(const char *name);
 /* on_conn_closed callback for the ttrpc server. */

@@ -68,10 +68,14 @@ static int apply_cmdline(struct agent_config *cfg, const char *cmdline)
                  * them off. */
                 if (strcmp(w, "agent.tee_defaults=1") == 0)
                         cfg->tee_defaults = true;
-                /* Kata's words; its vsock port (agent.debug_console_vport=) is not used: the
-                 * console is a virtio-serial port here (debug-console.c). */
+                /* Kata's words: the console, and its vsock port (debug-console.c). */
                 if (strcmp(w, "agent.debug_console") == 0)
                         cfg->debug_console = true;
+                if (strncmp(w, "agent.debug_console_vport=", 26) == 0) {
+                        char *end;
+                        unsigned long v = strtoul(w + 26, &end, 10);
+                        cfg->debug_console_vport = !*end && v <= 0xffffffffUL ? (unsigned)v : 0;
+                }
                 for (size_t i = 0; i < CC_ARRAY_SIZE(keys); i++) {
                         size_t n = strlen(keys[i].key);
                         if (strncmp(w, keys[i].key, n) != 0)

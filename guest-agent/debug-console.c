@@ -2,21 +2,29 @@
  * Kata's debug console: with `agent.debug_console` on the kernel command line (the shim puts it
  * there only when the handler's configuration says debug_console_enabled = true; in a TEE the
  * command line is measured, so a verifier sees it), the agent serves a root shell (/bin/sh of
- * the image: busybox in images built with --debug-shell) on a pseudo-terminal, relayed to the
- * virtio-serial port AGENT_DEBUG_CONSOLE_PORT, whose host side is a unix socket in the VM's run
- * directory (`cc-runtime exec` connects there). Kata serves it on vsock port
- * agent.debug_console_vport (1026); this agent reads the key but uses the virtio-serial port
- * for either agent channel, so the console needs no vhost-vsock.
+ * the image: busybox in images built with --debug-shell) on a pseudo-terminal, in two places:
  *
- * A session starts with the first byte the host writes and ends when the shell exits (its
- * pidfd) or when the host side goes away; then every process of the shell's session is killed
- * (its background jobs too, found by session id in /proc), so nothing is left. A virtio-serial port
- * cannot be hung up from the guest: the end of a session is told to the host by
- * AGENT_DEBUG_CONSOLE_END on the port. One session at a time.
+ *  - vsock port agent.debug_console_vport (1026), as Kata does: every connection is a session
+ *    of its own (a new shell on a new pty), ended by the shell's exit (the agent closes the
+ *    connection) or by the host closing it. VMs with vhost-vsock (QEMU) or hybrid vsock (Cloud
+ *    Hypervisor) use it.
+ *  - the virtio-serial port AGENT_DEBUG_CONSOLE_PORT, whose host side is a unix socket in the
+ *    VM's run directory, for VMs whose agent channel is virtio-serial (no vhost-vsock on the
+ *    host). A session starts with the first byte the host writes; a virtio-serial port cannot
+ *    be hung up from the guest, so the end of a session is told by AGENT_DEBUG_CONSOLE_END
+ *    (written on vsock too, before the close). One session at a time.
+ *
+ * `cc-runtime exec` finds the address in the shim's run directory. The window size travels in
+ * the host's byte stream as AGENT_DEBUG_CONSOLE_WINSIZE (an APC string, which no keyboard
+ * sends; Kata's own client never sends one, so its sessions are plain relays as in Kata); the
+ * agent takes it out and sets the pty's size, which signals SIGWINCH to the shell's foreground
+ * job. When a session ends every process of the shell's session is killed (its background
+ * jobs too, found by session id in /proc), so nothing is left.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <pthread.h>
 #include <pty.h>
@@ -25,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -142,21 +151,111 @@ static void kill_session(pid_t sid)
         }
 }
 
-/* One session: relays port <-> pty until the shell exits or the host leaves. */
-static void session(int port)
+/*
+ * Whether s[0..n) is AGENT_DEBUG_CONSOLE_WINSIZE "<rows>;<cols>" ESC '\': 1 complete (ws set),
+ * 0 a prefix of one, -1 not one. At most 5 digits each, neither 0.
+ */
+static int winsize_check(const char *s, size_t n, struct winsize *ws)
+{
+        static const char prefix[] = AGENT_DEBUG_CONSOLE_WINSIZE;
+        size_t plen = sizeof(prefix) - 1;
+        if (memcmp(s, prefix, n < plen ? n : plen) != 0)
+                return -1;
+        unsigned v[2] = {0, 0}, field = 0, digits = 0;
+        for (size_t i = plen; i < n; i++) {
+                char c = s[i];
+                if (field < 2 && c >= '0' && c <= '9' && digits < 5) {
+                        v[field] = v[field] * 10 + (unsigned)(c - '0');
+                        digits++;
+                } else if (field == 0 && c == ';' && digits) {
+                        field = 1;
+                        digits = 0;
+                } else if (field == 1 && c == '\033' && digits) {
+                        field = 2;
+                } else if (field == 2 && c == '\\' && i == n - 1) {
+                        if (!v[0] || !v[1] || v[0] > 0xffff || v[1] > 0xffff)
+                                return -1;
+                        *ws = (struct winsize){.ws_row = (unsigned short)v[0],
+                                               .ws_col = (unsigned short)v[1]};
+                        return 1;
+                } else {
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+size_t agent_console_filter(struct agent_console_filter *f, const char *in, size_t n, char *out,
+                            struct winsize *ws, bool *resized)
+{
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+                char c = in[i];
+                if (f->n_held == 0 && c != '\033') {
+                        out[o++] = c;
+                        continue;
+                }
+                /* winsize_check() settles by the longest sequence (26 bytes): held never
+                 * overflows. */
+                f->held[f->n_held++] = c;
+                int r = winsize_check(f->held, f->n_held, ws);
+                if (r == 1) {
+                        *resized = true;
+                        f->n_held = 0;
+                } else if (r < 0) {
+                        /* Not ours: what was held goes to the shell as typed; the last byte
+                         * may begin a sequence of its own. */
+                        f->n_held--;
+                        memcpy(out + o, f->held, f->n_held);
+                        o += f->n_held;
+                        f->n_held = 0;
+                        if (c == '\033')
+                                f->held[f->n_held++] = c;
+                        else
+                                out[o++] = c;
+                }
+        }
+        return o;
+}
+
+size_t agent_console_filter_flush(struct agent_console_filter *f, char *out)
+{
+        size_t n = f->n_held;
+        memcpy(out, f->held, n);
+        f->n_held = 0;
+        return n;
+}
+
+/* Host bytes to the shell's pty, a window size taken out on the way. */
+static int host_to_pty(struct agent_console_filter *f, const char *buf, size_t n, int m)
+{
+        char out[4096 + sizeof(f->held)];
+        struct winsize ws;
+        bool resized = false;
+        size_t o = agent_console_filter(f, buf, n, out, &ws, &resized);
+        /* The pty's size; the kernel signals SIGWINCH to its foreground process group. */
+        if (resized && ioctl(m, TIOCSWINSZ, &ws) < 0)
+                cc_log_errno(CC_LOG_DEBUG, errno, "debug console: TIOCSWINSZ");
+        return o ? write_all(m, out, o) : 0;
+}
+
+/*
+ * One session on fd (the serial port, or a connection; non-blocking): relays fd <-> pty until
+ * the shell exits or the host leaves. On the serial port, `serial` drops the host's bytes when
+ * no shell can start (else they would start a session again at once).
+ */
+void agent_debug_console_session(int fd, bool serial)
 {
         int m = -1;
         pid_t pid = spawn_shell(&m);
         if (pid < 0) {
-                /* Consume what started the session (else it would start again at once) and
-                 * tell the host why it ends. */
                 char drop[4096];
-                while (read(port, drop, sizeof(drop)) > 0)
+                while (serial && read(fd, drop, sizeof(drop)) > 0)
                         ;
                 char msg[160];
                 snprintf(msg, sizeof(msg), "cc-agent debug console: cannot start a shell: %s%s",
                          strerror((int)-pid), AGENT_DEBUG_CONSOLE_END);
-                (void)write_all(port, msg, strlen(msg));
+                (void)write_all(fd, msg, strlen(msg));
                 cc_log_errno(CC_LOG_WARN, (int)-pid, "debug console: cannot start a shell");
                 return;
         }
@@ -165,24 +264,33 @@ static void session(int port)
          * waitpid here); the pty may stay open in its background jobs. */
         int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK);
+        struct agent_console_filter filter = {0};
         char buf[4096];
         bool host_left = false;
         for (;;) {
-                struct pollfd p[3] = {{.fd = port, .events = POLLIN},
+                struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
                                       {.fd = m, .events = POLLIN},
                                       {.fd = pidfd, .events = POLLIN}};
-                if (poll(p, 3, -1) < 0) {
+                /* A lone ESC (a key of its own) is not held back for long. */
+                int r = poll(p, 3, filter.n_held ? 100 : -1);
+                if (r < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                if (r == 0) {
+                        size_t n = agent_console_filter_flush(&filter, buf);
+                        if (write_all(m, buf, n) < 0)
+                                break;
+                        continue;
+                }
                 if (p[0].revents & POLLIN) {
-                        ssize_t n = read(port, buf, sizeof(buf));
+                        ssize_t n = read(fd, buf, sizeof(buf));
                         if (n == 0) {
                                 host_left = true;
                                 break;
                         }
-                        if (n > 0 && write_all(m, buf, (size_t)n) < 0)
+                        if (n > 0 && host_to_pty(&filter, buf, (size_t)n, m) < 0)
                                 break;
                 } else if (p[0].revents & (POLLHUP | POLLERR)) {
                         host_left = true;
@@ -193,7 +301,7 @@ static void session(int port)
                         ssize_t n = read(m, buf, sizeof(buf));
                         if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)))
                                 break;
-                        if (n > 0 && write_all(port, buf, (size_t)n) < 0) {
+                        if (n > 0 && write_all(fd, buf, (size_t)n) < 0) {
                                 host_left = true;
                                 break;
                         }
@@ -202,7 +310,7 @@ static void session(int port)
                         /* The shell exited: what it wrote last still goes out. */
                         ssize_t n;
                         while ((n = read(m, buf, sizeof(buf))) > 0)
-                                if (write_all(port, buf, (size_t)n) < 0)
+                                if (write_all(fd, buf, (size_t)n) < 0)
                                         break;
                         break;
                 }
@@ -214,11 +322,11 @@ static void session(int port)
         kill_session(pid);
         close(m);
         if (!host_left)
-                (void)write_all(port, AGENT_DEBUG_CONSOLE_END, strlen(AGENT_DEBUG_CONSOLE_END));
+                (void)write_all(fd, AGENT_DEBUG_CONSOLE_END, strlen(AGENT_DEBUG_CONSOLE_END));
         cc_log_info("debug console: session ended (%s)", host_left ? "host left" : "shell exited");
 }
 
-static void *console_main(void *arg)
+static void *serial_main(void *arg)
 {
         (void)arg;
         char path[300];
@@ -228,8 +336,8 @@ static void *console_main(void *arg)
                         port = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
                 if (port < 0) {
                         if (i == 50) {
-                                cc_log_warn("debug console: no virtio-serial port %s",
-                                            AGENT_DEBUG_CONSOLE_PORT);
+                                cc_log_debug("debug console: no virtio-serial port %s",
+                                             AGENT_DEBUG_CONSOLE_PORT);
                                 return NULL;
                         }
                         usleep(100 * 1000);
@@ -242,7 +350,7 @@ static void *console_main(void *arg)
                 if (poll(&p, 1, -1) < 0 && errno != EINTR)
                         break;
                 if (p.revents & POLLIN) {
-                        session(port);
+                        agent_debug_console_session(port, true);
                         continue;
                 }
                 /* No host side connected (POLLHUP): look again shortly. */
@@ -252,13 +360,82 @@ static void *console_main(void *arg)
         return NULL;
 }
 
-int agent_debug_console_start(void)
+static void *conn_main(void *arg)
+{
+        int fd = (int)(intptr_t)arg;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        agent_debug_console_session(fd, false);
+        close(fd);
+        return NULL;
+}
+
+static int start_detached(void *(*fn)(void *), void *arg)
 {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int r = -pthread_create(&t, &attr, console_main, NULL);
+        int r = -pthread_create(&t, &attr, fn, arg);
         pthread_attr_destroy(&attr);
         return r;
+}
+
+/* Kata's contract: a session for every connection accepted, side by side. */
+static void *accept_main(void *arg)
+{
+        int lfd = (int)(intptr_t)arg;
+        for (;;) {
+                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno != EINTR && errno != ECONNABORTED)
+                                usleep(100 * 1000); /* EMFILE and the like: not a busy loop */
+                        continue;
+                }
+                int r = start_detached(conn_main, (void *)(intptr_t)fd);
+                if (r < 0) {
+                        cc_log_errno(CC_LOG_WARN, -r, "debug console: no session thread");
+                        close(fd);
+                }
+        }
+        return NULL;
+}
+
+int agent_debug_console_serve(int listen_fd)
+{
+        return start_detached(accept_main, (void *)(intptr_t)listen_fd);
+}
+
+static int listen_vsock(unsigned port)
+{
+        _cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        struct sockaddr_vm sa = {
+                .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int agent_debug_console_start(unsigned vport)
+{
+        /* The virtio-serial port is looked for in any case: which of the two the VM has is the
+         * host's choice (vsock when its agent channel is vsock). */
+        int r = start_detached(serial_main, NULL);
+        if (r < 0 || vport == 0)
+                return r;
+        int fd = listen_vsock(vport);
+        if (fd < 0) {
+                /* A VM without a vsock device: the serial port serves. */
+                cc_log_errno(CC_LOG_INFO, -fd, "debug console: no vsock port %u", vport);
+                return 0;
+        }
+        if ((r = agent_debug_console_serve(fd)) < 0) {
+                close(fd);
+                return r;
+        }
+        cc_log_warn("debug console enabled on vsock port %u: the host can open a root shell in "
+                    "this guest",
+                    vport);
+        return 0;
 }

@@ -79,7 +79,8 @@ int main(int argc, char **argv)
         sigaddset(&mask, SIGINT);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
-        if (a.cfg.is_init && a.cfg.debug_console && (r = agent_debug_console_start()) < 0)
+        if (a.cfg.is_init && a.cfg.debug_console &&
+            (r = agent_debug_console_start(a.cfg.debug_console_vport)) < 0)
                 cc_log_errno(CC_LOG_WARN, -r, "debug console");
 
         char tee_why[160];

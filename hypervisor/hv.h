@@ -69,10 +69,12 @@ enum hv_channel {
 
 #define HV_AGENT_VSOCK_PORT   1024
 #define HV_AGENT_SERIAL_NAME  "agent.channel.0"
-/* The agent's debug console (hv_config.debug_console): a virtio-serial port of this name on a
- * unix socket <run_dir>/HV_DEBUG_CONSOLE_SOCK, where `cc-runtime exec` connects. */
+/* The agent's debug console (hv_config.debug_console) of a VM whose agent channel is
+ * virtio-serial: a port of this name on a unix socket <run_dir>/HV_DEBUG_CONSOLE_SOCK. With
+ * vsock (or CH's hybrid vsock) the agent serves it on vsock port HV_DEBUG_CONSOLE_PORT. */
 #define HV_DEBUG_CONSOLE_NAME "agent.debug_console"
 #define HV_DEBUG_CONSOLE_SOCK "console.sock"
+#define HV_DEBUG_CONSOLE_PORT 1026
 
 /* TEE parameters; zero/NULL fields take the profile's default. */
 struct hv_tee_config {

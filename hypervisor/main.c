@@ -22,16 +22,18 @@
 #include <getopt.h>
 #include <libvirt/libvirt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
+#include "cc/fileio.h"
 #include "cc/toml.h"
 
 #include "hypervisor/hv-internal.h"
@@ -348,9 +350,10 @@ static int cmd_check(int argc, char **argv)
         return bad ? 1 : 0;
 }
 
-/* What the agent writes on the console port when a session's shell has exited
- * (guest-agent/debug-console.c: AGENT_DEBUG_CONSOLE_END). */
-#define CONSOLE_END "\r\n[cc-agent: debug console session ended]\r\n"
+/* What the agent writes when a session's shell has exited, and what it takes out of our
+ * stream as the window size (guest-agent/agent.h: AGENT_DEBUG_CONSOLE_END, _WINSIZE). */
+#define CONSOLE_END     "\r\n[cc-agent: debug console session ended]\r\n"
+#define CONSOLE_WINSIZE "\033_cc-winsize=%u;%u\033\\"
 
 static struct termios saved_tio;
 static bool tio_saved;
@@ -361,27 +364,123 @@ static void restore_tty(void)
                 tcsetattr(0, TCSADRAIN, &saved_tio);
 }
 
-static int write_all(int fd, const char *buf, size_t n)
+/* Sends the local terminal's size (if stdin or stdout is one) for the guest's pty: 1 sent,
+ * 0 no terminal, -errno. */
+static int send_winsize(int fd)
 {
-        while (n > 0) {
-                ssize_t w = write(fd, buf, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return -1;
-                buf += w;
-                n -= (size_t)w;
+        struct winsize ws;
+        if (ioctl(0, TIOCGWINSZ, &ws) < 0 && ioctl(1, TIOCGWINSZ, &ws) < 0)
+                return 0;
+        if (!ws.ws_row || !ws.ws_col)
+                return 0;
+        char seq[48];
+        int n = snprintf(seq, sizeof(seq), CONSOLE_WINSIZE, ws.ws_row, ws.ws_col);
+        int r = cc_write_all(fd, seq, (size_t)n);
+        return r < 0 ? r : 1;
+}
+
+/*
+ * The console's address the shim wrote in the sandbox's run directory ($CC_SHIM_RUN_DIR,
+ * default /run/kata-cc-shim, then sha256(NS/SANDBOX)), dialled: the agent's vsock (or hybrid
+ * vsock) port 1026 as kata-runtime exec dials it, or the console's virtio-serial socket.
+ */
+static int open_console(const char *ns, const char *id, char **addr_ret)
+{
+        _cleanup_free_ char *dir = NULL, *path = NULL, *addr = NULL;
+        if (shim_vm_run_dir(ns, id, &dir) < 0 ||
+            asprintf(&path, "%s/%s", dir, SHIM_DEBUG_CONSOLE_ADDR) < 0)
+                return -ENOMEM;
+        if (access(dir, F_OK) < 0) {
+                fprintf(stderr,
+                        "cc-runtime exec: no sandbox %s in namespace %s on this node (%s)\n", id,
+                        ns, dir);
+                return -ENOENT;
         }
-        return 0;
+        size_t len;
+        if (cc_read_file(path, 4096, &addr, &len, NULL) < 0) {
+                fprintf(stderr,
+                        "cc-runtime exec: sandbox %s has no debug console: its handler's "
+                        "configuration does not set debug_console_enabled = true in "
+                        "[agent.kata] (off by default; a TEE handler gets one only from its own "
+                        "configuration, and it is then on the measured kernel command line)\n",
+                        id);
+                return -ENOENT;
+        }
+        addr[strcspn(addr, "\r\n")] = '\0';
+        _cleanup_error_ struct cc_error *err = NULL;
+        int fd = hv_agent_dial(addr, 5000, &err);
+        if (fd < 0) {
+                fprintf(stderr,
+                        "cc-runtime exec: cannot reach the debug console of sandbox %s: %s\n", id,
+                        cc_error_message(err));
+                return fd;
+        }
+        *addr_ret = TAKE_PTR(addr);
+        return fd;
+}
+
+/* Whether the last bytes seen (kept in tail) are the agent's end line. */
+static bool end_seen(char *tail, size_t *tail_len, const char *buf, size_t n)
+{
+        size_t end_len = strlen(CONSOLE_END);
+        for (size_t i = 0; i < n; i++) {
+                if (*tail_len == end_len) {
+                        memmove(tail, tail + 1, end_len - 1);
+                        (*tail_len)--;
+                }
+                tail[(*tail_len)++] = buf[i];
+        }
+        return *tail_len == end_len && memcmp(tail, CONSOLE_END, end_len) == 0;
+}
+
+/* Relays the terminal and the console until the session ends (0) or the console closes (-EPIPE);
+ * a resize of the terminal (SIGWINCH, on sigfd) is sent on. */
+static int relay(int fd, int sigfd)
+{
+        char buf[4096], tail[sizeof(CONSOLE_END)];
+        size_t tail_len = 0;
+        bool in_open = true;
+        for (;;) {
+                struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
+                                      {.fd = in_open ? 0 : -1, .events = POLLIN},
+                                      {.fd = sigfd, .events = POLLIN}};
+                if (poll(p, 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[0].revents) {
+                        ssize_t n = read(fd, buf, sizeof(buf));
+                        if (n <= 0)
+                                return -EPIPE;
+                        if (cc_write_all(1, buf, (size_t)n) < 0)
+                                return -EIO;
+                        if (end_seen(tail, &tail_len, buf, (size_t)n))
+                                return 0;
+                }
+                /* A resize before what was typed after it. */
+                if (sigfd >= 0 && p[2].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sigfd, &si, sizeof(si)) > 0 && send_winsize(fd) < 0)
+                                return -EPIPE;
+                }
+                if (in_open && p[1].revents) {
+                        ssize_t n = read(0, buf, sizeof(buf));
+                        if (n <= 0)
+                                in_open = false; /* keep showing the session until it ends */
+                        else if (cc_write_all(fd, buf, (size_t)n) < 0)
+                                return -EPIPE;
+                }
+        }
 }
 
 /*
  * cc-runtime exec [--namespace NS] SANDBOX: a terminal on the guest agent's debug console, as
- * `kata-runtime exec` does: the console port's socket in the shim's run directory of that
- * sandbox ($CC_SHIM_RUN_DIR, default /run/kata-cc-shim, then sha256(NS/SANDBOX)), the local
- * terminal in raw mode while connected, the session's end (the shell exited: the agent's end
- * line) or the VM's end returns. Only a sandbox whose handler's configuration sets
- * debug_console_enabled has the socket; everything else is refused with the reason.
+ * `kata-runtime exec` does: the local terminal in raw mode while connected, its size sent at
+ * the start and at every resize, the session's end (the shell exited: the agent's end line)
+ * returns 0, the console closing under it (the VM went away) 1. Only a sandbox whose handler's
+ * configuration sets debug_console_enabled has a console; everything else is refused with the
+ * reason.
  */
 static int cmd_exec(int argc, char **argv)
 {
@@ -409,31 +508,17 @@ static int cmd_exec(int argc, char **argv)
                 return 2;
         }
         const char *id = argv[optind];
-        _cleanup_free_ char *dir = NULL, *path = NULL;
-        if (shim_vm_run_dir(ns, id, &dir) < 0 ||
-            asprintf(&path, "%s/%s", dir, HV_DEBUG_CONSOLE_SOCK) < 0)
+        _cleanup_free_ char *addr = NULL;
+        _cleanup_close_ int fd = open_console(ns, id, &addr);
+        if (fd < 0)
                 return 1;
-        if (access(dir, F_OK) < 0) {
-                fprintf(stderr,
-                        "cc-runtime exec: no sandbox %s in namespace %s on this node (%s)\n", id,
-                        ns, dir);
-                return 1;
-        }
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return 1;
-        strcpy(sa.sun_path, path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (access(path, F_OK) < 0 || fd < 0 ||
-            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                fprintf(stderr,
-                        "cc-runtime exec: sandbox %s has no debug console: its handler's "
-                        "configuration does not set debug_console_enabled = true in "
-                        "[agent.kata] (off by default; a TEE handler gets one only from its own "
-                        "configuration, and it is then on the measured kernel command line)\n",
-                        id);
-                return 1;
-        }
+        /* SIGWINCH through a signalfd: blocked first, so none is lost between the first size
+         * sent and the poll. */
+        sigset_t winch;
+        sigemptyset(&winch);
+        sigaddset(&winch, SIGWINCH);
+        sigprocmask(SIG_BLOCK, &winch, NULL);
+        _cleanup_close_ int sigfd = signalfd(-1, &winch, SFD_CLOEXEC);
         if (isatty(0) && tcgetattr(0, &saved_tio) == 0) {
                 struct termios raw = saved_tio;
                 cfmakeraw(&raw);
@@ -444,47 +529,20 @@ static int cmd_exec(int argc, char **argv)
                 "cc-runtime exec: debug console of sandbox %s (the shell's exit ends the "
                 "session)\r\n",
                 id);
-        /* The agent starts a session with the first byte the host writes. */
-        (void)write_all(fd, "\r", 1);
-        char buf[4096], tail[sizeof(CONSOLE_END)] = "";
-        size_t tail_len = 0, end_len = strlen(CONSOLE_END);
-        bool in_open = true;
-        for (;;) {
-                struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
-                                      {.fd = in_open ? 0 : -1, .events = POLLIN}};
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[0].revents) {
-                        ssize_t n = read(fd, buf, sizeof(buf));
-                        if (n <= 0) {
-                                fputs("\r\ncc-runtime exec: the VM closed the console\r\n", stderr);
-                                break;
-                        }
-                        if (write_all(1, buf, (size_t)n) < 0)
-                                break;
-                        /* The end line may come split over reads: keep the last bytes. */
-                        for (ssize_t i = 0; i < n; i++) {
-                                if (tail_len == end_len) {
-                                        memmove(tail, tail + 1, end_len - 1);
-                                        tail_len--;
-                                }
-                                tail[tail_len++] = buf[i];
-                        }
-                        if (tail_len == end_len && memcmp(tail, CONSOLE_END, end_len) == 0)
-                                break;
-                }
-                if (in_open && p[1].revents) {
-                        ssize_t n = read(0, buf, sizeof(buf));
-                        if (n <= 0)
-                                in_open = false; /* keep showing the session until it ends */
-                        else if (write_all(fd, buf, (size_t)n) < 0)
-                                break;
-                }
+        /* The size first. A virtio-serial port's session starts with the host's first byte:
+         * without a terminal (no size) a carriage return starts it. */
+        int sent = send_winsize(fd);
+        if (sent < 0 ||
+            (sent == 0 && strncmp(addr, "unix:", 5) == 0 && cc_write_all(fd, "\r", 1) < 0)) {
+                fputs("\r\ncc-runtime exec: the console closed\r\n", stderr);
+                return 1;
         }
-        return 0;
+        int r = relay(fd, sigfd);
+        if (r < 0)
+                fprintf(stderr,
+                        "\r\ncc-runtime exec: the console closed under the session (%s)\r\n",
+                        strerror(-r));
+        return r < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -109,6 +109,23 @@ int shim_vm_run_dir(const char *ns, const char *sandbox_id, char **ret)
         return asprintf(ret, "%s/%s", shim_run_base(), hex) < 0 ? -ENOMEM : 0;
 }
 
+int shim_debug_console_address(const char *agent_addr, const char *run_dir, char **ret)
+{
+        int r;
+        if (strncmp(agent_addr, "unix:", 5) == 0) {
+                r = asprintf(ret, "unix:%s/%s", run_dir, HV_DEBUG_CONSOLE_SOCK);
+        } else {
+                /* "vsock:<cid>:<port>", "hvsock:<path>:<port>": another port. */
+                const char *colon = strrchr(agent_addr, ':');
+                if (!colon ||
+                    (strncmp(agent_addr, "vsock:", 6) && strncmp(agent_addr, "hvsock:", 7)))
+                        return -EINVAL;
+                r = asprintf(ret, "%.*s:%d", (int)(colon - agent_addr), agent_addr,
+                             HV_DEBUG_CONSOLE_PORT);
+        }
+        return r < 0 ? -ENOMEM : 0;
+}
+
 const char *shim_spec_annotation(struct json_object *spec, const char *key)
 {
         struct json_object *annos = NULL, *v = NULL;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cc/cleanup.h"
+#include "cc/fileio.h"
 #include "cc/log.h"
 
 #include "kata/agent.pb-c.h"
@@ -87,6 +88,28 @@ static int wait_agent(struct shim_sandbox *sb, const char *addr, struct cc_error
                                      sb->cfg.dial_timeout_s,
                                      sb->cfg.path ? sb->cfg.path : "the built-in configuration");
         return r;
+}
+
+/* <run_dir>/SHIM_DEBUG_CONSOLE_ADDR for `cc-runtime exec`, written whole (a rename). */
+static int write_console_address(struct shim_sandbox *sb, const char *agent_addr,
+                                 struct cc_error **err)
+{
+        _cleanup_free_ char *addr = NULL, *path = NULL, *tmp = NULL;
+        int r = shim_debug_console_address(agent_addr, sb->run_dir, &addr);
+        if (r < 0)
+                return cc_error_set(err, -r, "debug console address from '%s'", agent_addr);
+        if (asprintf(&path, "%s/%s", sb->run_dir, SHIM_DEBUG_CONSOLE_ADDR) < 0 ||
+            asprintf(&tmp, "%s.tmp", path) < 0)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return cc_error_set(err, errno, "%s: %m", tmp);
+        if ((r = cc_write_all(fd, addr, strlen(addr))) < 0)
+                return cc_error_set(err, -r, "%s: write", tmp);
+        if (rename(tmp, path) < 0)
+                return cc_error_set(err, errno, "%s: %m", path);
+        cc_log_info("sandbox %s: debug console at %s", sb->id, addr);
+        return 0;
 }
 
 /* Memory and CPUs from the pod's resource annotations on top of the configured base. */
@@ -202,6 +225,8 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         external_ns += now_ns() - boot0;
         if (r < 0)
                 return r;
+        if (c->debug_console && (r = write_console_address(sb, addr, err)) < 0)
+                return r;
         cc_log_info("sandbox %s: VM %s pid %d, agent ready after %lld ms", sb->id, c->backend,
                     (int)sb->vmm_pid, (long long)(now_ms() - t0));
         /* Kata's order: the guest's interfaces, routes and neighbours before CreateSandbox. */
@@ -242,6 +267,8 @@ static void remove_dir_files(const char *dir)
 
 void shim_sandbox_stop(struct shim_sandbox *sb)
 {
+        /* DestroySandbox powers the guest off: the VM watcher sees an exit it need not warn of. */
+        sb->stopping = true;
         /* The agent client stays allocated: other threads may be inside a call on it; they
          * fail with ECONNRESET once the VMM is gone, and shim_sandbox_free() frees it. */
         if (sb->agent && !sb->vm_dead) {

@@ -60,6 +60,13 @@ int shim_socket_address(const char *address, const char *ns, const char *id, cha
 /* The directory holding the pod's VM files: <run base>/<first 24 hex of sha256(ns/sbid)>. */
 int shim_vm_run_dir(const char *ns, const char *sandbox_id, char **ret);
 const char *shim_run_base(void);
+/* <run dir>/SHIM_DEBUG_CONSOLE_ADDR: where `cc-runtime exec` reaches the pod's debug console,
+ * in libhv's address syntax (hv_agent_dial()); there only when the handler enables the console
+ * (Kata's shim answers /agent-url for kata-runtime exec instead). */
+#define SHIM_DEBUG_CONSOLE_ADDR "debug-console"
+/* The console's address from the agent's: the same vsock (or CH's hybrid vsock) with the
+ * console's port, or the console's own virtio-serial socket in run_dir. */
+int shim_debug_console_address(const char *agent_addr, const char *run_dir, char **ret);
 
 /* The role of a task, from its spec's annotations (kata's rules). */
 enum shim_role {
@@ -229,7 +236,8 @@ struct shim_sandbox {
         struct hv_vm *vm;
         pid_t vmm_pid;
         struct cc_ttrpc_client *agent;
-        bool vm_dead; /* set once the VMM exited */
+        bool vm_dead;  /* set once the VMM exited */
+        bool stopping; /* shim_sandbox_stop() began: the VMM's exit is expected */
         /* The pod network (network_model tcfilter): taps and filters in the pod namespace,
          * recorded in <run_dir>/network so that `delete` can remove them after a crash. */
         struct shim_net *net;

@@ -90,6 +90,7 @@ struct shim {
         pthread_t watcher;
         bool watcher_started;
         int watcher_stop_efd;
+        bool stop_requested; /* the sandbox's Kill: the watcher stops the VM */
         pthread_t oom;
         bool oom_started;
 };
@@ -256,12 +257,34 @@ static void *watcher_main(void *arg)
                         continue;
                 break;
         }
-        if (p[0].revents && !p[1].revents) {
-                if (!s->sb->vm_dead)
+        pthread_mutex_lock(&s->lock);
+        bool stop = s->stop_requested;
+        pthread_mutex_unlock(&s->lock);
+        if (stop) {
+                sandbox_stop(s);
+        } else if (p[0].revents && !p[1].revents) {
+                if (!s->sb->vm_dead && !s->sb->stopping)
                         cc_log_warn("sandbox %s: the VM exited", s->sb->id);
                 vm_gone(s);
         }
         return NULL;
+}
+
+/*
+ * The sandbox's Kill: the watcher stops the VM and Kill answers at once, as a signal to a pause
+ * process would; the exit follows. Stopping it inside Kill let containerd's exit handler
+ * (Delete, Shutdown, then closing the connection) overtake Kill's answer: StopPodSandbox then
+ * failed with "ttrpc: closed", as if the shim had died. False without a watcher.
+ */
+static bool stop_in_watcher(struct shim *s)
+{
+        if (!s->watcher_started)
+                return false;
+        pthread_mutex_lock(&s->lock);
+        s->stop_requested = true;
+        pthread_mutex_unlock(&s->lock);
+        uint64_t one = 1;
+        return write(s->watcher_stop_efd, &one, sizeof(one)) == sizeof(one);
 }
 
 static void watcher_stop(struct shim *s)
@@ -1085,7 +1108,8 @@ HANDLER(task_kill)
                 return r;
         if (sandbox) {
                 /* The pause process is the VM: killing it stops the pod. */
-                sandbox_stop(s);
+                if (!stop_in_watcher(s))
+                        sandbox_stop(s);
                 return 0;
         }
         if (p->state == P_CREATED && !p->exec_id) {

@@ -160,13 +160,10 @@ static void channel_args(const struct hv_qemu_plan *plan, const char *agent, con
                 hv__argv_add(a, "virtserialport,bus=serial0.0,chardev=agent0,id=channel0,"
                                 "name=" HV_AGENT_SERIAL_NAME);
         }
-        if (plan->cfg->debug_console) {
-                /* The agent's debug console: its own port on its own socket (Kata: vsock port
-                 * 1026); only when the handler's configuration enables it. */
-                if (plan->channel == HV_CHANNEL_VSOCK) {
-                        hv__argv_add(a, "-device");
-                        hv__argv_add(a, "virtio-serial-pci,id=serial0");
-                }
+        if (plan->cfg->debug_console && plan->channel != HV_CHANNEL_VSOCK) {
+                /* The agent's debug console, only when the handler's configuration enables it:
+                 * with vsock the agent serves it on vsock port 1026 (Kata's); without, on its
+                 * own virtio-serial port and socket. */
                 hv__argv_add(a, "-chardev");
                 hv__argv_addf(a, "socket,id=dbgcon0,path=%s,server=on,wait=off", dbgcon);
                 hv__argv_add(a, "-device");

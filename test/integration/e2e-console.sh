@@ -2,7 +2,8 @@
 # The agent's debug console (issue 21), driven by a terminal (tmux): a kata pod through CRI whose
 # handler's configuration sets [agent.kata] debug_console_enabled = true, with a guest image
 # built with --debug-shell (busybox-static as /bin/sh); `cc-runtime exec <pod id>` in a tmux
-# pane: `uname -a` runs in the guest and shows the guest kernel (not the host's), a background
+# pane: `uname -a` runs in the guest and shows the guest kernel (not the host's), `stty size` in
+# the guest follows the terminal's size before and after a resize, a background
 # process started in the session is gone in the next one, `exit` ends cc-runtime exec (exit 0)
 # and restores the terminal. Refusals: a pod of a handler without the key (cc-runtime exec names
 # the key), `cc-runtime check` (off; a TEE handler with the key is flagged), a pod annotation
@@ -59,6 +60,12 @@ e2e_runp con-pod
 POD=$E2E_POD
 [ -n "$POD" ] || cc_fail "RunPodSandbox: $(cat "$CC_TMP/con-pod.runp.err")"
 ok "RunPodSandbox $POD (debug console handler)"
+# Where the shim says the console is: the e2e handlers use the serial channel (e2e_setup), so
+# the console's own virtio-serial port and socket (vsock port 1026 with the vsock channel:
+# test-agent-debug-console and test-shim-core; this machine has no vhost-vsock).
+RUNDIR=$CC_SHIM_RUN_DIR/$(printf 'k8s.io/%s' "$POD" | sha256sum | cut -c1-24)
+addr=$(cat "$RUNDIR/debug-console" 2>&1)
+[ "$addr" = "unix:$RUNDIR/console.sock" ] && ok "the console's address from the shim: $addr" || fail "address: $addr"
 ps -o args= -C qemu-system-x86_64 | grep "$POD" | grep -q "name=agent.debug_console" && ok "QEMU has the console port" ||
         fail "no console port in QEMU's command line"
 
@@ -84,6 +91,27 @@ else
         fail "uname: $(pane | grep -m1 '^Linux' || pane)"
 fi
 pane | grep -q "$(uname -r)" && fail "the host's kernel $(uname -r) shows" || ok "not the host's kernel ($(uname -r))"
+# The window size: the pane's at the start, the new one after the tmux window is resized
+# (SIGWINCH to cc-runtime exec, its size to the guest's pty). A resize races what is typed
+# right after it, so the question is asked again until the answer settles (at most 30 s).
+psize() { tm display-message -p -t con '#{pane_height} #{pane_width}'; }
+# guest_size N WANT: `stty size` in the guest as sizeN=..., until it says WANT.
+guest_size() {
+        local i
+        for i in $(seq 30); do
+                tm send-keys -t con "echo size$1=\$(stty size | tr ' ' x)" Enter
+                cc_wait_for 5 bash -c "tmux -S $TMUX_SOCK capture-pane -p -t con -S -200 | grep -q '^size$1=[0-9]'" || continue
+                pane | grep "^size$1=[0-9]" | tail -1 | grep -qx "size$1=${2/ /x}" && return 0
+                sleep 1
+        done
+        return 1
+}
+want=$(psize)
+guest_size 1 "$want" && ok "stty size in the guest: $want, the terminal's" || fail "size at start: $(pane | grep '^size1=' | tail -1), the pane is $want"
+tm resize-window -t con -x 100 -y 30
+want2=$(psize)
+[ "$want2" != "$want" ] || fail "tmux did not resize the pane ($want2)"
+guest_size 2 "$want2" && ok "after a resize of the terminal: $want2 in the guest too" || fail "size after the resize: $(pane | grep '^size2=' | tail -1), the pane is $want2"
 tm send-keys -t con 'busybox sleep 4242 &' Enter
 tm send-keys -t con 'exit' Enter
 cc_wait_for 30 bash -c "tmux -S $TMUX_SOCK capture-pane -p -t con | grep -q '^RC='" || fail "exit did not end cc-runtime exec: $(pane)"

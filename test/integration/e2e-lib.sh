@@ -215,7 +215,10 @@ e2e_runp() {
 # namespace joins E2E_NETNS, which the EXIT trap removes if the run is cut short and the
 # leftover check looks for. With a pod id it is exactly the pod's own (CRI's verbose status
 # names it), so the pods of other tests running meanwhile are never taken for ours; without one
-# (RunPodSandbox failed), the cni- namespaces that appeared since the mark.
+# (RunPodSandbox failed), the cni- namespaces that appeared since the mark and hold an address
+# of our own subnet (CNI's, on our bridge). A namespace of another test's pod created in that
+# window is not ours: taking it made a refused RunPodSandbox report it as left behind (and
+# the EXIT trap could have removed it under that test).
 e2e_netns_mark() { E2E_NETNS_MARK=$(ls /run/netns 2>/dev/null | sort); }
 e2e_netns_record() {
         local n path
@@ -224,7 +227,8 @@ e2e_netns_record() {
                 return 0
         fi
         for n in $(comm -13 <(echo "$E2E_NETNS_MARK") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-'); do
-                E2E_NETNS+=("$n")
+                ip -n "$n" -4 -o addr show 2>/dev/null | grep -q " inet ${E2E_NET:-none}\." &&
+                        E2E_NETNS+=("$n")
         done
 }
 

@@ -31,6 +31,9 @@ cc_cleanup() {
         if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
                 for f in "$CC_TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
         fi
+        # CC_KEEP_LOGS=DIR: the run's logs (containerd's, with the shims' lines) are kept there,
+        # for a flake seen once in many runs.
+        [ -n "${CC_KEEP_LOGS:-}" ] && mkdir -p "$CC_KEEP_LOGS" && cp -a "$CC_TMP"/*.log "$CC_KEEP_LOGS"/ 2>/dev/null
         rm -rf "$CC_TMP"
         exit "$rc"
 }

@@ -47,6 +47,7 @@ static void test_cmdline_and_flags(void **state)
                                             0, NULL, &err),
                          0);
         assert_true(c.debug_console);
+        assert_int_equal(c.debug_console_vport, 1026);
         agent_config_done(&c);
         assert_int_equal(agent_config_parse(&c,
                                             "agent.debug_console_vport=1026 "
@@ -54,6 +55,12 @@ static void test_cmdline_and_flags(void **state)
                                             0, NULL, &err),
                          0);
         assert_false(c.debug_console);
+        agent_config_done(&c);
+        /* A port that is not a number: none. */
+        assert_int_equal(agent_config_parse(&c, "agent.debug_console agent.debug_console_vport=10x",
+                                            0, NULL, &err),
+                         0);
+        assert_int_equal(c.debug_console_vport, 0);
         agent_config_done(&c);
         /* agent.image_insecure= (development images: plain-HTTP registries for PullImage). */
         assert_null(c.image_insecure);

@@ -224,9 +224,9 @@ static void test_qemu_debug_console(void **state)
         _cleanup_free_ char *serial = qemu_text(&c, HV_CHANNEL_SERIAL);
         if (!strstr(serial, want))
                 fail_msg("serial: %s lacks %s", serial, want);
+        /* With vsock the agent serves it on vsock port 1026, as Kata's does: no port of its own. */
         _cleanup_free_ char *vsock = qemu_text(&c, HV_CHANNEL_VSOCK);
-        if (!strstr(vsock, "-device\nvirtio-serial-pci,id=serial0\n-chardev\nsocket,id=dbgcon0") ||
-            !strstr(vsock, want))
+        if (strstr(vsock, "dbgcon") || strstr(vsock, "virtio-serial"))
                 fail_msg("vsock: %s", vsock);
 }
 

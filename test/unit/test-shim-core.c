@@ -66,6 +66,18 @@ static void test_socket_address(void **state)
         assert_int_equal(strlen(a), 7 + 24);
         free(a);
         unsetenv("CC_SHIM_RUN_DIR");
+        /* The debug console's address: the agent's vsock with port 1026, as kata-runtime exec
+         * dials it; the console's own socket when the agent is on virtio-serial. */
+        assert_int_equal(shim_debug_console_address("vsock:7:1024", "/r", &a), 0);
+        assert_string_equal(a, "vsock:7:1026");
+        free(a);
+        assert_int_equal(shim_debug_console_address("hvsock:/r/vsock.sock:1024", "/r", &a), 0);
+        assert_string_equal(a, "hvsock:/r/vsock.sock:1026");
+        free(a);
+        assert_int_equal(shim_debug_console_address("unix:/r/agent.sock", "/r", &a), 0);
+        assert_string_equal(a, "unix:/r/console.sock");
+        free(a);
+        assert_int_equal(shim_debug_console_address("tcp:1:2", "/r", &a), -EINVAL);
 }
 
 static struct json_object *parse(const char *s)

@@ -94,7 +94,16 @@ H(a_create_sandbox)
         record("CreateSandbox");
         return 0;
 }
-PLAIN(a_destroy_sandbox, "DestroySandbox")
+static bool hold_destroy; /* DestroySandbox waits while set (test_sandbox_kill) */
+H(a_destroy_sandbox)
+{
+        pthread_mutex_lock(&lock);
+        while (hold_destroy)
+                pthread_cond_wait(&cond, &lock);
+        pthread_mutex_unlock(&lock);
+        record("DestroySandbox");
+        return 0;
+}
 PLAIN(a_start, "StartContainer")
 PLAIN(a_remove, "RemoveContainer")
 PLAIN(a_signal, "SignalProcess")
@@ -342,6 +351,7 @@ static int setup(void **state)
         calls[0] = topics[0] = pulled[0] = created_root[0] = '\0';
         exit_status = -1;
         reads = 0;
+        hold_destroy = false;
         hv_mock_reset();
         snprintf(tmp, sizeof(tmp), "/tmp/test-shim-task.XXXXXX");
         assert_non_null(mkdtemp(tmp));
@@ -803,6 +813,58 @@ static void test_agent_lost(void **state)
         free(b);
 }
 
+/* StopPodSandbox's Kill of the sandbox answers at once, as a signal would (even while the
+ * guest holds DestroySandbox); the watcher stops the VM (DestroySandbox, then the VMM), and the
+ * exit follows: 128+9. Were the VM stopped
+ * inside Kill, containerd's exit handler could delete the task and shut the shim down before
+ * Kill's answer left, and StopPodSandbox failed with "ttrpc: closed". */
+static void test_sandbox_kill(void **state)
+{
+        struct cc_error *err = NULL;
+        char *b = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\"");
+        assert_int_equal(create("pod1", b, NULL, 0, NULL, &err), 0);
+        assert_int_equal(
+                simple("Start", &containerd__task__v2__start_request__descriptor, "pod1", &err), 0);
+        /* The guest holds DestroySandbox: Kill answers all the same. */
+        hold_destroy = true;
+        Containerd__Task__V2__KillRequest kq = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+        kq.id = "pod1";
+        kq.signal = 9;
+        assert_int_equal(call("Kill", &kq.base, NULL, NULL, &err), 0);
+        /* Not stopped yet: the VMM's stop comes after DestroySandbox, which is still held. */
+        char *mc = hv_mock_calls();
+        assert_null(strstr(mc, "stop:pod1"));
+        free(mc);
+        pthread_mutex_lock(&lock);
+        hold_destroy = false;
+        pthread_cond_broadcast(&cond);
+        pthread_mutex_unlock(&lock);
+        Containerd__Task__V2__WaitRequest wr = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
+        wr.id = "pod1";
+        Containerd__Task__V2__WaitResponse *wresp = NULL;
+        assert_int_equal(call("Wait", &wr.base, &containerd__task__v2__wait_response__descriptor,
+                              (ProtobufCMessage **)&wresp, &err),
+                         0);
+        assert_int_equal(wresp->exit_status, 137);
+        protobuf_c_message_free_unpacked(&wresp->base, NULL);
+        pthread_mutex_lock(&lock);
+        bool destroyed = strstr(calls, "DestroySandbox") != NULL;
+        pthread_mutex_unlock(&lock);
+        assert_true(destroyed);
+        mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "stop:pod1"));
+        free(mc);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "pod1", &err),
+                0);
+        assert_int_equal(simple("Shutdown", &containerd__task__v2__shutdown_request__descriptor,
+                                "pod1", &err),
+                         0);
+        struct pollfd pf = {.fd = shim_exit_fd(shim), .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, 2000), 1);
+        free(b);
+}
+
 /* The publisher retries a Forward that failed (containerd restarting) and keeps the order. */
 static void test_events_retry(void **state)
 {
@@ -838,6 +900,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_tee_host_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_user_net, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sandbox_kill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
