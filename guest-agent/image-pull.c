@@ -70,6 +70,9 @@ struct image_settings {
         char *keys_json;
         char *signature_policy;
         char *registries_d;
+        char *auth_json; /* the initdata's registry credentials (auth.json), in memory only */
+        size_t auth_json_len;
+        char *auth_json_uri;
 };
 
 static void settings_done(struct image_settings *s)
@@ -85,6 +88,10 @@ static void settings_done(struct image_settings *s)
         cc_strv_free(s->key_files);
         free(s->signature_policy);
         free(s->registries_d);
+        if (s->auth_json)
+                explicit_bzero(s->auth_json, s->auth_json_len);
+        free(s->auth_json);
+        free(s->auth_json_uri);
 }
 
 static int get_opt_string(struct json_object *o, const char *key, char **ret, struct cc_error **err)
@@ -232,19 +239,24 @@ static int kbs_broker(struct image_settings *s, struct img_key_broker **keys,
                     (r = cc_read_file(s->kbs_cert_file, 1 << 20, &cert, &len, err)) < 0)
                         return cc_error_wrap(err, -r, "kbs_cert_file");
         }
-        if (!url)
-                return 0;
-        struct kbc_client_config cfg = {
-                .url = url,
-                .cert_pem = cert,
-                .tee = kbc_attester_detect(NULL),
-                .key_alg = KBC_KEY_EC_P256,
-                .initdata = id,
-        };
-        struct img_key_broker *kb = NULL;
-        if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
-                return cc_error_wrap(err, -r, "KBS key broker");
-        *keys = kb;
+        if (url) {
+                struct kbc_client_config cfg = {
+                        .url = url,
+                        .cert_pem = cert,
+                        .tee = kbc_attester_detect(NULL),
+                        .key_alg = KBC_KEY_EC_P256,
+                        .initdata = id,
+                };
+                struct img_key_broker *kb = NULL;
+                if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
+                        return cc_error_wrap(err, -r, "KBS key broker");
+                *keys = kb;
+        }
+        /* Registry credentials the pod owner named in initdata (a kbs:/// resource: released
+         * after attestation; never written to a disk or sent to the host). */
+        if (id && (r = kbc_registry_credentials(id, *keys, &s->auth_json, &s->auth_json_len,
+                                                &s->auth_json_uri, err)) < 0)
+                return r;
         return 0;
 }
 
@@ -274,6 +286,9 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 .store_dir = s.store_dir,
                 .creds = cc_isempty(creds) ? NULL : creds,
                 .auth_file = s.auth_file,
+                .auth_json = s.auth_json,
+                .auth_json_len = s.auth_json_len,
+                .auth_json_from = s.auth_json_uri,
                 .insecure_registries = (const char *const *)s.insecure,
                 .ca_file = s.ca_file,
                 .mirror = s.mirror,

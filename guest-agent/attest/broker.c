@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cc/cleanup.h"
+#include "cc/fileio.h"
 #include "cc/log.h"
 
 #include "guest-agent/attest/kbc.h"
@@ -134,5 +135,59 @@ int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *l
                 .free = kb_free,
         };
         *ret = kb;
+        return 0;
+}
+
+int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
+                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err)
+{
+        *ret = *ret_uri = NULL;
+        *ret_len = 0;
+        _cleanup_free_ char *uri = NULL;
+        int r = kbc_initdata_cdh_get(d, "image.authenticated_registry_credentials_uri", &uri, err);
+        if (r < 0 || !uri)
+                return r;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (!strncmp(uri, "kbs://", 6)) {
+                if (!keys || !keys->resource)
+                        return cc_error_set(
+                                err, ENOENT,
+                                "registry credentials %s: no KBS is configured (initdata "
+                                "cdh.toml [kbc] url or aa.toml [token_configs.kbs] url)",
+                                uri);
+                r = keys->resource(keys->data, uri, &buf, &len, err);
+        } else if (!strncmp(uri, "file:///", 8)) {
+                /* A file of the guest image: initdata is measured, so naming it is the pod
+                 * owner's choice, not the host's. */
+                char *text = NULL;
+                r = cc_read_file(uri + 7, KBC_AUTH_JSON_MAX, &text, &len, err);
+                buf = (uint8_t *)text;
+        } else {
+                return cc_error_set(err, EINVAL,
+                                    "registry credentials '%.128s': neither kbs:/// nor file:///",
+                                    uri);
+        }
+        if (r < 0)
+                return cc_error_wrap(err, -r, "registry credentials %s", uri);
+        if (len > KBC_AUTH_JSON_MAX || memchr(buf, '\0', len)) {
+                OPENSSL_cleanse(buf, len);
+                free(buf);
+                return cc_error_set(err, EINVAL,
+                                    "registry credentials %s: not a containers-auth.json document",
+                                    uri);
+        }
+        /* NUL-terminated for the JSON parser's callers; the length excludes it. */
+        char *text = realloc(buf, len + 1);
+        if (!text) {
+                OPENSSL_cleanse(buf, len);
+                free(buf);
+                return -ENOMEM;
+        }
+        text[len] = '\0';
+        cc_log_info("registry credentials from %s: %zu bytes (kept in memory)", uri, len);
+        *ret = text;
+        *ret_len = len;
+        *ret_uri = TAKE_PTR(uri);
         return 0;
 }

@@ -181,6 +181,15 @@ int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
 int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **ret,
                          struct cc_error **err);
 
+/* The registry credentials the initdata's cdh.toml names, as CoCo's CDH does ([image]
+ * authenticated_registry_credentials_uri): a containers-auth.json document, the resource of a
+ * kbs:/// URI fetched through `keys` (the KBS broker: after attestation), or a file:/// of the
+ * guest image. *ret (NUL-terminated, *ret_len bytes; wipe it after use) and *ret_uri are NULL
+ * when the initdata names none. */
+#define KBC_AUTH_JSON_MAX (64u << 10)
+int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
+                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err);
+
 /* A resource path from a URI: "kbs:///a/b/c", "kbs://host:1/a/b/c" (host ignored, as the
  * guest components do) or "a/b/c"; three segments matching Trustee's segment syntax. */
 int kbc_resource_path(const char *uri, char *out, size_t n);
