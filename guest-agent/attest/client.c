@@ -545,6 +545,23 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         return 0;
 }
 
+/* A session whose token has not expired (as far as this side knows). */
+static bool attested(const struct kbc_client *c)
+{
+        return c->session && (!c->token_exp || (int64_t)time(NULL) < c->token_exp);
+}
+
+int kbc_client_attest(struct kbc_client *c, struct cc_error **err)
+{
+        if (attested(c))
+                return 0;
+        c->t.auth_ms = c->t.attest_ms = 0;
+        int k = attest(c, err);
+        if (k < 0)
+                forget(c);
+        return k;
+}
+
 int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret, size_t *ret_len,
                             struct cc_error **err)
 {
@@ -558,7 +575,7 @@ int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret
         c->t.auth_ms = c->t.attest_ms = c->t.resource_ms = c->t.decrypt_ms = 0;
         for (int round = 0; round < 2; round++) {
                 bool fresh = false;
-                if (!c->session || (c->token_exp && (int64_t)time(NULL) >= c->token_exp)) {
+                if (!attested(c)) {
                         int k = attest(c, err);
                         if (k < 0) {
                                 forget(c);

@@ -139,6 +139,7 @@ struct kbc_client_config {
         unsigned timeout_ms;                 /* per HTTP request; default 60000 */
         unsigned max_body;                   /* largest response accepted; default 4 MiB */
         bool sample_in_tee; /* tests only: allow `sample` evidence (never in a TEE) */
+        bool attest_early;  /* kbc_key_broker: attest in a thread as the broker is made */
 };
 struct kbc_client;
 int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
@@ -148,6 +149,9 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
  * step (auth, attest, resource) and the KBS's own `type` and `detail`. */
 int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret, size_t *ret_len,
                             struct cc_error **err);
+/* Attests now unless a session with an unexpired token is in force (auth and attest only):
+ * what a caller that knows it will ask for resources soon runs ahead of them. */
+int kbc_client_attest(struct kbc_client *c, struct cc_error **err);
 /* Timings of the last get_resource (ms): auth, attest, resource request, decryption. */
 struct kbc_timings {
         double auth_ms, attest_ms, resource_ms, decrypt_ms;

@@ -138,6 +138,7 @@ int main(int argc, char **argv)
         if (wait_s) {
                 /* What every pull sets up first, done while nobody waits for it. */
                 img_prepare();
+                agent_image_pull_prepare(&req);
                 struct pollfd p = {.fd = CHAN, .events = POLLIN};
                 int n = poll(&p, 1, (int)(wait_s > 3600 ? 3600 : wait_s) * 1000);
                 if (n == 0) {
