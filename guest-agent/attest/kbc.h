@@ -78,6 +78,25 @@ int kbc_evidence_tdx(const uint8_t *quote, size_t len, struct json_object **ret,
 int kbc_tdx_quote_fields(const uint8_t *quote, size_t len, const uint8_t **report_data,
                          const uint8_t **mrconfigid, struct cc_error **err);
 
+/* ---- the host's Quote Generation Service over vsock (4.3, legacy path) ------------------- */
+
+#define KBC_QGS_REQUEST_SIZE (4 + 16 + 8 + KBC_TDREPORT_SIZE)
+#define KBC_QGS_PORT_DEFAULT 4050
+/* The framed GET_QUOTE_REQ for a TDREPORT: 4-byte big-endian length, qgs_msg header, body. */
+void kbc_qgs_encode_request(const uint8_t tdreport[KBC_TDREPORT_SIZE],
+                            uint8_t out[KBC_QGS_REQUEST_SIZE]);
+/* The quote inside a GET_QUOTE_RESP message (after the length prefix); *quote points into msg. */
+int kbc_qgs_decode_response(const uint8_t *msg, size_t len, const uint8_t **quote,
+                            size_t *quote_len, struct cc_error **err);
+/* One request and its answer on a connected stream (bounded by timeout_ms; 0 = 30 s). */
+int kbc_qgs_exchange(int fd, const uint8_t tdreport[KBC_TDREPORT_SIZE], unsigned timeout_ms,
+                     uint8_t **ret, size_t *ret_len, struct cc_error **err);
+/* The port of /etc/tdx-attest.conf's "port=" line (conf_path NULL), else 4050. */
+unsigned kbc_qgs_port(const char *conf_path);
+/* A quote from the QGS at vsock CID 2 (the host), port. */
+int kbc_qgs_quote(unsigned port, const uint8_t tdreport[KBC_TDREPORT_SIZE], uint8_t **ret,
+                  size_t *ret_len, struct cc_error **err);
+
 /* ---- attesters (4) ---------------------------------------------------------------------- */
 
 struct kbc_attester_paths {
