@@ -147,6 +147,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbc_initdata *, kbc_initdata_free)
 
 /* ---- the protocol client (1, 8.1) ------------------------------------------------------- */
 
+/* 20 s per step: a KBS that hangs fails the pull within Kata's create_container_timeout
+ * (60 s by default), with its step named. */
+#define KBC_TIMEOUT_MS_DEFAULT 20000
 struct kbc_client_config {
         const char *url;      /* http(s)://host:port of the KBS */
         const char *cert_pem; /* the KBS's certificate or CA (PEM text) for https; NULL:
@@ -155,7 +158,8 @@ struct kbc_client_config {
         struct kbc_attester_paths paths;
         enum kbc_key_alg key_alg;            /* default EC P-256 */
         const struct kbc_initdata *initdata; /* sent as init-data; NULL: null */
-        unsigned timeout_ms;                 /* per HTTP request; default 60000 */
+        unsigned timeout_ms;                 /* per step (auth, attest, resource), retries
+                                              * included; default KBC_TIMEOUT_MS_DEFAULT */
         unsigned max_body;                   /* largest response accepted; default 4 MiB */
         bool sample_in_tee; /* tests only: allow `sample` evidence (never in a TEE) */
         bool attest_early;  /* kbc_key_broker: attest in a thread as the broker is made */
