@@ -217,6 +217,11 @@ int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **
 int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
                              char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err);
 
+/* The keys of the initdata's cdh.toml and aa.toml this guest does not apply, as
+ * "cdh.toml:socket, cdh.toml:image.max_concurrent_layer_downloads_per_image, ..."; *ret NULL
+ * when every key is applied. An error when either document is not TOML. */
+int kbc_initdata_ignored(const struct kbc_initdata *d, char **ret, struct cc_error **err);
+
 /* A resource path from a URI: "kbs:///a/b/c", "kbs://host:1/a/b/c" (host ignored, as the
  * guest components do) or "a/b/c"; three segments matching Trustee's segment syntax. */
 int kbc_resource_path(const char *uri, char *out, size_t n);

@@ -515,6 +515,41 @@ static void test_registry_credentials(void **state)
         kbc_initdata_free(d);
 }
 
+/* The cdh.toml/aa.toml keys this guest does not apply are named, the applied ones are not. */
+static void test_initdata_ignored(void **state)
+{
+        const char *toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                           "\"cdh.toml\" = \"\"\"\nsocket = \"unix:///run/cdh.sock\"\n[kbc]\n"
+                           "name = \"cc_kbc\"\nurl = \"http://10.0.2.2:8080\"\n[image]\n"
+                           "authenticated_registry_credentials_uri = \"kbs:///a/b/c\"\n"
+                           "max_concurrent_layer_downloads_per_image = 1\n\"\"\"\n"
+                           "\"aa.toml\" = \"\"\"\n[token_configs.kbs]\nurl = \"http://x\"\n"
+                           "[eventlog_config]\nenable_eventlog = false\n\"\"\"\n";
+        struct kbc_initdata *d = NULL;
+        struct cc_error *err = NULL;
+        char *list = NULL;
+        assert_int_equal(kbc_initdata_parse(toml, strlen(toml), &d, &err), 0);
+        assert_int_equal(kbc_initdata_ignored(d, &list, &err), 0);
+        assert_string_equal(list, "cdh.toml:socket, "
+                                  "cdh.toml:image.max_concurrent_layer_downloads_per_image, "
+                                  "aa.toml:eventlog_config.enable_eventlog");
+        free(list);
+        kbc_initdata_free(d);
+        const char *plain = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                            "\"cdh.toml\" = \"[kbc]\\nurl = \\\"http://x\\\"\"\n";
+        assert_int_equal(kbc_initdata_parse(plain, strlen(plain), &d, &err), 0);
+        assert_int_equal(kbc_initdata_ignored(d, &list, &err), 0);
+        assert_null(list);
+        kbc_initdata_free(d);
+        const char *bad = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                          "\"cdh.toml\" = \"[kbc\"\n";
+        assert_int_equal(kbc_initdata_parse(bad, strlen(bad), &d, &err), 0);
+        assert_true(kbc_initdata_ignored(d, &list, &err) < 0);
+        assert_non_null(strstr(cc_error_message(err), "initdata cdh.toml"));
+        cc_error_free(err);
+        kbc_initdata_free(d);
+}
+
 static void test_snp_evidence(void **state)
 {
         uint8_t r[KBC_SNP_REPORT_SIZE] = {0};
@@ -639,6 +674,7 @@ int main(void)
                 cmocka_unit_test(test_snp_evidence),
                 cmocka_unit_test(test_tdx_quote),
                 cmocka_unit_test(test_registry_credentials),
+                cmocka_unit_test(test_initdata_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
