@@ -258,7 +258,7 @@ static int kbs_broker(struct image_settings *s, struct img_key_broker **keys,
                         .tee = kbc_attester_detect(NULL),
                         .key_alg = KBC_KEY_EC_P256,
                         .initdata = id,
-                .attest_early = !s->late,
+                        .attest_early = !s->late,
                 };
                 struct img_key_broker *kb = NULL;
                 if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
@@ -314,6 +314,18 @@ void agent_image_pull_prepare(const struct agent_pull_req *req)
 {
         prepared.req = *req;
         prepared.started = pthread_create(&prepared.thread, NULL, prepare_thread, NULL) == 0;
+}
+
+void agent_image_pull_unprepare(void)
+{
+        if (!prepared.started)
+                return;
+        pthread_join(prepared.thread, NULL);
+        prepared.started = false;
+        settings_done(&prepared.s);
+        prepared.keys = img_key_broker_free(prepared.keys);
+        cc_error_free(prepared.err);
+        prepared.err = NULL;
 }
 
 int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err)

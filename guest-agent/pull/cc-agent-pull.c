@@ -143,6 +143,7 @@ int main(int argc, char **argv)
                 int n = poll(&p, 1, (int)(wait_s > 3600 ? 3600 : wait_s) * 1000);
                 if (n == 0) {
                         cc_log_debug("spare helper: no pull within %u s", wait_s);
+                        agent_image_pull_unprepare();
                         return 0;
                 }
         }
