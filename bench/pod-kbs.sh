@@ -16,7 +16,7 @@
 # pull of X took Y ms"). For kata-kbs the guest's split (auth, attest, resource, unwrap) is read
 # from the pull helper's line on the guest console; with the early attestation, auth and attest
 # are 0 there and early_attest_ms is what the attestation took ahead of the key request.
-# Usage: BUILD=build [POD_N=5] bash bench/pod-kbs.sh   (root; results: bench/README.md)
+# Usage: BUILD=build [POD_N=5] [BENCH_TRACE=1] bash bench/pod-kbs.sh   (root; results: bench/README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/e2e-lib.sh
@@ -119,6 +119,9 @@ one() {
                         sed -n 's/.*auth_ms=\([0-9.]*\) attest_ms=\([0-9.]*\) resource_ms=\([0-9.]*\) decrypt_ms=\([0-9.]*\).*early_attest_ms=\([0-9.]*\).*/\1 \2 \3 \4 \5/p')
         fi
         echo "$((t1 - t0)) ${pull:-0} $split" >>"$CC_TMP/$mode.times"
+        # When the guest attested against when the pull asked for the key (BENCH_TRACE=1).
+        [ -n "${BENCH_TRACE:-}" ] && grep -ahE "libraries: |attested ahead|from the KBS|pulled image" \
+                "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | sed -n "s/^time=\"[0-9-]*T\([0-9:.]*\)Z\" level=[a-z]* msg=\"\(.\{0,90\}\).*/  $mode $i \1 \2/p" >>"$CC_TMP/trace"
         cri stop --timeout 5 "$c" >/dev/null 2>&1
         cri rm "$c" >/dev/null 2>&1
         cri stopp "$p" >/dev/null 2>&1
@@ -142,3 +145,4 @@ for m in kbs late; do
 done
 echo "  raw (total pull [auth attest resource decrypt early]):"
 for m in kbs late ofs; do sed "s/^/    $m /" "$CC_TMP/$m.times"; done
+[ -s "$CC_TMP/trace" ] && { echo "  guest console (UTC time, message):"; cat "$CC_TMP/trace"; }
