@@ -6,13 +6,17 @@
 # kbs:///default/image-kek/bench). Two handlers on one node set up by `cc-deploy install`:
 #   kata-kbs  the pod's initdata names cc-kbs (HTTPS on the pod network's gateway): the pull
 #             helper attests (sample), fetches the KEK, unwraps
+#   kata-late the same as kata-kbs with the early attestation off (an initrd with
+#             /etc/cc-agent/image.json {"kbs_attest_early": false}): the helper attests at the
+#             first key request, as before the early attestation
 #   kata-ofs  the guest image carries the KEK in offline_fs's keys file (an initrd with
 #             /etc/cc-agent/image.json {"keys_json": ...}): no attestation
 # N pods each, alternating; a pod is RunPodSandbox + CreateContainer + StartContainer (the
 # container running), timed around the CRI calls, and the guest pull as the shim logs it ("guest
 # pull of X took Y ms"). For kata-kbs the guest's split (auth, attest, resource, unwrap) is read
-# from the pull helper's line on the guest console.
-# Usage: BUILD=build [POD_N=5] bash bench/pod-kbs.sh   (root; results: bench/README.md)
+# from the pull helper's line on the guest console; with the early attestation, auth and attest
+# are 0 there and early_attest_ms is what the attestation took ahead of the key request.
+# Usage: BUILD=build [POD_N=5] [BENCH_TRACE=1] bash bench/pod-kbs.sh   (root; results: bench/README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/e2e-lib.sh
@@ -72,9 +76,14 @@ chmod 600 "$x/etc/cc-agent/keys.json"
 echo '{"keys_json": "/etc/cc-agent/keys.json"}' >"$x/etc/cc-agent/image.json"
 (cd "$x" && find etc | cpio -o -H newc --quiet | gzip -9) >"$x.cpio.gz" || cc_fail "cpio"
 cat build/guest/initrd.img "$x.cpio.gz" >"$CC_TMP/initrd-ofs.img"
+y=$CC_TMP/initrd-late
+mkdir -p "$y/etc/cc-agent"
+echo '{"kbs_attest_early": false}' >"$y/etc/cc-agent/image.json"
+(cd "$y" && find etc | cpio -o -H newc --quiet | gzip -9) >"$y.cpio.gz" || cc_fail "cpio"
+cat build/guest/initrd.img "$y.cpio.gz" >"$CC_TMP/initrd-late.img"
 
 E2E_NODE_EXTRA=""
-for h in kbs ofs; do
+for h in kbs late ofs; do
         E2E_NODE_EXTRA+="
     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-$h]
       runtime_type = \"io.containerd.kata-cc.v2\"
@@ -87,6 +96,7 @@ e2e_pause_image pause:1
 e2e_installed_node
 sed -e 's|^enable_annotations = .*|enable_annotations = ["cc_init_data"]|' "$E2E_CFG" >"$CC_TMP/configuration-qemu-kbs.toml"
 sed -e "s|^initrd = .*|initrd = \"$CC_TMP/initrd-ofs.img\"|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-ofs.toml"
+sed -e "s|^initrd = .*|initrd = \"$CC_TMP/initrd-late.img\"|" "$CC_TMP/configuration-qemu-kbs.toml" >"$CC_TMP/configuration-qemu-late.toml"
 cri pull "$IMAGE" >/dev/null 2>&1 || cc_fail "PullImage"
 
 CMD='["/bin/sh", "-c", "trap \"exit 0\" TERM; while true; do busybox sleep 1; done"]'
@@ -95,7 +105,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 one() {
         local mode=$1 i=$2 t0 t1 p c pull split=""
         E2E_POD_EXTRA=""
-        [ "$mode" = kbs ] && E2E_POD_EXTRA="\"annotations\": {\"io.katacontainers.config.hypervisor.cc_init_data\": \"$ANNO\"}"
+        [ "$mode" != ofs ] && E2E_POD_EXTRA="\"annotations\": {\"io.katacontainers.config.hypervisor.cc_init_data\": \"$ANNO\"}"
         t0=$(now_ms)
         e2e_runp "p-$mode-$i" "kata-$mode"
         p=$E2E_POD
@@ -104,28 +114,35 @@ one() {
         cri start "$c" >/dev/null 2>"$CC_TMP/start.err" || cc_fail "StartContainer $mode: $(cat "$CC_TMP/start.err")"
         t1=$(now_ms)
         pull=$(grep "container $c: guest pull of" "$CC_TMP/containerd.log" | tail -n1 | sed -n 's/.* took \([0-9.]*\) ms.*/\1/p')
-        if [ "$mode" = kbs ]; then
+        if [ "$mode" != ofs ]; then
                 split=$(grep -h "from the KBS" "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | tail -n1 |
-                        sed -n 's/.*auth_ms=\([0-9.]*\) attest_ms=\([0-9.]*\) resource_ms=\([0-9.]*\) decrypt_ms=\([0-9.]*\).*/\1 \2 \3 \4/p')
+                        sed -n 's/.*auth_ms=\([0-9.]*\) attest_ms=\([0-9.]*\) resource_ms=\([0-9.]*\) decrypt_ms=\([0-9.]*\).*early_attest_ms=\([0-9.]*\).*/\1 \2 \3 \4 \5/p')
         fi
         echo "$((t1 - t0)) ${pull:-0} $split" >>"$CC_TMP/$mode.times"
+        # When the guest attested against when the pull asked for the key (BENCH_TRACE=1).
+        [ -n "${BENCH_TRACE:-}" ] && grep -ahE "libraries: |attested ahead|from the KBS|pulled image" \
+                "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | sed -n "s/^time=\"[0-9-]*T\([0-9:.]*\)Z\" level=[a-z]* msg=\"\(.\{0,90\}\).*/  $mode $i \1 \2/p" >>"$CC_TMP/trace"
         cri stop --timeout 5 "$c" >/dev/null 2>&1
         cri rm "$c" >/dev/null 2>&1
         cri stopp "$p" >/dev/null 2>&1
         cri rmp "$p" >/dev/null 2>&1
 }
-one kbs 0 && one ofs 0 && rm -f "$CC_TMP"/*.times # warm-up, not counted
-for i in $(seq 1 "$N"); do one kbs "$i"; one ofs "$i"; done
+one kbs 0 && one late 0 && one ofs 0 && rm -f "$CC_TMP"/*.times # warm-up, not counted
+for i in $(seq 1 "$N"); do one kbs "$i"; one late "$i"; one ofs "$i"; done
 med() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -v c="$2" '{print $c}' "$CC_TMP/$1.times" | med; }
-kt=$(col kbs 1) ot=$(col ofs 1) kp=$(col kbs 2) op=$(col ofs 2)
+kt=$(col kbs 1) ot=$(col ofs 1) kp=$(col kbs 2) op=$(col ofs 2) lt=$(col late 1) lp=$(col late 2)
 echo "pod start, median of $N (RunPodSandbox + CreateContainer + StartContainer), $(date -u +%F), load $(cut -d' ' -f1-3 /proc/loadavg):"
 echo "  kata-kbs (attest + KEK from cc-kbs): ${kt} ms, guest pull ${kp} ms"
+echo "  kata-late (the same, attesting at the first key request): ${lt} ms, guest pull ${lp} ms"
 echo "  kata-ofs (KEK in the guest image):   ${ot} ms, guest pull ${op} ms"
-echo "  difference: $(awk -v a="$kt" -v b="$ot" 'BEGIN{printf "%+d ms (%.3fx)", a-b, a/b}') in pod start, $(awk -v a="$kp" -v b="$op" 'BEGIN{printf "%+d ms", a-b}') in the guest pull"
-if [ -s "$CC_TMP/kbs.times" ] && [ "$(awk 'NF>=6' "$CC_TMP/kbs.times" | wc -l)" -gt 0 ]; then
-        echo "  the guest's split (median): auth $(col kbs 3) ms, attest $(col kbs 4) ms, resource $(col kbs 5) ms, unwrap $(col kbs 6) ms"
-fi
-echo "  raw (total pull [auth attest resource decrypt]):"
-sed 's/^/    kbs /' "$CC_TMP/kbs.times"
-sed 's/^/    ofs /' "$CC_TMP/ofs.times"
+diffs() { echo "$(awk -v a="$1" -v b="$ot" 'BEGIN{printf "%+d ms (%.3fx)", a-b, a/b}') in pod start, $(awk -v a="$2" -v b="$op" 'BEGIN{printf "%+d ms", a-b}') in the guest pull"; }
+echo "  kata-kbs - kata-ofs: $(diffs "$kt" "$kp")"
+echo "  kata-late - kata-ofs: $(diffs "$lt" "$lp")"
+for m in kbs late; do
+        [ "$(awk 'NF>=7' "$CC_TMP/$m.times" 2>/dev/null | wc -l)" -gt 0 ] &&
+                echo "  kata-$m guest split (median): auth $(col $m 3) ms, attest $(col $m 4) ms, resource $(col $m 5) ms, unwrap $(col $m 6) ms, early attestation $(col $m 7) ms"
+done
+echo "  raw (total pull [auth attest resource decrypt early]):"
+for m in kbs late ofs; do sed "s/^/    $m /" "$CC_TMP/$m.times"; done
+[ -s "$CC_TMP/trace" ] && { echo "  guest console (UTC time, message):"; cat "$CC_TMP/trace"; }

@@ -15,6 +15,7 @@
  *    "key_files": ["/etc/cc-agent/keys/key.pem"],
  *    "keys_json": "/etc/cc-agent/keys.json",  (offline_fs KEKs: {"repo/type/tag": "base64"})
  *    "kbs_url": "https://kbs.example:8080", "kbs_cert_file": "/etc/cc-agent/kbs-ca.pem",
+ *    "kbs_attest_early": true,  (attest as the pull starts, ahead of its first key request)
  *    "signature_policy": "/etc/containers/policy.json",
  *    "registries_d": "/etc/containers/registries.d"}
  * Every key is optional; no file means the defaults (TLS to every registry, no keys, image
@@ -43,6 +44,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,6 +73,10 @@ struct image_settings {
         char *keys_json;
         char *signature_policy;
         char *registries_d;
+        char *auth_json; /* the initdata's registry credentials (auth.json), in memory only */
+        size_t auth_json_len;
+        char *auth_json_uri;
+        bool late; /* kbs_attest_early false: attest at the first resource request */
 };
 
 static void settings_done(struct image_settings *s)
@@ -86,6 +92,10 @@ static void settings_done(struct image_settings *s)
         cc_strv_free(s->key_files);
         free(s->signature_policy);
         free(s->registries_d);
+        if (s->auth_json)
+                explicit_bzero(s->auth_json, s->auth_json_len);
+        free(s->auth_json);
+        free(s->auth_json_uri);
 }
 
 static int get_opt_string(struct json_object *o, const char *key, char **ret, struct cc_error **err)
@@ -149,6 +159,14 @@ static int get_opt_strv(struct json_object *o, const char *key, char ***ret, str
         return r == -ENOENT ? 0 : r;
 }
 
+static int get_attest_early(struct json_object *o, struct image_settings *s, struct cc_error **err)
+{
+        bool early = true;
+        int r = cc_json_get_bool(o, "kbs_attest_early", &early, err);
+        s->late = !early;
+        return r == -ENOENT ? 0 : r;
+}
+
 /* Reads the image settings; the store defaults to <parent of containers_dir>/image. */
 static int load_settings(const struct agent_pull_req *req, struct image_settings *s,
                          struct cc_error **err)
@@ -176,7 +194,8 @@ static int load_settings(const struct agent_pull_req *req, struct image_settings
                     (r = get_opt_string(o, "kbs_url", &s->kbs_url, err)) < 0 ||
                     (r = get_opt_string(o, "kbs_cert_file", &s->kbs_cert_file, err)) < 0 ||
                     (r = get_opt_string(o, "signature_policy", &s->signature_policy, err)) < 0 ||
-                    (r = get_opt_string(o, "registries_d", &s->registries_d, err)) < 0)
+                    (r = get_opt_string(o, "registries_d", &s->registries_d, err)) < 0 ||
+                    (r = get_attest_early(o, s, err)) < 0)
                         return cc_error_wrap(err, -r, "image configuration %s", path);
         }
         if (!cc_isempty(req->image_insecure) &&
@@ -232,19 +251,25 @@ static int kbs_broker(struct image_settings *s, struct img_key_broker **keys, st
                     (r = cc_read_file(s->kbs_cert_file, 1 << 20, &cert, &len, err)) < 0)
                         return cc_error_wrap(err, -r, "kbs_cert_file");
         }
-        if (!url)
-                return 0;
-        struct kbc_client_config cfg = {
-                .url = url,
-                .cert_pem = cert,
-                .tee = kbc_attester_detect(NULL),
-                .key_alg = KBC_KEY_EC_P256,
-                .initdata = id,
-        };
-        struct img_key_broker *kb = NULL;
-        if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
-                return cc_error_wrap(err, -r, "KBS key broker");
-        *keys = kb;
+        if (url) {
+                struct kbc_client_config cfg = {
+                        .url = url,
+                        .cert_pem = cert,
+                        .tee = kbc_attester_detect(NULL),
+                        .key_alg = KBC_KEY_EC_P256,
+                        .initdata = id,
+                        .attest_early = !s->late,
+                };
+                struct img_key_broker *kb = NULL;
+                if ((r = kbc_key_broker(&cfg, *keys, &kb, err)) < 0)
+                        return cc_error_wrap(err, -r, "KBS key broker");
+                *keys = kb;
+        }
+        /* Registry credentials the pod owner named in initdata (a kbs:/// resource: released
+         * after attestation; never written to a disk or sent to the host). */
+        if (id && (r = kbc_registry_credentials(id, *keys, &s->auth_json, &s->auth_json_len,
+                                                &s->auth_json_uri, err)) < 0)
+                return r;
         return 0;
 }
 
@@ -255,17 +280,75 @@ static int make_dir(const char *path, mode_t mode, struct cc_error **err)
         return 0;
 }
 
+/* The settings and key brokers of a pull (the KBS's attestation starts here). */
+static int pull_setup(const struct agent_pull_req *req, struct image_settings *s,
+                      struct img_key_broker **keys, struct cc_error **err)
+{
+        int r = load_settings(req, s, err);
+        if (r == 0 && (s->key_files || s->keys_json))
+                r = img_key_broker_offline_fs((const char *const *)s->key_files, s->keys_json, keys,
+                                              err);
+        if (r == 0)
+                r = kbs_broker(s, keys, err);
+        return r;
+}
+
+/* A spare helper's setup, done while it waits for its pull (agent_image_pull_prepare). */
+static struct {
+        pthread_t thread;
+        bool started;
+        struct agent_pull_req req;
+        struct image_settings s;
+        struct img_key_broker *keys;
+        int r;
+        struct cc_error *err;
+} prepared;
+
+static void *prepare_thread(void *data)
+{
+        prepared.r = pull_setup(&prepared.req, &prepared.s, &prepared.keys, &prepared.err);
+        return NULL;
+}
+
+void agent_image_pull_prepare(const struct agent_pull_req *req)
+{
+        prepared.req = *req;
+        prepared.started = pthread_create(&prepared.thread, NULL, prepare_thread, NULL) == 0;
+}
+
+void agent_image_pull_unprepare(void)
+{
+        if (!prepared.started)
+                return;
+        pthread_join(prepared.thread, NULL);
+        prepared.started = false;
+        settings_done(&prepared.s);
+        prepared.keys = img_key_broker_free(prepared.keys);
+        cc_error_free(prepared.err);
+        prepared.err = NULL;
+}
+
 int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err)
 {
         const char *image = req->image, *container_id = req->container_id, *creds = req->creds;
         struct image_settings s = {0};
-        int r = load_settings(req, &s, err);
         _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
-        if (r == 0 && (s.key_files || s.keys_json))
-                r = img_key_broker_offline_fs((const char *const *)s.key_files, s.keys_json, &keys,
-                                              err);
-        if (r == 0)
-                r = kbs_broker(&s, &keys, err);
+        int r;
+        if (prepared.started) {
+                /* Same inputs (the helper's arguments, the guest's files): its result is ours,
+                 * failure included, so that a KBS that hangs costs one timeout, not two. */
+                pthread_join(prepared.thread, NULL);
+                prepared.started = false;
+                s = prepared.s;
+                keys = TAKE_PTR(prepared.keys);
+                if ((r = prepared.r) < 0 && err) {
+                        cc_error_free(*err);
+                        *err = TAKE_PTR(prepared.err);
+                }
+                cc_error_free(prepared.err);
+        } else {
+                r = pull_setup(req, &s, &keys, err);
+        }
         if (r < 0) {
                 settings_done(&s);
                 return r;
@@ -274,6 +357,9 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 .store_dir = s.store_dir,
                 .creds = cc_isempty(creds) ? NULL : creds,
                 .auth_file = s.auth_file,
+                .auth_json = s.auth_json,
+                .auth_json_len = s.auth_json_len,
+                .auth_json_from = s.auth_json_uri,
                 .insecure_registries = (const char *const *)s.insecure,
                 .ca_file = s.ca_file,
                 .mirror = s.mirror,

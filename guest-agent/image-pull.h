@@ -27,6 +27,13 @@ struct agent_pull_req {
 
 /* Pulls req->image and mounts it at <containers_dir>/<container_id>/rootfs (image-pull.c). */
 int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err);
+/* In a spare helper: the pull's setup (settings, key brokers, the KBS's attestation and the
+ * registry credentials the initdata names) in a thread, while it waits; the next
+ * agent_image_pull_here() takes the result. */
+void agent_image_pull_prepare(const struct agent_pull_req *req);
+/* The spare ends without a pull: waits for that setup and drops it (no exit under a thread
+ * still using the TLS library). */
+void agent_image_pull_unprepare(void);
 
 /* <containers_dir>/<id>[/<leaf>], or NULL when out of memory (image-rootfs.c). */
 char *agent_container_path(const char *containers_dir, const char *id, const char *leaf);

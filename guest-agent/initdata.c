@@ -186,6 +186,11 @@ int agent_initdata_load(const char *dev_dir, const char *cmdline_digest, const c
                 else if (!used)
                         cc_log_warn("initdata: key '%.64s' is not used by this agent", k);
         }
+        _cleanup_free_ char *ignored = NULL;
+        if ((r = kbc_initdata_ignored(id, &ignored, err)) < 0)
+                return r;
+        if (ignored)
+                cc_log_warn("initdata: settings this agent does not apply: %.1024s", ignored);
         char hex[129];
         hexstr(id->digest, id->digest_len, hex);
         cc_log_info("initdata from %s: %s:%s (%zu bytes) checked against %s", name,

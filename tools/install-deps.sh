@@ -36,6 +36,8 @@ pkgs=(
         containernetworking-plugins
         # the debug console test's terminal (e2e-console.sh drives cc-runtime exec in a pane)
         tmux
+        # registry credentials tests: htpasswd -B (bcrypt) for docker-registry's htpasswd auth
+        apache2-utils
 )
 missing=()
 for p in "${pkgs[@]}"; do

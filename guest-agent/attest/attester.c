@@ -5,8 +5,9 @@
  *   SNP  configfs-tsm (provider sev_guest: outblob = the report, auxblob = the certificate
  *        table) where the kernel has it, else /dev/sev-guest's SNP_GET_EXT_REPORT, falling
  *        back to SNP_GET_REPORT when the host supplies no certificates;
- *   TDX  configfs-tsm only (provider tdx_guest: outblob = the TD quote; Linux >= 6.7), the
- *        path guest-components keeps too;
+ *   TDX  configfs-tsm (provider tdx_guest: outblob = the TD quote; Linux >= 6.7), the path
+ *        guest-components keeps; else, with /dev/tdx_guest (Linux >= 6.2), the TDREPORT from
+ *        its ioctl turned into a quote by the host's QGS over vsock (qgs.c);
  *   sample  no TEE: development only, and refused by the client when a TEE device exists.
  *
  * No TEE hardware is available where this was written: the device paths are exercised only
@@ -272,6 +273,24 @@ static int snp_report(const struct kbc_attester_paths *p, const uint8_t rd[64], 
         return 0;
 }
 
+/* Without configfs-tsm: the TDREPORT binding rd from /dev/tdx_guest, quoted by the QGS. */
+static int tdx_qgs_quote(const struct kbc_attester_paths *p, const uint8_t rd[64], uint8_t **ret,
+                         size_t *ret_len, struct cc_error **err)
+{
+        _cleanup_close_ int fd = open(tdx_dev(p), O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return cc_error_set(err, errno == ENOENT ? EOPNOTSUPP : errno,
+                                    "TDX quote: no configfs-tsm at %s and no %s: %m", tsm_dir(p),
+                                    tdx_dev(p));
+        struct tdx_report_req req = {{0}};
+        memcpy(req.reportdata, rd, 64);
+        if (ioctl(fd, TDX_CMD_GET_REPORT0, &req) < 0)
+                return cc_error_set(err, errno, "TDX_CMD_GET_REPORT0: %m");
+        int r = kbc_qgs_quote(kbc_qgs_port(NULL), req.tdreport, ret, ret_len, err);
+        explicit_bzero(&req, sizeof(req));
+        return r < 0 ? cc_error_wrap(err, -r, "TDX quote (no configfs-tsm at %s)", tsm_dir(p)) : 0;
+}
+
 int kbc_attester_evidence(enum kbc_tee tee, const struct kbc_attester_paths *p,
                           const uint8_t *report_data, size_t len, struct json_object **ret,
                           struct cc_error **err)
@@ -293,12 +312,12 @@ int kbc_attester_evidence(enum kbc_tee tee, const struct kbc_attester_paths *p,
                         return r;
                 return kbc_evidence_snp(out, ol, aux, al, ret, err);
         }
-        r = tsm_report(p, "tdx_guest", rd, &out, &ol, NULL, NULL, err);
+        _cleanup_error_ struct cc_error *terr = NULL;
+        r = tsm_report(p, "tdx_guest", rd, &out, &ol, NULL, NULL, &terr);
         if (r == -ENOENT || r == -ENOTDIR)
-                return cc_error_set(err, EOPNOTSUPP,
-                                    "TDX quote: no configfs-tsm at %s (the guest kernel needs "
-                                    "CONFIG_TSM_REPORTS, Linux >= 6.7)",
-                                    tsm_dir(p));
+                r = tdx_qgs_quote(p, rd, &out, &ol, err);
+        else if (r < 0)
+                return cc_error_set(err, -r, "%s", cc_error_message(terr));
         if (r < 0)
                 return r;
         return kbc_evidence_tdx(out, ol, ret, err);

@@ -3,7 +3,7 @@
  * or in a guest (the pull helper links the same library).
  *
  *   cc-kbc --url URL [--cert PEM] [--initdata TOML] [--rsa] [--sample-in-tee]
- *          [--repeat N --pause-ms MS]
+ *          [--repeat N --pause-ms MS] [--timeout-ms MS]
  *          get URI [OUT]        the resource's bytes to OUT (default stdout); timings on stderr;
  *                               with --repeat, N fetches by one client (one attestation while
  *                               the KBS's session lasts), a line of timings each
@@ -26,7 +26,7 @@
 static int usage(void)
 {
         fprintf(stderr, "usage: cc-kbc --url URL [--cert PEM] [--initdata TOML] [--rsa] "
-                        "[--sample-in-tee] get URI [OUT]\n"
+                        "[--sample-in-tee] [--timeout-ms MS] get URI [OUT]\n"
                         "       cc-kbc initdata TOML\n");
         return 2;
 }
@@ -77,6 +77,7 @@ int main(int argc, char **argv)
                 {"debug", no_argument, NULL, 'd'},
                 {"repeat", required_argument, NULL, 'n'},
                 {"pause-ms", required_argument, NULL, 'p'},
+                {"timeout-ms", required_argument, NULL, 't'},
                 {NULL, 0, NULL, 0},
         };
         struct kbc_client_config cfg = {.key_alg = KBC_KEY_EC_P256};
@@ -105,6 +106,9 @@ int main(int argc, char **argv)
                         break;
                 case 'p':
                         pause_ms = (unsigned)atoi(optarg);
+                        break;
+                case 't':
+                        cfg.timeout_ms = (unsigned)atoi(optarg);
                         break;
                 case 'd':
                         cc_log_set_level(CC_LOG_DEBUG);

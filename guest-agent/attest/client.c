@@ -160,7 +160,7 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
                 c->initdata_len = cfg->initdata->toml_len;
         }
         pthread_mutex_init(&c->lock, NULL);
-        c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 60000;
+        c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : KBC_TIMEOUT_MS_DEFAULT;
         c->max_body = cfg->max_body ? cfg->max_body : 4u << 20;
         *ret = TAKE_PTR(c);
         return 0;
@@ -268,7 +268,15 @@ static int http(struct kbc_client *c, const char *step, const char *method, cons
                 return -ENOMEM;
         CURLcode last = CURLE_OK;
         char errbuf[CURL_ERROR_SIZE] = "";
+        /* timeout_ms bounds the step, retries included: a KBS that hangs fails the step once,
+         * well within a runtime's create_container_timeout, not once per try. */
+        const double deadline = now_ms() + c->timeout_ms;
         for (int attempt = 1; attempt <= TRANSPORT_TRIES; attempt++) {
+                long left = (long)(deadline - now_ms());
+                if (left <= 0) {
+                        last = CURLE_OPERATION_TIMEDOUT;
+                        break;
+                }
                 free(resp->body);
                 *resp = (struct response){.max = c->max_body};
                 if (!c->h && !(c->h = curl_easy_init()))
@@ -288,9 +296,8 @@ static int http(struct kbc_client *c, const char *step, const char *method, cons
                 curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
                 curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
                 curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-                curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                                 (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
+                curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, left < 10000 ? left : 10000L);
                 curl_easy_setopt(h, CURLOPT_USERAGENT,
                                  "cc-kbc/0.1 (attestation-agent-kbs-client compatible)");
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -545,6 +552,23 @@ static int attest(struct kbc_client *c, struct cc_error **err)
         return 0;
 }
 
+/* A session whose token has not expired (as far as this side knows). */
+static bool attested(const struct kbc_client *c)
+{
+        return c->session && (!c->token_exp || (int64_t)time(NULL) < c->token_exp);
+}
+
+int kbc_client_attest(struct kbc_client *c, struct cc_error **err)
+{
+        if (attested(c))
+                return 0;
+        c->t.auth_ms = c->t.attest_ms = 0;
+        int k = attest(c, err);
+        if (k < 0)
+                forget(c);
+        return k;
+}
+
 int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret, size_t *ret_len,
                             struct cc_error **err)
 {
@@ -558,7 +582,7 @@ int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret
         c->t.auth_ms = c->t.attest_ms = c->t.resource_ms = c->t.decrypt_ms = 0;
         for (int round = 0; round < 2; round++) {
                 bool fresh = false;
-                if (!c->session || (c->token_exp && (int64_t)time(NULL) >= c->token_exp)) {
+                if (!attested(c)) {
                         int k = attest(c, err);
                         if (k < 0) {
                                 forget(c);

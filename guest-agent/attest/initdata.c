@@ -10,6 +10,7 @@
  * allocation and the gzip stream is inflated with a bound (zlib).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -283,4 +284,72 @@ int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **
         *ret = NULL;
         const char *cdh = kbc_initdata_get(d, "cdh.toml");
         return cdh ? toml_str(cdh, "initdata cdh.toml", path, ret, err) : 0;
+}
+
+/* The keys of cdh.toml and aa.toml this guest applies (dotted paths); kbc.name is CDH's KBC
+ * choice, and cc_kbc is the only one there is here. */
+static const char *const applied_keys[] = {
+        "cdh.toml:kbc.url",
+        "cdh.toml:kbc.kbs_cert",
+        "cdh.toml:kbc.name",
+        "cdh.toml:image.image_security_policy_uri",
+        "cdh.toml:image.authenticated_registry_credentials_uri",
+        "aa.toml:token_configs.kbs.url",
+        "aa.toml:token_configs.kbs.cert",
+};
+
+static bool applied(const char *doc, const char *path)
+{
+        size_t dl = strlen(doc);
+        for (size_t i = 0; i < sizeof(applied_keys) / sizeof(applied_keys[0]); i++)
+                if (!strncmp(applied_keys[i], doc, dl) && applied_keys[i][dl] == ':' &&
+                    !strcmp(applied_keys[i] + dl + 1, path))
+                        return true;
+        return false;
+}
+
+/* Appends "doc:path" of every leaf of t not applied to *list (comma-separated). */
+static int collect_ignored(const char *doc, const struct cc_toml_table *t, const char *prefix,
+                           int depth, char **list)
+{
+        for (size_t i = 0; i < cc_toml_table_size(t); i++) {
+                const struct cc_toml_entry *e = cc_toml_table_entry(t, i);
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s%s%s", prefix, *prefix ? "." : "", e->key) < 0)
+                        return -ENOMEM;
+                if (e->value.type == CC_TOML_TABLE && depth < 8) {
+                        int r = collect_ignored(doc, e->value.table, path, depth + 1, list);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (applied(doc, path))
+                        continue;
+                char *n = NULL;
+                if (asprintf(&n, "%s%s%s:%s", *list ? *list : "", *list ? ", " : "", doc, path) < 0)
+                        return -ENOMEM;
+                free(*list);
+                *list = n;
+        }
+        return 0;
+}
+
+int kbc_initdata_ignored(const struct kbc_initdata *d, char **ret, struct cc_error **err)
+{
+        *ret = NULL;
+        static const char *const docs[] = {"cdh.toml", "aa.toml"};
+        _cleanup_free_ char *list = NULL;
+        for (size_t i = 0; i < 2; i++) {
+                const char *text = kbc_initdata_get(d, docs[i]);
+                if (!text)
+                        continue;
+                _cleanup_toml_ struct cc_toml_table *t = NULL;
+                char name[32];
+                snprintf(name, sizeof(name), "initdata %s", docs[i]);
+                int r = cc_toml_parse_string(name, text, strlen(text), &t, err);
+                if (r < 0 || (r = collect_ignored(docs[i], t, "", 0, &list)) < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(list);
+        return 0;
 }

@@ -78,6 +78,25 @@ int kbc_evidence_tdx(const uint8_t *quote, size_t len, struct json_object **ret,
 int kbc_tdx_quote_fields(const uint8_t *quote, size_t len, const uint8_t **report_data,
                          const uint8_t **mrconfigid, struct cc_error **err);
 
+/* ---- the host's Quote Generation Service over vsock (4.3, legacy path) ------------------- */
+
+#define KBC_QGS_REQUEST_SIZE (4 + 16 + 8 + KBC_TDREPORT_SIZE)
+#define KBC_QGS_PORT_DEFAULT 4050
+/* The framed GET_QUOTE_REQ for a TDREPORT: 4-byte big-endian length, qgs_msg header, body. */
+void kbc_qgs_encode_request(const uint8_t tdreport[KBC_TDREPORT_SIZE],
+                            uint8_t out[KBC_QGS_REQUEST_SIZE]);
+/* The quote inside a GET_QUOTE_RESP message (after the length prefix); *quote points into msg. */
+int kbc_qgs_decode_response(const uint8_t *msg, size_t len, const uint8_t **quote,
+                            size_t *quote_len, struct cc_error **err);
+/* One request and its answer on a connected stream (bounded by timeout_ms; 0 = 30 s). */
+int kbc_qgs_exchange(int fd, const uint8_t tdreport[KBC_TDREPORT_SIZE], unsigned timeout_ms,
+                     uint8_t **ret, size_t *ret_len, struct cc_error **err);
+/* The port of /etc/tdx-attest.conf's "port=" line (conf_path NULL), else 4050. */
+unsigned kbc_qgs_port(const char *conf_path);
+/* A quote from the QGS at vsock CID 2 (the host), port. */
+int kbc_qgs_quote(unsigned port, const uint8_t tdreport[KBC_TDREPORT_SIZE], uint8_t **ret,
+                  size_t *ret_len, struct cc_error **err);
+
 /* ---- attesters (4) ---------------------------------------------------------------------- */
 
 struct kbc_attester_paths {
@@ -128,6 +147,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbc_initdata *, kbc_initdata_free)
 
 /* ---- the protocol client (1, 8.1) ------------------------------------------------------- */
 
+/* 20 s per step: a KBS that hangs fails the pull within Kata's create_container_timeout
+ * (60 s by default), with its step named. */
+#define KBC_TIMEOUT_MS_DEFAULT 20000
 struct kbc_client_config {
         const char *url;      /* http(s)://host:port of the KBS */
         const char *cert_pem; /* the KBS's certificate or CA (PEM text) for https; NULL:
@@ -136,9 +158,11 @@ struct kbc_client_config {
         struct kbc_attester_paths paths;
         enum kbc_key_alg key_alg;            /* default EC P-256 */
         const struct kbc_initdata *initdata; /* sent as init-data; NULL: null */
-        unsigned timeout_ms;                 /* per HTTP request; default 60000 */
+        unsigned timeout_ms;                 /* per step (auth, attest, resource), retries
+                                              * included; default KBC_TIMEOUT_MS_DEFAULT */
         unsigned max_body;                   /* largest response accepted; default 4 MiB */
         bool sample_in_tee; /* tests only: allow `sample` evidence (never in a TEE) */
+        bool attest_early;  /* kbc_key_broker: attest in a thread as the broker is made */
 };
 struct kbc_client;
 int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
@@ -148,6 +172,9 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
  * step (auth, attest, resource) and the KBS's own `type` and `detail`. */
 int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret, size_t *ret_len,
                             struct cc_error **err);
+/* Attests now unless a session with an unexpired token is in force (auth and attest only):
+ * what a caller that knows it will ask for resources soon runs ahead of them. */
+int kbc_client_attest(struct kbc_client *c, struct cc_error **err);
 /* Timings of the last get_resource (ms): auth, attest, resource request, decryption. */
 struct kbc_timings {
         double auth_ms, attest_ms, resource_ms, decrypt_ms;
@@ -180,6 +207,20 @@ int kbc_initdata_kbs(const struct kbc_initdata *d, char **url, char **cert_pem,
  * "image.image_security_policy_uri", CoCo's CDH key); *ret NULL when absent. */
 int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **ret,
                          struct cc_error **err);
+
+/* The registry credentials the initdata's cdh.toml names, as CoCo's CDH does ([image]
+ * authenticated_registry_credentials_uri): a containers-auth.json document, the resource of a
+ * kbs:/// URI fetched through `keys` (the KBS broker: after attestation), or a file:/// of the
+ * guest image. *ret (NUL-terminated, *ret_len bytes; wipe it after use) and *ret_uri are NULL
+ * when the initdata names none. */
+#define KBC_AUTH_JSON_MAX (64u << 10)
+int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
+                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err);
+
+/* The keys of the initdata's cdh.toml and aa.toml this guest does not apply, as
+ * "cdh.toml:socket, cdh.toml:image.max_concurrent_layer_downloads_per_image, ..."; *ret NULL
+ * when every key is applied. An error when either document is not TOML. */
+int kbc_initdata_ignored(const struct kbc_initdata *d, char **ret, struct cc_error **err);
 
 /* A resource path from a URI: "kbs:///a/b/c", "kbs://host:1/a/b/c" (host ignored, as the
  * guest components do) or "a/b/c"; three segments matching Trustee's segment syntax. */

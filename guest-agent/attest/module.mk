@@ -18,5 +18,5 @@ BINS += $(BUILD)/cc-kbc
 $(BUILD)/cc-kbc: $(BUILD)/guest-agent/attest/cc-kbc.o $(LIBKBC) $(LIBCC)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
-INTEGRATION_TESTS += test/integration/kbc-kbs.sh
+INTEGRATION_TESTS += test/integration/kbc-kbs.sh test/integration/kbc-hostile.sh
 INTEGRATION_TESTS += test/integration/e2e-attest.sh

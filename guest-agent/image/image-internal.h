@@ -137,6 +137,12 @@ int img__registry_push_manifest(struct img_registry *r, const char *tag, const c
                                 const void *buf, size_t len, struct cc_error **err);
 /* Parses a WWW-Authenticate challenge; exposed for the fuzzer. */
 int img__auth_parse(const char *h, char **scheme, char **realm, char **service, char **scope);
+/* user:password for host from a containers-auth.json document; 0 with *ret NULL if none,
+ * -EINVAL for a document that is not one (exposed for the unit test and the fuzzer). */
+int img__auth_json_lookup(const char *json, size_t len, const char *host, char **ret);
+/* The credentials for host from o->auth_json, then o->auth_file (registry-auth.c). */
+int img__auth_creds(const struct img_pull_opts *o, const char *host, char **ret,
+                    struct cc_error **err);
 
 /* ---- apply.c ---- */
 

@@ -54,6 +54,11 @@ struct img_pull_opts {
          * (containers-auth.json, {"auths":{"host":{"auth":"base64(user:pass)"}}}). */
         const char *creds;
         const char *auth_file;
+        /* A containers-auth.json document in memory (the agent's, released by a KBS), asked
+         * before auth_file; auth_json_from names where it came from in logs and errors. */
+        const char *auth_json;
+        size_t auth_json_len;
+        const char *auth_json_from;
 
         /* Registries reached over plain HTTP (host[:port]), NULL-terminated; see also
          * IMG_PULL_ALL_INSECURE. */

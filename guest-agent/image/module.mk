@@ -33,6 +33,6 @@ $(BUILD)/cc-image-pull: $(BUILD)/guest-agent/image/cc-image-pull.o $(LIBIMG) $(L
 
 INTEGRATION_TESTS += test/integration/img-pull.sh test/integration/img-hostile.sh \
 	test/integration/img-encrypted.sh test/integration/img-faults.sh \
-	test/integration/img-signatures.sh
+	test/integration/img-signatures.sh test/integration/img-regauth.sh
 INTEGRATION_TESTS += test/integration/agent-pull.sh
 INTEGRATION_TESTS += test/integration/e2e-img-signatures.sh

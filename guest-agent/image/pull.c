@@ -89,48 +89,6 @@ struct img_pulled *img_pulled_free(struct img_pulled *p)
         return NULL;
 }
 
-/* user:password for `host` from a containers-auth.json file; 0 with *ret NULL if none. */
-static int auth_file_lookup(const char *path, const char *host, char **ret)
-{
-        *ret = NULL;
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return errno == ENOENT ? 0 : -errno;
-        char buf[65536];
-        size_t n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        struct json_object *o = img__json_parse(buf, n, NULL);
-        OPENSSL_cleanse(buf, sizeof(buf));
-        if (!o)
-                return -EINVAL;
-        struct json_object *auths, *entry, *auth;
-        const char *keys[] = {host, !strcmp(host, "registry-1.docker.io") ? "docker.io" : NULL,
-                              !strcmp(host, "registry-1.docker.io") ? "https://index.docker.io/v1/"
-                                                                    : NULL};
-        int r = 0;
-        if (json_object_object_get_ex(o, "auths", &auths))
-                for (size_t i = 0; i < CC_ARRAY_SIZE(keys) && !*ret; i++) {
-                        if (!keys[i] || !json_object_object_get_ex(auths, keys[i], &entry) ||
-                            !json_object_object_get_ex(entry, "auth", &auth) ||
-                            !json_object_is_type(auth, json_type_string))
-                                continue;
-                        const char *s = json_object_get_string(auth);
-                        uint8_t *raw;
-                        size_t len;
-                        if (img__b64_decode(s, strlen(s), false, &raw, &len) < 0) {
-                                r = -EINVAL;
-                                break;
-                        }
-                        *ret = strndup((char *)raw, len);
-                        OPENSSL_cleanse(raw, len);
-                        free(raw);
-                        if (!*ret)
-                                r = -ENOMEM;
-                }
-        json_object_put(o);
-        return r;
-}
-
 static bool host_insecure(const struct img_pull_opts *o, const char *host)
 {
         if (o->flags & IMG_PULL_ALL_INSECURE)
@@ -484,12 +442,9 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
                 img__ref_done(&ref);
                 return cc_error_set(err, -r, "layer store '%s'", o.store_dir);
         }
-        if (!o.creds && o.auth_file) {
-                r = auth_file_lookup(o.auth_file, ref.registry, &creds);
-                if (r < 0) {
-                        img__ref_done(&ref);
-                        return cc_error_set(err, -r, "auth file '%s' unreadable", o.auth_file);
-                }
+        if (!o.creds && (r = img__auth_creds(&o, ref.registry, &creds, err)) < 0) {
+                img__ref_done(&ref);
+                return r;
         }
         const char *cr = o.creds ? o.creds : creds;
         _cleanup_(img__policy_freep) struct img_policy *policy = NULL;

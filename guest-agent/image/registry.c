@@ -1,30 +1,18 @@
 /*
- * OCI distribution client on libcurl: manifest and config GETs into bounded buffers, and a
- * pull-style blob reader for the layer pipeline.
- *
- * Authentication follows the registry's challenge: a 401 carries WWW-Authenticate; "Bearer"
- * sends us to the token server (realm, service, scope; with Basic credentials when we have
- * them), "Basic" makes us send the credentials. The resulting Authorization header is shared
- * by every request of the pull (token refreshed on the next 401). libcurl's default
- * CURLOPT_UNRESTRICTED_AUTH=0 keeps that header off redirects to another host (blob GETs are
- * often redirected to object storage).
+ * OCI distribution client on libcurl: manifest and config GETs into bounded buffers, and
+ * uploads (cc-image-encrypt pushes through the same client and credentials). Authentication
+ * (401 challenges, credentials) is in registry-auth.c, the streaming blob reader of the layer
+ * pipeline in registry-blob.c; what they share is registry-internal.h.
  *
  * Failures that may heal (connection errors, 429/5xx, a transfer that stalls or ends early)
- * are retried with exponential backoff, honouring Retry-After. A blob transfer that broke
- * after N bytes resumes with "Range: bytes=N-"; bytes already delivered are never delivered
- * twice (if the server ignores Range, the first N bytes are skipped). A stall timeout, not a
- * total timeout, bounds each transfer: a large layer on a slow link is fine as long as bytes
- * keep coming.
- *
- * The blob reader never buffers more than one libcurl chunk: when the consumer has not taken
- * the previous chunk, the write callback pauses the transfer (CURL_WRITEFUNC_PAUSE) and the
- * next img__blob_next() resumes it. Its digest and size checks run on exactly the bytes
- * delivered, so a blob is either verified at EOF or reported as failed.
+ * are retried with exponential backoff, honouring Retry-After. A stall timeout, not a total
+ * timeout, bounds each transfer: a large layer on a slow link is fine as long as bytes keep
+ * coming. libcurl's default CURLOPT_UNRESTRICTED_AUTH=0 keeps the Authorization header off
+ * redirects to another host (blob GETs are often redirected to object storage).
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,36 +26,11 @@
 #include "cc/log.h"
 
 #include "guest-agent/image/image-internal.h"
+#include "guest-agent/image/registry-internal.h"
 
-#define CHUNK_SIZE         (256 * 1024)
-#define MAX_TOKEN_RESPONSE (1 << 20)
 #define MAX_RETRY_AFTER_MS (300 * 1000)
 
-struct img_registry {
-        char *host, *repo, *scheme;
-        char *ca_file;
-        char *user, *password;
-        unsigned retries, stall_ms, connect_ms;
-        pthread_mutex_t lock; /* guards authz */
-        char *authz;          /* "Authorization: ..." header line, or NULL */
-        /* The handle of the small GETs (manifests, config, signatures), kept so that they reuse
-         * one connection: under TCG and slirp a new TCP connection costs ~10 ms. */
-        pthread_mutex_t small_lock;
-        CURL *small;
-};
-
-/* The response headers we act on; reset at every status line (redirects, 100-continue). */
-struct resp {
-        char *content_type;
-        char *www_auth;
-        char *retry_after;
-        char *content_range;
-        char *docker_digest;
-        char *location;
-        char *xrss; /* X-Registry-Supports-Signatures */
-};
-
-static void resp_done(struct resp *h)
+void img__reg_resp_done(struct img_reg_resp *h)
 {
         free(h->content_type);
         free(h->www_auth);
@@ -76,28 +39,28 @@ static void resp_done(struct resp *h)
         free(h->docker_digest);
         free(h->location);
         free(h->xrss);
-        *h = (struct resp){0};
+        *h = (struct img_reg_resp){0};
 }
 
 static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
 {
-        struct resp *h = userdata;
+        struct img_reg_resp *h = userdata;
         size_t len = size * n;
         if (len >= 5 && !strncmp(line, "HTTP/", 5)) {
-                resp_done(h);
+                img__reg_resp_done(h);
                 return len;
         }
         static const struct {
                 const char *name;
                 size_t off;
         } known[] = {
-                {"content-type", offsetof(struct resp, content_type)},
-                {"www-authenticate", offsetof(struct resp, www_auth)},
-                {"retry-after", offsetof(struct resp, retry_after)},
-                {"content-range", offsetof(struct resp, content_range)},
-                {"docker-content-digest", offsetof(struct resp, docker_digest)},
-                {"location", offsetof(struct resp, location)},
-                {"x-registry-supports-signatures", offsetof(struct resp, xrss)},
+                {"content-type", offsetof(struct img_reg_resp, content_type)},
+                {"www-authenticate", offsetof(struct img_reg_resp, www_auth)},
+                {"retry-after", offsetof(struct img_reg_resp, retry_after)},
+                {"content-range", offsetof(struct img_reg_resp, content_range)},
+                {"docker-content-digest", offsetof(struct img_reg_resp, docker_digest)},
+                {"location", offsetof(struct img_reg_resp, location)},
+                {"x-registry-supports-signatures", offsetof(struct img_reg_resp, xrss)},
         };
         const char *colon = memchr(line, ':', len);
         if (!colon)
@@ -113,7 +76,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
                         end--;
                 char **slot = (char **)((char *)h + known[i].off);
                 /* First challenge wins: registries may list several schemes. */
-                if (*slot && known[i].off == offsetof(struct resp, www_auth))
+                if (*slot && known[i].off == offsetof(struct img_reg_resp, www_auth))
                         break;
                 free(*slot);
                 *slot = strndup(v, (size_t)(end - v));
@@ -122,18 +85,10 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userdata)
         return len;
 }
 
-/* Stall detection through the progress callback: abort when no byte came for stall_ms. */
-struct stall {
-        unsigned limit_ms;
-        uint64_t last_ms;
-        curl_off_t last_now;
-        bool fired;
-};
-
 static int xferinfo_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-        struct stall *s = p;
+        struct img_reg_stall *s = p;
         uint64_t now = img__now_ms();
         if (dlnow != s->last_now || s->last_ms == 0) {
                 s->last_now = dlnow;
@@ -147,7 +102,7 @@ static int xferinfo_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
         return 0;
 }
 
-static void stall_reset(struct stall *s)
+void img__reg_stall_reset(struct img_reg_stall *s)
 {
         s->last_ms = img__now_ms();
         s->fired = false;
@@ -223,8 +178,8 @@ static curl_socket_t open_socket_cb(void *data, curlsocktype purpose, struct cur
         return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-static void easy_common(struct img_registry *r, CURL *h, const char *url, struct resp *resp,
-                        struct stall *st)
+void img__reg_easy_common(struct img_registry *r, CURL *h, const char *url,
+                          struct img_reg_resp *resp, struct img_reg_stall *st)
 {
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
         curl_easy_setopt(h, CURLOPT_URL, url);
@@ -245,8 +200,8 @@ static void easy_common(struct img_registry *r, CURL *h, const char *url, struct
 }
 
 /* Headers of a registry request: Accept, the shared Authorization, optional Range. */
-static struct curl_slist *request_headers(struct img_registry *r, const char *accept,
-                                          uint64_t range_from)
+struct curl_slist *img__reg_request_headers(struct img_registry *r, const char *accept,
+                                            uint64_t range_from)
 {
         struct curl_slist *l = NULL, *t;
         char line[64];
@@ -268,78 +223,9 @@ static struct curl_slist *request_headers(struct img_registry *r, const char *ac
         return l;
 }
 
-/* Parses `Scheme k=v, k="v"` (RFC 7235); unknown parameters are ignored. */
-int img__auth_parse(const char *h, char **scheme, char **realm, char **service, char **scope)
+size_t img__reg_body_cb(char *data, size_t size, size_t n, void *userdata)
 {
-        *scheme = *realm = *service = *scope = NULL;
-        if (!h)
-                return -EINVAL;
-        size_t n = strcspn(h, " \t");
-        if (n == 0 || n > 32)
-                return -EINVAL;
-        *scheme = strndup(h, n);
-        if (!*scheme)
-                return -ENOMEM;
-        const char *p = h + n;
-        while (*p) {
-                while (*p == ' ' || *p == '\t' || *p == ',')
-                        p++;
-                if (!*p)
-                        break;
-                size_t klen = strcspn(p, "= \t,");
-                const char *key = p;
-                p += klen;
-                if (*p != '=')
-                        return -EINVAL;
-                p++;
-                char val[2048];
-                size_t vlen = 0;
-                if (*p == '"') {
-                        p++;
-                        while (*p && *p != '"') {
-                                if (*p == '\\' && p[1])
-                                        p++;
-                                if (vlen + 1 >= sizeof(val))
-                                        return -EINVAL;
-                                val[vlen++] = *p++;
-                        }
-                        if (*p != '"')
-                                return -EINVAL;
-                        p++;
-                } else {
-                        while (*p && *p != ',' && *p != ' ' && *p != '\t') {
-                                if (vlen + 1 >= sizeof(val))
-                                        return -EINVAL;
-                                val[vlen++] = *p++;
-                        }
-                }
-                val[vlen] = 0;
-                char **slot = NULL;
-                if (klen == 5 && !strncasecmp(key, "realm", 5))
-                        slot = realm;
-                else if (klen == 7 && !strncasecmp(key, "service", 7))
-                        slot = service;
-                else if (klen == 5 && !strncasecmp(key, "scope", 5))
-                        slot = scope;
-                if (slot) {
-                        free(*slot);
-                        if (!(*slot = strdup(val)))
-                                return -ENOMEM;
-                }
-        }
-        return 0;
-}
-
-/* Growable response body with a hard limit. */
-struct body {
-        char *buf;
-        size_t len, cap, max;
-        bool too_big;
-};
-
-static size_t body_cb(char *data, size_t size, size_t n, void *userdata)
-{
-        struct body *b = userdata;
+        struct img_reg_body *b = userdata;
         size_t len = size * n;
         if (b->len + len > b->max) {
                 b->too_big = true;
@@ -360,7 +246,7 @@ static size_t body_cb(char *data, size_t size, size_t n, void *userdata)
 }
 
 /* "code: message" of the first error of a registry's JSON error body, or "". */
-static void error_text(const char *body, size_t len, char *out, size_t out_size)
+void img__reg_error_text(const char *body, size_t len, char *out, size_t out_size)
 {
         out[0] = 0;
         if (!body || !len)
@@ -377,7 +263,7 @@ static void error_text(const char *body, size_t len, char *out, size_t out_size)
         json_object_put(o);
 }
 
-static uint64_t retry_delay_ms(const char *retry_after, unsigned attempt)
+uint64_t img__reg_retry_delay_ms(const char *retry_after, unsigned attempt)
 {
         if (retry_after && *retry_after) {
                 char *end;
@@ -395,14 +281,14 @@ static uint64_t retry_delay_ms(const char *retry_after, unsigned attempt)
         return CC_MIN(d, (uint64_t)10000);
 }
 
-static void sleep_ms(uint64_t ms)
+void img__reg_sleep_ms(uint64_t ms)
 {
         struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
 
-static bool curl_transient(CURLcode c)
+bool img__reg_curl_transient(CURLcode c)
 {
         switch (c) {
         case CURLE_COULDNT_CONNECT:
@@ -422,110 +308,10 @@ static bool curl_transient(CURLcode c)
         }
 }
 
-static bool http_transient(long code)
+bool img__reg_http_transient(long code)
 {
         return code == 408 || code == 429 || code == 500 || code == 502 || code == 503 ||
                code == 504;
-}
-
-/* Answers a 401 challenge: sets r->authz for the following requests. */
-static int authorize(struct img_registry *r, const char *challenge, struct cc_error **err)
-{
-        _cleanup_free_ char *scheme = NULL, *realm = NULL, *service = NULL, *scope = NULL;
-        int q = img__auth_parse(challenge, &scheme, &realm, &service, &scope);
-        if (q < 0)
-                return cc_error_set(err, EACCES, "registry %s: unauthorized, bad challenge",
-                                    r->host);
-        _cleanup_free_ char *basic = NULL;
-        if (r->user) {
-                _cleanup_free_ char *up = NULL;
-                if (asprintf(&up, "%s:%s", r->user, r->password ? r->password : "") < 0)
-                        return -ENOMEM;
-                basic = img__b64_encode((const uint8_t *)up, strlen(up));
-                explicit_bzero(up, strlen(up));
-                if (!basic)
-                        return -ENOMEM;
-        }
-        _cleanup_free_ char *line = NULL;
-        if (!strcasecmp(scheme, "Basic")) {
-                if (!basic)
-                        return cc_error_set(err, EACCES, "registry %s requires credentials (Basic)",
-                                            r->host);
-                if (asprintf(&line, "Authorization: Basic %s", basic) < 0)
-                        return -ENOMEM;
-        } else if (!strcasecmp(scheme, "Bearer")) {
-                if (cc_isempty(realm) ||
-                    (strncmp(realm, "https://", 8) && strncmp(realm, "http://", 7)))
-                        return cc_error_set(err, EACCES, "registry %s: bad token realm", r->host);
-                CURL *h = curl_easy_init();
-                if (!h)
-                        return -ENOMEM;
-                _cleanup_free_ char *def_scope = NULL, *url = NULL;
-                if (!scope && asprintf(&def_scope, "repository:%s:pull", r->repo) < 0) {
-                        curl_easy_cleanup(h);
-                        return -ENOMEM;
-                }
-                char *esc_service = curl_easy_escape(h, service ? service : "", 0);
-                char *esc_scope = curl_easy_escape(h, scope ? scope : def_scope, 0);
-                int n = asprintf(&url, "%s%sservice=%s&scope=%s", realm,
-                                 strchr(realm, '?') ? "&" : "?", esc_service ? esc_service : "",
-                                 esc_scope ? esc_scope : "");
-                curl_free(esc_service);
-                curl_free(esc_scope);
-                if (n < 0) {
-                        curl_easy_cleanup(h);
-                        return -ENOMEM;
-                }
-                struct resp resp = {0};
-                struct stall st = {.limit_ms = r->stall_ms};
-                struct body b = {.max = MAX_TOKEN_RESPONSE};
-                struct curl_slist *hl = NULL;
-                _cleanup_free_ char *auth_hdr = NULL;
-                if (basic && asprintf(&auth_hdr, "Authorization: Basic %s", basic) >= 0)
-                        hl = curl_slist_append(NULL, auth_hdr);
-                easy_common(r, h, url, &resp, &st);
-                curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
-                curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-                CURLcode c = curl_easy_perform(h);
-                long code = 0;
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-                curl_easy_cleanup(h);
-                curl_slist_free_all(hl);
-                resp_done(&resp);
-                _cleanup_free_ char *bbuf = b.buf;
-                if (c != CURLE_OK || code != 200)
-                        return cc_error_set(err, EACCES, "token server %s: %s", realm,
-                                            c != CURLE_OK ? curl_easy_strerror(c)
-                                            : code == 401 ? "credentials refused"
-                                                          : "request failed");
-                struct json_object *o = img__json_parse(bbuf, b.len, err);
-                if (!o)
-                        return cc_error_wrap(err, EACCES, "token server response");
-                const char *tok = NULL;
-                struct json_object *v;
-                if ((json_object_object_get_ex(o, "token", &v) ||
-                     json_object_object_get_ex(o, "access_token", &v)) &&
-                    json_object_is_type(v, json_type_string))
-                        tok = json_object_get_string(v);
-                if (cc_isempty(tok) || strpbrk(tok, "\r\n")) {
-                        json_object_put(o);
-                        return cc_error_set(err, EACCES, "token server gave no token");
-                }
-                n = asprintf(&line, "Authorization: Bearer %s", tok);
-                json_object_put(o);
-                if (n < 0)
-                        return -ENOMEM;
-        } else {
-                return cc_error_set(err, EACCES, "registry %s: unsupported auth scheme '%s'",
-                                    r->host, scheme);
-        }
-        pthread_mutex_lock(&r->lock);
-        free(r->authz);
-        r->authz = TAKE_PTR(line);
-        pthread_mutex_unlock(&r->lock);
-        cc_log_debug("registry %s: authorized with %s", r->host, scheme);
-        return 0;
 }
 
 /* GET url (on the registry) into memory; *ret_xrss (may be NULL) gets the response's
@@ -543,15 +329,15 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
                 }
                 CURL *h = r->small;
                 curl_easy_reset(h); /* options only: the connection stays for the next GET */
-                struct resp resp = {0};
-                struct stall st = {.limit_ms = r->stall_ms};
-                struct body b = {.max = max};
-                struct curl_slist *hl = request_headers(r, accept, 0);
-                easy_common(r, h, url, &resp, &st);
+                struct img_reg_resp resp = {0};
+                struct img_reg_stall st = {.limit_ms = r->stall_ms};
+                struct img_reg_body b = {.max = max};
+                struct curl_slist *hl = img__reg_request_headers(r, accept, 0);
+                img__reg_easy_common(r, h, url, &resp, &st);
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, img__reg_body_cb);
                 curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-                stall_reset(&st);
+                img__reg_stall_reset(&st);
                 CURLcode c = curl_easy_perform(h);
                 long code = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -569,7 +355,7 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
                                                      "GET %s: Docker-Content-Digest %s, body is %s",
                                                      url, resp.docker_digest, got);
                                 free(b.buf);
-                                resp_done(&resp);
+                                img__reg_resp_done(&resp);
                                 return e;
                         }
                         *ret_buf = b.buf ? b.buf : strdup("");
@@ -580,33 +366,34 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
                         }
                         if (ret_xrss)
                                 *ret_xrss = TAKE_PTR(resp.xrss);
-                        resp_done(&resp);
+                        img__reg_resp_done(&resp);
                         return *ret_buf ? 0 : -ENOMEM;
                 }
                 char etext[256];
-                error_text(b.buf, b.len, etext, sizeof(etext));
+                img__reg_error_text(b.buf, b.len, etext, sizeof(etext));
                 free(b.buf);
                 _cleanup_free_ char *www = TAKE_PTR(resp.www_auth);
                 _cleanup_free_ char *retry_after = TAKE_PTR(resp.retry_after);
-                resp_done(&resp);
+                img__reg_resp_done(&resp);
                 if (b.too_big)
                         return cc_error_set(err, EFBIG, "GET %s: larger than the %llu-byte limit",
                                             url, (unsigned long long)max);
                 if (c == CURLE_OK && code == 401 && !auth_done && www) {
                         auth_done = true;
-                        int q = authorize(r, www, err);
+                        int q = img__reg_authorize(r, www, err);
                         if (q < 0)
                                 return q;
                         attempt--;
                         continue;
                 }
-                bool transient = c != CURLE_OK ? curl_transient(c) : http_transient(code);
+                bool transient =
+                        c != CURLE_OK ? img__reg_curl_transient(c) : img__reg_http_transient(code);
                 if (transient && attempt < r->retries) {
-                        uint64_t d = retry_delay_ms(retry_after, attempt);
+                        uint64_t d = img__reg_retry_delay_ms(retry_after, attempt);
                         cc_log_debug("GET %s: %s, retry in %llu ms", url,
                                      c != CURLE_OK ? curl_easy_strerror(c) : "HTTP error",
                                      (unsigned long long)d);
-                        sleep_ms(d);
+                        img__reg_sleep_ms(d);
                         continue;
                 }
                 if (c != CURLE_OK)
@@ -614,8 +401,14 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
                                             "GET %s: %s", url,
                                             c == CURLE_ABORTED_BY_CALLBACK ? "stalled"
                                                                            : curl_easy_strerror(c));
-                int e = code == 404 ? ENOENT : code == 401 || code == 403 ? EACCES : EIO;
-                return cc_error_set(err, e, "GET %s: HTTP %ld%s", url, code, etext);
+                if (code == 401 || code == 403) {
+                        _cleanup_free_ char *what = NULL;
+                        return asprintf(&what, "GET %s", url) < 0
+                                       ? -ENOMEM
+                                       : img__reg_refused(r, code, what, etext, err);
+                }
+                return cc_error_set(err, code == 404 ? ENOENT : EIO, "GET %s: HTTP %ld%s", url,
+                                    code, etext);
         }
 }
 
@@ -650,291 +443,6 @@ int img__registry_get_signatures(struct img_registry *r, const char *digest, cha
                      digest) < 0)
                 return -ENOMEM;
         return get_url(r, url, NULL, 4 << 20, ret_buf, ret_len, NULL, NULL, err);
-}
-
-/* ---- streaming blob reader ---- */
-
-struct img_blob {
-        struct img_registry *r;
-        char digest[72];
-        uint64_t size;
-        char *url;
-        CURLM *multi;
-        CURL *easy;
-        struct curl_slist *hdrs;
-        struct resp resp;
-        struct stall stall;
-        EVP_MD_CTX *md;
-
-        uint8_t *buf;
-        size_t have;
-        bool paused, done, eof;
-        CURLcode result;
-
-        uint64_t offset;   /* bytes delivered (and hashed) so far */
-        uint64_t req_from; /* Range start of the current request */
-        uint64_t skip;     /* bytes to drop when a server ignored Range */
-        bool started;      /* first body byte of the current response seen */
-        long code;
-        bool overflow, bad_range;
-        char errbody[1024];
-        size_t errlen;
-        unsigned attempt;
-        bool auth_done;
-        uint64_t ns_digest;
-};
-
-static size_t blob_write_cb(char *data, size_t size, size_t n, void *userdata)
-{
-        struct img_blob *b = userdata;
-        size_t len = size * n;
-        if (!b->started) {
-                b->started = true;
-                curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &b->code);
-                if (b->code == 200 && b->req_from > 0) {
-                        b->skip = b->req_from;
-                } else if (b->code == 206) {
-                        unsigned long long from = 0;
-                        if (!b->resp.content_range ||
-                            sscanf(b->resp.content_range, "bytes %llu-", &from) != 1 ||
-                            from != b->req_from) {
-                                b->bad_range = true;
-                                return 0;
-                        }
-                }
-        }
-        if (b->code != 200 && b->code != 206) {
-                size_t k = CC_MIN(len, sizeof(b->errbody) - 1 - b->errlen);
-                memcpy(b->errbody + b->errlen, data, k);
-                b->errlen += k;
-                return len;
-        }
-        if (b->have > 0) {
-                b->paused = true;
-                return CURL_WRITEFUNC_PAUSE;
-        }
-        if (b->skip) {
-                size_t k = (size_t)CC_MIN((uint64_t)len, b->skip);
-                b->skip -= k;
-                data += k;
-                len -= k;
-                if (len == 0)
-                        return size * n;
-        }
-        if (b->offset + len > b->size) {
-                b->overflow = true;
-                return 0;
-        }
-        if (len > CHUNK_SIZE) {
-                /* libcurl hands at most CURLOPT_BUFFERSIZE per call; anything else is a bug. */
-                b->overflow = true;
-                return 0;
-        }
-        uint64_t t0 = img__now_ns();
-        EVP_DigestUpdate(b->md, data, len);
-        b->ns_digest += img__now_ns() - t0;
-        memcpy(b->buf, data, len);
-        b->have = len;
-        b->offset += len;
-        return size * n;
-}
-
-static int blob_start(struct img_blob *b)
-{
-        if (b->easy) {
-                curl_multi_remove_handle(b->multi, b->easy);
-                curl_easy_cleanup(b->easy);
-        }
-        curl_slist_free_all(b->hdrs);
-        resp_done(&b->resp);
-        b->easy = curl_easy_init();
-        if (!b->easy)
-                return -ENOMEM;
-        b->req_from = b->offset;
-        b->skip = 0;
-        b->started = false;
-        b->code = 0;
-        b->errlen = 0;
-        b->done = false;
-        b->paused = false;
-        b->bad_range = false;
-        b->hdrs = request_headers(b->r, NULL, b->req_from);
-        b->stall = (struct stall){.limit_ms = b->r->stall_ms};
-        easy_common(b->r, b->easy, b->url, &b->resp, &b->stall);
-        curl_easy_setopt(b->easy, CURLOPT_HTTPHEADER, b->hdrs);
-        curl_easy_setopt(b->easy, CURLOPT_BUFFERSIZE, (long)CHUNK_SIZE);
-        curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, blob_write_cb);
-        curl_easy_setopt(b->easy, CURLOPT_WRITEDATA, b);
-        stall_reset(&b->stall);
-        if (curl_multi_add_handle(b->multi, b->easy) != CURLM_OK)
-                return -ENOMEM;
-        return 0;
-}
-
-int img__blob_open(struct img_registry *r, const char *digest, int64_t size, struct img_blob **ret,
-                   struct cc_error **err)
-{
-        if (!img__digest_valid(digest) || size < 0)
-                return cc_error_set(err, EINVAL, "blob: bad descriptor");
-        struct img_blob *b = calloc(1, sizeof(*b));
-        if (!b)
-                return -ENOMEM;
-        b->r = r;
-        snprintf(b->digest, sizeof(b->digest), "%s", digest);
-        b->size = (uint64_t)size;
-        b->buf = malloc(CHUNK_SIZE);
-        b->md = EVP_MD_CTX_new();
-        b->multi = curl_multi_init();
-        if (asprintf(&b->url, "%s://%s/v2/%s/blobs/%s", r->scheme, r->host, r->repo, digest) < 0)
-                b->url = NULL;
-        if (!b->buf || !b->md || !b->multi || !b->url ||
-            !EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) || blob_start(b) < 0) {
-                img__blob_free(b);
-                return -ENOMEM;
-        }
-        *ret = b;
-        return 0;
-}
-
-struct img_blob *img__blob_free(struct img_blob *b)
-{
-        if (!b)
-                return NULL;
-        if (b->easy) {
-                curl_multi_remove_handle(b->multi, b->easy);
-                curl_easy_cleanup(b->easy);
-        }
-        if (b->multi)
-                curl_multi_cleanup(b->multi);
-        curl_slist_free_all(b->hdrs);
-        resp_done(&b->resp);
-        EVP_MD_CTX_free(b->md);
-        free(b->buf);
-        free(b->url);
-        free(b);
-        return NULL;
-}
-
-uint64_t img__blob_digest_ns(const struct img_blob *b)
-{
-        return b->ns_digest;
-}
-
-uint64_t img__blob_offset(const struct img_blob *b)
-{
-        return b->offset;
-}
-
-/* Decides what a finished request means: EOF, retry (returns 1), or an error. */
-static int blob_finished(struct img_blob *b, struct cc_error **err)
-{
-        CURLcode c = b->result;
-        long code = b->code;
-        if (!b->started)
-                curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (b->overflow)
-                return cc_error_set(err, EBADMSG, "blob %s: larger than its descriptor (%llu)",
-                                    b->digest, (unsigned long long)b->size);
-        if (b->bad_range)
-                return cc_error_set(err, EPROTO, "blob %s: server answered a different range",
-                                    b->digest);
-        if (c == CURLE_OK && (code == 200 || code == 206 || (code == 0 && b->size == 0))) {
-                if (b->offset == b->size) {
-                        char got[72];
-                        img__digest_final(b->md, got);
-                        if (strcmp(got, b->digest))
-                                return cc_error_set(err, EBADMSG,
-                                                    "blob %s: digest mismatch (got %s)", b->digest,
-                                                    got);
-                        b->eof = true;
-                        return 0;
-                }
-                /* Ended early without a transport error: treat as a broken transfer. */
-                c = CURLE_PARTIAL_FILE;
-        }
-        if (c == CURLE_OK && code == 401 && !b->auth_done && b->resp.www_auth) {
-                b->auth_done = true;
-                _cleanup_free_ char *www = strdup(b->resp.www_auth);
-                int q = www ? authorize(b->r, www, err) : -ENOMEM;
-                return q < 0 ? q : 1;
-        }
-        bool transient = c != CURLE_OK ? curl_transient(c) : http_transient(code);
-        if (transient && b->attempt < b->r->retries) {
-                uint64_t d = retry_delay_ms(c == CURLE_OK ? b->resp.retry_after : NULL, b->attempt);
-                cc_log_debug("blob %s: %s at %llu/%llu bytes, retry %u in %llu ms", b->digest,
-                             c != CURLE_OK ? curl_easy_strerror(c) : "HTTP error",
-                             (unsigned long long)b->offset, (unsigned long long)b->size,
-                             b->attempt + 1, (unsigned long long)d);
-                b->attempt++;
-                sleep_ms(d);
-                return 1;
-        }
-        if (c == CURLE_PARTIAL_FILE)
-                return cc_error_set(err, EPIPE, "blob %s: truncated at %llu of %llu bytes",
-                                    b->digest, (unsigned long long)b->offset,
-                                    (unsigned long long)b->size);
-        if (c != CURLE_OK)
-                return cc_error_set(err, c == CURLE_ABORTED_BY_CALLBACK ? ETIMEDOUT : EIO,
-                                    "blob %s: %s", b->digest,
-                                    c == CURLE_ABORTED_BY_CALLBACK ? "transfer stalled"
-                                                                   : curl_easy_strerror(c));
-        char etext[256];
-        error_text(b->errbody, b->errlen, etext, sizeof(etext));
-        return cc_error_set(err,
-                            code == 404                  ? ENOENT
-                            : code == 401 || code == 403 ? EACCES
-                                                         : EIO,
-                            "blob %s: HTTP %ld%s", b->digest, code, etext);
-}
-
-int img__blob_next(struct img_blob *b, const uint8_t **ret, size_t *ret_len, struct cc_error **err)
-{
-        b->have = 0;
-        for (;;) {
-                if (b->eof) {
-                        *ret = b->buf;
-                        *ret_len = 0;
-                        return 0;
-                }
-                if (b->have) {
-                        *ret = b->buf;
-                        *ret_len = b->have;
-                        return 0;
-                }
-                if (b->paused) {
-                        /* The consumer took the chunk: time spent there is not a stall. */
-                        b->paused = false;
-                        stall_reset(&b->stall);
-                        curl_easy_pause(b->easy, CURLPAUSE_CONT);
-                        continue;
-                }
-                if (b->done) {
-                        int r = blob_finished(b, err);
-                        if (r < 0)
-                                return r;
-                        if (r == 0)
-                                continue;
-                        r = blob_start(b);
-                        if (r < 0)
-                                return cc_error_set(err, -r, "blob %s: restart", b->digest);
-                        continue;
-                }
-                int running = 0;
-                CURLMcode mc = curl_multi_perform(b->multi, &running);
-                if (mc != CURLM_OK)
-                        return cc_error_set(err, EIO, "blob %s: %s", b->digest,
-                                            curl_multi_strerror(mc));
-                CURLMsg *msg;
-                int left;
-                while ((msg = curl_multi_info_read(b->multi, &left)))
-                        if (msg->msg == CURLMSG_DONE) {
-                                b->done = true;
-                                b->result = msg->data.result;
-                        }
-                if (b->have || b->done || b->paused)
-                        continue;
-                curl_multi_poll(b->multi, NULL, 0, 200, NULL);
-        }
 }
 
 /* ---- uploads (cc-image-encrypt pushes through the same client and credentials) ---- */
@@ -981,21 +489,21 @@ static int send_request(struct img_registry *r, const char *method, const char *
                 CURL *h = curl_easy_init();
                 if (!h)
                         return -ENOMEM;
-                struct resp resp = {0};
-                struct stall st = {.limit_ms = r->stall_ms};
-                struct body b = {.max = 64 * 1024};
-                struct curl_slist *hl = request_headers(r, NULL, 0), *t;
+                struct img_reg_resp resp = {0};
+                struct img_reg_stall st = {.limit_ms = r->stall_ms};
+                struct img_reg_body b = {.max = 64 * 1024};
+                struct curl_slist *hl = img__reg_request_headers(r, NULL, 0), *t;
                 char ct[160];
                 if (content_type) {
                         snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
                         if ((t = curl_slist_append(hl, ct)))
                                 hl = t;
                 }
-                easy_common(r, h, url, &resp, &st);
+                img__reg_easy_common(r, h, url, &resp, &st);
                 curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
                 curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, img__reg_body_cb);
                 curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
                 if (up) {
                         up->off = 0;
@@ -1010,25 +518,25 @@ static int send_request(struct img_registry *r, const char *method, const char *
                 } else if (!strcmp(method, "HEAD")) {
                         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
                 }
-                stall_reset(&st);
+                img__reg_stall_reset(&st);
                 CURLcode c = curl_easy_perform(h);
                 long code = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
                 curl_easy_cleanup(h);
                 curl_slist_free_all(hl);
                 char etext[256];
-                error_text(b.buf, b.len, etext, sizeof(etext));
+                img__reg_error_text(b.buf, b.len, etext, sizeof(etext));
                 free(b.buf);
                 _cleanup_free_ char *www = TAKE_PTR(resp.www_auth);
                 _cleanup_free_ char *loc = TAKE_PTR(resp.location);
-                resp_done(&resp);
+                img__reg_resp_done(&resp);
                 if (c != CURLE_OK)
                         return cc_error_set(err, EIO, "%s %s: %s", method, url,
                                             up && up->failed ? "reading the blob failed"
                                                              : curl_easy_strerror(c));
                 if (code == 401 && !auth_done && www) {
                         auth_done = true;
-                        int q = authorize(r, www, err);
+                        int q = img__reg_authorize(r, www, err);
                         if (q < 0)
                                 return q;
                         continue;
@@ -1044,9 +552,15 @@ static int send_request(struct img_registry *r, const char *method, const char *
                                 *ret_location = TAKE_PTR(loc);
                         }
                 }
+                if (code == 401 || code == 403) {
+                        _cleanup_free_ char *what = NULL;
+                        return asprintf(&what, "%s %s", method, url) < 0
+                                       ? -ENOMEM
+                                       : img__reg_refused(r, code, what, etext, err);
+                }
                 if (code >= 300)
-                        return cc_error_set(err, code == 401 || code == 403 ? EACCES : EIO,
-                                            "%s %s: HTTP %ld%s", method, url, code, etext);
+                        return cc_error_set(err, EIO, "%s %s: HTTP %ld%s", method, url, code,
+                                            etext);
                 return 0;
         }
 }

@@ -138,10 +138,12 @@ int main(int argc, char **argv)
         if (wait_s) {
                 /* What every pull sets up first, done while nobody waits for it. */
                 img_prepare();
+                agent_image_pull_prepare(&req);
                 struct pollfd p = {.fd = CHAN, .events = POLLIN};
                 int n = poll(&p, 1, (int)(wait_s > 3600 ? 3600 : wait_s) * 1000);
                 if (n == 0) {
                         cc_log_debug("spare helper: no pull within %u s", wait_s);
+                        agent_image_pull_unprepare();
                         return 0;
                 }
         }

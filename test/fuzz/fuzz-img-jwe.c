@@ -1,6 +1,7 @@
 /*
  * Fuzz target: JWE parsing and key unwrapping (ocicrypt's org.opencontainers.image.enc.keys.jwe
- * payloads) with fixed test keys, plus the WWW-Authenticate challenge parser. The keys below
+ * payloads) with fixed test keys, plus the WWW-Authenticate challenge parser and the
+ * containers-auth.json lookup (registry credentials a KBS releases). The keys below
  * are throwaway test keys that only this fuzzer uses; the seed corpus holds JWEs made for them
  * (flattened RSA-OAEP, flattened ECDH-ES+A256KW, general form with two recipients), so the
  * fuzzer starts from inputs that decrypt.
@@ -58,6 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(realm);
         free(service);
         free(scope);
+        char *creds = NULL;
+        if (img__auth_json_lookup(s, strlen(s), "h", &creds) == 0)
+                free(creds);
         free(s);
         return 0;
 }

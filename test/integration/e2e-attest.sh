@@ -14,14 +14,43 @@
 #     create_container_timeout; the next pod works once the KBS is back;
 #   - the initdata disk changed by the host after the shim took its digest (a VMM wrapper edits
 #     it): RunPodSandbox fails with both digests named, in seconds;
+#   - registry credentials from the KBS (cdh.toml [image] authenticated_registry_credentials_uri,
+#     an auth.json resource released after attestation): a registry with htpasswd (bcrypt) Basic
+#     auth, the pod's user known to the guest only (the node's containerd pulls the metadata as
+#     another user, as a kubelet's pull secret would); with them the image runs, without them or
+#     with a wrong password the container fails naming the registry and its 401; the pod's
+#     password is in no file or log of the host but the KBS's store;
 #   - no plaintext layer, no secret and no KEK under containerd's, the snapshotter's or the
 #     shim's directories; nothing left.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 e2e_start --built "$SNAP_BIN" --built "$BUILD/cc-kbs" --built "$BUILD/cc-image-encrypt" --built "$BUILD/cc-kbc" \
-        --tool openssl
+        --tool openssl --tool htpasswd
 e2e_bridge_precreate
 e2e_registry "$E2E_GW"
+# The private registry: htpasswd (bcrypt) Basic auth. `node` is what the host's containerd pulls
+# the manifest and config with; the pod's user and password reach the guest from the KBS only.
+RUSER=pod-$RANDOM RPASS=pod-pw-$$-$RANDOM$RANDOM NPASS=node-pw-$RANDOM
+mkdir -p "$CC_TMP/registry2"
+htpasswd -cbB "$CC_TMP/registry2/htpasswd" node "$NPASS" 2>/dev/null &&
+        htpasswd -bB "$CC_TMP/registry2/htpasswd" "$RUSER" "$RPASS" 2>/dev/null || cc_fail "htpasswd"
+REG2=$E2E_GW:$(snap_free_port "$E2E_GW")
+cat >"$CC_TMP/registry2/config.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $CC_TMP/registry2/data
+http:
+  addr: $REG2
+auth:
+  htpasswd:
+    realm: cc-e2e
+    path: $CC_TMP/registry2/htpasswd
+YML
+cc_bg registry2 docker-registry serve "$CC_TMP/registry2/config.yml"
+cc_wait_for 20 /usr/bin/python3 -c "import socket; socket.create_connection(('${REG2%:*}', ${REG2#*:}))" || cc_fail "registry2"
 e2e_cni
 KBS=$(realpath "$BUILD/cc-kbs")
 D=$CC_TMP/kbs
@@ -100,6 +129,37 @@ IMAGE=$REG/kbs/app:1
 n_enc=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" | grep -o '+encrypted' | wc -l)
 [ "$n_enc" -ge 2 ] && ok "cc-image-encrypt: $n_enc layers encrypted, KEK stored in the KBS only" || cc_fail "encrypted layers: $n_enc"
 
+# The private image (busybox and its own marker) in the authenticated registry; the pod's
+# auth.json in the KBS, and one with a wrong password.
+MARK2="cc-e2e-private-$$-$RANDOM"
+umoci unpack --image "$CC_TMP/app:latest" "$CC_TMP/bundle2" >/dev/null
+echo "$MARK2" >"$CC_TMP/bundle2/rootfs/secret.txt"
+umoci repack --image "$CC_TMP/app:priv" "$CC_TMP/bundle2" >/dev/null
+rm -rf "$CC_TMP/bundle2"
+skopeo copy -q --insecure-policy --dest-tls-verify=false --dest-creds "node:$NPASS" "oci:$CC_TMP/app:priv" \
+        "docker://$REG2/private/app:1" >"$CC_TMP/skopeo2.log" 2>&1 || { cat "$CC_TMP/skopeo2.log"; cc_fail "skopeo copy to $REG2"; }
+authjson() { printf '{"auths":{"%s":{"auth":"%s"}}}' "$REG2" "$(printf %s "$1" | base64 -w0)"; }
+authjson "$RUSER:$RPASS" >"$D/auth.json"
+authjson "$RUSER:not-$RPASS" >"$D/auth-wrong.json"
+admin resource set default/credential/reg "$D/auth.json" >/dev/null &&
+        admin resource set default/credential/wrong "$D/auth-wrong.json" >/dev/null || cc_fail "resource set"
+REGLINE='[image]
+authenticated_registry_credentials_uri = "kbs:///default/credential'
+initdata "$D/initdata-reg.toml" "$REGLINE/reg\""
+initdata "$D/initdata-wrong.toml" "$REGLINE/wrong\""
+ANNO_REG=$(anno "$D/initdata-reg.toml")
+ANNO_WRONG=$(anno "$D/initdata-wrong.toml")
+DIGEST_REG=$("$BUILD/cc-kbc" initdata "$D/initdata-reg.toml" | sed -n 's/^digest //p')
+DIGEST_WRONG=$("$BUILD/cc-kbc" initdata "$D/initdata-wrong.toml" | sed -n 's/^digest //p')
+cat >>"$D/policy.toml" <<TOML
+[[rule]]
+resources = ["default/credential/*"]
+tee = ["sample"]
+init_data = ["$DIGEST_REG", "$DIGEST_WRONG"]
+allow = true
+TOML
+admin policy set "$D/policy.toml" >/dev/null || cc_fail "policy set (credentials)"
+
 # Handlers: kata-attest (the installed configuration, cc_init_data enabled) and kata-tamper (the
 # same with a VMM wrapper that changes the initdata disk before QEMU starts).
 cat >"$CC_TMP/qemu-tamper" <<SH
@@ -110,7 +170,12 @@ done
 exec $(command -v qemu-system-x86_64) "\$@"
 SH
 chmod +x "$CC_TMP/qemu-tamper"
-E2E_NODE_EXTRA=""
+E2E_NODE_EXTRA="
+  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"$REG2\"]
+    endpoint = [\"http://$REG2\"]
+  [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"$REG2\".auth]
+    username = \"node\"
+    password = \"$NPASS\""
 for h in attest tamper; do
         E2E_NODE_EXTRA+="
     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-$h]
@@ -123,7 +188,8 @@ done
 e2e_pause_image pause:1
 e2e_installed_node
 sed -e 's|^enable_annotations = .*|enable_annotations = ["cc_init_data"]|' \
-        -e 's|^create_container_timeout = .*|create_container_timeout = 60|' "$E2E_CFG" >"$CC_TMP/configuration-qemu-attest.toml"
+        -e 's|^create_container_timeout = .*|create_container_timeout = 60|' \
+        -e "s|agent.image_insecure=$REG|agent.image_insecure=$REG,$REG2|" "$E2E_CFG" >"$CC_TMP/configuration-qemu-attest.toml"
 grep -q '^enable_annotations = \["cc_init_data"\]' "$CC_TMP/configuration-qemu-attest.toml" || cc_fail "enable_annotations"
 sed -e "s|^path = .*|path = \"$CC_TMP/qemu-tamper\"|" -e 's|^valid_hypervisor_paths = .*||' \
         "$CC_TMP/configuration-qemu-attest.toml" >"$CC_TMP/configuration-qemu-tamper.toml"
@@ -215,6 +281,39 @@ elif [[ "$err" == *"initdata was changed after launch: the disk's digest is sha3
 else
         fail "tampered initdata: $err"
 fi
+
+# --- 5. registry credentials from the KBS ------------------------------------------------------------
+ref=$(cri pull "$REG2/private/app:1" 2>"$CC_TMP/pull2.err" | jget '["image_ref"]')
+case "$ref" in sha256:*) ok "CRI PullImage from the private registry (metadata, as the node's user)" ;; *) cc_fail "PullImage $REG2: $(cat "$CC_TMP/pull2.err")" ;; esac
+IMAGE_ENC=$IMAGE IMAGE=$REG2/private/app:1
+if kbs_pod reg-pod kata-attest "$ANNO_REG" c6; then
+        ok "StartContainer: the guest pulled from $REG2 with the auth.json the KBS released"
+else
+        fail "StartContainer with registry credentials: $(cat "$CC_TMP/c6.start.err" "$CC_TMP/reg-pod.runp.err" 2>/dev/null)"
+fi
+PODS+=("$P") CTRS+=("$C")
+cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/reg-pod/c6.log" &&
+        ok "CRI log: the private image's marker" || fail "log: $(cat "$CC_TMP/logs/reg-pod/c6.log" 2>&1)"
+grep -q "GET path=/kbs/v0/resource/default/credential/reg status=200" "$CC_TMP/kbs.log" &&
+        ok "KBS log: the credentials resource released" || fail "KBS log lacks the credentials GET"
+# Without credentials (initdata A names none) and with a wrong password.
+for t in "nocreds-pod|$ANNO_A|c7|HTTP 401, it requires credentials \\(Basic\\) and the pull has none for this registry" \
+        "wrong-pod|$ANNO_WRONG|c8|HTTP 401 on GET http://$REG2/v2/private/app/manifests/sha256:[0-9a-f]{64}: UNAUTHORIZED: authentication required \\(the credentials were refused\\)"; do
+        IFS='|' read -r pod anno cn want <<<"$t"
+        if kbs_pod "$pod" kata-attest "$anno" "$cn"; then
+                fail "$pod: StartContainer succeeded"
+        else
+                st=$(status_of "$C")
+                grep -qE "registry $REG2: $want" <<<"$st" && ok "$pod: ContainerStatus ...registry ${st#*registry }" ||
+                        fail "$pod: $st / $(cat "$CC_TMP/$cn.start.err")"
+        fi
+        PODS+=("$P") CTRS+=("$C")
+done
+IMAGE=$IMAGE_ENC
+hits=$(grep -rlF -e "$RPASS" -e "$(printf %s "$RUSER:$RPASS" | base64 -w0)" "$CTRD_ROOT" "$SNAP_ROOT" "$CTRD_DIR/state" \
+        "$CC_SHIM_RUN_DIR" "$E2E_NODE" "$CC_TMP"/*.log "$CC_TMP/logs" 2>/dev/null | grep -v "/kbs\(-1\)\?.log$" | head -3)
+[ -z "$hits" ] && ok "the pod's registry password is in no file or log of containerd, the snapshotter, the shim or the node" ||
+        fail "the pod's registry password on the host: $hits"
 
 # --- the host holds nothing decrypted, no KEK --------------------------------------------------------
 out=$(e2e_node_check "$IMAGE") && ok "the host holds no layer of the encrypted image:" || fail "node check:"

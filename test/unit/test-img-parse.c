@@ -209,6 +209,56 @@ static void test_auth_parse(void **state)
         free(scheme), free(realm), free(service), free(scope);
 }
 
+/* containers-auth.json lookups: the credentials the guest gets from a KBS resource. */
+static void test_auth_json(void **state)
+{
+        /* dXNlcjpwYXNz = user:pass, b3RoZXI6c2VjcmV0 = other:secret */
+        const char *doc = "{\"auths\":{\"10.0.2.2:5000\":{\"auth\":\"dXNlcjpwYXNz\"},"
+                          "\"docker.io\":{\"auth\":\"b3RoZXI6c2VjcmV0\"},"
+                          "\"tok.example\":{\"identitytoken\":\"x\"}}}";
+        char *c = NULL;
+        assert_int_equal(img__auth_json_lookup(doc, strlen(doc), "10.0.2.2:5000", &c), 0);
+        assert_string_equal(c, "user:pass");
+        free(c);
+        assert_int_equal(img__auth_json_lookup(doc, strlen(doc), "registry-1.docker.io", &c), 0);
+        assert_string_equal(c, "other:secret");
+        free(c);
+        /* Not named, or an entry without "auth": no credentials, not an error. */
+        assert_int_equal(img__auth_json_lookup(doc, strlen(doc), "10.0.2.2:5001", &c), 0);
+        assert_null(c);
+        assert_int_equal(img__auth_json_lookup(doc, strlen(doc), "tok.example", &c), 0);
+        assert_null(c);
+        assert_int_equal(img__auth_json_lookup("{}", 2, "h", &c), 0);
+        assert_null(c);
+        /* Not a credential: bad base64, no ':', a NUL inside, a number, auths not an object,
+         * not JSON. */
+        const char *bad[] = {
+                "{\"auths\":{\"h\":{\"auth\":\"*\"}}}",
+                "{\"auths\":{\"h\":{\"auth\":\"dXNlcg==\"}}}",
+                "{\"auths\":{\"h\":{\"auth\":\"dQA6cA==\"}}}",
+                "{\"auths\":{\"h\":{\"auth\":1}}}",
+                "{\"auths\":[]}",
+                "{\"auths\":",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(img__auth_json_lookup(bad[i], strlen(bad[i]), "h", &c), -EINVAL);
+                assert_null(c);
+        }
+        /* In memory first, then the file; errors name where the document came from. */
+        struct img_pull_opts o = {.auth_json = doc,
+                                  .auth_json_len = strlen(doc),
+                                  .auth_json_from = "kbs:///default/credential/test"};
+        struct cc_error *err = NULL;
+        assert_int_equal(img__auth_creds(&o, "10.0.2.2:5000", &c, &err), 0);
+        assert_string_equal(c, "user:pass");
+        free(c);
+        o.auth_json = bad[1];
+        o.auth_json_len = strlen(bad[1]);
+        assert_int_equal(img__auth_creds(&o, "h", &c, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "kbs:///default/credential/test"));
+        cc_error_free(err);
+}
+
 static void test_b64(void **state)
 {
         uint8_t *out;
@@ -237,6 +287,7 @@ int main(void)
                 cmocka_unit_test(test_ref),        cmocka_unit_test(test_manifest),
                 cmocka_unit_test(test_index),      cmocka_unit_test(test_config),
                 cmocka_unit_test(test_auth_parse), cmocka_unit_test(test_b64),
+                cmocka_unit_test(test_auth_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* cmocka.h needs these first. */
 /* clang-format off */
@@ -19,6 +20,7 @@
 /* clang-format on */
 
 #include "guest-agent/attest/kbc.h"
+#include "guest-agent/image/image.h"
 
 /* V1: the TEE EC key. */
 static const char v1_pem[] = "-----BEGIN PRIVATE KEY-----\n"
@@ -430,6 +432,124 @@ static void test_resource_path(void **state)
 }
 
 /* SNP: a report built from the documented layout (V13 offsets) becomes the sev crate's JSON. */
+/* A stand-in KBS broker: one resource, counting the requests. */
+static const char creds_doc[] = "{\"auths\":{\"10.0.2.2:5000\":{\"auth\":\"dTpw\"}}}";
+static int fake_calls;
+static int fake_resource(void *data, const char *uri, uint8_t **ret, size_t *ret_len,
+                         struct cc_error **err)
+{
+        fake_calls++;
+        if (strcmp(uri, "kbs:///default/credential/reg"))
+                return cc_error_set(err, ENOENT, "no resource %s", uri);
+        *ret = (uint8_t *)strdup(creds_doc);
+        *ret_len = strlen(creds_doc);
+        return 0;
+}
+
+static struct kbc_initdata *creds_initdata(const char *uri)
+{
+        char toml[512];
+        snprintf(toml, sizeof(toml),
+                 "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"cdh.toml\" = \"\"\"\n"
+                 "[kbc]\nname = \"cc_kbc\"\nurl = \"http://10.0.2.2:8080\"\n[image]\n"
+                 "authenticated_registry_credentials_uri = \"%s\"\n\"\"\"\n",
+                 uri);
+        struct kbc_initdata *d = NULL;
+        assert_int_equal(kbc_initdata_parse(toml, strlen(toml), &d, NULL), 0);
+        return d;
+}
+
+/* CDH's [image] authenticated_registry_credentials_uri: the auth.json from the KBS broker, a
+ * guest file, or a clear error. */
+static void test_registry_credentials(void **state)
+{
+        struct img_key_broker kb = {.name = "kbs", .resource = fake_resource};
+        char *doc = NULL, *uri = NULL;
+        size_t len = 0;
+        struct cc_error *err = NULL;
+        struct kbc_initdata *d = creds_initdata("kbs:///default/credential/reg");
+        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_int_equal(fake_calls, 1);
+        assert_int_equal(len, strlen(creds_doc));
+        assert_string_equal(doc, creds_doc);
+        assert_string_equal(uri, "kbs:///default/credential/reg");
+        free(doc), free(uri);
+        /* No KBS to ask: the error names the URI and what is missing. */
+        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "kbs:///default/credential/reg: no KBS"));
+        cc_error_free(err), err = NULL;
+        kbc_initdata_free(d);
+        /* The KBS has no such resource: its error, wrapped with the URI. */
+        d = creds_initdata("kbs:///default/credential/other");
+        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "registry credentials kbs:///default/"
+                                                      "credential/other: no resource"));
+        cc_error_free(err), err = NULL;
+        kbc_initdata_free(d);
+        /* A guest file. */
+        char path[] = "/tmp/test-kbc-auth.XXXXXX", furi[64];
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, creds_doc, strlen(creds_doc)), (ssize_t)strlen(creds_doc));
+        close(fd);
+        snprintf(furi, sizeof(furi), "file://%s", path);
+        d = creds_initdata(furi);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), 0);
+        assert_string_equal(doc, creds_doc);
+        free(doc), free(uri);
+        unlink(path);
+        kbc_initdata_free(d);
+        /* Neither scheme. */
+        d = creds_initdata("https://example.org/auth.json");
+        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -EINVAL);
+        assert_non_null(strstr(cc_error_message(err), "neither kbs:/// nor file:///"));
+        cc_error_free(err), err = NULL;
+        kbc_initdata_free(d);
+        /* Not named: nothing, no request. */
+        const char *plain = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n";
+        assert_int_equal(kbc_initdata_parse(plain, strlen(plain), &d, NULL), 0);
+        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_null(doc);
+        assert_null(uri);
+        assert_int_equal(fake_calls, 2);
+        kbc_initdata_free(d);
+}
+
+/* The cdh.toml/aa.toml keys this guest does not apply are named, the applied ones are not. */
+static void test_initdata_ignored(void **state)
+{
+        const char *toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                           "\"cdh.toml\" = \"\"\"\nsocket = \"unix:///run/cdh.sock\"\n[kbc]\n"
+                           "name = \"cc_kbc\"\nurl = \"http://10.0.2.2:8080\"\n[image]\n"
+                           "authenticated_registry_credentials_uri = \"kbs:///a/b/c\"\n"
+                           "max_concurrent_layer_downloads_per_image = 1\n\"\"\"\n"
+                           "\"aa.toml\" = \"\"\"\n[token_configs.kbs]\nurl = \"http://x\"\n"
+                           "[eventlog_config]\nenable_eventlog = false\n\"\"\"\n";
+        struct kbc_initdata *d = NULL;
+        struct cc_error *err = NULL;
+        char *list = NULL;
+        assert_int_equal(kbc_initdata_parse(toml, strlen(toml), &d, &err), 0);
+        assert_int_equal(kbc_initdata_ignored(d, &list, &err), 0);
+        assert_string_equal(list, "cdh.toml:socket, "
+                                  "cdh.toml:image.max_concurrent_layer_downloads_per_image, "
+                                  "aa.toml:eventlog_config.enable_eventlog");
+        free(list);
+        kbc_initdata_free(d);
+        const char *plain = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                            "\"cdh.toml\" = \"[kbc]\\nurl = \\\"http://x\\\"\"\n";
+        assert_int_equal(kbc_initdata_parse(plain, strlen(plain), &d, &err), 0);
+        assert_int_equal(kbc_initdata_ignored(d, &list, &err), 0);
+        assert_null(list);
+        kbc_initdata_free(d);
+        const char *bad = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n"
+                          "\"cdh.toml\" = \"[kbc\"\n";
+        assert_int_equal(kbc_initdata_parse(bad, strlen(bad), &d, &err), 0);
+        assert_true(kbc_initdata_ignored(d, &list, &err) < 0);
+        assert_non_null(strstr(cc_error_message(err), "initdata cdh.toml"));
+        cc_error_free(err);
+        kbc_initdata_free(d);
+}
+
 static void test_snp_evidence(void **state)
 {
         uint8_t r[KBC_SNP_REPORT_SIZE] = {0};
@@ -553,6 +673,8 @@ int main(void)
                 cmocka_unit_test(test_resource_path),
                 cmocka_unit_test(test_snp_evidence),
                 cmocka_unit_test(test_tdx_quote),
+                cmocka_unit_test(test_registry_credentials),
+                cmocka_unit_test(test_initdata_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

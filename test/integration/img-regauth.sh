@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Registry credentials (issue 13): the real registry (Debian's docker-registry) with htpasswd
+# (bcrypt) Basic auth on loopback, pulled by cc-image-pull with a containers-auth.json, the
+# document a KBS releases to the guest (the guest's own run is e2e-attest.sh):
+#   - the right credentials: the image pulls;
+#   - wrong credentials, and none: the pull fails naming the registry, the 401 and which of
+#     the two it was; nothing is published to the store.
+# The Bearer token flow with credentials is img-faults.sh's (a token server in front).
+set -u
+. "$(dirname "$0")/img-lib.sh"
+command -v htpasswd >/dev/null || { echo "htpasswd not installed (apache2-utils)"; exit 77; }
+img_setup
+
+user=pod-$RANDOM pass=pw-$RANDOM-$RANDOM
+htpasswd -cbB "$T/htpasswd" "$user" "$pass" 2>/dev/null || fail "htpasswd"
+img_registry authreg "auth:
+  htpasswd:
+    realm: cc-test
+    path: $T/htpasswd"
+AREG=127.0.0.1:$REG_PORT
+src=$T/src
+mkdir -p "$src/etc"
+echo "behind basic auth" >"$src/etc/motd"
+img_build "$T/oci" v1 "$src"
+skopeo copy -q --insecure-policy --dest-tls-verify=false --dest-creds "$user:$pass" "oci:$T/oci:v1" \
+        "docker://$AREG/private/app:1" >"$T/skopeo.log" 2>&1 || { cat "$T/skopeo.log"; fail "skopeo copy"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$AREG/v2/private/app/manifests/1")
+[ "$code" = 401 ] && echo "ok  the registry refuses an anonymous manifest GET (HTTP $code)" || fail "anonymous GET: $code"
+
+authjson() { printf '{"auths":{"%s":{"auth":"%s"}}}' "$AREG" "$(printf %s "$1" | base64 -w0)" >"$2"; }
+mkdir -p "$T/good" "$T/wrong" "$T/none" "$T/other" "$T/bad"
+authjson "$user:$pass" "$T/good.json"
+authjson "$user:wrong" "$T/wrong.json"
+authjson "other:$pass" "$T/other-host.json"
+sed -i "s/$AREG/127.0.0.1:1/" "$T/other-host.json"
+
+"$PULL" --insecure --no-owners --authfile "$T/good.json" "$AREG/private/app:1" "$T/good" >"$T/out" 2>"$T/err" ||
+        { cat "$T/err"; fail "pull with the right credentials"; }
+[ "$(cat "$T/good/rootfs/etc/motd" 2>/dev/null || find "$T/good" -name motd -exec cat {} \; | head -n1)" = "behind basic auth" ] &&
+        echo "ok  pull with the auth.json's credentials" || fail "pulled content: $(find "$T/good" | head)"
+
+expect_fail "wrong credentials" "registry $AREG: HTTP 401 on GET http://$AREG/v2/private/app/manifests/1.*the credentials were refused" \
+        "$PULL" --insecure --no-owners --authfile "$T/wrong.json" "$AREG/private/app:1" "$T/wrong"
+assert_clean_store "$T/wrong/store"
+expect_fail "no credentials" "registry $AREG: HTTP 401, it requires credentials \(Basic\) and the pull has none for this registry" \
+        "$PULL" --insecure --no-owners "$AREG/private/app:1" "$T/none"
+expect_fail "credentials for another registry only" "registry $AREG: HTTP 401.*has none" \
+        "$PULL" --insecure --no-owners --authfile "$T/other-host.json" "$AREG/private/app:1" "$T/other"
+echo '{"auths":{"'"$AREG"'":{"auth":"bm9jb2xvbg=="}}}' >"$T/bad.json"
+expect_fail "an auth.json entry that is no user:password" "auth file '$T/bad.json': not a valid containers-auth.json document" \
+        "$PULL" --insecure --no-owners --authfile "$T/bad.json" "$AREG/private/app:1" "$T/bad"
+grep -rqF "$pass" "$T/good/store" "$T/none" "$T/other" 2>/dev/null && fail "the password is in a store"
+echo "PASS img-regauth"
