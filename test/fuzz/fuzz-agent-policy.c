@@ -13,8 +13,8 @@
 
 #include "cc/cleanup.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

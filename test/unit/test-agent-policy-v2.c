@@ -1,4 +1,4 @@
-/* Unit tests: the policy over the whole request (guest-agent/policy-match.c, version 2) and the
+/* Unit tests: the policy over the whole request (guest-agent/policy/policy-match.c, version 2) and the
  * TEE default policy. */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
@@ -16,8 +16,8 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 static char *masked[] = {"/proc/acpi",       "/proc/kcore",   "/proc/keys",
                          "/proc/timer_list", "/sys/firmware", NULL};

@@ -1,4 +1,4 @@
-/* Unit tests: grpc.Spec -> agent_spec (guest-agent/spec-oci.c) and the name tables. */
+/* Unit tests: grpc.Spec -> agent_spec (guest-agent/runtime/spec-oci.c) and the name tables. */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 
 static char *args[] = {"/bin/sh", "-c", "echo hi"};
 static char *env[] = {"PATH=/bin", "A=b"};

@@ -3,7 +3,7 @@
  * Every list is bounded and every name is resolved here, so a malformed spec is refused with
  * a clear InvalidArgument before any process exists.
  */
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
  * JSON policy engine; the format is described in policy.h.
  */
-#include "guest-agent/policy.h"
+#include "guest-agent/policy/policy.h"
 
 #include <fnmatch.h>
 #include <json-c/json.h>
@@ -11,8 +11,8 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
-#include "guest-agent/policy-internal.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy-internal.h"
+#include "guest-agent/runtime/spec.h"
 
 static void container_done(struct policy_container *c)
 {

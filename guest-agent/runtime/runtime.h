@@ -22,8 +22,8 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/cgroup.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/cgroup.h"
+#include "guest-agent/runtime/spec.h"
 
 struct agent_runtime;
 

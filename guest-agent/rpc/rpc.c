@@ -21,7 +21,7 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 #include "kata/health.pb-c.h"

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guest-agent/policy.h"
+#include "guest-agent/policy/policy.h"
 
 #define POLICY_MAX_BYTES (1u << 20)
 #define POLICY_MAX_RULES 1024

@@ -15,9 +15,9 @@
 #include "cc/error.h"
 #include "cc/macro.h"
 
-#include "guest-agent/policy-internal.h"
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy-internal.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 /* runc's, containerd's and CRI-O's default capability set (the OCI runtime-spec example). */
 const uint64_t agent_policy_oci_default_caps =

@@ -30,7 +30,7 @@
 #include "cc/log.h"
 #include "cc/macro.h"
 
-#include "guest-agent/runtime.h"
+#include "guest-agent/runtime/runtime.h"
 #include "guest-agent/validate.h"
 
 #define MAX_CONTAINERS 1024

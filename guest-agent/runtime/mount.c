@@ -23,7 +23,7 @@
 #include "cc/cleanup.h"
 #include "cc/macro.h"
 
-#include "guest-agent/runtime.h"
+#include "guest-agent/runtime/runtime.h"
 
 int agent__openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {

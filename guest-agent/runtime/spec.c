@@ -1,7 +1,7 @@
 /*
  * agent_spec helpers: freeing, and the name -> number tables every converter needs.
  */
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/spec.h"
 
 #include <ctype.h>
 #include <seccomp.h>
