@@ -107,6 +107,19 @@ int agent_note_pulled(struct agent *a, const char *container_id, const char *ima
         return ctr_set(a, container_id, true, image);
 }
 
+/* Which namespaces the container shares with the pod's sandbox (before the policy sees the
+ * spec, which may require or forbid that). */
+static int pod_namespaces(struct agent *a, const Grpc__CreateContainerRequest *req,
+                          struct agent_spec *spec, struct cc_error **err)
+{
+        unsigned sandbox_ns = 0;
+        _cleanup_free_ char *hostname = NULL;
+        int r = agent_runtime_sandbox(a->rt, &sandbox_ns, &hostname);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        return agent_spec_pod_namespaces(spec, req->sandbox_pidns, sandbox_ns, hostname, err);
+}
+
 /* CreateContainer against the policy's "containers" section. */
 static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req,
                         const struct agent_spec *spec, struct cc_error **err)
@@ -189,6 +202,7 @@ HANDLER(create_container)
                 return r;
         _cleanup_(agent_spec_freep) struct agent_spec *spec = NULL;
         if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
+            (r = pod_namespaces(a, req, spec, err)) < 0 ||
             (r = admit_create(a, req, spec, err)) < 0)
                 return r;
         /* Storages: the guest pull and the pod's volumes; refusing any other is safer than

@@ -151,6 +151,7 @@ struct spawn_request {
          * sources opened by the agent; the process waits for start_fd before execve. NULL for
          * an exec. */
         const struct agent_spec *spec;
+        bool pause; /* with spec: the sandbox's pause process (no rootfs, no stdio) instead */
         int rootfd;
         const int *bind_fds;
         /* Namespaces to join (AGENT_NS_*) from the process ns_pid, mount last; then the
@@ -170,5 +171,3 @@ int agent__spawn(struct agent_runtime *rt, const struct spawn_request *req, stru
                  int *start_fd, int *status_fd, struct cc_error **err);
 /* CLONE_NEWNS plus the CLONE_NEW* of the AGENT_NS_* in `namespaces` (the network excepted). */
 int agent__unshare_flags(unsigned namespaces);
-/* The pod's sandbox container: the agent's own pause process, no image. Returns its pid. */
-int agent__spawn_pause(const struct agent_cgroup *cg, struct cc_error **err);

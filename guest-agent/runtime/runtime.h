@@ -67,6 +67,10 @@ int agent_container_update(struct agent_runtime *rt, const char *id,
                            const struct agent_resources *res, struct cc_error **err);
 int agent_container_stats(struct agent_runtime *rt, const char *id, struct agent_cgroup_stats *st,
                           struct cc_error **err);
+/* The pod's sandbox container (the agent's pause process): the AGENT_NS_PID, _IPC and _UTS
+ * it has of its own, which containers may join (agent_spec_pod_namespaces), and its hostname
+ * (malloc'ed, NULL when the spec sets none). -ENOENT when none runs. */
+int agent_runtime_sandbox(struct agent_runtime *rt, unsigned *ret_ns, char **ret_hostname);
 /* Number of containers (tests and idle checks). */
 unsigned agent_runtime_n_containers(struct agent_runtime *rt);
 
@@ -106,8 +110,7 @@ struct agent_child_error {
 };
 /* Fills e with "message: strerror(errnum)" (no allocation: child side); returns -errnum, or
  * -EINVAL when errnum is 0. */
-int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
-        _printf_(3, 4);
+int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...) _printf_(3, 4);
 int agent__rootfs_setup(const struct agent_spec *spec, int rootfd, const int *bind_fds,
                         struct agent_child_error *e);
 /* openat2(2) (no glibc wrapper in Debian 12); returns the fd or -errno. */

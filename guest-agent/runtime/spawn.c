@@ -165,6 +165,39 @@ static void child_namespaces(const struct spawn_request *req, int status_wr)
                 child_die(status_wr, "unshare: %s", strerror(errno));
 }
 
+static void pause_exit(int sig)
+{
+        _exit(sig == SIGTERM ? 0 : 128 + sig);
+}
+
+static void pause_reap(int sig)
+{
+        (void)sig;
+        int saved = errno;
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+        errno = saved;
+}
+
+/* The pod's sandbox container: the agent's own pause process, no image. It holds the pod's
+ * namespaces; as the init of the pod's pid namespace it reaps the orphans there and ends on
+ * SIGTERM (an init gets only the signals it handles). */
+static _noreturn_ void pause_main(void)
+{
+        close_other_fds(NULL, 0);
+        (void)prctl(PR_SET_NAME, "pause", 0, 0, 0);
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        for (int i = 0; fd >= 0 && i < 3; i++)
+                dup2(fd, i);
+        struct sigaction sa = {.sa_handler = pause_exit};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sa = (struct sigaction){.sa_handler = pause_reap, .sa_flags = SA_NOCLDSTOP | SA_RESTART};
+        sigaction(SIGCHLD, &sa, NULL);
+        for (;;)
+                pause();
+}
+
 /* The process itself, in its namespaces: rootfs (an init), stdio, credentials, and for an
  * init the "ready" report and the wait for StartContainer, then execve. */
 static _noreturn_ void spawn_grandchild(const struct spawn_request *req, const struct spawn_fds *f)
@@ -175,6 +208,8 @@ static _noreturn_ void spawn_grandchild(const struct spawn_request *req, const s
         if (s && (req->unshare & CLONE_NEWUTS) && s->hostname &&
             sethostname(s->hostname, strlen(s->hostname)) < 0)
                 child_die(status_wr, "sethostname: %s", strerror(errno));
+        if (req->pause)
+                pause_main();
         if (s && agent__rootfs_setup(s, req->rootfd, req->bind_fds, &e) < 0)
                 child_die(status_wr, "rootfs: %s", e.msg);
         if ((r = agent__stdio_child(&f->stdio)) < 0)
@@ -217,7 +252,7 @@ static _noreturn_ void spawn_child(const struct spawn_request *req, struct spawn
                 for (size_t i = 0; i < CC_ARRAY_SIZE(fds); i++)
                         if (fds[i] >= 0)
                                 keep[n++] = fds[i];
-                for (size_t i = 0; req->spec && i < req->spec->n_mounts; i++)
+                for (size_t i = 0; req->bind_fds && i < req->spec->n_mounts; i++)
                         if (req->bind_fds[i] >= 0)
                                 keep[n++] = req->bind_fds[i];
                 close_other_fds(keep, n);
@@ -274,7 +309,7 @@ static int spawn_parent(struct agent_runtime *rt, const struct spawn_request *re
         /* Close our copies of the child's stdio ends so EOF arrives when the child exits. */
         agent__proc_take_stdio(p, &f->stdio, req->proc->terminal);
         r = agent__read_status(f->status[0], what, err);
-        if (req->spec && r == 1)
+        if (req->spec && !req->pause && r == 1)
                 r = cc_error_set(err, EIO, "%s: container init exited during setup", what);
         if (r < 0) {
                 kill(pid, SIGKILL);
@@ -287,10 +322,11 @@ int agent__spawn(struct agent_runtime *rt, const struct spawn_request *req, stru
                  int *start_fd, int *status_fd, struct cc_error **err)
 {
         struct spawn_fds f = {STDIO_FDS_INIT, {-1, -1}, {-1, -1}, {-1, -1}};
-        int r = agent__stdio_prepare(req->proc, &f.stdio, err);
+        int r = req->pause ? 0 : agent__stdio_prepare(req->proc, &f.stdio, err);
         if (r < 0)
                 return r;
-        if ((req->spec && pipe2(f.start, O_CLOEXEC) < 0) || pipe2(f.status, O_CLOEXEC) < 0 ||
+        bool init = req->spec && !req->pause;
+        if ((init && pipe2(f.start, O_CLOEXEC) < 0) || pipe2(f.status, O_CLOEXEC) < 0 ||
             pipe2(f.pid, O_CLOEXEC) < 0) {
                 r = cc_error_set(err, errno, "pipe: %m");
                 spawn_fds_close(&f);
@@ -303,35 +339,10 @@ int agent__spawn(struct agent_runtime *rt, const struct spawn_request *req, stru
                 spawn_child(req, &f);
         else
                 r = spawn_parent(rt, req, &f, p, err);
-        if (r >= 0 && req->spec) {
+        if (r >= 0 && init) {
                 *start_fd = TAKE_FD(f.start[1]);
                 *status_fd = TAKE_FD(f.status[0]);
         }
         spawn_fds_close(&f);
         return r;
-}
-
-/* The pod's sandbox container: the agent's own pause process, no image. */
-static _noreturn_ void pause_main(const struct agent_cgroup *cg)
-{
-        reset_signals();
-        close_other_fds(NULL, 0);
-        if (cg)
-                (void)agent_cgroup_enter_self(cg);
-        (void)prctl(PR_SET_NAME, "pause", 0, 0, 0);
-        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        for (int i = 0; fd >= 0 && i < 3; i++)
-                dup2(fd, i);
-        for (;;)
-                pause();
-}
-
-int agent__spawn_pause(const struct agent_cgroup *cg, struct cc_error **err)
-{
-        pid_t pid = fork();
-        if (pid < 0)
-                return cc_error_set(err, errno, "fork: %m");
-        if (pid == 0)
-                pause_main(cg);
-        return pid;
 }
