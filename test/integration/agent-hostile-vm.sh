@@ -5,10 +5,13 @@
 #     marker would): each hostile request refused with its code and message, the agent still
 #     serving: the pid namespace left out, all capabilities without masked paths, writable
 #     sysfs, kernel.core_pattern, the guest clock, SetPolicy, CopyFile into a rootfs and an
-#     image's upper, a NUL inside a container id, a 5 MiB frame;
+#     image's upper, a NUL inside a container id, a 5 MiB frame, joining the pod's namespaces
+#     without a sandbox;
 #  2. no TEE, no policy: a busybox rootfs copied in, the attacks shown to work (a container
 #     without its own pid namespace reads a sibling's environment; with all capabilities and no
-#     masked paths it reads /proc/1/root, /proc/kcore and rewrites kernel.core_pattern); then
+#     masked paths it reads /proc/1/root, /proc/kcore and rewrites kernel.core_pattern); the
+#     pod's namespaces (two containers share the sandbox's uts and ipc; a sibling's
+#     /proc/<pid>/environ is out of sight unless the pod shares its pid namespace); then
 #     SetPolicy (allowed: no policy, no TEE) with the cc-genpolicy policy of a two-container
 #     pod, after which the same attacks are refused, the pod's containers run as declared and
 #     nothing else does, and SetPolicy is refused.
@@ -79,8 +82,8 @@ power_off() {
 }
 
 # Raw ttrpc on the serial channel (ctl cannot send a NUL inside an id, nor a broken frame).
-raw() { # mode
-        python3 - "$tmp/agent.sock" "$1" <<'PY'
+raw() { # mode [args]
+        python3 - "$tmp/agent.sock" "$@" <<'PY'
 import socket, struct, sys
 path, mode = sys.argv[1], sys.argv[2]
 def varint(n):
@@ -147,6 +150,25 @@ if mode == "nul-id":
     for sid, body in frames(20):
         print(sid, *status(body))
         break
+elif mode == "create":
+    # CreateContainer as the shim sends containerd's spec: the namespaces given a path
+    # ("sandbox", the shim's marker for containerd's /proc/<sandbox>/ns/<type>) are the pod's.
+    # args: id rootfs shared-namespaces (comma-separated) env cmd...
+    cid, root, shared, env, *argv = sys.argv[3:]
+    proc = b"".join(field(4, a.encode()) for a in argv) + field(5, env.encode()) + field(6, b"/")
+    nss = b"".join(field(6, field(1, t.encode()) +
+                         (field(2, b"sandbox") if t in shared.split(",") else b""))
+                   for t in ("pid", "ipc", "uts", "mount"))
+    procfs = field(1, b"/proc") + field(2, b"proc") + field(3, b"proc")
+    spec = field(2, proc) + field(3, field(1, root.encode())) + field(5, procfs) + field(8, nss)
+    s.sendall(request(1, "grpc.AgentService", "CreateContainer",
+                      field(1, cid.encode()) + field(2, cid.encode()) + field(6, spec)))
+    s.settimeout(120)
+    buf = b""
+    while len(buf) < 10 or len(buf) < 10 + struct.unpack(">I", buf[:4])[0]:
+        buf += s.recv(65536)
+    code, msg = status(buf[10:])
+    print(code, msg)
 elif mode == "big-frame":
     fake = request(7, "grpc.Health", "Check", b"") * 4
     payload = (fake * (5 * 1024 * 1024 // len(fake) + 1))[:5 * 1024 * 1024]
@@ -194,6 +216,9 @@ refused "container id with a NUL byte" "$(raw nul-id)" \
         "1 3 CreateContainer: field 'container_id' contains a NUL byte"
 refused "5 MiB frame: ResourceExhausted on its own stream only" "$(raw big-frame)" \
         "frames 1 streams 1 8 message length 5242880 exceed maximum message size"
+refused "joining the pod's pid namespace without a sandbox container" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
+        "the container joins the pod's pid namespace, but the pod has no sandbox container"
 power_off
 grep -q "TEE guest: asked for" "$tmp/agent-log.txt" && ok "agent log: TEE decided from the command line" ||
         fail "agent log lacks the TEE decision"
@@ -242,6 +267,54 @@ expect_eq "no policy: kernel.core_pattern rewritten" \
         "$(ctl run --id spy $(R spy) $ALL_CAPS --no-masked -- /bin/sh -c 'echo hostile-core > /proc/sys/kernel/core_pattern; busybox cat /proc/sys/kernel/core_pattern' 2>&1)" \
         "hostile-core"
 ctl remove --id victim
+
+# The pod's namespaces: the sandbox's pause holds the pod's uts (with its hostname), ipc and
+# pid namespaces; containers join uts and ipc (Kata's rule), and the pid namespace only when
+# the pod shares it (containerd's namespace path, as the shim passes it).
+ctl create --id podsb --sandbox --rootfs "" --hostname podhost -- /pause && ctl start --id podsb &&
+        ok "sandbox container (the agent's pause) with the pod's hostname" || fail "sandbox container"
+NS_CMD='echo $(busybox hostname) $(busybox readlink /proc/self/ns/uts) $(busybox readlink /proc/self/ns/ipc)'
+ns_app=$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+ns_side=$(ctl run --id sidecar $(R sidecar) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+expect_eq "two containers of the pod: the same hostname, uts and ipc namespaces" "$ns_side" "$ns_app"
+expect_match "... the pod's hostname" "$ns_app" "podhost uts:["
+ns_own=$(ctl run --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+expect_match "a container naming its own hostname keeps its own uts" "$ns_own" "own uts:["
+[ "${ns_own#own }" != "${ns_app#podhost }" ] && ok "... a different uts namespace" ||
+        fail "own hostname, same uts: '$ns_own' vs '$ns_app'"
+ENV_CMD='echo "env:$(busybox cat /proc/[0-9]*/environ 2>/dev/null | busybox tr "\0" "\n" | busybox grep -m1 topsecret)"'
+ctl create --id victim $(R victim) --env SECRET=topsecret-42 $OCI_CAPS -- /bin/sleep 300 && ctl start --id victim
+expect_eq "the pod does not share its pid namespace: no sibling's /proc/<pid>/environ" \
+        "$(ctl run --id spy $(R spy) $OCI_CAPS -- /bin/sh -c "$ENV_CMD")" "env:"
+ctl remove --id victim
+expect_eq "victim in the pod's pid namespace" \
+        "$(raw create victim "$A/victim/rootfs" pid,ipc,uts SECRET=topsecret-42 /bin/sleep 300)" "0 "
+ctl start --id victim
+expect_eq "a container outside the pod's pid namespace still sees nothing" \
+        "$(ctl run --id spy $(R spy) $OCI_CAPS -- /bin/sh -c "$ENV_CMD")" "env:"
+expect_eq "spy in the pod's pid namespace" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh -c "$ENV_CMD")" "0 "
+ctl start --id spy
+ctl wait --id spy >/dev/null
+expect_eq "the pod shares its pid namespace: the sibling's environment is visible" \
+        "$(ctl read-stdout --id spy 2>/dev/null)" "env:SECRET=topsecret-42"
+ctl remove --id spy
+ctl remove --id victim
+# A policy that names the pod's namespaces (sandbox_namespaces): exactly those are joined.
+cat >"$tmp/ns-policy.json" <<'JSON'
+{"version": 2, "default": "allow", "set_policy": "allow",
+ "containers": [{"name": "*", "sandbox_namespaces": ["ipc", "uts"]}]}
+JSON
+ctl set-policy --src "$tmp/ns-policy.json" && ok "SetPolicy: sandbox_namespaces ipc, uts" || fail "SetPolicy ns-policy"
+refused "policy: joining the pod's pid namespace it does not share" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
+        "it must not join the pod's pid namespace"
+refused "policy: a uts namespace of its own" \
+        "$(ctl create --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c true 2>&1)" \
+        "it must join the pod's uts namespace"
+expect_eq "policy: the pod's ipc and uts, its own pid namespace" \
+        "$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c 'echo $(busybox hostname)')" "podhost"
+ctl remove --id podsb
 
 "$HERE/../../tools/cc-genpolicy" "$HERE/data/two-container-pod.yaml" -o "$tmp/pod-policy.json" 2>/dev/null
 ctl set-policy --src "$tmp/pod-policy.json" && ok "SetPolicy with the generated pod policy (no policy, no TEE)" ||
