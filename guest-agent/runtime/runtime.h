@@ -3,9 +3,11 @@
  * The container runtime: runs OCI containers (struct agent_spec) with namespaces, a pivoted
  * rootfs, mounts, cgroups, capabilities, seccomp and stdio, and keeps their processes.
  *
- * Process model. Every container process is started with two forks: an intermediate child
- * joins the cgroup and the namespaces (unshare for a new container, setns for an exec), then
- * forks the real process (so that it is inside the new pid namespace) and exits. The agent is
+ * Process model. Every container process is started with two forks, one path for a
+ * container's init and an exec (spawn.c): an intermediate child joins the cgroup and the
+ * namespaces (setns into the pod sandbox's for a new container, into the container's for an
+ * exec; unshare for the rest), then forks the real process (so that it is inside the new or
+ * joined pid namespace) and exits. The agent is
  * init or a child subreaper, so the real process is re-parented to it and reaped by the
  * runtime's reaper thread, which records exit statuses (signal n -> 128+n). fork(), not a raw
  * clone(), because the agent is multithreaded: glibc's fork leaves malloc usable in the child.

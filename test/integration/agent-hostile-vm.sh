@@ -13,7 +13,7 @@
 #     pod's namespaces (two containers share the sandbox's uts and ipc; a sibling's
 #     /proc/<pid>/environ is out of sight unless the pod shares its pid namespace); then
 #     SetPolicy (allowed: no policy, no TEE) with the cc-genpolicy policy of a two-container
-#     pod, after which the same attacks are refused, the pod's containers run as declared and
+#     pod (its containers join the pod sandbox's ipc and uts), after which the same attacks are refused, the pod's containers run as declared and
 #     nothing else does, and SetPolicy is refused.
 set -u
 BUILD=${BUILD:-build}
@@ -314,7 +314,6 @@ refused "policy: a uts namespace of its own" \
         "it must join the pod's uts namespace"
 expect_eq "policy: the pod's ipc and uts, its own pid namespace" \
         "$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c 'echo $(busybox hostname)')" "podhost"
-ctl remove --id podsb
 
 "$HERE/../../tools/cc-genpolicy" "$HERE/data/two-container-pod.yaml" -o "$tmp/pod-policy.json" 2>/dev/null
 ctl set-policy --src "$tmp/pod-policy.json" && ok "SetPolicy with the generated pod policy (no policy, no TEE)" ||
@@ -333,6 +332,9 @@ ctl create --id sidecar $(R sidecar) $N=sidecar $I=$SIDE_IMG $SIDE_CAPS -- /bin/
 refused "policy: a sibling without its pid namespace" \
         "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod --no-pidns $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
         "it must have its own pid namespace"
+refused "policy: a uts namespace of its own (the generated sandbox_namespaces)" \
+        "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod --hostname own $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
+        "it must join the pod's uts namespace"
 refused "policy: all caps, no masks" \
         "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod $ALL_CAPS --no-masked -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
         "capability CAP_DAC_READ_SEARCH is not allowed"

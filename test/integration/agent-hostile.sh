@@ -241,6 +241,10 @@ SIDE_IMG=registry.example/sidecar@sha256:222222222222222222222222222222222222222
 N="--annotation io.kubernetes.cri.container-name"
 I="--annotation io.kubernetes.cri.image-name"
 SIDE_CAPS=$(echo "$OCI_CAPS" | sed 's/--cap CAP_NET_RAW//')
+# The pod's sandbox (the agent's pause): its ipc and uts are the pod's, which the policy's
+# sandbox_namespaces has every container join.
+ctl create --id pod --sandbox --rootfs "" --hostname two-containers -- /pause && ctl start --id pod &&
+        ok "the pod's sandbox container" || fail "sandbox container"
 expect_eq "app as declared runs" \
         "$(ctl run --id app $(R app) $N=app $I=$APP_IMG --env MODE=prod $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE')" \
         "app-ok prod"
@@ -262,6 +266,9 @@ refused "a container the pod does not have" \
 refused "sidecar with the capability its spec drops" \
         "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG $OCI_CAPS -- /bin/sleep 30 2>&1)" \
         "capability CAP_NET_RAW is not allowed"
+refused "sidecar with a uts namespace of its own" \
+        "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG --hostname own $SIDE_CAPS -- /bin/sleep 30 2>&1)" \
+        "it must join the pod's uts namespace"
 refused "sidecar without its pid namespace" \
         "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG --no-pidns $SIDE_CAPS -- /bin/sleep 30 2>&1)" \
         "it must have its own pid namespace"
@@ -275,6 +282,7 @@ refused "exec of the probe command with more capabilities" \
 refused "SetGuestDateTime under the pod policy" "$(ctl set-time 2>&1)" "rule 'no-guest-clock'"
 refused "SetPolicy under the pod policy" "$(ctl set-policy --src "$tmp/open.json" 2>&1)" "SetPolicy refused"
 ctl remove --id sidecar
+ctl remove --id pod
 stop_agent
 
 if [ "$fails" -ne 0 ]; then
