@@ -107,15 +107,15 @@ int agent_note_pulled(struct agent *a, const char *container_id, const char *ima
         return ctr_set(a, container_id, true, image);
 }
 
-/* Which namespaces the container shares with the pod's sandbox (before the policy sees the
- * spec, which may require or forbid that). */
+/* Which namespaces the container shares with the pod (before the policy sees the spec, which
+ * may require or forbid that). */
 static int pod_namespaces(struct agent *a, const Grpc__CreateContainerRequest *req,
                           struct agent_spec *spec, struct cc_error **err)
 {
         unsigned sandbox_ns = 0;
         _cleanup_free_ char *hostname = NULL;
-        int r = agent_runtime_sandbox(a->rt, &sandbox_ns, &hostname);
-        if (r < 0 && r != -ENOENT)
+        int r = agent_runtime_pod(a->rt, &sandbox_ns, &hostname);
+        if (r < 0)
                 return r;
         return agent_spec_pod_namespaces(spec, req->sandbox_pidns, sandbox_ns, hostname, err);
 }
@@ -532,6 +532,9 @@ HANDLER(create_sandbox)
                 if (req->n_dns && (r = write_resolv_conf(req->dns, req->n_dns, err)) < 0)
                         return r;
         }
+        /* The pod's pid, ipc and uts namespaces, which its containers join. */
+        if ((r = agent_runtime_pod_create(a->rt, req->hostname, err)) < 0)
+                return r;
         pthread_mutex_lock(&a->lock);
         free(a->sandbox_id);
         a->sandbox_id = strdup(req->sandbox_id ? req->sandbox_id : "");

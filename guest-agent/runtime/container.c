@@ -334,70 +334,9 @@ static int setup_cgroup(struct agent_runtime *rt, struct container *c,
         return 0;
 }
 
-/* The pod's sandbox container: the first one running (a VM holds one pod). */
-static struct container *find_sandbox_locked(struct agent_runtime *rt)
-{
-        for (size_t i = 0; i < rt->n_containers; i++) {
-                struct container *c = rt->containers[i];
-                if (c->spec && c->spec->sandbox && c->state == CONTAINER_RUNNING &&
-                    c->init->pid > 0 && !c->init->exited)
-                        return c;
-        }
-        return NULL;
-}
-
-int agent_runtime_sandbox(struct agent_runtime *rt, unsigned *ret_ns, char **ret_hostname)
-{
-        pthread_mutex_lock(&rt->lock);
-        struct container *sb = find_sandbox_locked(rt);
-        unsigned ns = sb ? sb->spec->namespaces & (AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS) : 0;
-        bool named = sb && sb->spec->hostname;
-        char *hostname = named ? strdup(sb->spec->hostname) : NULL;
-        pthread_mutex_unlock(&rt->lock);
-        if (!sb)
-                return -ENOENT;
-        if (named && !hostname)
-                return -ENOMEM;
-        *ret_ns = ns;
-        *ret_hostname = hostname;
-        return 0;
-}
-
-/* Takes the sandbox whose namespaces the container joins (spec->sandbox_namespaces): its
- * pause process's pid in *ret_pid, and its `spawning` count so that it is not removed before
- * the container's process has joined them. */
-static int hold_sandbox(struct agent_runtime *rt, const struct agent_spec *spec,
-                        struct container **ret, pid_t *ret_pid, struct cc_error **err)
-{
-        pthread_mutex_lock(&rt->lock);
-        struct container *sb = find_sandbox_locked(rt);
-        unsigned lacking = spec->sandbox_namespaces & ~(sb ? sb->spec->namespaces : 0);
-        if (sb && !lacking) {
-                sb->spawning++;
-                *ret = sb;
-                *ret_pid = sb->init->pid;
-        }
-        pthread_mutex_unlock(&rt->lock);
-        if (!sb || lacking)
-                return cc_error_set(err, ENOENT, "the container joins the pod's namespaces, but %s",
-                                    sb ? "the sandbox lacks one of them"
-                                       : "the pod's sandbox container is not running");
-        return 0;
-}
-
-static void release_sandbox(struct agent_runtime *rt, struct container *sb)
-{
-        if (!sb)
-                return;
-        pthread_mutex_lock(&rt->lock);
-        sb->spawning--;
-        pthread_cond_broadcast(&rt->cond);
-        pthread_mutex_unlock(&rt->lock);
-}
-
 /* Everything a CREATING container needs, up to its init waiting for StartContainer (or the
  * sandbox's pause process running). The init joins the pod's namespaces the spec says
- * (sandbox_namespaces) and creates the others it lists. */
+ * (sandbox_namespaces, pod.c) and creates the others it lists. */
 static int setup_container(struct agent_runtime *rt, struct container *c,
                            const struct agent_spec *spec, struct cc_error **err)
 {
@@ -425,11 +364,11 @@ static int setup_container(struct agent_runtime *rt, struct container *c,
                 .join = spec->sandbox_namespaces,
                 .unshare = agent__unshare_flags(spec->namespaces & ~spec->sandbox_namespaces),
         };
-        struct container *sb = NULL;
-        if (req.join && (r = hold_sandbox(rt, spec, &sb, &req.ns_pid, err)) < 0)
+        if (req.join && (r = agent__pod_hold(rt, req.join, &req.ns_pid, err)) < 0)
                 return r;
         r = agent__spawn(rt, &req, c->init, &c->start_fd, &c->status_fd, err);
-        release_sandbox(rt, sb);
+        if (req.join)
+                agent__pod_release(rt);
         return r;
 }
 
@@ -836,6 +775,7 @@ void agent_runtime_remove_all(struct agent_runtime *rt)
                 (void)agent_container_remove(rt, id, 0, NULL);
                 free(id);
         }
+        agent__pod_destroy(rt);
 }
 
 void agent_runtime_shutdown(struct agent_runtime *rt)

@@ -87,6 +87,10 @@ void agent__check_oom_locked(struct agent_runtime *rt, struct container *c)
 /* Records one reaped child (with rt->lock held). */
 static void reaped_locked(struct agent_runtime *rt, pid_t pid, int st)
 {
+        if (agent__pod_reaped_locked(rt, pid, exit_code(st))) {
+                pthread_cond_broadcast(&rt->cond);
+                return;
+        }
         struct container *c = NULL;
         struct proc *p = find_proc_by_pid(rt, pid, &c);
         if (p) {

@@ -78,6 +78,14 @@ struct oom_event {
         struct oom_event *next;
 };
 
+/* The pod's namespaces (pod.c): pid, ipc and uts, held by the agent's pause process from
+ * CreateSandbox to DestroySandbox. */
+struct pod {
+        struct proc *pause; /* NULL: none (before CreateSandbox, after DestroySandbox) */
+        char *hostname;
+        unsigned spawning; /* containers joining its namespaces right now */
+};
+
 struct agent_runtime {
         char *containers_dir;
         char *volumes_dir; /* or NULL */
@@ -98,6 +106,7 @@ struct agent_runtime {
         pthread_t oom_thread;
         bool oom_started;
         struct oom_event *oom_head, **oom_tail;
+        struct pod pod;
 };
 
 /* container.c */
@@ -118,6 +127,16 @@ int agent__get_proc(struct agent_runtime *rt, const char *id, const char *exec_i
 void agent__register_pid_locked(struct agent_runtime *rt, struct proc *p, pid_t pid);
 /* Compares the cgroup's OOM-kill counter with what we saw last; queues an event on growth. */
 void agent__check_oom_locked(struct agent_runtime *rt, struct container *c);
+
+/* pod.c */
+/* Takes the pod's pause for a spawn that joins its namespaces `join` (AGENT_NS_*): its pid in
+ * *ret_pid; destroying the pod waits until agent__pod_release(). */
+int agent__pod_hold(struct agent_runtime *rt, unsigned join, pid_t *ret_pid, struct cc_error **err);
+void agent__pod_release(struct agent_runtime *rt);
+/* Ends the pod's pause (DestroySandbox, shutdown). */
+void agent__pod_destroy(struct agent_runtime *rt);
+/* The reaper: is pid the pod's pause? Then it is recorded as exited. */
+bool agent__pod_reaped_locked(struct agent_runtime *rt, pid_t pid, int status);
 
 /* stdio.c: the pipes or the terminal of one process being spawned. */
 struct stdio_fds {
@@ -154,8 +173,9 @@ struct spawn_request {
         bool pause; /* with spec: the sandbox's pause process (no rootfs, no stdio) instead */
         int rootfd;
         const int *bind_fds;
-        /* Namespaces to join (AGENT_NS_*) from the process ns_pid, mount last; then the
-         * namespaces to create (CLONE_NEW* of `unshare`). */
+        /* Namespaces to join (AGENT_NS_*) from the process ns_pid (the pod's pause for a new
+         * container, its init for an exec), mount last; then the namespaces to create
+         * (CLONE_NEW* of `unshare`). */
         pid_t ns_pid;
         unsigned join;
         int unshare;

@@ -69,10 +69,16 @@ int agent_container_update(struct agent_runtime *rt, const char *id,
                            const struct agent_resources *res, struct cc_error **err);
 int agent_container_stats(struct agent_runtime *rt, const char *id, struct agent_cgroup_stats *st,
                           struct cc_error **err);
-/* The pod's sandbox container (the agent's pause process): the AGENT_NS_PID, _IPC and _UTS
- * it has of its own, which containers may join (agent_spec_pod_namespaces), and its hostname
- * (malloc'ed, NULL when the spec sets none). -ENOENT when none runs. */
-int agent_runtime_sandbox(struct agent_runtime *rt, unsigned *ret_ns, char **ret_hostname);
+/*
+ * The pod's namespaces (CreateSandbox, as Kata's agent sets up its shared ones): a pause
+ * process of the agent's holds a new pid, ipc and uts namespace (the latter with `hostname`),
+ * which the pod's containers join (agent_spec_pod_namespaces). Once per pod: a second call
+ * keeps the first. DestroySandbox (agent_runtime_remove_all) ends it.
+ */
+int agent_runtime_pod_create(struct agent_runtime *rt, const char *hostname, struct cc_error **err);
+/* The AGENT_NS_* of the pod's namespaces (0 before CreateSandbox) and its hostname
+ * (malloc'ed, or NULL). */
+int agent_runtime_pod(struct agent_runtime *rt, unsigned *ret_ns, char **ret_hostname);
 /* Number of containers (tests and idle checks). */
 unsigned agent_runtime_n_containers(struct agent_runtime *rt);
 

@@ -254,14 +254,16 @@ int agent_spec_pod_namespaces(struct agent_spec *s, bool sandbox_pidns, unsigned
         unsigned join = s->ns_paths & (AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS);
         if (sandbox_pidns)
                 join |= AGENT_NS_PID;
-        if (sandbox_ns) {
+        if (s->sandbox) /* the sandbox (pause) container: the pod's, all it lists */
+                join = s->namespaces & sandbox_ns;
+        else if (sandbox_ns) {
                 join |= s->namespaces & sandbox_ns & AGENT_NS_IPC;
                 if ((s->namespaces & sandbox_ns & AGENT_NS_UTS) &&
                     (cc_isempty(s->hostname) || cc_streq(s->hostname, sandbox_hostname)))
                         join |= AGENT_NS_UTS;
         }
         s->sandbox_namespaces = 0;
-        if (s->sandbox || !join)
+        if (!join)
                 return 0;
         unsigned lacking = join & ~sandbox_ns;
         if (lacking)
@@ -270,8 +272,8 @@ int agent_spec_pod_namespaces(struct agent_spec *s, bool sandbox_pidns, unsigned
                                     lacking & AGENT_NS_PID   ? "pid"
                                     : lacking & AGENT_NS_IPC ? "ipc"
                                                              : "uts",
-                                    sandbox_ns ? "the pod's sandbox has none of its own"
-                                               : "the pod has no sandbox container");
+                                    sandbox_ns ? "the pod has none of its own"
+                                               : "the pod has no namespaces (no CreateSandbox)");
         s->namespaces |= join;
         s->sandbox_namespaces = join;
         return 0;

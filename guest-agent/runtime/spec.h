@@ -147,14 +147,14 @@ int agent_mount_parse_options(struct agent_mount *m, char *const *options, size_
                               struct cc_error **err);
 
 /*
- * Which of a container's pid, ipc and uts namespaces are the pod's, i.e. its sandbox
- * container's (s->sandbox_namespaces), as Kata's agent decides it: IPC and UTS whenever the
- * pod has a sandbox with its own (a spec naming a hostname other than the sandbox's keeps its
- * own UTS: a hostname cannot be set in a shared one), the pid namespace when the pod shares
- * its process namespace (`sandbox_pidns`, Kata's CreateContainer flag, or a pid namespace
- * path in the spec). A namespace the spec gives with a path is always the sandbox's.
- * `sandbox_ns`: the AGENT_NS_* the sandbox has of its own (0: the pod has no sandbox
- * container). A namespace to join that the sandbox lacks is an error (never the guest's).
+ * Which of a container's pid, ipc and uts namespaces are the pod's (s->sandbox_namespaces:
+ * those CreateSandbox made, agent_runtime_pod_create), as Kata's agent decides it: IPC and UTS
+ * whenever the pod has them (a spec naming a hostname other than the pod's keeps its own UTS:
+ * a hostname cannot be set in a shared one), the pid namespace when the pod shares its
+ * process namespace (`sandbox_pidns`, Kata's CreateContainer flag, or a pid namespace path in
+ * the spec). A namespace the spec gives with a path is always the pod's, and the sandbox
+ * (pause) container joins all it lists. `sandbox_ns`: the AGENT_NS_* the pod has (0: before
+ * CreateSandbox). A namespace to join that the pod lacks is an error (never the guest's).
  */
 int agent_spec_pod_namespaces(struct agent_spec *s, bool sandbox_pidns, unsigned sandbox_ns,
                               const char *sandbox_hostname, struct cc_error **err);

@@ -189,6 +189,9 @@ R() { echo "--rootfs $A/$1/rootfs"; }
 # --- boot 1: TEE defaults
 boot "agent.tee_defaults=1"
 expect_match "TEE defaults in the guest" "$(ctl details)" "tee-default-policy"
+refused "joining the pod's pid namespace before CreateSandbox" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
+        "the container joins the pod's pid namespace, but the pod has no namespaces (no CreateSandbox)"
 ctl create-sandbox --id hostile --hostname hostile >/dev/null
 refused "pid namespace left out" "$(ctl create --id spy $(R spy) --no-pidns $OCI_CAPS -- true 2>&1)" \
         "PermissionDenied: CreateContainer spy (container '') refused by agent policy: it must have its own pid namespace"
@@ -216,9 +219,6 @@ refused "container id with a NUL byte" "$(raw nul-id)" \
         "1 3 CreateContainer: field 'container_id' contains a NUL byte"
 refused "5 MiB frame: ResourceExhausted on its own stream only" "$(raw big-frame)" \
         "frames 1 streams 1 8 message length 5242880 exceed maximum message size"
-refused "joining the pod's pid namespace without a sandbox container" \
-        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
-        "the container joins the pod's pid namespace, but the pod has no sandbox container"
 power_off
 grep -q "TEE guest: asked for" "$tmp/agent-log.txt" && ok "agent log: TEE decided from the command line" ||
         fail "agent log lacks the TEE decision"
@@ -268,19 +268,17 @@ expect_eq "no policy: kernel.core_pattern rewritten" \
         "hostile-core"
 ctl remove --id victim
 
-# The pod's namespaces: the sandbox's pause holds the pod's uts (with its hostname), ipc and
-# pid namespaces; containers join uts and ipc (Kata's rule), and the pid namespace only when
-# the pod shares it (containerd's namespace path, as the shim passes it).
-ctl create --id podsb --sandbox --rootfs "" --hostname podhost -- /pause && ctl start --id podsb &&
-        ok "sandbox container (the agent's pause) with the pod's hostname" || fail "sandbox container"
+# The pod's namespaces: since CreateSandbox the agent's pause holds the pod's uts (with its
+# hostname), ipc and pid namespaces; containers join uts and ipc (Kata's rule), and the pid
+# namespace only when the pod shares it (containerd's namespace path, as the shim passes it).
 NS_CMD='echo $(busybox hostname) $(busybox readlink /proc/self/ns/uts) $(busybox readlink /proc/self/ns/ipc)'
 ns_app=$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
 ns_side=$(ctl run --id sidecar $(R sidecar) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
 expect_eq "two containers of the pod: the same hostname, uts and ipc namespaces" "$ns_side" "$ns_app"
-expect_match "... the pod's hostname" "$ns_app" "podhost uts:["
+expect_match "... the pod's hostname" "$ns_app" "pod uts:["
 ns_own=$(ctl run --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c "$NS_CMD")
 expect_match "a container naming its own hostname keeps its own uts" "$ns_own" "own uts:["
-[ "${ns_own#own }" != "${ns_app#podhost }" ] && ok "... a different uts namespace" ||
+[ "${ns_own#own }" != "${ns_app#pod }" ] && ok "... a different uts namespace" ||
         fail "own hostname, same uts: '$ns_own' vs '$ns_app'"
 ENV_CMD='echo "env:$(busybox cat /proc/[0-9]*/environ 2>/dev/null | busybox tr "\0" "\n" | busybox grep -m1 topsecret)"'
 ctl create --id victim $(R victim) --env SECRET=topsecret-42 $OCI_CAPS -- /bin/sleep 300 && ctl start --id victim
@@ -313,7 +311,7 @@ refused "policy: a uts namespace of its own" \
         "$(ctl create --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c true 2>&1)" \
         "it must join the pod's uts namespace"
 expect_eq "policy: the pod's ipc and uts, its own pid namespace" \
-        "$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c 'echo $(busybox hostname)')" "podhost"
+        "$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c 'echo $(busybox hostname)')" "pod"
 
 "$HERE/../../tools/cc-genpolicy" "$HERE/data/two-container-pod.yaml" -o "$tmp/pod-policy.json" 2>/dev/null
 ctl set-policy --src "$tmp/pod-policy.json" && ok "SetPolicy with the generated pod policy (no policy, no TEE)" ||

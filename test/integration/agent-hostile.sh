@@ -241,10 +241,10 @@ SIDE_IMG=registry.example/sidecar@sha256:222222222222222222222222222222222222222
 N="--annotation io.kubernetes.cri.container-name"
 I="--annotation io.kubernetes.cri.image-name"
 SIDE_CAPS=$(echo "$OCI_CAPS" | sed 's/--cap CAP_NET_RAW//')
-# The pod's sandbox (the agent's pause): its ipc and uts are the pod's, which the policy's
-# sandbox_namespaces has every container join.
-ctl create --id pod --sandbox --rootfs "" --hostname two-containers -- /pause && ctl start --id pod &&
-        ok "the pod's sandbox container" || fail "sandbox container"
+# The pod's namespaces (CreateSandbox): the policy's sandbox_namespaces has every container
+# join its ipc and uts.
+ctl create-sandbox --id pod --hostname two-containers && ok "CreateSandbox: the pod's namespaces" ||
+        fail "CreateSandbox"
 expect_eq "app as declared runs" \
         "$(ctl run --id app $(R app) $N=app $I=$APP_IMG --env MODE=prod $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE')" \
         "app-ok prod"
@@ -282,7 +282,6 @@ refused "exec of the probe command with more capabilities" \
 refused "SetGuestDateTime under the pod policy" "$(ctl set-time 2>&1)" "rule 'no-guest-clock'"
 refused "SetPolicy under the pod policy" "$(ctl set-policy --src "$tmp/open.json" 2>&1)" "SetPolicy refused"
 ctl remove --id sidecar
-ctl remove --id pod
 stop_agent
 
 if [ "$fails" -ne 0 ]; then

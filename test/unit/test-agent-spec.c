@@ -273,10 +273,11 @@ static void test_pod_namespaces(void **state)
         _cleanup_(agent_spec_freep) struct agent_spec *s = NULL;
         assert_int_equal(agent_spec_from_oci(&f.spec, &s, &err), 0);
         assert_int_equal(s->ns_paths, 0);
-        /* No sandbox container: everything the container's own. */
+        /* Before CreateSandbox: everything the container's own. */
         assert_int_equal(agent_spec_pod_namespaces(s, false, 0, NULL, &err), 0);
         assert_int_equal(s->sandbox_namespaces, 0);
-        /* A sandbox: IPC is the pod's; UTS too unless the spec names another hostname. */
+        /* The pod's namespaces: IPC is the pod's; UTS too unless the spec names another
+         * hostname. */
         assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
         assert_int_equal(s->sandbox_namespaces, AGENT_NS_IPC);
         assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "box", &err), 0);
@@ -284,13 +285,14 @@ static void test_pod_namespaces(void **state)
         /* The pod shares its process namespace: Kata's flag. */
         assert_int_equal(agent_spec_pod_namespaces(s, true, pod, "box", &err), 0);
         assert_int_equal(s->sandbox_namespaces, pod);
-        /* ... and the sandbox must have one of its own to share (never the guest's). */
+        /* ... and the pod must have one of its own to share (never the guest's). */
         assert_int_equal(agent_spec_pod_namespaces(s, true, AGENT_NS_IPC, "box", &err), -EINVAL);
         assert_non_null(
-                strstr(cc_error_message(err), "pid namespace, but the pod's sandbox has none"));
+                strstr(cc_error_message(err), "pid namespace, but the pod has none of its own"));
         cc_error_free(TAKE_PTR(err));
         assert_int_equal(agent_spec_pod_namespaces(s, true, 0, NULL, &err), -EINVAL);
-        assert_non_null(strstr(cc_error_message(err), "the pod has no sandbox container"));
+        assert_non_null(
+                strstr(cc_error_message(err), "the pod has no namespaces (no CreateSandbox)"));
         cc_error_free(TAKE_PTR(err));
 
         /* containerd's paths (the shim passes "sandbox"): those are the pod's, also a pid
@@ -303,6 +305,13 @@ static void test_pod_namespaces(void **state)
         assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
         assert_int_equal(s->sandbox_namespaces, pod);
         assert_int_equal(s->namespaces & pod, pod);
+
+        /* The sandbox (pause) container joins all the pod's namespaces it lists. */
+        s->sandbox = true;
+        s->ns_paths = 0;
+        s->namespaces = AGENT_NS_MOUNT | AGENT_NS_UTS | AGENT_NS_IPC;
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, AGENT_NS_UTS | AGENT_NS_IPC);
 
         /* A spec without a pid namespace stays without one here: the policy refuses it. */
         agent_spec_free(TAKE_PTR(s));
