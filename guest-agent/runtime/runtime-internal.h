@@ -170,7 +170,8 @@ struct spawn_request {
          * sources opened by the agent; the process waits for start_fd before execve. NULL for
          * an exec. */
         const struct agent_spec *spec;
-        bool pause; /* with spec: the sandbox's pause process (no rootfs, no stdio) instead */
+        bool pause; /* with spec: a pause process (the pod's, a sandbox container's): no rootfs, no
+                       stdio */
         int rootfd;
         const int *bind_fds;
         /* Namespaces to join (AGENT_NS_*) from the process ns_pid (the pod's pause for a new
