@@ -533,8 +533,12 @@ HANDLER(create_sandbox)
                         return r;
         }
         /* The pod's pid, ipc and uts namespaces, which its containers join. */
-        if ((r = agent_runtime_pod_create(a->rt, req->hostname, err)) < 0)
+        if ((r = agent_runtime_pod_create(a->rt, req->hostname, err)) < 0) {
+                pthread_mutex_lock(&a->lock);
+                a->sandbox_created = false;
+                pthread_mutex_unlock(&a->lock);
                 return r;
+        }
         pthread_mutex_lock(&a->lock);
         free(a->sandbox_id);
         a->sandbox_id = strdup(req->sandbox_id ? req->sandbox_id : "");
