@@ -179,9 +179,9 @@ static void pause_reap(int sig)
         errno = saved;
 }
 
-/* The pod's sandbox container: the agent's own pause process, no image. It holds the pod's
- * namespaces; as the init of the pod's pid namespace it reaps the orphans there and ends on
- * SIGTERM (an init gets only the signals it handles). */
+/* A pause process of the agent's, no image: the holder of the pod's namespaces (pod.c), or a
+ * sandbox container. As the init of the pod's pid namespace it reaps the orphans there, and it
+ * ends on SIGTERM (an init gets only the signals it handles). */
 static _noreturn_ void pause_main(void)
 {
         close_other_fds(NULL, 0);
