@@ -26,8 +26,8 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 static long rss_kib(void)
 {

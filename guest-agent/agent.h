@@ -12,8 +12,8 @@
 #include "cc/log.h"
 #include "cc/ttrpc.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/runtime.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/runtime.h"
 
 #define AGENT_VERSION                "0.1.0"
 #define AGENT_DEFAULT_SERVER_ADDR    "vsock://-1:1024"

@@ -174,7 +174,7 @@ if [ -n "$debug_shell" ]; then
         ln -s busybox "$root/bin/sh"
 fi
 if [ -n "$tee_defaults" ]; then
-        echo "The agent applies its TEE defaults in this image (guest-agent/tee.c)." \
+        echo "The agent applies its TEE defaults in this image (guest-agent/policy/tee.c)." \
                 >"$root/etc/cc-agent/tee-defaults"
 fi
 
@@ -201,7 +201,7 @@ if [ -n "$sqfs_libs" ]; then
                 -all-time "$epoch" >/dev/null
         cpio_of "$seg" >>"$out/initrd.img.new"
 fi
-# The digests the agent checks at boot before it reports ready (guest-agent/selfcheck.c): every
+# The digests the agent checks at boot before it reports ready (guest-agent/init/selfcheck.c): every
 # file of the image but /init (running already) and the list itself, in sha256sum's format.
 {
         (cd "$root" && find . -mindepth 1 -type f ! -path ./init ! -path ./etc/cc-agent/image.sha256)

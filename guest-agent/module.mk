@@ -1,7 +1,15 @@
 # guest-agent/: cc-agent (the in-guest agent: ttrpc services, container runtime, PID 1 duties)
 # as libagent.a plus a thin main.c, and the guest image (kernel + initramfs).
 # guest-agent/image/ (image pull, libccimage.a) has its own module.mk.
-AGENT_SRCS := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
+# The agent's parts, one folder each (README.md): rpc/ (the ttrpc services), runtime/ (containers,
+# spawn, reaper, stdio, mounts, cgroups), init/ (PID 1, config, transport, selfcheck, initdata),
+# policy/, storage/ (the pod's volumes, trusted storage), pull/ (the in-process pull). The helper
+# programs' own sources (storage/cc-agent-storage.c, pull/cc-agent-pull.c, pull/confine.c) are not
+# part of the library.
+AGENT_DIRS := rpc runtime init policy storage pull
+AGENT_SRCS := $(filter-out guest-agent/main.c guest-agent/storage/cc-agent-storage.c \
+	guest-agent/pull/cc-agent-pull.c guest-agent/pull/confine.c, \
+	$(wildcard guest-agent/*.c $(AGENT_DIRS:%=guest-agent/%/*.c)))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 LIBAGENT := $(BUILD)/libagent.a
 LIBS := $(LIBAGENT) $(LIBS)

@@ -442,6 +442,13 @@ static int linux_from(struct json_object *l, Grpc__Spec *out, struct cc_error **
                         return -ENOMEM;
                 }
                 gl->namespaces[gl->n_namespaces++] = gn;
+                /* containerd's path (the sandbox task's /proc/<pid>/ns/<type>) means "the
+                 * pod's": the guest agent joins its sandbox's namespace. Only that much
+                 * crosses, never the host path. */
+                const char *path = json_object_get_string(
+                        member(json_object_array_get_idx(ns, i), "path", json_type_string));
+                if (!cc_isempty(path) && !(gn->path = strdup("sandbox")))
+                        return -ENOMEM;
         }
         if ((r = strv_of(l, "maskedPaths", "linux.maskedPaths", &gl->maskedpaths,
                          &gl->n_maskedpaths, err)) < 0 ||

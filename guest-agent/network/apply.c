@@ -678,14 +678,21 @@ int agent_net_add_neighbors(const Grpc__ARPNeighbors *req, struct cc_error **err
         return 0;
 }
 
-int agent_net_list_interfaces(Grpc__Interfaces **ret, struct cc_error **err)
+/* The guest's links, with their addresses or the routes, read on a netlink socket of its own. */
+static int snapshot(struct state *s, bool addrs, bool routes, struct cc_error **err)
 {
         _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
         int r = open_nl(&nl, err);
         if (r < 0)
                 return r;
+        return read_state(&nl, s, addrs, routes, err);
+}
+
+int agent_net_list_interfaces(Grpc__Interfaces **ret, struct cc_error **err)
+{
         _cleanup_state_ struct state s = {0};
-        if ((r = read_state(&nl, &s, true, false, err)) < 0)
+        int r = snapshot(&s, true, false, err);
+        if (r < 0)
                 return r;
         _cleanup_msg_ Grpc__Interfaces *m = malloc(sizeof(*m));
         if (!m)
@@ -710,12 +717,9 @@ int agent_net_list_interfaces(Grpc__Interfaces **ret, struct cc_error **err)
 
 int agent_net_list_routes(Grpc__Routes **ret, struct cc_error **err)
 {
-        _cleanup_cc_nl_ struct cc_nl nl = CC_NL_INIT;
-        int r = open_nl(&nl, err);
-        if (r < 0)
-                return r;
         _cleanup_state_ struct state s = {0};
-        if ((r = read_state(&nl, &s, false, true, err)) < 0)
+        int r = snapshot(&s, false, true, err);
+        if (r < 0)
                 return r;
         r = routes_to_proto(&s, ret);
         if (r < 0)

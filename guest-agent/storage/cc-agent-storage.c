@@ -1,6 +1,6 @@
 /*
  * cc-agent-storage: the pod's trusted ephemeral storage, made by the agent at boot
- * (guest-agent/trusted-storage.c) in a helper process, as the pull is: libcryptsetup has no
+ * (guest-agent/storage/trusted-storage.c) in a helper process, as the pull is: libcryptsetup has no
  * static archive in Debian 12 (nor do its libdevmapper, libargon2 and libblkid dependencies
  * all), so the static agent cannot link it; the helper is dynamically linked and its libraries
  * come from the guest image's library squashfs. It runs once per boot.

@@ -13,8 +13,8 @@
 
 #include "cc/cleanup.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,7 +47,11 @@ static void match_all(const struct agent_policy *p, const uint8_t *q, const uint
         };
         struct agent_spec s = {.mounts = mounts, .n_mounts = 2};
         uint8_t f = take(&q, end);
-        s.namespaces = take(&q, end) & 0x3f;
+        uint8_t ns = take(&q, end);
+        s.namespaces = ns & 0x3f;
+        /* The pod's share of them (the top bits, so that older corpus files keep their bytes). */
+        s.sandbox_namespaces = s.namespaces & ((ns & 0x40 ? AGENT_NS_IPC | AGENT_NS_UTS : 0) |
+                                               (ns & 0x80 ? AGENT_NS_PID : 0));
         s.masked_paths = f & 1 ? masked : NULL;
         s.readonly_paths = f & 2 ? readonly : NULL;
         mounts[1].flags = f & 4 ? MS_RDONLY : 0;

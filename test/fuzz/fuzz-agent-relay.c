@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guest-agent/relay-internal.h"
+#include "guest-agent/init/relay-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

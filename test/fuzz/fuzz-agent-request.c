@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "guest-agent/agent.h"
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 

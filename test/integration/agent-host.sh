@@ -96,6 +96,15 @@ rc=$?
 expect_eq "stdout" "$out" "hello from box pid 1"
 expect_eq "exit code" "$rc" "3"
 
+# --- the pod's namespaces (CreateSandbox): uts (the pod's hostname) and ipc shared, each
+# container its own pid namespace (the pod does not share it)
+NS='echo $(hostname) $(busybox readlink /proc/self/ns/uts) $(busybox readlink /proc/self/ns/ipc) pid $$'
+ns1=$(ctl run --id c1 $(R c1) -- sh -c "$NS")
+ns3=$(ctl run --id c3 $(R c3) -- sh -c "$NS")
+expect_eq "two containers share the pod's uts and ipc namespaces" "$ns3" "$ns1"
+expect_match "... with the pod's hostname, each in a pid namespace of its own" "$ns1" \
+        '^pod1 uts:\[[0-9]+\] ipc:\[[0-9]+\] pid 1$'
+
 # --- stdin
 expect_eq "stdin" "$(ctl run --id c1 $(R c1) --stdin $'line-one\n' -- sh -c 'read x; echo got:$x')" \
         "got:line-one"

@@ -5,12 +5,15 @@
 #     marker would): each hostile request refused with its code and message, the agent still
 #     serving: the pid namespace left out, all capabilities without masked paths, writable
 #     sysfs, kernel.core_pattern, the guest clock, SetPolicy, CopyFile into a rootfs and an
-#     image's upper, a NUL inside a container id, a 5 MiB frame;
+#     image's upper, a NUL inside a container id, a 5 MiB frame, joining the pod's namespaces
+#     without a sandbox;
 #  2. no TEE, no policy: a busybox rootfs copied in, the attacks shown to work (a container
 #     without its own pid namespace reads a sibling's environment; with all capabilities and no
-#     masked paths it reads /proc/1/root, /proc/kcore and rewrites kernel.core_pattern); then
+#     masked paths it reads /proc/1/root, /proc/kcore and rewrites kernel.core_pattern); the
+#     pod's namespaces (two containers share the sandbox's uts and ipc; a sibling's
+#     /proc/<pid>/environ is out of sight unless the pod shares its pid namespace); then
 #     SetPolicy (allowed: no policy, no TEE) with the cc-genpolicy policy of a two-container
-#     pod, after which the same attacks are refused, the pod's containers run as declared and
+#     pod (its containers join the pod sandbox's ipc and uts), after which the same attacks are refused, the pod's containers run as declared and
 #     nothing else does, and SetPolicy is refused.
 set -u
 BUILD=${BUILD:-build}
@@ -79,8 +82,8 @@ power_off() {
 }
 
 # Raw ttrpc on the serial channel (ctl cannot send a NUL inside an id, nor a broken frame).
-raw() { # mode
-        python3 "$HERE/../tools/agent-raw-ttrpc-serial.py" "$tmp/agent.sock" "$1"
+raw() { # mode [args]
+        python3 "$HERE/../tools/agent-raw-ttrpc-serial.py" "$tmp/agent.sock" "$@"
 }
 
 OCI_CAPS="--cap CAP_CHOWN --cap CAP_DAC_OVERRIDE --cap CAP_FSETID --cap CAP_FOWNER --cap CAP_MKNOD
@@ -93,6 +96,9 @@ R() { echo "--rootfs $A/$1/rootfs"; }
 # --- boot 1: TEE defaults
 boot "agent.tee_defaults=1"
 expect_match "TEE defaults in the guest" "$(ctl details)" "tee-default-policy"
+refused "joining the pod's pid namespace before CreateSandbox" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
+        "the container joins the pod's pid namespace, but the pod has no namespaces (no CreateSandbox)"
 ctl create-sandbox --id hostile --hostname hostile >/dev/null
 refused "pid namespace left out" "$(ctl create --id spy $(R spy) --no-pidns $OCI_CAPS -- true 2>&1)" \
         "PermissionDenied: CreateContainer spy (container '') refused by agent policy: it must have its own pid namespace"
@@ -169,6 +175,51 @@ expect_eq "no policy: kernel.core_pattern rewritten" \
         "hostile-core"
 ctl remove --id victim
 
+# The pod's namespaces: since CreateSandbox the agent's pause holds the pod's uts (with its
+# hostname), ipc and pid namespaces; containers join uts and ipc (Kata's rule), and the pid
+# namespace only when the pod shares it (containerd's namespace path, as the shim passes it).
+NS_CMD='echo $(busybox hostname) $(busybox readlink /proc/self/ns/uts) $(busybox readlink /proc/self/ns/ipc)'
+ns_app=$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+ns_side=$(ctl run --id sidecar $(R sidecar) $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+expect_eq "two containers of the pod: the same hostname, uts and ipc namespaces" "$ns_side" "$ns_app"
+expect_match "... the pod's hostname" "$ns_app" "pod uts:["
+ns_own=$(ctl run --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c "$NS_CMD")
+expect_match "a container naming its own hostname keeps its own uts" "$ns_own" "own uts:["
+[ "${ns_own#own }" != "${ns_app#pod }" ] && ok "... a different uts namespace" ||
+        fail "own hostname, same uts: '$ns_own' vs '$ns_app'"
+ENV_CMD='echo "env:$(busybox cat /proc/[0-9]*/environ 2>/dev/null | busybox tr "\0" "\n" | busybox grep -m1 topsecret)"'
+ctl create --id victim $(R victim) --env SECRET=topsecret-42 $OCI_CAPS -- /bin/sleep 300 && ctl start --id victim
+expect_eq "the pod does not share its pid namespace: no sibling's /proc/<pid>/environ" \
+        "$(ctl run --id spy $(R spy) $OCI_CAPS -- /bin/sh -c "$ENV_CMD")" "env:"
+ctl remove --id victim
+expect_eq "victim in the pod's pid namespace" \
+        "$(raw create victim "$A/victim/rootfs" pid,ipc,uts SECRET=topsecret-42 /bin/sleep 300)" "0 "
+ctl start --id victim
+expect_eq "a container outside the pod's pid namespace still sees nothing" \
+        "$(ctl run --id spy $(R spy) $OCI_CAPS -- /bin/sh -c "$ENV_CMD")" "env:"
+expect_eq "spy in the pod's pid namespace" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh -c "$ENV_CMD")" "0 "
+ctl start --id spy
+ctl wait --id spy >/dev/null
+expect_eq "the pod shares its pid namespace: the sibling's environment is visible" \
+        "$(ctl read-stdout --id spy 2>/dev/null)" "env:SECRET=topsecret-42"
+ctl remove --id spy
+ctl remove --id victim
+# A policy that names the pod's namespaces (sandbox_namespaces): exactly those are joined.
+cat >"$tmp/ns-policy.json" <<'JSON'
+{"version": 2, "default": "allow", "set_policy": "allow",
+ "containers": [{"name": "*", "sandbox_namespaces": ["ipc", "uts"]}]}
+JSON
+ctl set-policy --src "$tmp/ns-policy.json" && ok "SetPolicy: sandbox_namespaces ipc, uts" || fail "SetPolicy ns-policy"
+refused "policy: joining the pod's pid namespace it does not share" \
+        "$(raw create spy "$A/spy/rootfs" pid,ipc,uts PATH=/bin /bin/sh)" \
+        "it must not join the pod's pid namespace"
+refused "policy: a uts namespace of its own" \
+        "$(ctl create --id app $(R app) --hostname own $OCI_CAPS -- /bin/sh -c true 2>&1)" \
+        "it must join the pod's uts namespace"
+expect_eq "policy: the pod's ipc and uts, its own pid namespace" \
+        "$(ctl run --id app $(R app) $OCI_CAPS -- /bin/sh -c 'echo $(busybox hostname)')" "pod"
+
 "$HERE/../../tools/cc-genpolicy" "$HERE/data/two-container-pod.yaml" -o "$tmp/pod-policy.json" 2>/dev/null
 ctl set-policy --src "$tmp/pod-policy.json" && ok "SetPolicy with the generated pod policy (no policy, no TEE)" ||
         fail "SetPolicy"
@@ -186,6 +237,9 @@ ctl create --id sidecar $(R sidecar) $N=sidecar $I=$SIDE_IMG $SIDE_CAPS -- /bin/
 refused "policy: a sibling without its pid namespace" \
         "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod --no-pidns $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
         "it must have its own pid namespace"
+refused "policy: a uts namespace of its own (the generated sandbox_namespaces)" \
+        "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod --hostname own $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
+        "it must join the pod's uts namespace"
 refused "policy: all caps, no masks" \
         "$(ctl create --id spy $(R spy) $N=app $I=$APP_IMG --env MODE=prod $ALL_CAPS --no-masked -- /bin/sh -c 'echo app-ok $MODE' 2>&1)" \
         "capability CAP_DAC_READ_SEARCH is not allowed"

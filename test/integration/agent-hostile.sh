@@ -159,6 +159,10 @@ SIDE_IMG=registry.example/sidecar@sha256:222222222222222222222222222222222222222
 N="--annotation io.kubernetes.cri.container-name"
 I="--annotation io.kubernetes.cri.image-name"
 SIDE_CAPS=$(echo "$OCI_CAPS" | sed 's/--cap CAP_NET_RAW//')
+# The pod's namespaces (CreateSandbox): the policy's sandbox_namespaces has every container
+# join its ipc and uts.
+ctl create-sandbox --id pod --hostname two-containers && ok "CreateSandbox: the pod's namespaces" ||
+        fail "CreateSandbox"
 expect_eq "app as declared runs" \
         "$(ctl run --id app $(R app) $N=app $I=$APP_IMG --env MODE=prod $OCI_CAPS -- /bin/sh -c 'echo app-ok $MODE')" \
         "app-ok prod"
@@ -180,6 +184,9 @@ refused "a container the pod does not have" \
 refused "sidecar with the capability its spec drops" \
         "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG $OCI_CAPS -- /bin/sleep 30 2>&1)" \
         "capability CAP_NET_RAW is not allowed"
+refused "sidecar with a uts namespace of its own" \
+        "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG --hostname own $SIDE_CAPS -- /bin/sleep 30 2>&1)" \
+        "it must join the pod's uts namespace"
 refused "sidecar without its pid namespace" \
         "$(ctl create --id side2 $(R spy) $N=sidecar $I=$SIDE_IMG --no-pidns $SIDE_CAPS -- /bin/sleep 30 2>&1)" \
         "it must have its own pid namespace"

@@ -6,7 +6,7 @@
 #                 reads "Kernel panic - not syncing" on the console and stops waiting
 #   kata-trunc    the initramfs cut to half its size: the kernel fails to unpack it
 #   kata-corrupt  bytes changed inside the pull helper's library image in the initramfs: the
-#                 agent's own check of the image (guest-agent/selfcheck.c) finds the file and
+#                 agent's own check of the image (guest-agent/init/selfcheck.c) finds the file and
 #                 logs level=fatal before it is reachable
 #   kata-nokernel the kernel file does not exist
 #   kata-noqemu   the VMM binary does not exist

@@ -3,7 +3,7 @@
 # encrypted by `skopeo copy --encryption-key jwe:pub.pem`, pulled in the guest; the private key
 # reaches the guest only through the offline_fs key broker: a second cpio appended to the test's
 # copy of the initrd holds /etc/cc-agent/image.json ({"key_files": [...]}) and the key, the way
-# a guest image is built with its keys (the host never sends a key: guest-agent/rpc-image.c).
+# a guest image is built with its keys (the host never sends a key: guest-agent/rpc/rpc-image.c).
 # The node is set up by `cc-deploy install` (see e2e-guest-pull.sh), plus one handler of the
 # node's own, kata-keys, whose configuration is the installed one with that initrd.
 #   - handler kata-keys (that initrd): the pod runs, the container prints the decrypted file;

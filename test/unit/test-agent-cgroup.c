@@ -1,5 +1,5 @@
 /* Unit tests: cgroup value conversions and what agent_cgroup_apply writes, against a plain
- * directory standing in for a cgroup v2 tree (guest-agent/cgroup.c). */
+ * directory standing in for a cgroup v2 tree (guest-agent/runtime/cgroup.c). */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>
@@ -19,7 +19,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/cgroup.h"
+#include "guest-agent/runtime/cgroup.h"
 
 static void test_values(void **state)
 {

@@ -1,4 +1,4 @@
-/* Unit tests: where CopyFile may write (agent_copy_target_check(), guest-agent/rpc-copy.c). */
+/* Unit tests: where CopyFile may write (agent_copy_target_check(), guest-agent/rpc/rpc-copy.c). */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests: the agent's initdata at boot (guest-agent/initdata.c) with the reference's V12
+ * Unit tests: the agent's initdata at boot (guest-agent/init/initdata.c) with the reference's V12
  * disk in a scratch device directory: found by its magic, the files written, the digest checked
  * against the launch's command-line digest (a mismatch names both), and `bound` false when
  * nothing could be compared (main.c then ignores its policy.json in a TEE guest).

@@ -1,5 +1,5 @@
-/* Unit tests: the policy over the whole request (guest-agent/policy-match.c, version 2) and the
- * TEE default policy. */
+/* Unit tests: the policy over the whole request (guest-agent/policy/policy-match.c, version 2) and
+ * the TEE default policy. */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>
@@ -16,8 +16,8 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 static char *masked[] = {"/proc/acpi",       "/proc/kcore",   "/proc/keys",
                          "/proc/timer_list", "/sys/firmware", NULL};
@@ -85,6 +85,11 @@ static void test_tee_default(void **state)
         s = good_spec();
         s.namespaces &= ~AGENT_NS_IPC;
         assert_denied(create(p, "app", &s, &err), "own ipc namespace");
+
+        /* The pod's namespaces are as good as the container's own (never the guest's). */
+        s = good_spec();
+        s.sandbox_namespaces = AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS;
+        assert_int_equal(create(p, "app", &s, &err), 0);
 
         /* Capabilities beyond the OCI defaults, or none listed (= all). */
         s = good_spec();
@@ -235,6 +240,35 @@ static void test_pod_policy(void **state)
         assert_true(agent_policy_allows_host_rootfs(dev));
 }
 
+/* sandbox_namespaces: exactly these are the pod's, the rest of `namespaces` the container's. */
+static void test_sandbox_namespaces(void **state)
+{
+        (void)state;
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_(agent_policy_freep) struct agent_policy *p = NULL;
+        assert_int_equal(agent_policy_parse(
+                                 "{\"version\": 2, \"containers\": ["
+                                 "{\"name\": \"app\", \"sandbox_namespaces\": [\"ipc\", \"uts\"]},"
+                                 "{\"name\": \"shared\", \"sandbox_namespaces\": [\"pid\", "
+                                 "\"ipc\", \"uts\"]}]}",
+                                 &p, &err),
+                         0);
+        struct agent_spec s = good_spec();
+        assert_denied(create(p, "app", &s, &err), "it must join the pod's ipc namespace");
+        s.sandbox_namespaces = AGENT_NS_IPC | AGENT_NS_UTS;
+        assert_int_equal(create(p, "app", &s, &err), 0);
+        /* The pod shares its process namespace, but this container's policy does not. */
+        s.sandbox_namespaces |= AGENT_NS_PID;
+        assert_denied(create(p, "app", &s, &err), "it must not join the pod's pid namespace");
+        assert_int_equal(create(p, "shared", &s, &err), 0);
+        s.sandbox_namespaces = AGENT_NS_IPC | AGENT_NS_UTS;
+        assert_denied(create(p, "shared", &s, &err), "it must join the pod's pid namespace");
+        /* Without any pid namespace: the guest's, refused whatever else. */
+        s.namespaces &= ~AGENT_NS_PID;
+        assert_denied(create(p, "shared", &s, &err),
+                      "it must have its own pid namespace or the pod's");
+}
+
 static void test_invalid_v2(void **state)
 {
         (void)state;
@@ -244,6 +278,7 @@ static void test_invalid_v2(void **state)
                 "{\"containers\": [{\"name\": \"a\", \"typo\": 1}]}",
                 "{\"containers\": [{\"name\": \"a\", \"capabilities\": [\"CAP_NOPE\"]}]}",
                 "{\"containers\": [{\"name\": \"a\", \"namespaces\": [\"net\"]}]}",
+                "{\"containers\": [{\"name\": \"a\", \"sandbox_namespaces\": [\"mount\"]}]}",
                 "{\"containers\": [{\"name\": \"a\", \"uid\": -1}]}",
                 "{\"containers\": [{\"name\": \"a\", \"mounts\": [{\"type\": \"bind\"}]}]}",
                 "{\"containers\": [{\"name\": \"a\", \"exec\": [[]]}]}",
@@ -268,6 +303,7 @@ int main(void)
                 cmocka_unit_test(test_tee_default),
                 cmocka_unit_test(test_pod_policy),
                 cmocka_unit_test(test_invalid_v2),
+                cmocka_unit_test(test_sandbox_namespaces),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests: the agent's JSON policy engine (guest-agent/policy.c). */
+/* Unit tests: the agent's JSON policy engine (guest-agent/policy/policy.c). */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>
@@ -14,7 +14,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/policy.h"
+#include "guest-agent/policy/policy.h"
 
 static const char *const policy_text =
         "{\"default\": \"allow\", \"rules\": ["

@@ -1,5 +1,5 @@
 /*
- * Unit tests: the guest image's check of its own files at boot (guest-agent/selfcheck.c),
+ * Unit tests: the guest image's check of its own files at boot (guest-agent/init/selfcheck.c),
  * against a scratch tree with a digest list in sha256sum's format: a good image passes and is
  * counted; a changed byte, a truncated file, a missing file, a symlink in place of a file and
  * a malformed list each fail with the file (or the list line) named.

@@ -1,4 +1,4 @@
-/* Unit tests: grpc.Spec -> agent_spec (guest-agent/spec-oci.c) and the name tables. */
+/* Unit tests: grpc.Spec -> agent_spec (guest-agent/runtime/spec-oci.c) and the name tables. */
 /* cmocka.h needs these first; keep clang-format from sorting it in among them. */
 // clang-format off
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 
 static char *args[] = {"/bin/sh", "-c", "echo hi"};
 static char *env[] = {"PATH=/bin", "A=b"};
@@ -260,6 +260,67 @@ static void test_sandbox(void **state)
         assert_true(s->sandbox);
 }
 
+/* Which namespaces a container shares with the pod's sandbox (Kata's rules, and containerd's
+ * namespace paths as the shim passes them). */
+static void test_pod_namespaces(void **state)
+{
+        (void)state;
+        struct fixture f;
+        fill(&f);
+        const unsigned pod = AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS;
+        f.ns[1].type = "ipc"; /* pid, ipc, uts; none with a path */
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_(agent_spec_freep) struct agent_spec *s = NULL;
+        assert_int_equal(agent_spec_from_oci(&f.spec, &s, &err), 0);
+        assert_int_equal(s->ns_paths, 0);
+        /* Before CreateSandbox: everything the container's own. */
+        assert_int_equal(agent_spec_pod_namespaces(s, false, 0, NULL, &err), 0);
+        assert_int_equal(s->sandbox_namespaces, 0);
+        /* The pod's namespaces: IPC is the pod's; UTS too unless the spec names another
+         * hostname. */
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, AGENT_NS_IPC);
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "box", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, AGENT_NS_IPC | AGENT_NS_UTS);
+        /* The pod shares its process namespace: Kata's flag. */
+        assert_int_equal(agent_spec_pod_namespaces(s, true, pod, "box", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, pod);
+        /* ... and the pod must have one of its own to share (never the guest's). */
+        assert_int_equal(agent_spec_pod_namespaces(s, true, AGENT_NS_IPC, "box", &err), -EINVAL);
+        assert_non_null(
+                strstr(cc_error_message(err), "pid namespace, but the pod has none of its own"));
+        cc_error_free(TAKE_PTR(err));
+        assert_int_equal(agent_spec_pod_namespaces(s, true, 0, NULL, &err), -EINVAL);
+        assert_non_null(
+                strstr(cc_error_message(err), "the pod has no namespaces (no CreateSandbox)"));
+        cc_error_free(TAKE_PTR(err));
+
+        /* containerd's paths (the shim passes "sandbox"): those are the pod's, also a pid
+         * namespace the spec would not have listed otherwise. */
+        agent_spec_free(TAKE_PTR(s));
+        f.ns[0].path = "sandbox";
+        f.ns[2].path = "sandbox";
+        assert_int_equal(agent_spec_from_oci(&f.spec, &s, &err), 0);
+        assert_int_equal(s->ns_paths, AGENT_NS_PID | AGENT_NS_UTS);
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, pod);
+        assert_int_equal(s->namespaces & pod, pod);
+
+        /* The sandbox (pause) container joins all the pod's namespaces it lists. */
+        s->sandbox = true;
+        s->ns_paths = 0;
+        s->namespaces = AGENT_NS_MOUNT | AGENT_NS_UTS | AGENT_NS_IPC;
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
+        assert_int_equal(s->sandbox_namespaces, AGENT_NS_UTS | AGENT_NS_IPC);
+
+        /* A spec without a pid namespace stays without one here: the policy refuses it. */
+        agent_spec_free(TAKE_PTR(s));
+        f.ns[0].type = "network";
+        assert_int_equal(agent_spec_from_oci(&f.spec, &s, &err), 0);
+        assert_int_equal(agent_spec_pod_namespaces(s, false, pod, "pod", &err), 0);
+        assert_int_equal(s->namespaces & AGENT_NS_PID, 0);
+}
+
 static void test_names(void **state)
 {
         int v;
@@ -287,10 +348,9 @@ static void test_names(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_convert),
-                cmocka_unit_test(test_refusals),
-                cmocka_unit_test(test_sandbox),
-                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_convert),        cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_names),
+                cmocka_unit_test(test_pod_namespaces),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,11 +239,14 @@ static void test_spec_translation(void **state)
         assert_int_equal(n_files, 1);
         assert_string_equal(files[0].host_path, "/etc/hosts");
         assert_string_equal(files[0].guest_path, s->mounts[1]->source);
-        /* Namespaces: network gone, paths gone. */
+        /* Namespaces: network gone; a path (containerd's "the sandbox's") becomes the marker
+         * "sandbox", the host path never crosses. */
         assert_int_equal(s->linux_->n_namespaces, 3);
         for (size_t i = 0; i < s->linux_->n_namespaces; i++)
                 assert_string_not_equal(s->linux_->namespaces[i]->type, "network");
-        assert_string_equal(s->linux_->namespaces[1]->path, "");
+        assert_string_equal(s->linux_->namespaces[0]->path, "");
+        assert_string_equal(s->linux_->namespaces[1]->type, "ipc");
+        assert_string_equal(s->linux_->namespaces[1]->path, "sandbox");
         assert_string_equal(s->linux_->cgroupspath, "");
         assert_int_equal(s->linux_->n_devices, 0);
         assert_int_equal(s->linux_->resources->memory->limit, 67108864);

@@ -15,9 +15,9 @@
 #include "cc/error.h"
 #include "cc/macro.h"
 
-#include "guest-agent/policy-internal.h"
-#include "guest-agent/policy.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy-internal.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/spec.h"
 
 /* runc's, containerd's and CRI-O's default capability set (the OCI runtime-spec example). */
 const uint64_t agent_policy_oci_default_caps =
@@ -115,6 +115,42 @@ static void cap_name(int cap, char *buf, size_t n)
 }
 
 /* The process checks CreateContainer and ExecProcess share. */
+static const char *ns_name(unsigned ns)
+{
+        return ns & AGENT_NS_PID     ? "pid"
+               : ns & AGENT_NS_IPC   ? "ipc"
+               : ns & AGENT_NS_UTS   ? "uts"
+               : ns & AGENT_NS_MOUNT ? "mount"
+                                     : "cgroup";
+}
+
+/* Every namespace of the entry's `namespaces` is the container's own or the pod's (never the
+ * guest's: it would see other containers' /proc/<pid>); with `sandbox_namespaces`, exactly
+ * those are the pod's. */
+static int check_namespaces(const struct policy_container *c, const struct agent_spec *s,
+                            const char *what, struct cc_error **err)
+{
+        unsigned missing = c->namespaces & ~s->namespaces;
+        if (missing)
+                return deny(err, what,
+                            "it must have its own %s namespace or the pod's (without one it "
+                            "shares the guest's, and sees other containers)",
+                            ns_name(missing));
+        if (!c->has_sandbox_ns)
+                return 0;
+        unsigned got = s->sandbox_namespaces & (AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS);
+        unsigned diff = c->sandbox_namespaces ^ got;
+        if (diff & c->sandbox_namespaces)
+                return deny(err, what, "it must join the pod's %s namespace",
+                            ns_name(diff & c->sandbox_namespaces));
+        if (diff)
+                return deny(err, what,
+                            "it must not join the pod's %s namespace (the policy keeps it the "
+                            "container's own)",
+                            ns_name(diff));
+        return 0;
+}
+
 static int check_process(const struct policy_container *c, const struct agent_process *proc,
                          const char *what, struct cc_error **err)
 {
@@ -214,19 +250,10 @@ int agent_policy_check_create(const struct agent_policy *p, const struct agent_p
         }
         if (c->cwd && !match(c->cwd, proc->cwd ? proc->cwd : "/"))
                 return deny(err, what, "cwd %s is not allowed", proc->cwd ? proc->cwd : "/");
-        unsigned missing = c->namespaces & ~s->namespaces;
-        if (missing) {
-                const char *ns = missing & AGENT_NS_PID     ? "pid"
-                                 : missing & AGENT_NS_IPC   ? "ipc"
-                                 : missing & AGENT_NS_UTS   ? "uts"
-                                 : missing & AGENT_NS_MOUNT ? "mount"
-                                                            : "cgroup";
-                return deny(err, what,
-                            "it must have its own %s namespace (without one it shares the "
-                            "guest's, and sees other containers)",
-                            ns);
-        }
-        int r = check_process(c, proc, what, err);
+        int r = check_namespaces(c, s, what, err);
+        if (r < 0)
+                return r;
+        r = check_process(c, proc, what, err);
         if (r < 0)
                 return r;
         if (!c->privileged) {

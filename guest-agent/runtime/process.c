@@ -16,7 +16,7 @@
 #include "cc/cleanup.h"
 #include "cc/macro.h"
 
-#include "guest-agent/runtime.h"
+#include "guest-agent/runtime/runtime.h"
 
 /* Writes "message: strerror(errnum)" into e; returns -errnum (-EINVAL when errnum is 0). */
 int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...)

@@ -3,7 +3,7 @@
  * Every list is bounded and every name is resolved here, so a malformed spec is refused with
  * a clear InvalidArgument before any process exists.
  */
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -301,13 +301,16 @@ int agent_spec_from_oci(const Grpc__Spec *in, struct agent_spec **ret, struct cc
         if (l) {
                 for (size_t i = 0; i < l->n_namespaces && i < 16; i++) {
                         const char *t = l->namespaces[i]->type;
-                        if (cc_streq(t, "pid"))
-                                s->namespaces |= AGENT_NS_PID;
-                        else if (cc_streq(t, "uts"))
-                                s->namespaces |= AGENT_NS_UTS;
-                        else if (cc_streq(t, "ipc"))
-                                s->namespaces |= AGENT_NS_IPC;
-                        else if (cc_streq(t, "cgroup"))
+                        unsigned ns = cc_streq(t, "pid")   ? AGENT_NS_PID
+                                      : cc_streq(t, "uts") ? AGENT_NS_UTS
+                                      : cc_streq(t, "ipc") ? AGENT_NS_IPC
+                                                           : 0;
+                        s->namespaces |= ns;
+                        if (!cc_isempty(l->namespaces[i]->path))
+                                s->ns_paths |= ns;
+                        if (ns)
+                                continue;
+                        if (cc_streq(t, "cgroup"))
                                 s->namespaces |= AGENT_NS_CGROUP;
                         else if (cc_streq(t, "network"))
                                 s->namespaces |= AGENT_NS_NET; /* ignored: VM network */

@@ -58,13 +58,15 @@ static int file_sha256(const char *path, char out[2 * SHA256_DIGEST_LENGTH + 1],
         SHA256_Init(&ctx);
         *size = 0;
         for (;;) {
-                ssize_t n = read(fd, buf, READ_CHUNK);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
+                ssize_t n;
+                do
+                        n = read(fd, buf, READ_CHUNK);
+                while (n < 0 && errno == EINTR);
+                if (n <= 0) {
+                        if (n < 0)
+                                return -errno;
                         break;
+                }
                 SHA256_Update(&ctx, buf, (size_t)n);
                 *size += (uint64_t)n;
         }

@@ -3,9 +3,11 @@
  * The container runtime: runs OCI containers (struct agent_spec) with namespaces, a pivoted
  * rootfs, mounts, cgroups, capabilities, seccomp and stdio, and keeps their processes.
  *
- * Process model. Every container process is started with two forks: an intermediate child
- * joins the cgroup and the namespaces (unshare for a new container, setns for an exec), then
- * forks the real process (so that it is inside the new pid namespace) and exits. The agent is
+ * Process model. Every container process is started with two forks, one path for a
+ * container's init and an exec (spawn.c): an intermediate child joins the cgroup and the
+ * namespaces (setns into the pod sandbox's for a new container, into the container's for an
+ * exec; unshare for the rest), then forks the real process (so that it is inside the new or
+ * joined pid namespace) and exits. The agent is
  * init or a child subreaper, so the real process is re-parented to it and reaped by the
  * runtime's reaper thread, which records exit statuses (signal n -> 128+n). fork(), not a raw
  * clone(), because the agent is multithreaded: glibc's fork leaves malloc usable in the child.
@@ -22,8 +24,8 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/cgroup.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/cgroup.h"
+#include "guest-agent/runtime/spec.h"
 
 struct agent_runtime;
 
@@ -67,6 +69,16 @@ int agent_container_update(struct agent_runtime *rt, const char *id,
                            const struct agent_resources *res, struct cc_error **err);
 int agent_container_stats(struct agent_runtime *rt, const char *id, struct agent_cgroup_stats *st,
                           struct cc_error **err);
+/*
+ * The pod's namespaces (CreateSandbox, as Kata's agent sets up its shared ones): a pause
+ * process of the agent's holds a new pid, ipc and uts namespace (the latter with `hostname`),
+ * which the pod's containers join (agent_spec_pod_namespaces). Once per pod: a second call
+ * keeps the first. DestroySandbox (agent_runtime_remove_all) ends it.
+ */
+int agent_runtime_pod_create(struct agent_runtime *rt, const char *hostname, struct cc_error **err);
+/* The AGENT_NS_* of the pod's namespaces (0 before CreateSandbox) and its hostname
+ * (malloc'ed, or NULL). */
+int agent_runtime_pod(struct agent_runtime *rt, unsigned *ret_ns, char **ret_hostname);
 /* Number of containers (tests and idle checks). */
 unsigned agent_runtime_n_containers(struct agent_runtime *rt);
 
@@ -106,8 +118,7 @@ struct agent_child_error {
 };
 /* Fills e with "message: strerror(errnum)" (no allocation: child side); returns -errnum, or
  * -EINVAL when errnum is 0. */
-int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...)
-        _printf_(3, 4);
+int agent__child_fail(struct agent_child_error *e, int errnum, const char *fmt, ...) _printf_(3, 4);
 int agent__rootfs_setup(const struct agent_spec *spec, int rootfd, const int *bind_fds,
                         struct agent_child_error *e);
 /* openat2(2) (no glibc wrapper in Debian 12); returns the fd or -errno. */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guest-agent/policy.h"
+#include "guest-agent/policy/policy.h"
 
 #define POLICY_MAX_BYTES (1u << 20)
 #define POLICY_MAX_RULES 1024
@@ -40,7 +40,10 @@ struct policy_container {
         uint32_t uid, gid;
         bool privileged;             /* lifts capabilities, paths, sysfs */
         uint64_t caps;               /* allowed capabilities (bit n = capability n) */
-        unsigned namespaces;         /* AGENT_NS_* the container must have of its own */
+        unsigned namespaces;         /* AGENT_NS_* the container must have: its own or the pod's */
+        bool has_sandbox_ns;         /* sandbox_namespaces given: checked exactly */
+        unsigned sandbox_namespaces; /* AGENT_NS_PID/IPC/UTS it must join from the pod's sandbox
+                                      * (the others of `namespaces` are its own) */
         char **masked_paths;         /* must all be masked */
         char **readonly_paths;       /* must all be read-only */
         struct policy_mount *mounts; /* NULL: the standard set (see policy-match.c) */

@@ -27,8 +27,8 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/policy.h"
-#include "guest-agent/runtime.h"
+#include "guest-agent/policy/policy.h"
+#include "guest-agent/runtime/runtime.h"
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 

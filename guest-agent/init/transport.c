@@ -37,7 +37,7 @@
 #include "cc/macro.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/relay-internal.h"
+#include "guest-agent/init/relay-internal.h"
 
 static struct {
         char *port;

@@ -1,7 +1,7 @@
 /*
  * agent_spec helpers: freeing, and the name -> number tables every converter needs.
  */
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/spec.h"
 
 #include <ctype.h>
 #include <seccomp.h>
@@ -245,5 +245,36 @@ int agent_mount_parse_options(struct agent_mount *m, char *const *options, size_
                 m->readonly_bind = true;
         free(m->data);
         m->data = TAKE_PTR(data);
+        return 0;
+}
+
+int agent_spec_pod_namespaces(struct agent_spec *s, bool sandbox_pidns, unsigned sandbox_ns,
+                              const char *sandbox_hostname, struct cc_error **err)
+{
+        unsigned join = s->ns_paths & (AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS);
+        if (sandbox_pidns)
+                join |= AGENT_NS_PID;
+        if (s->sandbox) /* the sandbox (pause) container: the pod's, all it lists */
+                join = s->namespaces & sandbox_ns;
+        else if (sandbox_ns) {
+                join |= s->namespaces & sandbox_ns & AGENT_NS_IPC;
+                if ((s->namespaces & sandbox_ns & AGENT_NS_UTS) &&
+                    (cc_isempty(s->hostname) || cc_streq(s->hostname, sandbox_hostname)))
+                        join |= AGENT_NS_UTS;
+        }
+        s->sandbox_namespaces = 0;
+        if (!join)
+                return 0;
+        unsigned lacking = join & ~sandbox_ns;
+        if (lacking)
+                return cc_error_set(err, EINVAL,
+                                    "the container joins the pod's %s namespace, but %s",
+                                    lacking & AGENT_NS_PID   ? "pid"
+                                    : lacking & AGENT_NS_IPC ? "ipc"
+                                                             : "uts",
+                                    sandbox_ns ? "the pod has none of its own"
+                                               : "the pod has no namespaces (no CreateSandbox)");
+        s->namespaces |= join;
+        s->sandbox_namespaces = join;
         return 0;
 }

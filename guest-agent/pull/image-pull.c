@@ -31,7 +31,7 @@
  * attestation, so the KBS's policy can tell pods apart by it.
  *
  * Development images may also name plain-HTTP registries on the kernel command line,
- * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/config.c), added to the file's
+ * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/init/config.c), added to the file's
  * insecure_registries: the guest image stays the same and only the boot line differs (the
  * host's registry is 10.0.2.2:PORT under QEMU user networking). This does not hand the choice
  * to an unmeasured host: in TEE launches the kernel command line is measured with the kernel

@@ -113,9 +113,13 @@ struct agent_spec {
         struct agent_mount *mounts;
         size_t n_mounts;
         struct agent_process process;
-        unsigned namespaces;   /* AGENT_NS_* */
-        char **masked_paths;   /* NULL-terminated */
-        char **readonly_paths; /* NULL-terminated */
+        unsigned namespaces; /* AGENT_NS_*: not the guest's (the container's own or the pod's) */
+        unsigned ns_paths;   /* AGENT_NS_* the spec gave with a path: containerd's "join the
+                              * sandbox's" (the path itself names a host namespace, unused) */
+        unsigned sandbox_namespaces; /* AGENT_NS_* joined from the pod's sandbox container
+                                      * (agent_spec_pod_namespaces), the others created */
+        char **masked_paths;         /* NULL-terminated */
+        char **readonly_paths;       /* NULL-terminated */
         struct agent_resources resources;
         struct agent_seccomp *seccomp; /* NULL: none */
         bool sandbox; /* the pod's sandbox (pause) container: the agent runs its own pause */
@@ -141,6 +145,19 @@ int agent_seccomp_op_from_name(const char *name, int *ret);
  */
 int agent_mount_parse_options(struct agent_mount *m, char *const *options, size_t n,
                               struct cc_error **err);
+
+/*
+ * Which of a container's pid, ipc and uts namespaces are the pod's (s->sandbox_namespaces:
+ * those CreateSandbox made, agent_runtime_pod_create), as Kata's agent decides it: IPC and UTS
+ * whenever the pod has them (a spec naming a hostname other than the pod's keeps its own UTS:
+ * a hostname cannot be set in a shared one), the pid namespace when the pod shares its
+ * process namespace (`sandbox_pidns`, Kata's CreateContainer flag, or a pid namespace path in
+ * the spec). A namespace the spec gives with a path is always the pod's, and the sandbox
+ * (pause) container joins all it lists. `sandbox_ns`: the AGENT_NS_* the pod has (0: before
+ * CreateSandbox). A namespace to join that the pod lacks is an error (never the guest's).
+ */
+int agent_spec_pod_namespaces(struct agent_spec *s, bool sandbox_pidns, unsigned sandbox_ns,
+                              const char *sandbox_hostname, struct cc_error **err);
 
 /* Default environment when the spec gives none: PATH only. */
 extern const char *const agent_default_env[];

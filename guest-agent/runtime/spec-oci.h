@@ -5,7 +5,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/spec.h"
 #include "kata/oci.pb-c.h"
 
 int agent_spec_from_oci(const Grpc__Spec *in, struct agent_spec **ret, struct cc_error **err);

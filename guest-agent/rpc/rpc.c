@@ -21,7 +21,7 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
-#include "guest-agent/spec-oci.h"
+#include "guest-agent/runtime/spec-oci.h"
 #include "guest-agent/validate.h"
 #include "kata/agent.pb-c.h"
 #include "kata/health.pb-c.h"
@@ -107,6 +107,19 @@ int agent_note_pulled(struct agent *a, const char *container_id, const char *ima
         return ctr_set(a, container_id, true, image);
 }
 
+/* Which namespaces the container shares with the pod (before the policy sees the spec, which
+ * may require or forbid that). */
+static int pod_namespaces(struct agent *a, const Grpc__CreateContainerRequest *req,
+                          struct agent_spec *spec, struct cc_error **err)
+{
+        unsigned sandbox_ns = 0;
+        _cleanup_free_ char *hostname = NULL;
+        int r = agent_runtime_pod(a->rt, &sandbox_ns, &hostname);
+        if (r < 0)
+                return r;
+        return agent_spec_pod_namespaces(spec, req->sandbox_pidns, sandbox_ns, hostname, err);
+}
+
 /* CreateContainer against the policy's "containers" section. */
 static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req,
                         const struct agent_spec *spec, struct cc_error **err)
@@ -189,6 +202,7 @@ HANDLER(create_container)
                 return r;
         _cleanup_(agent_spec_freep) struct agent_spec *spec = NULL;
         if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
+            (r = pod_namespaces(a, req, spec, err)) < 0 ||
             (r = admit_create(a, req, spec, err)) < 0)
                 return r;
         /* Storages: the guest pull and the pod's volumes; refusing any other is safer than
@@ -517,6 +531,13 @@ HANDLER(create_sandbox)
                         return cc_error_set(err, errno, "sethostname: %m");
                 if (req->n_dns && (r = write_resolv_conf(req->dns, req->n_dns, err)) < 0)
                         return r;
+        }
+        /* The pod's pid, ipc and uts namespaces, which its containers join. */
+        if ((r = agent_runtime_pod_create(a->rt, req->hostname, err)) < 0) {
+                pthread_mutex_lock(&a->lock);
+                a->sandbox_created = false;
+                pthread_mutex_unlock(&a->lock);
+                return r;
         }
         pthread_mutex_lock(&a->lock);
         free(a->sandbox_id);

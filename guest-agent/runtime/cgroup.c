@@ -1,7 +1,7 @@
 /*
  * Container cgroups; see cgroup.h.
  */
-#include "guest-agent/cgroup.h"
+#include "guest-agent/runtime/cgroup.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 
 #include "cc/error.h"
 
-#include "guest-agent/spec.h"
+#include "guest-agent/runtime/spec.h"
 
 enum agent_cgroup_mode {
         AGENT_CGROUP_NONE,   /* no usable cgroup2 tree */

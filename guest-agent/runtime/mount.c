@@ -23,7 +23,7 @@
 #include "cc/cleanup.h"
 #include "cc/macro.h"
 
-#include "guest-agent/runtime.h"
+#include "guest-agent/runtime/runtime.h"
 
 int agent__openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {
@@ -244,15 +244,26 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
         return 0;
 }
 
+/* Opens a masked or read-only path of the spec (O_PATH) and gives its /proc/self/fd link in
+ * target; -ENOENT (with nothing in e) when it does not exist. */
+static int open_listed_path(const char *path, const char *what, char target[32],
+                            struct agent_child_error *e)
+{
+        int fd = open(path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ENOENT : agent__child_fail(e, errno, "%s %s", what, path);
+        fdpath(target, fd);
+        return fd;
+}
+
 /* Masked paths: an empty read-only tmpfs over a directory, /dev/null over a file. Missing
  * paths are fine (the kernel may not have them). Runs after pivot_root: '/' is the rootfs. */
 static int mask_path(const char *path, struct agent_child_error *e)
 {
-        _cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : agent__child_fail(e, errno, "masked path %s", path);
         char target[32];
-        fdpath(target, fd);
+        _cleanup_close_ int fd = open_listed_path(path, "masked path", target, e);
+        if (fd < 0)
+                return fd == -ENOENT ? 0 : fd;
         int r = is_dir_fd(fd) ? mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0k")
                               : mount("/dev/null", target, NULL, MS_BIND, NULL);
         return r < 0 ? agent__child_fail(e, errno, "mask %s", path) : 0;
@@ -260,11 +271,10 @@ static int mask_path(const char *path, struct agent_child_error *e)
 
 static int readonly_path(const char *path, struct agent_child_error *e)
 {
-        _cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : agent__child_fail(e, errno, "readonly path %s", path);
         char target[32];
-        fdpath(target, fd);
+        _cleanup_close_ int fd = open_listed_path(path, "readonly path", target, e);
+        if (fd < 0)
+                return fd == -ENOENT ? 0 : fd;
         if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return agent__child_fail(e, errno, "bind %s", path);
         _cleanup_close_ int nfd = open(path, O_PATH | O_CLOEXEC);

@@ -1,7 +1,7 @@
 /*
  * JSON policy engine; the format is described in policy.h.
  */
-#include "guest-agent/policy.h"
+#include "guest-agent/policy/policy.h"
 
 #include <fnmatch.h>
 #include <json-c/json.h>
@@ -11,8 +11,8 @@
 #include "cc/cleanup.h"
 #include "cc/error.h"
 
-#include "guest-agent/policy-internal.h"
-#include "guest-agent/spec.h"
+#include "guest-agent/policy/policy-internal.h"
+#include "guest-agent/runtime/spec.h"
 
 static void container_done(struct policy_container *c)
 {
@@ -302,6 +302,15 @@ static int parse_container(json_object *o, size_t idx, struct policy_container *
                         r = parse_caps(val, w, &c->caps, err);
                 } else if (strcmp(key, "namespaces") == 0) {
                         r = parse_namespaces(val, w, &c->namespaces, err);
+                } else if (strcmp(key, "sandbox_namespaces") == 0) {
+                        r = parse_namespaces(val, w, &c->sandbox_namespaces, err);
+                        c->has_sandbox_ns = true;
+                        if (r >= 0 &&
+                            (c->sandbox_namespaces & ~(AGENT_NS_PID | AGENT_NS_IPC | AGENT_NS_UTS)))
+                                r = cc_error_set(err, EINVAL,
+                                                 "policy: %s: only pid, ipc and uts are the "
+                                                 "pod's to share",
+                                                 w);
                 } else if (strcmp(key, "masked_paths") == 0) {
                         cc_strv_free(TAKE_PTR(c->masked_paths));
                         r = parse_strv_n(val, w, 0, &c->masked_paths, err);
