@@ -225,7 +225,7 @@ static int refuse(const struct shim_proc_sm *m, enum shim_proc_event ev, const s
         if (errnum == EAGAIN)
                 return -EAGAIN;
         const char *from = shim_proc_state_name(m->state);
-        if (ev_target[ev] < 0)
+        if ((unsigned)ev >= _SHIM_PEV_MAX || ev_target[ev] < 0)
                 return cc_error_set(err, errnum, "%s (%s)", refusals[s->arg].text, from);
         return cc_error_set(err, errnum, "%s (%s -> %s)", refusals[s->arg].text, from,
                             shim_proc_state_name(ev_target[ev]));

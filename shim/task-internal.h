@@ -1,7 +1,8 @@
 #pragma once
 /*
  * The task service's model, shared by its parts:
- *   task.c       the ttrpc edge: one thin handler per method, the lookup every handler shares
+ *   task.c       the ttrpc edge: one thin handler per method
+ *   pod.c        the tasks and processes: lookup + transition under the lock, their events
  *   container.c  Create: the handler's configuration, the pod's VM, the guest container
  *   monitor.c    the threads that turn guest and VM events into exits and OOM events
  *   proc.c       the state machine of each process (proc-internal.h)
@@ -69,15 +70,49 @@ struct shim {
         bool oom_started;
 };
 
-/* ---- task.c ---------------------------------------------------------------------------- */
+/* ---- pod.c ----------------------------------------------------------------------------- */
 
 /* The pid containerd sees for every process of the pod: the VMM's (as Kata reports). */
 uint32_t shim__vmm_pid(struct shim *s);
 struct task *shim__task_find(struct shim *s, const char *id);
+struct proc *shim__exec_find(struct task *t, const char *exec_id);
 /* Fires ev on p (lock held) and does what the transition asks: publishes /tasks/start,
  * exec-started or /tasks/exit, wakes the waiters. *ret_effects may be NULL. */
 int shim__proc_fire(struct shim *s, struct proc *p, enum shim_proc_event ev, uint32_t status,
                     unsigned *ret_effects, struct cc_error **err);
+
+/*
+ * One request's lookup and transition: finds id/exec_id, checks ev against the process's
+ * state, runs the handler's guard (its own conditions, after the state's), fires ev, all
+ * under the lock; while a Start is in flight (-EAGAIN) it waits for its outcome and looks
+ * again. With ref, the caller may use t and p unlocked until shim__proc_put().
+ */
+struct proc_op {
+        const char *id, *exec_id;
+        enum shim_proc_event ev;
+        uint32_t status;
+        bool ref;
+        int (*guard)(struct shim *s, struct proc_op *op, struct cc_error **err);
+        void *arg;
+        /* out */
+        struct task *t;
+        struct proc *p;
+        unsigned fx;
+};
+
+int shim__proc_op(struct shim *s, struct proc_op *op, struct cc_error **err);
+/* For guards whose own condition passed: fires op's event. */
+int shim__guard_pass(struct shim *s, struct proc_op *op, struct cc_error **err);
+/* Drops a reference shim__proc_op() took. */
+void shim__proc_put(struct shim *s, struct proc *p);
+void shim__proc_put_locked(struct shim *s, struct proc *p);
+/* Fires the outcome of op's agent call (STARTED, PAUSE_FAILED, ...) and drops its reference. */
+void shim__proc_outcome(struct shim *s, struct proc_op *op, enum shim_proc_event ev,
+                        uint32_t status);
+/* Waits (lock held) until no handler uses p (with execs: nor its task's execs). */
+void shim__wait_refs_locked(struct shim *s, const struct proc *p, bool execs);
+/* Frees what p holds (not p: an init is part of its task). */
+void shim__proc_free(struct proc *p);
 void shim__task_free(struct task *t);
 
 /* ---- container.c ----------------------------------------------------------------------- */

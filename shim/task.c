@@ -1,9 +1,10 @@
 /*
  * The containerd.task.v2.Task service (and the CC fork's containerd.task.v2.Image) of one pod:
  * the ttrpc edge. Each handler decodes its request, finds its process and fires the event of
- * its method on the process's state machine (proc_op: lookup, check and transition under one
- * lock), makes its agent call unlocked, and reports the outcome as the machine's next event.
- * Create is container.c's, the threads that report exits are monitor.c's (task-internal.h).
+ * its method on the process's state machine (shim__proc_op: lookup, check and transition under
+ * one lock), makes its agent call unlocked, and reports the outcome as the machine's next event.
+ * Create is container.c's, the threads that report exits are monitor.c's, the lookup and the
+ * transitions pod.c's (task-internal.h).
  *
  * Events are published by the step that makes them true, under the lock, into the publisher's
  * FIFO queue: create (Create), start (the STARTED transition), exit (the EXIT transition of a
@@ -11,10 +12,8 @@
  * exec-added before exec-started before the exec's exit.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -26,16 +25,6 @@
 #include "kata/image.pb-c.h"
 #include "shim/task-internal.h"
 
-void shim_now(struct timespec *ts)
-{
-        clock_gettime(CLOCK_REALTIME, ts);
-}
-
-uint32_t shim__vmm_pid(struct shim *s)
-{
-        return s->sb ? (uint32_t)s->sb->vmm_pid : (uint32_t)getpid();
-}
-
 static Google__Protobuf__Timestamp *ts_new(struct cc_ttrpc_call *call, const struct timespec *t)
 {
         Google__Protobuf__Timestamp *ts = cc_ttrpc_call_alloc(call, sizeof(*ts));
@@ -45,193 +34,6 @@ static Google__Protobuf__Timestamp *ts_new(struct cc_ttrpc_call *call, const str
         ts->seconds = t->tv_sec;
         ts->nanos = (int32_t)t->tv_nsec;
         return ts;
-}
-
-/* ---- the model: lookup, transitions and their events (lock held) ---------------------------- */
-
-struct task *shim__task_find(struct shim *s, const char *id)
-{
-        for (struct task *t = s->tasks; t; t = t->next)
-                if (strcmp(t->id, id) == 0)
-                        return t;
-        return NULL;
-}
-
-static struct proc *exec_find(struct task *t, const char *exec_id)
-{
-        for (struct proc *p = t->execs; p; p = p->next)
-                if (strcmp(p->exec_id, exec_id) == 0)
-                        return p;
-        return NULL;
-}
-
-static void publish_started(struct shim *s, const struct proc *p)
-{
-        if (p->exec_id) {
-                Containerd__Events__TaskExecStarted ev =
-                        CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
-                ev.container_id = p->task->id;
-                ev.exec_id = p->exec_id;
-                ev.pid = shim__vmm_pid(s);
-                shim_events_publish(s->ev, "/tasks/exec-started", &ev.base);
-                return;
-        }
-        Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
-        ev.container_id = p->task->id;
-        ev.pid = shim__vmm_pid(s);
-        shim_events_publish(s->ev, "/tasks/start", &ev.base);
-}
-
-static void publish_exit(struct shim *s, const struct proc *p)
-{
-        Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-        Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-        ts.seconds = p->sm.exited_at.tv_sec;
-        ts.nanos = (int32_t)p->sm.exited_at.tv_nsec;
-        ev.container_id = p->task->id;
-        ev.id = p->exec_id ? p->exec_id : p->task->id;
-        ev.pid = shim__vmm_pid(s);
-        ev.exit_status = p->sm.exit_status;
-        ev.exited_at = &ts;
-        shim_events_publish(s->ev, "/tasks/exit", &ev.base);
-}
-
-int shim__proc_fire(struct shim *s, struct proc *p, enum shim_proc_event ev, uint32_t status,
-                    unsigned *ret_effects, struct cc_error **err)
-{
-        unsigned fx = 0;
-        int r = shim_proc_fire(&p->sm, ev, status, &fx, err);
-        if (r < 0)
-                return r;
-        if (fx & SHIM_PFX_PUBLISH_START)
-                publish_started(s, p);
-        if (fx & SHIM_PFX_PUBLISH_EXIT)
-                publish_exit(s, p);
-        if (fx & SHIM_PFX_CHANGED)
-                pthread_cond_broadcast(&s->cond);
-        if (ret_effects)
-                *ret_effects = fx;
-        return 0;
-}
-
-/*
- * One request's lookup and transition: finds id/exec_id, checks ev against the process's
- * state, runs the handler's guard (its own conditions, after the state's), fires ev, all
- * under the lock; while a Start is in flight (-EAGAIN) it waits for its outcome and looks
- * again. With ref, the caller may use t and p unlocked until proc_put().
- */
-struct proc_op {
-        const char *id, *exec_id;
-        enum shim_proc_event ev;
-        uint32_t status;
-        bool ref;
-        int (*guard)(struct shim *s, struct proc_op *op, struct cc_error **err);
-        void *arg;
-        /* out */
-        struct task *t;
-        struct proc *p;
-        unsigned fx;
-};
-
-static int proc_op_locked(struct shim *s, struct proc_op *op, struct cc_error **err)
-{
-        struct task *t = shim__task_find(s, op->id);
-        if (!t)
-                return cc_error_set(err, ENOENT, "task %s: not found", op->id);
-        struct proc *p = cc_isempty(op->exec_id) ? &t->init : exec_find(t, op->exec_id);
-        if (!p)
-                return cc_error_set(err, ENOENT, "exec %s of task %s: not found", op->exec_id,
-                                    op->id);
-        op->t = t;
-        op->p = p;
-        int r = shim_proc_check(&p->sm, op->ev, err);
-        if (r == 0 && op->guard)
-                return op->guard(s, op, err);
-        if (r == 0)
-                r = shim__proc_fire(s, p, op->ev, op->status, &op->fx, err);
-        if (r < 0 && r != -EAGAIN) {
-                if (p->exec_id)
-                        return cc_error_wrap(err, -r, "exec %s of task %s", p->exec_id, t->id);
-                return cc_error_wrap(err, -r, "task %s", t->id);
-        }
-        return r;
-}
-
-static int proc_op(struct shim *s, struct proc_op *op, struct cc_error **err)
-{
-        pthread_mutex_lock(&s->lock);
-        int r;
-        while ((r = proc_op_locked(s, op, err)) == -EAGAIN)
-                pthread_cond_wait(&s->cond, &s->lock);
-        if (r == 0 && op->ref)
-                op->p->refs++;
-        pthread_mutex_unlock(&s->lock);
-        return r;
-}
-
-/* For guards: the handler's own condition passed, fire the event. */
-static int guard_pass(struct shim *s, struct proc_op *op, struct cc_error **err)
-{
-        return shim__proc_fire(s, op->p, op->ev, op->status, &op->fx, err);
-}
-
-static void proc_put_locked(struct shim *s, struct proc *p)
-{
-        if (--p->refs == 0)
-                pthread_cond_broadcast(&s->cond);
-}
-
-static void proc_put(struct shim *s, struct proc *p)
-{
-        pthread_mutex_lock(&s->lock);
-        proc_put_locked(s, p);
-        pthread_mutex_unlock(&s->lock);
-}
-
-/* Fires the outcome of an agent call (lock taken here) and drops op's reference. */
-static void proc_outcome(struct shim *s, struct proc_op *op, enum shim_proc_event ev,
-                         uint32_t status)
-{
-        pthread_mutex_lock(&s->lock);
-        _cleanup_error_ struct cc_error *e = NULL;
-        if (shim__proc_fire(s, op->p, ev, status, NULL, &e) < 0)
-                cc_log_debug("task %s: %s", op->t->id, cc_error_message(e));
-        proc_put_locked(s, op->p);
-        pthread_mutex_unlock(&s->lock);
-}
-
-static void proc_free(struct proc *p)
-{
-        if (!p)
-                return;
-        shim_io_free(p->io);
-        if (p->gproc)
-                protobuf_c_message_free_unpacked(&p->gproc->base, NULL);
-        free(p->exec_id);
-        free(p->stdin_path);
-        free(p->stdout_path);
-        free(p->stderr_path);
-}
-
-void shim__task_free(struct task *t)
-{
-        if (!t)
-                return;
-        struct proc *p = t->execs;
-        while (p) {
-                struct proc *next = p->next;
-                if (p->monitor_started)
-                        pthread_join(p->monitor, NULL);
-                proc_free(p);
-                free(p);
-                p = next;
-        }
-        if (t->init.monitor_started)
-                pthread_join(t->init.monitor, NULL);
-        proc_free(&t->init);
-        free(t->id);
-        free(t->bundle);
-        free(t);
 }
 
 /* ---- Task handlers ------------------------------------------------------------------------- */
@@ -270,7 +72,7 @@ static int exec_start_guard(struct shim *s, struct proc_op *op, struct cc_error 
 {
         if (op->p->exec_id && shim_proc_check(&op->t->init.sm, SHIM_PEV_EXEC, NULL) < 0)
                 return cc_error_set(err, EBUSY, "task %s is not running", op->id);
-        return guard_pass(s, op, err);
+        return shim__guard_pass(s, op, err);
 }
 
 /* The agent's part of a Start: none for the pod sandbox (its process is the agent's own). */
@@ -309,7 +111,7 @@ HANDLER(task_start)
                              .ev = SHIM_PEV_START,
                              .ref = true,
                              .guard = exec_start_guard};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         struct proc *p = op.p;
@@ -318,7 +120,7 @@ HANDLER(task_start)
                 r = shim_io_start(p->io, err);
         if (r >= 0 && p->io)
                 r = shim__monitor_start(s, p, err);
-        proc_outcome(s, &op, r < 0 ? SHIM_PEV_START_FAILED : SHIM_PEV_STARTED, 255);
+        shim__proc_outcome(s, &op, r < 0 ? SHIM_PEV_START_FAILED : SHIM_PEV_STARTED, 255);
         if (r < 0)
                 return r;
         resp->pid = shim__vmm_pid(s);
@@ -331,7 +133,7 @@ HANDLER(task_state)
         const Containerd__Task__V2__StateRequest *req = (const void *)req_;
         Containerd__Task__V2__StateResponse *resp = (void *)resp_;
         struct proc_op op = {.id = req->id, .exec_id = req->exec_id, .ref = true};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         static const Containerd__V1__Types__Status status[_SHIM_PROC_STATE_MAX] = {
@@ -355,7 +157,7 @@ HANDLER(task_state)
         resp->exit_status = p->sm.exit_status;
         resp->exited_at = ts_new(call, &p->sm.exited_at);
         resp->exec_id = cc_ttrpc_call_strdup(call, p->exec_id ? p->exec_id : "");
-        proc_put_locked(s, op.p);
+        shim__proc_put_locked(s, op.p);
         pthread_mutex_unlock(&s->lock);
         return 0;
 }
@@ -368,19 +170,7 @@ static int delete_guard(struct shim *s, struct proc_op *op, struct cc_error **er
                         if (o != op->t)
                                 return cc_error_set(err, EBUSY, "sandbox %s still has container %s",
                                                     op->t->id, o->id);
-        return guard_pass(s, op, err);
-}
-
-static void wait_refs_locked(struct shim *s, const struct proc *p, bool execs)
-{
-        for (;;) {
-                unsigned n = p->refs;
-                for (const struct proc *e = execs ? p->task->execs : NULL; e; e = e->next)
-                        n += e->refs;
-                if (!n)
-                        return;
-                pthread_cond_wait(&s->cond, &s->lock);
-        }
+        return shim__guard_pass(s, op, err);
 }
 
 /* What ends with a task's init: its guest container, the pod with its sandbox (the VM is
@@ -435,13 +225,13 @@ HANDLER(task_delete)
                              .exec_id = req->exec_id,
                              .ev = SHIM_PEV_DELETE,
                              .guard = delete_guard};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         struct task *t = op.t;
         struct proc *p = op.p;
         pthread_mutex_lock(&s->lock);
-        wait_refs_locked(s, p, false);
+        shim__wait_refs_locked(s, p, false);
         if (p->exec_id) {
                 struct proc **pp = &t->execs;
                 while (*pp != p)
@@ -464,12 +254,12 @@ HANDLER(task_delete)
                 while (*tp != t)
                         tp = &(*tp)->next;
                 *tp = t->next;
-                wait_refs_locked(s, p, true);
+                shim__wait_refs_locked(s, p, true);
         }
         pthread_mutex_unlock(&s->lock);
 
         if (p->exec_id) {
-                proc_free(p);
+                shim__proc_free(p);
                 free(p);
                 return 0;
         }
@@ -487,7 +277,7 @@ HANDLER(task_pids)
         const Containerd__Task__V2__PidsRequest *req = (const void *)req_;
         Containerd__Task__V2__PidsResponse *resp = (void *)resp_;
         struct proc_op op = {.id = req->id};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         /* The container's processes live in the guest; the host process that runs them is the
@@ -509,7 +299,7 @@ static int in_guest_guard(struct shim *s, struct proc_op *op, struct cc_error **
         if (!op->t->in_guest)
                 return cc_error_set(err, EOPNOTSUPP, "%s of the pod sandbox is not supported",
                                     (const char *)op->arg);
-        return guard_pass(s, op, err);
+        return shim__guard_pass(s, op, err);
 }
 
 /* PAUSED (RUNNING) before the agent call, so that a second Pause (Resume) is refused; back
@@ -522,7 +312,7 @@ static int pause_resume(struct shim *s, const char *id, bool pause, struct cc_er
                              .ref = true,
                              .guard = in_guest_guard,
                              .arg = (void *)method};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         /* PauseContainerRequest and ResumeContainerRequest are both { container_id = 1 }. */
@@ -532,7 +322,8 @@ static int pause_resume(struct shim *s, const char *id, bool pause, struct cc_er
         r = shim_agent_call(s->sb, AGENT_SERVICE, method, pause ? &preq.base : &rreq.base, NULL,
                             NULL, 30 * SEC, err);
         if (r < 0) {
-                proc_outcome(s, &op, pause ? SHIM_PEV_PAUSE_FAILED : SHIM_PEV_RESUME_FAILED, 0);
+                shim__proc_outcome(s, &op, pause ? SHIM_PEV_PAUSE_FAILED : SHIM_PEV_RESUME_FAILED,
+                                   0);
                 return r;
         }
         pthread_mutex_lock(&s->lock);
@@ -541,7 +332,7 @@ static int pause_resume(struct shim *s, const char *id, bool pause, struct cc_er
         pev.container_id = rev.container_id = (char *)id;
         shim_events_publish(s->ev, pause ? "/tasks/paused" : "/tasks/resumed",
                             pause ? &pev.base : &rev.base);
-        proc_put_locked(s, op.p);
+        shim__proc_put_locked(s, op.p);
         pthread_mutex_unlock(&s->lock);
         return 0;
 }
@@ -570,7 +361,7 @@ static int kill_guard(struct shim *s, struct proc_op *op, struct cc_error **err)
 {
         if (!op->p->exec_id && op->t->role == SHIM_ROLE_SANDBOX)
                 op->t->kill_status = op->status;
-        return guard_pass(s, op, err);
+        return shim__guard_pass(s, op, err);
 }
 
 /*
@@ -588,12 +379,12 @@ HANDLER(task_kill)
                              .status = 128 + (req->signal & 0x7f),
                              .ref = true,
                              .guard = kill_guard};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         bool sandbox = !op.p->exec_id && op.t->role == SHIM_ROLE_SANDBOX;
         if (sandbox || !(op.fx & SHIM_PFX_SIGNAL)) {
-                proc_put(s, op.p);
+                shim__proc_put(s, op.p);
                 if (sandbox)
                         shim__sandbox_stop(s);
                 return 0;
@@ -605,7 +396,7 @@ HANDLER(task_kill)
         sreq.signal = req->signal;
         r = shim_agent_call(s->sb, AGENT_SERVICE, "SignalProcess", &sreq.base, NULL, NULL, 10 * SEC,
                             err);
-        proc_put(s, op.p);
+        shim__proc_put(s, op.p);
         return r;
 }
 
@@ -620,7 +411,7 @@ static struct proc *exec_new(const Containerd__Task__V2__ExecProcessRequest *req
             !(p->stdin_path = strdup(req->stdin ? req->stdin : "")) ||
             !(p->stdout_path = strdup(req->stdout ? req->stdout : "")) ||
             !(p->stderr_path = strdup(req->stderr ? req->stderr : ""))) {
-                proc_free(p);
+                shim__proc_free(p);
                 free(p);
                 return NULL;
         }
@@ -638,7 +429,7 @@ static int exec_add_locked(struct shim *s, const char *id, struct proc *p, struc
                                          "exec into the pod sandbox is not supported");
         if (shim_proc_check(&t->init.sm, SHIM_PEV_EXEC, NULL) < 0)
                 return cc_error_set(err, EBUSY, "task %s is not running", id);
-        if (exec_find(t, p->exec_id))
+        if (shim__exec_find(t, p->exec_id))
                 return cc_error_set(err, EEXIST, "exec %s already exists", p->exec_id);
         p->task = t;
         p->next = t->execs;
@@ -684,7 +475,7 @@ HANDLER(task_exec)
                 pthread_mutex_unlock(&s->lock);
         }
         if (r < 0) {
-                proc_free(p);
+                shim__proc_free(p);
                 free(p);
         }
         return r;
@@ -695,7 +486,7 @@ HANDLER(task_resize_pty)
         struct shim *s = userdata;
         const Containerd__Task__V2__ResizePtyRequest *req = (const void *)req_;
         struct proc_op op = {.id = req->id, .exec_id = req->exec_id};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         Grpc__TtyWinResizeRequest treq = GRPC__TTY_WIN_RESIZE_REQUEST__INIT;
@@ -712,12 +503,12 @@ HANDLER(task_close_io)
         struct shim *s = userdata;
         const Containerd__Task__V2__CloseIORequest *req = (const void *)req_;
         struct proc_op op = {.id = req->id, .exec_id = req->exec_id, .ref = true};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         if (req->stdin && op.p->io)
                 shim_io_close_stdin(op.p->io);
-        proc_put(s, op.p);
+        shim__proc_put(s, op.p);
         return 0;
 }
 
@@ -725,11 +516,11 @@ HANDLER(task_close_io)
 static int task_in_guest(struct shim *s, const char *id, bool *ret, struct cc_error **err)
 {
         struct proc_op op = {.id = id, .ref = true};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         *ret = op.t->in_guest;
-        proc_put(s, op.p);
+        shim__proc_put(s, op.p);
         return 0;
 }
 
@@ -765,7 +556,7 @@ HANDLER(task_wait)
         const Containerd__Task__V2__WaitRequest *req = (const void *)req_;
         Containerd__Task__V2__WaitResponse *resp = (void *)resp_;
         struct proc_op op = {.id = req->id, .exec_id = req->exec_id, .ref = true};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&s->lock);
@@ -773,7 +564,7 @@ HANDLER(task_wait)
                 pthread_cond_wait(&s->cond, &s->lock);
         resp->exit_status = op.p->sm.exit_status;
         resp->exited_at = ts_new(call, &op.p->sm.exited_at);
-        proc_put_locked(s, op.p);
+        shim__proc_put_locked(s, op.p);
         pthread_mutex_unlock(&s->lock);
         return 0;
 }
@@ -820,7 +611,7 @@ HANDLER(task_connect)
         const Containerd__Task__V2__ConnectRequest *req = (const void *)req_;
         Containerd__Task__V2__ConnectResponse *resp = (void *)resp_;
         struct proc_op op = {.id = req->id};
-        int r = proc_op(s, &op, err);
+        int r = shim__proc_op(s, &op, err);
         if (r < 0)
                 return r;
         resp->shim_pid = (uint32_t)getpid();
@@ -911,68 +702,8 @@ static const struct cc_ttrpc_service image_service = {
         .n_methods = CC_ARRAY_SIZE(image_methods),
 };
 
-/* ---- lifecycle ------------------------------------------------------------------------------ */
-
-int shim_new(const struct shim_options *o, struct shim **ret)
-{
-        struct shim *s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
-        pthread_mutex_init(&s->create_lock, NULL);
-        pthread_mutex_init(&s->vm_lock, NULL);
-        s->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        s->watcher_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        s->ns = strdup(o->ns);
-        s->id = strdup(o->id);
-        int r = -ENOMEM;
-        if (s->exit_efd < 0 || s->watcher_stop_efd < 0 || !s->ns || !s->id ||
-            (r = shim_events_new(o->ttrpc_address, o->ns, &s->ev)) < 0) {
-                shim_free(s);
-                return r;
-        }
-        *ret = s;
-        return 0;
-}
-
 int shim_register(struct shim *s, struct cc_ttrpc_server *srv)
 {
         int r = cc_ttrpc_server_register(srv, &task_service, s);
         return r < 0 ? r : cc_ttrpc_server_register(srv, &image_service, s);
-}
-
-struct shim_sandbox *shim_get_sandbox(struct shim *s)
-{
-        return s->sb;
-}
-
-int shim_exit_fd(struct shim *s)
-{
-        return s->exit_efd;
-}
-
-void shim_teardown(struct shim *s)
-{
-        /* SIGTERM: the pod ends now. Exits are published for what was running. */
-        shim__pod_stop(s);
-}
-
-void shim_free(struct shim *s)
-{
-        if (!s)
-                return;
-        shim__pod_stop(s);
-        while (s->tasks) {
-                struct task *t = s->tasks;
-                s->tasks = t->next;
-                shim__task_free(t);
-        }
-        shim_sandbox_free(s->sb);
-        shim_events_free(s->ev, 3000);
-        cc_close(s->exit_efd);
-        cc_close(s->watcher_stop_efd);
-        free(s->ns);
-        free(s->id);
-        free(s);
 }
