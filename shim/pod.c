@@ -61,18 +61,22 @@ static void publish_started(struct shim *s, const struct proc *p)
         shim_events_publish(s->ev, "/tasks/start", &ev.base);
 }
 
-static void publish_exit(struct shim *s, const struct proc *p)
+void shim__publish_end(struct shim *s, const struct proc *p, bool deleted)
 {
-        Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+        Containerd__Events__TaskExit x = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+        Containerd__Events__TaskDelete d = CONTAINERD__EVENTS__TASK_DELETE__INIT;
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
         ts.seconds = p->sm.exited_at.tv_sec;
         ts.nanos = (int32_t)p->sm.exited_at.tv_nsec;
-        ev.container_id = p->task->id;
-        ev.id = p->exec_id ? p->exec_id : p->task->id;
-        ev.pid = shim__vmm_pid(s);
-        ev.exit_status = p->sm.exit_status;
-        ev.exited_at = &ts;
-        shim_events_publish(s->ev, "/tasks/exit", &ev.base);
+        x.container_id = d.container_id = p->task->id;
+        x.pid = d.pid = shim__vmm_pid(s);
+        x.exit_status = d.exit_status = p->sm.exit_status;
+        x.exited_at = d.exited_at = &ts;
+        /* The exit names the process (the container's id for its init), the delete the exec. */
+        x.id = p->exec_id ? p->exec_id : p->task->id;
+        d.id = p->exec_id ? p->exec_id : "";
+        shim_events_publish(s->ev, deleted ? "/tasks/delete" : "/tasks/exit",
+                            deleted ? &d.base : &x.base);
 }
 
 int shim__proc_fire(struct shim *s, struct proc *p, enum shim_proc_event ev, uint32_t status,
@@ -85,7 +89,7 @@ int shim__proc_fire(struct shim *s, struct proc *p, enum shim_proc_event ev, uin
         if (fx & SHIM_PFX_PUBLISH_START)
                 publish_started(s, p);
         if (fx & SHIM_PFX_PUBLISH_EXIT)
-                publish_exit(s, p);
+                shim__publish_end(s, p, false);
         if (fx & SHIM_PFX_CHANGED)
                 pthread_cond_broadcast(&s->cond);
         if (ret_effects)

@@ -80,6 +80,8 @@ struct proc *shim__exec_find(struct task *t, const char *exec_id);
  * exec-started or /tasks/exit, wakes the waiters. *ret_effects may be NULL. */
 int shim__proc_fire(struct shim *s, struct proc *p, enum shim_proc_event ev, uint32_t status,
                     unsigned *ret_effects, struct cc_error **err);
+/* Publishes /tasks/exit (deleted: /tasks/delete) of p with its exit status and time. */
+void shim__publish_end(struct shim *s, const struct proc *p, bool deleted);
 
 /*
  * One request's lookup and transition: finds id/exec_id, checks ev against the process's

@@ -198,20 +198,6 @@ static void task_teardown(struct shim *s, struct task *t)
         t->init.monitor_started = false;
 }
 
-static void publish_delete(struct shim *s, const struct proc *p)
-{
-        Containerd__Events__TaskDelete ev = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-        Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-        ts.seconds = p->sm.exited_at.tv_sec;
-        ts.nanos = (int32_t)p->sm.exited_at.tv_nsec;
-        ev.container_id = p->task->id;
-        ev.pid = shim__vmm_pid(s);
-        ev.exit_status = p->sm.exit_status;
-        ev.exited_at = &ts;
-        ev.id = p->exec_id ? p->exec_id : "";
-        shim_events_publish(s->ev, "/tasks/delete", &ev.base);
-}
-
 /*
  * DELETING belongs to the Delete that fired it: no other request changes the process any
  * more, and it is freed once the handlers still using it (a Wait that saw the exit) let go.
@@ -245,7 +231,7 @@ HANDLER(task_delete)
                 task_teardown(s, t);
 
         pthread_mutex_lock(&s->lock);
-        publish_delete(s, p);
+        shim__publish_end(s, p, true);
         resp->pid = shim__vmm_pid(s);
         resp->exit_status = p->sm.exit_status;
         resp->exited_at = ts_new(call, &p->sm.exited_at);
