@@ -62,5 +62,6 @@ printf '%-58s %9s\n' "target for kata-cc" "2048"
 printf '%-58s %9s\n' "(the pod's QEMU TCG VM, 384 MiB guest, not the shim)" "$qr"
 own=$(logfmt_field "$CC_TMP/containerd.log" create_own_ms task=k1)
 all=$(logfmt_field "$CC_TMP/containerd.log" create_ms task=k1)
-printf '\n%s\n' "sandbox Create (VM boot + agent + rootfs copy included in the first figure): ${all:+create_ms=$all create_own_ms=$own}${all:-not logged}"
+[ -n "$all" ] && own="create_ms=$all create_own_ms=$own" || own="not logged"
+printf '\n%s\n' "sandbox Create (VM boot + agent + rootfs copy included in the first figure): $own"
 printf '%s\n' "target for the shim's own part: 10 ms"
