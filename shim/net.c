@@ -214,7 +214,7 @@ int shim_pod_net_setup(const struct shim_config *c, const char *sandbox_id, cons
                                      shim_net_model_to_string(c->network_model));
         const struct shim_net *net = *ret_net;
         if (net->active && (r = state_write(run_dir, net, err)) < 0)
-                return r; /* the caller's shim_sandbox_free() tears the network down */
+                return r; /* the caller tears *ret_net down (shim_pod_net_teardown) */
         size_t n = 0;
         if ((r = shim_net_hv_nets(net, ret_nets, &n, err)) < 0)
                 return r;

@@ -2,12 +2,11 @@
  * The pod's tasks and their processes: the task list, the lookup every request starts with
  * and the state machine's transitions under the lock (shim__proc_op), the events the
  * transitions publish, the references that keep a process alive while a handler uses it
- * unlocked, and the life of struct shim itself. The ttrpc handlers are task.c's.
+ * unlocked. The ttrpc handlers and struct shim's life are task.c's.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -15,11 +14,6 @@
 
 #include "containerd/events/task.pb-c.h"
 #include "shim/task-internal.h"
-
-void shim_now(struct timespec *ts)
-{
-        clock_gettime(CLOCK_REALTIME, ts);
-}
 
 uint32_t shim__vmm_pid(struct shim *s)
 {
@@ -211,61 +205,3 @@ void shim__wait_refs_locked(struct shim *s, const struct proc *p, bool execs)
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
-
-int shim_new(const struct shim_options *o, struct shim **ret)
-{
-        struct shim *s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
-        pthread_mutex_init(&s->create_lock, NULL);
-        pthread_mutex_init(&s->vm_lock, NULL);
-        s->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        s->watcher_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        s->ns = strdup(o->ns);
-        s->id = strdup(o->id);
-        int r = -ENOMEM;
-        if (s->exit_efd < 0 || s->watcher_stop_efd < 0 || !s->ns || !s->id ||
-            (r = shim_events_new(o->ttrpc_address, o->ns, &s->ev)) < 0) {
-                shim_free(s);
-                return r;
-        }
-        *ret = s;
-        return 0;
-}
-
-struct shim_sandbox *shim_get_sandbox(struct shim *s)
-{
-        return s->sb;
-}
-
-int shim_exit_fd(struct shim *s)
-{
-        return s->exit_efd;
-}
-
-void shim_teardown(struct shim *s)
-{
-        /* SIGTERM: the pod ends now. Exits are published for what was running. */
-        shim__pod_stop(s);
-}
-
-void shim_free(struct shim *s)
-{
-        if (!s)
-                return;
-        shim__pod_stop(s);
-        while (s->tasks) {
-                struct task *t = s->tasks;
-                s->tasks = t->next;
-                shim__task_free(t);
-        }
-        shim_sandbox_free(s->sb);
-        shim_events_free(s->ev, 3000);
-        cc_close(s->exit_efd);
-        cc_close(s->watcher_stop_efd);
-        free(s->ns);
-        free(s->id);
-        free(s);
-}

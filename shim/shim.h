@@ -381,5 +381,5 @@ struct shim_sandbox *shim_get_sandbox(struct shim *s);
 void shim_teardown(struct shim *s);
 void shim_free(struct shim *s);
 
-/* Timestamp helpers. */
+/* The wall clock events and Delete report times in (events.c). */
 void shim_now(struct timespec *ts);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cc/cleanup.h"
@@ -687,6 +688,66 @@ static const struct cc_ttrpc_service image_service = {
         .methods = image_methods,
         .n_methods = CC_ARRAY_SIZE(image_methods),
 };
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+int shim_new(const struct shim_options *o, struct shim **ret)
+{
+        struct shim *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        pthread_mutex_init(&s->create_lock, NULL);
+        pthread_mutex_init(&s->vm_lock, NULL);
+        s->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->watcher_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->ns = strdup(o->ns);
+        s->id = strdup(o->id);
+        int r = -ENOMEM;
+        if (s->exit_efd < 0 || s->watcher_stop_efd < 0 || !s->ns || !s->id ||
+            (r = shim_events_new(o->ttrpc_address, o->ns, &s->ev)) < 0) {
+                shim_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+struct shim_sandbox *shim_get_sandbox(struct shim *s)
+{
+        return s->sb;
+}
+
+int shim_exit_fd(struct shim *s)
+{
+        return s->exit_efd;
+}
+
+void shim_teardown(struct shim *s)
+{
+        /* SIGTERM: the pod ends now. Exits are published for what was running. */
+        shim__pod_stop(s);
+}
+
+void shim_free(struct shim *s)
+{
+        if (!s)
+                return;
+        shim__pod_stop(s);
+        while (s->tasks) {
+                struct task *t = s->tasks;
+                s->tasks = t->next;
+                shim__task_free(t);
+        }
+        shim_sandbox_free(s->sb);
+        shim_events_free(s->ev, 3000);
+        cc_close(s->exit_efd);
+        cc_close(s->watcher_stop_efd);
+        free(s->ns);
+        free(s->id);
+        free(s);
+}
 
 int shim_register(struct shim *s, struct cc_ttrpc_server *srv)
 {
