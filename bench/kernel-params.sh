@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Guest kernel parameters, side by side: for each set given as an argument, a pod through the
 # shim and containerd's `ctr run` (QEMU TCG, the project's guest image) and the shim's own
-# "agent ready after N ms" (VMM start to the agent's Health.Check SERVING); the sets alternate
+# agent_ready_ms (VMM start to the agent's Health.Check SERVING); the sets alternate
 # run by run so that machine load hits them alike; medians printed. The sets are `kernel_params`
 # of the runtime configuration, appended to the library's HV_GUEST_BASE_PARAMS.
 #   BUILD=build [RUNS=3] bash bench/kernel-params.sh "quiet" "quiet cryptomgr.notests" ...
@@ -9,6 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 . test/integration/lib.sh
+. bench/logfmt.sh
 trap cc_cleanup EXIT
 # Without arguments (make bench): the console's cost, a chatty boot against a quiet one.
 [ $# -ge 1 ] || set -- "" "quiet"
@@ -32,8 +33,7 @@ for i in $(seq "$RUNS"); do
                 id=s$s-$i
                 ctr_ run --rm --runtime io.containerd.kata-cc.v2 --runtime-config-path "$CC_TMP/set$s.toml" \
                         --rootfs "$CC_TMP/rootfs" "$id" /bin/sh -c true >/dev/null 2>&1 || cc_fail "run $id"
-                grep -o "sandbox $id: VM qemu pid [0-9]*, agent ready after [0-9]* ms" "$CC_TMP/containerd.log" |
-                        awk '{print $(NF-1)}' >>"$CC_TMP/set$s.ms"
+                logfmt_field "$CC_TMP/containerd.log" agent_ready_ms "sandbox=$id" vmm=qemu >>"$CC_TMP/set$s.ms"
         done
 done
 median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

@@ -12,14 +12,15 @@
 #   kata-ofs  the guest image carries the KEK in offline_fs's keys file (an initrd with
 #             /etc/cc-agent/image.json {"keys_json": ...}): no attestation
 # N pods each, alternating; a pod is RunPodSandbox + CreateContainer + StartContainer (the
-# container running), timed around the CRI calls, and the guest pull as the shim logs it ("guest
-# pull of X took Y ms"). For kata-kbs the guest's split (auth, attest, resource, unwrap) is read
+# container running), timed around the CRI calls, and the guest pull as the shim logs it (its
+# guest_pull_ms= field). For kata-kbs the guest's split (auth, attest, resource, unwrap) is read
 # from the pull helper's line on the guest console; with the early attestation, auth and attest
 # are 0 there and early_attest_ms is what the attestation took ahead of the key request.
 # Usage: BUILD=build [POD_N=5] [BENCH_TRACE=1] bash bench/pod-kbs.sh   (root; results: bench/README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/e2e-lib.sh
+. bench/logfmt.sh
 trap e2e_cleanup EXIT
 N=${POD_N:-5}
 e2e_start --built "$SNAP_BIN" --built "$BUILD/cc-kbs" --built "$BUILD/cc-image-encrypt" --built "$BUILD/cc-kbc" \
@@ -113,7 +114,7 @@ one() {
         c=$(e2e_create "$p" "p-$mode-$i" "c-$mode-$i" "$IMAGE" "$CMD")
         cri start "$c" >/dev/null 2>"$CC_TMP/start.err" || cc_fail "StartContainer $mode: $(cat "$CC_TMP/start.err")"
         t1=$(now_ms)
-        pull=$(grep "container $c: guest pull of" "$CC_TMP/containerd.log" | tail -n1 | sed -n 's/.* took \([0-9.]*\) ms.*/\1/p')
+        pull=$(logfmt_field "$CC_TMP/containerd.log" guest_pull_ms "container=$c")
         if [ "$mode" != ofs ]; then
                 split=$(grep -h "from the KBS" "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | tail -n1 |
                         sed -n 's/.*auth_ms=\([0-9.]*\) attest_ms=\([0-9.]*\) resource_ms=\([0-9.]*\) decrypt_ms=\([0-9.]*\).*early_attest_ms=\([0-9.]*\).*/\1 \2 \3 \4 \5/p')

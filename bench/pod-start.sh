@@ -12,16 +12,16 @@
 #
 # The kata breakdown, per pod:
 #   before VM    RunPodSandbox start -> the shim starts QEMU (containerd, CNI, shim start,
-#                configuration): the shim's "agent ready after M ms" line, stamped by containerd,
-#                minus M
+#                configuration): the time of the shim's line with agent_ready_ms=M (stamped by
+#                the shim), minus M
 #   VM boot      QEMU start -> the guest kernel's clock starts (firmware, kernel load): derived
 #                from the guest's /proc/uptime read by ExecSync (host time - uptime)
 #   agent ready  guest kernel start -> the agent answers the shim's health check
 #   sandbox      agent ready -> RunPodSandbox returns (network into the guest, CreateSandbox)
 #   pull         CRI PullImage on the host (kata-gp: manifest and config only) and, for kata-gp,
-#                the guest's pull (the shim's "guest pull of X took Y ms", inside StartContainer)
+#                the guest's pull (the shim's guest_pull_ms=, inside StartContainer)
 #   create       CreateContainer (containerd's metadata only: the shim is not called yet)
-#   task create  the shim's Create inside StartContainer ("create ID took X ms"): the rootfs
+#   task create  the shim's Create inside StartContainer (create_ms=): the rootfs
 #                copied into the guest (kata) or pulled there (kata-gp), the agent's
 #                CreateContainer; shown without the guest pull
 #   start        the rest of StartContainer (the agent's StartContainer, containerd)
@@ -31,6 +31,7 @@ cd "$(dirname "$0")/.."
 . test/integration/lib.sh
 . test/integration/snap-lib.sh
 . test/integration/e2e-lib.sh
+. bench/logfmt.sh
 trap e2e_cleanup EXIT
 N=${POD_N:-5}
 e2e_require
@@ -67,8 +68,8 @@ rpc() {
         cri --timing "$@" >"$CC_TMP/out" 2>"$CC_TMP/err" || { cat "$CC_TMP/err" >&2; return 1; }
         awk '/^rpc_start_ns/ {s=$2} /^rpc_end_ns/ {e=$2} /^rpc_ms/ {m=$2} END {print s, e, m}' "$CC_TMP/err"
 }
-logms() { # TEXT: X of the last "<TEXT> took X ms" line in containerd's log
-        grep -F "$1 took " "$CC_TMP/containerd.log" | sed -n 's/.* took \([0-9.]*\) ms.*/\1/p' | tail -1
+logms() { # FIELD KEY=VALUE: the shim's FIELD on its last line with KEY=VALUE in containerd's log
+        logfmt_field "$CC_TMP/containerd.log" "$1" "$2"
 }
 ROWS=$CC_TMP/rows
 : >"$ROWS"
@@ -97,10 +98,12 @@ JSON
                 up=$(cri exec-sync "$cid" /bin/busybox cut -d' ' -f1 /proc/uptime)
                 now=$(date +%s%N)
                 # The shim's lines for this pod and container, as stamped by containerd.
-                vm=$(grep -F "sandbox $pod: VM" "$CC_TMP/containerd.log" | tail -1 |
-                        sed -n 's/^time="\([^"]*\)".*agent ready after \([0-9]*\) ms.*/\1 \2/p')
-                tc=$(logms "create $cid")
-                [ "$m" = kata-gp ] && gp=$(logms "container $cid: guest pull of $IMAGE")
+                local at ams
+                at=$(logfmt_field "$CC_TMP/containerd.log" time "sandbox=$pod" agent_ready_ms=)
+                ams=$(logms agent_ready_ms "sandbox=$pod")
+                [ -n "$at" ] && [ -n "$ams" ] && vm="$at $ams"
+                tc=$(logms create_ms "task=$cid")
+                [ "$m" = kata-gp ] && gp=$(logms guest_pull_ms "container=$cid")
                 [ -n "$vm" ] && [ -n "$tc" ] && [ -n "$gp" ] || cc_fail "$m: the shim's timing lines are missing"
         fi
         echo "$m $i $rp $pl $cr $st $up $now $tc $gp $vm" >>"$ROWS"

@@ -7,6 +7,7 @@
 set -uo pipefail
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../test/integration/lib.sh"
+. "$(dirname "$0")/logfmt.sh"
 SHIM=$BUILD/containerd-shim-kata-cc-v2
 command -v qemu-system-x86_64 >/dev/null || { echo "shim-rss: no qemu-system-x86_64"; exit 0; }
 command -v containerd-shim-runc-v2 >/dev/null || { echo "shim-rss: no containerd-shim-runc-v2"; exit 0; }
@@ -59,6 +60,8 @@ printf '%-58s %9s %9s\n' "containerd-shim-runc-v2 (Go, Debian 1.6.20)" "$rr" "$r
 printf '%-58s %9s\n' "ratio runc / kata-cc (RSS)" "$(echo "scale=1; $rr / $kr" | bc)"
 printf '%-58s %9s\n' "target for kata-cc" "2048"
 printf '%-58s %9s\n' "(the pod's QEMU TCG VM, 384 MiB guest, not the shim)" "$qr"
-own=$(grep -o 'create k1 took [0-9.]* ms, [0-9.]* ms of it in the shim itself' "$CC_TMP/containerd.log" | head -n1)
-printf '\n%s\n' "sandbox Create (VM boot + agent + rootfs copy included in the first figure): ${own:-not logged}"
+own=$(logfmt_field "$CC_TMP/containerd.log" create_own_ms task=k1)
+all=$(logfmt_field "$CC_TMP/containerd.log" create_ms task=k1)
+[ -n "$all" ] && own="create_ms=$all create_own_ms=$own" || own="not logged"
+printf '\n%s\n' "sandbox Create (VM boot + agent + rootfs copy included in the first figure): $own"
 printf '%s\n' "target for the shim's own part: 10 ms"

@@ -3,7 +3,8 @@
  * nothing is honoured unless the handler's configuration enables it, and a refused annotation
  * is an error, not silently dropped. Ours on top: the configuration a pod may select with
  * io.katacontainers.config_path is restricted too (valid_config_paths) and may never weaken
- * the handler's TEE; every value is range-checked and every honoured one logged.
+ * the handler's TEE (that selection is config.c's shim_config_resolve, which applies the
+ * rest here); every value is range-checked and every honoured one logged.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -460,75 +461,4 @@ int shim_annotations_apply(struct shim_config *c, struct json_object *spec, stru
                         return r;
         }
         return 0;
-}
-
-/* ---- the pod's configuration ----------------------------------------------------------------- */
-
-/* Whether a configuration with TEE `to` keeps at least the protection of `from`: no TEE asked
- * for, the same TEE, or a later SEV generation (SEV < SEV-ES < SEV-SNP). */
-static bool tee_keeps(enum hv_tee from, enum hv_tee to)
-{
-        if (from == HV_TEE_NONE || from == to)
-                return true;
-        static const int sev_rank[_HV_TEE_MAX] = {
-                [HV_TEE_SEV] = 1, [HV_TEE_SEV_ES] = 2, [HV_TEE_SEV_SNP] = 3};
-        return sev_rank[from] && sev_rank[to] >= sev_rank[from];
-}
-
-/* The file io.katacontainers.config_path names, if the handler's configuration (c) allows it:
- * c is replaced by that file's configuration. */
-static int select_config(struct shim_config *c, const char *path, struct cc_error **err)
-{
-        const char *key = SHIM_ANNO_CONFIG_PATH;
-        char *const *globs = c->anno.valid_config_paths;
-        /* Checked before anything touches the path: a refused one is never opened. */
-        if (!shim_anno_path_allowed(globs, path))
-                return cc_error_set(err, EINVAL,
-                                    "annotation %s refused: '%.256s' is not an absolute "
-                                    "clean path matched by [runtime] valid_config_paths of "
-                                    "%s%s",
-                                    key, path, cfg_file(c),
-                                    globs && *globs ? ""
-                                                    : " (empty: a pod may not choose "
-                                                      "its configuration)");
-        struct shim_config chosen;
-        shim_config_init(&chosen);
-        int r = shim_config_load_flags(path, SHIM_CONFIG_POD_NAMED, &chosen, err);
-        if (r < 0) {
-                shim_config_done(&chosen);
-                return cc_error_wrap(err, -r, "annotation %s", key);
-        }
-        if (!tee_keeps(c->tee, chosen.tee)) {
-                bool weaker = chosen.tee == HV_TEE_NONE ||
-                              (chosen.tee >= HV_TEE_SEV && c->tee >= HV_TEE_SEV);
-                r = cc_error_set(err, EINVAL,
-                                 "annotation %s refused: %s has TEE %s, %s this handler's "
-                                 "TEE %s (%s); a pod annotation never weakens or changes "
-                                 "the TEE of its runtime handler",
-                                 key, path, hv_tee_to_string(chosen.tee),
-                                 weaker ? "weaker than" : "not", hv_tee_to_string(c->tee),
-                                 cfg_file(c));
-                shim_config_done(&chosen);
-                return r;
-        }
-        cc_log_info("annotation %s: configuration %s (TEE %s) instead of %s", key, path,
-                    hv_tee_to_string(chosen.tee), cfg_file(c));
-        shim_config_done(c);
-        *c = chosen;
-        return 0;
-}
-
-int shim_config_resolve(const char *handler_path, struct json_object *spec, struct shim_config *c,
-                        struct cc_error **err)
-{
-        cc_log_info("configuration %s", handler_path);
-        int r = shim_config_load(handler_path, c, err);
-        if (r < 0)
-                return r;
-        const char *chosen = shim_spec_annotation(spec, SHIM_ANNO_CONFIG_PATH);
-        if (!cc_isempty(chosen) && (r = select_config(c, chosen, err)) < 0)
-                return r;
-        if ((r = shim_annotations_apply(c, spec, err)) < 0)
-                return r;
-        return shim_config_check(c, err);
 }

@@ -20,13 +20,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <linux/rtnetlink.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cc/cleanup.h"
 #include "cc/fileio.h"
@@ -35,12 +34,13 @@
 #include "kata/agent.pb-c.h"
 #include "shim/shim.h"
 
-#define AGENT_SERVICE   "grpc.AgentService"
-#define NET_STATE       "network"
-#define RESOLV_MAX      (64u << 10)
-#define DNS_MAX_LINES   16  /* what the agent accepts */
-#define DNS_MAX_LEN     256 /* per line, ditto */
-#define USER_NET_MAC    "52:54:00:12:34:56" /* QEMU's own default for the first NIC */
+#define AGENT_SERVICE        "grpc.AgentService"
+#define NET_STATE            "network"
+#define RESOLV_MAX           (64u << 10)
+#define DNS_MAX_LINES        16                    /* what the agent accepts */
+#define DNS_MAX_LEN          256                   /* per line, ditto */
+#define USER_NET_MAC         "52:54:00:12:34:56"   /* QEMU's own default for the first NIC */
+#define GUEST_NET_TIMEOUT_NS (30ll * 1000000000ll) /* each agent call configuring the guest */
 
 /* True when the spec has a linux.namespaces entry of type network (with or without a path). */
 static bool spec_has_netns_entry(struct json_object *spec)
@@ -122,8 +122,8 @@ static int state_read(const char *path, struct shim_net **ret)
                         return -ENOMEM;
                 net->made = m;
                 struct shim_net_if *nif = &net->ifs[net->n_ifs];
-                *nif = (struct shim_net_if){.ifindex = ifindex, .tap_ifindex = tap_ifindex,
-                                            .tap_fd = -1};
+                *nif = (struct shim_net_if){
+                        .ifindex = ifindex, .tap_ifindex = tap_ifindex, .tap_fd = -1};
                 snprintf(nif->name, sizeof(nif->name), "%s", name);
                 snprintf(nif->tap_name, sizeof(nif->tap_name), "%s", tap);
                 snprintf(nif->host_tap, sizeof(nif->host_tap), "%s", host_tap);
@@ -166,11 +166,10 @@ static int user_net_describe(struct shim_net **ret, struct cc_error **err)
         return 0;
 }
 
-int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
-                       struct hv_config *hc, struct hv_net **ret_nets,
-                       struct cc_error **err)
+int shim_pod_net_setup(const struct shim_config *c, const char *sandbox_id, const char *run_dir,
+                       struct json_object *spec, struct hv_config *hc, struct shim_net **ret_net,
+                       struct hv_net **ret_nets, struct cc_error **err)
 {
-        const struct shim_config *c = &sb->cfg;
         bool confidential = c->tee != HV_TEE_NONE;
         *ret_nets = NULL;
         /* No network namespace entry: the container would share the host's namespace. A VM
@@ -182,7 +181,8 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
                                             "pods (TEE profile %s): the spec has no network "
                                             "namespace, and a VM cannot share the host's",
                                             hv_tee_to_string(c->tee));
-                cc_log_info("sandbox %s: host networking requested; the VM gets no NIC", sb->id);
+                cc_log_info("sandbox %s: host networking requested; the VM gets no NIC",
+                            sandbox_id);
                 return 0;
         }
         if (c->network_model == SHIM_NET_MODEL_NONE)
@@ -190,49 +190,49 @@ int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec,
         if (c->network_model == SHIM_NET_MODEL_USER) {
                 hc->user_net = true;
                 hc->user_net_mac = USER_NET_MAC;
-                return user_net_describe(&sb->net, err);
+                return user_net_describe(ret_net, err);
         }
         const char *netns = NULL;
         int r = shim_net_spec_netns(spec, &netns, err);
         if (r < 0)
                 return r;
         if (cc_isempty(netns)) {
-                cc_log_info("sandbox %s: no network namespace path; the VM gets no NIC", sb->id);
+                cc_log_info("sandbox %s: no network namespace path; the VM gets no NIC",
+                            sandbox_id);
                 return 0;
         }
         /* QEMU and Cloud Hypervisor both run virtio-net on the tap with the virtio-net header
          * (offloads); only the mock backend reads nothing from it. */
         /* libvirtd takes no fds: it opens a persistent tap by name in the host namespace. */
-        unsigned flags = (confidential ? SHIM_NET_CONFIDENTIAL : 0) |
-                         (cc_streq(c->backend, "qemu") || cc_streq(c->backend, "clh")
-                                  ? SHIM_NET_VNET_HDR
-                                  : 0) |
-                         (cc_streq(c->backend, "libvirt") ? SHIM_NET_HOST_TAP : 0);
-        if ((r = shim_net_setup(netns, flags, &sb->net, err)) < 0)
+        unsigned flags =
+                (confidential ? SHIM_NET_CONFIDENTIAL : 0) |
+                (cc_streq(c->backend, "qemu") || cc_streq(c->backend, "clh") ? SHIM_NET_VNET_HDR
+                                                                             : 0) |
+                (cc_streq(c->backend, "libvirt") ? SHIM_NET_HOST_TAP : 0);
+        if ((r = shim_net_setup(netns, flags, ret_net, err)) < 0)
                 return cc_error_wrap(err, -r, "pod network (network_model %s)",
                                      shim_net_model_to_string(c->network_model));
-        if (sb->net->active && (r = state_write(sb->run_dir, sb->net, err)) < 0)
-                return r; /* the caller's shim_sandbox_free() tears the network down */
+        const struct shim_net *net = *ret_net;
+        if (net->active && (r = state_write(run_dir, net, err)) < 0)
+                return r; /* the caller tears *ret_net down (shim_pod_net_teardown) */
         size_t n = 0;
-        if ((r = shim_net_hv_nets(sb->net, ret_nets, &n, err)) < 0)
+        if ((r = shim_net_hv_nets(net, ret_nets, &n, err)) < 0)
                 return r;
         hc->nets = *ret_nets;
         hc->n_nets = n;
-        for (size_t i = 0; i < sb->net->n_ifs; i++)
-                cc_log_info("sandbox %s: %s (%s, mtu %u) -> %s in %s%s%s", sb->id,
-                            sb->net->ifs[i].name, sb->net->ifs[i].mac, sb->net->ifs[i].mtu,
-                            sb->net->ifs[i].tap_name, netns,
-                            sb->net->ifs[i].host_tap[0] ? " -> host tap " : "",
-                            sb->net->ifs[i].host_tap);
+        for (size_t i = 0; i < net->n_ifs; i++)
+                cc_log_info("sandbox %s: %s (%s, mtu %u) -> %s in %s%s%s", sandbox_id,
+                            net->ifs[i].name, net->ifs[i].mac, net->ifs[i].mtu,
+                            net->ifs[i].tap_name, netns,
+                            net->ifs[i].host_tap[0] ? " -> host tap " : "", net->ifs[i].host_tap);
         return 0;
 }
 
-int shim_pod_net_configure_guest(struct shim_sandbox *sb, struct cc_error **err)
+int shim_pod_net_configure_guest(const struct shim_net *net, struct cc_ttrpc_client *agent,
+                                 struct cc_error **err)
 {
-        struct shim_net *net = sb->net;
         if (!net || net->n_ifs == 0)
                 return 0;
-        const int64_t timeout = 30ll * 1000000000ll;
         int r;
         for (size_t i = 0; i < net->n_ifs; i++) {
                 Types__Interface *itf = NULL;
@@ -240,47 +240,49 @@ int shim_pod_net_configure_guest(struct shim_sandbox *sb, struct cc_error **err)
                         return r;
                 Grpc__UpdateInterfaceRequest req = GRPC__UPDATE_INTERFACE_REQUEST__INIT;
                 req.interface = itf;
-                r = shim_agent_call(sb, AGENT_SERVICE, "UpdateInterface", &req.base, NULL, NULL,
-                                    timeout, err);
+                r = shim_agent_rpc(agent, AGENT_SERVICE, "UpdateInterface", &req.base, NULL, NULL,
+                                   GUEST_NET_TIMEOUT_NS, err);
                 protobuf_c_message_free_unpacked(&itf->base, NULL);
                 if (r < 0)
                         return cc_error_wrap(err, -r, "interface %s", net->ifs[i].name);
         }
-        Grpc__Routes *routes = NULL;
-        if ((r = shim_net_routes_to_proto(net, &routes, err)) < 0)
-                return r;
-        if (routes->n_routes) {
-                Grpc__UpdateRoutesRequest req = GRPC__UPDATE_ROUTES_REQUEST__INIT;
-                req.routes = routes;
-                r = shim_agent_call(sb, AGENT_SERVICE, "UpdateRoutes", &req.base, NULL, NULL,
-                                    timeout, err);
-        }
-        protobuf_c_message_free_unpacked(&routes->base, NULL);
-        if (r < 0)
-                return r;
-        Grpc__ARPNeighbors *neighs = NULL;
-        if ((r = shim_net_neighbors_to_proto(net, &neighs, err)) < 0)
-                return r;
-        if (neighs->n_arpneighbors) {
-                Grpc__AddARPNeighborsRequest req = GRPC__ADD_ARPNEIGHBORS_REQUEST__INIT;
-                req.neighbors = neighs;
-                r = shim_agent_call(sb, AGENT_SERVICE, "AddARPNeighbors", &req.base, NULL, NULL,
-                                    timeout, err);
-        }
-        protobuf_c_message_free_unpacked(&neighs->base, NULL);
+        /* Then the routes and the permanent neighbours, each call only when there are any. */
+        Grpc__UpdateRoutesRequest routes = GRPC__UPDATE_ROUTES_REQUEST__INIT;
+        Grpc__AddARPNeighborsRequest neighs = GRPC__ADD_ARPNEIGHBORS_REQUEST__INIT;
+        r = shim_net_routes_to_proto(net, &routes.routes, err);
+        if (r >= 0)
+                r = shim_net_neighbors_to_proto(net, &neighs.neighbors, err);
+        const struct {
+                const char *method;
+                const ProtobufCMessage *req;
+                size_t n;
+        } calls[] = {
+                {"UpdateRoutes", &routes.base, routes.routes ? routes.routes->n_routes : 0},
+                {"AddARPNeighbors", &neighs.base,
+                 neighs.neighbors ? neighs.neighbors->n_arpneighbors : 0},
+        };
+        for (size_t i = 0; r >= 0 && i < CC_ARRAY_SIZE(calls); i++)
+                if (calls[i].n)
+                        r = shim_agent_rpc(agent, AGENT_SERVICE, calls[i].method, calls[i].req,
+                                           NULL, NULL, GUEST_NET_TIMEOUT_NS, err);
+        if (routes.routes)
+                protobuf_c_message_free_unpacked(&routes.routes->base, NULL);
+        if (neighs.neighbors)
+                protobuf_c_message_free_unpacked(&neighs.neighbors->base, NULL);
         return r < 0 ? r : 0;
 }
 
-void shim_pod_net_teardown(struct shim_sandbox *sb)
+void shim_pod_net_teardown(struct shim_net *net, const char *sandbox_id, const char *run_dir)
 {
-        if (!sb->net)
+        if (!net)
                 return;
         _cleanup_error_ struct cc_error *e = NULL;
-        if (shim_net_teardown(sb->net, &e) < 0) {
-                cc_log_warn("sandbox %s: pod network teardown: %s", sb->id, cc_error_message(e));
+        if (shim_net_teardown(net, &e) < 0) {
+                cc_log_warn("sandbox %s: pod network teardown: %s", sandbox_id,
+                            cc_error_message(e));
                 return;
         }
-        _cleanup_free_ char *path = sb->run_dir ? state_path(sb->run_dir) : NULL;
+        _cleanup_free_ char *path = run_dir ? state_path(run_dir) : NULL;
         if (path)
                 unlink(path);
 }

@@ -35,43 +35,17 @@
 #define AGENT_SERVICE "grpc.AgentService"
 #define COPY_CHUNK    (1u << 20)
 
-static __thread int64_t external_ns;
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t shim_external_ns_take(void)
-{
-        int64_t v = external_ns;
-        external_ns = 0;
-        return v;
-}
-
 static int64_t now_ms(void)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return shim_mono_ns() / 1000000;
 }
 
 int shim_agent_call(struct shim_sandbox *sb, const char *service, const char *method,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                     ProtobufCMessage **ret, int64_t timeout_ns, struct cc_error **err)
 {
-        if (!sb->agent || sb->vm_dead)
-                return cc_error_set_code(err, CC_GRPC_UNAVAILABLE,
-                                         "the pod's VM is not running (agent unreachable)");
-        struct cc_ttrpc_call_opts o = {.timeout_ns = timeout_ns};
-        int64_t t0 = now_ns();
-        int r = cc_ttrpc_client_call(sb->agent, service, method, req, resp_desc, ret, &o, err);
-        external_ns += now_ns() - t0;
-        if (r < 0)
-                cc_error_wrap(err, -r, "agent %s", method);
-        return r;
+        return shim_agent_rpc(sb->vm_dead ? NULL : sb->agent, service, method, req, resp_desc, ret,
+                              timeout_ns, err);
 }
 
 static int wait_agent(struct shim_sandbox *sb, const char *addr, struct cc_error **err)
@@ -204,11 +178,11 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         /* The pod network: taps in the pod namespace, handed to the VMM (hv_vm_new dups the
          * fds). On any later failure the caller's shim_sandbox_free() removes it again. */
         _cleanup_free_ struct hv_net *nets = NULL;
-        if ((r = shim_pod_net_setup(sb, spec, &hc, &nets, err)) < 0)
+        if ((r = shim_pod_net_setup(c, sb->id, sb->run_dir, spec, &hc, &sb->net, &nets, err)) < 0)
                 return cc_error_wrap(err, -r, "%s", cfgname);
         if ((r = hv_vm_new(&hc, &sb->vm, err)) < 0)
                 return cc_error_wrap(err, -r, "%s", cfgname);
-        int64_t t0 = now_ms(), boot0 = now_ns();
+        int64_t t0 = now_ms(), boot0 = shim_mono_ns();
         if ((r = hv_vm_start(sb->vm, 120000, err)) < 0) {
                 /* libhv's host check names what is missing (kernel, firmware, TEE support). */
                 return cc_error_wrap(err, -r,
@@ -222,15 +196,21 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
         if ((r = hv_vm_agent_address(sb->vm, &addr, err)) < 0)
                 return r;
         r = wait_agent(sb, addr, err);
-        external_ns += now_ns() - boot0;
+        shim_external_ns_add(shim_mono_ns() - boot0);
         if (r < 0)
                 return r;
         if (c->debug_console && (r = write_console_address(sb, addr, err)) < 0)
                 return r;
-        cc_log_info("sandbox %s: VM %s pid %d, agent ready after %lld ms", sb->id, c->backend,
-                    (int)sb->vmm_pid, (long long)(now_ms() - t0));
+        /* VMM start to Health.Check SERVING (bench/kernel-params.sh, bench/pod-start.sh). */
+        char f[256] = "";
+        shim_logfmt_add(f, sizeof(f), "sandbox", "%s", sb->id);
+        shim_logfmt_add(f, sizeof(f), "vmm", "%s", c->backend);
+        shim_logfmt_add(f, sizeof(f), "vmm_pid", "%d", (int)sb->vmm_pid);
+        shim_logfmt_add(f, sizeof(f), "agent_ready_ms", "%lld", (long long)(now_ms() - t0));
+        cc_log_full(CC_LOG_INFO, 0, f, "sandbox %s: VM %s pid %d, agent ready", sb->id, c->backend,
+                    (int)sb->vmm_pid);
         /* Kata's order: the guest's interfaces, routes and neighbours before CreateSandbox. */
-        if ((r = shim_pod_net_configure_guest(sb, err)) < 0)
+        if ((r = shim_pod_net_configure_guest(sb->net, sb->agent, err)) < 0)
                 return cc_error_wrap(err, -r, "sandbox %s: pod network in the guest", sb->id);
         Grpc__CreateSandboxRequest req = GRPC__CREATE_SANDBOX_REQUEST__INIT;
         req.sandbox_id = sb->id;
@@ -285,7 +265,7 @@ void shim_sandbox_stop(struct shim_sandbox *sb)
         }
         sb->vm_dead = true;
         /* After the VM: no frame is mirrored to a tap whose reader is gone. */
-        shim_pod_net_teardown(sb);
+        shim_pod_net_teardown(sb->net, sb->id, sb->run_dir);
 }
 
 void shim_sandbox_free(struct shim_sandbox *sb)

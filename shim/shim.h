@@ -9,9 +9,13 @@
  *               (config_path, hypervisor overrides) resolved under those rules
  *   spec.c      OCI config.json -> the agent's grpc.Spec; rootfs mount classification
  *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
- *   sandbox.c   the pod's VM (libhv) and the agent client
+ *   agent.c     the agent client's unary call, the time spent in it, logfmt timing fields
+ *   sandbox.c   the pod's VM (libhv), CopyFile
  *   net.c       the pod network (libshimnet): taps + tc in the pod netns, the agent's view
- *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services
+ *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services (the ttrpc
+ *               edge); container.c (Create), monitor.c (exit/VM/OOM threads), proc.c (each
+ *               process's state machine): task-internal.h, proc-internal.h
+ *   metrics.c   the agent's cgroup stats -> io.containerd.cgroups.v2.Metrics
  *   io.c        containerd's stdio FIFOs <-> the agent's ReadStdout/WriteStdin
  *
  * One daemon serves one pod (one VM); every task of the pod has its own connection.
@@ -298,27 +302,45 @@ int shim_agent_wait(const struct shim_agent_wait *w, struct cc_ttrpc_client **re
 const char *shim_console_fatal(const char *text, size_t len, size_t *line_len);
 /* The last size-1 bytes of a console log with control characters blanked ("" if none). */
 void shim_console_tail(const char *path, char *buf, size_t size);
-/* Nanoseconds this thread spent waiting for the agent or the VMM since the last call (the
- * part of a Create that is not the shim's own work); resets the counter. */
-int64_t shim_external_ns_take(void);
 /* Kills what a dead shim left of a pod's VM (by the pidfile in its run dir), removes the tc
  * filters (and taps, qdiscs) it had put in the pod network namespace; removes the dir. */
 int shim_sandbox_cleanup_dead(const char *run_dir);
 
+/* ---- agent.c ------------------------------------------------------------------------ */
+
+/* A unary call on the agent client (NULL: the VM is not running, Unavailable); the time it
+ * takes counts as external (shim_external_ns_take); errors name the method. */
+int shim_agent_rpc(struct cc_ttrpc_client *agent, const char *service, const char *method,
+                   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                   ProtobufCMessage **ret, int64_t timeout_ns, struct cc_error **err);
+/* Nanoseconds this thread spent waiting for the agent or the VMM since the last call (the
+ * part of a Create that is not the shim's own work); resets the counter. */
+int64_t shim_external_ns_take(void);
+/* Counts a wait for the VMM (the boot) as external time of this thread. */
+void shim_external_ns_add(int64_t ns);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t shim_mono_ns(void);
+/* Appends "key=value" (space-separated) to the logfmt fields in buf, the value formatted and
+ * quoted as logfmt needs; for cc_log_full()'s fields. Truncates at size. */
+void shim_logfmt_add(char *buf, size_t size, const char *key, const char *fmt, ...) _printf_(4, 5);
+
 /* ---- net.c -------------------------------------------------------------------------- */
 
 /*
- * The pod network for the VM about to boot (network_model, see net.c): sets up sb->net (taps
- * and tc filters in the spec's network namespace, recorded in <run_dir>/network), fills
- * hc->nets (*ret_nets: malloc'ed, free it once the VM is created) or hc->user_net. Host
- * networking (no network namespace in the spec) is refused for TEE profiles (-EPERM).
+ * The pod network for the VM about to boot (network_model, see net.c) of sandbox_id: sets up
+ * *ret_net (taps and tc filters in the spec's network namespace, recorded in
+ * <run_dir>/network), fills hc->nets (*ret_nets: malloc'ed, free it once the VM is created) or
+ * hc->user_net. Host networking (no network namespace in the spec) is refused for TEE profiles
+ * (-EPERM). On failure *ret_net may hold what was made: shim_pod_net_teardown() removes it.
  */
-int shim_pod_net_setup(struct shim_sandbox *sb, struct json_object *spec, struct hv_config *hc,
+int shim_pod_net_setup(const struct shim_config *c, const char *sandbox_id, const char *run_dir,
+                       struct json_object *spec, struct hv_config *hc, struct shim_net **ret_net,
                        struct hv_net **ret_nets, struct cc_error **err);
 /* UpdateInterface per interface, UpdateRoutes, AddARPNeighbors (after Health.Check). */
-int shim_pod_net_configure_guest(struct shim_sandbox *sb, struct cc_error **err);
-/* Removes sb->net's taps, filters and qdiscs (the state file too once done). */
-void shim_pod_net_teardown(struct shim_sandbox *sb);
+int shim_pod_net_configure_guest(const struct shim_net *net, struct cc_ttrpc_client *agent,
+                                 struct cc_error **err);
+/* Removes net's taps, filters and qdiscs (the state file in run_dir too once done). */
+void shim_pod_net_teardown(struct shim_net *net, const char *sandbox_id, const char *run_dir);
 /* `delete` after a crash: removes what <run_dir>/network records; messages on stderr. */
 void shim_pod_net_cleanup_dead(const char *run_dir);
 /* The nameserver/search/domain/options lines of the resolv.conf the spec mounts on
@@ -341,6 +363,14 @@ void shim_io_close_stdin(struct shim_io *io);
 /* Stops every relay (VM gone, delete) and frees. */
 void shim_io_free(struct shim_io *io);
 
+/* ---- metrics.c ---------------------------------------------------------------------- */
+
+#define SHIM_METRICS_TYPE_URL "io.containerd.cgroups.v2.Metrics"
+struct Grpc__CgroupStats;
+/* The agent's cgroup stats (NULL: none) as containerd's cgroups v2 Metrics, packed into buf;
+ * buf NULL: only the length. */
+size_t shim_metrics_pack(const struct Grpc__CgroupStats *cg, uint8_t *buf);
+
 /* ---- task.c ------------------------------------------------------------------------- */
 
 struct shim;
@@ -359,5 +389,5 @@ struct shim_sandbox *shim_get_sandbox(struct shim *s);
 void shim_teardown(struct shim *s);
 void shim_free(struct shim *s);
 
-/* Timestamp helpers. */
+/* The wall clock events and Delete report times in (events.c). */
 void shim_now(struct timespec *ts);

@@ -473,9 +473,9 @@ static int handle_request(struct conn *c, const struct cc_ttrpc_header *h, const
         if (!req) {
                 send_status(c, true, h->stream_id, CC_GRPC_INVALID_ARGUMENT,
                             "unmarshal request error: not a ttrpc.Request");
-                cc_log_warn("ttrpc: closing connection: stream %u carries %u bytes that are not "
-                            "a ttrpc.Request",
-                            h->stream_id, h->length);
+                cc_log_debug("ttrpc: closing connection: stream %u carries %u bytes that are not "
+                             "a ttrpc.Request",
+                             h->stream_id, h->length);
                 return -EBADMSG;
         }
         if (h->flags != 0) {
@@ -539,22 +539,22 @@ static void *conn_main(void *arg)
                         conn_flush(c);
                 r = frame_read(&rd, &h, &data, 0);
                 if (r == -EMSGSIZE) {
-                        cc_log_warn("ttrpc: closing connection: frame of %u bytes on stream %u "
-                                    "exceeds the maximum message size of %u",
-                                    h.length, h.stream_id, CC_TTRPC_MAX_DATA);
+                        cc_log_debug("ttrpc: closing connection: frame of %u bytes on stream %u "
+                                     "exceeds the maximum message size of %u",
+                                     h.length, h.stream_id, CC_TTRPC_MAX_DATA);
                         send_status(c, true, h.stream_id, CC_GRPC_RESOURCE_EXHAUSTED,
                                     "message length %u exceed maximum message size of %u", h.length,
                                     CC_TTRPC_MAX_DATA);
                         break;
                 }
                 if (r == -EPROTO) {
-                        cc_log_warn("ttrpc: closing connection: truncated frame (EOF inside a "
-                                    "frame)");
+                        cc_log_debug("ttrpc: closing connection: truncated frame (EOF inside a "
+                                     "frame)");
                         break;
                 }
                 if (r < 0) {
                         if (r != -ECONNRESET && r != -ECANCELED)
-                                cc_log_warn("ttrpc: closing connection: read: %s", strerror(-r));
+                                cc_log_debug("ttrpc: closing connection: read: %s", strerror(-r));
                         else
                                 r = 0;
                         break;
@@ -648,8 +648,8 @@ int cc_ttrpc_server_add_conn(struct cc_ttrpc_server *s, int fd)
                 c->has_cred = true;
         if (s->opts.require_same_user && c->has_cred &&
             (c->cred.uid != geteuid() || c->cred.gid != getegid())) {
-                cc_log_warn("ttrpc: refusing connection from pid %d uid %u gid %u: not our user",
-                            (int)c->cred.pid, c->cred.uid, c->cred.gid);
+                cc_log_debug("ttrpc: refusing connection from pid %d uid %u gid %u: not our user",
+                             (int)c->cred.pid, c->cred.uid, c->cred.gid);
                 free(c);
                 return -EPERM;
         }
@@ -692,7 +692,7 @@ static void *accept_main(void *arg)
                 if (poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        cc_log_warn("ttrpc: accept loop: poll: %m");
+                        cc_log_debug("ttrpc: accept loop: poll: %m");
                         return NULL;
                 }
                 if (p[1].revents & POLLIN)
@@ -703,11 +703,11 @@ static void *accept_main(void *arg)
                                 continue;
                         if (errno == EMFILE || errno == ENFILE) {
                                 /* Out of fds: back off instead of spinning. */
-                                cc_log_warn("ttrpc: accept: %m");
+                                cc_log_debug("ttrpc: accept: %m");
                                 poll(NULL, 0, 100);
                                 continue;
                         }
-                        cc_log_warn("ttrpc: accept: %m");
+                        cc_log_debug("ttrpc: accept: %m");
                         return NULL;
                 }
                 cc_ttrpc_server_add_conn(srv, fd);
