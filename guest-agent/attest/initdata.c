@@ -136,19 +136,28 @@ static int gunzip(const uint8_t *in, size_t len, char **ret, size_t *ret_len, st
         return 0;
 }
 
-int kbc_initdata_from_annotation(const char *b64, struct kbc_initdata **ret, struct cc_error **err)
+/* The annotation's base64 decoded: the gzip bytes, bounded before decoding. */
+static int annotation_gz(const char *b64, uint8_t **gz, size_t *gl, struct cc_error **err)
 {
         size_t bl = strlen(b64);
         if (bl > INITDATA_GZ_MAX * 4 / 3 + 4)
                 return cc_error_set(err, EFBIG, "initdata annotation: %zu characters, too long",
                                     bl);
+        if (cc_b64_decode(b64, bl, false, gz, gl) < 0)
+                return cc_error_set(err, EINVAL, "initdata annotation: not base64");
+        return 0;
+}
+
+int kbc_initdata_from_annotation(const char *b64, struct kbc_initdata **ret, struct cc_error **err)
+{
         _cleanup_free_ uint8_t *gz = NULL;
         size_t gl = 0;
-        if (cc_b64_decode(b64, bl, false, &gz, &gl) < 0)
-                return cc_error_set(err, EINVAL, "initdata annotation: not base64");
+        int r = annotation_gz(b64, &gz, &gl, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *toml = NULL;
         size_t tl = 0;
-        int r = gunzip(gz, gl, &toml, &tl, err);
+        r = gunzip(gz, gl, &toml, &tl, err);
         if (r < 0)
                 return r;
         return kbc_initdata_parse(toml, tl, ret, err);
@@ -185,14 +194,11 @@ int kbc_initdata_annotation_encode(const char *toml, size_t len, char **ret)
 int kbc_initdata_disk_encode(const char *b64_annotation, uint8_t **ret, size_t *ret_len,
                              struct cc_error **err)
 {
-        size_t bl = strlen(b64_annotation);
-        if (bl > INITDATA_GZ_MAX * 4 / 3 + 4)
-                return cc_error_set(err, EFBIG, "initdata annotation: %zu characters, too long",
-                                    bl);
         _cleanup_free_ uint8_t *gz = NULL;
         size_t gl = 0;
-        if (cc_b64_decode(b64_annotation, bl, false, &gz, &gl) < 0)
-                return cc_error_set(err, EINVAL, "initdata annotation: not base64");
+        int r = annotation_gz(b64_annotation, &gz, &gl, err);
+        if (r < 0)
+                return r;
         size_t total = (16 + gl + 511) / 512 * 512;
         uint8_t *disk = calloc(1, total);
         if (!disk)

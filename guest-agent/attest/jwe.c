@@ -10,6 +10,7 @@
  * RSA-OAEP-256 (OAEP with SHA-256 and MGF1-SHA-256, empty label), RSA1_5; content always
  * A256GCM with the `protected` member's own bytes as AAD (never a re-serialized header).
  */
+#include <endian.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -81,13 +82,9 @@ static int key_kind(EVP_PKEY *pkey, enum kbc_key_alg *alg)
         return -EOPNOTSUPP;
 }
 
-int kbc_tee_key_generate(enum kbc_key_alg alg, struct kbc_tee_key **ret)
+/* The key object around pkey, which it takes (freed here on failure). */
+static int tee_key_wrap(EVP_PKEY *pkey, enum kbc_key_alg alg, struct kbc_tee_key **ret)
 {
-        EVP_PKEY *pkey = alg == KBC_KEY_EC_P256
-                                 ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
-                                 : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-        if (!pkey)
-                return -EIO;
         struct kbc_tee_key *k = calloc(1, sizeof(*k));
         if (!k) {
                 EVP_PKEY_free(pkey);
@@ -97,6 +94,16 @@ int kbc_tee_key_generate(enum kbc_key_alg alg, struct kbc_tee_key **ret)
         k->pkey = pkey;
         *ret = k;
         return 0;
+}
+
+int kbc_tee_key_generate(enum kbc_key_alg alg, struct kbc_tee_key **ret)
+{
+        EVP_PKEY *pkey = alg == KBC_KEY_EC_P256
+                                 ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
+                                 : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+        if (!pkey)
+                return -EIO;
+        return tee_key_wrap(pkey, alg, ret);
 }
 
 int kbc_tee_key_from_pem(const char *pem, size_t len, struct kbc_tee_key **ret)
@@ -114,15 +121,7 @@ int kbc_tee_key_from_pem(const char *pem, size_t len, struct kbc_tee_key **ret)
                 EVP_PKEY_free(pkey);
                 return r;
         }
-        struct kbc_tee_key *k = calloc(1, sizeof(*k));
-        if (!k) {
-                EVP_PKEY_free(pkey);
-                return -ENOMEM;
-        }
-        k->alg = alg;
-        k->pkey = pkey;
-        *ret = k;
-        return 0;
+        return tee_key_wrap(pkey, alg, ret);
 }
 
 struct kbc_tee_key *kbc_tee_key_free(struct kbc_tee_key *k)
@@ -247,10 +246,8 @@ static int epk_key(struct json_object *epk, EVP_PKEY **ret, struct cc_error **er
 
 static void be32(uint8_t *p, uint32_t v)
 {
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
+        v = htobe32(v);
+        memcpy(p, &v, sizeof(v));
 }
 
 /* ECDH-ES+A256KW: Z, the Concat KDF (RFC 7518 4.6.2), then AES-256 key unwrap. */

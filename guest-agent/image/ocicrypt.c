@@ -17,6 +17,7 @@
  * skopeo produces, and the subset needed (RSA-OAEP[-256], ECDH-ES+A*KW with the Concat KDF,
  * A*GCM content encryption) is a few OpenSSL calls each.
  */
+#include <endian.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <openssl/core_names.h>
@@ -149,10 +150,8 @@ static int epk_import(struct json_object *jwk, EVP_PKEY **ret)
 
 static void be32(uint8_t *p, uint32_t v)
 {
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
+        v = htobe32(v);
+        memcpy(p, &v, sizeof(v));
 }
 
 /*
@@ -437,8 +436,9 @@ static int private_opts(const struct img_descriptor *d, const struct img_key_bro
                 }
         }
         if (last)
-                return cc_error_set(err, ENOKEY, "encrypted layer %s: no usable key (tried: %s): %s",
-                                    d->digest, tl ? tried : "none", cc_error_message(last));
+                return cc_error_set(err, ENOKEY,
+                                    "encrypted layer %s: no usable key (tried: %s): %s", d->digest,
+                                    tl ? tried : "none", cc_error_message(last));
         return cc_error_set(err, ENOKEY, "encrypted layer %s: no usable key (tried: %s)", d->digest,
                             tl ? tried : "none");
 }

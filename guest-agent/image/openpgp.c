@@ -434,70 +434,78 @@ int img__pgp_keyring_add(struct img_pgp_keyring *kr, const uint8_t *buf, size_t 
 
 /* ---- signed messages ---- */
 
+/* Room for one more byte of output at `n`: doubles the buffer up to IMG_SIG_MAX_BYTES (-EFBIG
+ * past it, which ends the loop: the stream is then incomplete and refused as such). */
+static int out_room(uint8_t **out, size_t *cap, size_t n)
+{
+        if (n < *cap)
+                return 0;
+        if (*cap >= IMG_SIG_MAX_BYTES)
+                return -EFBIG;
+        uint8_t *x = realloc(*out, *cap * 2);
+        if (!x)
+                return -ENOMEM;
+        *out = x;
+        *cap *= 2;
+        return 0;
+}
+
+static int inflate_bzip2(const uint8_t *in, size_t len, uint8_t **out, size_t *cap, size_t *n)
+{
+        bz_stream s = {0};
+        if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK)
+                return -ENOMEM;
+        s.next_in = (char *)in;
+        s.avail_in = (unsigned)CC_MIN(len, (size_t)UINT32_MAX);
+        int r = BZ_OK, g = 0;
+        while (r == BZ_OK && (g = out_room(out, cap, *n)) == 0) {
+                s.next_out = (char *)*out + *n;
+                s.avail_out = (unsigned)(*cap - *n);
+                r = BZ2_bzDecompress(&s);
+                *n = *cap - s.avail_out;
+                if (r == BZ_OK && s.avail_in == 0 && s.avail_out > 0)
+                        break; /* input ended before the stream did */
+        }
+        BZ2_bzDecompressEnd(&s);
+        if (g == -ENOMEM)
+                return g;
+        return r == BZ_STREAM_END ? 0 : -EBADMSG;
+}
+
+/* algo 1 = ZIP (raw deflate), 2 = ZLIB. */
+static int inflate_zlib(const uint8_t *in, size_t len, int algo, uint8_t **out, size_t *cap,
+                        size_t *n)
+{
+        z_stream s = {0};
+        if (inflateInit2(&s, algo == 1 ? -15 : 15) != Z_OK)
+                return -ENOMEM;
+        s.next_in = (uint8_t *)in;
+        s.avail_in = (uInt)CC_MIN(len, (size_t)UINT32_MAX);
+        int r = Z_OK, g = 0;
+        while (r == Z_OK && (g = out_room(out, cap, *n)) == 0) {
+                s.next_out = *out + *n;
+                s.avail_out = (uInt)(*cap - *n);
+                r = inflate(&s, Z_NO_FLUSH);
+                *n = *cap - s.avail_out;
+                if (r == Z_BUF_ERROR && s.avail_in == 0)
+                        break;
+        }
+        inflateEnd(&s);
+        if (g == -ENOMEM)
+                return g;
+        return r == Z_STREAM_END ? 0 : -EBADMSG;
+}
+
 static int inflate_buf(const uint8_t *in, size_t len, int algo, uint8_t **ret, size_t *ret_len)
 {
         size_t cap = 64 * 1024, n = 0;
         _cleanup_free_ uint8_t *out = malloc(cap);
         if (!out)
                 return -ENOMEM;
-        if (algo == 3) {
-                bz_stream s = {0};
-                if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK)
-                        return -ENOMEM;
-                s.next_in = (char *)in;
-                s.avail_in = (unsigned)CC_MIN(len, (size_t)UINT32_MAX);
-                int r = BZ_OK;
-                while (r == BZ_OK) {
-                        if (n == cap) {
-                                if (cap >= IMG_SIG_MAX_BYTES)
-                                        break;
-                                uint8_t *x = realloc(out, cap *= 2);
-                                if (!x) {
-                                        BZ2_bzDecompressEnd(&s);
-                                        return -ENOMEM;
-                                }
-                                out = x;
-                        }
-                        s.next_out = (char *)out + n;
-                        s.avail_out = (unsigned)(cap - n);
-                        r = BZ2_bzDecompress(&s);
-                        n = cap - s.avail_out;
-                        if (r == BZ_OK && s.avail_in == 0 && s.avail_out > 0)
-                                break; /* input ended before the stream did */
-                }
-                BZ2_bzDecompressEnd(&s);
-                if (r != BZ_STREAM_END)
-                        return -EBADMSG;
-        } else {
-                z_stream s = {0};
-                /* 1 = ZIP (raw deflate), 2 = ZLIB. */
-                if (inflateInit2(&s, algo == 1 ? -15 : 15) != Z_OK)
-                        return -ENOMEM;
-                s.next_in = (uint8_t *)in;
-                s.avail_in = (uInt)CC_MIN(len, (size_t)UINT32_MAX);
-                int r = Z_OK;
-                while (r == Z_OK) {
-                        if (n == cap) {
-                                if (cap >= IMG_SIG_MAX_BYTES)
-                                        break;
-                                uint8_t *x = realloc(out, cap *= 2);
-                                if (!x) {
-                                        inflateEnd(&s);
-                                        return -ENOMEM;
-                                }
-                                out = x;
-                        }
-                        s.next_out = out + n;
-                        s.avail_out = (uInt)(cap - n);
-                        r = inflate(&s, Z_NO_FLUSH);
-                        n = cap - s.avail_out;
-                        if (r == Z_BUF_ERROR && s.avail_in == 0)
-                                break;
-                }
-                inflateEnd(&s);
-                if (r != Z_STREAM_END)
-                        return -EBADMSG;
-        }
+        int r = algo == 3 ? inflate_bzip2(in, len, &out, &cap, &n)
+                          : inflate_zlib(in, len, algo, &out, &cap, &n);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(out);
         *ret_len = n;
         return 0;
@@ -570,6 +578,17 @@ struct sig {
         char fpr[41];
 };
 
+/* A 4-byte time subpacket (RFC 4880 5.2.3.4, 5.2.3.10, 5.2.3.6), kept only when hashed. */
+static int subpacket_time(const uint8_t *d, size_t dl, bool hashed, int64_t *out)
+{
+        if (dl != 4)
+                return -EBADMSG;
+        if (hashed)
+                *out = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 |
+                                 d[3]);
+        return 0;
+}
+
 static int subpackets(const uint8_t *b, size_t len, bool hashed, struct sig *s)
 {
         size_t p = 0;
@@ -595,26 +614,16 @@ static int subpackets(const uint8_t *b, size_t len, bool hashed, struct sig *s)
                 p += l;
                 switch (type) {
                 case 2: /* signature creation time */
-                        if (dl != 4)
+                        if (subpacket_time(d, dl, hashed, &s->created) < 0)
                                 return -EBADMSG;
-                        if (hashed)
-                                s->created = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
-                                                       (uint32_t)d[2] << 8 | d[3]);
                         break;
                 case 3: /* signature expiration time */
-                        if (dl != 4)
+                        if (subpacket_time(d, dl, hashed, &s->expires) < 0)
                                 return -EBADMSG;
-                        if (hashed)
-                                s->expires = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
-                                                       (uint32_t)d[2] << 8 | d[3]);
                         break;
                 case 9: /* key expiration time (self-signatures) */
-                        if (dl != 4)
+                        if (subpacket_time(d, dl, hashed, &s->key_expires) < 0)
                                 return -EBADMSG;
-                        if (hashed)
-                                s->key_expires =
-                                        (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
-                                                  (uint32_t)d[2] << 8 | d[3]);
                         break;
                 case 16: /* issuer key ID: a hint, never trusted by itself */
                         if (dl != 8)
