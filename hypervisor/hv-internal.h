@@ -110,6 +110,9 @@ void hv__check_common(const struct hv_config *cfg, const struct hv_host *host,
 int hv__accel_resolve(const struct hv_config *cfg, const struct hv_host *host,
                       struct cc_error **err);
 
+/* A disk serial the guest can match: 1-20 bytes (virtio-blk's limit) of [A-Za-z0-9._-]. */
+bool hv__serial_valid(const char *s);
+
 /* Version helpers: "7.2.22" -> 70222; 0 when unparsable. */
 unsigned hv__version_parse(const char *s);
 
@@ -136,6 +139,11 @@ struct hv_ops {
         int (*exit_fd)(struct hv_vm *vm);
         int (*agent_address)(struct hv_vm *vm, char **ret, struct cc_error **err);
         int (*pids)(struct hv_vm *vm, pid_t *ret, size_t max);
+        /* Hot-plug (hv_vm_disk_add/remove); NULL: -EOPNOTSUPP. The serial is validated. */
+        int (*disk_add)(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                        struct cc_error **err);
+        int (*disk_remove)(struct hv_vm *vm, const char *serial, int timeout_ms,
+                           struct cc_error **err);
         /* Releases backend state (the VMM is already gone); frees the backend struct. */
         void (*free)(struct hv_vm *vm);
 };

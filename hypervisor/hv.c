@@ -64,6 +64,13 @@ const struct hv_ops *hv__backend_lookup(const char *name)
 }
 
 static const char *const accel_names[_HV_ACCEL_MAX] = {"auto", "kvm", "tcg"};
+bool hv__serial_valid(const char *s)
+{
+        size_t n = strlen(s);
+        return n > 0 && n <= 20 &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 static const char *const channel_names[_HV_CHANNEL_MAX] = {"auto", "vsock", "serial"};
 
 static int lookup(const char *const *names, size_t n, const char *s)
@@ -368,9 +375,7 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
         }
         for (size_t i = 0; i < cfg->n_disks; i++) {
                 const char *s = cfg->disks[i].serial;
-                if (s && (!*s || strlen(s) > 20 ||
-                          strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                    "0123456789._-") != strlen(s)))
+                if (s && !hv__serial_valid(s))
                         return cc_error_set(err, EINVAL,
                                             "disk %zu: invalid serial '%.32s' (1-20 of "
                                             "[A-Za-z0-9._-])",
@@ -501,6 +506,37 @@ int hv_vm_agent_address(struct hv_vm *vm, char **ret, struct cc_error **err)
         if (!vm->ops->agent_address)
                 return cc_error_set(err, EOPNOTSUPP, "%s has no agent address", vm->ops->name);
         return vm->ops->agent_address(vm, ret, err);
+}
+
+int hv_vm_disk_add(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                   struct cc_error **err)
+{
+        if (!vm || !disk || !disk->path)
+                return cc_error_set(err, EINVAL, "no VM or no disk path");
+        if (!disk->serial || !hv__serial_valid(disk->serial))
+                return cc_error_set(
+                        err, EINVAL,
+                        "a hot-plugged disk needs a serial of 1-20 bytes of [A-Za-z0-9._-], "
+                        "got '%s'",
+                        disk->serial ? disk->serial : "");
+        if (!vm->started)
+                return cc_error_set(err, ESRCH, "VM %s is not running", vm->cfg.name);
+        if (!vm->ops->disk_add)
+                return cc_error_set(err, EOPNOTSUPP, "the %s backend cannot hot-plug disks",
+                                    vm->ops->name);
+        return vm->ops->disk_add(vm, disk, timeout_ms, err);
+}
+
+int hv_vm_disk_remove(struct hv_vm *vm, const char *serial, int timeout_ms, struct cc_error **err)
+{
+        if (!vm || !serial || !hv__serial_valid(serial))
+                return cc_error_set(err, EINVAL, "no VM or no valid disk serial");
+        if (!vm->started)
+                return cc_error_set(err, ESRCH, "VM %s is not running", vm->cfg.name);
+        if (!vm->ops->disk_remove)
+                return cc_error_set(err, EOPNOTSUPP, "the %s backend cannot hot-unplug disks",
+                                    vm->ops->name);
+        return vm->ops->disk_remove(vm, serial, timeout_ms, err);
 }
 
 int hv_vm_pids(struct hv_vm *vm, pid_t *ret, size_t max)

@@ -146,6 +146,10 @@ struct hv_config {
          */
         bool user_net;
         const char *user_net_mac;
+        /* Free slots for hv_vm_disk_add(): QEMU pre-allocates this many PCIe root ports (TEE
+         * guests cannot take a device on a bus enumerated at boot otherwise); 0 = none, so
+         * hot-plug fails with -ENOSPC. Cloud Hypervisor and libvirt ignore it. */
+        unsigned hotplug_slots;
 };
 
 /* How the VMM ended: `code` >= 0 is its exit status, else `signal` is the signal that killed it. */
@@ -214,6 +218,25 @@ int hv_vm_agent_address(struct hv_vm *vm, char **ret, struct cc_error **err);
  * guest boots the caller retries.
  */
 int hv_agent_dial(const char *address, int timeout_ms, struct cc_error **err);
+
+/*
+ * Hot-plugs a virtio-blk disk into the running VM: QEMU through QMP (blockdev-add, then
+ * device_add into a free pre-allocated root port), Cloud Hypervisor through vm.add-disk,
+ * libvirt by attaching a <disk>. `disk->serial` is required: the guest finds the disk by it and
+ * hv_vm_disk_remove() names it by it. Waits at most timeout_ms for the VMM to answer.
+ * -EEXIST: a disk with that serial is attached; -ENOSPC: no free slot; -EOPNOTSUPP: the backend
+ * cannot; -ESRCH: the VM is not running. On failure nothing stays attached.
+ */
+int hv_vm_disk_add(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                   struct cc_error **err);
+
+/*
+ * Unplugs the disk hot-plugged with `serial` and waits at most timeout_ms until the VMM let
+ * go of it (QEMU's DEVICE_DELETED, then blockdev-del): on return the host device or file is no
+ * longer open in the VMM. -ENOENT when no such disk was hot-plugged. Disks still attached when
+ * the VM stops are released with it.
+ */
+int hv_vm_disk_remove(struct hv_vm *vm, const char *serial, int timeout_ms, struct cc_error **err);
 
 /* Stores up to `max` pids of the VM's host processes (the VMM first); returns how many. */
 int hv_vm_pids(struct hv_vm *vm, pid_t *ret, size_t max);
