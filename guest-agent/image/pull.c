@@ -467,9 +467,16 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
         struct sigcheck sc = {.policy = policy, .rd = rd, .ref = refstr};
         r = -ENOENT;
         if (o.mirror) {
-                /* A failed mirror is not the caller's error: log it and try the origin. */
+                /* A failed mirror is not the caller's error: log it and try the origin. The
+                 * mirror is another host: it gets only the credentials auth.json has for it
+                 * (never the origin's, nor the request's, which belong to the image's registry,
+                 * as containerd scopes a CRI auth to its server address). */
                 _cleanup_error_ struct cc_error *merr = NULL;
-                r = pull_from(&o, &ref, o.mirror, cr, &sc, ret, &merr);
+                _cleanup_free_ char *mcreds = NULL;
+                if ((r = img__auth_creds(&o, o.mirror, &mcreds, &merr)) >= 0)
+                        r = pull_from(&o, &ref, o.mirror, mcreds, &sc, ret, &merr);
+                if (mcreds)
+                        OPENSSL_cleanse(mcreds, strlen(mcreds));
                 if (r < 0)
                         cc_log_debug("mirror %s: %s; trying %s", o.mirror, cc_error_message(merr),
                                      ref.registry);

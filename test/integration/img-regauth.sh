@@ -49,5 +49,38 @@ expect_fail "credentials for another registry only" "registry $AREG: HTTP 401.*h
 echo '{"auths":{"'"$AREG"'":{"auth":"bm9jb2xvbg=="}}}' >"$T/bad.json"
 expect_fail "an auth.json entry that is no user:password" "auth file '$T/bad.json': not a valid containers-auth.json document" \
         "$PULL" --insecure --no-owners --authfile "$T/bad.json" "$AREG/private/app:1" "$T/bad"
+# A mirror is another host: it must not be sent the origin's credentials (neither auth.json's
+# entry for the origin nor --creds, which belong to the image's registry). The fake mirror asks
+# for Basic auth on every request and records any Authorization header; the pull falls back to
+# the origin and succeeds there.
+python3 - "$T/mirror.port" "$T/mirror.log" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(sys.argv[2], "a") as f:
+            f.write("%s auth=%s\n" % (self.path, self.headers.get("Authorization", "-")))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_HEAD = do_GET
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1] + ".tmp", "w").write(str(s.server_port))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.serve_forever()
+PY
+mirror_pid=$!
+for _ in $(seq 100); do [ -s "$T/mirror.port" ] && break; sleep 0.1; done
+MIRROR=127.0.0.1:$(cat "$T/mirror.port")
+mkdir -p "$T/via-mirror" "$T/via-mirror-creds"
+"$PULL" --insecure --no-owners --retries 1 --mirror "$MIRROR" --authfile "$T/good.json" "$AREG/private/app:1" \
+        "$T/via-mirror" >"$T/out" 2>"$T/err" || { cat "$T/err"; kill "$mirror_pid"; fail "pull with a mirror that refuses"; }
+"$PULL" --insecure --no-owners --retries 1 --mirror "$MIRROR" --creds "$user:$pass" "$AREG/private/app:1" \
+        "$T/via-mirror-creds" >"$T/out" 2>"$T/err" || { cat "$T/err"; kill "$mirror_pid"; fail "pull with --creds and a mirror"; }
+kill "$mirror_pid"; wait "$mirror_pid" 2>/dev/null
+[ -s "$T/mirror.log" ] || fail "the pull never asked the mirror"
+grep -v "auth=-$" "$T/mirror.log" && fail "the mirror was sent credentials (above)"
+echo "ok  the mirror was asked $(wc -l <"$T/mirror.log") times and sent no credentials; the origin served the pull"
 grep -rqF "$pass" "$T/good/store" "$T/none" "$T/other" 2>/dev/null && fail "the password is in a store"
 echo "PASS img-regauth"
