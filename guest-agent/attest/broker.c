@@ -70,8 +70,8 @@ static void *early_attest(void *data)
                 struct kbc_timings t;
                 kbc_client_timings(b->client, &t);
                 cc_log_info("KBS %s: attested ahead of the first resource request in %.1f ms "
-                            "(auth_ms=%.1f attest_ms=%.1f)",
-                            b->url, b->early_ms, t.auth_ms, t.attest_ms);
+                            "(auth_ms=%.1f attest_ms=%.1f tls_ms=%.1f)",
+                            b->url, b->early_ms, t.auth_ms, t.attest_ms, t.tls_ms);
         }
         return NULL;
 }
@@ -133,9 +133,10 @@ static int kb_resource(void *data, const char *uri, uint8_t **ret, size_t *ret_l
         struct kbc_timings t;
         kbc_client_timings(b->client, &t);
         cc_log_info("key %s from the KBS %s: %zu bytes auth_ms=%.1f attest_ms=%.1f "
-                    "resource_ms=%.1f decrypt_ms=%.1f attestations=%u early_attest_ms=%.1f",
+                    "resource_ms=%.1f decrypt_ms=%.1f attestations=%u early_attest_ms=%.1f "
+                    "tls_ms=%.1f",
                     uri, b->url, *ret_len, t.auth_ms, t.attest_ms, t.resource_ms, t.decrypt_ms,
-                    t.attestations, b->early_ms);
+                    t.attestations, b->early_ms, t.tls_ms);
         return 0;
 }
 

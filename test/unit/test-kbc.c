@@ -303,6 +303,25 @@ static void test_jwe_v6_v7_v8(void **state)
         kbc_tee_key_free(rsa);
 }
 
+/* kbc_jwe_warm runs the EC unwrap on throwaway inputs: it leaves the key as it was (V6 still
+ * opens, its tag is still checked) and does nothing for an RSA key (V7 still opens). */
+static void test_jwe_warm(void **state)
+{
+        struct kbc_tee_key *ec = key_of(v1_pem), *rsa = key_of(v2_pem);
+        kbc_jwe_warm(ec);
+        kbc_jwe_warm(ec);
+        kbc_jwe_warm(rsa);
+        expect_plain(ec, v6);
+        expect_plain(rsa, v7);
+        char *bad = strdup(v6);
+        char *t = strstr(bad, "\"tag\":\"") + 7;
+        t[0] = t[0] == 'A' ? 'B' : 'A';
+        expect_refused(ec, bad, "A256GCM authentication failed");
+        free(bad);
+        kbc_tee_key_free(ec);
+        kbc_tee_key_free(rsa);
+}
+
 static const char v12_toml[] = "version = \"0.1.0\"\n"
                                "algorithm = \"sha384\"\n"
                                "\n"
@@ -668,6 +687,7 @@ int main(void)
                 cmocka_unit_test(test_runtime_data_v4),
                 cmocka_unit_test(test_rsa_jwk_v4),
                 cmocka_unit_test(test_jwe_v6_v7_v8),
+                cmocka_unit_test(test_jwe_warm),
                 cmocka_unit_test(test_initdata_v12),
                 cmocka_unit_test(test_initdata_refusals),
                 cmocka_unit_test(test_resource_path),
