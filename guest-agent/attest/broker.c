@@ -192,13 +192,38 @@ int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *l
         return 0;
 }
 
-int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
-                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err)
+/* The value of the last non-empty agent.image_registry_auth= word of a kernel command line
+ * (*ret NULL when there is none). */
+static int cmdline_registry_auth(const char *cmdline, char **ret)
+{
+        static const char key[] = "agent.image_registry_auth=";
+        const char *val = NULL;
+        size_t vl = 0;
+        for (const char *p = cmdline; *p;) {
+                p += strspn(p, " \t\n");
+                size_t wl = strcspn(p, " \t\n");
+                if (wl > sizeof(key) - 1 && !strncmp(p, key, sizeof(key) - 1)) {
+                        val = p + sizeof(key) - 1;
+                        vl = wl - (sizeof(key) - 1);
+                }
+                p += wl;
+        }
+        *ret = val ? strndup(val, vl) : NULL;
+        return val && !*ret ? -ENOMEM : 0;
+}
+
+int kbc_registry_credentials(const struct kbc_initdata *d, const char *cmdline,
+                             const struct img_key_broker *keys, char **ret, size_t *ret_len,
+                             char **ret_uri, struct cc_error **err)
 {
         *ret = *ret_uri = NULL;
         *ret_len = 0;
         _cleanup_free_ char *uri = NULL;
-        int r = kbc_initdata_cdh_get(d, "image.authenticated_registry_credentials_uri", &uri, err);
+        int r = d ? kbc_initdata_cdh_get(d, "image.authenticated_registry_credentials_uri", &uri,
+                                         err)
+                  : 0;
+        if (r == 0 && !uri && cmdline)
+                r = cmdline_registry_auth(cmdline, &uri);
         if (r < 0 || !uri)
                 return r;
         uint8_t *buf = NULL;

@@ -214,13 +214,15 @@ int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **
                          struct cc_error **err);
 
 /* The registry credentials the initdata's cdh.toml names, as CoCo's CDH does ([image]
- * authenticated_registry_credentials_uri): a containers-auth.json document, the resource of a
- * kbs:/// URI fetched through `keys` (the KBS broker: after attestation), or a file:/// of the
- * guest image. *ret (NUL-terminated, *ret_len bytes; wipe it after use) and *ret_uri are NULL
- * when the initdata names none. */
+ * authenticated_registry_credentials_uri), else the kernel command line's
+ * agent.image_registry_auth=URI (Kata's parameter; d and cmdline may be NULL): a
+ * containers-auth.json document, the resource of a kbs:/// URI fetched through `keys` (the KBS
+ * broker: after attestation), or a file:/// of the guest image. *ret (NUL-terminated, *ret_len
+ * bytes; wipe it after use) and *ret_uri are NULL when neither names any. */
 #define KBC_AUTH_JSON_MAX (64u << 10)
-int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
-                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err);
+int kbc_registry_credentials(const struct kbc_initdata *d, const char *cmdline,
+                             const struct img_key_broker *keys, char **ret, size_t *ret_len,
+                             char **ret_uri, struct cc_error **err);
 
 /* The keys of the initdata's cdh.toml and aa.toml this guest does not apply, as
  * "cdh.toml:socket, cdh.toml:image.max_concurrent_layer_downloads_per_image, ..."; *ret NULL

@@ -487,20 +487,20 @@ static void test_registry_credentials(void **state)
         size_t len = 0;
         struct cc_error *err = NULL;
         struct kbc_initdata *d = creds_initdata("kbs:///default/credential/reg");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), 0);
         assert_int_equal(fake_calls, 1);
         assert_int_equal(len, strlen(creds_doc));
         assert_string_equal(doc, creds_doc);
         assert_string_equal(uri, "kbs:///default/credential/reg");
         free(doc), free(uri);
         /* No KBS to ask: the error names the URI and what is missing. */
-        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), -ENOENT);
+        assert_int_equal(kbc_registry_credentials(d, NULL, NULL, &doc, &len, &uri, &err), -ENOENT);
         assert_non_null(strstr(cc_error_message(err), "kbs:///default/credential/reg: no KBS"));
         cc_error_free(err), err = NULL;
         kbc_initdata_free(d);
         /* The KBS has no such resource: its error, wrapped with the URI. */
         d = creds_initdata("kbs:///default/credential/other");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -ENOENT);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), -ENOENT);
         assert_non_null(strstr(cc_error_message(err), "registry credentials kbs:///default/"
                                                       "credential/other: no resource"));
         cc_error_free(err), err = NULL;
@@ -513,25 +513,51 @@ static void test_registry_credentials(void **state)
         close(fd);
         snprintf(furi, sizeof(furi), "file://%s", path);
         d = creds_initdata(furi);
-        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, NULL, &doc, &len, &uri, &err), 0);
         assert_string_equal(doc, creds_doc);
         free(doc), free(uri);
         unlink(path);
         kbc_initdata_free(d);
         /* Neither scheme. */
         d = creds_initdata("https://example.org/auth.json");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -EINVAL);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), -EINVAL);
         assert_non_null(strstr(cc_error_message(err), "neither kbs:/// nor file:///"));
         cc_error_free(err), err = NULL;
         kbc_initdata_free(d);
         /* Not named: nothing, no request. */
         const char *plain = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n";
         assert_int_equal(kbc_initdata_parse(plain, strlen(plain), &d, NULL), 0);
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), 0);
         assert_null(doc);
         assert_null(uri);
         assert_int_equal(fake_calls, 2);
+        /* Kata's kernel parameter, when the initdata names none (or there is no initdata); the
+         * initdata's URI wins over it. */
+        const char *cmdline = "console=ttyS0 agent.image_registry_auth=kbs:///x/y/z quiet "
+                              "agent.image_registry_auth=kbs:///default/credential/reg\n";
+        assert_int_equal(kbc_registry_credentials(d, cmdline, &kb, &doc, &len, &uri, &err), 0);
+        assert_string_equal(uri, "kbs:///default/credential/reg");
+        assert_string_equal(doc, creds_doc);
+        free(doc), free(uri);
+        assert_int_equal(kbc_registry_credentials(NULL, cmdline, &kb, &doc, &len, &uri, &err), 0);
+        assert_string_equal(uri, "kbs:///default/credential/reg");
+        free(doc), free(uri);
+        assert_int_equal(fake_calls, 4);
         kbc_initdata_free(d);
+        d = creds_initdata("kbs:///default/credential/other");
+        assert_int_equal(kbc_registry_credentials(d, cmdline, &kb, &doc, &len, &uri, &err),
+                         -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "credential/other"));
+        cc_error_free(err), err = NULL;
+        kbc_initdata_free(d);
+        /* Neither names any, or the parameter is empty: nothing, no request. */
+        assert_int_equal(kbc_registry_credentials(NULL, "quiet agent.image_registry_auth= x", &kb,
+                                                  &doc, &len, &uri, &err),
+                         0);
+        assert_null(doc);
+        assert_int_equal(kbc_registry_credentials(NULL, NULL, &kb, &doc, &len, &uri, &err), 0);
+        assert_null(uri);
+        assert_int_equal(fake_calls, 5);
 }
 
 /* The cdh.toml/aa.toml keys this guest does not apply are named, the applied ones are not. */
