@@ -292,26 +292,24 @@ fi
 ref=$(cri pull "$REG2/private/app:1" 2>"$CC_TMP/pull2.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage from the private registry (metadata, as the node's user)" ;; *) cc_fail "PullImage $REG2: $(cat "$CC_TMP/pull2.err")" ;; esac
 IMAGE_ENC=$IMAGE IMAGE=$REG2/private/app:1
-if kbs_pod reg-pod kata-attest "$ANNO_REG" c6; then
-        ok "StartContainer: the guest pulled from $REG2 with the auth.json the KBS released"
-else
-        fail "StartContainer with registry credentials: $(cat "$CC_TMP/c6.start.err" "$CC_TMP/reg-pod.runp.err" 2>/dev/null)"
-fi
-PODS+=("$P") CTRS+=("$C")
-cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/reg-pod/c6.log" &&
-        ok "CRI log: the private image's marker" || fail "log: $(cat "$CC_TMP/logs/reg-pod/c6.log" 2>&1)"
+# private_pod POD HANDLER ANNOTATION CONTAINER WHAT: the private image runs and prints its marker.
+private_pod() {
+        if kbs_pod "$1" "$2" "$3" "$4"; then
+                ok "StartContainer: $5"
+        else
+                fail "StartContainer ($5): $(cat "$CC_TMP/$4.start.err" "$CC_TMP/$1.runp.err" 2>/dev/null)"
+        fi
+        PODS+=("$P") CTRS+=("$C")
+        cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/$1/$4.log" &&
+                ok "CRI log ($1): the private image's marker" || fail "log: $(cat "$CC_TMP/logs/$1/$4.log" 2>&1)"
+}
+private_pod reg-pod kata-attest "$ANNO_REG" c6 "the guest pulled from $REG2 with the auth.json the KBS released"
 grep -q "GET path=/kbs/v0/resource/default/credential/reg status=200" "$CC_TMP/kbs.log" &&
         ok "KBS log: the credentials resource released" || fail "KBS log lacks the credentials GET"
 # The same credentials named by Kata's kernel parameter agent.image_registry_auth= (initdata A
 # names the KBS only).
-if kbs_pod regparam-pod kata-regparam "$ANNO_A" c9; then
-        ok "StartContainer: agent.image_registry_auth= on the kernel command line named the auth.json the KBS released"
-else
-        fail "StartContainer with agent.image_registry_auth=: $(cat "$CC_TMP/c9.start.err" "$CC_TMP/regparam-pod.runp.err" 2>/dev/null)"
-fi
-PODS+=("$P") CTRS+=("$C")
-cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/regparam-pod/c9.log" &&
-        ok "CRI log (agent.image_registry_auth=): the private image's marker" || fail "log: $(cat "$CC_TMP/logs/regparam-pod/c9.log" 2>&1)"
+private_pod regparam-pod kata-regparam "$ANNO_A" c9 \
+        "agent.image_registry_auth= on the kernel command line named the auth.json the KBS released"
 # Without credentials (initdata A names none) and with a wrong password.
 for t in "nocreds-pod|$ANNO_A|c7|HTTP 401, it requires credentials \\(Basic\\) and the pull has none for this registry" \
         "wrong-pod|$ANNO_WRONG|c8|HTTP 401 on GET http://$REG2/v2/private/app/manifests/sha256:[0-9a-f]{64}: UNAUTHORIZED: authentication required \\(the credentials were refused\\)"; do
