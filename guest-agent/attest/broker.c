@@ -65,10 +65,12 @@ static void *early_attest(void *data)
         b->early_ms = mono_ms() - t0;
         if (b->early_r < 0)
                 b->early_msg = strdup(err ? cc_error_message(err) : strerror(-b->early_r));
+        /* Read before a resource request, waiting for the lock, resets them. */
+        struct kbc_timings t;
+        kbc_client_timings(b->client, &t);
+        int r = b->early_r;
         pthread_mutex_unlock(&b->lock);
-        if (b->early_r == 0) {
-                struct kbc_timings t;
-                kbc_client_timings(b->client, &t);
+        if (r == 0) {
                 cc_log_info("KBS %s: attested ahead of the first resource request in %.1f ms "
                             "(auth_ms=%.1f attest_ms=%.1f tls_ms=%.1f)",
                             b->url, b->early_ms, t.auth_ms, t.attest_ms, t.tls_ms);
