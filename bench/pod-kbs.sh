@@ -16,7 +16,7 @@
 # guest_pull_ms= field). For kata-kbs the guest's split (auth, attest, resource, unwrap) is read
 # from the pull helper's line on the guest console; with the early attestation, auth and attest
 # are 0 there and early_attest_ms is what the attestation took ahead of the key request.
-# Usage: BUILD=build [POD_N=5] [BENCH_TRACE=1] bash bench/pod-kbs.sh   (root; results: bench/README.md)
+# Usage: BUILD=build [POD_N=5] [BENCH_TRACE=1] [BENCH_CONSOLES=DIR] bash bench/pod-kbs.sh   (root; results: bench/README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/e2e-lib.sh
@@ -102,27 +102,37 @@ cri pull "$IMAGE" >/dev/null 2>&1 || cc_fail "PullImage"
 
 CMD='["/bin/sh", "-c", "trap \"exit 0\" TERM; while true; do busybox sleep 1; done"]'
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# one MODE I: a pod, timed; appends "total pull [auth attest resource decrypt]" to $CC_TMP/MODE.times
+# one MODE I: a pod, timed; appends "total pull runp create start ready [auth attest resource decrypt early tls]" to $CC_TMP/MODE.times
 one() {
-        local mode=$1 i=$2 t0 t1 p c pull split=""
+        local mode=$1 i=$2 t0 t1 t2 t3 p c pull ready split=""
         E2E_POD_EXTRA=""
         [ "$mode" != ofs ] && E2E_POD_EXTRA="\"annotations\": {\"io.katacontainers.config.hypervisor.cc_init_data\": \"$ANNO\"}"
         t0=$(now_ms)
         e2e_runp "p-$mode-$i" "kata-$mode"
+        t1=$(now_ms)
         p=$E2E_POD
         [ -n "$p" ] || cc_fail "RunPodSandbox $mode: $(cat "$CC_TMP/p-$mode-$i.runp.err")"
         c=$(e2e_create "$p" "p-$mode-$i" "c-$mode-$i" "$IMAGE" "$CMD")
+        t2=$(now_ms)
         cri start "$c" >/dev/null 2>"$CC_TMP/start.err" || cc_fail "StartContainer $mode: $(cat "$CC_TMP/start.err")"
-        t1=$(now_ms)
+        t3=$(now_ms)
         pull=$(logfmt_field "$CC_TMP/containerd.log" guest_pull_ms "container=$c")
+        ready=$(logfmt_field "$CC_TMP/containerd.log" agent_ready_ms "sandbox=$p")
         if [ "$mode" != ofs ]; then
                 split=$(grep -h "from the KBS" "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | tail -n1 |
                         sed -n 's/.*auth_ms=\([0-9.]*\) attest_ms=\([0-9.]*\) resource_ms=\([0-9.]*\) decrypt_ms=\([0-9.]*\).*early_attest_ms=\([0-9.]*\).*/\1 \2 \3 \4 \5/p')
+                # The TLS handshake inside auth, wherever the auth ran (early or in the pull).
+                tls=$(grep -ah "tls_ms=" "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null |
+                        sed -n 's/.*tls_ms=\([0-9.]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')
+                [ -n "$split" ] && split="$split $tls"
         fi
-        echo "$((t1 - t0)) ${pull:-0} $split" >>"$CC_TMP/$mode.times"
+        echo "$((t3 - t0)) ${pull:-0} $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) ${ready:-0} $split" >>"$CC_TMP/$mode.times"
         # When the guest attested against when the pull asked for the key (BENCH_TRACE=1).
-        [ -n "${BENCH_TRACE:-}" ] && grep -ahE "libraries: |attested ahead|from the KBS|pulled image" \
-                "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | sed -n "s/^time=\"[0-9-]*T\([0-9:.]*\)Z\" level=[a-z]* msg=\"\(.\{0,90\}\).*/  $mode $i \1 \2/p" >>"$CC_TMP/trace"
+        [ -n "${BENCH_TRACE:-}" ] && grep -ahE "sandbox created|libraries: |attested ahead|from the KBS|spare helper: pulling|pulled image" \
+                "$CC_SHIM_RUN_DIR"/*/console.log 2>/dev/null | sed -n "s/^time=\"[0-9-]*T\([0-9:.]*\)Z\" level=[a-z]* msg=\"\(.\{0,120\}\).*/  $mode $i \1 \2/p" >>"$CC_TMP/trace"
+        # The whole guest console of each pod, to read the boot and the helper's timeline.
+        [ -n "${BENCH_CONSOLES:-}" ] && mkdir -p "$BENCH_CONSOLES" &&
+                cat "$CC_SHIM_RUN_DIR"/*/console.log >"$BENCH_CONSOLES/$mode-$i.log" 2>/dev/null
         cri stop --timeout 5 "$c" >/dev/null 2>&1
         cri rm "$c" >/dev/null 2>&1
         cri stopp "$p" >/dev/null 2>&1
@@ -141,9 +151,12 @@ diffs() { echo "$(awk -v a="$1" -v b="$ot" 'BEGIN{printf "%+d ms (%.3fx)", a-b, 
 echo "  kata-kbs - kata-ofs: $(diffs "$kt" "$kp")"
 echo "  kata-late - kata-ofs: $(diffs "$lt" "$lp")"
 for m in kbs late; do
-        [ "$(awk 'NF>=7' "$CC_TMP/$m.times" 2>/dev/null | wc -l)" -gt 0 ] &&
-                echo "  kata-$m guest split (median): auth $(col $m 3) ms, attest $(col $m 4) ms, resource $(col $m 5) ms, unwrap $(col $m 6) ms, early attestation $(col $m 7) ms"
+        [ "$(awk 'NF>=11' "$CC_TMP/$m.times" 2>/dev/null | wc -l)" -gt 0 ] &&
+                echo "  kata-$m guest split (median): auth $(col $m 7) ms, attest $(col $m 8) ms, resource $(col $m 9) ms, unwrap $(col $m 10) ms, early attestation $(col $m 11) ms (TLS handshake in auth $(col $m 12) ms)"
 done
-echo "  raw (total pull [auth attest resource decrypt early]):"
+for m in kbs late ofs; do
+        echo "  kata-$m CRI calls (median): RunPodSandbox $(col $m 3) ms, CreateContainer $(col $m 4) ms, StartContainer $(col $m 5) ms (agent ready $(col $m 6) ms after the VMM started)"
+done
+echo "  raw (total pull runp create start ready [auth attest resource decrypt early tls]):"
 for m in kbs late ofs; do sed "s/^/    $m /" "$CC_TMP/$m.times"; done
 [ -s "$CC_TMP/trace" ] && { echo "  guest console (UTC time, message):"; cat "$CC_TMP/trace"; }

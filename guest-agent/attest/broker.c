@@ -65,13 +65,15 @@ static void *early_attest(void *data)
         b->early_ms = mono_ms() - t0;
         if (b->early_r < 0)
                 b->early_msg = strdup(err ? cc_error_message(err) : strerror(-b->early_r));
+        /* Read before a resource request, waiting for the lock, resets them. */
+        struct kbc_timings t;
+        kbc_client_timings(b->client, &t);
+        int r = b->early_r;
         pthread_mutex_unlock(&b->lock);
-        if (b->early_r == 0) {
-                struct kbc_timings t;
-                kbc_client_timings(b->client, &t);
+        if (r == 0) {
                 cc_log_info("KBS %s: attested ahead of the first resource request in %.1f ms "
-                            "(auth_ms=%.1f attest_ms=%.1f)",
-                            b->url, b->early_ms, t.auth_ms, t.attest_ms);
+                            "(auth_ms=%.1f attest_ms=%.1f tls_ms=%.1f)",
+                            b->url, b->early_ms, t.auth_ms, t.attest_ms, t.tls_ms);
         }
         return NULL;
 }
@@ -133,9 +135,10 @@ static int kb_resource(void *data, const char *uri, uint8_t **ret, size_t *ret_l
         struct kbc_timings t;
         kbc_client_timings(b->client, &t);
         cc_log_info("key %s from the KBS %s: %zu bytes auth_ms=%.1f attest_ms=%.1f "
-                    "resource_ms=%.1f decrypt_ms=%.1f attestations=%u early_attest_ms=%.1f",
+                    "resource_ms=%.1f decrypt_ms=%.1f attestations=%u early_attest_ms=%.1f "
+                    "tls_ms=%.1f",
                     uri, b->url, *ret_len, t.auth_ms, t.attest_ms, t.resource_ms, t.decrypt_ms,
-                    t.attestations, b->early_ms);
+                    t.attestations, b->early_ms, t.tls_ms);
         return 0;
 }
 
@@ -191,13 +194,38 @@ int kbc_key_broker(const struct kbc_client_config *cfg, struct img_key_broker *l
         return 0;
 }
 
-int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
-                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err)
+/* The value of the last non-empty agent.image_registry_auth= word of a kernel command line
+ * (*ret NULL when there is none). */
+static int cmdline_registry_auth(const char *cmdline, char **ret)
+{
+        static const char key[] = "agent.image_registry_auth=";
+        const char *val = NULL;
+        size_t vl = 0;
+        for (const char *p = cmdline; *p;) {
+                p += strspn(p, " \t\n");
+                size_t wl = strcspn(p, " \t\n");
+                if (wl > sizeof(key) - 1 && !strncmp(p, key, sizeof(key) - 1)) {
+                        val = p + sizeof(key) - 1;
+                        vl = wl - (sizeof(key) - 1);
+                }
+                p += wl;
+        }
+        *ret = val ? strndup(val, vl) : NULL;
+        return val && !*ret ? -ENOMEM : 0;
+}
+
+int kbc_registry_credentials(const struct kbc_initdata *d, const char *cmdline,
+                             const struct img_key_broker *keys, char **ret, size_t *ret_len,
+                             char **ret_uri, struct cc_error **err)
 {
         *ret = *ret_uri = NULL;
         *ret_len = 0;
         _cleanup_free_ char *uri = NULL;
-        int r = kbc_initdata_cdh_get(d, "image.authenticated_registry_credentials_uri", &uri, err);
+        int r = d ? kbc_initdata_cdh_get(d, "image.authenticated_registry_credentials_uri", &uri,
+                                         err)
+                  : 0;
+        if (r == 0 && !uri && cmdline)
+                r = cmdline_registry_auth(cmdline, &uri);
         if (r < 0 || !uri)
                 return r;
         uint8_t *buf = NULL;

@@ -51,6 +51,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbc_tee_key *, kbc_tee_key_free)
 /* Decrypts a flattened-JSON JWE addressed to k; the plaintext is malloc'ed. */
 int kbc_jwe_decrypt(const struct kbc_tee_key *k, const char *json, size_t len, uint8_t **ret,
                     size_t *ret_len, struct cc_error **err);
+/* Runs the EC unwrap's code once on throwaway inputs (ECDH with a fresh epk, Concat KDF, AES
+ * key unwrap, A256GCM), so that the first real answer does not pay its first use (tens of ms of
+ * code translation in a TCG guest); nothing for an RSA key. */
+void kbc_jwe_warm(const struct kbc_tee_key *k);
 
 /* ---- evidence (3.1, 4) ------------------------------------------------------------------ */
 
@@ -172,12 +176,13 @@ int kbc_client_new(const struct kbc_client_config *cfg, struct kbc_client **ret,
  * step (auth, attest, resource) and the KBS's own `type` and `detail`. */
 int kbc_client_get_resource(struct kbc_client *c, const char *uri, uint8_t **ret, size_t *ret_len,
                             struct cc_error **err);
-/* Attests now unless a session with an unexpired token is in force (auth and attest only):
- * what a caller that knows it will ask for resources soon runs ahead of them. */
+/* Attests now unless a session with an unexpired token is in force (auth and attest only, then
+ * kbc_jwe_warm): what a caller that knows it will ask for resources soon runs ahead of them. */
 int kbc_client_attest(struct kbc_client *c, struct cc_error **err);
-/* Timings of the last get_resource (ms): auth, attest, resource request, decryption. */
+/* Timings of the last get_resource or attest (ms): auth, attest, resource request, decryption;
+ * tls_ms is the part of them spent in TLS handshakes (a new connection's). */
 struct kbc_timings {
-        double auth_ms, attest_ms, resource_ms, decrypt_ms;
+        double auth_ms, attest_ms, resource_ms, decrypt_ms, tls_ms;
         unsigned attestations;
 };
 void kbc_client_timings(struct kbc_client *c, struct kbc_timings *ret);
@@ -209,13 +214,15 @@ int kbc_initdata_cdh_get(const struct kbc_initdata *d, const char *path, char **
                          struct cc_error **err);
 
 /* The registry credentials the initdata's cdh.toml names, as CoCo's CDH does ([image]
- * authenticated_registry_credentials_uri): a containers-auth.json document, the resource of a
- * kbs:/// URI fetched through `keys` (the KBS broker: after attestation), or a file:/// of the
- * guest image. *ret (NUL-terminated, *ret_len bytes; wipe it after use) and *ret_uri are NULL
- * when the initdata names none. */
+ * authenticated_registry_credentials_uri), else the kernel command line's
+ * agent.image_registry_auth=URI (Kata's parameter; d and cmdline may be NULL): a
+ * containers-auth.json document, the resource of a kbs:/// URI fetched through `keys` (the KBS
+ * broker: after attestation), or a file:/// of the guest image. *ret (NUL-terminated, *ret_len
+ * bytes; wipe it after use) and *ret_uri are NULL when neither names any. */
 #define KBC_AUTH_JSON_MAX (64u << 10)
-int kbc_registry_credentials(const struct kbc_initdata *d, const struct img_key_broker *keys,
-                             char **ret, size_t *ret_len, char **ret_uri, struct cc_error **err);
+int kbc_registry_credentials(const struct kbc_initdata *d, const char *cmdline,
+                             const struct img_key_broker *keys, char **ret, size_t *ret_len,
+                             char **ret_uri, struct cc_error **err);
 
 /* The keys of the initdata's cdh.toml and aa.toml this guest does not apply, as
  * "cdh.toml:socket, cdh.toml:image.max_concurrent_layer_downloads_per_image, ..."; *ret NULL

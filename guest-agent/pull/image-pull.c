@@ -28,7 +28,9 @@
  * (guest-agent/attest): the one the pod's initdata names (its cdh.toml [kbc] url and kbs_cert,
  * or aa.toml [token_configs.kbs]; the agent left the initdata at KBC_INITDATA_FILE, and its
  * digest is bound to the TEE launch), else kbs_url of this file. The initdata also goes with the
- * attestation, so the KBS's policy can tell pods apart by it.
+ * attestation, so the KBS's policy can tell pods apart by it. Registry credentials (an auth.json)
+ * come from the URI its cdh.toml names ([image] authenticated_registry_credentials_uri), else
+ * from Kata's kernel parameter agent.image_registry_auth=URI.
  *
  * Development images may also name plain-HTTP registries on the kernel command line,
  * agent.image_insecure=HOST:PORT[,HOST:PORT...] (guest-agent/init/config.c), added to the file's
@@ -265,12 +267,15 @@ static int kbs_broker(struct image_settings *s, struct img_key_broker **keys, st
                         return cc_error_wrap(err, -r, "KBS key broker");
                 *keys = kb;
         }
-        /* Registry credentials the pod owner named in initdata (a kbs:/// resource: released
-         * after attestation; never written to a disk or sent to the host). */
-        if (id && (r = kbc_registry_credentials(id, *keys, &s->auth_json, &s->auth_json_len,
-                                                &s->auth_json_uri, err)) < 0)
-                return r;
-        return 0;
+        /* Registry credentials the pod owner named in initdata, else in Kata's kernel parameter
+         * agent.image_registry_auth= (measured with the kernel in a TEE launch); a kbs:///
+         * resource is released after attestation, never written to a disk or sent to the host. */
+        _cleanup_free_ char *cmdline = NULL;
+        size_t cl = 0;
+        _cleanup_error_ struct cc_error *cerr = NULL;
+        (void)cc_read_file("/proc/cmdline", 64 << 10, &cmdline, &cl, &cerr);
+        return kbc_registry_credentials(id, cmdline, *keys, &s->auth_json, &s->auth_json_len,
+                                        &s->auth_json_uri, err);
 }
 
 static int make_dir(const char *path, mode_t mode, struct cc_error **err)

@@ -34,6 +34,14 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
         if (tee && !cfg->firmware)
                 return cc_error_set(err, EINVAL, "clh backend: %s needs TD-Shim or TDVF firmware",
                                     p->name);
+        /* VmConfig has no MRCONFIGID (payload.host_data is SEV-SNP's, reference 2.2): a launch
+         * meant to be bound to an initdata digest is refused, never started unbound. */
+        if (!cc_isempty(cfg->tee.mrconfigid))
+                return cc_error_set(err, EOPNOTSUPP,
+                                    "clh backend: TDX mrconfigid (an initdata digest) cannot be "
+                                    "bound: Cloud Hypervisor's VmConfig has no MRCONFIGID field "
+                                    "(its payload.host_data is for SEV-SNP); use QEMU for TDX "
+                                    "with initdata");
         if (cfg->channel == HV_CHANNEL_SERIAL)
                 return cc_error_set(err, EOPNOTSUPP,
                                     "clh backend: the agent channel is hybrid vsock; no "

@@ -15,6 +15,7 @@
 #   - the initdata disk changed by the host after the shim took its digest (a VMM wrapper edits
 #     it): RunPodSandbox fails with both digests named, in seconds;
 #   - registry credentials from the KBS (cdh.toml [image] authenticated_registry_credentials_uri,
+#     or Kata's kernel parameter agent.image_registry_auth= in a handler's kernel_params,
 #     an auth.json resource released after attestation): a registry with htpasswd (bcrypt) Basic
 #     auth, the pod's user known to the guest only (the node's containerd pulls the metadata as
 #     another user, as a kubelet's pull secret would); with them the image runs, without them or
@@ -155,7 +156,7 @@ cat >>"$D/policy.toml" <<TOML
 [[rule]]
 resources = ["default/credential/*"]
 tee = ["sample"]
-init_data = ["$DIGEST_REG", "$DIGEST_WRONG"]
+init_data = ["$DIGEST_REG", "$DIGEST_WRONG", "$DIGEST"]
 allow = true
 TOML
 admin policy set "$D/policy.toml" >/dev/null || cc_fail "policy set (credentials)"
@@ -176,7 +177,7 @@ E2E_NODE_EXTRA="
   [plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"$REG2\".auth]
     username = \"node\"
     password = \"$NPASS\""
-for h in attest tamper; do
+for h in attest tamper regparam; do
         E2E_NODE_EXTRA+="
     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-$h]
       runtime_type = \"io.containerd.kata-cc.v2\"
@@ -193,6 +194,11 @@ sed -e 's|^enable_annotations = .*|enable_annotations = ["cc_init_data"]|' \
 grep -q '^enable_annotations = \["cc_init_data"\]' "$CC_TMP/configuration-qemu-attest.toml" || cc_fail "enable_annotations"
 sed -e "s|^path = .*|path = \"$CC_TMP/qemu-tamper\"|" -e 's|^valid_hypervisor_paths = .*||' \
         "$CC_TMP/configuration-qemu-attest.toml" >"$CC_TMP/configuration-qemu-tamper.toml"
+# kata-regparam: the handler's kernel command line names the credentials, Kata's way.
+sed -e "s|agent.image_insecure=$REG,$REG2|& agent.image_registry_auth=kbs:///default/credential/reg|" \
+        "$CC_TMP/configuration-qemu-attest.toml" >"$CC_TMP/configuration-qemu-regparam.toml"
+grep -q 'agent.image_registry_auth=kbs:///default/credential/reg' "$CC_TMP/configuration-qemu-regparam.toml" ||
+        cc_fail "kernel_params of kata-regparam"
 
 ref=$(cri pull "$IMAGE" 2>"$CC_TMP/pull.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage of the encrypted image (metadata only)" ;; *) cc_fail "PullImage: $(cat "$CC_TMP/pull.err")" ;; esac
@@ -286,16 +292,24 @@ fi
 ref=$(cri pull "$REG2/private/app:1" 2>"$CC_TMP/pull2.err" | jget '["image_ref"]')
 case "$ref" in sha256:*) ok "CRI PullImage from the private registry (metadata, as the node's user)" ;; *) cc_fail "PullImage $REG2: $(cat "$CC_TMP/pull2.err")" ;; esac
 IMAGE_ENC=$IMAGE IMAGE=$REG2/private/app:1
-if kbs_pod reg-pod kata-attest "$ANNO_REG" c6; then
-        ok "StartContainer: the guest pulled from $REG2 with the auth.json the KBS released"
-else
-        fail "StartContainer with registry credentials: $(cat "$CC_TMP/c6.start.err" "$CC_TMP/reg-pod.runp.err" 2>/dev/null)"
-fi
-PODS+=("$P") CTRS+=("$C")
-cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/reg-pod/c6.log" &&
-        ok "CRI log: the private image's marker" || fail "log: $(cat "$CC_TMP/logs/reg-pod/c6.log" 2>&1)"
+# private_pod POD HANDLER ANNOTATION CONTAINER WHAT: the private image runs and prints its marker.
+private_pod() {
+        if kbs_pod "$1" "$2" "$3" "$4"; then
+                ok "StartContainer: $5"
+        else
+                fail "StartContainer ($5): $(cat "$CC_TMP/$4.start.err" "$CC_TMP/$1.runp.err" 2>/dev/null)"
+        fi
+        PODS+=("$P") CTRS+=("$C")
+        cc_wait_for 30 grep -q "stdout F $MARK2" "$CC_TMP/logs/$1/$4.log" &&
+                ok "CRI log ($1): the private image's marker" || fail "log: $(cat "$CC_TMP/logs/$1/$4.log" 2>&1)"
+}
+private_pod reg-pod kata-attest "$ANNO_REG" c6 "the guest pulled from $REG2 with the auth.json the KBS released"
 grep -q "GET path=/kbs/v0/resource/default/credential/reg status=200" "$CC_TMP/kbs.log" &&
         ok "KBS log: the credentials resource released" || fail "KBS log lacks the credentials GET"
+# The same credentials named by Kata's kernel parameter agent.image_registry_auth= (initdata A
+# names the KBS only).
+private_pod regparam-pod kata-regparam "$ANNO_A" c9 \
+        "agent.image_registry_auth= on the kernel command line named the auth.json the KBS released"
 # Without credentials (initdata A names none) and with a wrong password.
 for t in "nocreds-pod|$ANNO_A|c7|HTTP 401, it requires credentials \\(Basic\\) and the pull has none for this registry" \
         "wrong-pod|$ANNO_WRONG|c8|HTTP 401 on GET http://$REG2/v2/private/app/manifests/sha256:[0-9a-f]{64}: UNAUTHORIZED: authentication required \\(the credentials were refused\\)"; do

@@ -116,6 +116,15 @@ done
 kbc --repeat 3 get kbs:///default/image-kek/test1 "$d/got" 2>"$d/rep" >/dev/null
 n=$(grep -c 'attestations=1 ' "$d/rep")
 [ "$n" = 3 ] && ok "three fetches, one attestation" || fail "repeat: $(cat "$d/rep")"
+# Attesting ahead (the spare pull helper's way, then kbc_jwe_warm): the fetch after it finds the
+# session and attests no more; the bytes still arrive.
+if kbc --early get kbs:///default/image-kek/test1 "$d/got-early" 2>"$d/early" &&
+        cmp -s "$d/kek" "$d/got-early" && grep -q '^early: auth_ms=' "$d/early" &&
+        tail -n1 "$d/early" | grep -q 'attestations=1 auth_ms=0.0 attest_ms=0.0 '; then
+        ok "attested ahead, then fetched without attesting: $(tr '\n' ' ' <"$d/early")"
+else
+        fail "early: $(cat "$d/early")"
+fi
 kbc --repeat 2 --pause-ms 3500 get kbs:///default/image-kek/test1 "$d/got" 2>"$d/exp" >/dev/null
 if [ $? -eq 0 ] && tail -n1 "$d/exp" | grep -q 'attestations=2 '; then
         ok "after the KBS's session expired the client attested again: $(tail -n1 "$d/exp")"

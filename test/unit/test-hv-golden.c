@@ -80,6 +80,15 @@ static void compare(const char *name, const char *actual)
         }
 }
 
+/* The TEE launch fields of the reference's initdata vector V12 (attestation-kbs.md 7, sha384
+ * ee8a5bcc...ea75), exactly as shim_initdata_prepare() gives them (test-shim-initdata.c asserts
+ * the same strings): the golden files show a launch bound to a real initdata digest. */
+#define V12_MRCONFIGID "7opbzJV7q6grgGvfUHC6o4aCOJ59AIIHtFx85Qq4mZviRMISlxCkYJWfkC4vm+p1"
+#define V12_HOST_DATA  "7opbzJV7q6grgGvfUHC6o4aCOJ59AIIHtFx85Qq4mZs="
+#define V12_KPARAM                                                                      \
+        "agent.initdata_digest=sha384:ee8a5bcc957baba82b806bdf5070baa38682389e7d008207" \
+        "b45c7ce50ab8999be244c2129710a460959f902e2f9bea75"
+
 /* The configuration every golden file renders, varied per profile. */
 static struct hv_config base_config(enum hv_tee tee)
 {
@@ -97,9 +106,11 @@ static struct hv_config base_config(enum hv_tee tee)
         switch (tee) {
         case HV_TEE_TDX:
                 c.firmware = "/opt/confidential-containers/share/ovmf/OVMF.inteltdx.fd";
-                /* 48 bytes: an initdata digest, zero-padded. */
-                c.tee.mrconfigid =
-                        "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8BI0VniavN7wEjRWeJ";
+                /* The reference's V12 initdata as the shim binds it (test-shim-initdata.c):
+                 * its sha384 digest is MRCONFIGID (48 bytes) and the kernel command line
+                 * names it for the guest's check. */
+                c.tee.mrconfigid = V12_MRCONFIGID;
+                c.kernel_params = "agent.log=debug " V12_KPARAM;
                 c.tee.qgs_socket = "/var/run/tdx-qgs/qgs.socket";
                 break;
         case HV_TEE_SEV:
@@ -110,8 +121,9 @@ static struct hv_config base_config(enum hv_tee tee)
         case HV_TEE_SEV_SNP:
                 c.firmware = "/opt/confidential-containers/share/ovmf/AMDSEV.fd";
                 c.tee.cbitpos = 51;
-                /* 32 bytes. */
-                c.tee.host_data = "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=";
+                /* V12's digest truncated to HOST_DATA's 32 bytes. */
+                c.tee.host_data = V12_HOST_DATA;
+                c.kernel_params = "agent.log=debug " V12_KPARAM;
                 break;
         default:
                 break;
@@ -476,8 +488,12 @@ static void clh_golden(const char *name, enum hv_tee tee)
 {
         struct hv_config c = base_config(tee);
         c.backend = "clh";
-        if (tee == HV_TEE_TDX)
+        if (tee == HV_TEE_TDX) {
                 c.firmware = "/opt/confidential-containers/share/td-shim/td-shim.bin";
+                /* No initdata: CH cannot bind it (test_clh_tdx_initdata_refused). */
+                c.tee.mrconfigid = NULL;
+                c.kernel_params = "agent.log=debug";
+        }
         struct hv_clh_plan plan = {.cfg = &c, .console_log = RUN_DIR "/console.log"};
         json_object *o = NULL;
         _cleanup_error_ struct cc_error *err = NULL;
@@ -500,6 +516,22 @@ static void test_clh_none(void **state)
 static void test_clh_tdx(void **state)
 {
         clh_golden("clh-tdx.json", HV_TEE_TDX);
+}
+
+/* A TDX launch bound to an initdata digest: Cloud Hypervisor's API has no MRCONFIGID, so the
+ * backend refuses it, naming why, instead of starting a TD that attestation cannot tie to its
+ * initdata (the shim refuses such a pod earlier, shim/initdata.c). */
+static void test_clh_tdx_initdata_refused(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_TDX);
+        c.backend = "clh";
+        c.firmware = "/opt/confidential-containers/share/td-shim/td-shim.bin";
+        struct hv_clh_plan plan = {.cfg = &c, .console_log = RUN_DIR "/console.log"};
+        json_object *o = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_clh_vmconfig(&plan, &o, &err), -EOPNOTSUPP);
+        assert_null(o);
+        assert_non_null(strstr(cc_error_message(err), "VmConfig has no MRCONFIGID field"));
 }
 
 /* The pairs with no golden file: Cloud Hypervisor renders none and tdx only (SEV-SNP needs IGVM
@@ -541,6 +573,7 @@ int main(void)
                 cmocka_unit_test(test_qemu_tee_refuses_tcg),
                 cmocka_unit_test(test_clh_none),
                 cmocka_unit_test(test_clh_tdx),
+                cmocka_unit_test(test_clh_tdx_initdata_refused),
                 cmocka_unit_test(test_clh_amd_refused),
                 cmocka_unit_test(test_libvirt_none),
                 cmocka_unit_test(test_libvirt_hotplug),

@@ -264,6 +264,16 @@ static void expect_refused(const struct kbc_tee_key *k, const char *jwe, const c
         assert_null(pt);
 }
 
+/* V6 with one tag byte flipped: refused by the tag check. */
+static void expect_bad_tag_refused(const struct kbc_tee_key *ec)
+{
+        char *bad = strdup(v6);
+        char *t = strstr(bad, "\"tag\":\"") + 7;
+        t[0] = t[0] == 'A' ? 'B' : 'A';
+        expect_refused(ec, bad, "A256GCM authentication failed");
+        free(bad);
+}
+
 static void test_jwe_v6_v7_v8(void **state)
 {
         struct kbc_tee_key *ec = key_of(v1_pem), *rsa = key_of(v2_pem);
@@ -271,13 +281,9 @@ static void test_jwe_v6_v7_v8(void **state)
         expect_plain(rsa, v7);
         expect_plain(rsa, v8);
         /* A flipped tag byte, a flipped ciphertext byte, the other key type, a foreign EC key. */
+        expect_bad_tag_refused(ec);
         char *bad = strdup(v6);
-        char *t = strstr(bad, "\"tag\":\"") + 7;
-        t[0] = t[0] == 'A' ? 'B' : 'A';
-        expect_refused(ec, bad, "A256GCM authentication failed");
-        free(bad);
-        bad = strdup(v6);
-        t = strstr(bad, "\"ciphertext\":\"") + 14;
+        char *t = strstr(bad, "\"ciphertext\":\"") + 14;
         t[1] = t[1] == 'A' ? 'B' : 'A';
         expect_refused(ec, bad, "A256GCM authentication failed");
         free(bad);
@@ -299,6 +305,21 @@ static void test_jwe_v6_v7_v8(void **state)
                        "\"encrypted_key\":\"\",\"iv\":\"AAECAwQFBgcICQoL\",\"ciphertext\":\"\","
                        "\"tag\":\"4Wm8GAJoG1L7-PBXUlpdIw\"}",
                        "fakealg");
+        kbc_tee_key_free(ec);
+        kbc_tee_key_free(rsa);
+}
+
+/* kbc_jwe_warm runs the EC unwrap on throwaway inputs: it leaves the key as it was (V6 still
+ * opens, its tag is still checked) and does nothing for an RSA key (V7 still opens). */
+static void test_jwe_warm(void **state)
+{
+        struct kbc_tee_key *ec = key_of(v1_pem), *rsa = key_of(v2_pem);
+        kbc_jwe_warm(ec);
+        kbc_jwe_warm(ec);
+        kbc_jwe_warm(rsa);
+        expect_plain(ec, v6);
+        expect_plain(rsa, v7);
+        expect_bad_tag_refused(ec);
         kbc_tee_key_free(ec);
         kbc_tee_key_free(rsa);
 }
@@ -468,20 +489,20 @@ static void test_registry_credentials(void **state)
         size_t len = 0;
         struct cc_error *err = NULL;
         struct kbc_initdata *d = creds_initdata("kbs:///default/credential/reg");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), 0);
         assert_int_equal(fake_calls, 1);
         assert_int_equal(len, strlen(creds_doc));
         assert_string_equal(doc, creds_doc);
         assert_string_equal(uri, "kbs:///default/credential/reg");
         free(doc), free(uri);
         /* No KBS to ask: the error names the URI and what is missing. */
-        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), -ENOENT);
+        assert_int_equal(kbc_registry_credentials(d, NULL, NULL, &doc, &len, &uri, &err), -ENOENT);
         assert_non_null(strstr(cc_error_message(err), "kbs:///default/credential/reg: no KBS"));
         cc_error_free(err), err = NULL;
         kbc_initdata_free(d);
         /* The KBS has no such resource: its error, wrapped with the URI. */
         d = creds_initdata("kbs:///default/credential/other");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -ENOENT);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), -ENOENT);
         assert_non_null(strstr(cc_error_message(err), "registry credentials kbs:///default/"
                                                       "credential/other: no resource"));
         cc_error_free(err), err = NULL;
@@ -494,25 +515,51 @@ static void test_registry_credentials(void **state)
         close(fd);
         snprintf(furi, sizeof(furi), "file://%s", path);
         d = creds_initdata(furi);
-        assert_int_equal(kbc_registry_credentials(d, NULL, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, NULL, &doc, &len, &uri, &err), 0);
         assert_string_equal(doc, creds_doc);
         free(doc), free(uri);
         unlink(path);
         kbc_initdata_free(d);
         /* Neither scheme. */
         d = creds_initdata("https://example.org/auth.json");
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), -EINVAL);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), -EINVAL);
         assert_non_null(strstr(cc_error_message(err), "neither kbs:/// nor file:///"));
         cc_error_free(err), err = NULL;
         kbc_initdata_free(d);
         /* Not named: nothing, no request. */
         const char *plain = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n";
         assert_int_equal(kbc_initdata_parse(plain, strlen(plain), &d, NULL), 0);
-        assert_int_equal(kbc_registry_credentials(d, &kb, &doc, &len, &uri, &err), 0);
+        assert_int_equal(kbc_registry_credentials(d, NULL, &kb, &doc, &len, &uri, &err), 0);
         assert_null(doc);
         assert_null(uri);
         assert_int_equal(fake_calls, 2);
+        /* Kata's kernel parameter, when the initdata names none (or there is no initdata); the
+         * initdata's URI wins over it. */
+        const char *cmdline = "console=ttyS0 agent.image_registry_auth=kbs:///x/y/z quiet "
+                              "agent.image_registry_auth=kbs:///default/credential/reg\n";
+        assert_int_equal(kbc_registry_credentials(d, cmdline, &kb, &doc, &len, &uri, &err), 0);
+        assert_string_equal(uri, "kbs:///default/credential/reg");
+        assert_string_equal(doc, creds_doc);
+        free(doc), free(uri);
+        assert_int_equal(kbc_registry_credentials(NULL, cmdline, &kb, &doc, &len, &uri, &err), 0);
+        assert_string_equal(uri, "kbs:///default/credential/reg");
+        free(doc), free(uri);
+        assert_int_equal(fake_calls, 4);
         kbc_initdata_free(d);
+        d = creds_initdata("kbs:///default/credential/other");
+        assert_int_equal(kbc_registry_credentials(d, cmdline, &kb, &doc, &len, &uri, &err),
+                         -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "credential/other"));
+        cc_error_free(err), err = NULL;
+        kbc_initdata_free(d);
+        /* Neither names any, or the parameter is empty: nothing, no request. */
+        assert_int_equal(kbc_registry_credentials(NULL, "quiet agent.image_registry_auth= x", &kb,
+                                                  &doc, &len, &uri, &err),
+                         0);
+        assert_null(doc);
+        assert_int_equal(kbc_registry_credentials(NULL, NULL, &kb, &doc, &len, &uri, &err), 0);
+        assert_null(uri);
+        assert_int_equal(fake_calls, 5);
 }
 
 /* The cdh.toml/aa.toml keys this guest does not apply are named, the applied ones are not. */
@@ -668,6 +715,7 @@ int main(void)
                 cmocka_unit_test(test_runtime_data_v4),
                 cmocka_unit_test(test_rsa_jwk_v4),
                 cmocka_unit_test(test_jwe_v6_v7_v8),
+                cmocka_unit_test(test_jwe_warm),
                 cmocka_unit_test(test_initdata_v12),
                 cmocka_unit_test(test_initdata_refusals),
                 cmocka_unit_test(test_resource_path),
