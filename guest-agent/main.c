@@ -265,13 +265,12 @@ int main(int argc, char **argv)
                 load_initdata(&a);
         load_policy(&a);
         start_services(&a);
-        if (a.cfg.is_init)
-                check_image(&a);
-        /* Trusted storage in the background, once the runtime's reaper runs and the image is
-         * checked (both would only compete for the one vCPU): CreateContainer, CopyFile and
-         * PullImage, which use the directories it covers, wait for it. */
+        /* Trusted storage in the background, once the runtime's reaper runs: CreateContainer,
+         * CopyFile and PullImage, which use the directories it covers, wait for it. */
         if (a.cfg.is_init && a.cfg.trusted_storage && agent_trusted_storage_start(&a, &err) < 0)
                 fatal(&a, "trusted storage", err);
+        if (a.cfg.is_init)
+                check_image(&a);
         if ((r = agent_transport_start(&a, &err)) < 0)
                 fatal(&a, "transport", err);
         log_ready(&a);
