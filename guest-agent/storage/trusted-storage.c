@@ -24,7 +24,6 @@
 #include <linux/dm-ioctl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,17 +135,8 @@ static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-        /* SCHED_IDLE: the guest has one vCPU at times, and the requests the agent serves
-         * meanwhile (CreateSandbox, the network) go first; it runs while the guest waits for
-         * the host, and whoever needs the disk waits for it with the CPU idle. */
-        posix_spawnattr_t at;
-        posix_spawnattr_init(&at);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSCHEDULER);
-        posix_spawnattr_setschedpolicy(&at, SCHED_IDLE);
-        posix_spawnattr_setschedparam(&at, &(struct sched_param){.sched_priority = 0});
         pid_t pid;
-        int r = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-        posix_spawnattr_destroy(&at);
+        int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         close(p[1]);
         if (r) {
