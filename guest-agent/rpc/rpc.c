@@ -198,10 +198,7 @@ HANDLER(create_container)
         struct agent *a = userdata;
         const Grpc__CreateContainerRequest *req = (const void *)req_;
         int r = agent_rpc_admit(a, "CreateContainer", req->container_id, err);
-        /* The boot's trusted storage: the sandbox (the agent's own pause, nothing on disk) need
-         * not wait for it, so that RunPodSandbox does not. */
-        bool needs_store = !agent_spec_is_sandbox(req->oci) || req->n_storages || req->n_devices;
-        if (r < 0 || (needs_store && (r = agent_trusted_storage_wait(a, err)) < 0))
+        if (r < 0)
                 return r;
         if (req->stdin_port || req->stdout_port || req->stderr_port)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
