@@ -7,8 +7,7 @@
 # --timing). One warm-up pod per handler is not counted.
 # Usage: BUILD=build [POD_N=5] [INITRD=path] bash bench/trusted-storage.sh   (root)
 # INITRD: another guest image for both handlers (e.g. one built from an older agent, to compare).
-# The guest's split is printed from the kata-ts pods' console logs (the agent's line: the disk
-# found, the helper's LUKS2 / mke2fs / mount times, and its whole run).
+# The guest's split (the agent's line with agent.log=debug) comes from agent-vm-trusted.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/lib.sh
@@ -52,8 +51,6 @@ JSON
         cid=$(jget '["container_id"]' <"$CC_TMP/$name.cout")
         c=$(rpc_ms start "$cid")
         [ -n "$c" ] || cc_fail "StartContainer $h"
-        [ "$h" = kata-ts ] && find "$CC_SHIM_RUN_DIR" -path "*${pod:0:24}*" -name console.log -exec grep -a -h -o "(LUKS2 [^\"]*" {} + |
-                sed 's/^/    guest: /' | cut -c1-200
         cri stopp "$pod" >/dev/null
         cri rmp "$pod" >/dev/null
         [ "$i" = 0 ] || echo "$h $a $b $c" >>"$CC_TMP/times"
