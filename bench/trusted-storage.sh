@@ -5,7 +5,9 @@
 # [runtime] trusted_storage_mib = 1024: the guest formats the scratch disk as LUKS2 + ext4 at
 # boot, and the container's rootfs is copied onto it). Times are the RPCs' own (cri.py
 # --timing). One warm-up pod per handler is not counted.
-# Usage: BUILD=build [POD_N=5] bash bench/trusted-storage.sh   (root)
+# Usage: BUILD=build [POD_N=5] [INITRD=path] bash bench/trusted-storage.sh   (root)
+# INITRD: another guest image for both handlers (e.g. one built from an older agent, to compare).
+# The guest's split (the agent's line with agent.log=debug) comes from agent-vm-trusted.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/lib.sh
@@ -15,7 +17,7 @@ trap e2e_cleanup EXIT
 N=${POD_N:-5}
 e2e_require
 T0=$(date +%s)
-e2e_setup
+e2e_setup "${INITRD:-}"
 TS_CFG=$CC_TMP/configuration-qemu-ts.toml
 sed 's/^trusted_storage_mib = .*/trusted_storage_mib = 1024/' "$E2E_CFG" >"$TS_CFG"
 grep -q '^trusted_storage_mib = 1024$' "$TS_CFG" || cc_fail "could not set trusted_storage_mib"

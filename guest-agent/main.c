@@ -218,6 +218,7 @@ static void agent_done(struct agent *a)
                 free(c->pulled);
                 free(c);
         }
+        free(a->trusted_disk);
         agent_config_done(&a->cfg);
 }
 
@@ -260,12 +261,12 @@ int main(int argc, char **argv)
         cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
         if (a.cfg.is_init)
                 load_initdata(&a);
-        /* Trusted storage, before anything uses the directories it covers. */
-        if (a.cfg.is_init && a.cfg.trusted_storage &&
-            agent_trusted_storage_setup(a.cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, &err) < 0)
-                fatal(&a, "trusted storage", err);
         load_policy(&a);
         start_services(&a);
+        /* Trusted storage, before the agent answers: the runtime runs (its reaper reaps the
+         * helper), nothing uses the directories it covers yet. */
+        if (a.cfg.is_init && a.cfg.trusted_storage && agent_trusted_storage_boot(&a, &err) < 0)
+                fatal(&a, "trusted storage", err);
         if (a.cfg.is_init)
                 check_image(&a);
         if ((r = agent_transport_start(&a, &err)) < 0)
