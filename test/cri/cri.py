@@ -16,7 +16,9 @@ carries the calls. Nothing generated is committed.
                                                               exits with the command's code
     cri.py ... logs-path ID                               -> ContainerStatus.log_path
 The JSON configs are PodSandboxConfig / ContainerConfig in proto3 JSON (field names as in
-protos/cri/api.proto, e.g. "linux_"; json_format accepts both names and lowerCamel).
+protos/cri/api.proto, e.g. "linux_"; json_format accepts both names and lowerCamel). A
+container's host devices are ContainerConfig.devices: [{"container_path": "/dev/xvda",
+"host_path": "/dev/loop3", "permissions": "r"}] (containerd's CRI puts them into linux.devices).
 Prints the response as JSON (inspect/inspectp with zero values); exits 1 with the gRPC status on error.
 """
 import argparse
