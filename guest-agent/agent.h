@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cc/error.h"
@@ -84,6 +85,9 @@ struct agent {
         /* Written by DestroySandbox; main() powers off (init) once the reply went out. */
         int destroy_efd;
         const struct agent_puller *puller; /* set by main(), never NULL */
+        /* The disk given at CreateContainer as AGENT_TRUSTED_STORE_PATH (its /sys/block name),
+         * set while it is made and while it is mounted; NULL: none. Under lock. */
+        char *trusted_disk;
 };
 
 /* Fills defaults, then applies the kernel command line (agent.server_addr=, agent.log=,
@@ -120,6 +124,50 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
 int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
                                 struct cc_error **err);
 int agent_block_by_serial(const char *sys_block, const char *serial, char *name, size_t len);
+/* Whether s is a disk serial as the shim names them: 1-20 of [A-Za-z0-9._-]. */
+bool agent_serial_valid(const char *s);
+/*
+ * The trusted storage that arrives with a container (CreateContainer's Device at
+ * AGENT_TRUSTED_STORE_PATH, devices.c): the disk /dev/<name> becomes LUKS2 + ext4 as at boot,
+ * mounted on AGENT_TRUSTED_LATE_DIR (image-pull.h), where the pulls from then on keep their
+ * layers and writable layers. Refused when the pod already has trusted storage (this way or
+ * agent.trusted_storage=).
+ */
+int agent_trusted_storage_attach(struct agent *a, const char *name, bool integrity,
+                                 struct cc_error **err);
+/* DestroySandbox: unmounts it and removes the mapping, so that the host can unplug the disk;
+ * nothing when there is none. */
+void agent_trusted_storage_close(struct agent *a);
+
+/* CreateContainer's Devices (devices.c): the container path that makes a disk the pod's trusted
+ * storage instead of a device of the container (the release notes' pod), and how long the agent
+ * waits for a hot-plugged disk to appear. */
+#define AGENT_TRUSTED_STORE_PATH "/dev/trusted_store"
+#define AGENT_DEVICE_WAIT_MS     10000
+struct Grpc__Device;
+struct Grpc__Linux;
+struct Grpc__CreateContainerRequest;
+/* Checks the Devices against the spec, with no effect: type "blk", a serial as id, an absolute
+ * container_path naming a block entry of linux.devices, options empty ("integrity" on the
+ * trusted store), no id or path twice, one trusted store at most. */
+int agent_devices_check(struct Grpc__Device *const *devs, size_t n, const struct Grpc__Linux *l,
+                        struct cc_error **err);
+/* Rewrites the linux.devices entry at path, and the resources.devices rules naming its (host)
+ * number, to major:minor; returns how many entries changed (0: no entry at path). */
+unsigned agent_devices_rewrite(struct Grpc__Linux *l, const char *path, int64_t major,
+                               int64_t minor);
+/* A disk found by its serial (agent_block_wait). */
+struct agent_block {
+        char name[64]; /* in /sys/block and /dev */
+        unsigned major, minor;
+        bool readonly;
+};
+int agent_block_wait(const char *sys_block, const char *serial, unsigned wait_ms,
+                     struct agent_block *ret, struct cc_error **err);
+/* All of it for one CreateContainer: check, wait for each disk, rewrite the spec, add the
+ * container's devices to `spec`, make the trusted store (last). */
+int agent_devices_add(struct agent *a, struct Grpc__CreateContainerRequest *req,
+                      struct agent_spec *spec, struct cc_error **err);
 
 /* Registers grpc.AgentService, grpc.Health and grpc.Image on srv. */
 int agent_rpc_register(struct agent *a, struct cc_ttrpc_server *srv);

@@ -17,6 +17,12 @@
  * ($CC_AGENT_PULL_SPARE_SECONDS overrides it; 0: none is started). */
 #define AGENT_PULL_SPARE_SECONDS  60
 
+/* Trusted storage that arrived with a container (/dev/trusted_store at CreateContainer,
+ * storage/trusted-storage.c) is mounted here: image/ holds the layer store and
+ * containers/<id>/{upper,work} the writable layers of every pull from then on (the pull sees
+ * containers/ only while it is mounted). Already-pulled layers stay where they are. */
+#define AGENT_TRUSTED_LATE_DIR "/run/cc-trusted-storage"
+
 struct agent_pull_req {
         const char *containers_dir; /* the agent's, absolute */
         const char *image_insecure; /* agent.image_insecure= of the kernel command line, or NULL */

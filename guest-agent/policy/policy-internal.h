@@ -50,6 +50,7 @@ struct policy_container {
         size_t n_mounts;
         bool has_mounts;
         char **sysctls;       /* allowed sysctl keys (patterns), NULL: none */
+        char **devices;       /* allowed linux.devices paths (patterns), NULL: none */
         bool seccomp;         /* a seccomp profile is required */
         bool readonly_rootfs; /* the rootfs must be read-only */
         bool writable_sysfs;  /* sysfs may be mounted read-write */

@@ -34,7 +34,8 @@ const char *const agent_policy_default_masked[] = {"/proc/kcore", "/proc/keys", 
 const char *const agent_policy_default_readonly[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 
-/* The TEE default (README "Policy"): containers as a safe pod runs them, no exec, no clock. */
+/* The TEE default (README "Policy"): containers as a safe pod runs them, no exec, no clock,
+ * no device but /dev/trusted_store (encrypted in the guest, and given to no container). */
 static const char tee_default_text[] =
         "{\"version\": 2, \"default\": \"allow\", \"set_policy\": \"deny\","
         " \"rules\": ["
@@ -42,7 +43,7 @@ static const char tee_default_text[] =
         "   \"action\": \"deny\"},"
         "  {\"name\": \"tee-default-guest-clock\", \"requests\": [\"SetGuestDateTime\"],"
         "   \"action\": \"deny\"}],"
-        " \"containers\": [{\"name\": \"*\"}]}";
+        " \"containers\": [{\"name\": \"*\", \"devices\": [\"/dev/trusted_store\"]}]}";
 
 int agent_policy_tee_default(struct agent_policy **ret, struct cc_error **err)
 {
@@ -263,9 +264,11 @@ int agent_policy_check_create(const struct agent_policy *p, const struct agent_p
                 for (char **m = c->readonly_paths; m && *m; m++)
                         if (!strv_has(s->readonly_paths, *m) && !strv_has(s->masked_paths, *m))
                                 return deny(err, what, "read-only path %s is missing", *m);
-                if (cr->n_devices)
-                        return deny(err, what, "%zu host device(s) requested", cr->n_devices);
         }
+        /* Devices: only the container paths the policy names (privileged lifts it). */
+        for (size_t i = 0; i < cr->n_devices && !c->privileged; i++)
+                if (!strv_match_any(c->devices, cr->devices[i]))
+                        return deny(err, what, "device %s is not allowed", cr->devices[i]);
         if ((r = check_mounts(c, s, what, err)) < 0)
                 return r;
         for (size_t i = 0; i < cr->n_sysctls; i++)

@@ -30,6 +30,7 @@ static void container_done(struct policy_container *c)
         }
         free(c->mounts);
         cc_strv_free(c->sysctls);
+        cc_strv_free(c->devices);
         for (size_t i = 0; i < c->n_exec; i++)
                 cc_strv_free(c->exec[i]);
         free(c->exec);
@@ -324,6 +325,9 @@ static int parse_container(json_object *o, size_t idx, struct policy_container *
                 } else if (strcmp(key, "sysctls") == 0) {
                         cc_strv_free(TAKE_PTR(c->sysctls));
                         r = parse_strv_n(val, w, 0, &c->sysctls, err);
+                } else if (strcmp(key, "devices") == 0) {
+                        cc_strv_free(TAKE_PTR(c->devices));
+                        r = parse_strv_n(val, w, 0, &c->devices, err);
                 } else if (strcmp(key, "seccomp") == 0) {
                         r = parse_bool(val, w, &c->seccomp, err);
                 } else if (strcmp(key, "readonly_rootfs") == 0) {

@@ -59,7 +59,8 @@ struct agent_policy_create {
         const struct agent_spec *spec;
         const char *const *sysctls; /* linux.sysctl keys */
         size_t n_sysctls;
-        size_t n_devices; /* linux.devices */
+        const char *const *devices; /* linux.devices paths */
+        size_t n_devices;
 };
 
 /*

@@ -372,30 +372,37 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 cc_log_info("image %s: signature policy %s (guest image file)", image,
                             s.signature_policy);
         _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
+        /* Trusted storage that came with a container: layers and writable layers go there. */
+        bool late = access(AGENT_TRUSTED_LATE_DIR "/containers", F_OK) == 0;
+        const char *wdir = late ? AGENT_TRUSTED_LATE_DIR "/containers" : req->containers_dir;
+        if (late)
+                o.store_dir = AGENT_TRUSTED_LATE_DIR "/image";
         _cleanup_free_ char *dir = agent_container_path(req->containers_dir, container_id, NULL);
-        _cleanup_free_ char *upper =
-                agent_container_path(req->containers_dir, container_id, "upper");
-        _cleanup_free_ char *work = agent_container_path(req->containers_dir, container_id, "work");
+        _cleanup_free_ char *wcdir = agent_container_path(wdir, container_id, NULL);
+        _cleanup_free_ char *upper = agent_container_path(wdir, container_id, "upper");
+        _cleanup_free_ char *work = agent_container_path(wdir, container_id, "work");
         _cleanup_free_ char *rootfs =
                 agent_container_path(req->containers_dir, container_id, "rootfs");
-        if (!dir || !upper || !work || !rootfs)
+        if (!dir || !wcdir || !upper || !work || !rootfs)
                 r = -ENOMEM;
         else if (access(rootfs, F_OK) == 0)
                 r = cc_error_set(err, EEXIST, "container %s already has a rootfs", container_id);
-        else if ((r = make_dir(s.store_dir, 0700, err)) == 0)
+        else if ((r = make_dir(o.store_dir, 0700, err)) == 0)
                 r = img_pull(&o, image, &img, err);
         settings_done(&s);
         if (r < 0)
                 return cc_error_wrap(err, -r, "pull image %s", image);
 
-        if ((r = make_dir(dir, 0700, err)) < 0 || (r = make_dir(upper, 0755, err)) < 0 ||
-            (r = make_dir(work, 0700, err)) < 0 || (r = make_dir(rootfs, 0755, err)) < 0 ||
+        if ((r = make_dir(dir, 0700, err)) < 0 || (r = make_dir(wcdir, 0700, err)) < 0 ||
+            (r = make_dir(upper, 0755, err)) < 0 || (r = make_dir(work, 0700, err)) < 0 ||
+            (r = make_dir(rootfs, 0755, err)) < 0 ||
             (r = img_rootfs_mount(img, upper, work, rootfs, IMG_PULL_KEEP_OWNERS, err)) < 0) {
                 agent_image_remove_rootfs(req->containers_dir, container_id);
                 return cc_error_wrap(err, -r, "rootfs of %s", container_id);
         }
-        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched", image,
-                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched);
+        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched%s", image,
+                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched,
+                    late ? ", onto the trusted storage" : "");
         return 0;
 }
 

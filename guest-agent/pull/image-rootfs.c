@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,22 @@ void agent_image_remove_rootfs(const char *containers_dir, const char *id)
         /* Only what a pull made: a container without a pulled rootfs keeps its files. */
         if (umount2(rootfs, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
                 cc_log_warn("unmount %s: %m", rootfs);
+        /* The writable layer on trusted storage that came with a container (image-pull.h). */
+        bool late = false;
+        _cleanup_close_ int lbase =
+                open(AGENT_TRUSTED_LATE_DIR "/containers", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (lbase >= 0 && faccessat(lbase, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+                late = true;
+                int r = cc_rm_rf_at(lbase, id);
+                if (r < 0)
+                        cc_log_warn("remove %s/containers/%s: %s", AGENT_TRUSTED_LATE_DIR, id,
+                                    strerror(-r));
+        }
         _cleanup_close_ int base = open(containers_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (base < 0)
                 return;
         _cleanup_close_ int cdir = openat(base, id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (cdir < 0 || faccessat(cdir, "upper", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        if (cdir < 0 || (!late && faccessat(cdir, "upper", F_OK, AT_SYMLINK_NOFOLLOW) < 0))
                 return;
         int r = cc_rm_rf_at(base, id);
         if (r < 0)

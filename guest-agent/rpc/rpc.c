@@ -126,11 +126,16 @@ static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req
 {
         const Grpc__Linux *l = req->oci ? req->oci->linux_ : NULL;
         size_t n_sysctls = l ? l->n_sysctl : 0;
-        const char **sysctls = calloc(n_sysctls + 1, sizeof(char *));
+        size_t n_devices = l ? l->n_devices : 0;
+        const char **sysctls = calloc(n_sysctls + n_devices + 2, sizeof(char *));
         if (!sysctls)
                 return -ENOMEM;
         for (size_t i = 0; i < n_sysctls; i++)
                 sysctls[i] = l->sysctl[i]->key;
+        /* linux.devices' paths after the sysctls, in the same allocation. */
+        const char **devices = sysctls + n_sysctls + 1;
+        for (size_t i = 0; i < n_devices; i++)
+                devices[i] = l->devices[i] && l->devices[i]->path ? l->devices[i]->path : "";
         _cleanup_free_ char *pulled = ctr_get(a, req->container_id, true);
         const char *storage_image = agent_storages_image(req->storages, req->n_storages);
         if (cc_streq(storage_image, "pause"))
@@ -143,7 +148,8 @@ static int admit_create(struct agent *a, const Grpc__CreateContainerRequest *req
                 .spec = spec,
                 .sysctls = sysctls,
                 .n_sysctls = n_sysctls,
-                .n_devices = l ? l->n_devices : 0,
+                .devices = devices,
+                .n_devices = n_devices,
         };
         pthread_rwlock_rdlock(&a->policy_lock);
         int r = agent_policy_check_create(a->policy, &c, err);
@@ -194,8 +200,6 @@ HANDLER(create_container)
         int r = agent_rpc_admit(a, "CreateContainer", req->container_id, err);
         if (r < 0)
                 return r;
-        if (req->n_devices > 0)
-                return cc_error_set(err, EOPNOTSUPP, "device passthrough is not supported");
         if (req->stdin_port || req->stdout_port || req->stderr_port)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");
         if (!cc_isempty(req->exec_id) && (r = agent_validate_id(req->exec_id, "exec_id", err)) < 0)
@@ -204,6 +208,11 @@ HANDLER(create_container)
         if ((r = agent_spec_from_oci(req->oci, &spec, err)) < 0 ||
             (r = pod_namespaces(a, req, spec, err)) < 0 ||
             (r = admit_create(a, req, spec, err)) < 0)
+                return r;
+        /* Block disks by serial (storage/devices.c): the spec's host numbers become the
+         * guest's, and /dev/trusted_store becomes the pod's trusted storage. */
+        if (req->n_devices > 0 &&
+            (r = agent_devices_add(a, (Grpc__CreateContainerRequest *)req, spec, err)) < 0)
                 return r;
         /* Storages: the guest pull and the pod's volumes; refusing any other is safer than
          * ignoring a mount the container expects. */
@@ -556,6 +565,8 @@ HANDLER(destroy_sandbox)
                 return r;
         /* Remove every container now, so that the reply means "nothing runs any more". */
         agent_runtime_remove_all(a->rt);
+        /* Then the trusted storage that came with a container, so the host can unplug it. */
+        agent_trusted_storage_close(a);
         pthread_mutex_lock(&a->lock);
         a->sandbox_created = false;
         pthread_mutex_unlock(&a->lock);

@@ -244,6 +244,27 @@ static int setup_dev(int rootfd, const struct agent_spec *s, struct agent_child_
         return 0;
 }
 
+/* The spec's block devices (storage/devices.c): the guest's node bind-mounted at the
+ * container's path, as the standard devices are. A node the container makes with mknod stays
+ * unusable (nodev); the disk's own read-only flag holds for the bound node too. */
+static int setup_devices(int rootfd, const struct agent_spec *s, struct agent_child_error *e)
+{
+        for (size_t i = 0; i < s->n_devices; i++) {
+                const struct agent_device *d = &s->devices[i];
+                struct stat st;
+                char dst[32];
+                if (lstat(d->source, &st) < 0 || !S_ISBLK(st.st_mode))
+                        return agent__child_fail(e, ENODEV, "%s is not a block device", d->source);
+                _cleanup_close_ int fd = mkpath_in_root(rootfd, d->path, true);
+                if (fd < 0)
+                        return agent__child_fail(e, -fd, "create %s", d->path);
+                fdpath(dst, fd);
+                if (mount(d->source, dst, NULL, MS_BIND, NULL) < 0)
+                        return agent__child_fail(e, errno, "bind %s on %s", d->source, d->path);
+        }
+        return 0;
+}
+
 /* Opens a masked or read-only path of the spec (O_PATH) and gives its /proc/self/fd link in
  * target; -ENOENT (with nothing in e) when it does not exist. */
 static int open_listed_path(const char *path, const char *what, char target[32],
@@ -321,7 +342,7 @@ int agent__rootfs_setup(const struct agent_spec *s, int rootfd_in, const int *bi
         for (size_t i = 0; i < s->n_mounts; i++)
                 if ((r = mount_one(rootfd, &s->mounts[i], bind_fds[i], e)) < 0)
                         return r;
-        if ((r = setup_dev(rootfd, s, e)) < 0)
+        if ((r = setup_dev(rootfd, s, e)) < 0 || (r = setup_devices(rootfd, s, e)) < 0)
                 return r;
         if (fchdir(rootfd) < 0)
                 return agent__child_fail(e, errno, "fchdir rootfs");

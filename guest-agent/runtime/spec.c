@@ -58,6 +58,11 @@ void agent_spec_free(struct agent_spec *s)
         free(s->resources.cpuset_cpus);
         free(s->resources.cpuset_mems);
         agent_seccomp_free(s->seccomp);
+        for (size_t i = 0; i < s->n_devices; i++) {
+                free(s->devices[i].path);
+                free(s->devices[i].source);
+        }
+        free(s->devices);
         free(s);
 }
 

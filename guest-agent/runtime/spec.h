@@ -41,6 +41,13 @@ struct agent_mount {
         bool readonly_bind; /* bind with "ro": needs a remount */
 };
 
+/* A block device given to the container (CreateContainer's Devices, storage/devices.c): the
+ * guest's own node bind-mounted at `path`, found by the disk's serial, never by a host number. */
+struct agent_device {
+        char *path;   /* absolute, inside the container (the spec's linux.devices path) */
+        char *source; /* the guest's node, /dev/<name> */
+};
+
 struct agent_rlimit {
         int resource; /* RLIMIT_* */
         uint64_t soft, hard;
@@ -122,6 +129,8 @@ struct agent_spec {
         char **readonly_paths;       /* NULL-terminated */
         struct agent_resources resources;
         struct agent_seccomp *seccomp; /* NULL: none */
+        struct agent_device *devices;  /* set by the agent, never from linux.devices' numbers */
+        size_t n_devices;
         bool sandbox; /* the pod's sandbox (pause) container: the agent runs its own pause */
 };
 

@@ -18,6 +18,12 @@
  *
  * The result is one line on stdout: "0 <what was made>" (read back from the active mapping),
  * or "<errno> <message>". Diagnostics go to stderr (the guest console).
+ *
+ *   cc-agent-storage status NAME
+ *
+ * shows the active mapping as `cryptsetup status` does (type, cipher, key size, device, sector
+ * size, offset, size, mode), the kernel's own dm table for it, and the mounts on it and the
+ * overlays whose layers are there: the evidence a test reads through the debug console.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -157,10 +163,90 @@ static int run_mke2fs(const char *dev)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
+/* The mounts of the mapping (by device number) and the overlays with a layer below them. */
+static void show_mounts(dev_t dev)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096], mps[8][256];
+        unsigned n_mps = 0;
+        if (!f)
+                return;
+        /* Two passes: first where the mapping is mounted, then who uses those places. */
+        for (int pass = 0; pass < 2; pass++) {
+                rewind(f);
+                while (fgets(line, sizeof(line), f)) {
+                        unsigned ma, mi;
+                        char mp[256], *sep = strstr(line, " - ");
+                        if (!sep || sscanf(line, "%*u %*u %u:%u %*s %255s", &ma, &mi, mp) != 3)
+                                continue;
+                        bool on_dev = makedev(ma, mi) == dev;
+                        if (pass == 0 && on_dev && n_mps < 8) {
+                                snprintf(mps[n_mps++], sizeof(mps[0]), "%s", mp);
+                                line[strcspn(line, "\n")] = '\0';
+                                printf("  mounted: %s (%s)\n", mp, sep + 3);
+                        }
+                        if (pass == 0 || on_dev || strncmp(sep + 3, "overlay ", 8) != 0)
+                                continue;
+                        for (unsigned k = 0; k < n_mps; k++) {
+                                char key[300];
+                                snprintf(key, sizeof(key), "%s/", mps[k]);
+                                if (strstr(sep, key)) {
+                                        printf("  overlay with layers on it: %s\n", mp);
+                                        break;
+                                }
+                        }
+                }
+        }
+        fclose(f);
+}
+
+/* `cryptsetup status NAME`, from libcryptsetup and the kernel's table. */
+static int status(const char *name)
+{
+        struct crypt_device *cd = NULL;
+        int r = crypt_init_by_name(&cd, name);
+        if (r < 0) {
+                printf("%s/%s is inactive (%s).\n", crypt_get_dir(), name, strerror(-r));
+                return 1;
+        }
+        struct crypt_active_device cad = {0};
+        char mapped[256];
+        snprintf(mapped, sizeof(mapped), "%s/%s", crypt_get_dir(), name);
+        (void)crypt_get_active_device(cd, name, &cad);
+        printf("%s is active.\n", mapped);
+        printf("  type:    %s\n", crypt_get_type(cd) ? crypt_get_type(cd) : "n/a");
+        printf("  cipher:  %s-%s\n", crypt_get_cipher(cd), crypt_get_cipher_mode(cd));
+        printf("  keysize: %d bits\n", crypt_get_volume_key_size(cd) * 8);
+        struct crypt_params_integrity ip = {0};
+        bool integ = crypt_get_integrity_info(cd, &ip) == 0 && ip.integrity;
+        printf("  integrity: %s\n", integ ? ip.integrity : "none");
+        printf("  device:  %s\n", crypt_get_device_name(cd));
+        printf("  sector size:  %d\n", crypt_get_sector_size(cd));
+        printf("  offset:  %llu sectors\n", (unsigned long long)cad.offset);
+        printf("  size:    %llu sectors\n", (unsigned long long)cad.size);
+        printf("  mode:    %s\n", cad.flags & CRYPT_ACTIVATE_READONLY ? "readonly" : "read/write");
+        printf("  label:   %s\n", crypt_get_label(cd) ? crypt_get_label(cd) : "");
+        crypt_free(cd);
+        char cipher[128];
+        unsigned key_bits = 0, sector = 0;
+        if ((r = dm_crypt_table(name, cipher, sizeof(cipher), &key_bits, &sector)) == 0)
+                printf("  kernel's table: crypt %s, %u-bit key, sector_size %u\n", cipher, key_bits,
+                       sector);
+        struct stat st;
+        if (stat(mapped, &st) == 0)
+                show_mounts(st.st_rdev);
+        fflush(stdout);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc == 3 && strcmp(argv[1], "status") == 0)
+                return status(argv[2]);
         if (argc < 4 || argc > 5 || (argc == 5 && strcmp(argv[4], "integrity") != 0))
-                return result(EINVAL, "usage: cc-agent-storage DEVICE NAME MOUNTPOINT [integrity]");
+                return result(EINVAL,
+                              "usage: cc-agent-storage DEVICE NAME MOUNTPOINT [integrity] | "
+                              "status NAME");
         const char *dev = argv[1], *name = argv[2], *mp = argv[3];
         bool integrity = argc == 5;
         size_t keylen = KEY_BYTES + (integrity ? HMAC_BYTES : 0);

@@ -14,11 +14,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dm-ioctl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +30,7 @@
 #include "cc/cleanup.h"
 #include "cc/fileio.h"
 #include "cc/log.h"
+#include "cc/macro.h"
 
 #include "guest-agent/agent.h"
 #include "guest-agent/image-pull.h"
@@ -44,6 +49,14 @@ __attribute__((weak)) int agent_pull_libs_mount(struct cc_error **err)
         return 0;
 }
 
+#define SERIAL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+bool agent_serial_valid(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+        return n >= 1 && n <= 20 && strspn(s, SERIAL_CHARS) == n;
+}
+
 int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
                                 struct cc_error **err)
 {
@@ -56,8 +69,7 @@ int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool
                                     "'integrity')",
                                     comma + 1);
         *integrity = comma != NULL;
-        if (n == 0 || n > 20 || n >= len ||
-            strspn(spec, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") < n)
+        if (n == 0 || n > 20 || n >= len || strspn(spec, SERIAL_CHARS) < n)
                 return cc_error_set(err, EINVAL,
                                     "agent.trusted_storage: '%.32s' is not a disk serial (1-20 "
                                     "of [A-Za-z0-9._-])",
@@ -107,9 +119,11 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs the helper (before the runtime's reaper exists: waitpid is ours) and returns its
- * result line in *msg. */
-static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error **err)
+/* Runs the helper and returns its result line in *msg. At boot the runtime's reaper does not
+ * exist yet and waitpid is ours (own_child); later the reaper reaps it, and the result line,
+ * which the helper writes last, is all we wait for. */
+static int run_helper(char *const argv[], bool own_child, char *msg, size_t len,
+                      struct cc_error **err)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -133,14 +147,14 @@ static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error
                 if (k <= 0)
                         break;
                 off += (size_t)k;
-                if (off == len - 1)
+                if (off == len - 1 || memchr(msg + off - (size_t)k, '\n', (size_t)k))
                         break;
         }
         msg[off] = '\0';
         msg[strcspn(msg, "\n")] = '\0';
         close(p[0]);
         int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        while (own_child && waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
         char *end = NULL;
         long e = strtol(msg, &end, 10);
@@ -150,6 +164,28 @@ static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error
         memmove(msg, end + 1, strlen(end + 1) + 1);
         if (e)
                 return cc_error_set(err, (int)e, "%s", msg);
+        return 0;
+}
+
+/* The helper on /dev/<name>: LUKS2 + ext4 mounted on mountpoint; its result line in msg. */
+static int format_and_mount(const char *name, const char *mountpoint, bool integrity,
+                            bool own_child, char *msg, size_t len, struct cc_error **err)
+{
+        int r;
+        if ((r = agent_pull_libs_mount(err)) < 0)
+                return cc_error_wrap(err, -r, "trusted storage: the helper's libraries");
+        char dev[96];
+        snprintf(dev, sizeof(dev), "/dev/%s", name);
+        if ((r = cc_mkdir_p(mountpoint, 0755)) < 0)
+                return cc_error_set(err, -r, "mkdir %s: %s", mountpoint, strerror(-r));
+        char *argv[] = {(char *)STORAGE_HELPER,
+                        dev,
+                        (char *)MAPPING_NAME,
+                        (char *)mountpoint,
+                        integrity ? (char *)"integrity" : NULL,
+                        NULL};
+        if ((r = run_helper(argv, own_child, msg, len, err)) < 0)
+                return cc_error_wrap(err, -r, "trusted storage on %s", dev);
         return 0;
 }
 
@@ -171,24 +207,105 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
                                     "(%s)",
                                     serial, strerror(-r));
         int64_t found_ms = now_ms() - t0;
-        if ((r = agent_pull_libs_mount(err)) < 0)
-                return cc_error_wrap(err, -r, "trusted storage: the helper's libraries");
-        char dev[96];
-        snprintf(dev, sizeof(dev), "/dev/%s", name);
-        if ((r = cc_mkdir_p(mountpoint, 0755)) < 0)
-                return cc_error_set(err, -r, "mkdir %s: %s", mountpoint, strerror(-r));
-        char *argv[] = {(char *)STORAGE_HELPER,
-                        dev,
-                        (char *)MAPPING_NAME,
-                        (char *)mountpoint,
-                        integrity ? (char *)"integrity" : NULL,
-                        NULL};
         char msg[1024];
         int64_t t1 = now_ms();
-        if ((r = run_helper(argv, msg, sizeof(msg), err)) < 0)
-                return cc_error_wrap(err, -r, "trusted storage on %s (serial %s)", dev, serial);
+        if ((r = format_and_mount(name, mountpoint, integrity, true, msg, sizeof(msg), err)) < 0)
+                return cc_error_wrap(err, -r, "serial %s", serial);
         cc_log_info("trusted storage: %s (disk found in %lld ms, helper %lld ms, %lld ms in all)",
                     msg, (long long)found_ms, (long long)(now_ms() - t1),
                     (long long)(now_ms() - t0));
         return 0;
+}
+
+/* One device-mapper request on the mapping `name` (no library: the agent is static). */
+static int dm_ioctl_name(unsigned long req, const char *name)
+{
+        struct dm_ioctl io = {
+                .version = {DM_VERSION_MAJOR, 0, 0},
+                .data_size = sizeof(io),
+                .data_start = sizeof(io),
+        };
+        snprintf(io.name, sizeof(io.name), "%s", name);
+        _cleanup_close_ int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return ioctl(fd, req, &io) < 0 ? -errno : 0;
+}
+
+/* Removes the trusted storage's mappings (dm-crypt, then the dm-integrity one under it, which
+ * libcryptsetup names <name>_dif) and checks that they are gone. */
+static int dm_remove_trusted(void)
+{
+        static const char *const names[] = {MAPPING_NAME, MAPPING_NAME "_dif"};
+        for (size_t i = 0; i < CC_ARRAY_SIZE(names); i++) {
+                int r = dm_ioctl_name(DM_DEV_REMOVE, names[i]);
+                if (r < 0 && r != -ENXIO)
+                        return r;
+                if ((r = dm_ioctl_name(DM_DEV_STATUS, names[i])) != -ENXIO)
+                        return r < 0 ? r : -EBUSY;
+        }
+        return 0;
+}
+
+int agent_trusted_storage_attach(struct agent *a, const char *name, bool integrity,
+                                 struct cc_error **err)
+{
+        pthread_mutex_lock(&a->lock);
+        const char *had = a->cfg.trusted_storage ? "the boot's scratch disk" : a->trusted_disk;
+        if (!had)
+                a->trusted_disk = strdup(name);
+        bool oom = !had && !a->trusted_disk;
+        pthread_mutex_unlock(&a->lock);
+        if (had)
+                return cc_error_set(err, EEXIST,
+                                    "%s on %s: the pod already has trusted storage (%s)",
+                                    AGENT_TRUSTED_STORE_PATH, name, had);
+        if (oom)
+                return -ENOMEM;
+        char msg[1024];
+        int64_t t0 = now_ms();
+        int r = format_and_mount(name, AGENT_TRUSTED_LATE_DIR, integrity, false, msg, sizeof(msg),
+                                 err);
+        /* containers/ last: the pulls take the store when they see it (image-pull.c). */
+        if (r == 0 && ((r = cc_mkdir_p(AGENT_TRUSTED_LATE_DIR "/image", 0700)) < 0 ||
+                       (r = cc_mkdir_p(AGENT_TRUSTED_LATE_DIR "/containers", 0700)) < 0))
+                cc_error_set(err, -r, "trusted storage: mkdir in %s: %s", AGENT_TRUSTED_LATE_DIR,
+                             strerror(-r));
+        if (r < 0) {
+                /* A mount without its directories must not stay either. */
+                (void)umount2(AGENT_TRUSTED_LATE_DIR, MNT_DETACH);
+                dm_remove_trusted();
+                pthread_mutex_lock(&a->lock);
+                free(TAKE_PTR(a->trusted_disk));
+                pthread_mutex_unlock(&a->lock);
+                return r;
+        }
+        cc_log_info("trusted storage from %s: %s (%lld ms)", AGENT_TRUSTED_STORE_PATH, msg,
+                    (long long)(now_ms() - t0));
+        return 0;
+}
+
+void agent_trusted_storage_close(struct agent *a)
+{
+        pthread_mutex_lock(&a->lock);
+        _cleanup_free_ char *disk = TAKE_PTR(a->trusted_disk);
+        pthread_mutex_unlock(&a->lock);
+        if (!disk)
+                return;
+        /* The pulled rootfs of containers still there hold the file system. */
+        if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno == EBUSY) {
+                _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
+                for (struct dirent *de; d && (de = readdir(d));)
+                        if (de->d_name[0] != '.')
+                                agent_image_release(a, de->d_name);
+        }
+        if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno != EINVAL)
+                cc_log_warn("trusted storage: unmount %s: %m", AGENT_TRUSTED_LATE_DIR);
+        int r = dm_remove_trusted();
+        if (r < 0)
+                cc_log_errno(CC_LOG_WARN, -r, "trusted storage: the mapping %s on %s stays",
+                             MAPPING_NAME, disk);
+        else
+                cc_log_info("trusted storage: %s unmounted, mapping %s on %s gone",
+                            AGENT_TRUSTED_LATE_DIR, MAPPING_NAME, disk);
 }

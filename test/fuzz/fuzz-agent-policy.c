@@ -65,6 +65,7 @@ static void match_all(const struct agent_policy *p, const uint8_t *q, const uint
         s.process.args = argvs[sel % 4];
         s.process.env = envs[(sel >> 2) % 3];
         s.process.uid = take(&q, end);
+        static const char *const devices[] = {"/dev/trusted_store"};
         struct agent_policy_create c = {
                 .container_id = "c1",
                 .name = names[(sel >> 4) % 5],
@@ -73,6 +74,7 @@ static void match_all(const struct agent_policy *p, const uint8_t *q, const uint
                 .spec = &s,
                 .sysctls = sysctls,
                 .n_sysctls = take(&q, end) % 3,
+                .devices = devices,
                 .n_devices = f & 16 ? 1 : 0,
         };
         struct cc_error *err = NULL;

@@ -116,8 +116,13 @@ static void test_tee_default(void **state)
                 .container_id = "c1", .spec = &s, .sysctls = sysctls, .n_sysctls = 1};
         assert_denied(agent_policy_check_create(p, &c, &err),
                       "sysctl kernel.core_pattern is not allowed");
-        c = (struct agent_policy_create){.container_id = "c1", .spec = &s, .n_devices = 2};
-        assert_denied(agent_policy_check_create(p, &c, &err), "2 host device(s) requested");
+        /* Devices: only the trusted store (encrypted in the guest, given to no container). */
+        const char *devices[] = {"/dev/trusted_store", "/dev/sda"};
+        c = (struct agent_policy_create){
+                .container_id = "c1", .spec = &s, .devices = devices, .n_devices = 1};
+        assert_int_equal(agent_policy_check_create(p, &c, &err), 0);
+        c.n_devices = 2;
+        assert_denied(agent_policy_check_create(p, &c, &err), "device /dev/sda is not allowed");
 
         /* The sandbox (the agent's own pause) is not checked. */
         s = good_spec();
