@@ -4,8 +4,9 @@
 # loop devices over sparse files standing in for a PVC of volumeMode Block.
 #   a) the release notes' pod: a sidecar with a /dev/trusted_store device and an application
 #      container (a marker in a layer): both run; the agent's line in the VM's console says
-#      LUKS2, aes-xts-plain64, a 512-bit key, 4096-byte sectors, ext4 on /run/kata-containers
-#      (where the guest keeps the layers); the app sees the dm-crypt mapping on the hot-plugged
+#      LUKS2, aes-xts-plain64, a 512-bit key, 4096-byte sectors, ext4 on /run/cc-trusted-storage
+#      (where the guest keeps the layers pulled from then on and the writable layers); the app
+#      sees the dm-crypt mapping on the hot-plugged
 #      disk; the sidecar does not get the device; the loop's backing file starts with a LUKS
 #      header, grew by the layers, and holds none of the image's (or the app's) marker bytes;
 #   b) a plain block volume in the same pod: /dev/xvda from a loop device: the container reads
@@ -102,11 +103,11 @@ APP=$C
 cc_wait_for 120 grep -q "stdout F $MARK" "$CC_TMP/logs/$PODNAME/application.log" &&
         ok "the application printed its image's marker" || fail "application log: $(cat "$CC_TMP/logs/$PODNAME/application.log" 2>&1)"
 con=$RUNDIR/console.log
-line=$(grep -a -o "trusted storage: .*" "$con" | head -1)
+line=$(grep -a -o "trusted storage from /dev/trusted_store: .*" "$con" | head -1)
 case "$line" in
-*"LUKS2"*"aes-xts-plain64 volume key 512 bits, sector size 4096"*"ext4 on /run/kata-containers"*)
-        ok "the agent's line: $(echo "$line" | cut -c1-160)" ;;
-*) fail "no trusted storage line (LUKS2, aes-xts-plain64, 512 bits, 4096, ext4 on /run/kata-containers) in $con: '$line'" ;;
+*"LUKS2"*"aes-xts-plain64 volume key 512 bits, sector size 4096"*"ext4 on /run/cc-trusted-storage"*)
+        ok "the agent's line: $(echo "$line" | cut -c1-200)" ;;
+*) fail "no trusted storage line (LUKS2, aes-xts-plain64, 512 bits, 4096, ext4 on /run/cc-trusted-storage) in $con: '$line'" ;;
 esac
 out=$(cri exec-sync "$APP" /bin/sh -c 'for d in /sys/block/dm-*; do cat $d/dm/uuid $d/queue/logical_block_size; cat $d/slaves/*/serial; done')
 echo "$out" | grep -q "^CRYPT-LUKS2-" && echo "$out" | grep -qx 4096 && echo "$out" | grep -q "^cc-blk-" &&

@@ -51,7 +51,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static char calls[4096];
 static char pulled[256], created_root[256];
-static int exit_status = -1; /* set by the test: the container's process exits */
+static char created_devs[512]; /* CreateContainer's Devices: "type:id:container_path ..." */
+static int exit_status = -1;   /* set by the test: the container's process exits */
 static int reads;
 static char topics[4096];
 
@@ -136,6 +137,11 @@ H(a_create)
         const Grpc__CreateContainerRequest *r = (const void *)req_;
         pthread_mutex_lock(&lock);
         snprintf(created_root, sizeof(created_root), "%s", r->oci->root->path);
+        created_devs[0] = '\0';
+        for (size_t i = 0; i < r->n_devices; i++)
+                snprintf(created_devs + strlen(created_devs),
+                         sizeof(created_devs) - strlen(created_devs), "%s:%s:%s ",
+                         r->devices[i]->type, r->devices[i]->id, r->devices[i]->container_path);
         pthread_mutex_unlock(&lock);
         record("CreateContainer");
         return 0;
@@ -348,7 +354,7 @@ static void set_config(const char *text)
 static int setup(void **state)
 {
         cc_log_set_level(CC_LOG_FATAL);
-        calls[0] = topics[0] = pulled[0] = created_root[0] = '\0';
+        calls[0] = topics[0] = pulled[0] = created_root[0] = created_devs[0] = '\0';
         exit_status = -1;
         reads = 0;
         hold_destroy = false;
@@ -866,6 +872,43 @@ static void test_sandbox_kill(void **state)
 }
 
 /* The publisher retries a Forward that failed (containerd restarting) and keeps the order. */
+/* A pod's app container with devices (shim/devices.c): host character devices (what a privileged
+ * container brings) fail Create before anything is pulled or attached. */
+static void test_devices(void **state)
+{
+        struct cc_error *err = NULL;
+        char *sb = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\"");
+        assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
+        char *cb = bundle_spec(
+                "priv1",
+                "\"io.kubernetes.cri.container-type\":\"container\","
+                "\"io.kubernetes.cri.sandbox-id\":\"pod1\","
+                "\"io.kubernetes.cri.image-name\":\"registry.local/app:1\"",
+                "\"linux\":{\"devices\":[{\"path\":\"/dev/null\",\"type\":\"c\",\"major\":1,"
+                "\"minor\":3},{\"path\":\"/dev/kmsg\",\"type\":\"c\",\"major\":1,\"minor\":11},"
+                "{\"path\":\"/dev/sda\",\"type\":\"b\",\"major\":8,\"minor\":0}]}");
+        assert_true(create("priv1", cb, NULL, 0, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_INVALID_ARGUMENT);
+        assert_non_null(
+                strstr(cc_error_message(err), "1 host character device (/dev/kmsg (c 1:11))"));
+        assert_non_null(strstr(cc_error_message(err), "privileged_without_host_devices"));
+        cc_error_free(err);
+        err = NULL;
+        assert_null(strstr(calls, "CreateContainer"));
+        assert_string_equal(pulled, "");
+        char *mc = hv_mock_calls();
+        assert_null(strstr(mc, "disk"));
+        free(mc);
+        /* The id is free again and the pod still runs. */
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "priv1", &err),
+                -ENOENT);
+        cc_error_free(err);
+        free(cb);
+        free(sb);
+}
+
 static void test_events_retry(void **state)
 {
         char path[128];
@@ -902,6 +945,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sandbox_kill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
