@@ -11,6 +11,7 @@
  *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
  *   agent.c     the agent client's unary call, the time spent in it, logfmt timing fields
  *   sandbox.c   the pod's VM (libhv), CopyFile
+ *   devices.c   a container's block devices hot-plugged into the VM (host char devices refused)
  *   net.c       the pod network (libshimnet): taps + tc in the pod netns, the agent's view
  *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services (the ttrpc
  *               edge); container.c (Create), monitor.c (exit/VM/OOM threads), proc.c (each
