@@ -327,7 +327,7 @@ static int create_guest_container(struct shim *s, struct task *t,
                 r = create_in_guest(s, req->id, spec, rf.guest_root, devs, n_devs, err);
         shim__devices_free(devs, n_devs);
         if (r < 0)
-                shim__devices_detach(s, t);
+                shim__devices_detach(s, t, true);
         return r;
 }
 

@@ -327,14 +327,16 @@ static int disk_get(struct shim *s, const char *cid, const struct shim_blockdev 
         return 0;
 }
 
-/* Drops one reference to the pod disk `serial` (vm_lock held); the last one unplugs it. */
-static void disk_put(struct shim *s, const char *cid, const char *serial)
+/* Drops one reference to the pod disk `serial` (vm_lock held); the last one unplugs it. The
+ * trusted store stays (pod_lifetime) unless the Create that attached it failed. */
+static void disk_put(struct shim *s, const char *cid, const char *serial, bool create_failed)
 {
         struct shim_sandbox *sb = s->sb;
         size_t i = 0;
         while (i < sb->n_disks && strcmp(sb->disks[i].serial, serial) != 0)
                 i++;
-        if (i == sb->n_disks || --sb->disks[i].refs > 0 || sb->disks[i].pod_lifetime)
+        if (i == sb->n_disks || --sb->disks[i].refs > 0 ||
+            (sb->disks[i].pod_lifetime && !create_failed))
                 return;
         /* A VM that is gone released its disks with the VMM. */
         _cleanup_error_ struct cc_error *e = NULL;
@@ -345,13 +347,13 @@ static void disk_put(struct shim *s, const char *cid, const char *serial)
         sb->disks[i] = sb->disks[--sb->n_disks];
 }
 
-void shim__devices_detach(struct shim *s, struct task *t)
+void shim__devices_detach(struct shim *s, struct task *t, bool create_failed)
 {
         if (!t->n_disks)
                 return;
         pthread_mutex_lock(&s->vm_lock);
         for (size_t i = 0; s->sb && i < t->n_disks; i++)
-                disk_put(s, t->id, t->disks[i]);
+                disk_put(s, t->id, t->disks[i], create_failed);
         pthread_mutex_unlock(&s->vm_lock);
         for (size_t i = 0; i < t->n_disks; i++)
                 free(t->disks[i]);
@@ -381,21 +383,23 @@ int shim__devices_attach(struct shim *s, struct task *t, struct json_object *spe
                 char serial[SHIM_DISK_SERIAL_MAX + 1];
                 pthread_mutex_lock(&s->vm_lock);
                 r = disk_get(s, t->id, &bds[k], serial, err);
+                /* The reference belongs to t from here on, or goes back at once. */
+                if (r >= 0 && !(t->disks[t->n_disks] = strdup(serial))) {
+                        disk_put(s, t->id, serial, true);
+                        r = -ENOMEM;
+                }
                 pthread_mutex_unlock(&s->vm_lock);
                 if (r < 0)
                         break;
-                if (!(t->disks[t->n_disks] = strdup(serial)))
-                        r = -ENOMEM;
-                else
-                        t->n_disks++;
-                if (r >= 0 && !(devs[k] = device_msg(serial, bds[k].container_path)))
+                t->n_disks++;
+                if (!(devs[k] = device_msg(serial, bds[k].container_path)))
                         r = -ENOMEM;
         }
         shim_blockdevs_free(bds, n);
         if (r < 0) {
                 /* What this Create attached leaves again. */
                 shim__devices_free(devs, n);
-                shim__devices_detach(s, t);
+                shim__devices_detach(s, t, true);
                 return r;
         }
         *ret = devs;

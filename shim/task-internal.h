@@ -136,8 +136,9 @@ bool shim__type_url_is(const char *url, const char *name);
  * call attached stays attached. */
 int shim__devices_attach(struct shim *s, struct task *t, struct json_object *spec,
                          Grpc__Device ***ret, size_t *ret_n, struct cc_error **err);
-/* Drops t's disks: the last container holding one unplugs it (after RemoveContainer). */
-void shim__devices_detach(struct shim *s, struct task *t);
+/* Drops t's disks: the last container holding one unplugs it (after RemoveContainer); the
+ * trusted store only when create_failed (the Create that attached it failed). */
+void shim__devices_detach(struct shim *s, struct task *t, bool create_failed);
 void shim__devices_free(Grpc__Device **d, size_t n);
 
 /* ---- monitor.c ------------------------------------------------------------------------- */
