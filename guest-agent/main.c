@@ -218,6 +218,8 @@ static void agent_done(struct agent *a)
                 free(c->pulled);
                 free(c);
         }
+        free(a->ts_boot.msg);
+        free(a->trusted_disk);
         agent_config_done(&a->cfg);
 }
 
@@ -226,6 +228,7 @@ int main(int argc, char **argv)
         struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
                           .policy_lock = PTHREAD_RWLOCK_INITIALIZER,
                           .destroy_efd = -1,
+                          .ts_boot = {.cond = PTHREAD_COND_INITIALIZER},
                           .puller = &AGENT_PULLER};
         /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
         mallopt(M_ARENA_MAX, 1);
@@ -260,12 +263,12 @@ int main(int argc, char **argv)
         cc_log_info("%s guest: %s", a.tee ? "TEE" : "not a TEE", tee_why);
         if (a.cfg.is_init)
                 load_initdata(&a);
-        /* Trusted storage, before anything uses the directories it covers. */
-        if (a.cfg.is_init && a.cfg.trusted_storage &&
-            agent_trusted_storage_setup(a.cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, &err) < 0)
-                fatal(&a, "trusted storage", err);
         load_policy(&a);
         start_services(&a);
+        /* Trusted storage in the background, once the runtime's reaper runs: CreateContainer,
+         * CopyFile and PullImage, which use the directories it covers, wait for it. */
+        if (a.cfg.is_init && a.cfg.trusted_storage && agent_trusted_storage_start(&a, &err) < 0)
+                fatal(&a, "trusted storage", err);
         if (a.cfg.is_init)
                 check_image(&a);
         if ((r = agent_transport_start(&a, &err)) < 0)

@@ -151,6 +151,7 @@ static const struct opt_def opt_defs[] = {
         FLAG("rw-sys", rw_sys),
         FLAG("no-ipcns", no_ipcns),
         LIST("sysctl", sysctls, n_sysctls),
+        LIST("device", devices, n_devices),
 };
 
 /* getopt_long's value for opt_defs[i] is OPT_VAL0 + i: never a character such as '?'. */

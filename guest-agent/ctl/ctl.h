@@ -22,6 +22,11 @@ struct opts {
         const char *envs[MAX_LIST], *caps[MAX_LIST], *rlimits[MAX_LIST], *seccomp_errno[MAX_LIST],
                 *mounts[MAX_LIST], *annotations[MAX_LIST], *sysctls[MAX_LIST];
         size_t n_env, n_caps, n_rlimits, n_seccomp, n_mounts, n_annotations, n_sysctls;
+        /* --device SERIAL:PATH[:integrity]: a block Device, and the linux.devices entry and
+         * resources rule a shim passes with it (host numbers 8:16, 8:32, ...: the agent must
+         * rewrite them). */
+        const char *devices[MAX_LIST];
+        size_t n_devices;
         bool tty, readonly, no_pidns, sandbox, caps_set, no_new_privs;
         /* Hostile-host tests: no masked/read-only paths, sysfs read-write, no ipc/uts ns. */
         bool no_masked, rw_sys, no_ipcns;
@@ -51,6 +56,8 @@ char *ctl_strdup(const char *s);
 /* The grpc.Process and grpc.Spec a shim would send, from the options (spec.c). */
 Grpc__Process *ctl_process_new(const struct opts *o);
 Grpc__Spec *ctl_spec_new(const struct opts *o);
+/* The Devices of --device (NULL when none). */
+Grpc__Device **ctl_devices_new(const struct opts *o);
 
 /* A command: its name, whether it needs --id, and what it does (the exit status). */
 struct ctl_command {

@@ -29,6 +29,8 @@ static void do_create(const struct opts *o)
                 req.n_storages = 1;
                 req.storages = sts;
         }
+        req.devices = ctl_devices_new(o);
+        req.n_devices = o->n_devices;
         ctl_call(AGENT, "CreateContainer", &req.base, NULL, NULL, 0, true);
 }
 

@@ -101,6 +101,69 @@ Grpc__Process *ctl_process_new(const struct opts *o)
         return p;
 }
 
+/* --device SERIAL:PATH[:integrity] split; exits 2 on a malformed one. */
+static void device_arg(const char *arg, char *serial, char *path, bool *integrity)
+{
+        char opt[32] = "";
+        if (sscanf(arg, "%63[^:]:%255[^:]:%31s", serial, path, opt) < 2 ||
+            (opt[0] && strcmp(opt, "integrity") != 0)) {
+                fprintf(stderr, "bad --device %s (SERIAL:PATH[:integrity])\n", arg);
+                exit(2);
+        }
+        *integrity = opt[0] != '\0';
+}
+
+/* The linux.devices entries and resources rules of --device, with made-up host numbers. */
+static void spec_devices(Grpc__Linux *l, const struct opts *o)
+{
+        Grpc__LinuxResources *res = l->resources;
+        l->devices = ctl_calloc(o->n_devices + 1, sizeof(*l->devices));
+        res->devices = ctl_calloc(o->n_devices + 1, sizeof(*res->devices));
+        for (size_t i = 0; i < o->n_devices; i++) {
+                char serial[64], path[256];
+                bool integrity;
+                device_arg(o->devices[i], serial, path, &integrity);
+                Grpc__LinuxDevice *d = ctl_calloc(1, sizeof(*d));
+                grpc__linux_device__init(d);
+                d->path = ctl_strdup(path);
+                d->type = ctl_strdup("b");
+                d->major = 8;
+                d->minor = 16 * (int64_t)(i + 1);
+                d->filemode = 0660;
+                l->devices[l->n_devices++] = d;
+                Grpc__LinuxDeviceCgroup *c = ctl_calloc(1, sizeof(*c));
+                grpc__linux_device_cgroup__init(c);
+                c->allow = true;
+                c->type = ctl_strdup("b");
+                c->major = d->major;
+                c->minor = d->minor;
+                c->access = ctl_strdup("rwm");
+                res->devices[res->n_devices++] = c;
+        }
+}
+
+Grpc__Device **ctl_devices_new(const struct opts *o)
+{
+        if (!o->n_devices)
+                return NULL;
+        Grpc__Device **v = ctl_calloc(o->n_devices + 1, sizeof(*v));
+        for (size_t i = 0; i < o->n_devices; i++) {
+                char serial[64], path[256];
+                bool integrity;
+                device_arg(o->devices[i], serial, path, &integrity);
+                Grpc__Device *d = v[i] = ctl_calloc(1, sizeof(*d));
+                grpc__device__init(d);
+                d->type = ctl_strdup("blk");
+                d->id = ctl_strdup(serial);
+                d->container_path = ctl_strdup(path);
+                if (integrity) {
+                        d->options = ctl_calloc(1, sizeof(char *));
+                        d->options[d->n_options++] = ctl_strdup("integrity");
+                }
+        }
+        return v;
+}
+
 Grpc__Spec *ctl_spec_new(const struct opts *o)
 {
         Grpc__Spec *s = ctl_calloc(1, sizeof(*s));
@@ -187,9 +250,10 @@ Grpc__Spec *ctl_spec_new(const struct opts *o)
                         l->sysctl[l->n_sysctl++] = e;
                 }
         }
-        if (o->memory || o->pids) {
+        if (o->memory || o->pids || o->n_devices) {
                 l->resources = ctl_calloc(1, sizeof(*l->resources));
                 grpc__linux_resources__init(l->resources);
+                spec_devices(l, o);
                 if (o->memory) {
                         l->resources->memory = ctl_calloc(1, sizeof(Grpc__LinuxMemory));
                         grpc__linux_memory__init(l->resources->memory);

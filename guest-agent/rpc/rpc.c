@@ -198,7 +198,7 @@ HANDLER(create_container)
         struct agent *a = userdata;
         const Grpc__CreateContainerRequest *req = (const void *)req_;
         int r = agent_rpc_admit(a, "CreateContainer", req->container_id, err);
-        if (r < 0)
+        if (r < 0 || (r = agent_trusted_storage_wait(a, err)) < 0)
                 return r;
         if (req->stdin_port || req->stdout_port || req->stderr_port)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");

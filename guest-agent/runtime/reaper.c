@@ -221,6 +221,29 @@ int agent_runtime_wait_oom(struct agent_runtime *rt, int64_t timeout_ns, char **
 
 /* ---- runtime -------------------------------------------------------------------------- */
 
+/* The containers area, created with its parents (it may be on a fresh tmpfs, /run in the
+ * guest, or a file system just mounted over it), opened O_PATH; -errno. */
+static int open_area(char *dir)
+{
+        for (char *sl = strchr(dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+                *sl = '\0';
+                (void)mkdir(dir, 0755);
+                *sl = '/';
+        }
+        (void)mkdir(dir, 0700);
+        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int agent_runtime_reopen_area(struct agent_runtime *rt)
+{
+        int fd = open_area(rt->containers_dir);
+        if (fd < 0)
+                return fd;
+        cc_close(__atomic_exchange_n(&rt->containers_dirfd, fd, __ATOMIC_SEQ_CST));
+        return 0;
+}
+
 int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runtime **ret)
 {
         struct agent_runtime *rt = calloc(1, sizeof(*rt));
@@ -242,16 +265,8 @@ int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runti
         if (!rt->containers_dir || !rt->cgroup_root ||
             (cfg->volumes_dir && !(rt->volumes_dir = strdup(cfg->volumes_dir))))
                 goto fail;
-        /* The area may be on a fresh tmpfs (/run in the guest): create it with its parents. */
-        for (char *sl = strchr(rt->containers_dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
-                *sl = '\0';
-                (void)mkdir(rt->containers_dir, 0755);
-                *sl = '/';
-        }
-        (void)mkdir(rt->containers_dir, 0700);
-        rt->containers_dirfd = open(rt->containers_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rt->containers_dirfd < 0) {
-                r = -errno;
+        if ((rt->containers_dirfd = open_area(rt->containers_dir)) < 0) {
+                r = rt->containers_dirfd;
                 goto fail;
         }
         /* Orphans of our double forks (and of anything in the guest, when we are init) must

@@ -47,6 +47,9 @@ enum agent_stream {
 };
 
 int agent_runtime_new(const struct agent_runtime_config *cfg, struct agent_runtime **ret);
+/* A file system was mounted over the containers area (the boot's trusted storage, made in the
+ * background before any container): creates the area again on it and opens that. */
+int agent_runtime_reopen_area(struct agent_runtime *rt);
 /* Kills and removes every container, stops the reaper, frees. NULL is fine. */
 void agent_runtime_free(struct agent_runtime *rt);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent_runtime *, agent_runtime_free)

@@ -4,12 +4,19 @@
  *
  * The shim attaches a scratch disk with a serial and names it on the kernel command line
  * (agent.trusted_storage=<serial>[,integrity], measured with the kernel in a TEE launch). At
- * boot, before the runtime opens its directories, the agent finds the disk by that serial in
- * /sys/block/<dev>/serial (never by its order) and runs cc-agent-storage
- * (guest-agent/storage/), which formats it as LUKS2 with a key made in the guest and never
- * stored, makes ext4 and mounts it on AGENT_TRUSTED_STORAGE_DIR, the parent of the image
- * store, the containers area and the pod's volumes. Any failure stops the boot (a pod that
- * asked for the disk must not fall back to RAM silently).
+ * boot the agent finds the disk by that serial in /sys/block/<dev>/serial (never by its order)
+ * and runs cc-agent-storage (guest-agent/storage/), which formats it as LUKS2 with a key made
+ * in the guest and never stored, makes ext4 and mounts it on AGENT_TRUSTED_STORAGE_DIR, the
+ * parent of the image store, the containers area and the pod's volumes. This runs in a thread
+ * while the agent already answers (the helper's start, reading libcryptsetup's chain from the
+ * image's squashfs, is most of its time under TCG): CreateSandbox and the network need none of
+ * it, and CreateContainer, CopyFile and PullImage wait for it. A failure fails those, naming
+ * it (a pod that asked for the disk must not fall back to RAM silently).
+ *
+ * A disk can also come with a container: CreateContainer's Device at /dev/trusted_store
+ * (devices.c, the release notes' pod). Containers may exist then, so it is mounted apart, on
+ * AGENT_TRUSTED_LATE_DIR, and the pulls from then on keep their layers and writable layers
+ * there (image-pull.c); DestroySandbox unmounts it and removes the mapping.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +30,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,11 +125,9 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs the helper and returns its result line in *msg. At boot the runtime's reaper does not
- * exist yet and waitpid is ours (own_child); later the reaper reaps it, and the result line,
- * which the helper writes last, is all we wait for. */
-static int run_helper(char *const argv[], bool own_child, char *msg, size_t len,
-                      struct cc_error **err)
+/* Runs the helper and returns its result line in *msg. The runtime's reaper reaps it (the
+ * runtime runs by then): the result line, which the helper writes last, is all we wait for. */
+static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error **err)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -153,14 +157,11 @@ static int run_helper(char *const argv[], bool own_child, char *msg, size_t len,
         msg[off] = '\0';
         msg[strcspn(msg, "\n")] = '\0';
         close(p[0]);
-        int st = 0;
-        while (own_child && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
         char *end = NULL;
         long e = strtol(msg, &end, 10);
         if (end == msg || e < 0 || e > 4095 || *end != ' ')
-                return cc_error_set(err, EIO, "%s gave no result (status %d): '%.200s'", argv[0],
-                                    st, msg);
+                return cc_error_set(err, EIO, "%s (pid %d) gave no result: '%.200s'", argv[0],
+                                    (int)pid, msg);
         memmove(msg, end + 1, strlen(end + 1) + 1);
         if (e)
                 return cc_error_set(err, (int)e, "%s", msg);
@@ -168,8 +169,8 @@ static int run_helper(char *const argv[], bool own_child, char *msg, size_t len,
 }
 
 /* The helper on /dev/<name>: LUKS2 + ext4 mounted on mountpoint; its result line in msg. */
-static int format_and_mount(const char *name, const char *mountpoint, bool integrity,
-                            bool own_child, char *msg, size_t len, struct cc_error **err)
+static int format_and_mount(const char *name, const char *mountpoint, bool integrity, char *msg,
+                            size_t len, struct cc_error **err)
 {
         int r;
         if ((r = agent_pull_libs_mount(err)) < 0)
@@ -184,7 +185,7 @@ static int format_and_mount(const char *name, const char *mountpoint, bool integ
                         (char *)mountpoint,
                         integrity ? (char *)"integrity" : NULL,
                         NULL};
-        if ((r = run_helper(argv, own_child, msg, len, err)) < 0)
+        if ((r = run_helper(argv, msg, len, err)) < 0)
                 return cc_error_wrap(err, -r, "trusted storage on %s", dev);
         return 0;
 }
@@ -209,12 +210,67 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
         int64_t found_ms = now_ms() - t0;
         char msg[1024];
         int64_t t1 = now_ms();
-        if ((r = format_and_mount(name, mountpoint, integrity, true, msg, sizeof(msg), err)) < 0)
+        if ((r = format_and_mount(name, mountpoint, integrity, msg, sizeof(msg), err)) < 0)
                 return cc_error_wrap(err, -r, "serial %s", serial);
         cc_log_info("trusted storage: %s (disk found in %lld ms, helper %lld ms, %lld ms in all)",
                     msg, (long long)found_ms, (long long)(now_ms() - t1),
                     (long long)(now_ms() - t0));
         return 0;
+}
+
+/* The boot's disk in the background: the containers area is made again on it and the
+ * requests waiting in agent_trusted_storage_wait() go on. */
+static void *boot_thread(void *arg)
+{
+        struct agent *a = arg;
+        _cleanup_error_ struct cc_error *err = NULL;
+        int r = agent_trusted_storage_setup(a->cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR,
+                                            &err);
+        if (r == 0 && (r = agent_runtime_reopen_area(a->rt)) < 0)
+                cc_error_set(&err, -r, "the containers area on the trusted storage: %s",
+                             strerror(-r));
+        if (r < 0)
+                cc_log_error("trusted storage: %s (CreateContainer, CopyFile and PullImage fail "
+                             "with this)",
+                             cc_error_message(err));
+        pthread_mutex_lock(&a->lock);
+        a->ts_boot.pending = false;
+        a->ts_boot.r = r;
+        a->ts_boot.msg = r < 0 ? strdup(cc_error_message(err)) : NULL;
+        pthread_cond_broadcast(&a->ts_boot.cond);
+        pthread_mutex_unlock(&a->lock);
+        return NULL;
+}
+
+int agent_trusted_storage_start(struct agent *a, struct cc_error **err)
+{
+        char serial[32];
+        bool integrity;
+        int r = agent_trusted_storage_parse(a->cfg.trusted_storage, serial, sizeof(serial),
+                                            &integrity, err);
+        if (r < 0)
+                return r;
+        pthread_t t;
+        a->ts_boot.pending = true;
+        if ((r = pthread_create(&t, NULL, boot_thread, a)) != 0) {
+                a->ts_boot.pending = false;
+                return cc_error_set(err, r, "trusted storage: thread: %s", strerror(r));
+        }
+        pthread_detach(t);
+        return 0;
+}
+
+int agent_trusted_storage_wait(struct agent *a, struct cc_error **err)
+{
+        pthread_mutex_lock(&a->lock);
+        while (a->ts_boot.pending)
+                pthread_cond_wait(&a->ts_boot.cond, &a->lock);
+        int r = a->ts_boot.r;
+        if (r < 0)
+                cc_error_set(err, -r, "trusted storage is not there: %s",
+                             a->ts_boot.msg ? a->ts_boot.msg : strerror(-r));
+        pthread_mutex_unlock(&a->lock);
+        return r;
 }
 
 /* One device-mapper request on the mapping `name` (no library: the agent is static). */
@@ -264,8 +320,7 @@ int agent_trusted_storage_attach(struct agent *a, const char *name, bool integri
                 return -ENOMEM;
         char msg[1024];
         int64_t t0 = now_ms();
-        int r = format_and_mount(name, AGENT_TRUSTED_LATE_DIR, integrity, false, msg, sizeof(msg),
-                                 err);
+        int r = format_and_mount(name, AGENT_TRUSTED_LATE_DIR, integrity, msg, sizeof(msg), err);
         /* containers/ last: the pulls take the store when they see it (image-pull.c). */
         if (r == 0 && ((r = cc_mkdir_p(AGENT_TRUSTED_LATE_DIR "/image", 0700)) < 0 ||
                        (r = cc_mkdir_p(AGENT_TRUSTED_LATE_DIR "/containers", 0700)) < 0))
