@@ -103,6 +103,7 @@ APP=$C
 cc_wait_for 120 grep -q "stdout F $MARK" "$CC_TMP/logs/$PODNAME/application.log" &&
         ok "the application printed its image's marker" || fail "application log: $(cat "$CC_TMP/logs/$PODNAME/application.log" 2>&1)"
 con=$RUNDIR/console.log
+cc_wait_for 30 grep -a -q "trusted storage from /dev/trusted_store: " "$con"
 line=$(grep -a -o "trusted storage from /dev/trusted_store: .*" "$con" | head -1)
 case "$line" in
 *"LUKS2"*"aes-xts-plain64 volume key 512 bits, sector size 4096"*"ext4 on /run/cc-trusted-storage"*)
@@ -114,7 +115,7 @@ echo "$out" | grep -q "^CRYPT-LUKS2-" && echo "$out" | grep -qx 4096 && echo "$o
         ok "in the guest: a LUKS2 mapping, 4096-byte sectors, on the hot-plugged disk ($(echo $out | cut -c1-90))" ||
         fail "guest dm devices: '$(echo $out)'"
 out=$(cri exec-sync "$SIDE" /bin/busybox sh -c 'ls /dev/trusted_store 2>&1; echo rc=$?')
-case "$out" in *rc=0*) fail "the sidecar got /dev/trusted_store: $out" ;; *) ok "the sidecar does not get the trusted store's device" ;; esac
+case "$out" in *rc=0*) fail "the sidecar got /dev/trusted_store: $out" ;; *rc=*) ok "the sidecar does not get the trusted store's device" ;; *) fail "sidecar exec: '$out'" ;; esac
 sync
 [ "$(head -c 6 "$CC_TMP/trusted.img" | od -An -tx1 | tr -d ' \n')" = 4c554b53babe ] &&
         ok "the loop's backing file starts with a LUKS header" || fail "no LUKS magic at the start of trusted.img"
@@ -130,7 +131,7 @@ R=$C
 out=$(cri exec-sync "$R" /bin/sh -c 'busybox head -c 64 /dev/xvda | busybox head -n 1')
 [ "$out" = "host-wrote-ro-$MARK" ] && ok "read-only volume: the container reads what the host wrote" || fail "reader /dev/xvda: '$out'"
 out=$(cri exec-sync "$R" /bin/sh -c 'echo x | busybox dd of=/dev/xvda conv=notrunc 2>&1; echo rc=$?')
-case "$out" in *rc=0*) fail "a write to the read-only volume succeeded: $out" ;; *) ok "a write to it fails ($(echo "$out" | head -1 | cut -c1-60))" ;; esac
+case "$out" in *rc=0*) fail "a write to the read-only volume succeeded: $out" ;; *rc=*) ok "a write to it fails ($(echo "$out" | head -1 | cut -c1-60))" ;; *) fail "reader exec: '$out'" ;; esac
 run "$POD" $PODNAME writer "$IMAGE" "$SLEEP" "$(dev /dev/xvda "$DATA" rw)"
 W=$C
 out=$(cri exec-sync "$W" /bin/sh -c "busybox head -c 64 /dev/xvda | busybox head -n 1; echo guest-wrote-$MARK | busybox dd of=/dev/xvda bs=4096 seek=1 conv=notrunc,fsync 2>/dev/null; echo rc=\$?")
