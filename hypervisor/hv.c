@@ -381,6 +381,9 @@ static int validate(const struct hv_config *cfg, const struct hv_ops **ret_ops,
                                             "[A-Za-z0-9._-])",
                                             i, s);
         }
+        if (cfg->hotplug_slots > HV_MAX_HOTPLUG_SLOTS)
+                return cc_error_set(err, EINVAL, "hotplug_slots %u out of range (at most %u)",
+                                    cfg->hotplug_slots, HV_MAX_HOTPLUG_SLOTS);
         if (!cfg->user_net && cfg->user_net_mac)
                 return cc_error_set(err, EINVAL, "user_net_mac set without user_net");
         if (cfg->user_net && cfg->tee.kind != HV_TEE_NONE)

@@ -37,4 +37,4 @@ $(BUILD)/cc-runtime: $(BUILD)/hypervisor/main.o $(LIBS)
 	$(Q)$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(PKG_LIBS) $(EXTRA_LIBS) $(LDLIBS)
 
 INTEGRATION_TESTS += test/integration/hv-qemu.sh test/integration/hv-check.sh \
-	test/integration/hv-libvirt.sh
+	test/integration/hv-libvirt.sh test/integration/hv-hotplug.sh

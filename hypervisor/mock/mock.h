@@ -16,12 +16,23 @@ struct hv_vm;
 /* Makes the VM exit as if the VMM ended with `code` (>= 0) or was killed by `signal`. */
 int hv_mock_exit(struct hv_vm *vm, int code, int signal);
 
-/* The next call of `op` ("start", "stop", "wait", "agent_address") fails with -errnum. */
+/* The next call of `op` ("start", "stop", "wait", "agent_address", "disk_add",
+ * "disk_remove") fails with -errnum. */
 void hv_mock_fail_next(const char *op, int errnum);
 
-/* Operations so far, space separated, e.g. "start:vm1 agent_address:vm1 stop:vm1". Caller
- * frees. */
+/* Operations so far, space separated, e.g. "start:vm1 agent_address:vm1 stop:vm1"; disks as
+ * "disk_add:vm1:<serial>" and "disk_remove:vm1:<serial>". Caller frees. */
 char *hv_mock_calls(void);
+
+/*
+ * The disks hot-plugged into `vm` now, by slot (a removed disk frees its slot), space separated,
+ * each as
+ * "<serial>=<path>" with ",ro" when read-only; "" when none; NULL when out of memory. Like
+ * QEMU, the mock has hv_config.hotplug_slots slots: -ENOSPC beyond them, -EEXIST for a serial
+ * attached already, -ENOENT when removing one that is not. A stopped VM forgets its disks.
+ * Caller frees.
+ */
+char *hv_mock_disks(struct hv_vm *vm);
 
 /* Forgets recorded calls and pending failures. */
 void hv_mock_reset(void);

@@ -289,6 +289,18 @@ int hv_qemu_argv(const struct hv_qemu_plan *plan, struct hv_argv *a, struct cc_e
                 else
                         hv__argv_add(a, "virtio-net-pci,netdev=usernet0,id=usernic0");
         }
+        if (cfg->hotplug_slots > HV_MAX_HOTPLUG_SLOTS)
+                return cc_error_set(err, EINVAL, "hotplug_slots %u: at most %u", cfg->hotplug_slots,
+                                    HV_MAX_HOTPLUG_SLOTS);
+        /* Empty PCIe root ports for hv_vm_disk_add(), last so that they do not move the other
+         * devices' addresses: a device can only be hot-plugged into a port (q35's pcie.0 takes
+         * none), and TEE guests too take hot-plugged virtio-blk only there. Each port needs a
+         * chassis number of its own (slot 0 in each). */
+        for (unsigned i = 0; i < cfg->hotplug_slots; i++) {
+                hv__argv_add(a, "-device");
+                hv__argv_addf(a, "pcie-root-port,id=" HV_QEMU_ROOT_PORT "%u,bus=pcie.0,chassis=%u",
+                              i, i + 1);
+        }
         if (a->failed)
                 return cc_error_set(err, ENOMEM, "out of memory building the QEMU command line");
         return 0;

@@ -24,6 +24,7 @@ struct qemu_vm {
         struct hv_vm vm;
         struct hv_proc proc;
         struct hv_qmp qmp;
+        struct hv_qemu_hotplug hotplug;
         enum hv_channel channel;
         uint32_t cid;
         int vhost_fd;
@@ -161,6 +162,7 @@ static int start_failed(struct qemu_vm *q, int r, struct cc_error **err)
         bool lost = r == -ECONNRESET || r == -ECHILD || r == -EPIPE;
         bool died = q->proc.pid > 0 && hv__proc_wait(&q->proc, lost ? 2000 : 0) == 0;
         hv__proc_kill(&q->proc);
+        hv_qemu_hotplug_done(&q->hotplug);
         hv_qmp_close(&q->qmp);
         remove_run_files(q);
         q->vhost_fd = cc_close(q->vhost_fd);
@@ -271,6 +273,9 @@ static int qemu_start(struct hv_vm *vm, int timeout_ms, struct cc_error **err)
                 return start_failed(q, r, err);
         cc_log_debug("hv: %s: QMP ready, QEMU %u.%u.%u", cfg->name, q->qmp.version / 10000,
                      q->qmp.version / 100 % 100, q->qmp.version % 100);
+        r = hv_qemu_hotplug_init(&q->hotplug, &q->qmp, cfg->hotplug_slots, err);
+        if (r < 0)
+                return start_failed(q, r, err);
         /* The monitor answers only after machine init: every device (and the agent socket)
          * exists now. query-status confirms the guest runs. */
         json_object *status = NULL;
@@ -302,6 +307,7 @@ static int qemu_wait(struct hv_vm *vm, int timeout_ms, struct hv_exit *ret, stru
                 return cc_error_set(err, ETIMEDOUT, "VM %s still running", vm->cfg.name);
         if (r < 0)
                 return cc_error_set(err, -r, "VM %s: wait: %s", vm->cfg.name, strerror(-r));
+        hv_qemu_hotplug_done(&q->hotplug);
         hv_qmp_close(&q->qmp);
         remove_run_files(q);
         *ret = q->proc.exit;
@@ -324,6 +330,7 @@ static int qemu_stop(struct hv_vm *vm, int grace_ms, struct cc_error **err)
                 hv__proc_wait(&q->proc, 2000);
         }
         hv__proc_kill(&q->proc);
+        hv_qemu_hotplug_done(&q->hotplug);
         hv_qmp_close(&q->qmp);
         remove_run_files(q);
         return 0;
@@ -357,10 +364,30 @@ static int qemu_pids(struct hv_vm *vm, pid_t *ret, size_t max)
         return 1;
 }
 
+/* Hot-plug (hotplug.c): only while QEMU runs; its exit released every disk. */
+static int qemu_disk_add(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                         struct cc_error **err)
+{
+        struct qemu_vm *q = to_qemu(vm);
+        if (!hv__proc_running(&q->proc) || q->qmp.fd < 0)
+                return cc_error_set(err, ESRCH, "VM %s: QEMU is not running", vm->cfg.name);
+        return hv_qemu_disk_add(&q->hotplug, disk, timeout_ms, err);
+}
+
+static int qemu_disk_remove(struct hv_vm *vm, const char *serial, int timeout_ms,
+                            struct cc_error **err)
+{
+        struct qemu_vm *q = to_qemu(vm);
+        if (!hv__proc_running(&q->proc) || q->qmp.fd < 0)
+                return cc_error_set(err, ESRCH, "VM %s: QEMU is not running", vm->cfg.name);
+        return hv_qemu_disk_remove(&q->hotplug, serial, timeout_ms, err);
+}
+
 static void qemu_free(struct hv_vm *vm)
 {
         struct qemu_vm *q = to_qemu(vm);
         hv__proc_done(&q->proc);
+        hv_qemu_hotplug_done(&q->hotplug);
         hv_qmp_close(&q->qmp);
         remove_run_files(q);
         hv__unlink(q->log_path);
@@ -383,5 +410,7 @@ const struct hv_ops hv_qemu_ops = {
         .exit_fd = qemu_exit_fd,
         .agent_address = qemu_agent_address,
         .pids = qemu_pids,
+        .disk_add = qemu_disk_add,
+        .disk_remove = qemu_disk_remove,
         .free = qemu_free,
 };

@@ -67,6 +67,10 @@ struct hv_qmp {
         unsigned next_id;
         bool shutdown_seen; /* a SHUTDOWN event arrived */
         char shutdown_reason[64];
+        /* Called for every event read, whichever call reads it (events arrive between and
+         * before replies: DEVICE_DELETED may come while another command runs). */
+        void (*on_event)(void *data, const struct hv_qmp_msg *m);
+        void *event_data;
 };
 #define HV_QMP_INIT                      \
         {                                \
@@ -81,7 +85,52 @@ int hv_qmp_handshake(struct hv_qmp *q, int fd, int timeout_ms, struct cc_error *
  */
 int hv_qmp_execute(struct hv_qmp *q, const char *cmd, json_object *args, int timeout_ms,
                    json_object **ret, struct cc_error **err);
+/*
+ * Reads (and hands to on_event) what QEMU sends until done(data) is true: 0; -ETIMEDOUT when
+ * timeout_ms passes first (nothing in *err: the caller says what it waited for).
+ */
+int hv_qmp_wait(struct hv_qmp *q, bool (*done)(void *data), void *data, int timeout_ms,
+                struct cc_error **err);
 void hv_qmp_close(struct hv_qmp *q);
 
 /* The version of a QEMU binary from `<path> --version` (cached per path); 0 when unknown. */
 unsigned hv_qemu_binary_version(const char *path);
+
+/*
+ * Disk hot-plug (hypervisor/qemu/hotplug.c). The command line pre-allocates hotplug_slots
+ * PCIe root ports "hp<N>"; a disk goes into a free one as virtio-blk-pci "hpblk-<serial>" on
+ * the block node "hpd-<serial>" (QEMU ids start with a letter; a serial is checked to be
+ * [A-Za-z0-9._-], so the prefixed names are valid ids).
+ */
+#define HV_QEMU_ROOT_PORT "hp"
+
+struct hv_qemu_slot {
+        bool used;
+        bool deleted; /* DEVICE_DELETED arrived: only the block node remains */
+        char serial[21];
+};
+
+struct hv_qemu_hotplug {
+        struct hv_qmp *qmp;
+        struct hv_qemu_slot *slots;
+        unsigned n_slots;
+};
+
+/* Pure builders of the QMP arguments (unit-tested). `host_device`: a block device, else a
+ * regular file. NULL when out of memory. */
+json_object *hv_qemu_blockdev_add_args(const struct hv_disk *disk, bool host_device);
+json_object *hv_qemu_device_add_args(const char *serial, unsigned slot);
+/* {"<key>": "<prefix><serial>"}: device_del's {"id"} and blockdev-del's {"node-name"}. */
+json_object *hv_qemu_name_args(const char *key, const char *prefix, const char *serial);
+#define HV_QEMU_NODE_PREFIX "hpd-"
+#define HV_QEMU_DEV_PREFIX  "hpblk-"
+
+/* Attaches the slot table to a connected QMP client (its on_event). */
+int hv_qemu_hotplug_init(struct hv_qemu_hotplug *h, struct hv_qmp *q, unsigned n_slots,
+                         struct cc_error **err);
+/* Forgets every slot (the VMM is gone and released them). */
+void hv_qemu_hotplug_done(struct hv_qemu_hotplug *h);
+int hv_qemu_disk_add(struct hv_qemu_hotplug *h, const struct hv_disk *disk, int timeout_ms,
+                     struct cc_error **err);
+int hv_qemu_disk_remove(struct hv_qemu_hotplug *h, const char *serial, int timeout_ms,
+                        struct cc_error **err);

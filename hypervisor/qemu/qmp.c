@@ -139,6 +139,8 @@ static int read_msg(struct hv_qmp *q, int64_t deadline, struct hv_qmp_msg *ret,
                                 snprintf(q->shutdown_reason, sizeof(q->shutdown_reason), "%s",
                                          reason ? reason : "");
                         }
+                        if (ret->kind == HV_QMP_EVENT && q->on_event)
+                                q->on_event(q->event_data, ret);
                         return 0;
                 }
                 if (q->len >= HV_QMP_MAX_LINE)
@@ -242,6 +244,29 @@ int hv_qmp_execute(struct hv_qmp *q, const char *cmd, json_object *args, int tim
                         cc_log_debug("hv: qmp event %s", m.event);
                 hv_qmp_msg_done(&m);
         }
+}
+
+int hv_qmp_wait(struct hv_qmp *q, bool (*done)(void *data), void *data, int timeout_ms,
+                struct cc_error **err)
+{
+        if (q->fd < 0)
+                return cc_error_set(err, ENOTCONN, "qmp: not connected");
+        int64_t deadline = hv__deadline(timeout_ms);
+        while (!done(data)) {
+                if (hv__remaining(deadline) == 0)
+                        return -ETIMEDOUT;
+                struct hv_qmp_msg m;
+                _cleanup_error_ struct cc_error *read_err = NULL;
+                int r = read_msg(q, deadline, &m, &read_err);
+                if (r == -ETIMEDOUT)
+                        return -ETIMEDOUT;
+                if (r < 0)
+                        return cc_error_set(err, -r, "%s", cc_error_message(read_err));
+                if (m.kind == HV_QMP_EVENT)
+                        cc_log_debug("hv: qmp event %s", m.event);
+                hv_qmp_msg_done(&m);
+        }
+        return 0;
 }
 
 int hv_qmp_handshake(struct hv_qmp *q, int fd, int timeout_ms, struct cc_error **err)

@@ -273,6 +273,36 @@ static void test_qemu_tdx(void **state)
         qemu_golden("qemu-tdx.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
 }
 
+/* Pre-allocated PCIe root ports for disk hot-plug (hotplug_slots): without a TEE, and for the
+ * TEE profiles whose guests take hot-plugged virtio-blk through them. */
+static void test_qemu_hotplug(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        c.hotplug_slots = 3;
+        qemu_golden("qemu-none-hotplug.args", &c, HV_ACCEL_TCG, HV_CHANNEL_SERIAL);
+        c = base_config(HV_TEE_TDX);
+        c.hotplug_slots = 2;
+        qemu_golden("qemu-tdx-hotplug.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+        c = base_config(HV_TEE_SEV_SNP);
+        c.hotplug_slots = 2;
+        qemu_golden("qemu-sev-snp-hotplug.args", &c, HV_ACCEL_KVM, HV_CHANNEL_VSOCK);
+        /* Beyond the limit the renderer refuses too (hv_vm_new() does first). */
+        c.hotplug_slots = 17;
+        struct hv_qemu_plan plan = {.cfg = &c,
+                                    .console_log = "/x",
+                                    .accel = HV_ACCEL_KVM,
+                                    .channel = HV_CHANNEL_VSOCK,
+                                    .cid = 3,
+                                    .cbitpos = 51,
+                                    .qmp_fd = 3,
+                                    .vhost_fd = 4,
+                                    .tap_fd_base = 5};
+        struct hv_argv a = {0};
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_qemu_argv(&plan, &a, &err), -EINVAL);
+        hv__argv_done(&a);
+}
+
 static void test_qemu_sev(void **state)
 {
         struct hv_config c = base_config(HV_TEE_SEV);
@@ -468,6 +498,7 @@ int main(void)
                 cmocka_unit_test(test_qemu_debug_console),
                 cmocka_unit_test(test_qemu_user_net_refused_for_tee),
                 cmocka_unit_test(test_qemu_tdx),
+                cmocka_unit_test(test_qemu_hotplug),
                 cmocka_unit_test(test_qemu_sev),
                 cmocka_unit_test(test_qemu_sev_es),
                 cmocka_unit_test(test_qemu_sev_snp),

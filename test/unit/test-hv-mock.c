@@ -175,10 +175,65 @@ static void test_config_copied(void **state)
         assert_string_equal(addr, "unix:/run/test/pod-2/agent.sock");
 }
 
+/* Hot-plug through the generic wrappers into the mock: recorded, and its errors as QEMU's. */
+static void test_disk_hotplug(void **state)
+{
+        hv_mock_reset();
+        struct hv_config c = mock_config();
+        c.hotplug_slots = 2;
+        _cleanup_error_ struct cc_error *err = NULL;
+        _cleanup_hv_vm_ struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        struct hv_disk a = {.path = "/dev/loop7", .serial = "vol-a"};
+        struct hv_disk b = {.path = "/run/x/scratch.img", .serial = "cc-trusted", .readonly = true};
+        struct hv_disk d = {.path = "/dev/loop8", .serial = "vol-d"};
+        assert_int_equal(hv_vm_disk_add(vm, &a, 1000, &err), -ESRCH);
+        assert_int_equal(hv_vm_start(vm, 1000, &err), 0);
+        assert_int_equal(hv_vm_disk_add(vm, &a, 1000, &err), 0);
+        assert_int_equal(hv_vm_disk_add(vm, &a, 1000, &err), -EEXIST);
+        assert_non_null(strstr(cc_error_message(err), "vol-a"));
+        assert_int_equal(hv_vm_disk_add(vm, &b, 1000, &err), 0);
+        assert_int_equal(hv_vm_disk_add(vm, &d, 1000, &err), -ENOSPC);
+        _cleanup_free_ char *disks = hv_mock_disks(vm);
+        assert_string_equal(disks, "vol-a=/dev/loop7 cc-trusted=/run/x/scratch.img,ro");
+        assert_int_equal(hv_vm_disk_remove(vm, "vol-d", 1000, &err), -ENOENT);
+        assert_int_equal(hv_vm_disk_remove(vm, "vol-a", 1000, &err), 0);
+        assert_int_equal(hv_vm_disk_add(vm, &d, 1000, &err), 0);
+        hv_mock_fail_next("disk_remove", EIO);
+        assert_int_equal(hv_vm_disk_remove(vm, "vol-d", 1000, &err), -EIO);
+        _cleanup_free_ char *disks2 = hv_mock_disks(vm);
+        assert_string_equal(disks2, "vol-d=/dev/loop8 cc-trusted=/run/x/scratch.img,ro");
+        /* The generic checks: a serial is required and must be one the guest can match. */
+        struct hv_disk bad = {.path = "/dev/loop9", .serial = "a/b"};
+        assert_int_equal(hv_vm_disk_add(vm, &bad, 1000, &err), -EINVAL);
+        bad.serial = NULL;
+        assert_int_equal(hv_vm_disk_add(vm, &bad, 1000, &err), -EINVAL);
+        assert_int_equal(hv_vm_disk_remove(vm, "012345678901234567890", 1000, &err), -EINVAL);
+        /* The VM's end releases its disks. */
+        assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
+        _cleanup_free_ char *disks3 = hv_mock_disks(vm);
+        assert_string_equal(disks3, "");
+        _cleanup_free_ char *calls = hv_mock_calls();
+        assert_string_equal(calls, "start:pod-1 disk_add:pod-1:vol-a disk_add:pod-1:vol-a "
+                                   "disk_add:pod-1:cc-trusted disk_add:pod-1:vol-d "
+                                   "disk_remove:pod-1:vol-d disk_remove:pod-1:vol-a "
+                                   "disk_add:pod-1:vol-d disk_remove:pod-1:vol-d stop:pod-1");
+        /* No slots configured: every hot-plug is refused. */
+        c.hotplug_slots = 0;
+        _cleanup_hv_vm_ struct hv_vm *vm0 = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm0, &err), 0);
+        assert_int_equal(hv_vm_start(vm0, 1000, &err), 0);
+        assert_int_equal(hv_vm_disk_add(vm0, &a, 1000, &err), -ENOSPC);
+        c.hotplug_slots = 17;
+        _cleanup_hv_vm_ struct hv_vm *vm17 = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm17, &err), -EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_disk_hotplug),
                 cmocka_unit_test(test_crash_and_failures),
                 cmocka_unit_test(test_validation),
                 cmocka_unit_test(test_config_copied),

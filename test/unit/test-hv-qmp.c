@@ -83,7 +83,7 @@ struct peer {
         int fd;
         const char *greeting;
         const char *replies[8]; /* one per client command; NULL = close */
-        char requests[2048];
+        char requests[4096];
 };
 
 static void *peer_main(void *arg)
@@ -248,6 +248,172 @@ static void test_line_bound(void **state)
         waitpid(pid, NULL, 0);
 }
 
+/* The QMP arguments of a hot-plug, exactly. */
+static void test_hotplug_args(void **state)
+{
+        struct hv_disk d = {.path = "/dev/loop3", .serial = "vol-1", .readonly = true};
+        json_object *o = hv_qemu_blockdev_add_args(&d, true);
+        assert_string_equal(json_object_to_json_string_ext(
+                                    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                            "{\"driver\":\"raw\",\"node-name\":\"hpd-vol-1\",\"read-only\":true,"
+                            "\"file\":{\"driver\":\"host_device\",\"filename\":\"/dev/loop3\","
+                            "\"cache\":{\"direct\":true},\"read-only\":true}}");
+        json_object_put(o);
+        o = hv_qemu_device_add_args("vol-1", 7);
+        assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                            "{\"driver\":\"virtio-blk-pci\",\"id\":\"hpblk-vol-1\",\"drive\":"
+                            "\"hpd-vol-1\",\"serial\":\"vol-1\",\"bus\":\"hp7\"}");
+        json_object_put(o);
+        o = hv_qemu_name_args("node-name", HV_QEMU_NODE_PREFIX, "vol-1");
+        assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                            "{\"node-name\":\"hpd-vol-1\"}");
+        json_object_put(o);
+}
+
+/* A regular file to hot-plug (stat must find one). */
+static void temp_disk(char *path, size_t len)
+{
+        snprintf(path, len, "/tmp/test-hv-qmp-XXXXXX");
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+}
+
+/*
+ * Add, then remove with DEVICE_DELETED arriving before device_del's own return (the guest can
+ * be that quick): the event is not lost. The backend child's event (no "device") is ignored.
+ */
+static void test_hotplug_add_remove(void **state)
+{
+        char path[64];
+        temp_disk(path, sizeof(path));
+        struct peer p = {
+                .greeting = GREETING,
+                .replies = {"{\"return\": {}, \"id\": \"hv-1\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-2\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-3\"}\n",
+                            "{\"event\": \"DEVICE_DELETED\", \"data\": {\"path\": "
+                            "\"/machine/peripheral/hpblk-s1/virtio-backend\"}}\n"
+                            "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"hpblk-s1\", "
+                            "\"path\": \"/machine/peripheral/hpblk-s1\"}}\n"
+                            "{\"return\": {}, \"id\": \"hv-4\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-5\"}\n"},
+        };
+        pthread_t t;
+        struct hv_qmp q;
+        int fd;
+        run_peer(&p, &t, &q, &fd);
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_qmp_handshake(&q, fd, 5000, &err), 0);
+        struct hv_qemu_hotplug h = {0};
+        assert_int_equal(hv_qemu_hotplug_init(&h, &q, 2, &err), 0);
+        struct hv_disk d = {.path = path, .serial = "s1"};
+        assert_int_equal(hv_qemu_disk_add(&h, &d, 5000, &err), 0);
+        assert_int_equal(hv_qemu_disk_add(&h, &d, 5000, &err), -EEXIST);
+        assert_int_equal(hv_qemu_disk_remove(&h, "s1", 5000, &err), 0);
+        assert_int_equal(hv_qemu_disk_remove(&h, "s1", 5000, &err), -ENOENT);
+        hv_qemu_hotplug_done(&h);
+        finish_peer(&p, t, &q);
+        unlink(path);
+        /* json-c escapes the path's '/' (valid JSON, which QEMU reads). */
+        assert_non_null(strstr(p.requests,
+                               "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":"
+                               "\"raw\",\"node-name\":\"hpd-s1\",\"read-only\":false,"
+                               "\"file\":{\"driver\":\"file\",\"filename\":"
+                               "\"\\/tmp\\/test-hv-qmp-"));
+        assert_non_null(strstr(
+                p.requests,
+                "\",\"cache\":{\"direct\":false},\"read-only\":false}},\"id\":\"hv-2\"}\n"
+                "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"virtio-blk-pci\",\"id\":"
+                "\"hpblk-s1\",\"drive\":\"hpd-s1\",\"serial\":\"s1\",\"bus\":\"hp0\"},\"id\":"
+                "\"hv-3\"}\n"
+                "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"hpblk-s1\"},\"id\":\"hv-4\"}\n"
+                "{\"execute\":\"blockdev-del\",\"arguments\":{\"node-name\":\"hpd-s1\"},\"id\":"
+                "\"hv-5\"}\n"));
+}
+
+/* device_add refused: the block node is deleted again and the slot stays free. */
+static void test_hotplug_device_add_fails(void **state)
+{
+        char path[64];
+        temp_disk(path, sizeof(path));
+        struct peer p = {
+                .greeting = GREETING,
+                .replies = {"{\"return\": {}, \"id\": \"hv-1\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-2\"}\n",
+                            "{\"id\": \"hv-3\", \"error\": {\"class\": \"GenericError\", "
+                            "\"desc\": \"Bus 'hp0' not found\"}}\n",
+                            "{\"return\": {}, \"id\": \"hv-4\"}\n"},
+        };
+        pthread_t t;
+        struct hv_qmp q;
+        int fd;
+        run_peer(&p, &t, &q, &fd);
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_qmp_handshake(&q, fd, 5000, &err), 0);
+        struct hv_qemu_hotplug h = {0};
+        assert_int_equal(hv_qemu_hotplug_init(&h, &q, 1, &err), 0);
+        struct hv_disk d = {.path = path, .serial = "s2"};
+        assert_int_equal(hv_qemu_disk_add(&h, &d, 5000, &err), -EREMOTEIO);
+        assert_non_null(strstr(cc_error_message(err), "disk 's2'"));
+        assert_non_null(strstr(cc_error_message(err), "Bus 'hp0' not found"));
+        assert_false(h.slots[0].used);
+        assert_int_equal(hv_qemu_disk_remove(&h, "s2", 5000, &err), -ENOENT);
+        /* No slots at all: refused before QEMU is asked. */
+        struct hv_qemu_hotplug none = {0};
+        assert_int_equal(hv_qemu_hotplug_init(&none, &q, 0, &err), 0);
+        assert_int_equal(hv_qemu_disk_add(&none, &d, 5000, &err), -ENOSPC);
+        assert_non_null(strstr(cc_error_message(err), "hotplug_slots = 0"));
+        hv_qemu_hotplug_done(&none);
+        hv_qemu_hotplug_done(&h);
+        finish_peer(&p, t, &q);
+        unlink(path);
+        assert_non_null(strstr(p.requests, "\"execute\":\"blockdev-del\",\"arguments\":{"
+                                           "\"node-name\":\"hpd-s2\"},\"id\":\"hv-4\"}"));
+}
+
+/*
+ * A guest that does not acknowledge the unplug: -ETIMEDOUT, the disk stays tracked. A retry
+ * (QEMU refusing a second device_del while the first is pending) waits for the late event and
+ * then deletes the node.
+ */
+static void test_hotplug_remove_timeout(void **state)
+{
+        char path[64];
+        temp_disk(path, sizeof(path));
+        struct peer p = {
+                .greeting = GREETING,
+                .replies = {"{\"return\": {}, \"id\": \"hv-1\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-2\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-3\"}\n",
+                            "{\"return\": {}, \"id\": \"hv-4\"}\n",
+                            "{\"id\": \"hv-5\", \"error\": {\"class\": \"GenericError\", "
+                            "\"desc\": \"Device hpblk-s3 is already in the process of unplug\"}}\n"
+                            "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"hpblk-s3\", "
+                            "\"path\": \"/machine/peripheral/hpblk-s3\"}}\n",
+                            "{\"return\": {}, \"id\": \"hv-6\"}\n"},
+        };
+        pthread_t t;
+        struct hv_qmp q;
+        int fd;
+        run_peer(&p, &t, &q, &fd);
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(hv_qmp_handshake(&q, fd, 5000, &err), 0);
+        struct hv_qemu_hotplug h = {0};
+        assert_int_equal(hv_qemu_hotplug_init(&h, &q, 1, &err), 0);
+        struct hv_disk d = {.path = path, .serial = "s3"};
+        assert_int_equal(hv_qemu_disk_add(&h, &d, 5000, &err), 0);
+        assert_int_equal(hv_qemu_disk_remove(&h, "s3", 200, &err), -ETIMEDOUT);
+        assert_non_null(strstr(cc_error_message(err), "did not release"));
+        assert_true(h.slots[0].used);
+        assert_int_equal(hv_qemu_disk_add(&h, &d, 5000, &err), -EEXIST);
+        assert_int_equal(hv_qemu_disk_remove(&h, "s3", 5000, &err), 0);
+        assert_false(h.slots[0].used);
+        hv_qemu_hotplug_done(&h);
+        finish_peer(&p, t, &q);
+        unlink(path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -258,6 +424,10 @@ int main(void)
                 cmocka_unit_test(test_no_greeting_and_close),
                 cmocka_unit_test(test_timeout_and_watch_fd),
                 cmocka_unit_test(test_line_bound),
+                cmocka_unit_test(test_hotplug_args),
+                cmocka_unit_test(test_hotplug_add_remove),
+                cmocka_unit_test(test_hotplug_device_add_fails),
+                cmocka_unit_test(test_hotplug_remove_timeout),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
