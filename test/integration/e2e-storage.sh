@@ -188,6 +188,8 @@ if [ "${CC_E2E_STORAGE_BIG:-0}" = 1 ]; then
         snap_push "$CC_TMP/app:latest" cc/big:1
         cri pull "$REG/cc/big:1" >/dev/null || cc_fail "CRI PullImage big"
         e2e_cfg_set default_memory "$VM_MIB"
+        # The guest pull of BIG_MIB under TCG takes minutes (about 4.5 MiB/s).
+        e2e_cfg_set create_container_timeout 900
         big_pod() { # NAME DEVICES_JSON: a pod, the sidecar when DEVICES_JSON names one, the big app
                 PODNAME=$1
                 e2e_runp "$1"
@@ -200,13 +202,13 @@ if [ "${CC_E2E_STORAGE_BIG:-0}" = 1 ]; then
         TS=$(loop big-trusted 1024)
         t=$(date +%s)
         big_pod big-ts "$(dev /dev/trusted_store "$TS" rwm)"
-        cri start "$C" >/dev/null 2>"$CC_TMP/big.start.err" &&
+        cri --rpc-timeout 900 start "$C" >/dev/null 2>"$CC_TMP/big.start.err" &&
                 cc_wait_for 60 grep -q "stdout F $BIG_MD5" "$CC_TMP/logs/big-ts/big.log" &&
                 ok "a $BIG_MIB MiB image runs in a $VM_MIB MiB VM with the trusted store ($(($(date +%s) - t)) s)" ||
                 fail "big image with the trusted store: $(cat "$CC_TMP/big.start.err") $(cat "$CC_TMP/logs/big-ts/big.log" 2>&1)"
         cri stopp "$POD" >/dev/null && cri rmp "$POD" >/dev/null || fail "remove big-ts"
         big_pod big-plain "[]"
-        cri start "$C" >/dev/null 2>"$CC_TMP/big.start.err" && fail "the $BIG_MIB MiB image started in $VM_MIB MiB without trusted storage"
+        cri --rpc-timeout 900 start "$C" >/dev/null 2>"$CC_TMP/big.start.err" && fail "the $BIG_MIB MiB image started in $VM_MIB MiB without trusted storage"
         st=$(cri inspect "$C" | python3 -c 'import json,sys; s=json.load(sys.stdin)["status"]; print(s["state"], "|", s.get("reason", ""), "|", s.get("message", ""))')
         case "$st" in
         *"StartError"*"does not fit in the guest's memory"*) ok "without it: ContainerStatus $(echo "$st" | cut -c1-160)" ;;
