@@ -113,6 +113,10 @@ int hv__accel_resolve(const struct hv_config *cfg, const struct hv_host *host,
 /* A disk serial the guest can match: 1-20 bytes (virtio-blk's limit) of [A-Za-z0-9._-]. */
 bool hv__serial_valid(const char *s);
 
+/* What a disk to hot-plug is: 1 a block device, 0 a regular file, else -errno naming the path
+ * (-ENOENT when it does not exist, -EINVAL for anything else). */
+int hv__disk_kind(const char *path, struct cc_error **err);
+
 /* hv_config.hotplug_slots at most: one PCIe root port each on q35's pcie.0, which has 32 slots
  * for every device of the VM. */
 #define HV_MAX_HOTPLUG_SLOTS 16

@@ -146,9 +146,10 @@ struct hv_config {
          */
         bool user_net;
         const char *user_net_mac;
-        /* Free slots for hv_vm_disk_add(): QEMU pre-allocates this many PCIe root ports (TEE
-         * guests cannot take a device on a bus enumerated at boot otherwise); 0 = none, so
-         * hot-plug fails with -ENOSPC. Cloud Hypervisor and libvirt ignore it. */
+        /* Free slots for hv_vm_disk_add(): QEMU and libvirt pre-allocate this many PCIe root
+         * ports (TEE guests cannot take a device on a bus enumerated at boot otherwise); 0 =
+         * none, so hot-plug fails with -ENOSPC. At most 16. Cloud Hypervisor ignores it (it
+         * plugs without pre-allocated ports; at most 16 hot-plugged disks are tracked). */
         unsigned hotplug_slots;
 };
 

@@ -375,3 +375,16 @@ bool hv__find_program(const char *name)
         _cleanup_free_ char *p = hv__resolve_program(name);
         return p != NULL;
 }
+
+int hv__disk_kind(const char *path, struct cc_error **err)
+{
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return cc_error_set(err, errno, "disk %s: %m", path);
+        if (S_ISBLK(st.st_mode))
+                return 1;
+        if (S_ISREG(st.st_mode))
+                return 0;
+        return cc_error_set(err, EINVAL, "disk %s is neither a block device nor a regular file",
+                            path);
+}

@@ -18,9 +18,18 @@
 #include "cc/error.h"
 #include "cc/log.h"
 
+/* A hot-plugged disk: `removing` once vm.remove-device was accepted and the guest has yet to
+ * release it. */
+struct clh_disk {
+        char serial[21];
+        bool used;
+        bool removing;
+};
+
 struct clh_vm {
         struct hv_vm vm;
         struct hv_proc proc;
+        struct clh_disk disks[HV_MAX_HOTPLUG_SLOTS];
         char *api_path;
         char *vsock_path;
         char *log_path;
@@ -216,6 +225,7 @@ static int clh_wait(struct hv_vm *vm, int timeout_ms, struct hv_exit *ret, struc
         if (r < 0)
                 return cc_error_set(err, -r, "VM %s: wait: %s", vm->cfg.name, strerror(-r));
         remove_run_files(c);
+        memset(c->disks, 0, sizeof(c->disks));
         *ret = c->proc.exit;
         return 0;
 }
@@ -244,6 +254,7 @@ static int clh_stop(struct hv_vm *vm, int grace_ms, struct cc_error **err)
         }
         hv__proc_kill(&c->proc);
         remove_run_files(c);
+        memset(c->disks, 0, sizeof(c->disks));
         return 0;
 }
 
@@ -272,6 +283,111 @@ static int clh_pids(struct hv_vm *vm, pid_t *ret, size_t max)
         return 1;
 }
 
+static struct clh_disk *find_disk(struct clh_vm *c, const char *serial)
+{
+        for (size_t i = 0; i < CC_ARRAY_SIZE(c->disks); i++)
+                if (c->disks[i].used && strcmp(c->disks[i].serial, serial) == 0)
+                        return &c->disks[i];
+        return NULL;
+}
+
+/*
+ * vm.add-disk with a DiskConfig (2.1, 2.2): CH answers 200 with the new PCI device's id and
+ * BDF once the device is plugged. CH needs no pre-allocated slots; at most
+ * HV_MAX_HOTPLUG_SLOTS disks are tracked.
+ */
+static int clh_disk_add(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                        struct cc_error **err)
+{
+        struct clh_vm *c = to_clh(vm);
+        if (!hv__proc_running(&c->proc))
+                return cc_error_set(err, ESRCH, "VM %s: cloud-hypervisor is not running",
+                                    vm->cfg.name);
+        int kind = hv__disk_kind(disk->path, err);
+        if (kind < 0)
+                return kind;
+        if (find_disk(c, disk->serial))
+                return cc_error_set(err, EEXIST, "a disk with serial '%s' is attached already",
+                                    disk->serial);
+        struct clh_disk *d = NULL;
+        for (size_t i = 0; i < CC_ARRAY_SIZE(c->disks) && !d; i++)
+                if (!c->disks[i].used)
+                        d = &c->disks[i];
+        if (!d)
+                return cc_error_set(err, ENOSPC, "no room for disk '%s': %u hot-plugged already",
+                                    disk->serial, (unsigned)CC_ARRAY_SIZE(c->disks));
+        _cleanup_free_ char *body = NULL;
+        int r = hv_clh_diskconfig(disk, kind == 1, &body, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *resp = NULL;
+        int status =
+                hv_clh_request(c->api_path, "PUT", "vm.add-disk", body, timeout_ms, &resp, err);
+        if (status < 0)
+                return cc_error_wrap(err, -status, "disk '%s' (%s)", disk->serial, disk->path);
+        if (status != 200 && status != 204)
+                return cc_error_wrap(err, -http_failed("PUT", "vm.add-disk", status, resp, err),
+                                     "disk '%s' (%s)", disk->serial, disk->path);
+        *d = (struct clh_disk){.used = true};
+        snprintf(d->serial, sizeof(d->serial), "%s", disk->serial);
+        return 0;
+}
+
+/* Whether vm.info's device_tree still holds the device `id`; -errno when vm.info fails. */
+static int device_present(struct clh_vm *c, const char *id, int64_t deadline, struct cc_error **err)
+{
+        _cleanup_free_ char *info = NULL;
+        int r = call(c, "GET", "vm.info", NULL, 200, deadline, &info, err);
+        if (r < 0)
+                return r;
+        json_object *o = json_tokener_parse(info), *tree = NULL;
+        bool present = o && json_object_object_get_ex(o, "device_tree", &tree) &&
+                       json_object_object_get_ex(tree, id, NULL);
+        json_object_put(o);
+        return present;
+}
+
+/*
+ * vm.remove-device asks the guest to eject the device (ACPI); CH lets go of the disk once the
+ * guest has, and the device then leaves vm.info's device_tree: poll for that.
+ */
+static int clh_disk_remove(struct hv_vm *vm, const char *serial, int timeout_ms,
+                           struct cc_error **err)
+{
+        struct clh_vm *c = to_clh(vm);
+        int64_t deadline = hv__deadline(timeout_ms);
+        if (!hv__proc_running(&c->proc))
+                return cc_error_set(err, ESRCH, "VM %s: cloud-hypervisor is not running",
+                                    vm->cfg.name);
+        struct clh_disk *d = find_disk(c, serial);
+        if (!d)
+                return cc_error_set(err, ENOENT, "no disk with serial '%s' was hot-plugged",
+                                    serial);
+        char id[32], body[64];
+        snprintf(id, sizeof(id), HV_CLH_DISK_PREFIX "%s", serial);
+        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
+        int r;
+        if (!d->removing) {
+                r = call(c, "PUT", "vm.remove-device", body, 204, deadline, NULL, err);
+                if (r < 0)
+                        return cc_error_wrap(err, -r, "disk '%s'", serial);
+                d->removing = true;
+        }
+        while ((r = device_present(c, id, deadline, err)) != 0) {
+                if (r < 0 && r != -ETIMEDOUT)
+                        return cc_error_wrap(err, -r, "disk '%s': waiting for its removal", serial);
+                if (r < 0 || hv__remaining(deadline) == 0)
+                        return cc_error_set(err, ETIMEDOUT,
+                                            "disk '%s': the guest did not release the device "
+                                            "within %d ms; it stays attached and a later remove "
+                                            "can retry",
+                                            serial, timeout_ms);
+                hv__proc_wait(&c->proc, 50);
+        }
+        *d = (struct clh_disk){0};
+        return 0;
+}
+
 static void clh_free(struct hv_vm *vm)
 {
         struct clh_vm *c = to_clh(vm);
@@ -295,5 +411,7 @@ const struct hv_ops hv_clh_ops = {
         .exit_fd = clh_exit_fd,
         .agent_address = clh_agent_address,
         .pids = clh_pids,
+        .disk_add = clh_disk_add,
+        .disk_remove = clh_disk_remove,
         .free = clh_free,
 };

@@ -6,6 +6,7 @@
  */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "hypervisor/hv-internal.h"
@@ -25,6 +26,13 @@ int hv_clh_vmconfig(const struct hv_clh_plan *plan, json_object **ret, struct cc
 
 /* The body of PUT /api/v1/vm.add-net for cfg->nets[i] (malloc'ed JSON in *ret). */
 int hv_clh_netconfig(const struct hv_config *cfg, size_t i, char **ret, struct cc_error **err);
+
+/* Hot-plugged disks are named "hpblk-<serial>" in CH (DiskConfig.id, vm.remove-device). */
+#define HV_CLH_DISK_PREFIX "hpblk-"
+
+/* The body of PUT /api/v1/vm.add-disk (DiskConfig, 2.2) for a hot-plugged disk; `direct`:
+ * O_DIRECT (block devices). Malloc'ed JSON in *ret. */
+int hv_clh_diskconfig(const struct hv_disk *disk, bool direct, char **ret, struct cc_error **err);
 
 #define HV_CLH_MAX_RESPONSE (1u << 20)
 

@@ -135,3 +135,27 @@ int hv_clh_netconfig(const struct hv_config *cfg, size_t i, char **ret, struct c
         *ret = body;
         return 0;
 }
+
+int hv_clh_diskconfig(const struct hv_disk *disk, bool direct, char **ret, struct cc_error **err)
+{
+        /* DiskConfig (2.2): the id names the device for vm.remove-device; the serial is what
+         * the guest reads in /sys/block/vdX/serial. */
+        json_object *o = json_object_new_object();
+        _cleanup_free_ char *id = NULL;
+        if (!o || asprintf(&id, HV_CLH_DISK_PREFIX "%s", disk->serial) < 0) {
+                json_object_put(o);
+                return cc_error_set(err, ENOMEM, "out of memory");
+        }
+        add_str(o, "path", disk->path);
+        json_object_object_add(o, "readonly", json_object_new_boolean(disk->readonly));
+        json_object_object_add(o, "direct", json_object_new_boolean(direct));
+        add_str(o, "serial", disk->serial);
+        add_str(o, "id", id);
+        char *body = strdup(json_object_to_json_string_ext(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        if (!body)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        *ret = body;
+        return 0;
+}

@@ -24,8 +24,16 @@
 
 #include "hypervisor/qemu/qemu.h"
 
+/* A hot-plugged disk: its <disk> XML (to detach it by), and whether a detach is pending. */
+struct lv_disk {
+        char serial[21];
+        char *xml; /* NULL: free slot */
+        bool removing;
+};
+
 struct lv_vm {
         struct hv_vm vm;
+        struct lv_disk disks[HV_MAX_HOTPLUG_SLOTS];
         virConnectPtr conn;
         virDomainPtr dom;
         enum hv_channel channel;
@@ -145,6 +153,11 @@ static void find_qemu_pid(struct lv_vm *l)
 
 static void release_domain(struct lv_vm *l)
 {
+        /* The domain's end released its disks. */
+        for (size_t i = 0; i < CC_ARRAY_SIZE(l->disks); i++) {
+                free(l->disks[i].xml);
+                l->disks[i] = (struct lv_disk){0};
+        }
         if (l->dom)
                 virDomainFree(l->dom);
         l->dom = NULL;
@@ -310,6 +323,105 @@ static int lv_pids(struct hv_vm *vm, pid_t *ret, size_t max)
         return 1;
 }
 
+static struct lv_disk *find_disk(struct lv_vm *l, const char *serial)
+{
+        for (size_t i = 0; i < CC_ARRAY_SIZE(l->disks); i++)
+                if (l->disks[i].xml && strcmp(l->disks[i].serial, serial) == 0)
+                        return &l->disks[i];
+        return NULL;
+}
+
+/* Whether the live domain still has a disk with `serial`; -EIO when libvirt cannot say. */
+static int disk_present(struct lv_vm *l, const char *serial, struct cc_error **err)
+{
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(l->dom, 0);
+        if (!xml)
+                return cc_error_set(err, EIO, "libvirt: domain XML: %s", lv_error());
+        char needle[64];
+        snprintf(needle, sizeof(needle), "<serial>%s</serial>", serial);
+        return strstr(xml, needle) != NULL;
+}
+
+/*
+ * Attaches a <disk> to the live domain: libvirt puts it into a free PCIe root port (the
+ * domain XML pre-allocates hotplug_slots of them) with blockdev-add/device_add underneath.
+ */
+static int lv_disk_add(struct hv_vm *vm, const struct hv_disk *disk, int timeout_ms,
+                       struct cc_error **err)
+{
+        struct lv_vm *l = to_lv(vm);
+        if (!l->dom || domain_ended(l))
+                return cc_error_set(err, ESRCH, "VM %s is not running", vm->cfg.name);
+        int kind = hv__disk_kind(disk->path, err);
+        if (kind < 0)
+                return kind;
+        if (find_disk(l, disk->serial))
+                return cc_error_set(err, EEXIST, "a disk with serial '%s' is attached already",
+                                    disk->serial);
+        size_t slot = 0;
+        while (slot < vm->cfg.hotplug_slots && l->disks[slot].xml)
+                slot++;
+        if (slot == vm->cfg.hotplug_slots)
+                return cc_error_set(err, ENOSPC,
+                                    "no free hot-plug slot for disk '%s' (hotplug_slots = %u)",
+                                    disk->serial, vm->cfg.hotplug_slots);
+        /* vdX after the cold-plugged disks: a name for libvirt; the guest goes by serial. */
+        size_t index = vm->cfg.n_disks + slot;
+        if (index >= 26)
+                return cc_error_set(err, ENOSPC, "no vdX name left for disk '%s'", disk->serial);
+        char target[8];
+        snprintf(target, sizeof(target), "vd%c", (char)('a' + index));
+        _cleanup_free_ char *xml = NULL;
+        int r = hv_libvirt_disk_xml(disk, kind == 1, target, &xml, err);
+        if (r < 0)
+                return r;
+        if (virDomainAttachDeviceFlags(l->dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                return cc_error_set(err, EIO, "libvirt: attach disk '%s' (%s): %s", disk->serial,
+                                    disk->path, lv_error());
+        l->disks[slot] = (struct lv_disk){.xml = TAKE_PTR(xml)};
+        snprintf(l->disks[slot].serial, sizeof(l->disks[slot].serial), "%s", disk->serial);
+        return 0;
+}
+
+/*
+ * Detaches the <disk> (libvirt sends device_del and waits a few seconds for DEVICE_DELETED
+ * itself), then polls the live XML until the disk is gone: only then has QEMU let go of it.
+ */
+static int lv_disk_remove(struct hv_vm *vm, const char *serial, int timeout_ms,
+                          struct cc_error **err)
+{
+        struct lv_vm *l = to_lv(vm);
+        int64_t deadline = hv__deadline(timeout_ms);
+        if (!l->dom || domain_ended(l))
+                return cc_error_set(err, ESRCH, "VM %s is not running", vm->cfg.name);
+        struct lv_disk *d = find_disk(l, serial);
+        if (!d)
+                return cc_error_set(err, ENOENT, "no disk with serial '%s' was hot-plugged",
+                                    serial);
+        if (!d->removing) {
+                if (virDomainDetachDeviceFlags(l->dom, d->xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                        return cc_error_set(err, EIO, "libvirt: detach disk '%s': %s", serial,
+                                            lv_error());
+                d->removing = true;
+        }
+        int r;
+        while ((r = disk_present(l, serial, err)) == 1) {
+                if (hv__remaining(deadline) == 0)
+                        return cc_error_set(err, ETIMEDOUT,
+                                            "disk '%s': the guest did not release the device "
+                                            "within %d ms; it stays attached and a later remove "
+                                            "can retry",
+                                            serial, timeout_ms);
+                struct pollfd pfd = {.fd = -1};
+                poll(&pfd, 0, 50);
+        }
+        if (r < 0)
+                return r;
+        free(d->xml);
+        *d = (struct lv_disk){0};
+        return 0;
+}
+
 static void lv_free(struct hv_vm *vm)
 {
         struct lv_vm *l = to_lv(vm);
@@ -333,5 +445,7 @@ const struct hv_ops hv_libvirt_ops = {
         .exit_fd = lv_exit_fd,
         .agent_address = lv_agent_address,
         .pids = lv_pids,
+        .disk_add = lv_disk_add,
+        .disk_remove = lv_disk_remove,
         .free = lv_free,
 };

@@ -1,6 +1,7 @@
 #pragma once
 /* libvirt backend internals: the pure domain XML renderer. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hypervisor/hv-internal.h"
@@ -21,3 +22,8 @@ struct hv_libvirt_plan {
  * whose <launchSecurity> type this libvirt does not know (sev-snp < 10.5.0, tdx < 11.6.0).
  */
 int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct cc_error **err);
+
+/* The <disk> of a hot-plugged disk for virDomainAttachDeviceFlags (caller frees *ret):
+ * `block` a block device (<source dev>), else a file; `target` its vdX name. */
+int hv_libvirt_disk_xml(const struct hv_disk *disk, bool block, const char *target, char **ret,
+                        struct cc_error **err);

@@ -115,6 +115,24 @@ static launch_security_fn *const launch_security[_HV_TEE_MAX] = {
         [HV_TEE_SEV_SNP] = snp_launch,
 };
 
+/*
+ * Empty PCIe root ports for hv_vm_disk_add(): q35's root bus takes no hot-plug, and libvirt
+ * keeps no port spare: it puts each cold-plugged device without an address into a free root
+ * port first (and adds ports only when none is left). So it gets one port more for each of
+ * those: the USB controller it adds, the agent's virtio-serial or vsock device, the disks and
+ * the NICs. Once a PCI controller is named, the root (index 0) must be too.
+ */
+static void hotplug_ports(FILE *f, const struct hv_config *cfg)
+{
+        unsigned ports = cfg->hotplug_slots
+                                 ? cfg->hotplug_slots + 2 + (unsigned)(cfg->n_disks + cfg->n_nets)
+                                 : 0;
+        if (ports)
+                fputs("    <controller type='pci' index='0' model='pcie-root'/>\n", f);
+        for (unsigned i = 0; i < ports; i++)
+                fputs("    <controller type='pci' model='pcie-root-port'/>\n", f);
+}
+
 int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct cc_error **err)
 {
         const struct hv_config *cfg = plan->cfg;
@@ -244,10 +262,41 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_plan *plan, char **ret, struct
                       "    </channel>\n",
                       f);
         }
+        hotplug_ports(f, cfg);
         fputs("    <memballoon model='none'/>\n  </devices>\n", f);
         if (launch_security[tee->kind])
                 launch_security[tee->kind](f, plan, tee);
         fputs("</domain>\n", f);
+        if (fclose(f) != 0 || !out) {
+                free(out);
+                return cc_error_set(err, ENOMEM, "out of memory");
+        }
+        *ret = out;
+        return 0;
+}
+
+int hv_libvirt_disk_xml(const struct hv_disk *disk, bool block, const char *target, char **ret,
+                        struct cc_error **err)
+{
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+        if (!f)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        /* A block device as <source dev>, a file as <source file> (3.3); raw, no format
+         * probing. The serial is what the guest matches (/sys/block/vdX/serial). */
+        fprintf(f,
+                "<disk type='%s' device='disk'>\n  <driver name='qemu' type='raw'/>\n"
+                "  <source %s='",
+                block ? "block" : "file", block ? "dev" : "file");
+        xml_text(f, disk->path);
+        fputs("'/>\n  <target dev='", f);
+        xml_text(f, target);
+        fputs("' bus='virtio'/>\n", f);
+        element(f, "  ", "serial", disk->serial);
+        if (disk->readonly)
+                fputs("  <readonly/>\n", f);
+        fputs("</disk>\n", f);
         if (fclose(f) != 0 || !out) {
                 free(out);
                 return cc_error_set(err, ENOMEM, "out of memory");

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cc/cleanup.h"
 #include "cc/error.h"
@@ -154,25 +153,11 @@ static int run(struct hv_qemu_hotplug *h, const char *cmd, json_object *args, in
         return r;
 }
 
-/* What the disk at `path` is: 1 block device, 0 regular file, or -errno. */
-static int disk_kind(const char *path, struct cc_error **err)
-{
-        struct stat st;
-        if (stat(path, &st) < 0)
-                return cc_error_set(err, errno, "disk %s: %m", path);
-        if (S_ISBLK(st.st_mode))
-                return 1;
-        if (S_ISREG(st.st_mode))
-                return 0;
-        return cc_error_set(err, EINVAL, "disk %s is neither a block device nor a regular file",
-                            path);
-}
-
 int hv_qemu_disk_add(struct hv_qemu_hotplug *h, const struct hv_disk *disk, int timeout_ms,
                      struct cc_error **err)
 {
         int64_t deadline = hv__deadline(timeout_ms);
-        int kind = disk_kind(disk->path, err);
+        int kind = hv__disk_kind(disk->path, err);
         if (kind < 0)
                 return kind;
         if (find_slot(h, disk->serial))

@@ -3,7 +3,7 @@
 # test-hv-hotplug-boot): a sparse file and a loop device hot-plugged with serials, seen by the
 # guest in /sys/block/vd*/serial, removed (gone in the guest, no longer open in QEMU), refusals
 # (bad serial, missing path, duplicate serial, no free slot), kill -9 of QEMU with disks
-# attached. Then: the loop device detaches, no QEMU of ours is left, the run dir is empty.
+# attached; the same through libvirtd when it is installed. Then: the loop device detaches, no QEMU of ours is left, the run dir is empty.
 # The guest is the guest image's kernel (hv-guest.sh) with a busybox /init that answers "blk"
 # with the serials it sees.
 set -euo pipefail
@@ -24,6 +24,10 @@ cleanup() {
                         kill -9 "$pid" 2>/dev/null || true
                 fi
         done
+        if command -v virsh >/dev/null && [ -S /run/libvirt/libvirt-sock ]; then
+                virsh -c qemu:///system destroy hv-hotplug-test >/dev/null 2>&1 || true
+        fi
+        hv_libvirtd_stop
         [ -z "$loop" ] || losetup -d "$loop" 2>/dev/null || true
         rm -rf "${tmp:?}" "$before"
 }
@@ -59,6 +63,28 @@ for pid in $(pgrep -x qemu-system-x86 | sort | comm -13 "$before" -); do
                 exit 1
         fi
 done
+# The same through libvirtd (qemu:///system), when libvirt is installed: <disk> attach/detach.
+if [ -x /usr/sbin/libvirtd ] && [ -x /usr/sbin/virtlogd ] && id libvirt-qemu >/dev/null 2>&1; then
+        echo "== libvirt"
+        chmod 755 "$tmp"
+        chmod 644 "$tmp/initrd.img" "$tmp/scratch.img"
+        cp "$HV_KERNEL" "$tmp/vmlinuz"
+        chmod 644 "$tmp/vmlinuz"
+        mkdir -m 755 "$tmp/lvm"
+        hv_libvirtd_start "$tmp"
+        lrc=0
+        HV_HOTPLUG_BACKEND=libvirt HV_HOTPLUG_URI=qemu:///system HV_HOTPLUG_KERNEL=$tmp/vmlinuz \
+                HV_HOTPLUG_INITRD=$tmp/initrd.img HV_HOTPLUG_DIR=$tmp/lvm \
+                HV_HOTPLUG_FILE=$tmp/scratch.img HV_HOTPLUG_LOOP=$loop \
+                "$BUILD/test/unit/test-hv-hotplug-boot" || lrc=$?
+        virsh -c qemu:///system destroy hv-hotplug-test >/dev/null 2>&1 || true
+        [ "$lrc" -eq 0 ] || [ ! -f "$tmp/libvirtd.log" ] || tail -n 30 "$tmp/libvirtd.log"
+        hv_libvirtd_stop
+        [ "$lrc" -eq 0 ] || { echo "FAIL: libvirt hot-plug"; exit 1; }
+else
+        echo "libvirt pass skipped: libvirt-daemon-system not installed"
+fi
+
 # Nothing holds the loop device any more: it detaches at once.
 losetup -d "$loop"
 dev=$loop

@@ -150,7 +150,8 @@ static void reply(int fd, int status, const char *body)
                               "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                               strlen(body));
         n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-        if (write(fd, head, (size_t)n) < 0 || (body && write(fd, body, strlen(body)) < 0))
+        if ((write(fd, head, (size_t)n) < 0 || (body && write(fd, body, strlen(body)) < 0)) &&
+            errno != EPIPE && errno != ECONNRESET)
                 violation("write reply");
 }
 
@@ -175,8 +176,8 @@ static bool read_request(int fd, char *buf, size_t size, char **body, int *fds, 
                         return false;
                 for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
                         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-                                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) &&
-                                                   *n_fds < 4;
+                                for (size_t i = 0;
+                                     i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) && *n_fds < 4;
                                      i++)
                                         memcpy(&fds[(*n_fds)++], CMSG_DATA(cm) + i * sizeof(int),
                                                sizeof(int));
@@ -223,6 +224,52 @@ static void serve_vsock_conn(int fd)
         close(fd);
 }
 
+/* vm.add-disk (2.1): a DiskConfig (2.2) after boot naming an existing path, a serial and an
+ * id; answered with a PciDeviceInfo. `ids` is the fake's table (n entries, `stride` apart). */
+static void fake_add_disk(int fd, const char *body, bool booted, char *ids, size_t stride, size_t n)
+{
+        static const char *fields[] = {"path",       "readonly",    "direct", "iommu",
+                                       "num_queues", "queue_size",  "id",     "serial",
+                                       "image_type", "pci_segment", NULL};
+        json_object *o = json_tokener_parse(body), *path = NULL, *serial = NULL, *id = NULL;
+        if (!booted)
+                violation("vm.add-disk before boot (the test hot-plugs)");
+        if (!o || !json_object_object_get_ex(o, "path", &path) ||
+            !json_object_object_get_ex(o, "serial", &serial) ||
+            !json_object_object_get_ex(o, "id", &id)) {
+                violation("vm.add-disk body without path, serial and id: %s", body);
+                reply(fd, 400, NULL);
+                json_object_put(o);
+                return;
+        }
+        json_object_object_foreach(o, key, val)
+        {
+                (void)val;
+                if (!in_list(key, fields))
+                        violation("unknown DiskConfig field '%s'", key);
+        }
+        json_object *ro = NULL, *direct = NULL;
+        json_object_object_get_ex(o, "readonly", &ro);
+        json_object_object_get_ex(o, "direct", &direct);
+        size_t i = 0;
+        while (i < n && ids[i * stride])
+                i++;
+        if (access(json_object_get_string(path), F_OK) != 0 || i == n) {
+                reply(fd, 500, "{\"error\":\"cannot open disk\"}");
+        } else {
+                snprintf(ids + i * stride, 64, "%s", json_object_get_string(id));
+                fprintf(fake_log, "ADD-DISK %s serial=%s path=%s ro=%d direct=%d\n",
+                        json_object_get_string(id), json_object_get_string(serial),
+                        json_object_get_string(path), ro && json_object_get_boolean(ro),
+                        direct && json_object_get_boolean(direct));
+                char info[128];
+                snprintf(info, sizeof(info), "{\"id\":\"%s\",\"bdf\":\"0000:00:0%zu.0\"}",
+                         json_object_get_string(id), 6 + i);
+                reply(fd, 200, info);
+        }
+        json_object_put(o);
+}
+
 static int fake_clh(int argc, char **argv)
 {
         const char *logp = getenv("HV_FAKE_CLH_LOG");
@@ -235,12 +282,20 @@ static int fake_clh(int argc, char **argv)
                 return 3;
         }
         const char *mode = getenv("HV_FAKE_CLH_MODE");
+        /* A client that gave up (its deadline passed) has closed before the reply. */
+        signal(SIGPIPE, SIG_IGN);
         int api = hv__unix_listen(argv[2] + 5, NULL);
         if (api < 0)
                 return 2;
         int vs = -1;
         char vsock_path[256] = "";
         bool created = false, booted = false, running = false;
+        /* Hot-plugged disks by id; `ejecting`: vm.remove-device accepted, the "guest" releases
+         * it at the next vm.info unless HV_FAKE_CLH_MODE=never-eject. */
+        struct {
+                char id[64];
+                bool ejecting;
+        } disks[8] = {{{0}}};
         for (;;) {
                 struct pollfd pfd[2] = {{.fd = api, .events = POLLIN},
                                         {.fd = vs, .events = POLLIN}};
@@ -307,6 +362,25 @@ static int fake_clh(int argc, char **argv)
                                         (unsigned long)st.st_ino);
                         json_object_put(nc);
                         reply(fd, 204, NULL);
+                } else if (strcmp(ep, "vm.add-disk") == 0 && put) {
+                        fake_add_disk(fd, body, booted, disks[0].id, sizeof(disks[0]),
+                                      CC_ARRAY_SIZE(disks));
+                } else if (strcmp(ep, "vm.remove-device") == 0 && put) {
+                        json_object *o = json_tokener_parse(body), *id = NULL;
+                        size_t i = 0;
+                        if (!o || !json_object_object_get_ex(o, "id", &id))
+                                violation("vm.remove-device body without id: %s", body);
+                        while (id && i < CC_ARRAY_SIZE(disks) &&
+                               strcmp(disks[i].id, json_object_get_string(id)) != 0)
+                                i++;
+                        if (id && i < CC_ARRAY_SIZE(disks) && !disks[i].ejecting) {
+                                fprintf(fake_log, "REMOVE-DEVICE %s\n", disks[i].id);
+                                disks[i].ejecting = true;
+                                reply(fd, 204, NULL);
+                        } else {
+                                reply(fd, 500, "{\"error\":\"no such device\"}");
+                        }
+                        json_object_put(o);
                 } else if (strcmp(ep, "vm.boot") == 0 && put) {
                         if (!created) {
                                 violation("vm.boot before vm.create");
@@ -321,14 +395,30 @@ static int fake_clh(int argc, char **argv)
                         if (!created) {
                                 reply(fd, 404, "VM not created");
                         } else {
-                                char info[128];
-                                snprintf(info, sizeof(info),
-                                         "{\"config\":{},\"state\":\"%s\","
-                                         "\"memory_actual_size\":0}",
-                                         running  ? "Running"
-                                         : booted ? "Shutdown"
-                                                  : "Created");
+                                char *info = NULL;
+                                size_t info_len = 0;
+                                FILE *f = open_memstream(&info, &info_len);
+                                fprintf(f,
+                                        "{\"config\":{},\"state\":\"%s\","
+                                        "\"memory_actual_size\":0,\"device_tree\":{",
+                                        running  ? "Running"
+                                        : booted ? "Shutdown"
+                                                 : "Created");
+                                bool eject = !mode || strcmp(mode, "never-eject") != 0;
+                                const char *sep = "";
+                                for (size_t i = 0; i < CC_ARRAY_SIZE(disks); i++) {
+                                        if (disks[i].ejecting && eject)
+                                                disks[i].id[0] = 0, disks[i].ejecting = false;
+                                        if (disks[i].id[0])
+                                                fprintf(f, "%s\"%s\":{\"id\":\"%s\"}", sep,
+                                                        disks[i].id, disks[i].id);
+                                        if (disks[i].id[0])
+                                                sep = ",";
+                                }
+                                fputs("}}", f);
+                                fclose(f);
                                 reply(fd, 200, info);
+                                free(info);
                         }
                 } else if ((strcmp(ep, "vm.shutdown") == 0 || strcmp(ep, "vm.power-button") == 0) &&
                            put) {
@@ -498,16 +588,78 @@ static void test_nets(void **state)
         assert_int_equal(fstat(p1[0], &s1), 0);
         assert_int_equal(fstat(p2[0], &s2), 0);
         char l1[128], l2[128];
-        snprintf(l1, sizeof(l1), "ADD-NET net0 52:54:00:cc:00:01 ino=%lu\n", (unsigned long)s1.st_ino);
-        snprintf(l2, sizeof(l2), "ADD-NET net1 52:54:00:cc:00:02 ino=%lu\n", (unsigned long)s2.st_ino);
-        const char *seq[] = {"PUT /api/v1/vm.create\n", "PUT /api/v1/vm.add-net\n", l1,
-                             "PUT /api/v1/vm.add-net\n", l2, "PUT /api/v1/vm.boot\n"};
+        snprintf(l1, sizeof(l1), "ADD-NET net0 52:54:00:cc:00:01 ino=%lu\n",
+                 (unsigned long)s1.st_ino);
+        snprintf(l2, sizeof(l2), "ADD-NET net1 52:54:00:cc:00:02 ino=%lu\n",
+                 (unsigned long)s2.st_ino);
+        const char *seq[] = {"PUT /api/v1/vm.create\n",
+                             "PUT /api/v1/vm.add-net\n",
+                             l1,
+                             "PUT /api/v1/vm.add-net\n",
+                             l2,
+                             "PUT /api/v1/vm.boot\n"};
         assert_in_order(log, seq, sizeof(seq) / sizeof(seq[0]));
         hv_vm_free(vm);
         for (int i = 0; i < 2; i++) {
                 close(p1[i]);
                 close(p2[i]);
         }
+        assert_run_dir_empty();
+}
+
+/* Hot-plug after boot: vm.add-disk with the DiskConfig, vm.remove-device, and the wait for the
+ * guest to release it (vm.info's device_tree); a guest that never does: -ETIMEDOUT, tracked. */
+static void test_disk_hotplug(void **state)
+{
+        unlink(log_path);
+        unsetenv("HV_FAKE_CLH_MODE");
+        struct hv_config c = clh_config();
+        _cleanup_error_ struct cc_error *err = NULL;
+        struct hv_vm *vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        if (start_vm(vm, &err) < 0)
+                fail_msg("start: %s", cc_error_message(err));
+        struct hv_disk d = {.path = "/bin/sh", .serial = "vol-1", .readonly = true};
+        struct hv_disk d2 = {.path = "/dev/null", .serial = "vol-2"};
+        if (hv_vm_disk_add(vm, &d, 5000, &err) < 0)
+                fail_msg("add: %s", cc_error_message(err));
+        assert_int_equal(hv_vm_disk_add(vm, &d, 5000, &err), -EEXIST);
+        /* Neither a block device nor a file; then a path that does not exist. */
+        assert_int_equal(hv_vm_disk_add(vm, &d2, 5000, &err), -EINVAL);
+        d2.path = "/nonexistent/disk.img";
+        assert_int_equal(hv_vm_disk_add(vm, &d2, 5000, &err), -ENOENT);
+        assert_non_null(strstr(cc_error_message(err), "/nonexistent/disk.img"));
+        if (hv_vm_disk_remove(vm, "vol-1", 5000, &err) < 0)
+                fail_msg("remove: %s", cc_error_message(err));
+        assert_int_equal(hv_vm_disk_remove(vm, "vol-1", 5000, &err), -ENOENT);
+        /* The guest never ejects. */
+        setenv("HV_FAKE_CLH_MODE", "never-eject", 1);
+        assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
+        hv_vm_free(vm);
+        vm = NULL;
+        assert_int_equal(hv_vm_new(&c, &vm, &err), 0);
+        if (start_vm(vm, &err) < 0)
+                fail_msg("start: %s", cc_error_message(err));
+        assert_int_equal(hv_vm_disk_add(vm, &d, 5000, &err), 0);
+        assert_int_equal(hv_vm_disk_remove(vm, "vol-1", 300, &err), -ETIMEDOUT);
+        assert_non_null(strstr(cc_error_message(err), "did not release"));
+        assert_int_equal(hv_vm_disk_add(vm, &d, 5000, &err), -EEXIST);
+        unsetenv("HV_FAKE_CLH_MODE");
+        assert_int_equal(hv_vm_stop(vm, 0, &err), 0);
+        struct hv_exit ex;
+        assert_int_equal(hv_vm_wait(vm, 0, &ex, &err), 0);
+        _cleanup_free_ char *log = slurp(log_path);
+        if (ex.code != 0)
+                fail_msg("the fake saw violations (exit %d):\n%s", ex.code, log);
+        const char *seq[] = {"PUT /api/v1/vm.boot\n",
+                             "PUT /api/v1/vm.add-disk\n",
+                             "ADD-DISK hpblk-vol-1 serial=vol-1 path=/bin/sh ro=1 direct=0\n",
+                             "PUT /api/v1/vm.remove-device\n",
+                             "REMOVE-DEVICE hpblk-vol-1\n",
+                             "GET /api/v1/vm.info\n",
+                             "PUT /api/v1/vmm.shutdown\n"};
+        assert_in_order(log, seq, sizeof(seq) / sizeof(seq[0]));
+        hv_vm_free(vm);
         assert_run_dir_empty();
 }
 
@@ -612,7 +764,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_response), cmocka_unit_test(test_vmconfig_refusals),
                 cmocka_unit_test(test_host_check),     cmocka_unit_test(test_lifecycle),
-                cmocka_unit_test(test_nets),
+                cmocka_unit_test(test_nets),           cmocka_unit_test(test_disk_hotplug),
                 cmocka_unit_test(test_kill9),          cmocka_unit_test(test_vmm_dies_during_start),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);

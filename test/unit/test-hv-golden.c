@@ -356,6 +356,42 @@ static void libvirt_golden(const char *name, enum hv_tee tee, unsigned long vers
         compare(name, xml);
 }
 
+/* Spare PCIe root ports for hot-plug, and the <disk> hv_vm_disk_add() attaches. */
+static void test_libvirt_hotplug(void **state)
+{
+        struct hv_config c = base_config(HV_TEE_NONE);
+        c.backend = "libvirt";
+        c.hotplug_slots = 2;
+        struct hv_libvirt_plan plan = {.cfg = &c,
+                                       .console_log = RUN_DIR "/console.log",
+                                       .accel = HV_ACCEL_TCG,
+                                       .channel = HV_CHANNEL_SERIAL,
+                                       .libvirt_version = 9000000};
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (hv_libvirt_domain_xml(&plan, &xml, &err) < 0)
+                fail_msg("%s", cc_error_message(err));
+        compare("libvirt-none-hotplug.xml", xml);
+        struct hv_disk d = {.path = "/dev/loop3", .serial = "vol-1", .readonly = true};
+        _cleanup_free_ char *blk = NULL, *file = NULL;
+        assert_int_equal(hv_libvirt_disk_xml(&d, true, "vdb", &blk, &err), 0);
+        assert_string_equal(blk, "<disk type='block' device='disk'>\n"
+                                 "  <driver name='qemu' type='raw'/>\n"
+                                 "  <source dev='/dev/loop3'/>\n"
+                                 "  <target dev='vdb' bus='virtio'/>\n"
+                                 "  <serial>vol-1</serial>\n"
+                                 "  <readonly/>\n"
+                                 "</disk>\n");
+        struct hv_disk f = {.path = "/run/pod/a'b.img", .serial = "cc-scratch"};
+        assert_int_equal(hv_libvirt_disk_xml(&f, false, "vdc", &file, &err), 0);
+        assert_string_equal(file, "<disk type='file' device='disk'>\n"
+                                  "  <driver name='qemu' type='raw'/>\n"
+                                  "  <source file='/run/pod/a&apos;b.img'/>\n"
+                                  "  <target dev='vdc' bus='virtio'/>\n"
+                                  "  <serial>cc-scratch</serial>\n"
+                                  "</disk>\n");
+}
+
 /* A pod NIC: the shim's persistent host tap, opened by name by libvirtd. */
 static void test_libvirt_none_nic(void **state)
 {
@@ -507,6 +543,7 @@ int main(void)
                 cmocka_unit_test(test_clh_tdx),
                 cmocka_unit_test(test_clh_amd_refused),
                 cmocka_unit_test(test_libvirt_none),
+                cmocka_unit_test(test_libvirt_hotplug),
                 cmocka_unit_test(test_libvirt_none_nic),
                 cmocka_unit_test(test_libvirt_sev),
                 cmocka_unit_test(test_libvirt_sev_es),
