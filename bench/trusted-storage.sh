@@ -5,7 +5,10 @@
 # [runtime] trusted_storage_mib = 1024: the guest formats the scratch disk as LUKS2 + ext4 at
 # boot, and the container's rootfs is copied onto it). Times are the RPCs' own (cri.py
 # --timing). One warm-up pod per handler is not counted.
-# Usage: BUILD=build [POD_N=5] bash bench/trusted-storage.sh   (root)
+# Usage: BUILD=build [POD_N=5] [INITRD=path] bash bench/trusted-storage.sh   (root)
+# INITRD: another guest image for both handlers (e.g. one built from an older agent, to compare).
+# The guest's split is printed from the kata-ts pods' console logs (the agent's line: the disk
+# found, the helper's LUKS2 / mke2fs / mount times, and its whole run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/integration/lib.sh
@@ -15,7 +18,7 @@ trap e2e_cleanup EXIT
 N=${POD_N:-5}
 e2e_require
 T0=$(date +%s)
-e2e_setup
+e2e_setup "${INITRD:-}"
 TS_CFG=$CC_TMP/configuration-qemu-ts.toml
 sed 's/^trusted_storage_mib = .*/trusted_storage_mib = 1024/' "$E2E_CFG" >"$TS_CFG"
 grep -q '^trusted_storage_mib = 1024$' "$TS_CFG" || cc_fail "could not set trusted_storage_mib"
@@ -49,6 +52,8 @@ JSON
         cid=$(jget '["container_id"]' <"$CC_TMP/$name.cout")
         c=$(rpc_ms start "$cid")
         [ -n "$c" ] || cc_fail "StartContainer $h"
+        [ "$h" = kata-ts ] && find "$CC_SHIM_RUN_DIR" -path "*$pod*" -name console.log -exec grep -a -h -o "(LUKS2 [^\"]*" {} + |
+                sed 's/^/    guest: /' | cut -c1-200
         cri stopp "$pod" >/dev/null
         cri rmp "$pod" >/dev/null
         [ "$i" = 0 ] || echo "$h $a $b $c" >>"$CC_TMP/times"

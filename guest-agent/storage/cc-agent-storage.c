@@ -216,7 +216,13 @@ static int status(const char *name)
         printf("%s is active.\n", mapped);
         printf("  type:    %s\n", crypt_get_type(cd) ? crypt_get_type(cd) : "n/a");
         printf("  cipher:  %s-%s\n", crypt_get_cipher(cd), crypt_get_cipher_mode(cd));
-        printf("  keysize: %d bits\n", crypt_get_volume_key_size(cd) * 8);
+        /* Without a keyslot libcryptsetup cannot tell the key size: the kernel's table can. */
+        char cipher[128];
+        unsigned key_bits = 0, sector = 0;
+        int t = dm_crypt_table(name, cipher, sizeof(cipher), &key_bits, &sector);
+        int kb = crypt_get_volume_key_size(cd) > 0 ? crypt_get_volume_key_size(cd) * 8
+                                                   : (int)key_bits;
+        printf("  keysize: %d bits\n", kb);
         struct crypt_params_integrity ip = {0};
         bool integ = crypt_get_integrity_info(cd, &ip) == 0 && ip.integrity;
         printf("  integrity: %s\n", integ ? ip.integrity : "none");
@@ -227,9 +233,7 @@ static int status(const char *name)
         printf("  mode:    %s\n", cad.flags & CRYPT_ACTIVATE_READONLY ? "readonly" : "read/write");
         printf("  label:   %s\n", crypt_get_label(cd) ? crypt_get_label(cd) : "");
         crypt_free(cd);
-        char cipher[128];
-        unsigned key_bits = 0, sector = 0;
-        if ((r = dm_crypt_table(name, cipher, sizeof(cipher), &key_bits, &sector)) == 0)
+        if (t == 0)
                 printf("  kernel's table: crypt %s, %u-bit key, sector_size %u\n", cipher, key_bits,
                        sector);
         struct stat st;

@@ -76,7 +76,9 @@ static int check_one(Grpc__Device *const *devs, size_t i, const Grpc__Linux *l,
                 if (cc_streq(devs[k]->id, id))
                         return cc_error_set(err, EINVAL, "device %s is given twice", id);
                 if (cc_streq(devs[k]->container_path, d->container_path))
-                        return cc_error_set(err, EINVAL, "two devices at %s", d->container_path);
+                        return cc_error_set(err, EINVAL,
+                                            store ? "a second %s" : "two devices at %s",
+                                            d->container_path);
         }
         const Grpc__LinuxDevice *e = spec_entry(l, d->container_path);
         if (!e)
@@ -96,17 +98,10 @@ int agent_devices_check(Grpc__Device *const *devs, size_t n, const Grpc__Linux *
 {
         if (n > MAX_DEVICES)
                 return cc_error_set(err, EINVAL, "more than %d devices", MAX_DEVICES);
-        bool store = false;
         for (size_t i = 0; i < n; i++) {
                 int r = check_one(devs, i, l, err);
                 if (r < 0)
                         return r;
-                if (cc_streq(devs[i]->container_path, AGENT_TRUSTED_STORE_PATH)) {
-                        if (store)
-                                return cc_error_set(err, EINVAL, "a second %s",
-                                                    AGENT_TRUSTED_STORE_PATH);
-                        store = true;
-                }
         }
         return 0;
 }

@@ -347,16 +347,18 @@ void agent_trusted_storage_close(struct agent *a)
         pthread_mutex_unlock(&a->lock);
         if (!disk)
                 return;
-        /* The pulled rootfs of containers still there hold the file system. */
-        if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno == EBUSY) {
-                _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
-                for (struct dirent *de; d && (de = readdir(d));)
-                        if (de->d_name[0] != '.')
-                                agent_image_release(a, de->d_name);
-        }
+        /* The pulled rootfs of containers still there hold the file system through overlayfs'
+         * private clones of its mount: the unmount would succeed and leave the mapping busy. */
+        _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
+        for (struct dirent *de; d && (de = readdir(d));)
+                if (de->d_name[0] != '.')
+                        agent_image_release(a, de->d_name);
         if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno != EINVAL)
                 cc_log_warn("trusted storage: unmount %s: %m", AGENT_TRUSTED_LATE_DIR);
-        int r = dm_remove_trusted();
+        /* A detached overlay lets its layers go a moment later. */
+        int r;
+        for (int i = 0; (r = dm_remove_trusted()) == -EBUSY && i < 40; i++)
+                poll(NULL, 0, 50);
         if (r < 0)
                 cc_log_errno(CC_LOG_WARN, -r, "trusted storage: the mapping %s on %s stays",
                              MAPPING_NAME, disk);

@@ -17,6 +17,13 @@
 #      does not fit in the guest's memory and names the configuration key.
 #   5. With ",integrity": dm-integrity hmac(sha256) under dm-crypt (the kernel's table shows
 #      authenc(hmac(sha256),xts(aes)), a 768-bit key: 512 for XTS, 256 for the HMAC).
+#   6. Disks given at CreateContainer (CreateContainerRequest.devices, found by serial, the
+#      spec's host numbers 8:16/8:32 rewritten), in a VM of a --debug-shell image with nothing on
+#      its command line: the sidecar's /dev/trusted_store disk becomes LUKS2 (not given to it),
+#      the next pull lands on it; a data disk appears in the container at /dev/xvdb with the
+#      guest's numbers and its bytes; `cc-agent-storage status` through the debug console shows
+#      what `cryptsetup status` shows and the overlay on it; refusals (unknown serial within
+#      the wait, a second trusted store, no spec entry); DestroySandbox closes the mapping.
 set -u
 . "$(dirname "$0")/img-lib.sh"
 CTL=$(realpath "$BUILD/cc-agent-ctl")
@@ -63,7 +70,7 @@ boot() {
         local name=$1 params=$2
         shift 2
         "$QEMU" -machine q35,accel=tcg -cpu max -m "$VM_MIB" -smp 1 -nodefaults -nographic -no-reboot \
-                -kernel build/guest/vmlinuz -initrd build/guest/initrd.img \
+                -kernel build/guest/vmlinuz -initrd "${GUEST_INITRD:-build/guest/initrd.img}" \
                 -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.log=debug agent.image_insecure=$GUEST_REG $params" \
                 -serial "file:$T/$name.log" \
                 -device virtio-serial-pci \
@@ -82,6 +89,16 @@ boot() {
         ctl update-interface -- "$MAC" eth0 0 10.0.2.15/24 >/dev/null || soft_fail "UpdateInterface"
         ctl update-routes -- default,10.0.2.2,eth0 >/dev/null || soft_fail "UpdateRoutes"
 }
+# log_line LOG PATTERN: the first match of PATTERN in the VM's console log, waiting up to 120 s
+# (the agent makes the boot's trusted storage in the background, after it answers).
+log_line() {
+        local i
+        for i in $(seq 1200); do
+                grep -a -o "$2" "$1" 2>/dev/null | head -1 | grep . && return 0
+                sleep 0.1
+        done
+        return 1
+}
 ctl() { ASAN_OPTIONS=detect_leaks=0 "$CTL" --addr "unix://$SOCK" "$@"; }
 # poweroff: DestroySandbox and wait for QEMU to end.
 poweroff() {
@@ -99,7 +116,7 @@ boot trusted agent.trusted_storage=cc-trusted-store \
         -drive "file=$DISK,if=none,id=scratch,format=raw" \
         -device virtio-blk-pci,drive=scratch,serial=cc-trusted-store
 ok "VM with trusted storage up in $(echo "$(date +%s.%N) - $t0" | bc) s"
-line=$(grep -a -o "trusted storage: .*" "$T/trusted.log" | head -1)
+line=$(log_line "$T/trusted.log" "trusted storage: .*")
 case "$line" in
 *"LUKS2 "*", kernel's table: aes-xts-plain64 volume key 512 bits, sector size 4096, integrity none, /dev/mapper/cc-trusted-store ("*") on /dev/vd"*", ext4 on /run/kata-containers"*)
         ok "the agent's log: $line" ;;
@@ -155,7 +172,7 @@ truncate -s 128M "$T/scratch-i.img"
 boot integrity agent.trusted_storage=cc-trusted-store,integrity \
         -drive "file=$T/scratch-i.img,if=none,id=scratch,format=raw" \
         -device virtio-blk-pci,drive=scratch,serial=cc-trusted-store
-line=$(grep -a -o "trusted storage: .*" "$T/integrity.log" | head -1)
+line=$(log_line "$T/integrity.log" "trusted storage: .*")
 case "$line" in
 *"kernel's table: capi:authenc(hmac(sha256),xts(aes))-plain64 volume key 768 bits, sector size 4096, integrity hmac(sha256)"*"ext4 on /run/kata-containers"*)
         ok "with integrity: $(echo "$line" | grep -o "capi:[^ ]* volume key [0-9]* bits") (LUKS2 and the wipe: $(echo "$line" | grep -o "LUKS2 [0-9]* ms"))" ;;
@@ -163,6 +180,88 @@ case "$line" in
 esac
 ctl check >/dev/null && ok "the agent serves on integrity-protected storage" || soft_fail "agent after integrity setup"
 poweroff
+
+# --- 4. disks at CreateContainer: /dev/trusted_store and a data disk -------------------------
+DBG=$T/guest-dbg
+bash guest-agent/build-guest-image.sh --agent build/cc-agent-static --pull-helper build/cc-agent-pull \
+        --storage-helper build/cc-agent-storage --kernel-dir build/guest/kernel-project --out "$DBG" \
+        --debug-shell >"$T/image-dbg.log" 2>&1 || { cat "$T/image-dbg.log"; fail "build-guest-image --debug-shell"; }
+small=$T/small-layout
+umoci init --layout "$small" && umoci new --image "$small:1" && umoci unpack --image "$small:1" "$T/sb" >/dev/null
+mkdir -p "$T/sb/rootfs/bin" "$T/sb/rootfs/dev" "$T/sb/rootfs/proc"
+cp "$(command -v busybox)" "$T/sb/rootfs/bin/busybox"
+ln -s busybox "$T/sb/rootfs/bin/sh"
+echo "$MARK-small" >"$T/sb/rootfs/marker.txt"
+umoci repack --image "$small:1" "$T/sb" >/dev/null && rm -rf "${T:?}/sb"
+img_push "oci:$small:1" small:1
+truncate -s 256M "$T/late.img"
+{ printf 'CC-DATA-DISK-%s' "$$"; head -c $((4 << 20)) /dev/zero; } >"$T/data.img"
+GUEST_INITRD=$DBG/initrd.img
+boot late "agent.debug_console" \
+        -drive "file=$T/late.img,if=none,id=late,format=raw" -device virtio-blk-pci,drive=late,serial=ts-late \
+        -drive "file=$T/data.img,if=none,id=data,format=raw" -device virtio-blk-pci,drive=data,serial=data-1 \
+        -chardev "socket,id=con,path=$T/late-con.sock,server=on,wait=off" \
+        -device virtserialport,chardev=con,name=agent.debug_console
+GUEST_INITRD=
+out=$(ctl create --id side --rootfs "$C/side/rootfs" --guest-pull "$GUEST_REG/small:1" --device ts-late:/dev/trusted_store --device nope-9:/dev/trusted_store -- /bin/sh -c true 2>&1) &&
+        soft_fail "two trusted stores accepted" || { echo "$out" | grep -q "a second /dev/trusted_store" &&
+        ok "refused: $out" || soft_fail "two trusted stores: $out"; }
+t0=$(date +%s)
+out=$(ctl create --id side --rootfs "$C/side/rootfs" --guest-pull "$GUEST_REG/small:1" --device ghost-1:/dev/xvdz -- /bin/sh -c true 2>&1) &&
+        soft_fail "an absent disk accepted" || { echo "$out" | grep -q "no disk with serial 'ghost-1'" &&
+        ok "refused after $(($(date +%s) - t0)) s: $out" || soft_fail "absent disk: $out"; }
+ctl create --id side --rootfs "$C/side/rootfs" --guest-pull "$GUEST_REG/small:1" --device ts-late:/dev/trusted_store -- \
+        /bin/sh -c 'busybox ls /dev/trusted_store 2>&1; busybox cat /marker.txt' || soft_fail "CreateContainer of the sidecar"
+ctl start --id side || soft_fail "StartContainer side"
+out=$(ctl read-stdout --id side 2>&1)
+echo "$out" | grep -q "No such file" && ok "the sidecar does not get /dev/trusted_store" || soft_fail "sidecar: $out"
+line=$(log_line "$T/late.log" "trusted storage from /dev/trusted_store: .*")
+case "$line" in
+*"LUKS2 "*"aes-xts-plain64 volume key 512 bits, sector size 4096"*"ext4 on /run/cc-trusted-storage"*) ok "the agent's log: $line" ;;
+*) soft_fail "late trusted storage line: '$line'" ;;
+esac
+ctl pull-image --id app -- "$GUEST_REG/small:1" >/dev/null || soft_fail "PullImage app"
+ctl create --id app --rootfs "$C/app/rootfs" --device data-1:/dev/xvdb -- /bin/sh -c \
+        'busybox cat /marker.txt; busybox stat -c "%F %t:%T" /dev/xvdb; busybox head -c 22 /dev/xvdb; echo' ||
+        soft_fail "CreateContainer app with a data disk"
+ctl start --id app || soft_fail "StartContainer app"
+out=$(ctl read-stdout --id app 2>&1 | tr -d "\\000")
+echo "$out" | sed 's/^/    app: /'
+num=$(echo "$out" | sed -n 's/^block special file //p')
+[ -n "$num" ] && [ "$num" != 8:20 ] && echo "$out" | grep -q "^CC-DATA-DISK-$$" &&
+        ok "the data disk at /dev/xvdb: the guest's node $num (hex; not the host's 8:32) with the disk's bytes" ||
+        soft_fail "data disk in the container: $out"
+echo "$out" | grep -qx "$MARK-small" && ok "the app ran from its pull" || soft_fail "app: $out"
+# The evidence through the debug console (as the end-to-end test reads it).
+con=$(python3 - "$T/late-con.sock" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(1)
+s.sendall(b"/usr/libexec/cc-agent/cc-agent-storage status cc-trusted-store; exit\n")
+buf, end = b"", time.time() + 90
+while time.time() < end and b"session ended" not in buf:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        continue
+    if not d:
+        break
+    buf += d
+print(buf.decode(errors="replace"))
+PY
+)
+echo "$con" | tr -d '\r' | sed -n '/is active/,/session ended/p' | sed 's/^/    console: /'
+echo "$con" | grep -q "type: *LUKS2" && echo "$con" | grep -q "cipher: *aes-xts-plain64" &&
+        echo "$con" | grep -q "keysize: *512 bits" && echo "$con" | grep -q "sector size: *4096" &&
+        echo "$con" | grep -q "device: */dev/vd" && echo "$con" | grep -q "mounted: /run/cc-trusted-storage" &&
+        echo "$con" | grep -q "overlay with layers on it: $C/app/rootfs" &&
+        ok "cc-agent-storage status: LUKS2, aes-xts-plain64, 512 bits, 4096-byte sectors, the app's overlay on it" ||
+        soft_fail "status through the debug console: $con"
+ctl wait --id side >/dev/null; ctl wait --id app >/dev/null
+poweroff
+grep -a -q "mapping cc-trusted-store on vd[a-z]* gone" "$T/late.log" &&
+        ok "DestroySandbox: $(grep -a -o "trusted storage: /run/cc-trusted-storage unmounted.*gone" "$T/late.log")" ||
+        soft_fail "no mapping-gone line: $(grep -a "trusted storage" "$T/late.log" | tail -3)"
+grep -a -q "$MARK-small" "$T/late.img" && soft_fail "the late disk holds the marker" || ok "the late disk holds no marker byte"
 
 if [ "$fails" -ne 0 ]; then
         tail -n 30 "$T/trusted.log"

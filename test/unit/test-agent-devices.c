@@ -130,6 +130,9 @@ static void test_check(void **state)
         assert_refused(2, "device disk-1 is given twice");
         dev_set(1, "blk", "disk-2", "/dev/xvda");
         assert_refused(2, "two devices at /dev/xvda");
+        dev_set(0, "blk", "disk-1", "/dev/trusted_store");
+        dev_set(1, "blk", "disk-2", "/dev/trusted_store");
+        assert_refused(2, "a second /dev/trusted_store");
         /* Options: "integrity" on the trusted store only. */
         static char *integrity[] = {"integrity"}, *other[] = {"rw"};
         dev_set(0, "blk", "disk-1", "/dev/trusted_store");
