@@ -2,7 +2,7 @@
 # The release notes' pod with its trusted store against the same pod without (issue 15), and
 # what a pre-allocated hot-plug slot ([hypervisor.qemu] pcie_root_port) costs the boot, through
 # containerd 1.6's CRI on a node set up by the installer (guest pull), QEMU TCG.
-#   1. pods alternating: a sidecar (busybox sleeping) with /dev/trusted_store from a loop device
+#   1. pods alternating: a sidecar (an image of busybox alone, sleeping) with /dev/trusted_store from a loop device
 #      over a sparse 512 MiB file, or without the device, then the application (the guest pulls
 #      its image: onto the LUKS2 store, or into guest memory). Times are the RPCs' own (cri.py
 #      --timing): RunPodSandbox, the sidecar's Create+Start (the hot-plug, and the guest's LUKS2
@@ -20,7 +20,7 @@ e2e_require
 T0=$(date +%s)
 e2e_setup
 LOOPS=()
-trap 'for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; e2e_cleanup' EXIT
+trap 'rc=$?; for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done; (exit $rc); e2e_cleanup' EXIT
 e2e_bridge_precreate
 e2e_registry "$E2E_GW"
 e2e_cni
@@ -32,6 +32,15 @@ cp "$CC_TMP/big.bin" "$b/rootfs/big.bin"
 umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
 rm -rf "${b:?}"
 snap_push "$CC_TMP/app:latest" cc/app:1
+# The sidecar's own image (busybox alone): pulled before the trusted store exists, it must not
+# hand the app its layers.
+l=$CC_TMP/side
+umoci init --layout "$l" && umoci new --image "$l:latest"
+umoci unpack --image "$l:latest" "$b" >/dev/null
+mkdir -p "$b/rootfs/bin" && cp /bin/busybox "$b/rootfs/bin/busybox"
+umoci repack --image "$l:latest" "$b" >/dev/null
+rm -rf "${b:?}"
+snap_push "$l:latest" cc/sidecar:1
 e2e_pause_image pause:1
 IMAGE=$REG/cc/app:1
 for s in 0 8; do
@@ -43,6 +52,7 @@ for s in 0 8; do
                 "$E2E_CFG" >"$CC_TMP/configuration-s$s.toml"
 done
 cri pull "$IMAGE" >/dev/null || cc_fail "PullImage"
+cri pull "$REG/cc/sidecar:1" >/dev/null || cc_fail "PullImage sidecar"
 
 # rpc NAME CMD...: runs cri.py CMD with --timing; stdout into $CC_TMP/NAME.out; prints rpc_ms.
 rpc() {
@@ -50,11 +60,11 @@ rpc() {
         shift
         { $CRI --address "$CTRD_SOCK" --timing "$@" >"$CC_TMP/$name.out"; } 2>&1 | awk '/^rpc_ms/ {print $2}'
 }
-# container POD PODNAME NAME CMD DEVICES: Create + Start; prints the two times.
+# container POD PODNAME NAME IMAGE CMD DEVICES: Create + Start; prints the two times.
 container() {
         cat >"$CC_TMP/$3.ctr.json" <<JSON
-{"metadata": {"name": "$3"}, "image": {"image": "$IMAGE"}, "log_path": "$3.log", "linux_": {},
- "command": ["/bin/sh", "-c", "$4"], "devices": $5}
+{"metadata": {"name": "$3"}, "image": {"image": "$4"}, "log_path": "$3.log", "linux_": {},
+ "command": ["/bin/busybox", "sh", "-c", "$5"], "devices": $6}
 JSON
         local c s cid
         c=$(rpc "$3" create "$1" "$CC_TMP/$3.ctr.json" "$CC_TMP/$2.json")
@@ -63,16 +73,14 @@ JSON
         [ -n "$s" ] || cc_fail "StartContainer $3"
         echo "$c $s"
 }
-runp() { # NAME HANDLER: RunPodSandbox; prints its time, POD = the id
+runp() { # NAME HANDLER: RunPodSandbox; POD = the id, RUNP_MS = its time
         e2e_podjson "$1"
         e2e_netns_mark
-        local t
-        t=$(rpc "$1" runp --runtime "$2" "$CC_TMP/$1.json")
+        RUNP_MS=$(rpc "$1" runp --runtime "$2" "$CC_TMP/$1.json")
         POD=$(jget '["pod_sandbox_id"]' <"$CC_TMP/$1.out")
         [ -n "$POD" ] || cc_fail "RunPodSandbox $1"
         E2E_PODS+=("$POD")
         e2e_netns_record "$POD"
-        echo "$t"
 }
 SLEEP="while true; do busybox sleep 1; done"
 one_pod() { # ts|plain I
@@ -83,9 +91,10 @@ one_pod() { # ts|plain I
                 LOOPS+=("$l")
                 devs="[{\"container_path\": \"/dev/trusted_store\", \"host_path\": \"$l\", \"permissions\": \"rwm\"}]"
         fi
-        a=$(runp "$name" kata)
-        s=$(container "$POD" "$name" "side-$name" "$SLEEP" "$devs")
-        c=$(container "$POD" "$name" "app-$name" "busybox md5sum /big.bin; $SLEEP" "[]")
+        runp "$name" kata
+        a=$RUNP_MS
+        s=$(container "$POD" "$name" "side-$name" "$REG/cc/sidecar:1" "$SLEEP" "$devs")
+        c=$(container "$POD" "$name" "app-$name" "$IMAGE" "busybox md5sum /big.bin; $SLEEP" "[]")
         cri stopp "$POD" >/dev/null
         cri rmp "$POD" >/dev/null
         [ -z "${l:-}" ] || { losetup -d "$l" || cc_fail "$l busy after the pod"; rm -f "$CC_TMP/$name.img"; }
@@ -99,27 +108,13 @@ for i in $(seq "$N"); do
 done
 for i in $(seq 0 "$SN"); do
         for h in kata-s0 kata kata-s8; do
-                t=$(runp "slots-$h-$i" "$h")
+                runp "slots-$h-$i" "$h"
                 cri stopp "$POD" >/dev/null
                 cri rmp "$POD" >/dev/null
-                [ "$i" = 0 ] || echo "$h $t" >>"$CC_TMP/slots"
+                [ "$i" = 0 ] || echo "$h $RUNP_MS" >>"$CC_TMP/slots"
         done
 done
-python3 - "$CC_TMP/times" "$CC_TMP/slots" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-med = lambda k, idx: statistics.median(float(r[idx]) for r in rows if r[0] == k)
-tot = lambda k: statistics.median(sum(float(x) for x in r[1:]) for r in rows if r[0] == k)
-print("median (ms), %d pods each                   plain  trusted   ratio" % (len(rows) // 2))
-for idx, label in ((1, "RunPodSandbox"), (2, "sidecar CreateContainer"), (3, "sidecar StartContainer"),
-                   (4, "app CreateContainer"), (5, "app StartContainer (guest pull)")):
-    print("%-42s %7.0f %8.0f %7.2fx" % (label, med("plain", idx), med("ts", idx), med("ts", idx) / med("plain", idx)))
-print("%-42s %7.0f %8.0f %7.2fx" % ("pod start (sum)", tot("plain"), tot("ts"), tot("ts") / tot("plain")))
-slots = [l.split() for l in open(sys.argv[2])]
-print("RunPodSandbox median (ms), %d pods each: %s" % (len(slots) // 3, ", ".join(
-    "%s %.0f" % (h, statistics.median(float(r[1]) for r in slots if r[0] == h))
-    for h in ("kata-s0", "kata", "kata-s8"))))
-PY
+python3 bench/pod-devices-stats.py "$CC_TMP/times" "$CC_TMP/slots"
 e2e_uninstall_node || cc_fail "cc-deploy uninstall"
 left=$(e2e_leftovers)
 [ -z "$left" ] || cc_fail "left: $left"
