@@ -52,7 +52,7 @@ JSON
         cid=$(jget '["container_id"]' <"$CC_TMP/$name.cout")
         c=$(rpc_ms start "$cid")
         [ -n "$c" ] || cc_fail "StartContainer $h"
-        [ "$h" = kata-ts ] && find "$CC_SHIM_RUN_DIR" -path "*$pod*" -name console.log -exec grep -a -h -o "(LUKS2 [^\"]*" {} + |
+        [ "$h" = kata-ts ] && find "$CC_SHIM_RUN_DIR" -path "*${pod:0:24}*" -name console.log -exec grep -a -h -o "(LUKS2 [^\"]*" {} + |
                 sed 's/^/    guest: /' | cut -c1-200
         cri stopp "$pod" >/dev/null
         cri rmp "$pod" >/dev/null

@@ -24,6 +24,7 @@
 #include <linux/dm-ioctl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +136,17 @@ static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+        /* SCHED_IDLE: the guest has one vCPU at times, and the requests the agent serves
+         * meanwhile (CreateSandbox, the network) go first; it runs while the guest waits for
+         * the host, and whoever needs the disk waits for it with the CPU idle. */
+        posix_spawnattr_t at;
+        posix_spawnattr_init(&at);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSCHEDULER);
+        posix_spawnattr_setschedpolicy(&at, SCHED_IDLE);
+        posix_spawnattr_setschedparam(&at, &(struct sched_param){.sched_priority = 0});
         pid_t pid;
-        int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+        int r = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+        posix_spawnattr_destroy(&at);
         posix_spawn_file_actions_destroy(&fa);
         close(p[1]);
         if (r) {
@@ -192,25 +202,20 @@ static int format_and_mount(const char *name, const char *mountpoint, bool integ
 
 int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct cc_error **err)
 {
-        char serial[32], name[64];
+        char serial[32];
         bool integrity;
         int r = agent_trusted_storage_parse(spec, serial, sizeof(serial), &integrity, err);
         if (r < 0)
                 return r;
         int64_t t0 = now_ms();
         /* virtio-blk probes asynchronously to PID 1's start: give it a moment. */
-        while ((r = agent_block_by_serial("/sys/block", serial, name, sizeof(name))) == -ENOENT &&
-               now_ms() - t0 < FIND_WAIT_MS)
-                poll(NULL, 0, 50);
-        if (r < 0)
-                return cc_error_set(err, -r,
-                                    "trusted storage: no disk with serial '%s' in /sys/block "
-                                    "(%s)",
-                                    serial, strerror(-r));
+        struct agent_block b;
+        if ((r = agent_block_wait("/sys/block", serial, FIND_WAIT_MS, &b, err)) < 0)
+                return cc_error_wrap(err, -r, "trusted storage");
         int64_t found_ms = now_ms() - t0;
         char msg[1024];
         int64_t t1 = now_ms();
-        if ((r = format_and_mount(name, mountpoint, integrity, msg, sizeof(msg), err)) < 0)
+        if ((r = format_and_mount(b.name, mountpoint, integrity, msg, sizeof(msg), err)) < 0)
                 return cc_error_wrap(err, -r, "serial %s", serial);
         cc_log_info("trusted storage: %s (disk found in %lld ms, helper %lld ms, %lld ms in all)",
                     msg, (long long)found_ms, (long long)(now_ms() - t1),
@@ -340,6 +345,17 @@ int agent_trusted_storage_attach(struct agent *a, const char *name, bool integri
         return 0;
 }
 
+/* The pulled rootfs of containers still there hold the file system through overlayfs'
+ * private clones of its mount: an unmount would succeed and leave the mapping busy. (The
+ * directory is closed on return, before the unmount.) */
+static void release_pulled(struct agent *a)
+{
+        _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
+        for (struct dirent *de; d && (de = readdir(d));)
+                if (de->d_name[0] != '.')
+                        agent_image_release(a, de->d_name);
+}
+
 void agent_trusted_storage_close(struct agent *a)
 {
         pthread_mutex_lock(&a->lock);
@@ -347,12 +363,7 @@ void agent_trusted_storage_close(struct agent *a)
         pthread_mutex_unlock(&a->lock);
         if (!disk)
                 return;
-        /* The pulled rootfs of containers still there hold the file system through overlayfs'
-         * private clones of its mount: the unmount would succeed and leave the mapping busy. */
-        _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
-        for (struct dirent *de; d && (de = readdir(d));)
-                if (de->d_name[0] != '.')
-                        agent_image_release(a, de->d_name);
+        release_pulled(a);
         if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno != EINVAL)
                 cc_log_warn("trusted storage: unmount %s: %m", AGENT_TRUSTED_LATE_DIR);
         /* A detached overlay lets its layers go a moment later. */

@@ -4,8 +4,8 @@
  * the method's descriptor exactly as the ttrpc server does, then put through the agent's own
  * request checks and conversions that run before any side effect: id validation, the OCI spec
  * conversion (CreateContainer), the process conversion (ExecProcess), the resources conversion
- * (UpdateContainer), path checks (CopyFile), the volume Storages' checks (CreateContainer) and
- * a policy decision.
+ * (UpdateContainer), path checks (CopyFile), the volume Storages' checks and the block Devices'
+ * checks and spec rewrite (CreateContainer) and a policy decision.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,6 +64,15 @@ static void convert(const char *method, const ProtobufCMessage *m)
                         (void)agent_policy_check_create(tee, &c, &err);
                         agent_spec_free(s);
                 }
+                /* Block Devices against the spec's linux.devices, and the rewrite of its host
+                 * numbers (devices.c); the message is this input's own copy. */
+                Grpc__Linux *l = r->oci ? r->oci->linux_ : NULL;
+                if (agent_devices_check(r->devices, r->n_devices, l, &err) == 0)
+                        for (size_t i = 0; i < r->n_devices; i++)
+                                (void)agent_devices_rewrite(l, r->devices[i]->container_path, 253,
+                                                            (int64_t)i);
+                cc_error_free(err);
+                err = NULL;
                 /* The pod's volumes: mount point and options (storage.c). */
                 (void)agent_storages_image(r->storages, r->n_storages);
                 for (size_t i = 0; i < r->n_storages; i++) {
