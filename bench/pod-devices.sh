@@ -26,21 +26,11 @@ e2e_registry "$E2E_GW"
 e2e_cni
 snap_busybox_image "$CC_TMP/app"
 head -c $((8 << 20)) /dev/urandom >"$CC_TMP/big.bin"
-b=$CC_TMP/bundle
-umoci unpack --image "$CC_TMP/app:latest" "$b" >/dev/null
-cp "$CC_TMP/big.bin" "$b/rootfs/big.bin"
-umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
-rm -rf "${b:?}"
+e2e_image_add "$CC_TMP/app" "$CC_TMP/big.bin" big.bin
 snap_push "$CC_TMP/app:latest" cc/app:1
 # The sidecar's own image (busybox alone): pulled before the trusted store exists, it must not
 # hand the app its layers.
-l=$CC_TMP/side
-umoci init --layout "$l" && umoci new --image "$l:latest"
-umoci unpack --image "$l:latest" "$b" >/dev/null
-mkdir -p "$b/rootfs/bin" && cp /bin/busybox "$b/rootfs/bin/busybox"
-umoci repack --image "$l:latest" "$b" >/dev/null
-rm -rf "${b:?}"
-snap_push "$l:latest" cc/sidecar:1
+e2e_sidecar_image cc/sidecar:1
 e2e_pause_image pause:1
 IMAGE=$REG/cc/app:1
 for s in 0 8; do

@@ -39,19 +39,10 @@ loop() {
 # one layer holding busybox only (another image, pulled before the trusted store exists).
 MARK="cc-e2e-storage-marker-$$-$RANDOM"
 snap_busybox_image "$CC_TMP/app"
-b=$CC_TMP/bundle
-umoci unpack --image "$CC_TMP/app:latest" "$b" >/dev/null
-echo "$MARK" >"$b/rootfs/marker.txt"
-umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
-rm -rf "${b:?}"
+echo "$MARK" >"$CC_TMP/marker.txt"
+e2e_image_add "$CC_TMP/app" "$CC_TMP/marker.txt" marker.txt
 snap_push "$CC_TMP/app:latest" cc/app:1
-l=$CC_TMP/side
-umoci init --layout "$l" && umoci new --image "$l:latest"
-umoci unpack --image "$l:latest" "$b" >/dev/null
-mkdir -p "$b/rootfs/bin" && cp /bin/busybox "$b/rootfs/bin/busybox"
-umoci repack --image "$l:latest" "$b" >/dev/null
-rm -rf "${b:?}"
-snap_push "$l:latest" cc/sidecar:1
+e2e_sidecar_image cc/sidecar:1
 e2e_pause_image pause:1
 IMAGE=$REG/cc/app:1
 SIDECAR=$REG/cc/sidecar:1
@@ -180,11 +171,10 @@ left=$(e2e_leftovers)
 if [ "${CC_E2E_STORAGE_BIG:-0}" = 1 ]; then
         VM_MIB=${VM_MIB:-256}
         BIG_MIB=${BIG_MIB:-320}
-        umoci unpack --image "$CC_TMP/app:latest" "$b" >/dev/null
-        head -c $((BIG_MIB << 20)) /dev/urandom >"$b/rootfs/big.bin"
-        BIG_MD5=$(md5sum "$b/rootfs/big.bin" | cut -d' ' -f1)
-        umoci repack --image "$CC_TMP/app:latest" "$b" >/dev/null
-        rm -rf "${b:?}"
+        head -c $((BIG_MIB << 20)) /dev/urandom >"$CC_TMP/big.bin"
+        BIG_MD5=$(md5sum "$CC_TMP/big.bin" | cut -d' ' -f1)
+        e2e_image_add "$CC_TMP/app" "$CC_TMP/big.bin" big.bin
+        rm -f "$CC_TMP/big.bin"
         snap_push "$CC_TMP/app:latest" cc/big:1
         cri pull "$REG/cc/big:1" >/dev/null || cc_fail "CRI PullImage big"
         e2e_cfg_set default_memory "$VM_MIB"
