@@ -64,34 +64,36 @@ void shim_blockdevs_free(struct shim_blockdev *d, size_t n)
         free(d);
 }
 
-int shim_blockdev_host_path(const char *sys_root, const char *dev_root, unsigned major,
-                            unsigned minor, char **ret, struct cc_error **err)
+int shim_blockdev_host_path(const char *sys_root, const char *dev_root, unsigned ma, unsigned mi,
+                            char **ret, struct cc_error **err)
 {
         *ret = NULL;
         _cleanup_free_ char *uevent = NULL, *text = NULL, *path = NULL;
-        if (asprintf(&uevent, "%s/dev/block/%u:%u/uevent", sys_root, major, minor) < 0)
+        if (asprintf(&uevent, "%s/dev/block/%u:%u/uevent", sys_root, ma, mi) < 0)
                 return -ENOMEM;
         size_t len = 0;
         int r = cc_read_file(uevent, 64 * 1024, &text, &len, NULL);
         if (r < 0)
-                return cc_error_set(err, -r, "block device %u:%u is not on this host (%s: %s)",
-                                    major, minor, uevent, strerror(-r));
+                return cc_error_set(err, -r, "block device %u:%u is not on this host (%s: %s)", ma,
+                                    mi, uevent, strerror(-r));
         const char *name = NULL;
-        for (char *line = strtok(text, "\n"); line && !name; line = strtok(NULL, "\n"))
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line && !name;
+             line = strtok_r(NULL, "\n", &save))
                 if (strncmp(line, "DEVNAME=", 8) == 0)
                         name = line + 8;
         if (cc_isempty(name) || strstr(name, "..") || name[0] == '/')
-                return cc_error_set(err, ENODEV, "block device %u:%u: %s names no device node",
-                                    major, minor, uevent);
+                return cc_error_set(err, ENODEV, "block device %u:%u: %s names no device node", ma,
+                                    mi, uevent);
         if (asprintf(&path, "%s/%s", dev_root, name) < 0)
                 return -ENOMEM;
         struct stat st;
         if (stat(path, &st) < 0)
-                return cc_error_set(err, errno, "block device %u:%u: %s: %m", major, minor, path);
-        if (!S_ISBLK(st.st_mode) || major(st.st_rdev) != major || minor(st.st_rdev) != minor)
+                return cc_error_set(err, errno, "block device %u:%u: %s: %m", ma, mi, path);
+        if (!S_ISBLK(st.st_mode) || major(st.st_rdev) != ma || minor(st.st_rdev) != mi)
                 return cc_error_set(err, ENODEV,
-                                    "block device %u:%u: %s is not that device (%u:%u)", major,
-                                    minor, path, major(st.st_rdev), minor(st.st_rdev));
+                                    "block device %u:%u: %s is not that device (%u:%u)", ma, mi,
+                                    path, major(st.st_rdev), minor(st.st_rdev));
         *ret = TAKE_PTR(path);
         return 0;
 }
