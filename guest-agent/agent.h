@@ -88,14 +88,6 @@ struct agent {
         /* The disk given at CreateContainer as AGENT_TRUSTED_STORE_PATH (its /sys/block name),
          * set while it is made and while it is mounted; NULL: none. Under lock. */
         char *trusted_disk;
-        /* agent.trusted_storage='s disk, made in the background at boot (trusted-storage.c):
-         * pending until it is mounted, then r (0 or -errno) and msg. Under lock. */
-        struct {
-                pthread_cond_t cond;
-                bool pending;
-                int r;
-                char *msg;
-        } ts_boot;
 };
 
 /* Fills defaults, then applies the kernel command line (agent.server_addr=, agent.log=,
@@ -128,13 +120,10 @@ int agent_selfcheck(const char *list_path, const char *root, unsigned *ret_files
 /* Finds the disk named by `spec` (<serial>[,integrity]) by its serial, encrypts it (LUKS2,
  * a key made in the guest and never stored), makes ext4 and mounts it on mountpoint. */
 int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct cc_error **err);
-/* At boot, once the runtime runs: agent_trusted_storage_setup() of cfg.trusted_storage on
- * AGENT_TRUSTED_STORAGE_DIR in a thread, so that the agent answers meanwhile (a bad option is
- * an error at once). The requests that use what it covers wait for it first, with
- * agent_trusted_storage_wait(): 0 at once without one, its error when it failed (a pod that
- * asked for the disk never falls back to RAM). */
-int agent_trusted_storage_start(struct agent *a, struct cc_error **err);
-int agent_trusted_storage_wait(struct agent *a, struct cc_error **err);
+/* At boot, once the runtime runs (its reaper reaps the helper) and before the agent answers:
+ * agent_trusted_storage_setup() of cfg.trusted_storage on AGENT_TRUSTED_STORAGE_DIR, then the
+ * containers area made again on it. */
+int agent_trusted_storage_boot(struct agent *a, struct cc_error **err);
 /* Its parts, for the unit test: the option's syntax, the lookup of a disk by serial. */
 int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool *integrity,
                                 struct cc_error **err);

@@ -218,7 +218,6 @@ static void agent_done(struct agent *a)
                 free(c->pulled);
                 free(c);
         }
-        free(a->ts_boot.msg);
         free(a->trusted_disk);
         agent_config_done(&a->cfg);
 }
@@ -228,7 +227,6 @@ int main(int argc, char **argv)
         struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
                           .policy_lock = PTHREAD_RWLOCK_INITIALIZER,
                           .destroy_efd = -1,
-                          .ts_boot = {.cond = PTHREAD_COND_INITIALIZER},
                           .puller = &AGENT_PULLER};
         /* Handler threads come and go; one malloc arena keeps the idle footprint small. */
         mallopt(M_ARENA_MAX, 1);
@@ -265,9 +263,9 @@ int main(int argc, char **argv)
                 load_initdata(&a);
         load_policy(&a);
         start_services(&a);
-        /* Trusted storage in the background, once the runtime's reaper runs: CreateContainer,
-         * CopyFile and PullImage, which use the directories it covers, wait for it. */
-        if (a.cfg.is_init && a.cfg.trusted_storage && agent_trusted_storage_start(&a, &err) < 0)
+        /* Trusted storage, before the agent answers: the runtime runs (its reaper reaps the
+         * helper), nothing uses the directories it covers yet. */
+        if (a.cfg.is_init && a.cfg.trusted_storage && agent_trusted_storage_boot(&a, &err) < 0)
                 fatal(&a, "trusted storage", err);
         if (a.cfg.is_init)
                 check_image(&a);

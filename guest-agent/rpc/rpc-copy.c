@@ -155,7 +155,7 @@ int agent_rpc_copy_file(struct cc_ttrpc_call *call, void *userdata, const Protob
         struct agent *a = userdata;
         const Grpc__CopyFileRequest *req = (const void *)req_;
         int r = agent_rpc_admit(a, "CopyFile", NULL, err);
-        if (r < 0 || (r = agent_trusted_storage_wait(a, err)) < 0)
+        if (r < 0)
                 return r;
         /* Only into the containers area, and there only into the shared-files areas (and a
          * host-provided rootfs, see agent_copy_target_check()); never onto the agent's or the

@@ -82,8 +82,7 @@ static int pull_image(struct cc_ttrpc_call *call, void *userdata, const Protobuf
         /* The rootfs goes under the container's directory: without an id there is nowhere. */
         if (cc_isempty(req->container_id))
                 return cc_error_set(err, EINVAL, "PullImage needs a container_id");
-        if ((r = agent_validate_id(req->container_id, "container id", err)) < 0 ||
-            (r = agent_trusted_storage_wait(a, err)) < 0)
+        if ((r = agent_validate_id(req->container_id, "container id", err)) < 0)
                 return r;
         if ((r = pull(a, req->image, req->container_id, req->source_creds, err)) < 0)
                 return r;

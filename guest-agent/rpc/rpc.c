@@ -193,24 +193,12 @@ static const struct cc_ttrpc_service health_service = {
 
 /* ---- containers ------------------------------------------------------------------------ */
 
-/* Whether a CreateContainer uses the disk of the boot's trusted storage: all but the sandbox,
- * whose process is the agent's own pause (its storage, if any, the "pause" guest pull), so that
- * RunPodSandbox does not wait for the disk. */
-static bool create_needs_store(const Grpc__CreateContainerRequest *req)
-{
-        if (!agent_spec_is_sandbox(req->oci) || req->n_devices)
-                return true;
-        return req->n_storages > 1 ||
-               (req->n_storages == 1 &&
-                !cc_streq(agent_storages_image(req->storages, req->n_storages), "pause"));
-}
-
 HANDLER(create_container)
 {
         struct agent *a = userdata;
         const Grpc__CreateContainerRequest *req = (const void *)req_;
         int r = agent_rpc_admit(a, "CreateContainer", req->container_id, err);
-        if (r < 0 || (create_needs_store(req) && (r = agent_trusted_storage_wait(a, err)) < 0))
+        if (r < 0)
                 return r;
         if (req->stdin_port || req->stdout_port || req->stderr_port)
                 return cc_error_set(err, EOPNOTSUPP, "vsock stdio ports are not supported");

@@ -7,11 +7,11 @@
  * boot the agent finds the disk by that serial in /sys/block/<dev>/serial (never by its order)
  * and runs cc-agent-storage (guest-agent/storage/), which formats it as LUKS2 with a key made
  * in the guest and never stored, makes ext4 and mounts it on AGENT_TRUSTED_STORAGE_DIR, the
- * parent of the image store, the containers area and the pod's volumes. This runs in a thread
- * while the agent already answers (the helper's start, reading libcryptsetup's chain from the
- * image's squashfs, is most of its time under TCG): CreateSandbox and the network need none of
- * it, and CreateContainer, CopyFile and PullImage wait for it. A failure fails those, naming
- * it (a pod that asked for the disk must not fall back to RAM silently).
+ * parent of the image store, the containers area and the pod's volumes, before the agent
+ * answers. Any failure stops the boot (a pod that asked for the disk must not fall back to RAM
+ * silently). (Made in a thread while the agent answers, with the requests that need it waiting,
+ * pod start was no faster under TCG with one vCPU: the guest's CPU is the bottleneck either
+ * way, bench/README.md.)
  *
  * A disk can also come with a container: CreateContainer's Device at /dev/trusted_store
  * (devices.c, the release notes' pod). Containers may exist then, so it is mounted apart, on
@@ -24,7 +24,6 @@
 #include <linux/dm-ioctl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,17 +135,8 @@ static int run_helper(char *const argv[], char *msg, size_t len, struct cc_error
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-        /* SCHED_IDLE: the guest has one vCPU at times, and the requests the agent serves
-         * meanwhile (CreateSandbox, the network) go first; it runs while the guest waits for
-         * the host, and whoever needs the disk waits for it with the CPU idle. */
-        posix_spawnattr_t at;
-        posix_spawnattr_init(&at);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSCHEDULER);
-        posix_spawnattr_setschedpolicy(&at, SCHED_IDLE);
-        posix_spawnattr_setschedparam(&at, &(struct sched_param){.sched_priority = 0});
         pid_t pid;
-        int r = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-        posix_spawnattr_destroy(&at);
+        int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         close(p[1]);
         if (r) {
@@ -223,58 +213,12 @@ int agent_trusted_storage_setup(const char *spec, const char *mountpoint, struct
         return 0;
 }
 
-/* The boot's disk in the background: the containers area is made again on it and the
- * requests waiting in agent_trusted_storage_wait() go on. */
-static void *boot_thread(void *arg)
+int agent_trusted_storage_boot(struct agent *a, struct cc_error **err)
 {
-        struct agent *a = arg;
-        _cleanup_error_ struct cc_error *err = NULL;
-        int r = agent_trusted_storage_setup(a->cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR,
-                                            &err);
+        int r = agent_trusted_storage_setup(a->cfg.trusted_storage, AGENT_TRUSTED_STORAGE_DIR, err);
         if (r == 0 && (r = agent_runtime_reopen_area(a->rt)) < 0)
-                cc_error_set(&err, -r, "the containers area on the trusted storage: %s",
+                cc_error_set(err, -r, "the containers area on the trusted storage: %s",
                              strerror(-r));
-        if (r < 0)
-                cc_log_error("trusted storage: %s (CreateContainer, CopyFile and PullImage fail "
-                             "with this)",
-                             cc_error_message(err));
-        pthread_mutex_lock(&a->lock);
-        a->ts_boot.pending = false;
-        a->ts_boot.r = r;
-        a->ts_boot.msg = r < 0 ? strdup(cc_error_message(err)) : NULL;
-        pthread_cond_broadcast(&a->ts_boot.cond);
-        pthread_mutex_unlock(&a->lock);
-        return NULL;
-}
-
-int agent_trusted_storage_start(struct agent *a, struct cc_error **err)
-{
-        char serial[32];
-        bool integrity;
-        int r = agent_trusted_storage_parse(a->cfg.trusted_storage, serial, sizeof(serial),
-                                            &integrity, err);
-        if (r < 0)
-                return r;
-        pthread_t t;
-        a->ts_boot.pending = true;
-        if ((r = pthread_create(&t, NULL, boot_thread, a)) != 0) {
-                a->ts_boot.pending = false;
-                return cc_error_set(err, r, "trusted storage: thread: %s", strerror(r));
-        }
-        pthread_detach(t);
-        return 0;
-}
-
-int agent_trusted_storage_wait(struct agent *a, struct cc_error **err)
-{
-        pthread_mutex_lock(&a->lock);
-        while (a->ts_boot.pending)
-                pthread_cond_wait(&a->ts_boot.cond, &a->lock);
-        int r = a->ts_boot.r;
-        if (r < 0)
-                cc_error_set(err, -r, "trusted storage is not there: %s",
-                             a->ts_boot.msg ? a->ts_boot.msg : strerror(-r));
-        pthread_mutex_unlock(&a->lock);
         return r;
 }
 

@@ -90,7 +90,7 @@ boot() {
         ctl update-routes -- default,10.0.2.2,eth0 >/dev/null || soft_fail "UpdateRoutes"
 }
 # log_line LOG PATTERN: the first match of PATTERN in the VM's console log, waiting up to 120 s
-# (the agent makes the boot's trusted storage in the background, after it answers).
+# (a line may follow the request that caused it by a moment).
 log_line() {
         local i
         for i in $(seq 1200); do

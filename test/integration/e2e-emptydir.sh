@@ -116,10 +116,9 @@ img=$(find "$CC_SHIM_RUN_DIR" -name trusted-storage.img)
 [ -n "$img" ] && [ "$(stat -c %s "$img")" = $((512 << 20)) ] && [ "$(du -k "$img" | cut -f1)" -lt $((64 << 10)) ] &&
         ok "the pod's scratch disk: a sparse 512 MiB file ($(du -k "$img" | cut -f1) KiB allocated)" ||
         fail "scratch disk: '$img' $(ls -ls "$img" 2>&1)"
-# The agent's line in the VM's console log (the kernel's dm table, read back); the agent makes
-# the disk in the background, so the line may come after RunPodSandbox.
+# The agent's line in the VM's console log (the kernel's dm table, read back).
 con=$(dirname "$img")/console.log
-cc_wait_for 120 grep -a -q "trusted storage: LUKS2.*aes-xts-plain64 volume key 512 bits, sector size 4096" "$con" &&
+grep -a "trusted storage: LUKS2" "$con" | grep -q "aes-xts-plain64 volume key 512 bits, sector size 4096" &&
         ok "the agent encrypted it: $(grep -a -o "kernel's table: [^\"]*" "$con" | head -1 | cut -c1-150)" ||
         fail "no trusted storage line from the agent in $con"
 W=$(ctr writer "echo $MARK >/data/f; echo written; trap 'exit 0' TERM; while true; do busybox sleep 1; done")
