@@ -37,6 +37,7 @@ void shim_config_init(struct shim_config *c)
                 .dial_timeout_s = 60,
                 .host_rootfs_max_bytes = 256ull << 20,
                 .create_container_timeout_s = 60,
+                .hotplug_slots = SHIM_HOTPLUG_SLOTS_DEFAULT,
         };
 }
 
@@ -100,7 +101,6 @@ static const char *const kata_hv_ignored[] = {"image",
                                               "hotplug_vfio_on_root_bus",
                                               "hot_plug_vfio",
                                               "cold_plug_vfio",
-                                              "pcie_root_port",
                                               "pcie_switch_port",
                                               "enable_iommu",
                                               "enable_iommu_platform",
@@ -273,7 +273,9 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
                 "valid_initrd_paths", "valid_firmware_paths", "default_maxvcpus",
                 "default_maxmemory",
                 /* initdata.c: the pod owner's initdata (ours: Kata takes it from the annotation) */
-                "initdata", "initdata_required"};
+                "initdata", "initdata_required",
+                /* devices.c: hot-plug slots for block devices (Kata's key) */
+                "pcie_root_port"};
         int r;
         warn_unknown(hv, name, used, CC_ARRAY_SIZE(used), kata_hv_ignored,
                      CC_ARRAY_SIZE(kata_hv_ignored), quiet);
@@ -291,7 +293,9 @@ static int load_hypervisor(const struct cc_toml_table *hv, const char *name, str
             (r = get_uint(hv, "default_memory", 64, 1 << 20, &c->memory_mib, err)) < 0 ||
             (r = get_bool(hv, "enable_debug", &c->debug, err)) < 0 ||
             (r = get_str(hv, "initdata", &c->initdata_file, err)) < 0 ||
-            (r = get_bool(hv, "initdata_required", &c->initdata_required, err)) < 0)
+            (r = get_bool(hv, "initdata_required", &c->initdata_required, err)) < 0 ||
+            (r = get_uint(hv, "pcie_root_port", 0, SHIM_HOTPLUG_SLOTS_MAX, &c->hotplug_slots,
+                          err)) < 0)
                 return r;
         bool confidential = false, snp = false;
         if ((r = get_bool(hv, "confidential_guest", &confidential, err)) < 0 ||

@@ -275,9 +275,10 @@ static int copy_small_files(struct shim *s, struct shim_file_copy *files, size_t
 }
 
 /* The translated spec, the files it mounts from the host, the pod volumes it names (storage.c),
- * then CreateContainer. */
+ * then CreateContainer with the devices attached for it (devices.c). */
 static int create_in_guest(struct shim *s, const char *cid, struct json_object *spec,
-                           const char *guest_root, struct cc_error **err)
+                           const char *guest_root, Grpc__Device **devs, size_t n_devs,
+                           struct cc_error **err)
 {
         Grpc__Spec *gspec = NULL;
         struct shim_file_copy *files = NULL;
@@ -298,6 +299,8 @@ static int create_in_guest(struct shim *s, const char *cid, struct json_object *
                 creq.oci = gspec;
                 creq.storages = storages;
                 creq.n_storages = n_storages;
+                creq.devices = devs;
+                creq.n_devices = n_devs;
                 r = shim_agent_call(s->sb, AGENT_SERVICE, "CreateContainer", &creq.base, NULL, NULL,
                                     (int64_t)s->sb->cfg.create_container_timeout_s * SEC, err);
         }
@@ -306,16 +309,25 @@ static int create_in_guest(struct shim *s, const char *cid, struct json_object *
         return r;
 }
 
-static int create_guest_container(struct shim *s,
+/* The devices first (a host device that is not there fails before any pull), then the rootfs,
+ * then the container; a failure detaches what was attached. */
+static int create_guest_container(struct shim *s, struct task *t,
                                   const Containerd__Task__V2__CreateTaskRequest *req,
                                   struct json_object *spec, struct cc_error **err)
 {
         _cleanup_(rootfs_done) struct rootfs rf = {0};
-        int r = rootfs_classify(req, spec, &rf, err);
+        Grpc__Device **devs = NULL;
+        size_t n_devs = 0;
+        int r = shim__devices_attach(s, t, spec, &devs, &n_devs, err);
+        if (r >= 0)
+                r = rootfs_classify(req, spec, &rf, err);
         if (r >= 0)
                 r = rootfs_to_guest(s, req, spec, &rf, err);
         if (r >= 0)
-                r = create_in_guest(s, req->id, spec, rf.guest_root, err);
+                r = create_in_guest(s, req->id, spec, rf.guest_root, devs, n_devs, err);
+        shim__devices_free(devs, n_devs);
+        if (r < 0)
+                shim__devices_detach(s, t, true);
         return r;
 }
 
@@ -447,7 +459,7 @@ static int task_make(struct shim *s, struct task *t,
                 return r;
         if (new_vm && (r = sandbox_create(s, req, spec, err)) < 0)
                 return r;
-        if (t->in_guest && (r = create_guest_container(s, req, spec, err)) >= 0)
+        if (t->in_guest && (r = create_guest_container(s, t, req, spec, err)) >= 0)
                 r = shim_io_new(s->sb, t->id, NULL, req->terminal, req->stdin, req->stdout,
                                 req->stderr, &t->init.io, err);
         if (r < 0 && new_vm) {

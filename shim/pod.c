@@ -187,6 +187,9 @@ void shim__task_free(struct task *t)
         if (t->init.monitor_started)
                 pthread_join(t->init.monitor, NULL);
         shim__proc_free(&t->init);
+        for (size_t i = 0; i < t->n_disks; i++)
+                free(t->disks[i]);
+        free(t->disks);
         free(t->id);
         free(t->bundle);
         free(t);

@@ -167,6 +167,7 @@ int shim_sandbox_start(struct shim_sandbox *sb, struct json_object *spec, struct
                 .debug_console = c->debug_console,
                 .disks = n_disks ? disks : NULL,
                 .n_disks = n_disks,
+                .hotplug_slots = c->hotplug_slots,
         };
         /* Whether this host can run this VM at all comes first: no pod network is touched for
          * a VM that cannot start. The mock backend (tests) runs anywhere. */
@@ -280,6 +281,7 @@ void shim_sandbox_free(struct shim_sandbox *sb)
         if (sb->run_dir)
                 remove_dir_files(sb->run_dir);
         shim_config_done(&sb->cfg);
+        free(sb->disks);
         free(sb->id);
         free(sb->ns);
         free(sb->run_dir);

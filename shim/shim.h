@@ -11,6 +11,7 @@
  *   events.c    the events publisher (ttrpc Forward to $TTRPC_ADDRESS, queued, retried)
  *   agent.c     the agent client's unary call, the time spent in it, logfmt timing fields
  *   sandbox.c   the pod's VM (libhv), CopyFile
+ *   devices.c   a container's block devices hot-plugged into the VM (host char devices refused)
  *   net.c       the pod network (libshimnet): taps + tc in the pod netns, the agent's view
  *   task.c      the containerd.task.v2.Task and containerd.task.v2.Image services (the ttrpc
  *               edge); container.c (Create), monitor.c (exit/VM/OOM threads), proc.c (each
@@ -105,6 +106,9 @@ struct shim_config {
          * trusted_storage_integrity adds dm-integrity (hmac(sha256)). */
         unsigned trusted_storage_mib;
         bool trusted_storage_integrity;
+        /* [hypervisor.qemu] pcie_root_port (Kata's key): free PCIe root ports QEMU gets at boot
+         * for the block devices hot-plugged later (devices.c); libhv's hotplug_slots. */
+        unsigned hotplug_slots;
         /* [runtime] network_model (ours) or Kata's internetworking_model: tcfilter (default),
          * none, user (QEMU only, refused for TEE profiles). */
         enum shim_net_model network_model;
@@ -117,6 +121,10 @@ struct shim_config {
         bool initdata_required;
         char *initdata_annotation;
 };
+/* Enough for the release notes' pod (its trusted store) and two block volumes; each slot
+ * costs the boot little (bench/README.md, "hot-plug slots"). */
+#define SHIM_HOTPLUG_SLOTS_DEFAULT   3
+#define SHIM_HOTPLUG_SLOTS_MAX       16
 #define SHIM_INITDATA_ANNOTATION_MAX (360 * 1024) /* base64 of the 256 KiB gzip bound */
 
 void shim_config_init(struct shim_config *c);
@@ -221,6 +229,34 @@ struct shim_mount {
 int shim_rootfs_classify(const struct shim_mount *m, size_t n, enum shim_rootfs_kind *ret,
                          char **ret_image, struct cc_error **err);
 
+/* ---- devices.c ---------------------------------------------------------------------- */
+
+/* The container path that makes a block device the pod's encrypted trusted storage (the
+ * release notes' pod): the guest formats it, the container does not get it. */
+#define SHIM_TRUSTED_STORE_PATH "/dev/trusted_store"
+#define SHIM_DISK_SERIAL_MAX    20 /* virtio-blk's serial */
+
+/* A block device of a container's spec (linux.devices type "b"), found on the host. */
+struct shim_blockdev {
+        char *host_path;      /* <dev_root>/<DEVNAME> */
+        char *container_path; /* the spec's path */
+        unsigned major, minor;
+        bool readonly; /* the device cgroup rules deny 'w' (CRI's permissions "r") */
+};
+/* The host node of block device major:minor: <sys_root>/dev/block/M:m/uevent's DEVNAME under
+ * dev_root, checked to be that device. */
+int shim_blockdev_host_path(const char *sys_root, const char *dev_root, unsigned major,
+                            unsigned minor, char **ret, struct cc_error **err);
+/*
+ * The block devices of a spec's linux.devices (*ret NULL when none); refuses (InvalidArgument)
+ * host character devices other than those every guest has (null, zero, full, random, urandom,
+ * tty, console, ptmx), naming them and containerd's privileged_without_host_devices.
+ */
+int shim_blockdevs_from_spec(struct json_object *spec, const char *cid, const char *sys_root,
+                             const char *dev_root, struct shim_blockdev **ret, size_t *ret_n,
+                             struct cc_error **err);
+void shim_blockdevs_free(struct shim_blockdev *d, size_t n);
+
 /* ---- events.c ----------------------------------------------------------------------- */
 
 struct shim_events;
@@ -231,6 +267,16 @@ void shim_events_publish(struct shim_events *e, const char *topic, const Protobu
 void shim_events_free(struct shim_events *e, int timeout_ms);
 
 /* ---- sandbox.c ---------------------------------------------------------------------- */
+
+struct shim_pod_disk {
+        char serial[SHIM_DISK_SERIAL_MAX + 1];
+        unsigned major, minor;
+        bool readonly;
+        /* The trusted store: the pod's layers live on it, so it stays until the VM stops,
+         * whichever container named it. */
+        bool pod_lifetime;
+        unsigned refs; /* containers naming it */
+};
 
 struct shim_sandbox {
         char *id;
@@ -245,6 +291,11 @@ struct shim_sandbox {
         /* The pod network (network_model tcfilter): taps and filters in the pod namespace,
          * recorded in <run_dir>/network so that `delete` can remove them after a crash. */
         struct shim_net *net;
+        /* Host block devices hot-plugged for the pod's containers (devices.c), under the
+         * shim's vm_lock; serials cc-blk-<disk_seq>. */
+        struct shim_pod_disk *disks;
+        size_t n_disks;
+        unsigned disk_seq;
 };
 
 /*

@@ -3,7 +3,8 @@
  * classification of a task's rootfs mounts.
  *
  * The guest cannot see the host: everything in the spec that names host objects is dropped
- * here (hooks run host binaries; devices are host nodes; namespace paths are host paths; the
+ * here (hooks run host binaries; devices are host nodes, except the block devices hot-plugged
+ * into the VM (devices.c); namespace paths are host paths; the
  * network namespace is the VM's; the cgroup path is the host's hierarchy). Host bind mounts
  * cannot be honoured either, except small files the pod needs (/etc/hosts, /etc/resolv.conf,
  * /etc/hostname, the termination log, secrets and config maps): those are listed for the
@@ -416,6 +417,39 @@ static int mounts_from(struct json_object *spec, const char *cid, Grpc__Spec *ou
         return r;
 }
 
+/* linux.devices of type "b": the disks devices.c hot-plugs; the agent finds each by the
+ * serial CreateContainer names and rewrites the entry to the guest's numbers. Every other
+ * device is a host node (devices.c refuses those a guest does not have itself). */
+static int block_devices_from(struct json_object *l, Grpc__Linux *gl)
+{
+        struct json_object *devs = member(l, "devices", json_type_array);
+        size_t n = devs ? json_object_array_length(devs) : 0;
+        if (n > MAX_LIST)
+                n = MAX_LIST;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *d = json_object_array_get_idx(devs, i);
+                const char *type = json_object_get_string(member(d, "type", json_type_string));
+                if (!type || strcmp(type, "b") != 0)
+                        continue;
+                if (!gl->devices && !(gl->devices = calloc(n, sizeof(*gl->devices))))
+                        return -ENOMEM;
+                Grpc__LinuxDevice *gd = NEW(Grpc__LinuxDevice, grpc__linux_device__init);
+                if (!gd)
+                        return -ENOMEM;
+                gl->devices[gl->n_devices++] = gd;
+                int r;
+                if ((r = set_str(d, "path", &gd->path)) < 0 ||
+                    (r = set_str(d, "type", &gd->type)) < 0)
+                        return r;
+                gd->major = int_of(d, "major", 0);
+                gd->minor = int_of(d, "minor", 0);
+                gd->filemode = (uint32_t)uint_of(d, "fileMode");
+                gd->uid = (uint32_t)uint_of(d, "uid");
+                gd->gid = (uint32_t)uint_of(d, "gid");
+        }
+        return 0;
+}
+
 static int linux_from(struct json_object *l, Grpc__Spec *out, struct cc_error **err)
 {
         Grpc__Linux *gl = NEW(Grpc__Linux, grpc__linux__init);
@@ -480,7 +514,9 @@ static int linux_from(struct json_object *l, Grpc__Spec *out, struct cc_error **
                                 return -ENOMEM;
                 }
         }
-        /* devices (host nodes), cgroupsPath (host hierarchy), namespace paths, intelRdt,
+        if ((r = block_devices_from(l, gl)) < 0)
+                return r;
+        /* Other devices (host nodes), cgroupsPath (host hierarchy), namespace paths, intelRdt,
          * mountLabel and rootfsPropagation are host matters: dropped. */
         return 0;
 }

@@ -51,6 +51,8 @@ struct task {
         struct proc init;
         struct proc *execs;
         uint32_t kill_status; /* sandbox role: 128+signal of the Kill that stopped the VM */
+        char **disks;         /* serials of the pod disks this container holds (devices.c) */
+        size_t n_disks;
 };
 
 struct shim {
@@ -126,6 +128,18 @@ int shim__create(struct shim *s, const Containerd__Task__V2__CreateTaskRequest *
                  uint32_t *ret_pid, struct cc_error **err);
 /* An Any's type URL names `name` (after its last '/', or the whole URL). */
 bool shim__type_url_is(const char *url, const char *name);
+
+/* ---- devices.c ------------------------------------------------------------------------- */
+
+/* The spec's block devices hot-plugged (or shared with another container of the pod) and held
+ * by t; *ret: the agent's Devices for CreateContainer (NULL when none). On failure nothing this
+ * call attached stays attached. */
+int shim__devices_attach(struct shim *s, struct task *t, struct json_object *spec,
+                         Grpc__Device ***ret, size_t *ret_n, struct cc_error **err);
+/* Drops t's disks: the last container holding one unplugs it (after RemoveContainer); the
+ * trusted store only when create_failed (the Create that attached it failed). */
+void shim__devices_detach(struct shim *s, struct task *t, bool create_failed);
+void shim__devices_free(Grpc__Device **d, size_t n);
 
 /* ---- monitor.c ------------------------------------------------------------------------- */
 

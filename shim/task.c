@@ -187,6 +187,8 @@ static void task_teardown(struct shim *s, struct task *t)
                                     15 * SEC, &e) < 0)
                         cc_log_warn("remove container %s: %s", t->id, cc_error_message(e));
         }
+        /* After the agent let go of them (a pod's stop releases them with the VM). */
+        shim__devices_detach(s, t, false);
         if (t->role != SHIM_ROLE_CONTAINER)
                 shim__pod_stop(s);
         for (struct proc *e = t->execs; e; e = e->next) {

@@ -68,3 +68,5 @@ all: $(TEST_TOOLS)
 INTEGRATION_TESTS += test/integration/ttrpc-interop.sh
 # Pod annotations through containerd's CRI under the node's rules (shim/annotations.c).
 INTEGRATION_TESTS += test/integration/e2e-annotations.sh
+# Block devices and the release notes' trusted store through containerd's CRI (shim/devices.c).
+INTEGRATION_TESTS += test/integration/e2e-storage.sh

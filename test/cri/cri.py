@@ -16,7 +16,9 @@ carries the calls. Nothing generated is committed.
                                                               exits with the command's code
     cri.py ... logs-path ID                               -> ContainerStatus.log_path
 The JSON configs are PodSandboxConfig / ContainerConfig in proto3 JSON (field names as in
-protos/cri/api.proto, e.g. "linux_"; json_format accepts both names and lowerCamel).
+protos/cri/api.proto, e.g. "linux_"; json_format accepts both names and lowerCamel). A
+container's host devices are ContainerConfig.devices: [{"container_path": "/dev/xvda",
+"host_path": "/dev/loop3", "permissions": "r"}] (containerd's CRI puts them into linux.devices).
 Prints the response as JSON (inspect/inspectp with zero values); exits 1 with the gRPC status on error.
 """
 import argparse
@@ -45,20 +47,26 @@ def load_messages():
     return message_factory.GetMessages(list(fds.file))
 
 
+RPC_TIMEOUT = 120
+
+
 def call(channel, msgs, service, method, req):
     resp_cls = msgs["runtime.v1.%sResponse" % method]
     fn = channel.unary_unary("/runtime.v1.%s/%s" % (service, method),
                              request_serializer=lambda m: m.SerializeToString(),
                              response_deserializer=resp_cls.FromString)
-    return fn(req, timeout=120)
+    return fn(req, timeout=RPC_TIMEOUT)
 
 
 def main():
+    global RPC_TIMEOUT
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
     p.add_argument("--timing", action="store_true",
                    help="print the RPC's own wall time (rpc_ms N) and its start and end "
                    "(rpc_start_ns / rpc_end_ns, CLOCK_REALTIME) on stderr")
+    p.add_argument("--rpc-timeout", type=int, default=RPC_TIMEOUT,
+                   help="seconds each RPC may take (a guest pull of a large image under TCG)")
     sub = p.add_subparsers(dest="cmd", required=True)
     pull = sub.add_parser("pull")
     pull.add_argument("image")
@@ -91,6 +99,7 @@ def main():
     ex.add_argument("id")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     a = p.parse_args()
+    RPC_TIMEOUT = a.rpc_timeout
 
     msgs = load_messages()
     channel = grpc.insecure_channel("unix://" + a.address)

@@ -392,3 +392,24 @@ e2e_runtime_toml() {
         ConfigPath = "$2"
 TOML
 }
+
+# e2e_sidecar_image REPO:TAG: an image of one layer holding busybox alone (a sidecar that only
+# sleeps, e.g. the release notes' trusted store holder: its layers are not the app's).
+e2e_sidecar_image() {
+        local l=$CC_TMP/sidecar-layout b=$CC_TMP/sidecar-bundle
+        umoci init --layout "$l" && umoci new --image "$l:latest"
+        umoci unpack --image "$l:latest" "$b" >/dev/null
+        mkdir -p "$b/rootfs/bin" && cp /bin/busybox "$b/rootfs/bin/busybox"
+        umoci repack --image "$l:latest" "$b" >/dev/null
+        rm -rf "${b:?}"
+        snap_push "$l:latest" "$1"
+}
+
+# e2e_image_add LAYOUT FILE NAME: a new layer on LAYOUT:latest holding FILE as /NAME.
+e2e_image_add() {
+        local b=$CC_TMP/add-bundle
+        umoci unpack --image "$1:latest" "$b" >/dev/null
+        cp "$2" "$b/rootfs/$3"
+        umoci repack --image "$1:latest" "$b" >/dev/null
+        rm -rf "${b:?}"
+}

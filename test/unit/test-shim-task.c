@@ -11,6 +11,7 @@
  * answering NotFound; the pod's resolv.conf in CreateSandbox.dns, host networking refused for
  * a TEE profile, network_model = user's interface and route sent before CreateSandbox.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -51,7 +52,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static char calls[4096];
 static char pulled[256], created_root[256];
-static int exit_status = -1; /* set by the test: the container's process exits */
+static char created_devs[512]; /* CreateContainer's Devices: "type:id:container_path ..." */
+static int exit_status = -1;   /* set by the test: the container's process exits */
 static int reads;
 static char topics[4096];
 
@@ -136,6 +138,11 @@ H(a_create)
         const Grpc__CreateContainerRequest *r = (const void *)req_;
         pthread_mutex_lock(&lock);
         snprintf(created_root, sizeof(created_root), "%s", r->oci->root->path);
+        created_devs[0] = '\0';
+        for (size_t i = 0; i < r->n_devices; i++)
+                snprintf(created_devs + strlen(created_devs),
+                         sizeof(created_devs) - strlen(created_devs), "%s:%s:%s ",
+                         r->devices[i]->type, r->devices[i]->id, r->devices[i]->container_path);
         pthread_mutex_unlock(&lock);
         record("CreateContainer");
         return 0;
@@ -348,7 +355,7 @@ static void set_config(const char *text)
 static int setup(void **state)
 {
         cc_log_set_level(CC_LOG_FATAL);
-        calls[0] = topics[0] = pulled[0] = created_root[0] = '\0';
+        calls[0] = topics[0] = pulled[0] = created_root[0] = created_devs[0] = '\0';
         exit_status = -1;
         reads = 0;
         hold_destroy = false;
@@ -866,6 +873,132 @@ static void test_sandbox_kill(void **state)
 }
 
 /* The publisher retries a Forward that failed (containerd restarting) and keeps the order. */
+/* A pod's app container with devices (shim/devices.c): host character devices (what a privileged
+ * container brings) fail Create before anything is pulled or attached. */
+static void test_devices(void **state)
+{
+        struct cc_error *err = NULL;
+        char *sb = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\"");
+        assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
+        char *cb = bundle_spec(
+                "priv1",
+                "\"io.kubernetes.cri.container-type\":\"container\","
+                "\"io.kubernetes.cri.sandbox-id\":\"pod1\","
+                "\"io.kubernetes.cri.image-name\":\"registry.local/app:1\"",
+                "\"linux\":{\"devices\":[{\"path\":\"/dev/null\",\"type\":\"c\",\"major\":1,"
+                "\"minor\":3},{\"path\":\"/dev/kmsg\",\"type\":\"c\",\"major\":1,\"minor\":11},"
+                "{\"path\":\"/dev/sda\",\"type\":\"b\",\"major\":8,\"minor\":0}]}");
+        assert_true(create("priv1", cb, NULL, 0, NULL, &err) < 0);
+        assert_int_equal(cc_error_grpc_code(err), CC_GRPC_INVALID_ARGUMENT);
+        assert_non_null(
+                strstr(cc_error_message(err), "1 host character device (/dev/kmsg (c 1:11))"));
+        assert_non_null(strstr(cc_error_message(err), "privileged_without_host_devices"));
+        cc_error_free(err);
+        err = NULL;
+        assert_null(strstr(calls, "CreateContainer"));
+        assert_string_equal(pulled, "");
+        char *mc = hv_mock_calls();
+        assert_null(strstr(mc, "disk"));
+        free(mc);
+        /* The id is free again and the pod still runs. */
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "priv1", &err),
+                -ENOENT);
+        cc_error_free(err);
+        free(cb);
+        free(sb);
+}
+
+/* A block device of this host (the first /sys/dev/block entry whose node is in /dev): "M:m";
+ * false when there is none. */
+static bool host_block_device(char *buf, size_t size)
+{
+        DIR *d = opendir("/sys/dev/block");
+        bool found = false;
+        for (struct dirent *de; d && !found && (de = readdir(d));) {
+                unsigned ma, mi;
+                if (sscanf(de->d_name, "%u:%u", &ma, &mi) != 2)
+                        continue;
+                char *path = NULL;
+                found = shim_blockdev_host_path("/sys", "/dev", ma, mi, &path, NULL) == 0;
+                free(path);
+                if (found)
+                        snprintf(buf, size, "%u:%u", ma, mi);
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+/* An app container with a block device (read-only by its cgroup rule). */
+static char *blk_bundle(const char *id, unsigned ma, unsigned mi)
+{
+        char extra[512];
+        snprintf(extra, sizeof(extra),
+                 "\"linux\":{\"devices\":[{\"path\":\"/dev/xvda\",\"type\":\"b\",\"major\":%u,"
+                 "\"minor\":%u}],\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"},"
+                 "{\"allow\":true,\"type\":\"b\",\"major\":%u,\"minor\":%u,\"access\":\"r\"}]}}",
+                 ma, mi, ma, mi);
+        return bundle_spec(id,
+                           "\"io.kubernetes.cri.container-type\":\"container\","
+                           "\"io.kubernetes.cri.sandbox-id\":\"pod1\","
+                           "\"io.kubernetes.cri.image-name\":\"registry.local/app:1\"",
+                           extra);
+}
+
+/* Hot-plug through the mock backend: the disk is attached once for two containers, named to
+ * the agent by its serial, unplugged with the last of them; a failed hot-plug fails Create. */
+static void test_devices_block(void **state)
+{
+        char dev[32];
+        unsigned ma, mi;
+        if (!host_block_device(dev, sizeof(dev)) || sscanf(dev, "%u:%u", &ma, &mi) != 2)
+                skip();
+        struct cc_error *err = NULL;
+        char *sb = bundle("pod1", "\"io.kubernetes.cri.container-type\":\"sandbox\","
+                                  "\"io.kubernetes.cri.sandbox-id\":\"pod1\"");
+        assert_int_equal(create("pod1", sb, NULL, 0, NULL, &err), 0);
+        char *b1 = blk_bundle("blk1", ma, mi), *b2 = blk_bundle("blk2", ma, mi);
+        char *b3 = blk_bundle("blk3", ma, mi);
+        assert_int_equal(create("blk1", b1, NULL, 0, NULL, &err), 0);
+        assert_string_equal(created_devs, "blk:cc-blk-1:/dev/xvda ");
+        assert_int_equal(create("blk2", b2, NULL, 0, NULL, &err), 0);
+        assert_string_equal(created_devs, "blk:cc-blk-1:/dev/xvda ");
+        char *mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "disk_add:pod1:cc-blk-1"));
+        assert_null(strstr(strstr(mc, "disk_add:pod1:cc-blk-1") + 1, "disk_add"));
+        free(mc);
+        mc = hv_mock_disks(shim_get_sandbox(shim)->vm);
+        assert_non_null(strstr(mc, "cc-blk-1"));
+        free(mc);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "blk1", &err),
+                0);
+        mc = hv_mock_calls();
+        assert_null(strstr(mc, "disk_remove"));
+        free(mc);
+        assert_int_equal(
+                simple("Delete", &containerd__task__v2__delete_request__descriptor, "blk2", &err),
+                0);
+        mc = hv_mock_calls();
+        assert_non_null(strstr(mc, "disk_remove:pod1:cc-blk-1"));
+        free(mc);
+        /* A hot-plug the VMM refuses fails Create with its reason; nothing stays attached. */
+        hv_mock_fail_next("disk_add", ENOSPC);
+        assert_true(create("blk3", b3, NULL, 0, NULL, &err) < 0);
+        assert_non_null(strstr(cc_error_message(err), "container blk3: hot-plug /dev/"));
+        cc_error_free(err);
+        err = NULL;
+        mc = hv_mock_disks(shim_get_sandbox(shim)->vm);
+        assert_string_equal(mc, "");
+        free(mc);
+        free(b1);
+        free(b2);
+        free(b3);
+        free(sb);
+}
+
 static void test_events_retry(void **state)
 {
         char path[128];
@@ -902,6 +1035,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_agent_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sandbox_kill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_events_retry, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_devices_block, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
