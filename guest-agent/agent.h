@@ -213,6 +213,8 @@ int agent_storages_add(struct agent *a, const char *container_id, struct Grpc__S
                        size_t n, struct cc_error **err);
 /* Drops the container's uses of volumes; a volume goes with its last user. */
 void agent_storages_release(struct agent *a, const char *container_id);
+/* Every volume, whoever uses it (DestroySandbox: before the trusted storage is closed). */
+void agent_storages_release_all(struct agent *a);
 /* The image reference of the image_guest_pull storage among them, or NULL. */
 const char *agent_storages_image(struct Grpc__Storage *const *storages, size_t n);
 /* Checks a local/ephemeral storage: its mount point and options (exposed for the unit test). */

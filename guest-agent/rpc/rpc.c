@@ -565,6 +565,7 @@ HANDLER(destroy_sandbox)
                 return r;
         /* Remove every container now, so that the reply means "nothing runs any more". */
         agent_runtime_remove_all(a->rt);
+        agent_storages_release_all(a);
         /* Then the trusted storage that came with a container, so the host can unplug it. */
         agent_trusted_storage_close(a);
         pthread_mutex_lock(&a->lock);

@@ -10,7 +10,10 @@
  * A volume lives at AGENT_SANDBOX_DIR/{local,ephemeral}/<name>: the host names the volume,
  * never the guest path, so any other mount point is refused. The first container that names a
  * volume makes it, later ones share it, and it goes with the last of them (refcounted by
- * container id). Where the pod has trusted storage, AGENT_SANDBOX_DIR/local is on it.
+ * container id). Where the pod has trusted storage, a "local" volume is on it: at boot
+ * AGENT_SANDBOX_DIR is on the store itself; with a store that came later, at a sidecar's
+ * /dev/trusted_store (trusted-storage.c), a volume made from then on is a directory of
+ * AGENT_TRUSTED_LATE_DIR/volumes bind-mounted at its path, so its bytes never sit in RAM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #include "cc/log.h"
 
 #include "guest-agent/agent.h"
+#include "guest-agent/image-pull.h"
 #include "kata/agent.pb-c.h"
 
 #define MAX_VOLUMES 64
@@ -34,6 +38,7 @@
 struct agent_volume {
         char *path;
         bool tmpfs;
+        char *backing; /* on the late trusted store, bind-mounted at path; or NULL */
         unsigned refs;
         char **users; /* container ids, refs of them */
         struct agent_volume *next;
@@ -46,6 +51,7 @@ static void volume_free(struct agent_volume *v)
         for (unsigned i = 0; i < v->refs; i++)
                 free(v->users[i]);
         free(v->users);
+        free(v->backing);
         free(v->path);
         free(v);
 }
@@ -115,9 +121,50 @@ int agent_storage_volume_check(const Grpc__Storage *st, bool *ret_tmpfs, mode_t 
         return 0;
 }
 
-static int volume_make(const char *path, bool tmpfs, mode_t mode, const char *size,
-                       struct cc_error **err)
+/* Removes `path`'s last component below its parent (no symlink followed on the way). */
+static void remove_tree(const char *path)
 {
+        _cleanup_free_ char *parent = strdup(path);
+        if (!parent)
+                return;
+        char *slash = strrchr(parent, '/');
+        *slash = '\0';
+        _cleanup_close_ int pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int r = pfd < 0 ? -errno : cc_rm_rf_at(pfd, slash + 1);
+        if (r < 0)
+                cc_log_warn("remove %s: %s", path, strerror(-r));
+}
+
+/* A default-medium volume on the trusted store that came with a sidecar: its directory there,
+ * bind-mounted at `path` (*ret_backing); nothing when the pod has no such store. */
+static int volume_on_late_store(const char *path, mode_t mode, char **ret_backing,
+                                struct cc_error **err)
+{
+        *ret_backing = NULL;
+        if (access(AGENT_TRUSTED_LATE_DIR "/containers", F_OK) < 0)
+                return 0;
+        _cleanup_free_ char *backing = NULL;
+        if (asprintf(&backing, "%s/volumes/%s", AGENT_TRUSTED_LATE_DIR, strrchr(path, '/') + 1) < 0)
+                return -ENOMEM;
+        int r = cc_mkdir_p(AGENT_TRUSTED_LATE_DIR "/volumes", 0700);
+        if (r < 0)
+                return cc_error_set(err, -r, "make %s/volumes: %s", AGENT_TRUSTED_LATE_DIR,
+                                    strerror(-r));
+        if (mkdir(backing, 0700) < 0 && errno != EEXIST)
+                return cc_error_set(err, errno, "make %s: %m", backing);
+        if (chmod(backing, mode) < 0 || mount(backing, path, NULL, MS_BIND, NULL) < 0) {
+                r = cc_error_set(err, errno, "bind %s (trusted storage) at %s: %m", backing, path);
+                remove_tree(backing);
+                return r;
+        }
+        *ret_backing = TAKE_PTR(backing);
+        return 0;
+}
+
+static int volume_make(const char *path, bool tmpfs, mode_t mode, const char *size,
+                       char **ret_backing, struct cc_error **err)
+{
+        *ret_backing = NULL;
         _cleanup_free_ char *parent = strdup(path);
         if (!parent)
                 return -ENOMEM;
@@ -135,23 +182,19 @@ static int volume_make(const char *path, bool tmpfs, mode_t mode, const char *si
                         return cc_error_set(err, errno, "mount a tmpfs on %s: %m", path);
         } else if (chmod(path, mode) < 0) {
                 return cc_error_set(err, errno, "chmod %s: %m", path);
+        } else {
+                return volume_on_late_store(path, mode, ret_backing, err);
         }
         return 0;
 }
 
 static void volume_unmake(const struct agent_volume *v)
 {
-        if (v->tmpfs && umount2(v->path, MNT_DETACH) < 0)
+        if ((v->tmpfs || v->backing) && umount2(v->path, MNT_DETACH) < 0)
                 cc_log_warn("umount %s: %m", v->path);
-        _cleanup_free_ char *parent = strdup(v->path);
-        if (!parent)
-                return;
-        char *slash = strrchr(parent, '/');
-        *slash = '\0';
-        _cleanup_close_ int pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        int r = pfd < 0 ? -errno : cc_rm_rf_at(pfd, slash + 1);
-        if (r < 0)
-                cc_log_warn("remove %s: %s", v->path, strerror(-r));
+        if (v->backing)
+                remove_tree(v->backing);
+        remove_tree(v->path);
 }
 
 static int volume_use(struct agent *a, const char *cid, const Grpc__Storage *st,
@@ -172,13 +215,19 @@ static int volume_use(struct agent *a, const char *cid, const Grpc__Storage *st,
                 r = cc_error_set(err, ENOSPC, "the pod has %d volumes already", MAX_VOLUMES);
         } else if (!v) {
                 /* Made under the lock: a second container naming it waits for it. */
-                if ((r = volume_make(st->mount_point, tmpfs, mode, size, err)) == 0) {
+                char *backing = NULL;
+                if ((r = volume_make(st->mount_point, tmpfs, mode, size, &backing, err)) == 0) {
                         if (!(v = calloc(1, sizeof(*v))) || !(v->path = strdup(st->mount_point))) {
+                                struct agent_volume tmp = {.path = st->mount_point,
+                                                           .backing = backing};
+                                volume_unmake(&tmp);
+                                free(backing);
                                 free(v);
                                 v = NULL;
                                 r = -ENOMEM;
                         } else {
                                 v->tmpfs = tmpfs;
+                                v->backing = backing;
                                 v->next = a->volumes;
                                 a->volumes = v;
                         }
@@ -219,6 +268,18 @@ void agent_storages_release(struct agent *a, const char *container_id)
                 } else {
                         p = &v->next;
                 }
+        }
+        pthread_mutex_unlock(&a->lock);
+}
+
+void agent_storages_release_all(struct agent *a)
+{
+        pthread_mutex_lock(&a->lock);
+        while (a->volumes) {
+                struct agent_volume *v = a->volumes;
+                a->volumes = v->next;
+                volume_unmake(v);
+                volume_free(v);
         }
         pthread_mutex_unlock(&a->lock);
 }

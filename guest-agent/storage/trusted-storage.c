@@ -257,10 +257,19 @@ int agent_trusted_storage_attach(struct agent *a, const char *name, bool integri
 {
         pthread_mutex_lock(&a->lock);
         const char *had = a->cfg.trusted_storage ? "the boot's scratch disk" : a->trusted_disk;
+        /* The same disk again: a restarted sidecar (a new container of the pod naming the
+         * volume the first one named; the shim keeps the disk attached and sends its serial
+         * again). The store stays as it is: formatting it again would lose the pod's layers. */
+        bool same = had && !a->cfg.trusted_storage && cc_streq(had, name);
         if (!had)
                 a->trusted_disk = strdup(name);
         bool oom = !had && !a->trusted_disk;
         pthread_mutex_unlock(&a->lock);
+        if (same) {
+                cc_log_info("%s on %s: the pod's trusted storage already (kept as it is)",
+                            AGENT_TRUSTED_STORE_PATH, name);
+                return 0;
+        }
         if (had)
                 return cc_error_set(err, EEXIST,
                                     "%s on %s: the pod already has trusted storage (%s)",

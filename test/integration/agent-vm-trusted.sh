@@ -232,6 +232,13 @@ num=$(echo "$out" | sed -n 's/^block special file //p')
         ok "the data disk at /dev/xvdb: the guest's node $num (hex; not the host's 8:32) with the disk's bytes" ||
         soft_fail "data disk in the container: $out"
 echo "$out" | grep -qx "$MARK-small" && ok "the app ran from its pull" || soft_fail "app: $out"
+# A restarted sidecar (a new container naming the same volume; the shim sends the same serial):
+# accepted, the store kept as it is (the app's layers stay on it).
+ctl create --id side2 --rootfs "$C/side2/rootfs" --guest-pull "$GUEST_REG/small:1" --device ts-late:/dev/trusted_store -- \
+        /bin/sh -c true && ctl start --id side2 && ctl wait --id side2 >/dev/null &&
+        log_line "$T/late.log" "/dev/trusted_store on vd.*: the pod's trusted storage already.*" | grep -q . &&
+        ok "a restarted sidecar with the same /dev/trusted_store: accepted, the store kept" ||
+        soft_fail "restarted sidecar with the same trusted store"
 # The evidence through the debug console (as the end-to-end test reads it).
 con=$(python3 - "$T/late-con.sock" <<'PY'
 import socket, sys, time

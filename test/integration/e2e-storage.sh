@@ -50,11 +50,11 @@ e2e_installed_node
 for i in "$IMAGE" "$SIDECAR"; do cri pull "$i" >/dev/null || cc_fail "CRI PullImage $i"; done
 
 SLEEP="trap 'exit 0' TERM; while true; do busybox sleep 1; done"
-# ctr POD PODNAME NAME IMAGE SHELL_CMD DEVICES_JSON: CreateContainer; prints the id.
+# ctr POD PODNAME NAME IMAGE SHELL_CMD DEVICES_JSON [MOUNTS_JSON]: CreateContainer; prints the id.
 ctr() {
         cat >"$CC_TMP/$3.ctr.json" <<JSON
 {"metadata": {"name": "$3"}, "image": {"image": "$4"}, "log_path": "$3.log", "linux_": {},
- "command": ["/bin/busybox", "sh", "-c", "$5"], "devices": $6}
+ "command": ["/bin/busybox", "sh", "-c", "$5"], "devices": $6, "mounts": ${7:-[]}}
 JSON
         cri create "$1" "$CC_TMP/$3.ctr.json" "$CC_TMP/$2.json" 2>"$CC_TMP/$3.create.err" |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["container_id"])' 2>/dev/null
@@ -89,7 +89,12 @@ ok "RunPodSandbox $POD"
 RUNDIR=$CC_SHIM_RUN_DIR/$(printf 'k8s.io/%s' "$POD" | sha256sum | cut -c1-24)
 run "$POD" $PODNAME sidecar-trusted-store "$SIDECAR" "$SLEEP" "$(dev /dev/trusted_store "$TS" rwm)"
 SIDE=$C
-run "$POD" $PODNAME application "$IMAGE" "cat /marker.txt; echo app-rw-$MARK >/rw.txt; $SLEEP" "[]"
+# The application also has an emptyDir (the kubelet's host directory, which must stay empty): made
+# after the store, it lives on it, not in the guest's RAM.
+EMPTYDIR=$CC_TMP/kubelet/pods/pod-uid-$$/volumes/kubernetes.io~empty-dir/scratch
+mkdir -p "$EMPTYDIR"
+run "$POD" $PODNAME application "$IMAGE" "cat /marker.txt; echo app-rw-$MARK >/rw.txt; echo app-vol-$MARK >/data/v.txt; $SLEEP" "[]" \
+        "[{\"container_path\": \"/data\", \"host_path\": \"$EMPTYDIR\"}]"
 APP=$C
 cc_wait_for 120 grep -q "stdout F $MARK" "$CC_TMP/logs/$PODNAME/application.log" &&
         ok "the application printed its image's marker" || fail "application log: $(cat "$CC_TMP/logs/$PODNAME/application.log" 2>&1)"
@@ -105,6 +110,11 @@ out=$(cri exec-sync "$APP" /bin/sh -c 'for d in /sys/block/dm-*; do cat $d/dm/uu
 echo "$out" | grep -q "^CRYPT-LUKS2-" && echo "$out" | grep -qx 4096 && echo "$out" | grep -q "^cc-blk-" &&
         ok "in the guest: a LUKS2 mapping, 4096-byte sectors, on the hot-plugged disk ($(echo $out | cut -c1-90))" ||
         fail "guest dm devices: '$(echo $out)'"
+out=$(cri exec-sync "$APP" /bin/sh -c 'cat /data/v.txt; busybox grep " /data " /proc/self/mountinfo | busybox cut -d" " -f3; cat /sys/block/dm-*/dev')
+set -- $out
+[ "$1" = "app-vol-$MARK" ] && [ -n "${2:-}" ] && [ "$2" = "${3:-}" ] &&
+        ok "the emptyDir made after the store is on its mapping ($2)" || fail "emptyDir on the store: '$(echo $out)'"
+[ -z "$(ls -A "$EMPTYDIR")" ] && ok "nothing of the emptyDir reached the host directory" || fail "the host's emptyDir: $(ls -A "$EMPTYDIR")"
 out=$(cri exec-sync "$SIDE" /bin/busybox sh -c 'ls /dev/trusted_store 2>&1; echo rc=$?')
 case "$out" in *rc=0*) fail "the sidecar got /dev/trusted_store: $out" ;; *rc=*) ok "the sidecar does not get the trusted store's device" ;; *) fail "sidecar exec: '$out'" ;; esac
 sync
