@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,31 +403,12 @@ int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, s
         return 0;
 }
 
-static int simple_read(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
-                       struct cc_error **err)
+/* The lookaside's signatures of `digest` (signature-1, -2, ... until one is absent). */
+static int lookaside_read(const struct img_sigsrc_ctx *ctx, const char *digest,
+                          struct img_sig_blob **ret, size_t *ret_n, struct cc_error **err)
 {
-        const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
         *ret_n = 0;
-        if (ctx->reg) {
-                /* A registry announcing the signature API extension is asked instead of the
-                 * lookaside, as containers/image does. */
-                bool ext = false;
-                int q = img__registry_supports_signatures(ctx->reg, &ext, err);
-                if (q < 0)
-                        return cc_error_wrap(err, -q, "signature extension probe");
-                if (ext) {
-                        _cleanup_free_ char *buf = NULL;
-                        size_t len;
-                        if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) <
-                            0)
-                                return q == -ENOENT ? 0 : q;
-                        q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
-                        cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n,
-                                     digest);
-                        return q;
-                }
-        }
         struct img_dref d;
         int r = img__dref_parse(ctx->ref, true, &d, err);
         if (r < 0)
@@ -481,6 +463,73 @@ static int simple_read(void *data, const char *digest, struct img_sig_blob **ret
         }
         *ret = v;
         *ret_n = n;
+        return 0;
+}
+
+/* A lookaside read in a thread of its own, while the registry is asked about the extension. */
+struct lookaside_job {
+        const struct img_sigsrc_ctx *ctx;
+        const char *digest;
+        struct img_sig_blob *blobs;
+        size_t n;
+        int r;
+        struct cc_error *err;
+};
+
+static void *lookaside_job_run(void *p)
+{
+        struct lookaside_job *j = p;
+        j->r = lookaside_read(j->ctx, j->digest, &j->blobs, &j->n, &j->err);
+        return NULL;
+}
+
+static int simple_read(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
+                       struct cc_error **err)
+{
+        const struct img_sigsrc_ctx *ctx = data;
+        *ret = NULL;
+        *ret_n = 0;
+        if (!ctx->reg)
+                return lookaside_read(ctx, digest, ret, ret_n, err);
+        /* A registry announcing the signature API extension is asked instead of the lookaside,
+         * as containers/image does. An http(s) lookaside is read at the same time as the
+         * registry is asked (another connection), its answer dropped if the registry has the
+         * extension: under TCG and slirp each round trip costs milliseconds, and asking first
+         * put a whole one before the lookaside's. */
+        struct lookaside_job j = {.ctx = ctx, .digest = digest};
+        const char *base = img__regsd_lookaside(ctx->rd, ctx->ref);
+        pthread_t th;
+        bool ahead =
+                !strncmp(base, "http", 4) && pthread_create(&th, NULL, lookaside_job_run, &j) == 0;
+        bool ext = false;
+        int q = img__registry_supports_signatures(ctx->reg, &ext, err);
+        if (ahead)
+                pthread_join(th, NULL);
+        if (q < 0 || ext) {
+                img__sig_blobs_free(j.blobs, j.n);
+                cc_error_free(j.err);
+                if (q < 0)
+                        return cc_error_wrap(err, -q, "signature extension probe");
+                _cleanup_free_ char *buf = NULL;
+                size_t len;
+                if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) < 0)
+                        return q == -ENOENT ? 0 : q;
+                q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
+                cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n, digest);
+                return q;
+        }
+        if (!ahead)
+                return lookaside_read(ctx, digest, ret, ret_n, err);
+        if (j.r < 0) {
+                if (err && j.err) {
+                        cc_error_free(*err);
+                        *err = TAKE_PTR(j.err);
+                }
+                cc_error_free(j.err);
+                return j.r;
+        }
+        *ret = j.blobs;
+        *ret_n = j.n;
         return 0;
 }
 
