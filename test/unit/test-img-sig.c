@@ -853,18 +853,23 @@ static void test_check_signed_by(void **state)
         assert_int_equal(counted.calls, 0);
 }
 
-static void test_check_key_file(void **state)
+/* Makes directory `dir` (a mkdtemp template) with KAT1's key as key.gpg; its path in path. */
+static void key_file(char *dir, char *path, size_t size)
 {
-        char dir[] = "/tmp/test-img-sig.XXXXXX";
         assert_non_null(mkdtemp(dir));
-        char path[64];
-        snprintf(path, sizeof(path), "%s/key.gpg", dir);
+        snprintf(path, size, "%s/key.gpg", dir);
         size_t len;
         _cleanup_free_ uint8_t *key = unb64(KAT1_KEY, &len);
         FILE *f = fopen(path, "w");
         assert_non_null(f);
         assert_int_equal(fwrite(key, 1, len, f), len);
         fclose(f);
+}
+
+static void test_check_key_file(void **state)
+{
+        char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
+        key_file(dir, path, sizeof(path));
         _cleanup_free_ char *pol = NULL;
         assert_true(asprintf(&pol,
                              "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
@@ -1236,16 +1241,8 @@ static void test_prepared(void **state)
         test_check_sigstore(state);
         prepare_ahead = false;
 
-        char dir[] = "/tmp/test-img-sig.XXXXXX";
-        assert_non_null(mkdtemp(dir));
-        char path[64];
-        snprintf(path, sizeof(path), "%s/key.gpg", dir);
-        size_t len;
-        _cleanup_free_ uint8_t *key = unb64(KAT1_KEY, &len);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        assert_int_equal(fwrite(key, 1, len, f), len);
-        fclose(f);
+        char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
+        key_file(dir, path, sizeof(path));
         _cleanup_free_ char *pol = NULL;
         assert_true(asprintf(&pol,
                              "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
