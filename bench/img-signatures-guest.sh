@@ -17,7 +17,8 @@
 #   MODE=helper           one VM, ROUNDS rounds, every pull in a new helper (a pod's later pulls).
 # Reported: median wall time per variant seen by the host, its difference and ratio to the pull
 # without a policy, and the check as the helper logs it.
-# Usage: BUILD=build [MODE=spare|helper] [ROUNDS=9] bash bench/img-signatures-guest.sh   (root)
+# Usage: BUILD=build [MODE=spare|helper] [ROUNDS=9] [CONSOLE=FILE [AGENT_LOG=debug]]
+#        bash bench/img-signatures-guest.sh   (root)
 set -uo pipefail
 BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-9}
@@ -113,7 +114,7 @@ boot() {
         rm -f "$T/agent.sock"
         "$QEMU" -machine q35,accel=tcg -cpu max -m 512 -smp 1 -nodefaults -nographic -no-reboot \
                 -kernel build/guest/vmlinuz -initrd "$1" \
-                -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.image_insecure=$GUEST_REG" \
+                -append "console=ttyS0 panic=-1 quiet agent.server_addr=serial://agent.channel.0 agent.image_insecure=$GUEST_REG agent.log=${AGENT_LOG:-info}" \
                 -serial "file:$T/console.new" -device virtio-serial-pci \
                 -chardev "socket,id=agent,path=$T/agent.sock,server=on,wait=off" \
                 -device virtserialport,chardev=agent,name=agent.channel.0 \
@@ -198,5 +199,6 @@ for v in $VARIANTS; do
         echo "pulls $v (ms): $(awk -v v=$v '$1 == v {print $2}' "$T/results" | sort -n | tr '\n' ' ')"
 done
 echo "pulls whose policy the spare helper had loaded ahead: $(grep -c 'loaded ahead' "$T/console")"
+[ -z "${CONSOLE:-}" ] || cp "$T/console" "$CONSOLE" # the guests' logs (AGENT_LOG=debug: more)
 echo "(QEMU TCG, 1 vCPU, MODE=$MODE, ROUNDS=$ROUNDS, lookaside ${LOOKASIDE:-http}; load $(cut -d' ' -f1-3 /proc/loadavg);" \
         "refused as expected: $(echo "$out" | grep -o 'requirement 1 (signedBy): [a-z ]*' | head -1))"
