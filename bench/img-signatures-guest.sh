@@ -17,7 +17,7 @@
 #   MODE=helper           one VM, ROUNDS rounds, every pull in a new helper (a pod's later pulls).
 # Reported: median wall time per variant seen by the host, its difference and ratio to the pull
 # without a policy, and the check as the helper logs it.
-# Usage: BUILD=build [MODE=spare|helper] [ROUNDS=9] [CONSOLE=FILE [AGENT_LOG=debug]]
+# Usage: BUILD=build [MODE=spare|helper] [REF=pinned|tag] [ROUNDS=9] [CONSOLE=FILE [AGENT_LOG=debug]]
 #        bash bench/img-signatures-guest.sh   (root)
 set -uo pipefail
 BUILD=${BUILD:-build}
@@ -59,6 +59,7 @@ push() { # repo [skopeo args]
                 { cat "$T/skopeo.log"; fail "push $dst"; }
 }
 push bench/unsigned:v1
+push bench/none:v1
 push bench/simple:v1 --sign-by "$FPR" --sign-identity "$GUEST_REG/bench/simple:v1"
 push bench/sigstore:v1
 D=$(skopeo inspect --raw --tls-verify=false "docker://$REG/bench/sigstore:v1" | sha256sum | awk '{print "sha256:" $1}')
@@ -105,6 +106,10 @@ for x in extra plain; do
         cat build/guest/initrd.img "$T/$x.cpio.gz" >"$T/initrd-$x.img"
 done
 
+# REF=pinned (default): tag@digest, how the shim names a CRI image (the images share one
+# manifest, digest $D); REF=tag: the tag alone (signatures then read after the manifest GET).
+PIN=@$D
+[ "${REF:-pinned}" = tag ] && PIN=
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 ctl() { "$CTL" --addr "unix://$T/agent.sock" "$@"; }
@@ -137,7 +142,7 @@ halt() { # DestroySandbox powers the VM off
 pull() { # VARIANT ID: one PullImage, its wall time into $T/results
         local t0 out
         t0=$(date +%s%N)
-        out=$(ctl pull-image --id "$2" -- "$GUEST_REG/bench/${1/none/unsigned}:v1" 2>&1) ||
+        out=$(ctl pull-image --id "$2" -- "$GUEST_REG/bench/$1:v1$PIN" 2>&1) ||
                 { echo "$out"; tail -20 "$T/console.new"; fail "PullImage $1"; }
         echo "$1 $(ms_since "$t0")" >>"$T/results"
 }
@@ -198,7 +203,23 @@ done
 for v in $VARIANTS; do
         echo "pulls $v (ms): $(awk -v v=$v '$1 == v {print $2}' "$T/results" | sort -n | tr '\n' ' ')"
 done
+# The pull as the helper times it in the guest (request to rootfs mounted): without the host's
+# side (ctl's start, the serial channel), which the load of this machine makes noisy.
+echo "in-guest pull, min / median (ms), and vs $first:"
+for v in $VARIANTS; do
+        grep -o "pulled image $GUEST_REG/bench/$v:v1[^ ]* for container [^ ]* [^\"]* in [0-9.]* ms" "$T/console" |
+                awk '{print $(NF-1)}' | sort -n >"$T/guest-$v"
+done
+gb=$(mid <"$T/guest-$first")
+gm=$(head -1 "$T/guest-$first")
+for v in $VARIANTS; do
+        m=$(mid <"$T/guest-$v")
+        printf '  %-10s %7s / %7s   %+8.1f / %+8.1f   ratio %s   all: %s\n' "$v" "$(head -1 "$T/guest-$v")" "$m" \
+                "$(awk -v a="$(head -1 "$T/guest-$v")" -v b="$gm" 'BEGIN {print a - b}')" \
+                "$(awk -v a="$m" -v b="$gb" 'BEGIN {print a - b}')" \
+                "$(awk -v a="$m" -v b="$gb" 'BEGIN {printf "%.3f", a / b}')" "$(tr '\n' ' ' <"$T/guest-$v")"
+done
 echo "pulls whose policy the spare helper had loaded ahead: $(grep -c 'loaded ahead' "$T/console")"
 [ -z "${CONSOLE:-}" ] || cp "$T/console" "$CONSOLE" # the guests' logs (AGENT_LOG=debug: more)
-echo "(QEMU TCG, 1 vCPU, MODE=$MODE, ROUNDS=$ROUNDS, lookaside ${LOOKASIDE:-http}; load $(cut -d' ' -f1-3 /proc/loadavg);" \
+echo "(QEMU TCG, 1 vCPU, MODE=$MODE, ROUNDS=$ROUNDS, REF=${REF:-pinned}, lookaside ${LOOKASIDE:-http}; load $(cut -d' ' -f1-3 /proc/loadavg);" \
         "refused as expected: $(echo "$out" | grep -o 'requirement 1 (signedBy): [a-z ]*' | head -1))"

@@ -50,14 +50,13 @@ struct sigcheck {
  * platform manifest chosen from the index, which is what skopeo checks when it copies one
  * platform; sigstore signatures over the index count too), before the config or any layer is
  * fetched. */
-static int signature_check(const struct sigcheck *sc, struct img_registry *reg, const char *digest,
-                           const char *index_digest, struct cc_error **err)
+static int signature_check(const struct sigcheck *sc, struct img_sigsrc_ctx *ctx,
+                           const char *digest, const char *index_digest, struct cc_error **err)
 {
         if (!sc->policy)
                 return 0;
-        struct img_sigsrc_ctx ctx = {.rd = sc->rd, .reg = reg, .ref = sc->ref};
         struct img_sig_source src;
-        img__sig_source_init(&src, &ctx);
+        img__sig_source_init(&src, ctx);
         uint64_t t0 = img__now_ns();
         int r = img__policy_check(sc->policy, sc->ref, digest, index_digest, &src,
                                   (int64_t)time(NULL), err);
@@ -66,7 +65,7 @@ static int signature_check(const struct sigcheck *sc, struct img_registry *reg, 
         cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s) in %.1f ms "
                     "(reading signatures %.1f ms)",
                     sc->ref, digest, img__policy_scope_for(sc->policy, sc->ref),
-                    (double)(img__now_ns() - t0) / 1e6, (double)ctx.read_ns / 1e6);
+                    (double)(img__now_ns() - t0) / 1e6, (double)ctx->read_ns / 1e6);
         return 0;
 }
 
@@ -359,14 +358,21 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         int r = open_registry(o, ref, host, creds, &reg, err);
         if (r < 0)
                 return r;
+        /* A reference pinned to a digest (CRI's tag@digest): its signatures are read while the
+         * manifest is fetched, and used once the manifest is known to be that digest's. */
+        _cleanup_(img__sig_prefetch_end) struct img_sigsrc_ctx sctx = {
+                .rd = sc->rd, .reg = reg, .ref = sc->ref};
+        if (sc->policy && ref->digest)
+                img__sig_prefetch_start(&sctx, sc->policy, ref->digest);
         _cleanup_(img__manifest_freep) struct img_manifest *m = NULL;
         char mdigest[72], index_digest[72];
         if ((r = resolve_manifest(reg, o, ref, &m, mdigest, index_digest, err)) < 0)
                 return r;
         cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
         uint64_t t_verify = img__now_ns();
-        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
+        if ((r = signature_check(sc, &sctx, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
                 return r;
+        img__sig_prefetch_end(&sctx);
         t_verify = sc->policy ? img__now_ns() - t_verify : 0;
 
         _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));

@@ -222,6 +222,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_policy *, img__policy_free)
 /* The scope whose requirements apply to `ref` (a normalised reference with tag or digest):
  * "" for transports.docker[""], "default" for the top-level default. */
 const char *img__policy_scope_for(const struct img_policy *p, const char *ref);
+/* Which signatures the scope of `ref` asks for: simple (signedBy), sigstore (sigstoreSigned). */
+void img__policy_reads(const struct img_policy *p, const char *ref, bool *simple, bool *sigstore);
 /* Candidate scopes of `ref`, most specific first (for tests); NULL-terminated, caller frees. */
 char **img__policy_scopes(const char *ref);
 
@@ -265,14 +267,27 @@ int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, s
                     struct cc_error **err);
 
 struct img_registry;
+struct img_sig_prefetch;
 /* A source reading the lookaside of `rd` and the attachments of `reg` (may be NULL). */
 struct img_sigsrc_ctx {
         const struct img_regsd *rd;
         struct img_registry *reg;
         const char *ref;  /* normalised, with tag or digest */
-        uint64_t read_ns; /* time spent reading signatures, added up (for the log) */
+        uint64_t read_ns; /* time spent reading (or waiting for) signatures, for the log */
+        struct img_sig_prefetch *prefetch; /* reads started ahead, or NULL */
 };
 void img__sig_source_init(struct img_sig_source *src, struct img_sigsrc_ctx *ctx);
+/*
+ * For a reference pinned to `digest` (CRI's tag@digest): starts reading, in a thread, the
+ * signatures the policy's scope for ctx->ref asks for, while the pull GETs the manifest. The
+ * source of ctx then answers from them when asked for that digest (the manifest's own digest,
+ * checked against the pinned one; or an index's), and reads as before otherwise. Nothing is
+ * decided from them before the manifest's digest is known.
+ */
+void img__sig_prefetch_start(struct img_sigsrc_ctx *ctx, const struct img_policy *p,
+                             const char *digest);
+/* Waits for the reads started ahead and frees what was not used. */
+void img__sig_prefetch_end(struct img_sigsrc_ctx *ctx);
 
 /* A policy and registries.d loaded ahead of the pulls that use them (img_sig_prepare()). */
 struct img_sig_prepared {

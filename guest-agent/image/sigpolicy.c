@@ -405,6 +405,16 @@ const char *img__policy_scope_for(const struct img_policy *p, const char *ref)
         return reqs_for(p, ref)->scope;
 }
 
+void img__policy_reads(const struct img_policy *p, const char *ref, bool *simple, bool *sigstore)
+{
+        const struct reqlist *l = reqs_for(p, ref);
+        *simple = *sigstore = false;
+        for (size_t i = 0; i < l->n; i++) {
+                *simple |= l->reqs[i].type == REQ_SIGNED_BY && !l->reqs[i].unimplemented_keytype;
+                *sigstore |= l->reqs[i].type == REQ_SIGSTORE;
+        }
+}
+
 /* ---- evaluation ---- */
 
 struct pem_key {

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc/fileio.h"
@@ -345,6 +346,8 @@ void agent_image_pull_unprepare(void)
 int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err)
 {
         const char *image = req->image, *container_id = req->container_id, *creds = req->creds;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         struct image_settings s = {0};
         _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
         _cleanup_(img_sig_prepared_freep) struct img_sig_prepared *sig = NULL;
@@ -415,8 +418,11 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 agent_image_remove_rootfs(req->containers_dir, container_id);
                 return cc_error_wrap(err, -r, "rootfs of %s", container_id);
         }
-        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched", image,
-                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched, in %.1f ms",
+                    image, container_id, img->n_layers, (unsigned long long)img->bytes_fetched,
+                    (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
         return 0;
 }
 

@@ -1148,6 +1148,28 @@ static void test_lookaside_file(void **state)
         assert_string_equal(b[1].name, "signature-2");
         assert_memory_equal(b[1].data, "two", 3);
         img__sig_blobs_free(b, n);
+        /* Read ahead for a pinned digest (pull.c, CRI's tag@digest): the same list; another
+         * digest is read as before; a scope that needs no signature reads nothing ahead. */
+        const char *pol = POLICY(SIGNED_BY(KAT1_KEY, ""));
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, NULL), 0);
+        struct img_sigsrc_ctx pctx = {.rd = rd, .ref = APP};
+        img__sig_prefetch_start(&pctx, p, KAT1_DIGEST);
+        assert_non_null(pctx.prefetch);
+        struct img_sig_source psrc;
+        img__sig_source_init(&psrc, &pctx);
+        assert_int_equal(psrc.simple(psrc.data, KAT1_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_memory_equal(b[0].data, "one", 3);
+        img__sig_blobs_free(b, n);
+        assert_int_equal(psrc.simple(psrc.data, KAT2_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        img__sig_blobs_free(b, n);
+        img__sig_prefetch_end(&pctx);
+        assert_null(pctx.prefetch);
+        struct img_sigsrc_ctx other = {.rd = rd, .ref = "127.0.0.1:5000/other/thing:v1"};
+        img__sig_prefetch_start(&other, p, KAT1_DIGEST);
+        assert_null(other.prefetch);
         /* More than 128: an error, not a longer list. */
         for (int i = 3; i <= 129; i++) {
                 snprintf(path, sizeof(path), "%s/signature-%d", sigdir, i);
