@@ -853,8 +853,9 @@ static void test_check_signed_by(void **state)
         assert_int_equal(counted.calls, 0);
 }
 
-/* Makes directory `dir` (a mkdtemp template) with KAT1's key as key.gpg; its path in path. */
-static void key_file(char *dir, char *path, size_t size)
+/* Makes directory `dir` (a mkdtemp template) with KAT1's key as key.gpg (its path in path);
+ * returns a policy whose default is signedBy with the key members `before` path `after`. */
+static char *key_file(char *dir, char *path, size_t size, const char *before, const char *after)
 {
         assert_non_null(mkdtemp(dir));
         snprintf(path, size, "%s/key.gpg", dir);
@@ -864,17 +865,19 @@ static void key_file(char *dir, char *path, size_t size)
         assert_non_null(f);
         assert_int_equal(fwrite(key, 1, len, f), len);
         fclose(f);
+        char *pol = NULL;
+        assert_true(
+                asprintf(&pol,
+                         "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\",%s%s%s}]}",
+                         before, path, after) > 0);
+        return pol;
 }
 
 static void test_check_key_file(void **state)
 {
         char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
-        key_file(dir, path, sizeof(path));
-        _cleanup_free_ char *pol = NULL;
-        assert_true(asprintf(&pol,
-                             "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
-                             "\"keyPaths\":[\"/nonexistent\",\"%s\"]}]}",
-                             path) > 0);
+        _cleanup_free_ char *pol =
+                key_file(dir, path, sizeof(path), "\"keyPaths\":[\"/nonexistent\",\"", "\"]");
         struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
         expect_reject(pol, APP, KAT1_DIGEST, &kat1, "/nonexistent");
         free(pol);
@@ -1264,12 +1267,7 @@ static void test_prepared(void **state)
         prepare_ahead = false;
 
         char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
-        key_file(dir, path, sizeof(path));
-        _cleanup_free_ char *pol = NULL;
-        assert_true(asprintf(&pol,
-                             "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
-                             "\"keyPath\":\"%s\"}]}",
-                             path) > 0);
+        _cleanup_free_ char *pol = key_file(dir, path, sizeof(path), "\"keyPath\":\"", "\"");
         _cleanup_(img__policy_freep) struct img_policy *p = NULL;
         _cleanup_error_ struct cc_error *err = NULL;
         assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, &err), 0);
