@@ -525,6 +525,7 @@ struct sig_read {
         struct cc_error *err;
         pthread_t th;
         bool threaded;
+        bool done; /* the reads have returned (set by their thread) */
 };
 
 static void *sig_read_run(void *p)
@@ -537,6 +538,7 @@ static void *sig_read_run(void *p)
         else
                 f->r = s && s->simple ? s->simple(s->data, f->digest, &f->blobs, &f->n, &f->err)
                                       : 0;
+        __atomic_store_n(&f->done, true, __ATOMIC_RELEASE);
         return NULL;
 }
 
@@ -689,9 +691,11 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
         sig_read_start(&f);
         int r = 0;
         for (size_t i = 0; i < nk && r >= 0; i++)
+                /* Only while the reads still wait (not prepared ahead, not read ahead): else
+                 * this is one more verification on the check's path. */
                 if ((r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l,
                                    err)) >= 0 &&
-                    !p->prepared)
+                    !p->prepared && !__atomic_load_n(&f.done, __ATOMIC_ACQUIRE))
                         img__sigstore_key_warm(keys[i].b, keys[i].l);
         r = sig_read_finish(&f, r, err);
         size_t n = 0;
