@@ -43,6 +43,7 @@ typedef void (*img_progress_fn)(void *userdata, unsigned layer, unsigned n_layer
                                 const char *digest, uint64_t done, uint64_t total);
 
 struct img_key_broker;
+struct img_sig_prepared;
 
 struct img_pull_opts {
         const char *store_dir; /* layer store root (required); shared by all pulls of a VM */
@@ -90,6 +91,9 @@ struct img_pull_opts {
          * read. */
         const char *policy_file;
         const char *registries_d;
+        /* The same policy and registries.d loaded ahead by img_sig_prepare() (a helper waiting
+         * for its pull); when set, policy_file and registries_d are not read again. */
+        const struct img_sig_prepared *sig_prepared;
 
         /* Where decryption keys come from; NULL = encrypted layers fail with EACCES. */
         const struct img_key_broker *keys;
@@ -132,6 +136,19 @@ struct img_pulled {
 /* Sets up what every pull needs first (libcurl and its TLS library); img_pull() does it on
  * first use, so this only moves the cost earlier (a helper started ahead of its pull). */
 void img_prepare(void);
+
+/*
+ * Loads opts->policy_file (kbs:/// through opts->keys) and opts->registries_d as img_pull()
+ * would, reads and parses every key the policy names and runs the verification code of each
+ * once on a signature that cannot verify, so that a pull given the result (sig_prepared) does
+ * only the work that depends on its image. For a helper waiting for its pull: under TCG the
+ * first run of that code in a process costs tens of milliseconds (bench/README.md). The keys
+ * (and opts->keys) must outlive the result; a pull may use it from several threads.
+ */
+int img_sig_prepare(const struct img_pull_opts *opts, struct img_sig_prepared **ret,
+                    struct cc_error **err);
+struct img_sig_prepared *img_sig_prepared_free(struct img_sig_prepared *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_sig_prepared *, img_sig_prepared_free)
 
 /* Pulls `ref` per `opts`; *ret is set on success only (free with img_pulled_free()). */
 int img_pull(const struct img_pull_opts *opts, const char *ref, struct img_pulled **ret,

@@ -76,6 +76,14 @@ const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n)
         return n < kr->n ? kr->keys[n].fpr : NULL;
 }
 
+int img__pgp_key_algo(const struct img_pgp_keyring *kr, size_t n, size_t *ret_rsa_bytes)
+{
+        if (n >= kr->n)
+                return -ENOENT;
+        *ret_rsa_bytes = kr->keys[n].rsa ? (size_t)RSA_size(kr->keys[n].rsa) : 0;
+        return kr->keys[n].algo;
+}
+
 static void key_free(struct img_pgp_key *k)
 {
         RSA_free(k->rsa);

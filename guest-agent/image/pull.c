@@ -50,14 +50,13 @@ struct sigcheck {
  * platform manifest chosen from the index, which is what skopeo checks when it copies one
  * platform; sigstore signatures over the index count too), before the config or any layer is
  * fetched. */
-static int signature_check(const struct sigcheck *sc, struct img_registry *reg, const char *digest,
-                           const char *index_digest, struct cc_error **err)
+static int signature_check(const struct sigcheck *sc, struct img_sigsrc_ctx *ctx,
+                           const char *digest, const char *index_digest, struct cc_error **err)
 {
         if (!sc->policy)
                 return 0;
-        struct img_sigsrc_ctx ctx = {.rd = sc->rd, .reg = reg, .ref = sc->ref};
         struct img_sig_source src;
-        img__sig_source_init(&src, &ctx);
+        img__sig_source_init(&src, ctx);
         uint64_t t0 = img__now_ns();
         int r = img__policy_check(sc->policy, sc->ref, digest, index_digest, &src,
                                   (int64_t)time(NULL), err);
@@ -66,7 +65,7 @@ static int signature_check(const struct sigcheck *sc, struct img_registry *reg, 
         cc_log_info("image %s: manifest %s accepted by the signature policy (scope %s) in %.1f ms "
                     "(reading signatures %.1f ms)",
                     sc->ref, digest, img__policy_scope_for(sc->policy, sc->ref),
-                    (double)(img__now_ns() - t0) / 1e6, (double)ctx.read_ns / 1e6);
+                    (double)(img__now_ns() - t0) / 1e6, (double)ctx->read_ns / 1e6);
         return 0;
 }
 
@@ -359,14 +358,21 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
         int r = open_registry(o, ref, host, creds, &reg, err);
         if (r < 0)
                 return r;
+        /* A reference pinned to a digest (CRI's tag@digest): its signatures are read while the
+         * manifest is fetched, and used once the manifest is known to be that digest's. */
+        _cleanup_(img__sig_prefetch_end) struct img_sigsrc_ctx sctx = {
+                .rd = sc->rd, .reg = reg, .ref = sc->ref};
+        if (sc->policy && ref->digest)
+                img__sig_prefetch_start(&sctx, sc->policy, ref->digest);
         _cleanup_(img__manifest_freep) struct img_manifest *m = NULL;
         char mdigest[72], index_digest[72];
         if ((r = resolve_manifest(reg, o, ref, &m, mdigest, index_digest, err)) < 0)
                 return r;
         cc_log_debug("image %s/%s: manifest %s, %zu layers", host, ref->repo, mdigest, m->n_layers);
         uint64_t t_verify = img__now_ns();
-        if ((r = signature_check(sc, reg, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
+        if ((r = signature_check(sc, &sctx, mdigest, *index_digest ? index_digest : NULL, err)) < 0)
                 return r;
+        img__sig_prefetch_end(&sctx);
         t_verify = sc->policy ? img__now_ns() - t_verify : 0;
 
         _cleanup_(img_pulled_freep) struct img_pulled *p = calloc(1, sizeof(*p));
@@ -386,6 +392,49 @@ static int pull_from(const struct img_pull_opts *o, const struct img_ref *ref, c
 
 static int pull(const struct img_pull_opts *opts, const char *refstr, struct img_pulled **ret,
                 struct cc_error **err);
+
+struct img_sig_prepared *img_sig_prepared_free(struct img_sig_prepared *p)
+{
+        if (!p)
+                return NULL;
+        img__policy_free(p->policy);
+        img__regsd_free(p->rd);
+        free(p);
+        return NULL;
+}
+
+/* The policy and registries.d of opts (policy_file set). */
+static int sig_load(const struct img_pull_opts *o, struct img_sig_prepared **ret,
+                    struct cc_error **err)
+{
+        _cleanup_(img_sig_prepared_freep) struct img_sig_prepared *p = calloc(1, sizeof(*p));
+        if (!p)
+                return cc_error_set(err, ENOMEM, "out of memory");
+        int r;
+        if ((r = img__policy_load_uri(o->policy_file, o->keys, &p->policy, err)) < 0 ||
+            (r = img__regsd_load(o->registries_d, &p->rd, err)) < 0)
+                return cc_error_wrap(err, -r, "signature policy");
+        cc_log_debug("signature policy %s (%s)", o->policy_file,
+                     !strncmp(o->policy_file, "kbs://", 6) ? "resource from the key broker"
+                                                           : "file");
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int img_sig_prepare(const struct img_pull_opts *opts, struct img_sig_prepared **ret,
+                    struct cc_error **err)
+{
+        if (!opts || !opts->policy_file)
+                return cc_error_set(err, EINVAL, "signature policy: none configured");
+        img_prepare();
+        _cleanup_(img_sig_prepared_freep) struct img_sig_prepared *p = NULL;
+        int r = sig_load(opts, &p, err);
+        if (r < 0)
+                return r;
+        img__policy_prepare(p->policy);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
 
 /* Every error leaving the library names its errno's text ("... (Disk quota exceeded)"): the
  * agent's callers see a status code and this message only. */
@@ -447,24 +496,22 @@ static int pull(const struct img_pull_opts *opts, const char *refstr, struct img
                 return r;
         }
         const char *cr = o.creds ? o.creds : creds;
-        _cleanup_(img__policy_freep) struct img_policy *policy = NULL;
-        _cleanup_(img__regsd_freep) struct img_regsd *rd = NULL;
-        if (o.policy_file) {
-                if ((r = img__policy_load_uri(o.policy_file, o.keys, &policy, err)) < 0 ||
-                    (r = img__regsd_load(o.registries_d, &rd, err)) < 0) {
+        _cleanup_(img_sig_prepared_freep) struct img_sig_prepared *own = NULL;
+        const struct img_sig_prepared *sp = o.sig_prepared;
+        if (!sp && o.policy_file) {
+                if ((r = sig_load(&o, &own, err)) < 0) {
                         img__ref_done(&ref);
-                        return cc_error_wrap(err, -r, "signature policy");
+                        return r;
                 }
-                cc_log_debug("signature policy %s (%s)", o.policy_file,
-                             !strncmp(o.policy_file, "kbs://", 6) ? "resource from the key broker"
-                                                                  : "file");
-        } else {
+                sp = own;
+        } else if (!sp) {
                 static bool logged;
                 if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
                         cc_log_info("no image signature policy configured: signatures not "
                                     "verified");
         }
-        struct sigcheck sc = {.policy = policy, .rd = rd, .ref = refstr};
+        struct sigcheck sc = {
+                .policy = sp ? sp->policy : NULL, .rd = sp ? sp->rd : NULL, .ref = refstr};
         r = -ENOENT;
         if (o.mirror) {
                 /* A failed mirror is not the caller's error: log it and try the origin. The

@@ -23,10 +23,12 @@ struct img_registry {
         unsigned retries, stall_ms, connect_ms;
         pthread_mutex_t lock; /* guards authz */
         char *authz;          /* "Authorization: ..." header line, or NULL */
-        /* The handle of the small GETs (manifests, config, signatures), kept so that they reuse
-         * one connection: under TCG and slirp a new TCP connection costs ~10 ms. */
-        pthread_mutex_t small_lock;
-        CURL *small;
+        /* The handles of the small GETs (manifests, config, signatures), kept so that they reuse
+         * their connections: under TCG and slirp a new TCP connection costs ~10 ms. A GET takes
+         * the first when it is free, else the second: signatures read ahead of the manifest GET
+         * (pull.c) go beside it on a connection of their own. */
+        pthread_mutex_t small_lock[2];
+        CURL *small[2];
 };
 
 /* The response headers we act on; reset at every status line (redirects, 100-continue). */

@@ -127,7 +127,8 @@ int img__registry_new(const struct img_registry_conf *c, struct img_registry **r
         if (!r)
                 return -ENOMEM;
         pthread_mutex_init(&r->lock, NULL);
-        pthread_mutex_init(&r->small_lock, NULL);
+        for (int i = 0; i < 2; i++)
+                pthread_mutex_init(&r->small_lock[i], NULL);
         r->host = strdup(c->host);
         r->repo = strdup(c->repo);
         r->scheme = strdup(c->insecure ? "http" : "https");
@@ -161,10 +162,12 @@ struct img_registry *img__registry_free(struct img_registry *r)
         if (r->authz)
                 explicit_bzero(r->authz, strlen(r->authz));
         free(r->authz);
-        if (r->small)
-                curl_easy_cleanup(r->small);
+        for (int i = 0; i < 2; i++) {
+                if (r->small[i])
+                        curl_easy_cleanup(r->small[i]);
+                pthread_mutex_destroy(&r->small_lock[i]);
+        }
         pthread_mutex_destroy(&r->lock);
-        pthread_mutex_destroy(&r->small_lock);
         free(r);
         return NULL;
 }
@@ -322,12 +325,14 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
 {
         bool auth_done = false;
         for (unsigned attempt = 0;; attempt++) {
-                pthread_mutex_lock(&r->small_lock);
-                if (!r->small && !(r->small = curl_easy_init())) {
-                        pthread_mutex_unlock(&r->small_lock);
+                int k = pthread_mutex_trylock(&r->small_lock[0]) == 0 ? 0 : 1;
+                if (k == 1)
+                        pthread_mutex_lock(&r->small_lock[1]);
+                if (!r->small[k] && !(r->small[k] = curl_easy_init())) {
+                        pthread_mutex_unlock(&r->small_lock[k]);
                         return -ENOMEM;
                 }
-                CURL *h = r->small;
+                CURL *h = r->small[k];
                 curl_easy_reset(h); /* options only: the connection stays for the next GET */
                 struct img_reg_resp resp = {0};
                 struct img_reg_stall st = {.limit_ms = r->stall_ms};
@@ -341,7 +346,7 @@ static int get_url(struct img_registry *r, const char *url, const char *accept, 
                 CURLcode c = curl_easy_perform(h);
                 long code = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-                pthread_mutex_unlock(&r->small_lock);
+                pthread_mutex_unlock(&r->small_lock[k]);
                 curl_slist_free_all(hl);
                 if (c == CURLE_OK && code == 200) {
                         /* A registry-announced digest must match what it sent (spec: MUST

@@ -98,6 +98,9 @@ int img__pgp_keyring_add(struct img_pgp_keyring *kr, const uint8_t *buf, size_t 
 void img__pgp_keyring_done(struct img_pgp_keyring *kr);
 /* Uppercase hex fingerprint of the n-th key. */
 const char *img__pgp_key_fpr(const struct img_pgp_keyring *kr, size_t n);
+/* The n-th key's OpenPGP algorithm (1 RSA, 19 ECDSA, 22 EdDSA) and, for RSA, its signature
+ * size in bytes (*ret_rsa_bytes, else 0); -ENOENT past the end. */
+int img__pgp_key_algo(const struct img_pgp_keyring *kr, size_t n, size_t *ret_rsa_bytes);
 
 /*
  * Verifies a binary OpenPGP signed message (one-pass signature, literal data, signature; in a
@@ -161,6 +164,21 @@ int img__sigstore_verify(const uint8_t *pem, size_t pem_len, const uint8_t *payl
  * verification's cost) overlaps the reading of the attachments instead of following it. */
 void img__sigstore_key_warm(const uint8_t *pem, size_t pem_len);
 
+/* ---- ahead of a check (sigwarm.c) ---- */
+
+/* Runs img__simple_sig_check() once per key of `kr` on a signed message made here that names
+ * the key as its signer but cannot verify (decompression, packet parsing, the hash and the
+ * public-key operation all run): what a pull helper waiting for its request does, so that the
+ * first run of that code in the process (under TCG, its translation) is not on a pull's path.
+ * Returns how many keys got as far as their public-key operation (all, unless a key has a
+ * form the message cannot be made for). */
+size_t img__pgp_keyring_warm(const struct img_pgp_keyring *kr);
+/* The same for a sigstore public key (PEM): img__sigstore_verify() on a signature that fails. */
+void img__sigstore_pem_warm(const uint8_t *pem, size_t pem_len);
+/* The payload parser (both critical.type values) and the scope and identity code, on fixed
+ * input. */
+void img__sig_code_warm(void);
+
 /* ---- where signatures come from (sigsource.c, or a test's mock) ---- */
 
 struct img_sig_blob {
@@ -196,10 +214,16 @@ struct img_key_broker;
 int img__policy_load_uri(const char *uri, const struct img_key_broker *broker,
                          struct img_policy **ret, struct cc_error **err);
 struct img_policy *img__policy_free(struct img_policy *p);
+/* Reads every key the policy names now (files, kbs:/// resources through its broker), parses
+ * the GPG keyrings and runs each key's verification code once (sigwarm.c): checks then reuse
+ * them. A key that cannot be read is left to the check that needs it, which reports it. */
+void img__policy_prepare(struct img_policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct img_policy *, img__policy_free)
 /* The scope whose requirements apply to `ref` (a normalised reference with tag or digest):
  * "" for transports.docker[""], "default" for the top-level default. */
 const char *img__policy_scope_for(const struct img_policy *p, const char *ref);
+/* Which signatures the scope of `ref` asks for: simple (signedBy), sigstore (sigstoreSigned). */
+void img__policy_reads(const struct img_policy *p, const char *ref, bool *simple, bool *sigstore);
 /* Candidate scopes of `ref`, most specific first (for tests); NULL-terminated, caller frees. */
 char **img__policy_scopes(const char *ref);
 
@@ -243,11 +267,30 @@ int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, s
                     struct cc_error **err);
 
 struct img_registry;
+struct img_sig_prefetch;
 /* A source reading the lookaside of `rd` and the attachments of `reg` (may be NULL). */
 struct img_sigsrc_ctx {
         const struct img_regsd *rd;
         struct img_registry *reg;
         const char *ref;  /* normalised, with tag or digest */
-        uint64_t read_ns; /* time spent reading signatures, added up (for the log) */
+        uint64_t read_ns; /* time spent reading (or waiting for) signatures, for the log */
+        struct img_sig_prefetch *prefetch; /* reads started ahead, or NULL */
 };
 void img__sig_source_init(struct img_sig_source *src, struct img_sigsrc_ctx *ctx);
+/*
+ * For a reference pinned to `digest` (CRI's tag@digest): starts reading, in a thread, the
+ * signatures the policy's scope for ctx->ref asks for, while the pull GETs the manifest. The
+ * source of ctx then answers from them when asked for that digest (the manifest's own digest,
+ * checked against the pinned one; or an index's), and reads as before otherwise. Nothing is
+ * decided from them before the manifest's digest is known.
+ */
+void img__sig_prefetch_start(struct img_sigsrc_ctx *ctx, const struct img_policy *p,
+                             const char *digest);
+/* Waits for the reads started ahead and frees what was not used. */
+void img__sig_prefetch_end(struct img_sigsrc_ctx *ctx);
+
+/* A policy and registries.d loaded ahead of the pulls that use them (img_sig_prepare()). */
+struct img_sig_prepared {
+        struct img_policy *policy;
+        struct img_regsd *rd;
+};

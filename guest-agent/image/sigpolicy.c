@@ -34,7 +34,7 @@ static const char *const req_names[] = {
 };
 
 struct keysrc {
-        char *path; /* read at evaluation, or */
+        char *path; /* read at evaluation (or by img__policy_prepare(), into data), or */
         uint8_t *data;
         size_t len;
 };
@@ -45,6 +45,7 @@ struct requirement {
         struct keysrc *keys;
         size_t n_keys;
         struct img_sig_identity id;
+        struct img_pgp_keyring kr; /* signedBy: parsed by img__policy_prepare() (n == 0: not) */
 };
 
 struct reqlist {
@@ -56,6 +57,7 @@ struct reqlist {
 struct img_policy {
         char *base_dir;
         const struct img_key_broker *broker; /* for kbs:/// key paths; may be NULL */
+        bool prepared;                       /* img__policy_prepare() ran */
         struct reqlist def;
         struct reqlist *docker; /* transports.docker, "" included */
         size_t n_docker;
@@ -74,6 +76,7 @@ static void reqlist_done(struct reqlist *l)
                 free(r->keys);
                 free(r->unimplemented_keytype);
                 img__identity_done(&r->id);
+                img__pgp_keyring_done(&r->kr);
         }
         free(l->reqs);
         free(l->scope);
@@ -402,6 +405,16 @@ const char *img__policy_scope_for(const struct img_policy *p, const char *ref)
         return reqs_for(p, ref)->scope;
 }
 
+void img__policy_reads(const struct img_policy *p, const char *ref, bool *simple, bool *sigstore)
+{
+        const struct reqlist *l = reqs_for(p, ref);
+        *simple = *sigstore = false;
+        for (size_t i = 0; i < l->n; i++) {
+                *simple |= l->reqs[i].type == REQ_SIGNED_BY && !l->reqs[i].unimplemented_keytype;
+                *sigstore |= l->reqs[i].type == REQ_SIGSTORE;
+        }
+}
+
 /* ---- evaluation ---- */
 
 struct pem_key {
@@ -463,7 +476,7 @@ static int payload_check(const uint8_t *payload, size_t len, const char *type,
 static int key_bytes(const struct img_policy *p, const struct keysrc *k, char **ret_owned,
                      const uint8_t **ret, size_t *ret_len, struct cc_error **err)
 {
-        if (!k->path) {
+        if (k->data) {
                 *ret = k->data;
                 *ret_len = k->len;
                 return 0;
@@ -512,6 +525,7 @@ struct sig_read {
         struct cc_error *err;
         pthread_t th;
         bool threaded;
+        bool done; /* the reads have returned (set by their thread) */
 };
 
 static void *sig_read_run(void *p)
@@ -524,6 +538,7 @@ static void *sig_read_run(void *p)
         else
                 f->r = s && s->simple ? s->simple(s->data, f->digest, &f->blobs, &f->n, &f->err)
                                       : 0;
+        __atomic_store_n(&f->done, true, __ATOMIC_RELEASE);
         return NULL;
 }
 
@@ -578,10 +593,11 @@ static int eval_signed_by(const struct img_policy *p, const struct requirement *
                            req->unimplemented_keytype);
                 return 0;
         }
-        _cleanup_(img__pgp_keyring_done) struct img_pgp_keyring kr = {0};
+        _cleanup_(img__pgp_keyring_done) struct img_pgp_keyring own = {0};
+        const struct img_pgp_keyring *kr = req->kr.n ? &req->kr : &own;
         struct sig_read f = {.src = src, .digest = digest};
         sig_read_start(&f);
-        int r = sig_read_finish(&f, keyring_load(p, req, &kr, err), err);
+        int r = sig_read_finish(&f, req->kr.n ? 0 : keyring_load(p, req, &own, err), err);
         struct img_sig_blob *blobs = f.blobs;
         size_t n = f.n;
         if (r < 0) {
@@ -593,7 +609,7 @@ static int eval_signed_by(const struct img_policy *p, const struct requirement *
                 _cleanup_free_ char *why = NULL;
                 _cleanup_free_ uint8_t *payload = NULL;
                 size_t plen = 0;
-                r = img__simple_sig_check(&kr, b->data, b->len, now, &payload, &plen, &why);
+                r = img__simple_sig_check(kr, b->data, b->len, now, &payload, &plen, &why);
                 if (r == 0)
                         r = payload_check(payload, plen, IMG_PAYLOAD_SIMPLE, req, img, digest,
                                           &why);
@@ -675,8 +691,11 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
         sig_read_start(&f);
         int r = 0;
         for (size_t i = 0; i < nk && r >= 0; i++)
+                /* Only while the reads still wait (not prepared ahead, not read ahead): else
+                 * this is one more verification on the check's path. */
                 if ((r = key_bytes(p, &req->keys[i], &keys[i].owned, &keys[i].b, &keys[i].l,
-                                   err)) >= 0)
+                                   err)) >= 0 &&
+                    !p->prepared && !__atomic_load_n(&f.done, __ATOMIC_ACQUIRE))
                         img__sigstore_key_warm(keys[i].b, keys[i].l);
         r = sig_read_finish(&f, r, err);
         size_t n = 0;
@@ -700,6 +719,60 @@ static int eval_sigstore(const struct img_policy *p, const struct requirement *r
                 reason_add(rs, "no signature: A signature was required, but no signature exists "
                                "(no sigstore attachment)");
         return 0;
+}
+
+/* Reads the key files and resources of one requirement into their keysrc; a failure leaves the
+ * rest for the check to read (and report). */
+static int keys_read(const struct img_policy *p, struct requirement *req)
+{
+        for (size_t i = 0; i < req->n_keys; i++) {
+                struct keysrc *k = &req->keys[i];
+                _cleanup_free_ char *owned = NULL;
+                _cleanup_error_ struct cc_error *err = NULL;
+                const uint8_t *b;
+                size_t l;
+                if (k->data)
+                        continue;
+                int r = key_bytes(p, k, &owned, &b, &l, &err);
+                if (r < 0) {
+                        cc_log_debug("signature policy: key %s not read ahead: %s", k->path,
+                                     err ? cc_error_message(err) : strerror(-r));
+                        return r;
+                }
+                k->data = (uint8_t *)TAKE_PTR(owned);
+                k->len = l;
+        }
+        return 0;
+}
+
+static void reqlist_prepare(struct img_policy *p, struct reqlist *l)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                struct requirement *req = &l->reqs[i];
+                if ((req->type != REQ_SIGNED_BY && req->type != REQ_SIGSTORE) ||
+                    req->unimplemented_keytype || keys_read(p, req) < 0)
+                        continue;
+                if (req->type == REQ_SIGSTORE) {
+                        for (size_t k = 0; k < req->n_keys; k++)
+                                img__sigstore_pem_warm(req->keys[k].data, req->keys[k].len);
+                        continue;
+                }
+                _cleanup_error_ struct cc_error *err = NULL;
+                if (keyring_load(p, req, &req->kr, &err) < 0) {
+                        img__pgp_keyring_done(&req->kr); /* the check reports it */
+                        continue;
+                }
+                img__pgp_keyring_warm(&req->kr);
+        }
+}
+
+void img__policy_prepare(struct img_policy *p)
+{
+        reqlist_prepare(p, &p->def);
+        for (size_t i = 0; i < p->n_docker; i++)
+                reqlist_prepare(p, &p->docker[i]);
+        img__sig_code_warm();
+        p->prepared = true;
 }
 
 int img__policy_check(const struct img_policy *p, const char *ref, const char *manifest_digest,

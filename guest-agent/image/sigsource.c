@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,31 +403,12 @@ int img__xrss_parse(const uint8_t *buf, size_t len, struct img_sig_blob **ret, s
         return 0;
 }
 
-static int simple_read(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
-                       struct cc_error **err)
+/* The lookaside's signatures of `digest` (signature-1, -2, ... until one is absent). */
+static int lookaside_read(const struct img_sigsrc_ctx *ctx, const char *digest,
+                          struct img_sig_blob **ret, size_t *ret_n, struct cc_error **err)
 {
-        const struct img_sigsrc_ctx *ctx = data;
         *ret = NULL;
         *ret_n = 0;
-        if (ctx->reg) {
-                /* A registry announcing the signature API extension is asked instead of the
-                 * lookaside, as containers/image does. */
-                bool ext = false;
-                int q = img__registry_supports_signatures(ctx->reg, &ext, err);
-                if (q < 0)
-                        return cc_error_wrap(err, -q, "signature extension probe");
-                if (ext) {
-                        _cleanup_free_ char *buf = NULL;
-                        size_t len;
-                        if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) <
-                            0)
-                                return q == -ENOENT ? 0 : q;
-                        q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
-                        cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n,
-                                     digest);
-                        return q;
-                }
-        }
         struct img_dref d;
         int r = img__dref_parse(ctx->ref, true, &d, err);
         if (r < 0)
@@ -481,6 +463,73 @@ static int simple_read(void *data, const char *digest, struct img_sig_blob **ret
         }
         *ret = v;
         *ret_n = n;
+        return 0;
+}
+
+/* A lookaside read in a thread of its own, while the registry is asked about the extension. */
+struct lookaside_job {
+        const struct img_sigsrc_ctx *ctx;
+        const char *digest;
+        struct img_sig_blob *blobs;
+        size_t n;
+        int r;
+        struct cc_error *err;
+};
+
+static void *lookaside_job_run(void *p)
+{
+        struct lookaside_job *j = p;
+        j->r = lookaside_read(j->ctx, j->digest, &j->blobs, &j->n, &j->err);
+        return NULL;
+}
+
+static int simple_read(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
+                       struct cc_error **err)
+{
+        const struct img_sigsrc_ctx *ctx = data;
+        *ret = NULL;
+        *ret_n = 0;
+        if (!ctx->reg)
+                return lookaside_read(ctx, digest, ret, ret_n, err);
+        /* A registry announcing the signature API extension is asked instead of the lookaside,
+         * as containers/image does. An http(s) lookaside is read at the same time as the
+         * registry is asked (another connection), its answer dropped if the registry has the
+         * extension: under TCG and slirp each round trip costs milliseconds, and asking first
+         * put a whole one before the lookaside's. */
+        struct lookaside_job j = {.ctx = ctx, .digest = digest};
+        const char *base = img__regsd_lookaside(ctx->rd, ctx->ref);
+        pthread_t th;
+        bool ahead =
+                !strncmp(base, "http", 4) && pthread_create(&th, NULL, lookaside_job_run, &j) == 0;
+        bool ext = false;
+        int q = img__registry_supports_signatures(ctx->reg, &ext, err);
+        if (ahead)
+                pthread_join(th, NULL);
+        if (q < 0 || ext) {
+                img__sig_blobs_free(j.blobs, j.n);
+                cc_error_free(j.err);
+                if (q < 0)
+                        return cc_error_wrap(err, -q, "signature extension probe");
+                _cleanup_free_ char *buf = NULL;
+                size_t len;
+                if ((q = img__registry_get_signatures(ctx->reg, digest, &buf, &len, err)) < 0)
+                        return q == -ENOENT ? 0 : q;
+                q = img__xrss_parse((const uint8_t *)buf, len, ret, ret_n, err);
+                cc_log_debug("registry signature extension: %zu signatures for %s", *ret_n, digest);
+                return q;
+        }
+        if (!ahead)
+                return lookaside_read(ctx, digest, ret, ret_n, err);
+        if (j.r < 0) {
+                if (err && j.err) {
+                        cc_error_free(*err);
+                        *err = TAKE_PTR(j.err);
+                }
+                cc_error_free(j.err);
+                return j.r;
+        }
+        *ret = j.blobs;
+        *ret_n = j.n;
         return 0;
 }
 
@@ -561,13 +610,113 @@ static int sigstore_read(void *data, const char *digest, struct img_sigstore_sig
         return 0;
 }
 
-/* The source's entry points: the reads, timed for the pull's log. */
+/* ---- reads started ahead, for a reference pinned to a digest ---- */
+
+struct img_sig_prefetch {
+        char digest[72];
+        bool simple, sigstore; /* what the thread reads */
+        pthread_t th;
+        bool joined;
+        struct img_sigsrc_ctx ctx; /* a copy: the thread's own, read_ns unused */
+        struct img_sig_blob *blobs;
+        size_t n_blobs;
+        int r_simple;
+        struct cc_error *err_simple;
+        struct img_sigstore_sig *sigs;
+        size_t n_sigs;
+        int r_sigstore;
+        struct cc_error *err_sigstore;
+};
+
+static void *prefetch_run(void *p)
+{
+        struct img_sig_prefetch *f = p;
+        if (f->simple)
+                f->r_simple =
+                        simple_read(&f->ctx, f->digest, &f->blobs, &f->n_blobs, &f->err_simple);
+        if (f->sigstore)
+                f->r_sigstore =
+                        sigstore_read(&f->ctx, f->digest, &f->sigs, &f->n_sigs, &f->err_sigstore);
+        return NULL;
+}
+
+void img__sig_prefetch_start(struct img_sigsrc_ctx *ctx, const struct img_policy *p,
+                             const char *digest)
+{
+        bool simple, sigstore;
+        img__policy_reads(p, ctx->ref, &simple, &sigstore);
+        if ((!simple && !sigstore) || !img__digest_valid(digest))
+                return;
+        struct img_sig_prefetch *f = calloc(1, sizeof(*f));
+        if (!f)
+                return;
+        snprintf(f->digest, sizeof(f->digest), "%s", digest);
+        f->simple = simple;
+        f->sigstore = sigstore;
+        f->ctx = *ctx;
+        f->ctx.prefetch = NULL;
+        if (pthread_create(&f->th, NULL, prefetch_run, f) != 0) {
+                free(f);
+                return;
+        }
+        ctx->prefetch = f;
+}
+
+static void prefetch_join(struct img_sig_prefetch *f)
+{
+        if (!f->joined)
+                pthread_join(f->th, NULL);
+        f->joined = true;
+}
+
+void img__sig_prefetch_end(struct img_sigsrc_ctx *ctx)
+{
+        struct img_sig_prefetch *f = TAKE_PTR(ctx->prefetch);
+        if (!f)
+                return;
+        prefetch_join(f);
+        img__sig_blobs_free(f->blobs, f->n_blobs);
+        img__sigstore_sigs_free(f->sigs, f->n_sigs);
+        cc_error_free(f->err_simple);
+        cc_error_free(f->err_sigstore);
+        free(f);
+}
+
+/* Hands over what was read ahead for `digest` (once): true with *r and the results set. */
+static bool prefetched(struct img_sig_prefetch *f, const char *digest, bool sigstore, int *r,
+                       struct cc_error **err)
+{
+        if (!f || strcmp(f->digest, digest) || !(sigstore ? f->sigstore : f->simple))
+                return false;
+        prefetch_join(f);
+        struct cc_error **e = sigstore ? &f->err_sigstore : &f->err_simple;
+        *r = sigstore ? f->r_sigstore : f->r_simple;
+        if (*r < 0 && err && *e) {
+                cc_error_free(*err);
+                *err = TAKE_PTR(*e);
+        }
+        if (sigstore)
+                f->sigstore = false;
+        else
+                f->simple = false;
+        return true;
+}
+
+/* The source's entry points: the reads (or the wait for those started ahead), timed for the
+ * pull's log. */
 static int src_simple(void *data, const char *digest, struct img_sig_blob **ret, size_t *ret_n,
                       struct cc_error **err)
 {
         struct img_sigsrc_ctx *ctx = data;
         uint64_t t0 = img__now_ns();
-        int r = simple_read(data, digest, ret, ret_n, err);
+        int r;
+        if (prefetched(ctx->prefetch, digest, false, &r, err)) {
+                *ret = TAKE_PTR(ctx->prefetch->blobs);
+                *ret_n = ctx->prefetch->n_blobs;
+                ctx->prefetch->n_blobs = 0;
+        } else {
+                r = simple_read(data, digest, ret, ret_n, err);
+        }
         ctx->read_ns += img__now_ns() - t0;
         return r;
 }
@@ -577,7 +726,14 @@ static int src_sigstore(void *data, const char *digest, struct img_sigstore_sig 
 {
         struct img_sigsrc_ctx *ctx = data;
         uint64_t t0 = img__now_ns();
-        int r = sigstore_read(data, digest, ret, ret_n, err);
+        int r;
+        if (prefetched(ctx->prefetch, digest, true, &r, err)) {
+                *ret = TAKE_PTR(ctx->prefetch->sigs);
+                *ret_n = ctx->prefetch->n_sigs;
+                ctx->prefetch->n_sigs = 0;
+        } else {
+                r = sigstore_read(data, digest, ret, ret_n, err);
+        }
         ctx->read_ns += img__now_ns() - t0;
         return r;
 }

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc/fileio.h"
@@ -79,6 +80,7 @@ struct image_settings {
         size_t auth_json_len;
         char *auth_json_uri;
         bool late; /* kbs_attest_early false: attest at the first resource request */
+        bool policy_from_initdata;
 };
 
 static void settings_done(struct image_settings *s)
@@ -241,6 +243,7 @@ static int kbs_broker(struct image_settings *s, struct img_key_broker **keys, st
                         cc_log_info("signature policy from initdata: %s", policy);
                         free(s->signature_policy);
                         s->signature_policy = TAKE_PTR(policy);
+                        s->policy_from_initdata = true;
                 }
         } else if (r != -ENOENT) {
                 return cc_error_set(err, -r, "%s", cc_error_message(rerr));
@@ -305,6 +308,7 @@ static struct {
         struct agent_pull_req req;
         struct image_settings s;
         struct img_key_broker *keys;
+        struct img_sig_prepared *sig; /* the signature policy, its keys read, its code run */
         int r;
         struct cc_error *err;
 } prepared;
@@ -312,6 +316,16 @@ static struct {
 static void *prepare_thread(void *data)
 {
         prepared.r = pull_setup(&prepared.req, &prepared.s, &prepared.keys, &prepared.err);
+        if (prepared.r < 0 || !prepared.s.signature_policy)
+                return NULL;
+        /* Best effort: on failure the pull loads the policy itself and reports why. */
+        struct img_pull_opts o = {.policy_file = prepared.s.signature_policy,
+                                  .registries_d = prepared.s.registries_d,
+                                  .keys = prepared.keys};
+        _cleanup_error_ struct cc_error *err = NULL;
+        if (img_sig_prepare(&o, &prepared.sig, &err) < 0)
+                cc_log_debug("spare helper: signature policy %s not loaded ahead: %s",
+                             o.policy_file, cc_error_message(err));
         return NULL;
 }
 
@@ -328,6 +342,7 @@ void agent_image_pull_unprepare(void)
         pthread_join(prepared.thread, NULL);
         prepared.started = false;
         settings_done(&prepared.s);
+        prepared.sig = img_sig_prepared_free(prepared.sig);
         prepared.keys = img_key_broker_free(prepared.keys);
         cc_error_free(prepared.err);
         prepared.err = NULL;
@@ -336,8 +351,11 @@ void agent_image_pull_unprepare(void)
 int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **err)
 {
         const char *image = req->image, *container_id = req->container_id, *creds = req->creds;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         struct image_settings s = {0};
         _cleanup_(img_key_broker_freep) struct img_key_broker *keys = NULL;
+        _cleanup_(img_sig_prepared_freep) struct img_sig_prepared *sig = NULL;
         int r;
         if (prepared.started) {
                 /* Same inputs (the helper's arguments, the guest's files): its result is ours,
@@ -346,6 +364,7 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 prepared.started = false;
                 s = prepared.s;
                 keys = TAKE_PTR(prepared.keys);
+                sig = TAKE_PTR(prepared.sig);
                 if ((r = prepared.r) < 0 && err) {
                         cc_error_free(*err);
                         *err = TAKE_PTR(prepared.err);
@@ -372,10 +391,15 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 .keys = keys,
                 .policy_file = s.signature_policy,
                 .registries_d = s.registries_d,
+                .sig_prepared = sig,
         };
         if (s.signature_policy)
-                cc_log_info("image %s: signature policy %s (guest image file)", image,
-                            s.signature_policy);
+                cc_log_info("image %s: signature policy %s (%s, named by %s)%s", image,
+                            s.signature_policy,
+                            !strncmp(s.signature_policy, "kbs://", 6) ? "a KBS resource"
+                                                                      : "a guest image file",
+                            s.policy_from_initdata ? "the pod's initdata" : "the image settings",
+                            sig ? "; loaded ahead" : "");
         _cleanup_(img_pulled_freep) struct img_pulled *img = NULL;
         /* Trusted storage that came with a container: layers and writable layers go there. */
         bool late = access(AGENT_TRUSTED_LATE_DIR "/containers", F_OK) == 0;
@@ -405,8 +429,11 @@ int agent_image_pull_here(const struct agent_pull_req *req, struct cc_error **er
                 agent_image_remove_rootfs(req->containers_dir, container_id);
                 return cc_error_wrap(err, -r, "rootfs of %s", container_id);
         }
-        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched%s", image,
-                    container_id, img->n_layers, (unsigned long long)img->bytes_fetched,
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cc_log_info("pulled image %s for container %s: %zu layers, %llu bytes fetched, in %.1f "
+                    "ms%s",
+                    image, container_id, img->n_layers, (unsigned long long)img->bytes_fetched,
+                    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
                     late ? ", onto the trusted storage" : "");
         return 0;
 }

@@ -19,7 +19,8 @@
 #   - nothing left (VM, shim, socket, run file, mount, netns, bundle, CRI pod).
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
-e2e_start --built "$SNAP_BIN" --tool gpg --tool gpg-connect-agent --tool cpio --tool gzip
+e2e_start --built "$SNAP_BIN" --built "$BUILD/cc-kbs" --built "$BUILD/cc-kbc" --tool gpg --tool gpg-connect-agent \
+        --tool cpio --tool gzip --tool openssl
 e2e_bridge_precreate
 e2e_registry "$E2E_GW"
 e2e_cni
@@ -95,13 +96,46 @@ echo '{"registries_d": "/etc/cc-agent/registries.d"}' >"$x/etc/cc-agent/image.js
 (cd "$x" && find etc | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9n) >"$x.cpio.gz" || cc_fail "cpio"
 cat build/guest/initrd.img "$x.cpio.gz" >"$CC_TMP/initrd-sig.img"
 
-# The pod owner's initdata names the policy.
-{
-        printf 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\n"cdh.toml" = '"'''"'\n'
-        printf '[image]\nimage_security_policy_uri = "/etc/cc-agent/sig/policy.json"\n'
-        printf "'''\n"
-} >"$CC_TMP/initdata.toml"
-ANNO=$(gzip -9n <"$CC_TMP/initdata.toml" | base64 -w0)
+# The development KBS (HTTPS on the gateway, sample evidence: no TEE here) holds the policy and
+# the key, released only to the initdata of the pod that names them.
+K=$CC_TMP/kbs
+mkdir -p "$K"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=$E2E_GW" \
+        -addext "subjectAltName=IP:$E2E_GW" -keyout "$K/tls.key" -out "$K/tls.crt" 2>/dev/null &&
+        openssl genpkey -algorithm ed25519 -out "$K/admin.key" 2>/dev/null &&
+        openssl pkey -in "$K/admin.key" -pubout -out "$K/admin.pub" 2>/dev/null || cc_fail "KBS keys"
+KURL=https://$E2E_GW:$(snap_free_port "$E2E_GW")
+printf '[http]\nlisten = "%s"\ntls_cert = "%s"\ntls_key = "%s"\n[store]\npath = "%s"\n[verifier.sample]\nenabled = true\n[admin]\npublic_key = "%s"\n' \
+        "${KURL#https://}" "$K/tls.crt" "$K/tls.key" "$K/kbs.db" "$K/admin.pub" >"$K/kbs.toml"
+cc_bg kbs "$BUILD/cc-kbs" serve --config "$K/kbs.toml"
+cc_wait_for 10 grep -q "msg=listening" "$CC_TMP/kbs.log" || cc_fail "cc-kbs did not start: $(cat "$CC_TMP/kbs.log")"
+kadmin() { "$BUILD/cc-kbs" --url "$KURL" --cacert "$K/tls.crt" --admin-key "$K/admin.key" "$@" >/dev/null; }
+policy kbs:///default/gpg-public-key/sig >"$K/policy.json"
+kadmin resource set default/security-policy/sig "$K/policy.json" &&
+        kadmin resource set default/gpg-public-key/sig "$CC_TMP/trusted.gpg" || cc_fail "KBS resource set"
+
+# The pod owners' initdata: the policy from the KBS (two pods, one the KBS's policy does not
+# name), or the guest image's file.
+initdata() { # OUT POLICY-URI [KBS-URL] [COMMENT]
+        {
+                printf 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\n"cdh.toml" = '"'''"'\n'
+                [ -z "${3:-}" ] || printf '[kbc]\nname = "cc_kbc"\nurl = "%s"\nkbs_cert = """\n%s\n"""\n' "$3" "$(cat "$K/tls.crt")"
+                printf '[image]\nimage_security_policy_uri = "%s"\n# %s\n' "$2" "${4:-}"
+                printf "'''\n"
+        } >"$1"
+}
+anno() { gzip -9n <"$1" | base64 -w0; }
+initdata "$CC_TMP/initdata-file.toml" /etc/cc-agent/sig/policy.json
+initdata "$CC_TMP/initdata-kbs.toml" kbs:///default/security-policy/sig "$KURL"
+initdata "$CC_TMP/initdata-deny.toml" kbs:///default/security-policy/sig "$KURL" "not the pod the KBS knows"
+ANNO=$(anno "$CC_TMP/initdata-file.toml")
+ANNO_KBS=$(anno "$CC_TMP/initdata-kbs.toml")
+ANNO_DENY=$(anno "$CC_TMP/initdata-deny.toml")
+DIGEST_KBS=$("$BUILD/cc-kbc" initdata "$CC_TMP/initdata-kbs.toml" | sed -n 's/^digest //p')
+[ -n "$DIGEST_KBS" ] || cc_fail "initdata digest"
+printf 'version = 1\ndefault = "deny"\n[[rule]]\nresources = ["default/security-policy/*", "default/gpg-public-key/*"]\ntee = ["sample"]\ninit_data = ["%s"]\nallow = true\n' \
+        "$DIGEST_KBS" >"$K/kbs-policy.toml"
+kadmin policy set "$K/kbs-policy.toml" || cc_fail "KBS policy set"
 
 E2E_NODE_EXTRA=$(e2e_runtime_toml kata-sig "$CC_TMP/configuration-qemu-sig.toml")
 e2e_pause_image pause:1
@@ -142,21 +176,35 @@ refused() {
 CTRS=()
 PODS=()
 
-# --- the pod with the initdata's policy -------------------------------------------------------
+# pod NAME ANNOTATION: RunPodSandbox with that initdata; its id in P.
+pod() {
+        PNAME=$1
+        E2E_POD_EXTRA="\"annotations\": {\"io.katacontainers.config.hypervisor.cc_init_data\": \"$2\"}"
+        e2e_runp "$PNAME" kata-sig
+        E2E_POD_EXTRA=""
+        P=$E2E_POD
+        [ -n "$P" ] || cc_fail "RunPodSandbox $PNAME: $(cat "$CC_TMP/$PNAME.runp.err")"
+        PODS+=("$P")
+}
+
+# --- the pod whose policy and key are KBS resources ---------------------------------------------
 cri_pull "$SIGNED"
 cri_pull "$OTHER"
-PNAME=sig-pod
-E2E_POD_EXTRA="\"annotations\": {\"io.katacontainers.config.hypervisor.cc_init_data\": \"$ANNO\"}"
-e2e_runp "$PNAME" kata-sig
-E2E_POD_EXTRA=""
-P=$E2E_POD
-[ -n "$P" ] || cc_fail "RunPodSandbox with initdata: $(cat "$CC_TMP/$PNAME.runp.err")"
-PODS+=("$P")
-ok "RunPodSandbox $P (initdata names /etc/cc-agent/sig/policy.json)"
+pod sig-pod "$ANNO_KBS"
+ok "RunPodSandbox $P (initdata names the KBS and kbs:///default/security-policy/sig)"
 [ "$(skopeo_verdict "$SIGNED")" = accept ] && ok "skopeo copy --policy on the host: $SIGNED accepted" || fail "skopeo refuses $SIGNED"
 start c1 "$SIGNED" && ok "c1: StartContainer of the signed image $SIGNED" || fail "c1: StartContainer: $(cat "$CC_TMP/c1.start.err")"
 cc_wait_for 30 grep -q "stdout F signed image" "$CC_TMP/logs/$PNAME/c1.log" &&
         ok "c1: CRI log shows the signed image's file" || fail "c1 log: $(cat "$CC_TMP/logs/$PNAME/c1.log" 2>&1)"
+POD_IP=$(cri inspectp "$P" | jget '["status"]["network"]["ip"]' 2>/dev/null)
+for r in security-policy gpg-public-key; do
+        grep -q "method=GET path=/kbs/v0/resource/default/$r/sig status=200 .*remote=$POD_IP" "$CC_TMP/kbs.log" &&
+                ok "KBS log: default/$r/sig released to the pod ($POD_IP)" || fail "KBS log lacks default/$r/sig for $POD_IP"
+done
+# The guest's log (the VM's console; this is the only pod running).
+src=$(find "$CC_SHIM_RUN_DIR" -name console.log -exec grep -a -h -o "signature policy kbs:///default/security-policy/sig ([^)]*)\(; loaded ahead\)\?" {} + | head -1)
+[[ "$src" == *"(a KBS resource, named by the pod's initdata)"* ]] && ok "the guest logged the source: $src" ||
+        fail "no source line in the guest's console log: '$src'"
 
 [ "$(skopeo_verdict "$OTHER")" = reject ] && ok "skopeo copy --policy on the host: $OTHER refused" || fail "skopeo accepts $OTHER"
 refused c2 "$OTHER" "signature-1: unknown key: signed by key $FPR_BAD, which is not a trusted key"
@@ -168,6 +216,22 @@ cri_pull "$SIGNED"
 [ "$(skopeo_verdict "$SIGNED")" = reject ] && ok "skopeo copy --policy on the host: the re-tagged $SIGNED refused" ||
         fail "skopeo accepts the re-tagged image"
 refused c3 "$SIGNED" "no signature: A signature was required, but no signature exists"
+
+# --- the re-tagged image, the policy a file of the guest image ----------------------------------
+pod file-pod "$ANNO"
+ok "RunPodSandbox $P (initdata names /etc/cc-agent/sig/policy.json)"
+refused c5 "$SIGNED" "no signature: A signature was required, but no signature exists"
+
+# --- a pod the KBS's policy does not name: the policy resource is refused -------------------------
+pod deny-pod "$ANNO_DENY"
+if start c6 "$SIGNED"; then
+        fail "c6: StartContainer succeeded although the KBS refuses the policy"
+else
+        st=$(status_of "$C")
+        [[ "$st" == "CONTAINER_EXITED | StartError | "*"policy kbs:///default/security-policy/sig: KBS $KURL: resource default/security-policy/sig: HTTP 401 PolicyDeny"* ]] &&
+                ok "c6: ContainerStatus ${st%%|*}| StartError | ...${st#*in the guest: }" || fail "c6: $st / $(cat "$CC_TMP/c6.start.err")"
+fi
+
 for l in "$LAYER_OTHER" "$LAYER_UNSIGNED"; do
         grep -q "GET /v2/sig/[a-z]*/blobs/$l" "$CC_TMP/registry.log" && fail "layer $l of a refused image was fetched"
 done

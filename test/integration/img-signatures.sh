@@ -271,6 +271,12 @@ EOF
 HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: signed" "$T/p-x.json" test/xsigned:v1 accept
 HOST=$XREG REGD=$T/regd-x case_simple "signature API extension: unsigned" "$T/p-x.json" \
         test/unsigned:v1 reject "no signature"
+# With an http lookaside as well (read at the same time as the registry is asked), the
+# extension's answer still decides: this lookaside only answers HTTP 500.
+mkdir -p "$T/regd-xb"
+printf 'docker:\n  %s:\n    lookaside: http://%s/broken\n' "$XREG" "$XREG" >"$T/regd-xb/lab.yaml"
+HOST=$XREG REGD=$T/regd-xb case_simple "signature API extension, a failing http lookaside too: signed" \
+        "$T/p-x.json" test/xsigned:v1 accept
 
 # An http:// lookaside (the proxy serves $T/lookaside's copy, $T/xsigs, at /lookaside/), and a
 # lookaside answering HTTP 500: an error naming the store, not "no signature".

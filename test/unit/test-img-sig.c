@@ -425,6 +425,9 @@ static int mock_sigstore(void *data, const char *digest, struct img_sigstore_sig
         return 0;
 }
 
+/* check() prepares each policy ahead (img__policy_prepare(), as a spare pull helper does). */
+static bool prepare_ahead;
+
 /* Runs policy `json` for `ref` with digest and the mock; returns the result and the message. */
 static int check(const char *json, const char *ref, const char *digest, struct mock *m,
                  char **ret_msg)
@@ -435,6 +438,8 @@ static int check(const char *json, const char *ref, const char *digest, struct m
         if (r < 0)
                 fprintf(stderr, "load: %s\n", cc_error_message(err));
         assert_int_equal(r, 0);
+        if (prepare_ahead)
+                img__policy_prepare(p);
         struct img_sig_source src = {.data = m, .simple = mock_simple, .sigstore = mock_sigstore};
         r = img__policy_check(p, ref, digest, NULL, &src, 1800000000, &err);
         if (ret_msg)
@@ -848,23 +853,31 @@ static void test_check_signed_by(void **state)
         assert_int_equal(counted.calls, 0);
 }
 
-static void test_check_key_file(void **state)
+/* Makes directory `dir` (a mkdtemp template) with KAT1's key as key.gpg (its path in path);
+ * returns a policy whose default is signedBy with the key members `before` path `after`. */
+static char *key_file(char *dir, char *path, size_t size, const char *before, const char *after)
 {
-        char dir[] = "/tmp/test-img-sig.XXXXXX";
         assert_non_null(mkdtemp(dir));
-        char path[64];
-        snprintf(path, sizeof(path), "%s/key.gpg", dir);
+        snprintf(path, size, "%s/key.gpg", dir);
         size_t len;
         _cleanup_free_ uint8_t *key = unb64(KAT1_KEY, &len);
         FILE *f = fopen(path, "w");
         assert_non_null(f);
         assert_int_equal(fwrite(key, 1, len, f), len);
         fclose(f);
-        _cleanup_free_ char *pol = NULL;
-        assert_true(asprintf(&pol,
-                             "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\","
-                             "\"keyPaths\":[\"/nonexistent\",\"%s\"]}]}",
-                             path) > 0);
+        char *pol = NULL;
+        assert_true(
+                asprintf(&pol,
+                         "{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\",%s%s%s}]}",
+                         before, path, after) > 0);
+        return pol;
+}
+
+static void test_check_key_file(void **state)
+{
+        char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
+        _cleanup_free_ char *pol =
+                key_file(dir, path, sizeof(path), "\"keyPaths\":[\"/nonexistent\",\"", "\"]");
         struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
         expect_reject(pol, APP, KAT1_DIGEST, &kat1, "/nonexistent");
         free(pol);
@@ -1138,6 +1151,28 @@ static void test_lookaside_file(void **state)
         assert_string_equal(b[1].name, "signature-2");
         assert_memory_equal(b[1].data, "two", 3);
         img__sig_blobs_free(b, n);
+        /* Read ahead for a pinned digest (pull.c, CRI's tag@digest): the same list; another
+         * digest is read as before; a scope that needs no signature reads nothing ahead. */
+        const char *pol = POLICY(SIGNED_BY(KAT1_KEY, ""));
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, NULL), 0);
+        struct img_sigsrc_ctx pctx = {.rd = rd, .ref = APP};
+        img__sig_prefetch_start(&pctx, p, KAT1_DIGEST);
+        assert_non_null(pctx.prefetch);
+        struct img_sig_source psrc;
+        img__sig_source_init(&psrc, &pctx);
+        assert_int_equal(psrc.simple(psrc.data, KAT1_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_memory_equal(b[0].data, "one", 3);
+        img__sig_blobs_free(b, n);
+        assert_int_equal(psrc.simple(psrc.data, KAT2_DIGEST, &b, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        img__sig_blobs_free(b, n);
+        img__sig_prefetch_end(&pctx);
+        assert_null(pctx.prefetch);
+        struct img_sigsrc_ctx other = {.rd = rd, .ref = "127.0.0.1:5000/other/thing:v1"};
+        img__sig_prefetch_start(&other, p, KAT1_DIGEST);
+        assert_null(other.prefetch);
         /* More than 128: an error, not a longer list. */
         for (int i = 3; i <= 129; i++) {
                 snprintf(path, sizeof(path), "%s/signature-%d", sigdir, i);
@@ -1220,6 +1255,38 @@ static void test_policy_resources(void **state)
         rmdir(dir);
 }
 
+/* Policies prepared ahead (keys read and parsed, their code run once): the same verdicts and
+ * messages; a key file read ahead is not read again; the made-up message of the warm-up gets
+ * every kind of key as far as its public-key operation. */
+static void test_prepared(void **state)
+{
+        prepare_ahead = true;
+        test_check_signed_by(state);
+        test_check_key_file(state);
+        test_check_sigstore(state);
+        prepare_ahead = false;
+
+        char dir[] = "/tmp/test-img-sig.XXXXXX", path[64];
+        _cleanup_free_ char *pol = key_file(dir, path, sizeof(path), "\"keyPath\":\"", "\"");
+        _cleanup_(img__policy_freep) struct img_policy *p = NULL;
+        _cleanup_error_ struct cc_error *err = NULL;
+        assert_int_equal(img__policy_load((const uint8_t *)pol, strlen(pol), NULL, &p, &err), 0);
+        img__policy_prepare(p);
+        unlink(path);
+        rmdir(dir);
+        struct mock kat1 = {.simple_b64 = (const char *const[]){KAT1_SIG, NULL}};
+        struct img_sig_source src = {.data = &kat1, .simple = mock_simple};
+        assert_int_equal(img__policy_check(p, APP, KAT1_DIGEST, NULL, &src, 1800000000, &err), 0);
+
+        _cleanup_(img__pgp_keyring_done) struct img_pgp_keyring kr = {0};
+        keyring_b64(&kr, RSA_PUB);
+        keyring_b64(&kr, P256_PUB);
+        keyring_b64(&kr, KAT1_KEY);
+        assert_int_equal(img__pgp_keyring_warm(&kr), kr.n);
+        img__sigstore_pem_warm((const uint8_t *)KAT2_K1, strlen(KAT2_K1));
+        img__sig_code_warm();
+}
+
 /* A multi-platform image: sigstore signatures over the index count, simple ones do not. */
 static void test_check_index(void **state)
 {
@@ -1275,6 +1342,7 @@ int main(void)
                 cmocka_unit_test(test_xrss_parse),
                 cmocka_unit_test(test_policy_resources),
                 cmocka_unit_test(test_check_index),
+                cmocka_unit_test(test_prepared),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
