@@ -317,11 +317,19 @@ void agent_trusted_storage_close(struct agent *a)
         if (!disk)
                 return;
         release_pulled(a);
-        if (umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 && errno != EINVAL)
-                cc_log_warn("trusted storage: unmount %s: %m", AGENT_TRUSTED_LATE_DIR);
-        /* A detached overlay lets its layers go a moment later. */
+        /* A detached overlay lets its layers go a moment later: until then the file system is
+         * busy. Wait for it as for the mapping below; in the end detach it, so that the
+         * mapping can go once the last user let go. */
         int r;
-        for (int i = 0; (r = dm_remove_trusted()) == -EBUSY && i < 40; i++)
+        for (int i = 0;
+             (r = umount2(AGENT_TRUSTED_LATE_DIR, 0) < 0 ? -errno : 0) == -EBUSY && i < 100; i++)
+                poll(NULL, 0, 50);
+        if (r == -EBUSY && umount2(AGENT_TRUSTED_LATE_DIR, MNT_DETACH) == 0)
+                r = 0;
+        if (r < 0 && r != -EINVAL)
+                cc_log_errno(CC_LOG_WARN, -r, "trusted storage: unmount %s",
+                             AGENT_TRUSTED_LATE_DIR);
+        for (int i = 0; (r = dm_remove_trusted()) == -EBUSY && i < 100; i++)
                 poll(NULL, 0, 50);
         if (r < 0)
                 cc_log_errno(CC_LOG_WARN, -r, "trusted storage: the mapping %s on %s stays",
