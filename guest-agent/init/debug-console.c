@@ -105,18 +105,12 @@ static pid_t spawn_shell(int *master_ret)
         return pid;
 }
 
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
 /* Kills every process of the session `sid` (the shell and its jobs, which job control puts in
  * process groups of their own); a few passes for what forks meanwhile. */
 static void kill_session(pid_t sid)
 {
         for (int pass = 0; pass < 5; pass++) {
-                _cleanup_(closedirp) DIR *d = opendir("/proc");
+                _cleanup_closedir_ DIR *d = opendir("/proc");
                 if (!d)
                         return;
                 int found = 0;

@@ -35,17 +35,11 @@ static void hexstr(const uint8_t *p, size_t n, char *out)
         out[2 * n] = '\0';
 }
 
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
 /* The first block device under dev_dir (vd*, sd*) that starts with the magic: its bytes. */
 static int find_disk(const char *dev_dir, uint8_t **ret, size_t *ret_len, char *name,
                      size_t name_len)
 {
-        _cleanup_(closedirp) DIR *d = opendir(dev_dir);
+        _cleanup_closedir_ DIR *d = opendir(dev_dir);
         if (!d)
                 return -errno;
         struct dirent *de;

@@ -48,12 +48,6 @@ void agent_transport_conn_closed(void *userdata, int reason)
         cc_log_debug("connection closed reason=%d", reason);
 }
 
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
 /* /dev/virtio-ports/<name> is a udev symlink; an init without udev finds the port by name. */
 int agent_find_serial_port(const char *name, char *out, size_t n)
 {
@@ -61,7 +55,7 @@ int agent_find_serial_port(const char *name, char *out, size_t n)
                 snprintf(out, n, "%s", name);
                 return access(out, F_OK) == 0 ? 0 : -ENOENT;
         }
-        _cleanup_(closedirp) DIR *d = opendir("/sys/class/virtio-ports");
+        _cleanup_closedir_ DIR *d = opendir("/sys/class/virtio-ports");
         if (!d)
                 return -ENOENT;
         struct dirent *de;

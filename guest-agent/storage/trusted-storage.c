@@ -85,15 +85,9 @@ int agent_trusted_storage_parse(const char *spec, char *serial, size_t len, bool
         return 0;
 }
 
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
 int agent_block_by_serial(const char *sys_block, const char *serial, char *name, size_t len)
 {
-        _cleanup_(closedirp) DIR *d = opendir(sys_block);
+        _cleanup_closedir_ DIR *d = opendir(sys_block);
         if (!d)
                 return -errno;
         struct dirent *de;
@@ -303,7 +297,7 @@ int agent_trusted_storage_attach(struct agent *a, const char *name, bool integri
  * directory is closed on return, before the unmount.) */
 static void release_pulled(struct agent *a)
 {
-        _cleanup_(closedirp) DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
+        _cleanup_closedir_ DIR *d = opendir(AGENT_TRUSTED_LATE_DIR "/containers");
         for (struct dirent *de; d && (de = readdir(d));)
                 if (de->d_name[0] != '.')
                         agent_image_release(a, de->d_name);

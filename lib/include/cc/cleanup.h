@@ -7,6 +7,7 @@
  * Never mix cleanup variables with goto in one function.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,4 +82,7 @@ static inline void cc_strv_freep(char ***v)
 #define _cleanup_free_ _cleanup_(cc_freep)
 #define _cleanup_close_ _cleanup_(cc_closep)
 #define _cleanup_fclose_ _cleanup_(cc_fclosep)
+/* closedirp(DIR **) */
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+#define _cleanup_closedir_ _cleanup_(closedirp)
 #define _cleanup_strv_ _cleanup_(cc_strv_freep)
