@@ -165,6 +165,7 @@ struct agent_block {
         char name[64]; /* in /sys/block and /dev */
         unsigned major, minor;
         bool readonly;
+        bool held; /* <name>/holders is not empty: a mapping of the guest's is on it */
 };
 int agent_block_wait(const char *sys_block, const char *serial, unsigned wait_ms,
                      struct agent_block *ret, struct cc_error **err);

@@ -13,6 +13,7 @@
  * storage (trusted-storage.c). Everything is checked before anything is done, so a refused
  * request leaves nothing behind.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -165,6 +166,11 @@ int agent_block_wait(const char *sys_block, const char *serial, unsigned wait_ms
         snprintf(path, sizeof(path), "%s/%s/ro", sys_block, ret->name);
         _cleanup_fclose_ FILE *ro = fopen(path, "re");
         ret->readonly = ro && fgetc(ro) == '1';
+        snprintf(path, sizeof(path), "%s/%s/holders", sys_block, ret->name);
+        _cleanup_closedir_ DIR *h = opendir(path);
+        ret->held = false;
+        for (struct dirent *de; h && !ret->held && (de = readdir(h));)
+                ret->held = de->d_name[0] != '.';
         return 0;
 }
 
@@ -213,6 +219,17 @@ int agent_devices_add(struct agent *a, Grpc__CreateContainerRequest *req, struct
                                           &b[i], err)) < 0)
                         return cc_error_wrap(err, -r, "device %s for %s", req->devices[i]->id,
                                              req->devices[i]->container_path);
+                /* A disk under a mapping of the guest's (the pod's trusted storage, whose
+                 * serial the host knows) is never a container's: its raw blocks would let one
+                 * container write under every other's layers. The trusted store's own path may
+                 * name it again (a restarted sidecar; trusted-storage.c decides). */
+                else if (b[i].held &&
+                         !cc_streq(req->devices[i]->container_path, AGENT_TRUSTED_STORE_PATH))
+                        return cc_error_set(err, EBUSY,
+                                            "device %s for %s: disk %s is in use by the guest "
+                                            "(a mapping is on it)",
+                                            req->devices[i]->id, req->devices[i]->container_path,
+                                            b[i].name);
         const Grpc__Device *store = NULL;
         const struct agent_block *store_disk = NULL;
         for (size_t i = 0; i < req->n_devices; i++) {

@@ -205,6 +205,10 @@ static void test_block_wait(void **state)
         assert_int_equal(b.major, 254);
         assert_int_equal(b.minor, 16);
         assert_true(b.readonly);
+        assert_false(b.held);
+        put(dir, "vdb/holders", "dm-0", "");
+        assert_int_equal(agent_block_wait(dir, "disk-1", 0, &b, &err), 0);
+        assert_true(b.held);
         /* Not there (no wait): the error names the serial. */
         assert_int_equal(agent_block_wait(dir, "disk-9", 0, &b, &err), -ENOENT);
         assert_non_null(strstr(cc_error_message(err), "no disk with serial 'disk-9'"));
